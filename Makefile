@@ -1,0 +1,44 @@
+# pibake: the single facade. See README.md.
+SHELL := /bin/bash
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
+export CGO_ENABLED := 0
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+PIBAKE := bin/pibake
+IMAGE ?= images/demo.yaml
+ENV ?=
+BOARD ?=
+IMAGE_NAME := $(basename $(notdir $(IMAGE)))
+
+.PHONY: all deps build image test test-unit lock clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(PIBAKE) ./cmd/pibake
+
+# Build the default image into out/<name>/ (IMAGE=, ENV=, BOARD= to change).
+image: deps build
+	$(PIBAKE) build $(if $(ENV),--env $(ENV)) $(if $(BOARD),--board $(BOARD)) --out out/$(IMAGE_NAME) $(IMAGE)
+	$(PIBAKE) inspect out/$(IMAGE_NAME)/$(IMAGE_NAME).img
+
+# Resolve and pin the Debian packages of IMAGE again.
+lock: deps build
+	$(PIBAKE) lock $(IMAGE)
+
+# Everything, including real image builds checked with sfdisk, fsck.vfat
+# and unsquashfs (PIBAKE_REAL=1). Caches live in ~/.cache/pibake.
+test: deps
+	$(GO) vet ./...
+	PIBAKE_REAL=1 $(GO) test -timeout 60m -count=1 ./...
+
+# Fast tests only: no Debian bootstrap.
+test-unit:
+	$(GO) test -count=1 ./...
+
+clean:
+	rm -rf bin out

@@ -1,0 +1,105 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/pibake/pibake/builder/debian"
+	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/disk/fat"
+	"github.com/pibake/pibake/disk/inspect"
+	"github.com/pibake/pibake/firmware"
+)
+
+// SlotInfo is pibake.json on each boot partition: what the slot holds.
+type SlotInfo struct {
+	Image         string `json:"image"`
+	Version       string `json:"version"`
+	Board         string `json:"board"`
+	Env           string `json:"env"`
+	Kernel        string `json:"kernel"`
+	RootfsSHA256  string `json:"rootfs_sha256"`
+	RootfsSize    int64  `json:"rootfs_size"`
+	Compressor    string `json:"rootfs_compressor"`
+	Bootloader    string `json:"bootloader"`
+	KernelCmdline string `json:"cmdline"`
+}
+
+type bootSet struct {
+	bootsel []fat.File
+	slot    []fat.File
+}
+
+const bootselReadme = `This partition (bootsel) is managed by pibake.
+The Raspberry Pi firmware reads it first. With the U-Boot chain it holds the
+firmware, U-Boot and the boot script that picks slot A (partitions 2 and 5)
+or slot B (partitions 3 and 6). Partition 7 holds persistent data.
+`
+
+func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, lock *debian.Lock, cache debian.Cache, rf *rootfsOut, epoch int64) (*bootSet, error) {
+	bs := &bootSet{}
+	cmdline := firmware.CmdlineArgs(board)
+	info := SlotInfo{Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env), Kernel: rf.res.KernelVersion,
+		RootfsSHA256: rf.sha256, RootfsSize: rf.size, Compressor: rf.compressor, Bootloader: def.Bootloader, KernelCmdline: cmdline}
+	meta, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	bs.slot = append(bs.slot,
+		fat.File{Path: "vmlinuz", Data: rf.res.Kernel},
+		fat.File{Path: "cmdline.txt", Data: []byte(cmdline + "\n")},
+		fat.File{Path: inspect.SlotInfoFile, Data: append(meta, '\n')},
+	)
+	bs.bootsel = append(bs.bootsel, fat.File{Path: "pibake.txt", Data: []byte(bootselReadme)})
+	if board.Emulated {
+		return bs, nil
+	}
+
+	dtbs, err := board.SelectDTBs(rf.res.DTBs)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range dtbs {
+		bs.slot = append(bs.slot, fat.File{Path: "broadcom/" + name, Data: rf.res.DTBs[name]})
+		// The firmware hands U-Boot the device tree it finds on bootsel.
+		bs.bootsel = append(bs.bootsel, fat.File{Path: name, Data: rf.res.DTBs[name]})
+	}
+	fw, err := packageFiles(ctx, lock, cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") })
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range board.Firmware {
+		data, ok := fw[firmware.FirmwareDir+"/"+name]
+		if !ok {
+			return nil, fmt.Errorf("boot: raspi-firmware has no %s (needed by board %s)", name, board.Name)
+		}
+		bs.bootsel = append(bs.bootsel, fat.File{Path: name, Data: data})
+	}
+	ub, err := packageFiles(ctx, lock, cache, board.UBootPackage, func(p string) bool { return p == board.UBoot })
+	if err != nil {
+		return nil, err
+	}
+	if ub[board.UBoot] == nil {
+		return nil, fmt.Errorf("boot: %s has no %s", board.UBootPackage, board.UBoot)
+	}
+	bs.bootsel = append(bs.bootsel,
+		fat.File{Path: "u-boot.bin", Data: ub[board.UBoot]},
+		fat.File{Path: "config.txt", Data: firmware.ConfigTxt(board)},
+	)
+	return bs, nil
+}
+
+// packageFiles reads files out of a locked boot package in the cache.
+func packageFiles(ctx context.Context, lock *debian.Lock, cache debian.Cache, name string, want func(string) bool) (map[string][]byte, error) {
+	p, ok := lock.Find(name, debian.RoleBoot)
+	if !ok {
+		return nil, fmt.Errorf("boot: the lock has no boot package %s: run 'pibake lock'", name)
+	}
+	files, err := debian.ExtractFiles(ctx, cache.DebPath(p.SHA256), want)
+	if err != nil {
+		return nil, fmt.Errorf("boot: %w", err)
+	}
+	return files, nil
+}

@@ -1,0 +1,416 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pibake/pibake/builder/debian"
+	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/disk/inspect"
+	"github.com/pibake/pibake/internal/testbase"
+)
+
+const smallYAML = `name: small
+version: 1.2.3
+boards: [pi4, qemu]
+debian:
+  mirror: %s
+  packages: [systemd-sysv]
+partitions:
+  bootsel: 40MiB
+  boot: 40MiB
+  root: 32MiB
+  data: 16MiB
+hostname: small
+users:
+  - name: pi
+    groups: [adm]
+    ssh_keys: ["ssh-ed25519 AAAAC3Nza pi@test"]
+overlays:
+  - name: base
+    files:
+      - path: etc/app/secret
+        mode: "0640"
+        owner: root:adm
+services:
+  - name: hello
+environments:
+  prod:
+    hostname: small-prod
+`
+
+func need(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (make test installs it via scripts/deps.sh)", tool)
+		}
+	}
+}
+
+// fakeDeb builds a .deb with the given files using dpkg-deb.
+func fakeDeb(t *testing.T, dir, name, version, arch string, files map[string]string) debian.Package {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), name)
+	for p, data := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctl := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: test <t@example.org>\nDescription: fake %s\n", name, version, arch, name)
+	if err := os.MkdirAll(filepath.Join(root, "DEBIAN"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "DEBIAN", "control"), []byte(ctl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel := fmt.Sprintf("pool/main/%c/%s/%s_%s_%s.deb", name[0], name, name, version, arch)
+	out := filepath.Join(dir, rel)
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command("dpkg-deb", "--root-owner-group", "--build", root, out).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return debian.Package{Name: name, Version: version, Arch: arch, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), Path: rel}
+}
+
+type fixture struct {
+	mirror, cache string
+	lock          []byte
+}
+
+// newFixture makes a file:// mirror with fake boot packages, a lock for
+// smallYAML and a synthetic base in the cache under the lock's base key.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	need(t, "dpkg-deb", "tar2sqfs", "mmdebstrap")
+	fx := &fixture{mirror: t.TempDir(), cache: t.TempDir()}
+	fw := map[string]string{}
+	for _, f := range []string{"bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat"} {
+		fw["usr/lib/raspi-firmware/"+f] = "firmware " + f + "\n"
+	}
+	pkgs := []debian.Package{
+		fakeDeb(t, fx.mirror, "systemd-sysv", "257.9-1", "arm64", map[string]string{"usr/share/doc/systemd-sysv/x": "x"}),
+		fakeDeb(t, fx.mirror, "raspi-firmware", "1.20240424+ds-1", "all", fw),
+		fakeDeb(t, fx.mirror, "u-boot-rpi", "2025.01-3", "arm64", map[string]string{"usr/lib/u-boot/rpi_arm64/u-boot.bin": "u-boot for the pi\n"}),
+		fakeDeb(t, fx.mirror, "u-boot-qemu", "2025.01-3", "all", map[string]string{"usr/lib/u-boot/qemu_arm64/u-boot.bin": "u-boot for qemu\n"}),
+	}
+	pkgs[0].Role = debian.RoleRoot
+	for i := 1; i < len(pkgs); i++ {
+		pkgs[i].Role = debian.RoleBoot
+	}
+	def, err := imagedef.Parse("small.yaml", []byte(fmt.Sprintf(smallYAML, "file://"+fx.mirror)), writeRepo(t, "file://"+fx.mirror), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := &debian.Lock{Format: debian.LockFormat, Image: "small", Inputs: Inputs(def).Digest(), Suite: "trixie", SourceDateEpoch: 1700000000, Packages: pkgs}
+	fx.lock = lock.Marshal()
+	key, err := debian.BaseKey(context.Background(), lock, def.Debian.Variant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := debian.Cache{Dir: fx.cache}.BasePath(key)
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := testbase.Write(base, []testbase.Package{{Name: "systemd-sysv", Version: "257.9-1", Arch: "arm64"}}); err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
+// writeRepo lays out a checkout: images/small.yaml, overlays/, services/.
+func writeRepo(t *testing.T, mirror string) string {
+	t.Helper()
+	root := t.TempDir()
+	files := map[string]string{
+		"images/small.yaml":            fmt.Sprintf(smallYAML, mirror),
+		"overlays/base/etc/app/config": "setting=1\n",
+		"overlays/base/etc/app/secret": "token=x\n",
+		"overlays/base/usr/bin/app":    "#!/bin/sh\necho app\n",
+		"services/hello.service":       "[Unit]\nDescription=hello\n[Service]\nExecStart=/usr/bin/app\n[Install]\nWantedBy=multi-user.target\n",
+	}
+	for p, data := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(p, "overlays/base/usr/bin/") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(full, []byte(data), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func (fx *fixture) repo(t *testing.T) string {
+	root := writeRepo(t, "file://"+fx.mirror)
+	if err := os.WriteFile(filepath.Join(root, "images", "small.lock"), fx.lock, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func sumFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = hex.EncodeToString(h.Sum(nil))
+	}
+	return out
+}
+
+// TestBuildReproducible builds the same definition from two checkouts at
+// different paths, with umasks and file modes that differ, and compares
+// every output byte. The base is synthetic; TestRealBuild uses Debian.
+func TestBuildReproducible(t *testing.T) {
+	fx := newFixture(t)
+	var sums []map[string]string
+	for i := 0; i < 2; i++ {
+		repo := fx.repo(t)
+		if i == 1 {
+			// A different checkout: group-writable files, as with umask 002.
+			_ = filepath.Walk(filepath.Join(repo, "overlays"), func(p string, info os.FileInfo, err error) error {
+				if err == nil && info.Mode().IsRegular() {
+					return os.Chmod(p, info.Mode()|0o020)
+				}
+				return err
+			})
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		res, err := Build(context.Background(), Options{Definition: filepath.Join(repo, "images", "small.yaml"), OutDir: out, CacheDir: fx.cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Stages) != 7 {
+			t.Errorf("%d stages reported, want 7", len(res.Stages))
+		}
+		sums = append(sums, sumFiles(t, out))
+	}
+	if len(sums[0]) != 3 {
+		t.Errorf("outputs %v, want small.img, manifest.json, SHA256SUMS", sums[0])
+	}
+	for name, s := range sums[0] {
+		if sums[1][name] != s {
+			t.Errorf("%s differs between the two builds: %s vs %s", name, s, sums[1][name])
+		}
+	}
+}
+
+func TestBuildImageChecks(t *testing.T) {
+	need(t, "sfdisk", "fsck.vfat", "unsquashfs")
+	fx := newFixture(t)
+	repo := fx.repo(t)
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := Build(context.Background(), Options{Definition: filepath.Join(repo, "images", "small.yaml"), Env: "prod", OutDir: out, CacheDir: fx.cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	CheckImage(t, res.Image, ImageExpect{
+		Hostname: "small-prod",
+		Files: map[string]string{
+			"/usr/lib/systemd/systemd":      "-rwxr-xr-x root/root",
+			"/etc/app/secret":               "-rw-r----- root/4",
+			"/etc/app/config":               "-rw-r--r-- root/root",
+			"/usr/bin/app":                  "-rwxr-xr-x root/root",
+			"/home/pi/.ssh/authorized_keys": "-rw------- 1000/1000",
+			"/etc/systemd/system/multi-user.target.wants/hello.service": "lrwxrwxrwx root/root",
+		},
+		BootselFiles: []string{"start4.elf", "fixup4.dat", "u-boot.bin", "config.txt", "bcm2711-rpi-4-b.dtb"},
+		SlotFiles:    []string{"vmlinuz", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},
+	})
+	m := res.Manifest
+	if m.Env != "prod" || m.Board != "pi4" || m.Version != "1.2.3" || len(m.Packages) != 1 || m.Packages[0].SHA256 == "" || len(m.BootPackages) != 3 {
+		t.Errorf("manifest: %+v", m)
+	}
+	// boot-a and boot-b, root-a and root-b: identical bytes.
+	byName := map[string]string{}
+	for _, p := range m.Partitions {
+		byName[p.Name] = p.SHA256
+	}
+	if byName["boot-a"] != byName["boot-b"] || byName["root-a"] != byName["root-b"] {
+		t.Errorf("slots differ: %v", byName)
+	}
+
+	// The qemu board has no Pi firmware on bootsel.
+	res, err = Build(context.Background(), Options{Definition: filepath.Join(repo, "images", "small.yaml"), Board: "qemu", OutDir: out + "-qemu", CacheDir: fx.cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := inspectFile(t, res.Image)
+	for _, f := range rep.Bootsel {
+		if strings.HasPrefix(f, "start") || strings.HasPrefix(f, "u-boot") {
+			t.Errorf("qemu image has Pi firmware %s on bootsel", f)
+		}
+	}
+}
+
+func inspectFile(t *testing.T, img string) *inspect.Report {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	rep, err := inspect.Image(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func TestBuildFailuresLeaveNoOutput(t *testing.T) {
+	fx := newFixture(t)
+	cases := []struct {
+		name  string
+		edit  func(t *testing.T, repo string)
+		board string
+		want  error
+		text  string
+	}{
+		{"root too large", func(t *testing.T, repo string) {
+			big := make([]byte, 40<<20)
+			_, _ = rand.NewChaCha8([32]byte{1}).Read(big) // incompressible
+			if err := os.WriteFile(filepath.Join(repo, "overlays/base/big.bin"), big, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "", ErrTooLarge, "raise partitions.root"},
+		{"unknown board", nil, "pi5", nil, `board "pi5" is not a target`},
+		{"stale lock", func(t *testing.T, repo string) {
+			p := filepath.Join(repo, "images/small.yaml")
+			b, _ := os.ReadFile(p)
+			_ = os.WriteFile(p, []byte(strings.Replace(string(b), "[systemd-sysv]", "[systemd-sysv, curl]", 1)), 0o644)
+		}, "", debian.ErrStaleLock, "run 'pibake lock'"},
+		{"missing lock", func(t *testing.T, repo string) { os.Remove(filepath.Join(repo, "images/small.lock")) }, "", os.ErrNotExist, "run 'pibake lock'"},
+		{"missing overlay", func(t *testing.T, repo string) { os.RemoveAll(filepath.Join(repo, "overlays/base")) }, "", imagedef.ErrInvalid, "small.yaml:18: overlays.0.name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			repo := fx.repo(t)
+			if c.edit != nil {
+				c.edit(t, repo)
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			// A previous good output must survive a failed build untouched.
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(out, "small.img"), []byte("previous"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Build(context.Background(), Options{Definition: filepath.Join(repo, "images", "small.yaml"), Board: c.board, OutDir: out, CacheDir: fx.cache})
+			if err == nil {
+				t.Fatal("build succeeded")
+			}
+			if c.want != nil && !errors.Is(err, c.want) {
+				t.Errorf("error %v does not wrap %v", err, c.want)
+			}
+			if !strings.Contains(err.Error(), c.text) {
+				t.Errorf("error %q does not say %q", err, c.text)
+			}
+			if b, _ := os.ReadFile(filepath.Join(out, "small.img")); string(b) != "previous" {
+				t.Error("the previous output was touched")
+			}
+			left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".out.partial-*"))
+			if len(left) != 0 {
+				t.Errorf("staging left behind: %v", left)
+			}
+		})
+	}
+}
+
+func TestFetchRejectsTamperedPackage(t *testing.T) {
+	fx := newFixture(t)
+	var lock debian.Lock
+	l, _, err := debian.ReadLock(writeLock(t, fx.lock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock = *l
+	// Corrupt the mirror's copy of one package; a fresh cache must refuse it.
+	p := lock.Packages[0]
+	full := filepath.Join(fx.mirror, p.Path)
+	data, _ := os.ReadFile(full)
+	data[len(data)-1] ^= 0xff
+	if err := os.WriteFile(full, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache := debian.Cache{Dir: t.TempDir()}
+	f := &debian.Fetcher{Mirror: "file://" + fx.mirror, Cache: cache}
+	_, err = f.Fetch(context.Background(), lock.Packages)
+	if !errors.Is(err, debian.ErrDigest) {
+		t.Fatalf("error %v, want ErrDigest", err)
+	}
+	if cache.Has(p) {
+		t.Error("a tampered package landed in the cache")
+	}
+	// Truncated: the same.
+	if err := os.WriteFile(full, data[:len(data)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = f.Fetch(context.Background(), lock.Packages); !errors.Is(err, debian.ErrDigest) {
+		t.Fatalf("truncated: error %v, want ErrDigest", err)
+	}
+	// Gone from the mirror: says what to do.
+	os.Remove(full)
+	if _, err = f.Fetch(context.Background(), lock.Packages); err == nil || !strings.Contains(err.Error(), "pibake lock") {
+		t.Fatalf("missing: error %v", err)
+	}
+}
+
+func writeLock(t *testing.T, data []byte) string {
+	p := filepath.Join(t.TempDir(), "x.lock")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestManifestJSONStable(t *testing.T) {
+	// Field names are an interface: keep them.
+	b, _ := json.Marshal(Manifest{})
+	for _, k := range []string{`"image"`, `"version"`, `"board"`, `"env"`, `"partitions"`, `"packages"`, `"lock"`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("manifest has no %s", k)
+		}
+	}
+}

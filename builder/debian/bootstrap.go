@@ -1,0 +1,333 @@
+package debian
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// ErrMissingTool means a host program pibake needs is not installed.
+var ErrMissingTool = errors.New("missing host tool")
+
+// LookTool finds a host program or says how to install it.
+func LookTool(name, pkg string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found: install the Debian package %s (make deps does it): %w", name, pkg, ErrMissingTool)
+	}
+	return p, nil
+}
+
+const automountHooks = "/usr/share/mmdebstrap/hooks/file-mirror-automount"
+
+// mmdebstrapVersion is part of the base cache key: a different mmdebstrap
+// may lay out the same packages differently.
+func mmdebstrapVersion(ctx context.Context) (string, error) {
+	bin, err := LookTool("mmdebstrap", "mmdebstrap")
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("mmdebstrap --version: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func runLogged(ctx context.Context, log *slog.Logger, env []string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var tail tailBuffer
+	cmd.Stdout = &tail
+	cmd.Stderr = &tail
+	log.Debug("run", "cmd", name, "args", strings.Join(args, " "))
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s failed: %w\n%s", name, err, tail.String())
+	}
+	return nil
+}
+
+// tailBuffer keeps the last 8 KiB written to it, for error messages.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 8192 {
+		t.b = t.b[len(t.b)-8192:]
+	}
+	return len(p), nil
+}
+func (t *tailBuffer) String() string { return string(t.b) }
+
+// Resolve bootstraps the inputs once against the mirror to learn the exact
+// package set apt picks, downloads the boot packages, stores every .deb in
+// the cache (verified against the signed index apt used) and returns the lock.
+func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, epoch int64, log *slog.Logger) (*Lock, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bin, err := LookTool("mmdebstrap", "mmdebstrap")
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "pibake-lock-")
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	defer os.RemoveAll(work)
+	for _, d := range []string{"debs", "lists"} {
+		if err := os.Mkdir(filepath.Join(work, d), 0o755); err != nil {
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+	}
+	args := []string{
+		"--variant=" + in.Variant, "--arch=arm64",
+		"--components=" + strings.Join(in.Components, ","),
+		"--skip=essential/unlink",
+		"--customize-hook=chroot \"$1\" sh -c 'cd /var/cache/apt/archives && apt-get download -q " + strings.Join(BootPackages, " ") + "'",
+		"--customize-hook=sync-out /var/cache/apt/archives " + filepath.Join(work, "debs"),
+		"--customize-hook=sync-out /var/lib/apt/lists " + filepath.Join(work, "lists"),
+		"--customize-hook=copy-out /var/lib/dpkg/status " + work,
+	}
+	if len(in.Packages) > 0 {
+		args = append(args, "--include="+strings.Join(in.Packages, ","))
+	}
+	args = append(args, in.Suite, "/dev/null", mirror)
+	log.Info("resolving packages with mmdebstrap (a full bootstrap under emulation; takes minutes)", "suite", in.Suite, "mirror", mirror)
+	if err := runLogged(ctx, log, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch, 10)}, bin, args...); err != nil {
+		return nil, fmt.Errorf("lock: bootstrap %s from %s: %w", in.Suite, mirror, err)
+	}
+
+	index, err := readIndexes(filepath.Join(work, "lists"))
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	sf, err := os.Open(filepath.Join(work, "status"))
+	if err != nil {
+		return nil, fmt.Errorf("lock: read dpkg status: %w", err)
+	}
+	status, err := ParseControl(sf)
+	sf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("lock: dpkg status: %w", err)
+	}
+	lock := &Lock{Format: LockFormat, Image: image, Inputs: in.Digest(), Suite: in.Suite, SourceDateEpoch: epoch}
+	for _, st := range status {
+		if !strings.HasSuffix(st.Get("Status"), " installed") {
+			continue
+		}
+		key := st.Get("Package") + " " + st.Get("Version") + " " + st.Get("Architecture")
+		ix, ok := index.byKey[key]
+		if !ok {
+			return nil, fmt.Errorf("lock: installed package %s is not in the mirror's index", key)
+		}
+		lock.Packages = append(lock.Packages, ix.pkg(RoleRoot))
+	}
+	for _, name := range BootPackages {
+		ix, ok := index.downloaded(filepath.Join(work, "debs"), name)
+		if !ok {
+			return nil, fmt.Errorf("lock: boot package %s was not downloaded (is %s enabled in debian.components?)", name, "the component holding it")
+		}
+		lock.Packages = append(lock.Packages, ix.pkg(RoleBoot))
+	}
+	sort.Slice(lock.Packages, func(i, j int) bool { return lock.Packages[i].Name < lock.Packages[j].Name })
+	for _, p := range lock.Packages {
+		if cache.Has(p) {
+			continue
+		}
+		if err := cache.StoreVerified(filepath.Join(work, "debs", filepath.Base(p.Path)), p); err != nil {
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+	}
+	return lock, nil
+}
+
+type indexEntry struct{ s Stanza }
+
+func (e indexEntry) pkg(role string) Package {
+	size, _ := strconv.ParseInt(e.s.Get("Size"), 10, 64)
+	return Package{Name: e.s.Get("Package"), Version: e.s.Get("Version"), Arch: e.s.Get("Architecture"),
+		Role: role, Size: size, SHA256: e.s.Get("SHA256"), Path: e.s.Get("Filename")}
+}
+
+type indexes struct {
+	byKey  map[string]indexEntry // "name version arch"
+	byFile map[string]indexEntry // basename of Filename
+}
+
+func readIndexes(dir string) (*indexes, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*_Packages"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no Packages index in %s", dir)
+	}
+	sort.Strings(files)
+	ix := &indexes{byKey: map[string]indexEntry{}, byFile: map[string]indexEntry{}}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		stanzas, err := ParseControl(fh)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		for _, s := range stanzas {
+			e := indexEntry{s}
+			ix.byKey[s.Get("Package")+" "+s.Get("Version")+" "+s.Get("Architecture")] = e
+			ix.byFile[filepath.Base(s.Get("Filename"))] = e
+		}
+	}
+	return ix, nil
+}
+
+// downloaded finds the .deb of the named package in dir and its index entry.
+func (ix *indexes) downloaded(dir, name string) (indexEntry, bool) {
+	matches, _ := filepath.Glob(filepath.Join(dir, name+"_*.deb"))
+	sort.Strings(matches)
+	for i := len(matches) - 1; i >= 0; i-- {
+		base := filepath.Base(matches[i])
+		if e, ok := ix.byFile[base]; ok && e.s.Get("Package") == name {
+			return e, true
+		}
+		// apt may escape the epoch colon as %3a in file names.
+		if e, ok := ix.byFile[strings.ReplaceAll(base, "%3a", ":")]; ok && e.s.Get("Package") == name {
+			return e, true
+		}
+	}
+	return indexEntry{}, false
+}
+
+// BaseKey identifies a bootstrapped base by everything that shapes it.
+func BaseKey(ctx context.Context, lock *Lock, variant string) (string, error) {
+	ver, err := mmdebstrapVersion(ctx)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "pibake-base-v1\n%s\nvariant=%s\nsuite=%s\nepoch=%d\n", ver, variant, lock.Suite, lock.SourceDateEpoch)
+	for _, p := range lock.Role(RoleRoot) {
+		fmt.Fprintf(h, "%s %s %s %s\n", p.Name, p.Version, p.Arch, p.SHA256)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// BasePath is where a bootstrapped base tar is cached.
+func (c Cache) BasePath(key string) string { return filepath.Join(c.Dir, "base", key+".tar") }
+
+// Bootstrap builds the base root filesystem tar from exactly the locked root
+// packages (all already in the cache), through a local flat repository so
+// apt can pick nothing else, and stores it at cache.BasePath(key).
+func Bootstrap(ctx context.Context, lock *Lock, variant string, cache Cache, key string, log *slog.Logger) (string, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	bin, err := LookTool("mmdebstrap", "mmdebstrap")
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(automountHooks); err != nil {
+		return "", fmt.Errorf("bootstrap: %s missing: install a newer mmdebstrap: %w", automountHooks, ErrMissingTool)
+	}
+	repo, err := os.MkdirTemp("", "pibake-repo-")
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	defer os.RemoveAll(repo)
+	if err := os.Chmod(repo, 0o755); err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	root := lock.Role(RoleRoot)
+	if err := writeFlatRepo(ctx, repo, root, cache); err != nil {
+		return "", fmt.Errorf("bootstrap: local repository: %w", err)
+	}
+	names := make([]string, len(root))
+	for i, p := range root {
+		names[i] = p.Name
+	}
+	dst := cache.BasePath(key)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	tmp := dst + ".part"
+	args := []string{
+		"--variant=" + variant, "--arch=arm64",
+		"--hook-dir=" + automountHooks,
+		"--include=" + strings.Join(names, ","),
+		"--customize-hook=rm -f \"$1\"/etc/resolv.conf \"$1\"/etc/hostname",
+		"--format=tar",
+		lock.Suite, tmp, "deb [trusted=yes] file://" + repo + " ./",
+	}
+	log.Info("bootstrapping the base with mmdebstrap from the locked packages", "packages", len(root))
+	if err := runLogged(ctx, log, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(lock.SourceDateEpoch, 10)}, bin, args...); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	return dst, nil
+}
+
+// writeFlatRepo links the locked .debs into dir and writes a Packages index
+// built from their own control files.
+func writeFlatRepo(ctx context.Context, dir string, pkgs []Package, cache Cache) error {
+	dpkgDeb, err := LookTool("dpkg-deb", "dpkg")
+	if err != nil {
+		return err
+	}
+	var idx bytes.Buffer
+	for _, p := range pkgs {
+		src := cache.DebPath(p.SHA256)
+		dst := filepath.Join(dir, p.FileName())
+		if err := os.Link(src, dst); err != nil {
+			if err := copyFile(src, dst); err != nil {
+				return err
+			}
+		}
+		out, err := exec.CommandContext(ctx, dpkgDeb, "--field", dst).Output()
+		if err != nil {
+			return fmt.Errorf("read control of %s (corrupt cache entry %s? delete it and rebuild): %w", p.Name, src, err)
+		}
+		st, err := ParseControl(bytes.NewReader(out))
+		if err != nil || len(st) != 1 {
+			return fmt.Errorf("control of %s: %v", p.Name, err)
+		}
+		s := st[0]
+		s.Set("Filename", "./"+p.FileName())
+		s.Set("Size", strconv.FormatInt(p.Size, 10))
+		s.Set("SHA256", p.SHA256)
+		if _, err := s.WriteTo(&idx); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "Packages"), idx.Bytes(), 0o644)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

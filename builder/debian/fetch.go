@@ -1,0 +1,242 @@
+package debian
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrDigest means downloaded bytes do not match the lock.
+var ErrDigest = errors.New("sha256 mismatch")
+
+// Cache is the content-addressed store of .deb files and bootstrapped bases,
+// kept outside the repository (default ~/.cache/pibake).
+type Cache struct{ Dir string }
+
+// DefaultCacheDir returns $PIBAKE_CACHE, else $XDG_CACHE_HOME/pibake, else ~/.cache/pibake.
+func DefaultCacheDir() (string, error) {
+	if d := os.Getenv("PIBAKE_CACHE"); d != "" {
+		return filepath.Abs(d)
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find a cache folder (set PIBAKE_CACHE): %w", err)
+	}
+	return filepath.Join(d, "pibake"), nil
+}
+
+// DebPath is where the .deb with this sha256 lives in the cache.
+func (c Cache) DebPath(sha string) string { return filepath.Join(c.Dir, "debs", sha+".deb") }
+
+// Has reports whether the cached .deb exists with the locked size.
+func (c Cache) Has(p Package) bool {
+	st, err := os.Stat(c.DebPath(p.SHA256))
+	return err == nil && st.Size() == p.Size
+}
+
+// Fetcher downloads locked packages into the cache.
+type Fetcher struct {
+	Mirror   string
+	Cache    Cache
+	Client   *http.Client // nil means a client with a 60 s idle timeout per request
+	Log      *slog.Logger // nil means discard
+	Parallel int          // concurrent downloads, default 4
+	Retries  int          // attempts per file, default 3
+}
+
+// Fetch makes sure every package is in the cache, verifying size and sha256
+// of each download before it is stored. It returns the bytes downloaded.
+func (f *Fetcher) Fetch(ctx context.Context, pkgs []Package) (int64, error) {
+	log := f.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Join(f.Cache.Dir, "debs"), 0o755); err != nil {
+		return 0, fmt.Errorf("fetch: create cache: %w", err)
+	}
+	var todo []Package
+	var total int64
+	for _, p := range pkgs {
+		if !f.Cache.Has(p) {
+			todo = append(todo, p)
+			total += p.Size
+		}
+	}
+	if len(todo) == 0 {
+		return 0, nil
+	}
+	log.Info("downloading packages", "count", len(todo), "bytes", total, "mirror", f.Mirror)
+	par := f.Parallel
+	if par <= 0 {
+		par = 4
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		done     int64
+		wg       sync.WaitGroup
+	)
+	ch := make(chan Package)
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range ch {
+				err := f.fetchOne(ctx, p)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				done += p.Size
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, p := range todo {
+		select {
+		case ch <- p:
+		case <-ctx.Done():
+		}
+	}
+	close(ch)
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return total, nil
+}
+
+func (f *Fetcher) fetchOne(ctx context.Context, p Package) error {
+	tries := f.Retries
+	if tries <= 0 {
+		tries = 3
+	}
+	var err error
+	for i := 0; i < tries; i++ {
+		if i > 0 {
+			select {
+			case <-time.After(time.Duration(i) * time.Second):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		err = f.tryFetch(ctx, p)
+		if err == nil || errors.Is(err, ErrDigest) || errors.Is(err, errNotFound) || ctx.Err() != nil {
+			break
+		}
+	}
+	return err
+}
+
+var errNotFound = errors.New("not on the mirror")
+
+func (f *Fetcher) tryFetch(ctx context.Context, p Package) error {
+	src := strings.TrimRight(f.Mirror, "/") + "/" + p.Path
+	var body io.ReadCloser
+	if strings.HasPrefix(src, "file://") {
+		u, err := url.Parse(src)
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", src, err)
+		}
+		fh, err := os.Open(u.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("fetch %s %s: %s %w: the mirror no longer has this version; point debian.mirror at a mirror or snapshot that has it, or run 'pibake lock' to move to current versions", p.Name, p.Version, src, errNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", src, err)
+		}
+		body = fh
+	} else {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", src, err)
+		}
+		client := f.Client
+		if client == nil {
+			client = &http.Client{Timeout: 10 * time.Minute}
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("fetch %s %s from %s: %w (is the mirror reachable? check debian.mirror)", p.Name, p.Version, src, err)
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			resp.Body.Close()
+			return fmt.Errorf("fetch %s %s: %s %w (HTTP 404): the mirror no longer has this version; point debian.mirror at a mirror or snapshot that has it, or run 'pibake lock' to move to current versions", p.Name, p.Version, src, errNotFound)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return fmt.Errorf("fetch %s: HTTP %s", src, resp.Status)
+		}
+		body = resp.Body
+	}
+	defer body.Close()
+
+	dst := f.Cache.DebPath(p.SHA256)
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".part-*")
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", p.Name, err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(body, p.Size+1))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fetch %s from %s: %w", p.Name, src, err)
+	}
+	if n != p.Size {
+		return fmt.Errorf("fetch %s from %s: got %d bytes, the lock says %d: %w", p.Name, src, n, p.Size, ErrDigest)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 {
+		return fmt.Errorf("fetch %s from %s: sha256 %s, the lock says %s: %w", p.Name, src, got, p.SHA256, ErrDigest)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("fetch %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// StoreVerified copies a .deb already on disk into the cache after checking
+// its size and sha256 against p.
+func (c Cache) StoreVerified(src string, p Package) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", p.Name, err)
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Join(c.Dir, "debs"), 0o755); err != nil {
+		return fmt.Errorf("cache %s: %w", p.Name, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Join(c.Dir, "debs"), ".part-*")
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", p.Name, err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), in)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", p.Name, err)
+	}
+	if n != p.Size || hex.EncodeToString(h.Sum(nil)) != p.SHA256 {
+		return fmt.Errorf("cache %s: %s does not match the index: %w", p.Name, src, ErrDigest)
+	}
+	return os.Rename(tmp.Name(), c.DebPath(p.SHA256))
+}

@@ -1,0 +1,216 @@
+// Package imagedef loads, merges and validates image definitions: the YAML
+// files in images/ that declare what a pibake image contains.
+//
+// Loading is strict: an unknown field, a value of the wrong type or a
+// semantic error (unknown board, missing overlay folder, bad mode) is an
+// error that names the file, the line and the field. Per-environment
+// overrides (environments.test, .preprod, .prod, ...) are merged onto the
+// base definition before decoding, so their errors point at their own lines.
+// The field reference lives in docs/image-definition.md.
+package imagedef
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Definition is an image definition after the chosen environment's overrides
+// have been merged in and defaults applied.
+type Definition struct {
+	Name         string                `yaml:"name"`
+	Version      string                `yaml:"version"`
+	Description  string                `yaml:"description"`
+	Boards       []string              `yaml:"boards"`
+	Bootloader   string                `yaml:"bootloader"`
+	Debian       Debian                `yaml:"debian"`
+	Partitions   Partitions            `yaml:"partitions"`
+	Hostname     string                `yaml:"hostname"`
+	Users        []User                `yaml:"users"`
+	Overlays     []Overlay             `yaml:"overlays"`
+	Services     []Service             `yaml:"services"`
+	Environments map[string]yamlIgnore `yaml:"environments"`
+
+	// Set by Load, not by YAML.
+	File string `yaml:"-"` // path the definition was read from
+	Env  string `yaml:"-"` // environment merged in, "" for none
+	Dir  string `yaml:"-"` // repository root that overlays/ and services/ are relative to
+}
+
+// yamlIgnore accepts any YAML value; environments are merged before decoding.
+type yamlIgnore struct{}
+
+// Debian describes the base root filesystem bootstrapped from Debian.
+type Debian struct {
+	Suite      string   `yaml:"suite"`
+	Mirror     string   `yaml:"mirror"`
+	Components []string `yaml:"components"`
+	Variant    string   `yaml:"variant"`
+	Packages   []string `yaml:"packages"`
+}
+
+// Partitions holds the sizes of the partitions of the A/B layout.
+// boot and root are per slot: the image holds two of each.
+type Partitions struct {
+	Bootsel Size `yaml:"bootsel"`
+	Boot    Size `yaml:"boot"`
+	Root    Size `yaml:"root"`
+	Data    Size `yaml:"data"`
+}
+
+// User is a login account created in the root filesystem. Passwords are
+// always locked: access is by SSH public key.
+type User struct {
+	Name    string   `yaml:"name"`
+	UID     int      `yaml:"uid"`
+	Groups  []string `yaml:"groups"`
+	Shell   string   `yaml:"shell"`
+	SSHKeys []string `yaml:"ssh_keys"`
+}
+
+// Overlay copies a folder under overlays/ into the root filesystem.
+type Overlay struct {
+	Name  string        `yaml:"name"`
+	Dest  string        `yaml:"dest"`
+	Owner string        `yaml:"owner"`
+	Files []OverlayFile `yaml:"files"`
+}
+
+// OverlayFile overrides the mode or owner of one path of an overlay.
+type OverlayFile struct {
+	Path  string `yaml:"path"`
+	Mode  string `yaml:"mode"`
+	Owner string `yaml:"owner"`
+}
+
+// Service installs a unit from services/ and, unless Enable is false,
+// enables it by its [Install] section.
+type Service struct {
+	Name   string `yaml:"name"`
+	Enable *bool  `yaml:"enable"`
+}
+
+// Enabled reports whether the unit is to be enabled (the default).
+func (s Service) Enabled() bool { return s.Enable == nil || *s.Enable }
+
+// Defaults applied when a field is absent.
+const (
+	DefaultSuite      = "trixie"
+	DefaultMirror     = "http://deb.debian.org/debian"
+	DefaultVariant    = "minbase"
+	DefaultBootloader = "uboot"
+)
+
+// DefaultComponents are the archive components used when none are given;
+// raspi-firmware lives in non-free-firmware.
+var DefaultComponents = []string{"main", "non-free-firmware"}
+
+// DefaultPartitions are the partition sizes used when the definition gives none.
+var DefaultPartitions = Partitions{Bootsel: 64 * MiB, Boot: 128 * MiB, Root: 1 * GiB, Data: 256 * MiB}
+
+// MinFAT is the smallest FAT32 partition pibake writes.
+const MinFAT = 40 * MiB
+
+// Known values.
+var (
+	KnownBoards      = []string{"pi3", "pi4", "qemu"}
+	KnownBootloaders = []string{"uboot", "tryboot"}
+	KnownVariants    = []string{"essential", "apt", "required", "minbase", "buildd", "important", "standard"}
+	KnownEnvs        = []string{"test", "preprod", "prod"}
+)
+
+var (
+	reName     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	reHostname = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$`)
+	reUser     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	rePackage  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	reVersion  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+~_-]{0,63}$`)
+	reOwner    = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]*:[a-z0-9_][a-z0-9_-]*$`)
+	reMode     = regexp.MustCompile(`^0?[0-7]{3,4}$`)
+)
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultBoard is the board built when none is asked for: the first listed.
+func (d *Definition) DefaultBoard() string {
+	if len(d.Boards) == 0 {
+		return ""
+	}
+	return d.Boards[0]
+}
+
+// EnvNames lists the environments the definition declares, sorted.
+func (d *Definition) EnvNames() []string {
+	names := make([]string, 0, len(d.Environments))
+	for n := range d.Environments {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (d *Definition) applyDefaults() {
+	if d.Bootloader == "" {
+		d.Bootloader = DefaultBootloader
+	}
+	if d.Debian.Suite == "" {
+		d.Debian.Suite = DefaultSuite
+	}
+	if d.Debian.Mirror == "" {
+		d.Debian.Mirror = DefaultMirror
+	}
+	d.Debian.Mirror = strings.TrimRight(d.Debian.Mirror, "/")
+	if len(d.Debian.Components) == 0 {
+		d.Debian.Components = append([]string(nil), DefaultComponents...)
+	}
+	if d.Debian.Variant == "" {
+		d.Debian.Variant = DefaultVariant
+	}
+	p := &d.Partitions
+	if p.Bootsel == 0 {
+		p.Bootsel = DefaultPartitions.Bootsel
+	}
+	if p.Boot == 0 {
+		p.Boot = DefaultPartitions.Boot
+	}
+	if p.Root == 0 {
+		p.Root = DefaultPartitions.Root
+	}
+	if p.Data == 0 {
+		p.Data = DefaultPartitions.Data
+	}
+	if d.Hostname == "" {
+		d.Hostname = d.Name
+	}
+	for i := range d.Users {
+		u := &d.Users[i]
+		if u.Shell == "" {
+			u.Shell = "/bin/bash"
+		}
+	}
+	for i := range d.Overlays {
+		o := &d.Overlays[i]
+		if o.Dest == "" {
+			o.Dest = "/"
+		}
+		if o.Owner == "" {
+			o.Owner = "root:root"
+		}
+	}
+}
+
+// fieldError is a validation error at a YAML location.
+type fieldError struct {
+	path []string
+	msg  string
+}
+
+func (e fieldError) Error() string { return fmt.Sprintf("%s: %s", strings.Join(e.path, "."), e.msg) }

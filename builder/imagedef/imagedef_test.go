@@ -1,0 +1,145 @@
+package imagedef
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckedInDefinitions loads every definition in images/ with every
+// environment it declares.
+func TestCheckedInDefinitions(t *testing.T) {
+	files, err := filepath.Glob("../../images/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no image definitions found: %v", err)
+	}
+	for _, f := range files {
+		d, err := Load(f, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".yaml"); d.Name != want {
+			t.Errorf("%s: name %q, want the file name %q", f, d.Name, want)
+		}
+		for _, env := range d.EnvNames() {
+			if _, err := Load(f, Options{Env: env}); err != nil {
+				t.Errorf("%s --env %s: %v", f, env, err)
+			}
+		}
+	}
+}
+
+func writeRepo(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, p := range []string{"overlays/base/etc/x.conf", "services/hello.service"} {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+const good = `name: small
+version: 1.0.0
+boards: [qemu, pi4]
+debian:
+  packages: [systemd-sysv]
+partitions:
+  root: 512MiB
+users:
+  - name: pi
+    ssh_keys: ["ssh-ed25519 AAAAC3Nza pi@x"]
+overlays:
+  - name: base
+    files:
+      - path: etc/x.conf
+        mode: "0600"
+services:
+  - name: hello
+environments:
+  prod:
+    hostname: small-prod
+    partitions:
+      data: 1GiB
+    users: []
+`
+
+func TestDefaultsAndEnvMerge(t *testing.T) {
+	root := writeRepo(t)
+	d, err := Parse("small.yaml", []byte(good), root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Hostname != "small" || d.Debian.Suite != DefaultSuite || d.Bootloader != "uboot" || d.Partitions.Root != 512*MiB || d.Partitions.Data != DefaultPartitions.Data {
+		t.Errorf("defaults not applied: %+v", d)
+	}
+	if d.DefaultBoard() != "qemu" || len(d.Users) != 1 || d.Users[0].Shell != "/bin/bash" || d.Overlays[0].Owner != "root:root" {
+		t.Errorf("unexpected: %+v", d)
+	}
+	p, err := Parse("small.yaml", []byte(good), root, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Hostname != "small-prod" || p.Partitions.Data != GiB || p.Partitions.Root != 512*MiB || len(p.Users) != 0 || p.Env != "prod" {
+		t.Errorf("prod override not merged: hostname %q data %s root %s users %d", p.Hostname, p.Partitions.Data, p.Partitions.Root, len(p.Users))
+	}
+}
+
+func TestErrors(t *testing.T) {
+	root := writeRepo(t)
+	cases := []struct {
+		name, yaml, env string
+		want            []string // substrings of the error
+	}{
+		{"malformed", "name: [x\n", "", []string{"small.yaml:", "malformed YAML"}},
+		{"unknown field", strings.Replace(good, "hostname: small-prod", "hostnme: small-prod", 1), "prod", []string{"small.yaml:20:", "environments.prod.hostnme", "unknown field"}},
+		{"unknown top field", good + "colour: blue\n", "", []string{"small.yaml:24:", "colour: unknown field"}},
+		{"nested unknown", strings.Replace(good, "    mode: \"0600\"", "    mod: \"0600\"", 1), "", []string{"small.yaml:15:", "overlays.0.files.0.mod"}},
+		{"unknown board", strings.Replace(good, "[qemu, pi4]", "[qemu, pi9]", 1), "", []string{"small.yaml:3:", "boards.1", `unknown board "pi9"`}},
+		{"missing overlay", strings.Replace(good, "- name: base", "- name: nope", 1), "", []string{"small.yaml:12:", "overlays.0.name", "does not exist"}},
+		{"missing service", strings.Replace(good, "- name: hello", "- name: bye", 1), "", []string{"small.yaml:17:", "services.0.name", "bye.service"}},
+		{"wrong type", strings.Replace(good, "root: 512MiB", "root: lots", 1), "", []string{"small.yaml:7", "invalid size"}},
+		{"no env", good, "staging", []string{`no environment "staging"`, "prod"}},
+		{"bad mode", strings.Replace(good, `"0600"`, `"0999"`, 1), "", []string{"small.yaml:15:", "mode"}},
+		{"too small fat", strings.Replace(good, "root: 512MiB", "boot: 8MiB", 1), "", []string{"partitions.boot", "too small"}},
+		{"tryboot pi3", strings.Replace(good, "[qemu, pi4]", "[pi3]\nbootloader: tryboot", 1), "", []string{"boards.0", "tryboot"}},
+		{"missing name", strings.Replace(good, "name: small\n", "", 1), "", []string{"name: required"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("small.yaml", []byte(c.yaml), root, c.env)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]Size{"64MiB": 64 * MiB, "1GiB": GiB, "512K": 512 * KiB, "4096": 4096, "2G": 2 * GiB} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1MiB", "1.5GiB", "MiB", "1TiB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) accepted", in)
+		}
+	}
+}

@@ -1,0 +1,311 @@
+package imagedef
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid is wrapped by every error about the content of a definition.
+var ErrInvalid = errors.New("invalid image definition")
+
+// Error is a problem at one place of a definition file.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+// Errors is a list of definition errors, reported together.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// Options tells Load where the definition lives and which environment to merge.
+type Options struct {
+	// Env is the environment whose overrides are merged ("" for none).
+	Env string
+	// Root is the folder overlays/ and services/ are relative to. Empty means
+	// the parent of the folder holding the definition (the repository root for
+	// images/<name>.yaml).
+	Root string
+}
+
+// Load reads, merges, decodes and validates the definition at path.
+func Load(path string, opts Options) (*Definition, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read image definition: %w", err)
+	}
+	root := opts.Root
+	if root == "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("read image definition: %w", err)
+		}
+		root = filepath.Dir(filepath.Dir(abs))
+	}
+	return Parse(path, data, root, opts.Env)
+}
+
+// Parse is Load on bytes already read; file is used in error messages.
+func Parse(file string, data []byte, root, env string) (*Definition, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		return nil, &Error{File: file, Line: yamlErrLine(err), Msg: "malformed YAML: " + stripYAMLPrefix(err.Error()) + " (fix the syntax; see docs/image-definition.md)"}
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, &Error{File: file, Line: 1, Msg: "the definition must be a YAML mapping (name:, version:, boards:, ...)"}
+	}
+	top := doc.Content[0]
+
+	var errs Errors
+	for _, e := range checkKnown(top, reflect.TypeOf(Definition{}), "") {
+		e.File = file
+		errs = append(errs, e)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+
+	merged := top
+	if env != "" {
+		ov, ok := envNode(top, env)
+		if !ok {
+			return nil, &Error{File: file, Line: top.Line, Field: "environments", Msg: fmt.Sprintf("no environment %q (declared: %s)", env, strings.Join(envList(top), ", "))}
+		}
+		for _, e := range checkKnown(ov, reflect.TypeOf(Definition{}), "environments."+env) {
+			e.File = file
+			errs = append(errs, e)
+		}
+		if len(errs) > 0 {
+			return nil, errs
+		}
+		merged = mergeNodes(top, ov)
+	}
+
+	var d Definition
+	if err := merged.Decode(&d); err != nil {
+		return nil, &Error{File: file, Line: yamlErrLine(err), Msg: stripYAMLPrefix(err.Error())}
+	}
+	d.File, d.Env, d.Dir = file, env, root
+	d.applyDefaults()
+	for _, fe := range d.validate() {
+		errs = append(errs, &Error{File: file, Line: lineOf(merged, fe.path), Field: strings.Join(fe.path, "."), Msg: fe.msg})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &d, nil
+}
+
+// checkKnown reports mapping keys that t has no yaml field for.
+func checkKnown(n *yaml.Node, t reflect.Type, prefix string) []*Error {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		if t.Kind() == reflect.Slice {
+			if n.Kind != yaml.SequenceNode {
+				return nil // the decoder reports the type mismatch
+			}
+			var out []*Error
+			for i, c := range n.Content {
+				out = append(out, checkKnown(c, t.Elem(), join(prefix, strconv.Itoa(i)))...)
+			}
+			return out
+		}
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = f.Type
+	}
+	var out []*Error
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		ft, ok := fields[k.Value]
+		if !ok {
+			out = append(out, &Error{Line: k.Line, Field: join(prefix, k.Value), Msg: "unknown field (known: " + strings.Join(sortedKeys(fields), ", ") + ")"})
+			continue
+		}
+		if ft == reflect.TypeOf(map[string]yamlIgnore{}) {
+			continue // environments: checked when merged
+		}
+		out = append(out, checkKnown(v, ft, join(prefix, k.Value))...)
+	}
+	return out
+}
+
+func sortedKeys(m map[string]reflect.Type) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func join(prefix, s string) string {
+	if prefix == "" {
+		return s
+	}
+	return prefix + "." + s
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func envNode(top *yaml.Node, env string) (*yaml.Node, bool) {
+	v := mapValue(mapValue(top, "environments"), env)
+	if v == nil {
+		return nil, false
+	}
+	if v.Kind != yaml.MappingNode {
+		return &yaml.Node{Kind: yaml.MappingNode, Line: v.Line}, v.Tag == "!!null"
+	}
+	return v, true
+}
+
+func envList(top *yaml.Node) []string {
+	envs := mapValue(top, "environments")
+	if envs == nil {
+		return []string{"none"}
+	}
+	var names []string
+	for i := 0; i+1 < len(envs.Content); i += 2 {
+		names = append(names, envs.Content[i].Value)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// mergeNodes returns base with override merged in: mappings merge key by
+// key, recursively; any other value (scalar or list) replaces the base's.
+// The environments key of the override is ignored.
+func mergeNodes(base, over *yaml.Node) *yaml.Node {
+	if base == nil || base.Kind != yaml.MappingNode || over.Kind != yaml.MappingNode {
+		return over
+	}
+	out := *base
+	out.Content = append([]*yaml.Node(nil), base.Content...)
+	for i := 0; i+1 < len(over.Content); i += 2 {
+		k, v := over.Content[i], over.Content[i+1]
+		if k.Value == "environments" {
+			continue
+		}
+		found := false
+		for j := 0; j+1 < len(out.Content); j += 2 {
+			if out.Content[j].Value == k.Value {
+				out.Content[j+1] = mergeNodes(out.Content[j+1], v)
+				found = true
+				break
+			}
+		}
+		if !found {
+			out.Content = append(out.Content, k, v)
+		}
+	}
+	return &out
+}
+
+// lineOf finds the line of the node at path, or of its nearest ancestor.
+func lineOf(n *yaml.Node, path []string) int {
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					next = n.Content[i+1]
+					if next.Kind == yaml.ScalarNode {
+						line = n.Content[i].Line
+					}
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(p); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		line = n.Line
+	}
+	return line
+}
+
+func yamlErrLine(err error) int {
+	s := err.Error()
+	i := strings.Index(s, "line ")
+	if i < 0 {
+		return 0
+	}
+	j := i + 5
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		j++
+	}
+	n, _ := strconv.Atoi(s[i+5 : j])
+	return n
+}
+
+func stripYAMLPrefix(s string) string {
+	s = strings.TrimPrefix(s, "yaml: ")
+	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
+	return strings.ReplaceAll(s, "\n  ", "; ")
+}

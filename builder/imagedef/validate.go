@@ -1,0 +1,223 @@
+package imagedef
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// UnitSuffixes are the systemd unit types services/ may hold.
+var UnitSuffixes = []string{".service", ".timer", ".socket", ".path", ".mount", ".target"}
+
+// ServiceFile returns the path under root of the unit named by s.Name and
+// the unit's file name: "hello" means services/hello.service,
+// "hello.timer" means services/hello.timer.
+func ServiceFile(root, name string) (file, unit string) {
+	unit = name
+	if !hasUnitSuffix(name) {
+		unit = name + ".service"
+	}
+	return filepath.Join(root, "services", unit), unit
+}
+
+func hasUnitSuffix(name string) bool {
+	for _, s := range UnitSuffixes {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// OverlayDir returns the folder an overlay is read from.
+func OverlayDir(root, name string) string { return filepath.Join(root, "overlays", name) }
+
+func (d *Definition) validate() []fieldError {
+	var errs []fieldError
+	bad := func(msg string, p ...string) { errs = append(errs, fieldError{path: p, msg: msg}) }
+
+	if d.Name == "" {
+		bad("required: the image name, e.g. name: demo", "name")
+	} else if !reName.MatchString(d.Name) {
+		bad(fmt.Sprintf("%q is not a valid name: use lower-case letters, digits and '-' (max 63)", d.Name), "name")
+	}
+	if d.Version == "" {
+		bad("required: the image version, e.g. version: 1.0.0", "version")
+	} else if !reVersion.MatchString(d.Version) {
+		bad(fmt.Sprintf("%q is not a valid version: use letters, digits and . + ~ _ -", d.Version), "version")
+	}
+	if len(d.Boards) == 0 {
+		bad("required: at least one target board ("+strings.Join(KnownBoards, ", ")+")", "boards")
+	}
+	seen := map[string]bool{}
+	for i, b := range d.Boards {
+		switch {
+		case !contains(KnownBoards, b):
+			bad(fmt.Sprintf("unknown board %q (known: %s)", b, strings.Join(KnownBoards, ", ")), "boards", strconv.Itoa(i))
+		case seen[b]:
+			bad(fmt.Sprintf("board %q listed twice", b), "boards", strconv.Itoa(i))
+		}
+		seen[b] = true
+	}
+	if !contains(KnownBootloaders, d.Bootloader) {
+		bad(fmt.Sprintf("unknown bootloader %q (known: %s)", d.Bootloader, strings.Join(KnownBootloaders, ", ")), "bootloader")
+	} else if d.Bootloader == "tryboot" {
+		for i, b := range d.Boards {
+			if b != "pi4" {
+				bad(fmt.Sprintf("board %q cannot use bootloader tryboot: the firmware's tryboot_a_b needs a Pi 4 or later; use bootloader: uboot", b), "boards", strconv.Itoa(i))
+			}
+		}
+	}
+
+	deb := d.Debian
+	if !regexpSuite(deb.Suite) {
+		bad(fmt.Sprintf("%q is not a valid suite name (e.g. trixie)", deb.Suite), "debian", "suite")
+	}
+	if !(strings.HasPrefix(deb.Mirror, "http://") || strings.HasPrefix(deb.Mirror, "https://") || strings.HasPrefix(deb.Mirror, "file:///")) {
+		bad(fmt.Sprintf("mirror %q must be an http://, https:// or file:/// URL", deb.Mirror), "debian", "mirror")
+	}
+	for i, c := range deb.Components {
+		if !regexpSuite(c) {
+			bad(fmt.Sprintf("%q is not a valid component", c), "debian", "components", strconv.Itoa(i))
+		}
+	}
+	if !contains(KnownVariants, deb.Variant) {
+		bad(fmt.Sprintf("unknown variant %q (known: %s)", deb.Variant, strings.Join(KnownVariants, ", ")), "debian", "variant")
+	}
+	seen = map[string]bool{}
+	for i, p := range deb.Packages {
+		switch {
+		case !rePackage.MatchString(p):
+			bad(fmt.Sprintf("%q is not a Debian package name (versions are pinned by the lock file, not here)", p), "debian", "packages", strconv.Itoa(i))
+		case seen[p]:
+			bad(fmt.Sprintf("package %q listed twice", p), "debian", "packages", strconv.Itoa(i))
+		}
+		seen[p] = true
+	}
+
+	pt := d.Partitions
+	for _, c := range []struct {
+		name string
+		v, n Size
+	}{{"bootsel", pt.Bootsel, MinFAT}, {"boot", pt.Boot, MinFAT}, {"root", pt.Root, 16 * MiB}, {"data", pt.Data, 16 * MiB}} {
+		if c.v < c.n {
+			bad(fmt.Sprintf("%s is too small: the minimum is %s", c.v, c.n), "partitions", c.name)
+		}
+	}
+
+	if !reHostname.MatchString(d.Hostname) {
+		bad(fmt.Sprintf("%q is not a valid host name (letters, digits, '-', max 63)", d.Hostname), "hostname")
+	}
+
+	seen = map[string]bool{}
+	uids := map[int]bool{}
+	for i, u := range d.Users {
+		at := []string{"users", strconv.Itoa(i)}
+		switch {
+		case !reUser.MatchString(u.Name):
+			bad(fmt.Sprintf("%q is not a valid user name", u.Name), append(at, "name")...)
+		case seen[u.Name] || u.Name == "root":
+			bad(fmt.Sprintf("user %q is defined twice or is a system account", u.Name), append(at, "name")...)
+		}
+		seen[u.Name] = true
+		if u.UID != 0 && (u.UID < 1000 || u.UID > 59999) {
+			bad(fmt.Sprintf("uid %d is outside 1000..59999 (leave it out to have one assigned)", u.UID), append(at, "uid")...)
+		} else if u.UID != 0 && uids[u.UID] {
+			bad(fmt.Sprintf("uid %d is used twice", u.UID), append(at, "uid")...)
+		}
+		uids[u.UID] = true
+		if !strings.HasPrefix(u.Shell, "/") {
+			bad(fmt.Sprintf("shell %q must be an absolute path", u.Shell), append(at, "shell")...)
+		}
+		for j, k := range u.SSHKeys {
+			f := strings.Fields(k)
+			if len(f) < 2 || !(strings.HasPrefix(f[0], "ssh-") || strings.HasPrefix(f[0], "ecdsa-") || strings.HasPrefix(f[0], "sk-")) {
+				bad("not an SSH public key (want a line like 'ssh-ed25519 AAAA... comment')", append(at, "ssh_keys", strconv.Itoa(j))...)
+			}
+		}
+	}
+
+	for i, o := range d.Overlays {
+		at := []string{"overlays", strconv.Itoa(i)}
+		if o.Name == "" || strings.ContainsAny(o.Name, `/\`) || o.Name == "." || o.Name == ".." {
+			bad(fmt.Sprintf("%q is not an overlay folder name", o.Name), append(at, "name")...)
+			continue
+		}
+		dir := OverlayDir(d.Dir, o.Name)
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			bad(fmt.Sprintf("overlay folder %s does not exist (create it or fix the name)", dir), append(at, "name")...)
+			continue
+		}
+		if !path.IsAbs(o.Dest) || path.Clean(o.Dest) != o.Dest {
+			bad(fmt.Sprintf("dest %q must be a clean absolute path", o.Dest), append(at, "dest")...)
+		}
+		if !reOwner.MatchString(o.Owner) {
+			bad(fmt.Sprintf("owner %q must be user:group (names or numbers)", o.Owner), append(at, "owner")...)
+		}
+		for j, f := range o.Files {
+			fat := append(append([]string(nil), at...), "files", strconv.Itoa(j))
+			clean := path.Clean(f.Path)
+			if f.Path == "" || path.IsAbs(f.Path) || clean != f.Path || strings.HasPrefix(clean, "../") || clean == ".." {
+				bad(fmt.Sprintf("path %q must be a clean path relative to the overlay folder", f.Path), append(fat, "path")...)
+				continue
+			}
+			if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f.Path))); err != nil {
+				bad(fmt.Sprintf("%s is not in overlay %s", f.Path, dir), append(fat, "path")...)
+			}
+			if f.Mode != "" && !reMode.MatchString(f.Mode) {
+				bad(fmt.Sprintf("mode %q must be octal, e.g. \"0640\" (quote it so YAML keeps it a string)", f.Mode), append(fat, "mode")...)
+			}
+			if f.Owner != "" && !reOwner.MatchString(f.Owner) {
+				bad(fmt.Sprintf("owner %q must be user:group", f.Owner), append(fat, "owner")...)
+			}
+		}
+	}
+
+	seen = map[string]bool{}
+	for i, s := range d.Services {
+		at := []string{"services", strconv.Itoa(i), "name"}
+		if s.Name == "" || strings.ContainsAny(s.Name, `/\`) {
+			bad(fmt.Sprintf("%q is not a unit name", s.Name), at...)
+			continue
+		}
+		file, unit := ServiceFile(d.Dir, s.Name)
+		if seen[unit] {
+			bad(fmt.Sprintf("unit %s listed twice", unit), at...)
+		}
+		seen[unit] = true
+		if _, err := os.Stat(file); err != nil {
+			bad(fmt.Sprintf("no unit file %s (services are read from services/)", file), at...)
+		}
+	}
+
+	for _, e := range d.EnvNames() {
+		if !reName.MatchString(e) {
+			bad(fmt.Sprintf("%q is not a valid environment name (usual: %s)", e, strings.Join(KnownEnvs, ", ")), "environments", e)
+		}
+	}
+	return errs
+}
+
+func regexpSuite(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseMode parses an octal mode string from a definition.
+func ParseMode(s string) (int64, error) {
+	v, err := strconv.ParseInt(s, 8, 32)
+	if err != nil {
+		return 0, fmt.Errorf("mode %q: %w", s, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,70 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/pibake/pibake/builder/debian"
+	"github.com/pibake/pibake/builder/imagedef"
+)
+
+// LockOptions configure `pibake lock`.
+type LockOptions struct {
+	Definition string
+	CacheDir   string
+	// Epoch becomes the lock's source_date_epoch: the timestamp of every
+	// file in images built from it.
+	Epoch    int64
+	Progress io.Writer
+	Log      *slog.Logger
+}
+
+// Lock resolves the definition's Debian packages against its mirror and
+// writes images/<name>.lock. The packages land in the cache, verified.
+func Lock(ctx context.Context, opts LockOptions) (string, *debian.Lock, error) {
+	def, err := imagedef.Load(opts.Definition, imagedef.Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	cacheDir := opts.CacheDir
+	if cacheDir == "" {
+		if cacheDir, err = debian.DefaultCacheDir(); err != nil {
+			return "", nil, err
+		}
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	st := &stages{w: progress, total: 1}
+	st.begin("resolve", fmt.Sprintf("%s from %s (a full bootstrap: minutes)", def.Debian.Suite, def.Debian.Mirror))
+	lock, err := debian.Resolve(ctx, Inputs(def), def.Name, def.Debian.Mirror, debian.Cache{Dir: cacheDir}, opts.Epoch, opts.Log)
+	if err != nil {
+		return "", nil, err
+	}
+	st.end(fmt.Sprintf("%d packages", len(lock.Packages)))
+	path := LockPath(opts.Definition)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".lock-*")
+	if err != nil {
+		return "", nil, fmt.Errorf("write lock: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(lock.Marshal()); err != nil {
+		tmp.Close()
+		return "", nil, fmt.Errorf("write lock: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", nil, fmt.Errorf("write lock: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return "", nil, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", nil, fmt.Errorf("write lock: %w", err)
+	}
+	return path, lock, nil
+}

@@ -1,0 +1,139 @@
+package builder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pibake/pibake/builder/debian"
+	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/firmware"
+)
+
+// ManifestFormat is the version of manifest.json.
+const ManifestFormat = 1
+
+// Manifest is manifest.json: everything a build produced and from what.
+type Manifest struct {
+	Format          int                 `json:"format"`
+	Image           string              `json:"image"`
+	Version         string              `json:"version"`
+	Board           string              `json:"board"`
+	Env             string              `json:"env"`
+	Bootloader      string              `json:"bootloader"`
+	SourceDateEpoch int64               `json:"source_date_epoch"`
+	Disk            ManifestDisk        `json:"disk"`
+	Partitions      []ManifestPartition `json:"partitions"`
+	Kernel          string              `json:"kernel"`
+	Rootfs          ManifestRootfs      `json:"rootfs"`
+	Lock            ManifestLock        `json:"lock"`
+	Packages        []ManifestPackage   `json:"packages"`
+	BootPackages    []ManifestPackage   `json:"boot_packages"`
+}
+
+// ManifestDisk describes the whole image file.
+type ManifestDisk struct {
+	File      string `json:"file"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+	Signature string `json:"signature"`
+}
+
+// ManifestPartition describes one partition of the image.
+type ManifestPartition struct {
+	Number   int    `json:"number"`
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	FS       string `json:"fs"`
+	PartUUID string `json:"partuuid"`
+	Offset   int64  `json:"offset"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+}
+
+// ManifestRootfs describes the root filesystem image in each root slot.
+type ManifestRootfs struct {
+	Size       int64  `json:"size"`
+	SHA256     string `json:"sha256"`
+	Compressor string `json:"compressor"`
+}
+
+// ManifestLock identifies the lock file the build used.
+type ManifestLock struct {
+	File   string `json:"file"`
+	SHA256 string `json:"sha256"`
+}
+
+// ManifestPackage is one Debian package.
+type ManifestPackage struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Arch    string `json:"arch"`
+	SHA256  string `json:"sha256,omitempty"`
+}
+
+func hashRange(r io.ReaderAt, off, n int64) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, off, n)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64) (*Manifest, error) {
+	img, err := os.Open(filepath.Join(dir, imgName))
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	m := &Manifest{
+		Format: ManifestFormat, Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env),
+		Bootloader: def.Bootloader, SourceDateEpoch: epoch, Kernel: rf.res.KernelVersion,
+		Rootfs: ManifestRootfs{Size: rf.size, SHA256: rf.sha256, Compressor: rf.compressor},
+		Lock:   ManifestLock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
+	}
+	m.Disk = ManifestDisk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}
+	if m.Disk.SHA256, err = hashRange(img, 0, lay.DiskSize); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	for _, p := range lay.Parts {
+		sum, err := hashRange(img, p.Offset, p.Size)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: %s: %w", p.Name, err)
+		}
+		m.Partitions = append(m.Partitions, ManifestPartition{Number: p.Number, Name: p.Name, Type: fmt.Sprintf("0x%02x", p.Type), FS: p.FS,
+			PartUUID: fmt.Sprintf("%08x-%02x", sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: sum})
+	}
+	for _, p := range rf.res.Packages {
+		mp := ManifestPackage{Name: p.Name, Version: p.Version, Arch: p.Arch}
+		if lp, ok := lock.Find(p.Name, debian.RoleRoot); ok && lp.Version == p.Version {
+			mp.SHA256 = lp.SHA256
+		}
+		m.Packages = append(m.Packages, mp)
+	}
+	for _, p := range lock.Role(debian.RoleBoot) {
+		m.BootPackages = append(m.BootPackages, ManifestPackage{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256})
+	}
+	sort.Slice(m.BootPackages, func(i, j int) bool { return m.BootPackages[i].Name < m.BootPackages[j].Name })
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	data = append(data, '\n')
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o644); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	msum := sha256.Sum256(data)
+	sums := fmt.Sprintf("%s  %s\n%s  %s\n", m.Disk.SHA256, imgName, hex.EncodeToString(msum[:]), "manifest.json")
+	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sums), 0o644); err != nil {
+		return nil, fmt.Errorf("checksums: %w", err)
+	}
+	return m, nil
+}

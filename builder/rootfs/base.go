@@ -1,0 +1,103 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/pibake/pibake/builder/debian"
+)
+
+type baseInfo struct {
+	paths    map[string]bool
+	dirs     map[string]bool
+	accounts *accounts
+}
+
+// scanBase reads what the transform needs from the base: the account
+// files, the dpkg status, the kernel and its device trees, and the set of paths.
+func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
+	f, err := os.Open(baseTar)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rootfs: open base: %w", err)
+	}
+	defer f.Close()
+	b := &baseInfo{paths: map[string]bool{}, dirs: map[string]bool{}}
+	res := &Result{DTBs: map[string][]byte{}}
+	kernels := map[string][]byte{}
+	configs := map[string][]byte{}
+	wanted := map[string]bool{"etc/passwd": true, "etc/group": true, "etc/shadow": true, "etc/gshadow": true, "var/lib/dpkg/status": true}
+	small := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("rootfs: read base %s: %w", baseTar, err)
+		}
+		k := key(h.Name)
+		b.paths[k] = true
+		if h.Typeflag == tar.TypeDir {
+			b.dirs[k] = true
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		read := func() ([]byte, error) { return io.ReadAll(tr) }
+		switch {
+		case wanted[k]:
+			if small[k], err = read(); err != nil {
+				return nil, nil, fmt.Errorf("rootfs: read %s: %w", k, err)
+			}
+		case strings.HasPrefix(k, "boot/vmlinuz-"), strings.HasPrefix(k, "boot/config-"),
+			strings.HasPrefix(k, "usr/lib/linux-image-") && strings.Contains(k, "/broadcom/") && strings.HasSuffix(k, ".dtb"):
+			data, err := read()
+			if err != nil {
+				return nil, nil, fmt.Errorf("rootfs: read %s: %w", k, err)
+			}
+			switch {
+			case strings.HasPrefix(k, "boot/vmlinuz-"):
+				kernels[strings.TrimPrefix(k, "boot/vmlinuz-")] = data
+			case strings.HasPrefix(k, "boot/config-"):
+				configs[strings.TrimPrefix(k, "boot/config-")] = data
+			default:
+				res.DTBs[path.Base(k)] = data
+			}
+		}
+	}
+	b.accounts = &accounts{passwd: parseDB(small["etc/passwd"]), group: parseDB(small["etc/group"]),
+		shadow: parseDB(small["etc/shadow"]), gshadow: parseDB(small["etc/gshadow"])}
+	status := small["var/lib/dpkg/status"]
+	if len(status) == 0 {
+		return nil, nil, fmt.Errorf("rootfs: base %s has no /var/lib/dpkg/status: not a Debian root filesystem", baseTar)
+	}
+	st, err := debian.ParseControl(bytes.NewReader(status))
+	if err != nil {
+		return nil, nil, fmt.Errorf("rootfs: dpkg status: %w", err)
+	}
+	for _, s := range st {
+		if strings.HasSuffix(s.Get("Status"), " installed") {
+			res.Packages = append(res.Packages, Package{Name: s.Get("Package"), Version: s.Get("Version"), Arch: s.Get("Architecture")})
+		}
+	}
+	sort.Slice(res.Packages, func(i, j int) bool { return res.Packages[i].Name < res.Packages[j].Name })
+	if len(kernels) > 1 {
+		return nil, nil, fmt.Errorf("rootfs: base has %d kernels in /boot; install exactly one linux-image package", len(kernels))
+	}
+	for v, data := range kernels {
+		res.KernelVersion, res.Kernel, res.KernelConfig = v, data, configs[v]
+	}
+	return b, res, nil
+}

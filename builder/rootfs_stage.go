@@ -1,0 +1,128 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+
+	"github.com/pibake/pibake/builder/debian"
+	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/builder/rootfs"
+	"github.com/pibake/pibake/firmware"
+)
+
+type rootfsOut struct {
+	res        rootfs.Result
+	size       int64
+	sha256     string
+	compressor string
+}
+
+// ReleaseFile is /etc/pibake/release: what the running system is.
+func ReleaseFile(def *imagedef.Definition, board string) []byte {
+	return []byte(fmt.Sprintf("PIBAKE_NAME=%s\nPIBAKE_VERSION=%s\nPIBAKE_BOARD=%s\nPIBAKE_ENV=%s\n", def.Name, def.Version, board, orDefault(def.Env)))
+}
+
+func rootfsSpec(def *imagedef.Definition, board firmware.Board, epoch int64) (rootfs.Spec, error) {
+	spec := rootfs.Spec{
+		Epoch: epoch, Hostname: def.Hostname, Mirror: def.Debian.Mirror, Suite: def.Debian.Suite, Components: def.Debian.Components,
+		Files: []rootfs.File{{Path: "/etc/pibake/release", Data: ReleaseFile(def, board.Name), Mode: 0o644}},
+	}
+	for _, u := range def.Users {
+		spec.Users = append(spec.Users, rootfs.User{Name: u.Name, UID: u.UID, Groups: u.Groups, Shell: u.Shell, SSHKeys: u.SSHKeys})
+	}
+	for _, o := range def.Overlays {
+		ov := rootfs.Overlay{Name: o.Name, Dir: imagedef.OverlayDir(def.Dir, o.Name), Dest: o.Dest, Owner: o.Owner, Overrides: map[string]rootfs.Override{}}
+		for _, f := range o.Files {
+			r := rootfs.Override{Mode: -1, Owner: f.Owner}
+			if f.Mode != "" {
+				m, err := imagedef.ParseMode(f.Mode)
+				if err != nil {
+					return spec, fmt.Errorf("%s: overlay %s: %w", def.File, o.Name, err)
+				}
+				r.Mode = m
+			}
+			ov.Overrides[f.Path] = r
+		}
+		spec.Overlays = append(spec.Overlays, ov)
+	}
+	for _, s := range def.Services {
+		file, unit := imagedef.ServiceFile(def.Dir, s.Name)
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return spec, fmt.Errorf("service %s: %w", s.Name, err)
+		}
+		spec.Units = append(spec.Units, rootfs.Unit{Name: unit, Data: data, Enable: s.Enabled()})
+	}
+	return spec, nil
+}
+
+// squashfsCompressor picks the best compressor the image's kernel reads.
+func squashfsCompressor(kconfig []byte) string {
+	for _, c := range []string{"zstd", "xz"} {
+		opt := "CONFIG_SQUASHFS_" + map[string]string{"zstd": "ZSTD", "xz": "XZ"}[c] + "=y"
+		if bytes.Contains(kconfig, []byte(opt+"\n")) {
+			return c
+		}
+	}
+	return "gzip"
+}
+
+func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.Board, baseTar string, epoch int64, out string) (*rootfsOut, error) {
+	base, err := rootfs.Scan(ctx, baseTar)
+	if err != nil {
+		return nil, err
+	}
+	if base.Kernel == nil {
+		return nil, fmt.Errorf("%s: the base has no kernel in /boot: add linux-image-arm64 to debian.packages and run 'pibake lock'", def.File)
+	}
+	spec, err := rootfsSpec(def, board, epoch)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := debian.LookTool("tar2sqfs", "squashfs-tools-ng")
+	if err != nil {
+		return nil, err
+	}
+	comp := squashfsCompressor(base.KernelConfig)
+	cmd := exec.CommandContext(ctx, bin, "--quiet", "--no-skip", "--force",
+		"--compressor", comp, "--block-size", "131072", "--num-jobs", "2",
+		"--defaults", "uid=0,gid=0,mode=0755,mtime="+strconv.FormatInt(epoch, 10), out)
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch, 10))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("rootfs: start tar2sqfs: %w", err)
+	}
+	_, werr := base.Write(ctx, spec, stdin)
+	stdin.Close()
+	if werr != nil {
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("%s: %w", def.File, werr)
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("rootfs: tar2sqfs: %w: %s", err, stderr.String())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, err
+	}
+	return &rootfsOut{res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp}, nil
+}

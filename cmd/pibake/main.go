@@ -1,0 +1,20 @@
+// Command pibake builds reproducible A/B Raspberry Pi appliance images.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pibake:", err)
+		os.Exit(exitCode(err))
+	}
+}

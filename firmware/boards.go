@@ -1,0 +1,94 @@
+// Package firmware knows the Raspberry Pi boot chain per board: which
+// firmware files, device trees and U-Boot build each board needs, and the
+// config.txt and cmdline.txt pibake writes for it. It only selects and
+// generates files; the builder puts them on the FAT partitions.
+package firmware
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Board describes one target.
+type Board struct {
+	Name        string
+	Description string
+	// Firmware files taken from raspi-firmware (its /usr/lib/raspi-firmware).
+	Firmware []string
+	// DTBs are globs over the kernel's broadcom device trees.
+	DTBs []string
+	// UBoot is the U-Boot binary's path inside its package, and the package.
+	UBoot, UBootPackage string
+	// Console is the serial console on the kernel command line.
+	Console string
+	// Emulated boards have no Pi firmware: QEMU loads U-Boot with -bios.
+	Emulated bool
+}
+
+// Boards is every supported board.
+var Boards = []Board{
+	{
+		Name:         "pi3",
+		Description:  "Raspberry Pi 3 B/B+/A+, Zero 2 W (64-bit)",
+		Firmware:     []string{"bootcode.bin", "start.elf", "fixup.dat"},
+		DTBs:         []string{"bcm2837-*.dtb", "bcm2710-*.dtb"},
+		UBoot:        "usr/lib/u-boot/rpi_arm64/u-boot.bin",
+		UBootPackage: "u-boot-rpi",
+		Console:      "ttyS1,115200",
+	},
+	{
+		Name:         "pi4",
+		Description:  "Raspberry Pi 4 B, Pi 400, CM4",
+		Firmware:     []string{"start4.elf", "fixup4.dat"},
+		DTBs:         []string{"bcm2711-*.dtb"},
+		UBoot:        "usr/lib/u-boot/rpi_arm64/u-boot.bin",
+		UBootPackage: "u-boot-rpi",
+		Console:      "ttyS1,115200",
+	},
+	{
+		Name:         "qemu",
+		Description:  "QEMU virt machine (cortex-a72), for tests and `pibake run`",
+		UBoot:        "usr/lib/u-boot/qemu_arm64/u-boot.bin",
+		UBootPackage: "u-boot-qemu",
+		Console:      "ttyAMA0,115200",
+		Emulated:     true,
+	},
+}
+
+// Lookup returns the named board.
+func Lookup(name string) (Board, error) {
+	var names []string
+	for _, b := range Boards {
+		if b.Name == name {
+			return b, nil
+		}
+		names = append(names, b.Name)
+	}
+	return Board{}, fmt.Errorf("unknown board %q (supported: %s)", name, strings.Join(names, ", "))
+}
+
+// FirmwareDir is where raspi-firmware keeps the files in its package.
+const FirmwareDir = "usr/lib/raspi-firmware"
+
+// SelectDTBs returns the names of the device trees this board needs,
+// sorted. It is an error if a glob matches nothing: the kernel would not
+// boot on that board.
+func (b Board) SelectDTBs(available map[string][]byte) ([]string, error) {
+	var out []string
+	for _, g := range b.DTBs {
+		n := 0
+		for name := range available {
+			if ok, _ := path.Match(g, name); ok {
+				out = append(out, name)
+				n++
+			}
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("board %s: the kernel ships no device tree matching %s", b.Name, g)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,27 @@
+package firmware
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ConfigTxt is the firmware configuration on bootsel for the U-Boot chain:
+// the firmware starts U-Boot in 64-bit mode, and U-Boot picks the slot.
+func ConfigTxt(b Board) []byte {
+	var s strings.Builder
+	fmt.Fprintf(&s, "# Written by pibake for board %s (%s).\n", b.Name, b.Description)
+	s.WriteString("# The firmware starts U-Boot; U-Boot's boot script picks slot A or B.\n")
+	s.WriteString("arm_64bit=1\n")
+	s.WriteString("kernel=u-boot.bin\n")
+	s.WriteString("enable_uart=1\n")
+	s.WriteString("disable_overscan=1\n")
+	s.WriteString("disable_splash=1\n")
+	return []byte(s.String())
+}
+
+// CmdlineArgs are the kernel arguments shared by both slots. The boot
+// chain adds the slot's own (root=PARTUUID=... pibake.slot=a|b), so boot-a
+// and boot-b hold identical bytes and one update artifact fits either slot.
+func CmdlineArgs(b Board) string {
+	return fmt.Sprintf("console=%s rootfstype=squashfs ro rootwait", b.Console)
+}
