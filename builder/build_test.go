@@ -247,12 +247,12 @@ func TestBuildImageChecks(t *testing.T) {
 	CheckImage(t, res.Image, ImageExpect{
 		Hostname: "small-prod",
 		Files: map[string]string{
-			"/usr/lib/systemd/systemd":      "-rwxr-xr-x root/root",
-			"/etc/app/secret":               "-rw-r----- root/4",
-			"/etc/app/config":               "-rw-r--r-- root/root",
-			"/usr/bin/app":                  "-rwxr-xr-x root/root",
+			"/usr/lib/systemd/systemd":      "-rwxr-xr-x 0/0",
+			"/etc/app/secret":               "-rw-r----- 0/4",
+			"/etc/app/config":               "-rw-r--r-- 0/0",
+			"/usr/bin/app":                  "-rwxr-xr-x 0/0",
 			"/home/pi/.ssh/authorized_keys": "-rw------- 1000/1000",
-			"/etc/systemd/system/multi-user.target.wants/hello.service": "lrwxrwxrwx root/root",
+			"/etc/systemd/system/multi-user.target.wants/hello.service": "lrwxrwxrwx 0/0",
 		},
 		BootselFiles: []string{"start4.elf", "fixup4.dat", "u-boot.bin", "config.txt", "bcm2711-rpi-4-b.dtb"},
 		SlotFiles:    []string{"vmlinuz", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},

@@ -97,9 +97,11 @@ func key(name string) string {
 
 // dropped reports paths of the base that never go into an image: contents
 // of /tmp and /run (tmpfs at run time; the build's mount points show up
-// there) and apt's download leftovers.
+// there), apt's download leftovers, and the SSH host keys openssh-server's
+// postinst generated at bootstrap (random, and they would be shared by every
+// device: each device makes its own on first boot).
 func dropped(k string) bool {
-	for _, p := range []string{"tmp/", "run/", "var/tmp/", "var/cache/apt/archives/partial/"} {
+	for _, p := range []string{"tmp/", "run/", "var/tmp/", "var/cache/apt/archives/partial/", "etc/ssh/ssh_host_"} {
 		if strings.HasPrefix(k, p) {
 			return true
 		}

@@ -53,9 +53,15 @@ func Write(path string, pkgs []Package) error {
 		func() error {
 			return file("etc/group", 0o644, 0, "root:x:0:\ndaemon:x:1:\nadm:x:4:\nshadow:x:42:\nsystemd-journal:x:999:\n")
 		},
-		func() error { return file("etc/shadow", 0o640, 42, "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n") },
-		func() error { return file("etc/gshadow", 0o640, 42, "root:*::\ndaemon:*::\nadm:*::\nshadow:*::\nsystemd-journal:!*::\n") },
+		func() error {
+			return file("etc/shadow", 0o640, 42, "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+		},
+		func() error {
+			return file("etc/gshadow", 0o640, 42, "root:*::\ndaemon:*::\nadm:*::\nshadow:*::\nsystemd-journal:!*::\n")
+		},
 		func() error { return file("etc/hostname", 0o644, 0, "build-host\n") },
+		func() error { return dir("etc/ssh/", 0o755) },
+		func() error { return file("etc/ssh/ssh_host_ed25519_key", 0o600, 0, "random key made at bootstrap\n") },
 		func() error { return dir("etc/apt/", 0o755) },
 		func() error { return file("etc/apt/sources.list", 0o644, 0, "deb file:///tmp/pibake-repo-123 ./\n") },
 		func() error { return dir("etc/systemd/", 0o755) },
