@@ -49,13 +49,40 @@ func runLogged(ctx context.Context, log *slog.Logger, env []string, name string,
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var tail tailBuffer
-	cmd.Stdout = &tail
-	cmd.Stderr = &tail
+	lw := &lineLogger{log: log, name: filepath.Base(name)}
+	cmd.Stdout = io.MultiWriter(&tail, lw)
+	cmd.Stderr = io.MultiWriter(&tail, lw)
 	log.Debug("run", "cmd", name, "args", strings.Join(args, " "))
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s failed: %w\n%s", name, err, tail.String())
 	}
 	return nil
+}
+
+// lineLogger passes a tool's progress lines ("I: ...") to the log, so a
+// long bootstrap shows where it is; other lines are debug output.
+type lineLogger struct {
+	log  *slog.Logger
+	name string
+	buf  []byte
+}
+
+func (l *lineLogger) Write(p []byte) (int, error) {
+	l.buf = append(l.buf, p...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimSpace(string(l.buf[:i]))
+		l.buf = l.buf[i+1:]
+		if strings.HasPrefix(line, "I: ") {
+			l.log.Info(l.name + ": " + strings.TrimPrefix(line, "I: "))
+		} else if line != "" {
+			l.log.Debug(l.name + ": " + line)
+		}
+	}
+	return len(p), nil
 }
 
 // tailBuffer keeps the last 8 KiB written to it, for error messages.
@@ -95,7 +122,8 @@ func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, 
 		"--variant=" + in.Variant, "--arch=arm64",
 		"--components=" + strings.Join(in.Components, ","),
 		"--skip=essential/unlink",
-		"--customize-hook=chroot \"$1\" sh -c 'cd /var/cache/apt/archives && apt-get download -q " + strings.Join(BootPackages, " ") + "'",
+		// The host's apt with the chroot's configuration and lists: no emulation needed.
+		`--customize-hook=cd "$1/var/cache/apt/archives" && env APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" apt-get download -q ` + strings.Join(BootPackages, " "),
 		"--customize-hook=sync-out /var/cache/apt/archives " + filepath.Join(work, "debs"),
 		"--customize-hook=sync-out /var/lib/apt/lists " + filepath.Join(work, "lists"),
 		"--customize-hook=copy-out /var/lib/dpkg/status " + work,

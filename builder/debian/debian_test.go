@@ -2,10 +2,16 @@ package debian
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -71,5 +77,53 @@ func TestLockRoundTripAndCheck(t *testing.T) {
 	}
 	if _, _, err := ReadLock(filepath.Join(t.TempDir(), "none.lock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing lock: %v", err)
+	}
+}
+
+func TestFetchHTTP(t *testing.T) {
+	body := []byte("a .deb, honestly")
+	sum := sha256.Sum256(body)
+	p := Package{Name: "x", Version: "1", Arch: "all", Size: int64(len(body)), SHA256: hex.EncodeToString(sum[:]), Path: "pool/main/x/x/x_1_all.deb"}
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := hits.Add(1)
+		switch {
+		case r.URL.Path != "/debian/"+p.Path:
+			http.NotFound(w, r)
+		case n == 1:
+			http.Error(w, "busy", http.StatusServiceUnavailable) // retried
+		default:
+			_, _ = w.Write(body)
+		}
+	}))
+	defer srv.Close()
+	cache := Cache{Dir: t.TempDir()}
+	f := &Fetcher{Mirror: srv.URL + "/debian", Cache: cache}
+	n, err := f.Fetch(context.Background(), []Package{p})
+	if err != nil || n != p.Size || !cache.Has(p) {
+		t.Fatalf("fetch: %d bytes, %v", n, err)
+	}
+	if hits.Load() != 2 {
+		t.Errorf("%d requests, want 2 (one retry)", hits.Load())
+	}
+	// Cached: no request.
+	if n, err := f.Fetch(context.Background(), []Package{p}); err != nil || n != 0 || hits.Load() != 2 {
+		t.Errorf("cached fetch: %d bytes, %v, %d requests", n, err, hits.Load())
+	}
+	// Not on the mirror: no retries, and the error says what to do.
+	missing := p
+	missing.Path, missing.SHA256 = "pool/main/x/x/gone.deb", strings.Repeat("0", 64)
+	before := hits.Load()
+	if _, err := f.Fetch(context.Background(), []Package{missing}); err == nil || !strings.Contains(err.Error(), "HTTP 404") || !strings.Contains(err.Error(), "pibake lock") {
+		t.Errorf("missing package: %v", err)
+	}
+	if hits.Load()-before != 1 {
+		t.Errorf("a 404 was retried %d times", hits.Load()-before-1)
+	}
+	// Unreachable mirror.
+	srv.Close()
+	f = &Fetcher{Mirror: srv.URL + "/debian", Cache: Cache{Dir: t.TempDir()}, Retries: 1}
+	if _, err := f.Fetch(context.Background(), []Package{p}); err == nil || !strings.Contains(err.Error(), "mirror reachable") {
+		t.Errorf("unreachable mirror: %v", err)
 	}
 }
