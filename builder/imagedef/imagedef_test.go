@@ -15,6 +15,8 @@ func TestCheckedInDefinitions(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no image definitions found: %v", err)
 	}
+	testdata, _ := filepath.Glob("../testdata/*/images/*.yaml")
+	files = append(files, testdata...)
 	for _, f := range files {
 		d, err := Load(f, Options{})
 		if err != nil {
