@@ -97,6 +97,9 @@ func packageFiles(ctx context.Context, lock *debian.Lock, cache debian.Cache, na
 	if !ok {
 		return nil, fmt.Errorf("boot: the lock has no boot package %s: run 'pibake lock'", name)
 	}
+	if err := cache.Verify(p); err != nil {
+		return nil, fmt.Errorf("boot: %w", err)
+	}
 	files, err := debian.ExtractFiles(ctx, cache.DebPath(p.SHA256), want)
 	if err != nil {
 		return nil, fmt.Errorf("boot: %w", err)

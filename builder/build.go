@@ -100,7 +100,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	epoch := lock.SourceDateEpoch
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		if epoch, err = strconv.ParseInt(v, 10, 64); err != nil || epoch < 315532800 {
+		if epoch, err = strconv.ParseInt(v, 10, 64); err != nil || epoch < debian.MinEpoch {
 			return nil, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970, from 1980 on (FAT cannot store earlier dates)", v)
 		}
 	}

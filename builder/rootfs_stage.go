@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
@@ -107,12 +108,12 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	}
 	_, werr := base.Write(ctx, spec, stdin)
 	stdin.Close()
-	if werr != nil {
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("%s: %w", def.File, werr)
-	}
 	if err := cmd.Wait(); err != nil {
-		return nil, fmt.Errorf("rootfs: tar2sqfs: %w: %s", err, stderr.String())
+		// tar2sqfs failing (disk full, ...) is the cause of a broken pipe.
+		return nil, fmt.Errorf("rootfs: tar2sqfs: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("%s: %w", def.File, werr)
 	}
 	f, err := os.Open(out)
 	if err != nil {

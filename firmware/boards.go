@@ -33,7 +33,7 @@ var Boards = []Board{
 		Name:         "pi3",
 		Description:  "Raspberry Pi 3 B/B+/A+, Zero 2 W (64-bit)",
 		Firmware:     []string{"bootcode.bin", "start.elf", "fixup.dat"},
-		DTBs:         []string{"bcm2837-*.dtb", "bcm2710-*.dtb"},
+		DTBs:         []string{"bcm2837-*.dtb"},
 		UBoot:        "usr/lib/u-boot/rpi_arm64/u-boot.bin",
 		UBootPackage: "u-boot-rpi",
 		Console:      "ttyS1,115200",

@@ -12,6 +12,8 @@ func ConfigTxt(b Board) []byte {
 	fmt.Fprintf(&s, "# Written by pibake for board %s (%s).\n", b.Name, b.Description)
 	s.WriteString("# The firmware starts U-Boot; U-Boot's boot script picks slot A or B.\n")
 	s.WriteString("arm_64bit=1\n")
+	// Debian's kernel uses the upstream device tree names (bcm2837-*, bcm2711-*).
+	s.WriteString("upstream_kernel=1\n")
 	s.WriteString("kernel=u-boot.bin\n")
 	s.WriteString("enable_uart=1\n")
 	s.WriteString("disable_overscan=1\n")

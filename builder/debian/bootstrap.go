@@ -49,9 +49,10 @@ func runLogged(ctx context.Context, log *slog.Logger, env []string, name string,
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var tail tailBuffer
-	lw := &lineLogger{log: log, name: filepath.Base(name)}
-	cmd.Stdout = io.MultiWriter(&tail, lw)
-	cmd.Stderr = io.MultiWriter(&tail, lw)
+	// One writer for both streams: os/exec then copies them in one goroutine.
+	w := io.MultiWriter(&tail, &lineLogger{log: log, name: filepath.Base(name)})
+	cmd.Stdout = w
+	cmd.Stderr = w
 	log.Debug("run", "cmd", name, "args", strings.Join(args, " "))
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s failed: %w\n%s", name, err, tail.String())
@@ -174,7 +175,7 @@ func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, 
 		if cache.Has(p) {
 			continue
 		}
-		if err := cache.StoreVerified(filepath.Join(work, "debs", filepath.Base(p.Path)), p); err != nil {
+		if err := cache.StoreVerified(filepath.Join(work, "debs", aptFileName(p)), p); err != nil {
 			return nil, fmt.Errorf("lock: %w", err)
 		}
 	}
@@ -190,8 +191,7 @@ func (e indexEntry) pkg(role string) Package {
 }
 
 type indexes struct {
-	byKey  map[string]indexEntry // "name version arch"
-	byFile map[string]indexEntry // basename of Filename
+	byKey map[string]indexEntry // "name version arch"
 }
 
 func readIndexes(dir string) (*indexes, error) {
@@ -200,7 +200,7 @@ func readIndexes(dir string) (*indexes, error) {
 		return nil, fmt.Errorf("no Packages index in %s", dir)
 	}
 	sort.Strings(files)
-	ix := &indexes{byKey: map[string]indexEntry{}, byFile: map[string]indexEntry{}}
+	ix := &indexes{byKey: map[string]indexEntry{}}
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
@@ -214,10 +214,15 @@ func readIndexes(dir string) (*indexes, error) {
 		for _, s := range stanzas {
 			e := indexEntry{s}
 			ix.byKey[s.Get("Package")+" "+s.Get("Version")+" "+s.Get("Architecture")] = e
-			ix.byFile[filepath.Base(s.Get("Filename"))] = e
 		}
 	}
 	return ix, nil
+}
+
+// aptFileName is the name apt gives a downloaded .deb: the version's epoch
+// colon is escaped as %3a (the pool file name has no epoch at all).
+func aptFileName(p Package) string {
+	return p.Name + "_" + strings.ReplaceAll(p.Version, ":", "%3a") + "_" + p.Arch + ".deb"
 }
 
 // downloaded finds the .deb of the named package in dir and its index entry.
@@ -225,12 +230,12 @@ func (ix *indexes) downloaded(dir, name string) (indexEntry, bool) {
 	matches, _ := filepath.Glob(filepath.Join(dir, name+"_*.deb"))
 	sort.Strings(matches)
 	for i := len(matches) - 1; i >= 0; i-- {
-		base := filepath.Base(matches[i])
-		if e, ok := ix.byFile[base]; ok && e.s.Get("Package") == name {
-			return e, true
+		parts := strings.Split(strings.TrimSuffix(filepath.Base(matches[i]), ".deb"), "_")
+		if len(parts) != 3 || parts[0] != name {
+			continue
 		}
-		// apt may escape the epoch colon as %3a in file names.
-		if e, ok := ix.byFile[strings.ReplaceAll(base, "%3a", ":")]; ok && e.s.Get("Package") == name {
+		version := strings.ReplaceAll(parts[1], "%3a", ":")
+		if e, ok := ix.byKey[name+" "+version+" "+parts[2]]; ok {
 			return e, true
 		}
 	}
@@ -268,7 +273,10 @@ func Bootstrap(ctx context.Context, lock *Lock, variant string, cache Cache, key
 	if _, err := os.Stat(automountHooks); err != nil {
 		return "", fmt.Errorf("bootstrap: %s missing: install a newer mmdebstrap: %w", automountHooks, ErrMissingTool)
 	}
-	repo, err := os.MkdirTemp("", "pibake-repo-")
+	// Under /tmp whatever $TMPDIR says: mmdebstrap's automount hook leaves
+	// the (empty) mount point in the base, and the root filesystem drops
+	// everything under /tmp, so no build path reaches an image.
+	repo, err := os.MkdirTemp("/tmp", "pibake-repo-")
 	if err != nil {
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
@@ -288,7 +296,12 @@ func Bootstrap(ctx context.Context, lock *Lock, variant string, cache Cache, key
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
-	tmp := dst + ".part"
+	tf, err := os.CreateTemp(filepath.Dir(dst), key+".*.part")
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	tmp := tf.Name()
+	tf.Close()
 	args := []string{
 		"--variant=" + variant, "--arch=arm64",
 		"--hook-dir=" + automountHooks,

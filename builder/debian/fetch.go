@@ -49,7 +49,7 @@ func (c Cache) Has(p Package) bool {
 type Fetcher struct {
 	Mirror   string
 	Cache    Cache
-	Client   *http.Client // nil means a client with a 60 s idle timeout per request
+	Client   *http.Client // nil means a client with a 10-minute limit per download
 	Log      *slog.Logger // nil means discard
 	Parallel int          // concurrent downloads, default 4
 	Retries  int          // attempts per file, default 3
@@ -116,6 +116,9 @@ func (f *Fetcher) Fetch(ctx context.Context, pkgs []Package) (int64, error) {
 	wg.Wait()
 	if firstErr != nil {
 		return 0, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("fetch: %w", err)
 	}
 	return total, nil
 }
@@ -205,6 +208,9 @@ func (f *Fetcher) tryFetch(ctx context.Context, p Package) error {
 	if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 {
 		return fmt.Errorf("fetch %s from %s: sha256 %s, the lock says %s: %w", p.Name, src, got, p.SHA256, ErrDigest)
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("fetch %s: %w", p.Name, err)
+	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("fetch %s: %w", p.Name, err)
 	}
@@ -238,5 +244,26 @@ func (c Cache) StoreVerified(src string, p Package) error {
 	if n != p.Size || hex.EncodeToString(h.Sum(nil)) != p.SHA256 {
 		return fmt.Errorf("cache %s: %s does not match the index: %w", p.Name, src, ErrDigest)
 	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("cache %s: %w", p.Name, err)
+	}
 	return os.Rename(tmp.Name(), c.DebPath(p.SHA256))
+}
+
+// Verify re-hashes a cached .deb against the lock, for bytes that go
+// straight into an image (firmware, U-Boot).
+func (c Cache) Verify(p Package) error {
+	f, err := os.Open(c.DebPath(p.SHA256))
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", p.Name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("cache %s: %w", p.Name, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != p.SHA256 {
+		return fmt.Errorf("cache %s: %s has sha256 %s, the lock says %s (delete it to fetch it again): %w", p.Name, c.DebPath(p.SHA256), got, p.SHA256, ErrDigest)
+	}
+	return nil
 }

@@ -34,6 +34,9 @@ const (
 // Pi firmware and the U-Boot builds for the Pi and for QEMU.
 var BootPackages = []string{"raspi-firmware", "u-boot-rpi", "u-boot-qemu"}
 
+// MinEpoch is the earliest timestamp an image can carry: FAT counts from 1980.
+const MinEpoch = 315532800
+
 // ErrStaleLock means the lock does not match the definition's Debian inputs.
 var ErrStaleLock = errors.New("lock file is stale")
 
@@ -156,6 +159,9 @@ func ReadLock(path string) (*Lock, []byte, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&l); err != nil {
 		return nil, nil, fmt.Errorf("%s: malformed lock file (%v): run 'pibake lock' to regenerate it", path, err)
+	}
+	if l.SourceDateEpoch < MinEpoch {
+		return nil, nil, fmt.Errorf("%s: source_date_epoch %d is before 1980, which FAT cannot store: run 'pibake lock' to regenerate it", path, l.SourceDateEpoch)
 	}
 	seen := map[string]bool{}
 	for i, p := range l.Packages {

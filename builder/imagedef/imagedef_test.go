@@ -112,6 +112,7 @@ func TestErrors(t *testing.T) {
 		{"bad mode", strings.Replace(good, `"0600"`, `"0999"`, 1), "", []string{"small.yaml:15:", "mode"}},
 		{"too small fat", strings.Replace(good, "root: 512MiB", "boot: 8MiB", 1), "", []string{"partitions.boot", "too small"}},
 		{"tryboot pi3", strings.Replace(good, "[qemu, pi4]", "[pi3]\nbootloader: tryboot", 1), "", []string{"boards.0", "tryboot"}},
+		{"scalar env", strings.Replace(good, "  prod:\n", "  staging: yes\n  prod:\n", 1), "staging", []string{"environments.staging", "must be a mapping"}},
 		{"missing name", strings.Replace(good, "name: small\n", "", 1), "", []string{"name: required"}},
 	}
 	for _, c := range cases {

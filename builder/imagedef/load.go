@@ -108,6 +108,10 @@ func Parse(file string, data []byte, root, env string) (*Definition, error) {
 	merged := top
 	if env != "" {
 		ov, ok := envNode(top, env)
+		if ok && ov == nil {
+			v := mapValue(mapValue(top, "environments"), env)
+			return nil, &Error{File: file, Line: v.Line, Field: "environments." + env, Msg: "must be a mapping of overrides, e.g. hostname: box-" + env}
+		}
 		if !ok {
 			return nil, &Error{File: file, Line: top.Line, Field: "environments", Msg: fmt.Sprintf("no environment %q (declared: %s)", env, strings.Join(envList(top), ", "))}
 		}
@@ -212,10 +216,13 @@ func envNode(top *yaml.Node, env string) (*yaml.Node, bool) {
 	if v == nil {
 		return nil, false
 	}
-	if v.Kind != yaml.MappingNode {
-		return &yaml.Node{Kind: yaml.MappingNode, Line: v.Line}, v.Tag == "!!null"
+	switch {
+	case v.Kind == yaml.MappingNode:
+		return v, true
+	case v.Tag == "!!null":
+		return &yaml.Node{Kind: yaml.MappingNode, Line: v.Line}, true // "prod:" with no overrides
 	}
-	return v, true
+	return nil, true // declared, but not a mapping
 }
 
 func envList(top *yaml.Node) []string {
@@ -306,6 +313,11 @@ func yamlErrLine(err error) int {
 
 func stripYAMLPrefix(s string) string {
 	s = strings.TrimPrefix(s, "yaml: ")
+	if strings.HasPrefix(s, "line ") {
+		if i := strings.Index(s, ": "); i > 0 {
+			s = s[i+2:]
+		}
+	}
 	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
 	return strings.ReplaceAll(s, "\n  ", "; ")
 }

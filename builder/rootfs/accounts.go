@@ -76,7 +76,7 @@ func (a *accounts) addUser(u User, lastChange int64) (int, int, error) {
 		for uid = 1000; usedU[uid] || usedG[uid]; uid++ {
 		}
 	} else if usedU[uid] {
-		return 0, 0, fmt.Errorf("user %s: uid %d is already taken in the base system", u.Name, uid)
+		return 0, 0, fmt.Errorf("user %s: uid %d is already taken (by the base system or an earlier user)", u.Name, uid)
 	}
 	gid := uid
 	for usedG[gid] {

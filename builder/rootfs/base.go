@@ -18,6 +18,7 @@ import (
 type baseInfo struct {
 	paths    map[string]bool
 	dirs     map[string]bool
+	symlinks map[string]string // path -> target
 	accounts *accounts
 }
 
@@ -29,7 +30,7 @@ func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
 		return nil, nil, fmt.Errorf("rootfs: open base: %w", err)
 	}
 	defer f.Close()
-	b := &baseInfo{paths: map[string]bool{}, dirs: map[string]bool{}}
+	b := &baseInfo{paths: map[string]bool{}, dirs: map[string]bool{}, symlinks: map[string]string{}}
 	res := &Result{DTBs: map[string][]byte{}}
 	kernels := map[string][]byte{}
 	configs := map[string][]byte{}
@@ -49,8 +50,11 @@ func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
 		}
 		k := key(h.Name)
 		b.paths[k] = true
-		if h.Typeflag == tar.TypeDir {
+		switch h.Typeflag {
+		case tar.TypeDir:
 			b.dirs[k] = true
+		case tar.TypeSymlink:
+			b.symlinks[k] = h.Linkname
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue

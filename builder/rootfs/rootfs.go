@@ -328,7 +328,38 @@ func plan(spec Spec, base *baseInfo) (map[string]*entry, error) {
 			delete(ch, k)
 		}
 	}
-	return ch, nil
+	return ch, checkAgainstBase(ch, base)
+}
+
+// checkAgainstBase refuses changes the base's shape cannot take: a path
+// that goes through a symlink of the base (merged /usr: /lib -> usr/lib),
+// and a base folder replaced by something that is not a folder.
+func checkAgainstBase(ch map[string]*entry, base *baseInfo) error {
+	keys := make([]string, 0, len(ch))
+	for k := range ch {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c := ch[k]
+		if c == nil {
+			continue
+		}
+		for _, p := range append(parents(k), k) {
+			t, ok := base.symlinks[p]
+			if !ok || (p == k && c.hdr.Typeflag == tar.TypeSymlink) {
+				continue
+			}
+			if p == k && c.hdr.Typeflag == tar.TypeReg {
+				break // a file replacing a symlink is fine (e.g. /etc/resolv.conf)
+			}
+			return fmt.Errorf("rootfs: /%s: /%s is a symlink to %s in the base; put the files under the link's target instead", k, p, t)
+		}
+		if base.dirs[k] && c.hdr.Typeflag != tar.TypeDir {
+			return fmt.Errorf("rootfs: /%s is a folder in the base and cannot be replaced by a file or symlink", k)
+		}
+	}
+	return nil
 }
 
 func planOverlay(ch map[string]*entry, o Overlay, acc *accounts) error {
@@ -389,6 +420,9 @@ func planOverlay(ch map[string]*entry, o Overlay, acc *accounts) error {
 		}
 		if explicit && ov.Mode >= 0 {
 			e.hdr.Mode = ov.Mode
+		}
+		if prev, ok := ch[dest]; ok && prev != nil && e.implied && prev.hdr.Typeflag == tar.TypeDir {
+			return nil // a folder an earlier step made (a home, a named folder) keeps its metadata
 		}
 		ch[dest] = e
 		return nil

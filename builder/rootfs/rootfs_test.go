@@ -51,7 +51,7 @@ func setup(t *testing.T) (string, Spec) {
 		t.Fatal(err)
 	}
 	ov := filepath.Join(dir, "overlay")
-	for p, mode := range map[string]os.FileMode{"etc/app/app.conf": 0o664, "etc/app/secret": 0o600, "usr/local/bin/tool": 0o775} {
+	for p, mode := range map[string]os.FileMode{"etc/app/app.conf": 0o664, "etc/app/secret": 0o600, "usr/local/bin/tool": 0o775, "home/pi/.bashrc": 0o644} {
 		full := filepath.Join(ov, p)
 		if err := os.MkdirAll(filepath.Dir(full), 0o777); err != nil {
 			t.Fatal(err)
@@ -176,9 +176,14 @@ func TestWriteErrors(t *testing.T) {
 		"template unit":  func(s *Spec) { s.Units[0].Name = "x@.service" },
 		"no install":     func(s *Spec) { s.Units[0].Data = []byte("[Service]\nExecStart=/bin/true\n") },
 		"duplicate user": func(s *Spec) { s.Users = append(s.Users, User{Name: "daemon", Shell: "/bin/sh"}) },
+		"through symlink": func(s *Spec) {
+			s.Files = append(s.Files, File{Path: "/bin/extra", Data: []byte("x"), Mode: 0o755})
+		},
+		"dir to file": func(s *Spec) { s.Files = append(s.Files, File{Path: "/usr/lib", Data: []byte("x"), Mode: 0o644}) },
 	}
 	want := map[string]string{"unknown group": `group "wheel" does not exist`, "unknown owner": `"nobody" does not exist`,
-		"template unit": "template", "no install": "no [Install]", "duplicate user": "already exists"}
+		"template unit": "template", "no install": "no [Install]", "duplicate user": "already exists",
+		"through symlink": "/bin is a symlink to usr/bin", "dir to file": "/usr/lib is a folder in the base"}
 	for name, mut := range cases {
 		s := spec
 		s.Users = append([]User(nil), spec.Users...)

@@ -35,10 +35,19 @@ func cmdInspect(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	var problems []string
+	for _, s := range rep.Slots {
+		if s.Problem != "" {
+			problems = append(problems, "slot "+s.Name+": "+s.Problem)
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+		return slotProblems(problems)
 	}
 	fmt.Fprintf(stdout, "%s: %d MiB, MBR disk signature %s\n\n", path, rep.Size>>20, rep.Signature)
 	fmt.Fprintf(stdout, "  %-3s %-8s %-5s %-12s %10s %10s  %s\n", "#", "name", "type", "partuuid", "start MiB", "size MiB", "content")
@@ -68,5 +77,12 @@ func cmdInspect(_ context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "  problem: %s\n", s.Problem)
 		}
 	}
-	return nil
+	return slotProblems(problems)
+}
+
+func slotProblems(problems []string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("image has problems:\n  %s", strings.Join(problems, "\n  "))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/builder"
+	"github.com/pibake/pibake/builder/debian"
 )
 
 func cmdLock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -34,6 +35,9 @@ func cmdLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			// precise enough and keeps re-locks on one day comparable.
 			*epoch = time.Now().UTC().Truncate(24 * time.Hour).Unix()
 		}
+	}
+	if *epoch < debian.MinEpoch {
+		return fmt.Errorf("epoch %d is before 1980, which FAT cannot store: %w", *epoch, errUsage)
 	}
 	path, lock, err := builder.Lock(ctx, builder.LockOptions{Definition: def, CacheDir: *cache, Epoch: *epoch, Progress: stderr, Log: logger(stderr, *verbose)})
 	if err != nil {
