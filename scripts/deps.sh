@@ -16,6 +16,9 @@ tools=(
   mdir:mtools
   dpkg-deb:dpkg
   e2fsck:e2fsprogs
+  cpio:cpio
+  mkimage:u-boot-tools
+  qemu-system-aarch64:qemu-system-arm
 )
 
 sudo=""

@@ -1,0 +1,139 @@
+package bootinit
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/pibake/pibake/disk/mbr"
+)
+
+// Block is a partition as the kernel shows it under /sys/class/block.
+type Block struct {
+	Disk string // e.g. "vda", "mmcblk0"
+	Name string // e.g. "vda5", "mmcblk0p5"
+	Num  int
+}
+
+// FindPartition looks for partition num on the disk whose MBR signature is
+// sig. sysBlock is /sys/class/block, dev is /dev (parameters for tests).
+func FindPartition(sysBlock, dev string, sig uint32, num int) (Block, error) {
+	entries, err := os.ReadDir(sysBlock)
+	if err != nil {
+		return Block{}, err
+	}
+	for _, e := range entries {
+		pn, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "partition"))
+		if err != nil {
+			continue // a whole disk
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(string(pn)))
+		if n != num {
+			continue
+		}
+		real, err := filepath.EvalSymlinks(filepath.Join(sysBlock, e.Name()))
+		if err != nil {
+			continue
+		}
+		disk := filepath.Base(filepath.Dir(real))
+		if s, err := diskSignature(filepath.Join(dev, disk)); err == nil && s == sig {
+			return Block{Disk: disk, Name: e.Name(), Num: n}, nil
+		}
+	}
+	return Block{}, fmt.Errorf("no partition %d on a disk with signature %08x (yet)", num, sig)
+}
+
+// Sibling returns partition num of the same disk.
+func Sibling(sysBlock string, b Block, num int) (Block, error) {
+	entries, err := os.ReadDir(sysBlock)
+	if err != nil {
+		return Block{}, err
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), b.Disk) || e.Name() == b.Disk {
+			continue
+		}
+		pn, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "partition"))
+		if err != nil {
+			continue
+		}
+		if n, _ := strconv.Atoi(strings.TrimSpace(string(pn))); n == num {
+			return Block{Disk: b.Disk, Name: e.Name(), Num: n}, nil
+		}
+	}
+	return Block{}, fmt.Errorf("disk %s has no partition %d", b.Disk, num)
+}
+
+func diskSignature(path string) (uint32, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var b [512]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return 0, err
+	}
+	if b[510] != 0x55 || b[511] != 0xAA {
+		return 0, fmt.Errorf("%s: no MBR", path)
+	}
+	return binary.LittleEndian.Uint32(b[440:]), nil
+}
+
+// GrowLast extends the last logical partition (and with it the extended
+// partition) to the end of the disk, keeping its end on a 1 MiB boundary.
+// It returns the partition's new start and length in sectors, and whether
+// the table changed. Only the MBR and EBR sectors are written.
+func GrowLast(d io.ReaderAt, w io.WriterAt, diskSectors uint64) (start, sectors uint64, changed bool, err error) {
+	sig, entries, err := mbr.Read(d)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	t := mbr.Table{DiskSignature: sig}
+	for _, e := range entries {
+		p := mbr.Partition{Type: e.Type, Start: e.Start, Sectors: e.Sectors, Bootable: e.Bootable}
+		switch {
+		case e.Extended:
+			t.ExtendedStart = e.Start
+		case e.Number <= 4:
+			t.Primary = append(t.Primary, p)
+		default:
+			t.Logical = append(t.Logical, p)
+		}
+	}
+	if len(t.Logical) == 0 {
+		return 0, 0, false, fmt.Errorf("no logical partitions to grow")
+	}
+	last := &t.Logical[len(t.Logical)-1]
+	end := diskSectors / 2048 * 2048 // 1 MiB boundary
+	if end <= last.Start+last.Sectors {
+		return last.Start, last.Sectors, false, nil
+	}
+	last.Sectors = end - last.Start
+	if err := mbr.Write(w, t, diskSectors); err != nil {
+		return 0, 0, false, err
+	}
+	return last.Start, last.Sectors, true, nil
+}
+
+// Ext4Size returns the size in bytes of the ext4 filesystem at the start of
+// r, or 0 when there is none.
+func Ext4Size(r io.ReaderAt) int64 {
+	var sb [1024]byte
+	if _, err := r.ReadAt(sb[:], 1024); err != nil {
+		return 0
+	}
+	le := binary.LittleEndian
+	if le.Uint16(sb[0x38:]) != 0xEF53 {
+		return 0
+	}
+	blocks := uint64(le.Uint32(sb[4:]))
+	if le.Uint32(sb[0x60:])&0x80 != 0 { // INCOMPAT_64BIT
+		blocks |= uint64(le.Uint32(sb[0x150:])) << 32
+	}
+	return int64(blocks) << (10 + le.Uint32(sb[24:]))
+}

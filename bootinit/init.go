@@ -1,0 +1,256 @@
+package bootinit
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Paths inside the initramfs.
+const (
+	ModuleList = "/lib/modules/pibake.modules" // written by the builder, in load order
+	newRoot    = "/newroot"
+	dataPart   = 7
+)
+
+// Mount points in the root filesystem the builder creates.
+const (
+	DataMount = "/data" // the data partition
+	// OverlayDir holds the writable layers of /etc and /var on the data partition.
+	OverlayDir = "pibake/overlay"
+)
+
+type initLog struct{ kmsg *os.File }
+
+func (l initLog) printf(format string, a ...any) {
+	msg := fmt.Sprintf("pibake-init: "+format, a...)
+	if l.kmsg != nil {
+		fmt.Fprintf(l.kmsg, "<5>%s\n", msg)
+	} else {
+		fmt.Fprintln(os.Stderr, msg)
+	}
+}
+
+// Main is PID 1 of the initramfs. It only returns on failure, after which
+// the caller reboots.
+func Main() error {
+	for _, m := range []struct{ src, dst, typ string }{{"devtmpfs", "/dev", "devtmpfs"}, {"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}} {
+		_ = os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.typ, unix.MS_NOSUID, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s: %w", m.dst, err)
+		}
+	}
+	kmsg, _ := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	log := initLog{kmsg}
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return err
+	}
+	cl, err := ParseCmdline(string(raw))
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	n, err := loadModules(ModuleList)
+	if err != nil {
+		return err
+	}
+	log.printf("loaded %d modules in %s; slot %s, root partition %d of disk %08x", n, time.Since(start).Round(time.Millisecond), cl.Slot, cl.RootPart, cl.Signature)
+
+	var root Block
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if root, err = FindPartition("/sys/class/block", "/dev", cl.Signature, cl.RootPart); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("root device: %w after 30 s", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = os.MkdirAll(newRoot, 0o755)
+	if err := unix.Mount("/dev/"+root.Name, newRoot, "squashfs", unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("mount root %s: %w", root.Name, err)
+	}
+	for _, d := range []string{"/dev", "/proc", "/sys"} {
+		if err := unix.Mount(d, newRoot+d, "", unix.MS_MOVE, ""); err != nil {
+			return fmt.Errorf("move %s into the root: %w", d, err)
+		}
+	}
+	if err := prepareData(log, root); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", newRoot+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mount /tmp: %w", err)
+	}
+	// Free the initramfs: its files are no longer needed.
+	_ = os.RemoveAll("/lib")
+	_ = os.Remove("/init")
+	if err := os.Chdir(newRoot); err != nil {
+		return err
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("switch root: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("switch root: %w", err)
+	}
+	_ = os.Chdir("/")
+	log.printf("switching to %s after %s", cl.Init, time.Since(start).Round(time.Millisecond))
+	return syscall.Exec(cl.Init, []string{cl.Init}, os.Environ())
+}
+
+// loadModules loads the modules listed (one path per line, dependencies
+// first). Compressed modules are handed to the kernel as they are.
+func loadModules(list string) (int, error) {
+	f, err := os.Open(list)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		p := strings.TrimSpace(sc.Text())
+		if p == "" {
+			continue
+		}
+		m, err := os.Open(filepath.Join(filepath.Dir(list), p))
+		if err != nil {
+			return n, fmt.Errorf("module %s: %w", p, err)
+		}
+		flags := 0
+		if strings.HasSuffix(p, ".xz") || strings.HasSuffix(p, ".zst") || strings.HasSuffix(p, ".gz") {
+			flags = unix.MODULE_INIT_COMPRESSED_FILE
+		}
+		err = unix.FinitModule(int(m.Fd()), "", flags)
+		m.Close()
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return n, fmt.Errorf("load module %s: %w", p, err)
+		}
+		n++
+	}
+	return n, sc.Err()
+}
+
+// prepareData grows, formats if needed and mounts the data partition, then
+// puts writable overlays on /etc and /var.
+func prepareData(log initLog, root Block) error {
+	data, err := Sibling("/newroot/sys/class/block", root, dataPart)
+	if err != nil {
+		return err
+	}
+	diskDev, dataDev := newRoot+"/dev/"+root.Disk, newRoot+"/dev/"+data.Name
+	if err := growData(log, diskDev, data); err != nil {
+		return fmt.Errorf("grow data partition: %w", err)
+	}
+	partBytes, err := blockSize(dataDev)
+	if err != nil {
+		return err
+	}
+	fsBytes := func() int64 {
+		f, err := os.Open(dataDev)
+		if err != nil {
+			return 0
+		}
+		defer f.Close()
+		return Ext4Size(f)
+	}
+	switch size := fsBytes(); {
+	case size == 0:
+		log.printf("first boot: creating the data filesystem on %s (%d MiB)", data.Name, partBytes>>20)
+		if err := inRoot("/sbin/mke2fs", "-q", "-F", "-t", "ext4", "-L", "data", "/dev/"+data.Name); err != nil {
+			return fmt.Errorf("mke2fs: %w", err)
+		}
+	case size < partBytes-(4<<20):
+		log.printf("growing the data filesystem from %d to %d MiB", size>>20, partBytes>>20)
+		_ = inRoot("/sbin/e2fsck", "-fy", "/dev/"+data.Name)
+		if err := inRoot("/sbin/resize2fs", "/dev/"+data.Name); err != nil {
+			return fmt.Errorf("resize2fs: %w", err)
+		}
+	}
+	mnt := newRoot + DataMount
+	if err := unix.Mount(dataDev, mnt, "ext4", unix.MS_NOATIME, ""); err != nil {
+		return fmt.Errorf("mount data %s: %w", data.Name, err)
+	}
+	for _, d := range []string{"etc", "var"} {
+		upper := filepath.Join(mnt, OverlayDir, d, "upper")
+		work := filepath.Join(mnt, OverlayDir, d, "work")
+		for _, p := range []string{upper, work} {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+		}
+		lower := newRoot + "/" + d
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+		if err := unix.Mount("overlay", lower, "overlay", 0, opts); err != nil {
+			return fmt.Errorf("overlay /%s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+func growData(log initLog, diskDev string, data Block) error {
+	disk, err := os.OpenFile(diskDev, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer disk.Close()
+	size, err := blockSize(diskDev)
+	if err != nil {
+		return err
+	}
+	start, sectors, changed, err := GrowLast(disk, disk, uint64(size/512))
+	if err != nil || !changed {
+		return err
+	}
+	if err := disk.Sync(); err != nil {
+		return err
+	}
+	log.printf("grew partition %d to %d MiB", data.Num, sectors>>11)
+	// Tell the kernel; the disk is busy (root is mounted), so resize in place.
+	p := unix.BlkpgPartition{Start: int64(start) * 512, Length: int64(sectors) * 512, Pno: int32(data.Num)}
+	arg := unix.BlkpgIoctlArg{Op: unix.BLKPG_RESIZE_PARTITION, Datalen: int32(unsafe.Sizeof(p)), Data: (*byte)(unsafe.Pointer(&p))}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, disk.Fd(), unix.BLKPG, uintptr(unsafe.Pointer(&arg))); e != 0 {
+		return fmt.Errorf("BLKPG resize: %w", e)
+	}
+	return nil
+}
+
+func blockSize(dev string) (int64, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := f.Seek(0, 2)
+	if err != nil {
+		return 0, fmt.Errorf("size of %s: %w", dev, err)
+	}
+	return n, nil
+}
+
+// inRoot runs a program of the root filesystem, chrooted into it.
+func inRoot(prog string, args ...string) error {
+	cmd := exec.Command(prog, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: newRoot}
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

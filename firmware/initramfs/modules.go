@@ -1,0 +1,97 @@
+package initramfs
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Modules each board needs before the root filesystem is reachable. A
+// module the kernel has built in is skipped; one it has neither built in
+// nor as a module is an error.
+var Modules = map[string][]string{
+	"qemu": {"virtio_pci", "virtio_mmio", "virtio_blk", "squashfs", "ext4", "overlay"},
+	"pi3":  {"mmc_block", "sdhci_iproc", "bcm2835", "squashfs", "ext4", "overlay"},
+	"pi4":  {"mmc_block", "sdhci_iproc", "squashfs", "ext4", "overlay"},
+}
+
+// ModuleDB is what the kernel's modules.dep and modules.builtin say.
+type ModuleDB struct {
+	deps    map[string][]string // relative path -> dependency paths
+	byName  map[string]string   // module name -> relative path
+	builtin map[string]bool     // module names built into the kernel
+}
+
+// modName turns "kernel/fs/ext4/ext4.ko.xz" into "ext4"; '-' and '_' are the same.
+func modName(p string) string {
+	b := path.Base(p)
+	if i := strings.Index(b, ".ko"); i >= 0 {
+		b = b[:i]
+	}
+	return strings.ReplaceAll(b, "-", "_")
+}
+
+// ParseModuleDB reads modules.dep and modules.builtin.
+func ParseModuleDB(dep, builtin []byte) (*ModuleDB, error) {
+	db := &ModuleDB{deps: map[string][]string{}, byName: map[string]string{}, builtin: map[string]bool{}}
+	for i, line := range strings.Split(string(dep), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		mod, deps, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("modules.dep line %d: %q", i+1, line)
+		}
+		db.deps[mod] = strings.Fields(deps)
+		db.byName[modName(mod)] = mod
+	}
+	for _, line := range strings.Split(string(builtin), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			db.builtin[modName(line)] = true
+		}
+	}
+	return db, nil
+}
+
+// Closure returns the module files to load for the named modules,
+// dependencies first, in a stable order.
+func (db *ModuleDB) Closure(names []string) ([]string, error) {
+	var order []string
+	seen := map[string]bool{}
+	var visit func(p string, stack []string) error
+	visit = func(p string, stack []string) error {
+		if seen[p] {
+			return nil
+		}
+		for _, s := range stack {
+			if s == p {
+				return fmt.Errorf("module dependency loop at %s", p)
+			}
+		}
+		deps := append([]string(nil), db.deps[p]...)
+		sort.Strings(deps)
+		for _, d := range deps {
+			if err := visit(d, append(stack, p)); err != nil {
+				return err
+			}
+		}
+		seen[p] = true
+		order = append(order, p)
+		return nil
+	}
+	for _, n := range names {
+		n = strings.ReplaceAll(n, "-", "_")
+		p, ok := db.byName[n]
+		if !ok {
+			if db.builtin[n] {
+				continue
+			}
+			return nil, fmt.Errorf("the kernel has no module %s, neither built in nor loadable", n)
+		}
+		if err := visit(p, nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
