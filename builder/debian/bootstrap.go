@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrMissingTool means a host program pibake needs is not installed.
@@ -285,7 +287,7 @@ func Bootstrap(ctx context.Context, lock *Lock, variant string, cache Cache, key
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
 	root := lock.Role(RoleRoot)
-	if err := writeFlatRepo(ctx, repo, root, cache); err != nil {
+	if err := writeFlatRepo(ctx, repo, lock.Suite, root, cache); err != nil {
 		return "", fmt.Errorf("bootstrap: local repository: %w", err)
 	}
 	names := make([]string, len(root))
@@ -313,6 +315,7 @@ func Bootstrap(ctx context.Context, lock *Lock, variant string, cache Cache, key
 	log.Info("bootstrapping the base with mmdebstrap from the locked packages", "packages", len(root))
 	if err := runLogged(ctx, log, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(lock.SourceDateEpoch, 10)}, bin, args...); err != nil {
 		os.Remove(tmp)
+		releaseRepoMounts(repo, log)
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
 	if err := os.Rename(tmp, dst); err != nil {
@@ -321,9 +324,37 @@ func Bootstrap(ctx context.Context, lock *Lock, variant string, cache Cache, key
 	return dst, nil
 }
 
+// releaseRepoMounts undoes what mmdebstrap leaves behind when it fails
+// before its cleanup hooks ran: the read-only bind mount of the repository
+// inside its chroot folder, which then cannot be removed.
+func releaseRepoMounts(repo string, log *slog.Logger) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || !strings.HasSuffix(f[4], repo) || f[4] == repo {
+			continue
+		}
+		mp := f[4]
+		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
+			log.Warn("could not unmount a leftover bind mount", "path", mp, "err", err)
+			continue
+		}
+		chroot := strings.TrimSuffix(mp, repo)
+		now, err := os.ReadFile("/proc/self/mountinfo")
+		if err == nil && strings.HasPrefix(filepath.Base(chroot), "mmdebstrap.") && !strings.Contains(string(now), " "+chroot+"/") {
+			_ = os.RemoveAll(chroot) // nothing is mounted below it any more
+		}
+	}
+}
+
 // writeFlatRepo links the locked .debs into dir and writes a Packages index
-// built from their own control files.
-func writeFlatRepo(ctx context.Context, dir string, pkgs []Package, cache Cache) error {
+// built from their own control files, and a Release file naming the suite:
+// mmdebstrap picks the Essential and required packages only from an archive
+// whose suite or codename matches the one it is given.
+func writeFlatRepo(ctx context.Context, dir, suite string, pkgs []Package, cache Cache) error {
 	dpkgDeb, err := LookTool("dpkg-deb", "dpkg")
 	if err != nil {
 		return err
@@ -353,7 +384,13 @@ func writeFlatRepo(ctx context.Context, dir string, pkgs []Package, cache Cache)
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "Packages"), idx.Bytes(), 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "Packages"), idx.Bytes(), 0o644); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(idx.Bytes())
+	release := fmt.Sprintf("Origin: pibake\nLabel: pibake locked packages\nSuite: %s\nCodename: %s\nArchitectures: arm64 all\nSHA256:\n %s %d Packages\n",
+		suite, suite, hex.EncodeToString(sum[:]), idx.Len())
+	return os.WriteFile(filepath.Join(dir, "Release"), []byte(release), 0o644)
 }
 
 func copyFile(src, dst string) error {
