@@ -11,6 +11,7 @@ import (
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/firmware/uboot"
 )
 
 // SlotInfo is pibake.json on each boot partition: what the slot holds.
@@ -38,9 +39,19 @@ firmware, U-Boot and the boot script that picks slot A (partitions 2 and 5)
 or slot B (partitions 3 and 6). Partition 7 holds persistent data.
 `
 
-func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, lock *debian.Lock, cache debian.Cache, rf *rootfsOut, epoch int64) (*bootSet, error) {
+// Files the boot script loads from a slot's boot partition.
+const (
+	KernelFile = "vmlinuz"
+	InitrdFile = "initrd.img"
+)
+
+func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, lock *debian.Lock, cache debian.Cache, rf *rootfsOut, initrd []byte, sig uint32) (*bootSet, error) {
 	bs := &bootSet{}
 	cmdline := firmware.CmdlineArgs(board)
+	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: sig, Cmdline: cmdline, Kernel: KernelFile, Initrd: InitrdFile}))
+	if err != nil {
+		return nil, err
+	}
 	info := SlotInfo{Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env), Kernel: rf.res.KernelVersion,
 		RootfsSHA256: rf.sha256, RootfsSize: rf.size, Compressor: rf.compressor, Bootloader: def.Bootloader, KernelCmdline: cmdline}
 	meta, err := json.MarshalIndent(info, "", "  ")
@@ -48,11 +59,26 @@ func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Boa
 		return nil, err
 	}
 	bs.slot = append(bs.slot,
-		fat.File{Path: "vmlinuz", Data: rf.res.Kernel},
+		fat.File{Path: KernelFile, Data: rf.res.Kernel},
+		fat.File{Path: InitrdFile, Data: initrd},
 		fat.File{Path: "cmdline.txt", Data: []byte(cmdline + "\n")},
 		fat.File{Path: inspect.SlotInfoFile, Data: append(meta, '\n')},
 	)
-	bs.bootsel = append(bs.bootsel, fat.File{Path: "pibake.txt", Data: []byte(bootselReadme)})
+	bs.bootsel = append(bs.bootsel,
+		fat.File{Path: "pibake.txt", Data: []byte(bootselReadme)},
+		fat.File{Path: "boot.scr", Data: script},
+		fat.File{Path: uboot.StateFile, Data: uboot.InitialState(uboot.DefaultTries).Marshal()},
+	)
+	ub, err := packageFiles(ctx, lock, cache, board.UBootPackage, func(p string) bool { return p == board.UBoot })
+	if err != nil {
+		return nil, err
+	}
+	if ub[board.UBoot] == nil {
+		return nil, fmt.Errorf("boot: %s has no %s", board.UBootPackage, board.UBoot)
+	}
+	// On the Pi the firmware starts it; for QEMU it is kept here so that
+	// 'pibake run' boots the image with the U-Boot it was built with.
+	bs.bootsel = append(bs.bootsel, fat.File{Path: "u-boot.bin", Data: ub[board.UBoot]})
 	if board.Emulated {
 		return bs, nil
 	}
@@ -77,17 +103,7 @@ func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Boa
 		}
 		bs.bootsel = append(bs.bootsel, fat.File{Path: name, Data: data})
 	}
-	ub, err := packageFiles(ctx, lock, cache, board.UBootPackage, func(p string) bool { return p == board.UBoot })
-	if err != nil {
-		return nil, err
-	}
-	if ub[board.UBoot] == nil {
-		return nil, fmt.Errorf("boot: %s has no %s", board.UBootPackage, board.UBoot)
-	}
-	bs.bootsel = append(bs.bootsel,
-		fat.File{Path: "u-boot.bin", Data: ub[board.UBoot]},
-		fat.File{Path: "config.txt", Data: firmware.ConfigTxt(board)},
-	)
+	bs.bootsel = append(bs.bootsel, fat.File{Path: "config.txt", Data: firmware.ConfigTxt(board)})
 	return bs, nil
 }
 

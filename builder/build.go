@@ -32,6 +32,7 @@ type Options struct {
 	Board      string // "" means the definition's first board
 	OutDir     string // final output folder
 	CacheDir   string // "" means debian.DefaultCacheDir()
+	Source     string // pibake's source tree, for the initramfs init; "" means FindSource(".")
 	Progress   io.Writer
 	Log        *slog.Logger
 	HTTPClient *http.Client
@@ -115,6 +116,12 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 	cache := debian.Cache{Dir: cacheDir}
+	src := opts.Source
+	if src == "" {
+		if src, err = FindSource("."); err != nil {
+			return nil, err
+		}
+	}
 	if opts.OutDir == "" {
 		return nil, errors.New("no output folder: pass --out DIR")
 	}
@@ -173,8 +180,13 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	st.end(fmt.Sprintf("%d packages, kernel %s, squashfs %s %d bytes", len(rf.res.Packages), rf.res.KernelVersion, rf.compressor, rf.size))
 
 	// 5. Boot files.
-	st.begin("boot", "firmware, U-Boot, kernel and device trees")
-	bf, err := bootFiles(ctx, def, board, lock, cache, rf, epoch)
+	st.begin("boot", "initramfs, boot script, firmware, U-Boot, kernel and device trees")
+	initrd, goVersion, err := buildInitramfs(ctx, src, board, rf, stage, epoch)
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(filepath.Join(stage, "pibake-init"))
+	bf, err := bootFiles(ctx, def, board, lock, cache, rf, initrd, diskSignature(def.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +205,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 
 	// 7. Manifest and checksums, then move into place.
 	st.begin("manifest", "manifest.json and SHA256SUMS")
-	m, err := writeManifest(stage, imgName, def, board, lay, sig, lock, lockData, lockPath, rf, epoch)
+	m, err := writeManifest(stage, imgName, def, board, lay, sig, lock, lockData, lockPath, rf, epoch, goVersion, len(initrd))
 	if err != nil {
 		return nil, err
 	}

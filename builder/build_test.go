@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,7 +18,9 @@ import (
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/inspect"
+	"github.com/pibake/pibake/disk/mbr"
 	"github.com/pibake/pibake/internal/testbase"
 )
 
@@ -254,9 +257,15 @@ func TestBuildImageChecks(t *testing.T) {
 			"/home/pi/.ssh/authorized_keys": "-rw------- 1000/1000",
 			"/etc/systemd/system/multi-user.target.wants/hello.service": "lrwxrwxrwx 0/0",
 		},
-		BootselFiles: []string{"start4.elf", "fixup4.dat", "u-boot.bin", "config.txt", "bcm2711-rpi-4-b.dtb"},
-		SlotFiles:    []string{"vmlinuz", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},
+		BootselFiles: []string{"start4.elf", "fixup4.dat", "u-boot.bin", "config.txt", "bcm2711-rpi-4-b.dtb", "boot.scr", "pibake.env"},
+		SlotFiles:    []string{"vmlinuz", "initrd.img", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},
 	})
+	if env := readBootFile(t, res.Image, 1, "pibake.env"); string(env) != "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n" {
+		t.Errorf("initial boot state %q", env)
+	}
+	if cfg := readBootFile(t, res.Image, 1, "config.txt"); !strings.Contains(string(cfg), "kernel=u-boot.bin") {
+		t.Errorf("config.txt does not start U-Boot:\n%s", cfg)
+	}
 	m := res.Manifest
 	if m.Env != "prod" || m.Board != "pi4" || m.Version != "1.2.3" || len(m.Packages) != 1 || m.Packages[0].SHA256 == "" || len(m.BootPackages) != 3 {
 		t.Errorf("manifest: %+v", m)
@@ -277,10 +286,57 @@ func TestBuildImageChecks(t *testing.T) {
 	}
 	rep := inspectFile(t, res.Image)
 	for _, f := range rep.Bootsel {
-		if strings.HasPrefix(f, "start") || strings.HasPrefix(f, "u-boot") {
+		if strings.HasPrefix(f, "start") || strings.HasPrefix(f, "config.txt") {
 			t.Errorf("qemu image has Pi firmware %s on bootsel", f)
 		}
 	}
+	if ub := readBootFile(t, res.Image, 1, "u-boot.bin"); string(ub) != "u-boot for qemu\n" {
+		t.Errorf("qemu bootsel u-boot.bin is %q, want the one from u-boot-qemu", ub)
+	}
+	// The initramfs holds the init and the qemu board's modules, in load order.
+	initrd := readBootFile(t, res.Image, 2, "initrd.img")
+	need(t, "cpio")
+	cmd := exec.Command("cpio", "-it", "--quiet")
+	cmd.Stdin = bytes.NewReader(initrd)
+	list, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio -it: %v", err)
+	}
+	for _, want := range []string{"init\n", "lib/modules/pibake.modules\n", "kernel/fs/jbd2/jbd2.ko.xz\n", "kernel/drivers/block/virtio_blk.ko.xz\n"} {
+		if !strings.Contains(string(list), want) {
+			t.Errorf("initramfs lacks %q:\n%s", want, list)
+		}
+	}
+}
+
+// readBootFile reads a file from FAT partition num of an image.
+func readBootFile(t *testing.T, img string, num int, name string) []byte {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, entries, err := mbr.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Number == num {
+			size := int64(e.Sectors) * 512
+			fsys, err := fat.Open(io.NewSectionReader(f, int64(e.Start)*512, size), size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := fsys.ReadFile(name)
+			if err != nil {
+				t.Fatalf("partition %d: %v", num, err)
+			}
+			return data
+		}
+	}
+	t.Fatalf("no partition %d", num)
+	return nil
 }
 
 func inspectFile(t *testing.T, img string) *inspect.Report {

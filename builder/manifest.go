@@ -33,6 +33,7 @@ type Manifest struct {
 	Partitions      []ManifestPartition `json:"partitions"`
 	Kernel          string              `json:"kernel"`
 	Rootfs          ManifestRootfs      `json:"rootfs"`
+	Initramfs       ManifestInitramfs   `json:"initramfs"`
 	Lock            ManifestLock        `json:"lock"`
 	Packages        []ManifestPackage   `json:"packages"`
 	BootPackages    []ManifestPackage   `json:"boot_packages"`
@@ -65,6 +66,12 @@ type ManifestRootfs struct {
 	Compressor string `json:"compressor"`
 }
 
+// ManifestInitramfs describes the initramfs in each boot slot.
+type ManifestInitramfs struct {
+	Size int64  `json:"size"`
+	Go   string `json:"go"` // the toolchain that compiled pibake-init
+}
+
 // ManifestLock identifies the lock file the build used.
 type ManifestLock struct {
 	File   string `json:"file"`
@@ -87,7 +94,7 @@ func hashRange(r io.ReaderAt, off, n int64) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64) (*Manifest, error) {
+func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion string, initrdSize int) (*Manifest, error) {
 	img, err := os.Open(filepath.Join(dir, imgName))
 	if err != nil {
 		return nil, err
@@ -96,8 +103,9 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 	m := &Manifest{
 		Format: ManifestFormat, Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env),
 		Bootloader: def.Bootloader, SourceDateEpoch: epoch, Kernel: rf.res.KernelVersion,
-		Rootfs: ManifestRootfs{Size: rf.size, SHA256: rf.sha256, Compressor: rf.compressor},
-		Lock:   ManifestLock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
+		Rootfs:    ManifestRootfs{Size: rf.size, SHA256: rf.sha256, Compressor: rf.compressor},
+		Initramfs: ManifestInitramfs{Size: int64(initrdSize), Go: goVersion},
+		Lock:      ManifestLock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
 	}
 	m.Disk = ManifestDisk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}
 	if m.Disk.SHA256, err = hashRange(img, 0, lay.DiskSize); err != nil {

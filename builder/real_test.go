@@ -100,8 +100,8 @@ func TestRealDemo(t *testing.T) {
 			"/home/pi/.ssh/authorized_keys": "-rw------- 1000/1000",
 			"/etc/systemd/system/multi-user.target.wants/demo-hello.service": "lrwxrwxrwx 0/0",
 		},
-		BootselFiles: []string{"start4.elf", "fixup4.dat", "u-boot.bin", "config.txt", "bcm2711-rpi-4-b.dtb"},
-		SlotFiles:    []string{"vmlinuz", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},
+		BootselFiles: []string{"start4.elf", "fixup4.dat", "u-boot.bin", "config.txt", "bcm2711-rpi-4-b.dtb", "boot.scr", "pibake.env"},
+		SlotFiles:    []string{"vmlinuz", "initrd.img", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},
 	})
 
 	b := copyTree(t, "..")

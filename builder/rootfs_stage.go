@@ -15,10 +15,13 @@ import (
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/builder/rootfs"
+	"github.com/pibake/pibake/builder/system"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/firmware/uboot"
 )
 
 type rootfsOut struct {
+	base       *rootfs.Base
 	res        rootfs.Result
 	size       int64
 	sha256     string
@@ -87,6 +90,9 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	if err != nil {
 		return nil, err
 	}
+	for _, f := range system.Files(uboot.DefaultTries, base.Has("usr/sbin/sshd")) {
+		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
+	}
 	bin, err := debian.LookTool("tar2sqfs", "squashfs-tools-ng")
 	if err != nil {
 		return nil, err
@@ -125,5 +131,5 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	if err != nil {
 		return nil, err
 	}
-	return &rootfsOut{res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp}, nil
+	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp}, nil
 }

@@ -22,8 +22,10 @@ func ConfigTxt(b Board) []byte {
 }
 
 // CmdlineArgs are the kernel arguments shared by both slots. The boot
-// chain adds the slot's own (root=PARTUUID=... pibake.slot=a|b), so boot-a
+// script adds the slot's own (root=PARTUUID=... pibake.slot=a|b), so boot-a
 // and boot-b hold identical bytes and one update artifact fits either slot.
+// panic=10 reboots a kernel that cannot go on, so the boot script's try
+// counter moves to the other slot.
 func CmdlineArgs(b Board) string {
-	return fmt.Sprintf("console=%s rootfstype=squashfs ro rootwait", b.Console)
+	return fmt.Sprintf("console=%s rootfstype=squashfs ro rootwait panic=10", b.Console)
 }

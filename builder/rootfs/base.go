@@ -65,6 +65,16 @@ func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
 			if small[k], err = read(); err != nil {
 				return nil, nil, fmt.Errorf("rootfs: read %s: %w", k, err)
 			}
+		case strings.HasPrefix(k, "usr/lib/modules/") && (strings.HasSuffix(k, "/modules.dep") || strings.HasSuffix(k, "/modules.builtin")):
+			data, err := read()
+			if err != nil {
+				return nil, nil, fmt.Errorf("rootfs: read %s: %w", k, err)
+			}
+			if strings.HasSuffix(k, ".dep") {
+				res.ModulesDep = data
+			} else {
+				res.ModulesBuiltin = data
+			}
 		case strings.HasPrefix(k, "boot/vmlinuz-"), strings.HasPrefix(k, "boot/config-"),
 			strings.HasPrefix(k, "usr/lib/linux-image-") && strings.Contains(k, "/broadcom/") && strings.HasSuffix(k, ".dtb"):
 			data, err := read()
@@ -105,3 +115,45 @@ func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
 	}
 	return b, res, nil
 }
+
+// ReadFiles reads regular files of the base by path (relative, no leading
+// "/"); missing ones are an error.
+func (b *Base) ReadFiles(ctx context.Context, paths []string) (map[string][]byte, error) {
+	want := map[string]bool{}
+	for _, p := range paths {
+		want[p] = true
+	}
+	f, err := os.Open(b.path)
+	if err != nil {
+		return nil, fmt.Errorf("rootfs: %w", err)
+	}
+	defer f.Close()
+	out := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for len(out) < len(want) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rootfs: read base: %w", err)
+		}
+		if k := key(h.Name); want[k] && h.Typeflag == tar.TypeReg {
+			if out[k], err = io.ReadAll(tr); err != nil {
+				return nil, fmt.Errorf("rootfs: read %s: %w", k, err)
+			}
+		}
+	}
+	for _, p := range paths {
+		if _, ok := out[p]; !ok {
+			return nil, fmt.Errorf("rootfs: the base has no file /%s", p)
+		}
+	}
+	return out, nil
+}
+
+// Has reports whether the base has an entry at path (relative).
+func (b *Base) Has(path string) bool { return b.info.paths[path] }

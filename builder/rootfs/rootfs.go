@@ -48,11 +48,14 @@ type Unit struct {
 	Enable bool
 }
 
-// File is an extra file written into the image.
+// File is an extra file, folder (Dir) or symlink (Link) written into the
+// image, owned by root.
 type File struct {
 	Path string // absolute
 	Data []byte
 	Mode int64
+	Dir  bool
+	Link string
 }
 
 // Spec is everything that shapes the root filesystem beyond the base.
@@ -80,7 +83,9 @@ type Result struct {
 	Kernel        []byte            // /boot/vmlinuz-<version>
 	DTBs          map[string][]byte // file name -> contents, from usr/lib/linux-image-<version>/broadcom
 	KernelConfig  []byte            // /boot/config-<version>
-	Entries       int
+	// modules.dep and modules.builtin of the kernel, for the initramfs.
+	ModulesDep, ModulesBuiltin []byte
+	Entries                    int
 }
 
 type entry struct {
@@ -320,7 +325,14 @@ func plan(spec Spec, base *baseInfo) (map[string]*entry, error) {
 		}
 	}
 	for _, f := range spec.Files {
-		ch[key(f.Path)] = fileEntry("", f.Data, f.Mode, 0, 0)
+		switch {
+		case f.Dir:
+			ch[key(f.Path)] = dirEntry(f.Mode, 0, 0)
+		case f.Link != "":
+			ch[key(f.Path)] = linkEntry(f.Link)
+		default:
+			ch[key(f.Path)] = fileEntry("", f.Data, f.Mode, 0, 0)
+		}
 	}
 	// Keep existing directories' metadata when a change only implies them.
 	for k, c := range ch {

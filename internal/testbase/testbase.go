@@ -8,11 +8,24 @@ import (
 	"archive/tar"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 )
 
 // KernelVersion is the version of the fake kernel in the base.
 const KernelVersion = "6.12.0-test-arm64"
+
+// modulesDep lists the fake kernel modules (dependencies after the colon).
+const modulesDep = `kernel/drivers/block/virtio_blk.ko.xz:
+kernel/drivers/virtio/virtio_mmio.ko.xz:
+kernel/fs/squashfs/squashfs.ko.xz:
+kernel/fs/ext4/ext4.ko.xz: kernel/fs/jbd2/jbd2.ko.xz kernel/fs/mbcache.ko.xz
+kernel/fs/jbd2/jbd2.ko.xz:
+kernel/fs/mbcache.ko.xz:
+kernel/fs/overlayfs/overlay.ko.xz:
+kernel/drivers/mmc/host/sdhci-iproc.ko.xz:
+kernel/drivers/mmc/host/bcm2835.ko.xz:
+`
 
 // Package is a package the fake dpkg status lists.
 type Package struct{ Name, Version, Arch string }
@@ -88,6 +101,24 @@ func Write(path string, pkgs []Package) error {
 		func() error {
 			return file("boot/config-"+KernelVersion, 0o644, 0, "CONFIG_SQUASHFS=m\nCONFIG_SQUASHFS_XZ=y\nCONFIG_SQUASHFS_ZSTD=y\n")
 		},
+		func() error { return dir("usr/lib/modules/", 0o755) },
+		func() error { return dir("usr/lib/modules/"+KernelVersion+"/", 0o755) },
+		func() error {
+			return file("usr/lib/modules/"+KernelVersion+"/modules.dep", 0o644, 0, modulesDep)
+		},
+		func() error {
+			return file("usr/lib/modules/"+KernelVersion+"/modules.builtin", 0o644, 0, "kernel/drivers/mmc/core/mmc_block.ko\nkernel/drivers/virtio/virtio_pci.ko\n")
+		},
+		func() error {
+			for _, line := range strings.Split(strings.TrimSpace(modulesDep), "\n") {
+				m, _, _ := strings.Cut(line, ":")
+				if err := file("usr/lib/modules/"+KernelVersion+"/"+m, 0o644, 0, "fake module "+m); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func() error { return file("usr/sbin/sshd", 0o755, 0, "\x7fELF fake sshd\n") },
 		func() error { return dir("var/", 0o755) },
 		func() error { return dir("var/lib/", 0o755) },
 		func() error { return dir("var/lib/dpkg/", 0o755) },

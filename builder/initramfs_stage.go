@@ -1,0 +1,113 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/firmware/initramfs"
+)
+
+// ModulePath is the module path of pibake's own source, which holds
+// cmd/pibake-init.
+const ModulePath = "github.com/pibake/pibake"
+
+// FindSource walks up from dir to the checkout of pibake's source, whose
+// cmd/pibake-init becomes the initramfs init.
+func FindSource(dir string) (string, error) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module "+ModulePath+"\n")) {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("no pibake source above %s: the initramfs init (cmd/pibake-init) is compiled from it; run pibake from a pibake checkout or pass --src", dir)
+		}
+		d = parent
+	}
+}
+
+func goTool() (string, error) {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/local/go/bin/go"); err == nil {
+		return "/usr/local/go/bin/go", nil
+	}
+	return "", errors.New("the Go toolchain is needed to compile the initramfs init: put go on PATH")
+}
+
+// buildInit cross-compiles cmd/pibake-init for arm64. The flags make the
+// binary depend only on the source and the Go version, not the path or time.
+func buildInit(ctx context.Context, src, out string) (string, error) {
+	gobin, err := goTool()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, "./cmd/pibake-init")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("initramfs: compile pibake-init in %s: %w\n%s", src, err, b)
+	}
+	v, err := exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
+	if err != nil {
+		return "", fmt.Errorf("initramfs: go env: %w", err)
+	}
+	return strings.TrimSpace(string(v)), nil
+}
+
+// buildInitramfs makes the initramfs: pibake-init plus the board's modules
+// from the image's own kernel, in load order.
+func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *rootfsOut, work string, epoch int64) ([]byte, string, error) {
+	initBin := filepath.Join(work, "pibake-init")
+	goVersion, err := buildInit(ctx, src, initBin)
+	if err != nil {
+		return nil, "", err
+	}
+	initData, err := os.ReadFile(initBin)
+	if err != nil {
+		return nil, "", err
+	}
+	db, err := initramfs.ParseModuleDB(rf.res.ModulesDep, rf.res.ModulesBuiltin)
+	if err != nil {
+		return nil, "", fmt.Errorf("initramfs: %w", err)
+	}
+	mods, err := db.Closure(initramfs.Modules[board.Name])
+	if err != nil {
+		return nil, "", fmt.Errorf("initramfs for %s: %w", board.Name, err)
+	}
+	modDir := "usr/lib/modules/" + rf.res.KernelVersion
+	var paths []string
+	for _, m := range mods {
+		paths = append(paths, path.Join(modDir, m))
+	}
+	files, err := rf.base.ReadFiles(ctx, paths)
+	if err != nil {
+		return nil, "", fmt.Errorf("initramfs: %w", err)
+	}
+	entries := []initramfs.Entry{{Path: "init", Mode: 0o755, Data: initData}}
+	var list strings.Builder
+	for _, m := range mods {
+		rel := path.Join(rf.res.KernelVersion, m)
+		entries = append(entries, initramfs.Entry{Path: "lib/modules/" + rel, Mode: 0o644, Data: files[path.Join(modDir, m)]})
+		list.WriteString(rel + "\n")
+	}
+	entries = append(entries, initramfs.Entry{Path: "lib/modules/pibake.modules", Mode: 0o644, Data: []byte(list.String())})
+	var buf bytes.Buffer
+	if err := initramfs.WriteCPIO(&buf, entries, epoch); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), goVersion, nil
+}

@@ -1,0 +1,48 @@
+// Package system holds the files pibake adds to every root filesystem: the
+// units and helpers of the A/B boot chain. They are embedded so that a
+// pibake binary builds images without its source tree.
+package system
+
+import (
+	_ "embed"
+	"strconv"
+	"strings"
+)
+
+//go:embed pibake-boot-ok.service
+var bootOKUnit []byte
+
+//go:embed boot-ok
+var bootOKScript string
+
+//go:embed pibake-ssh-keygen.service
+var sshKeygenUnit []byte
+
+// File is one file, folder or symlink to add (owned by root).
+type File struct {
+	Path string
+	Data []byte
+	Mode int64
+	Dir  bool
+	Link string
+}
+
+// Files returns the system files; hasSSH says whether the base has an SSH
+// server whose host keys must be made on first boot. tries is the boot
+// tries a slot gets back when it is marked good.
+func Files(tries int, hasSSH bool) []File {
+	const unitDir = "/usr/lib/systemd/system/"
+	fs := []File{
+		{Path: "/data", Mode: 0o755, Dir: true},
+		{Path: unitDir + "pibake-boot-ok.service", Data: bootOKUnit, Mode: 0o644},
+		{Path: "/usr/lib/pibake/boot-ok", Data: []byte(strings.ReplaceAll(bootOKScript, "@TRIES@", strconv.Itoa(tries))), Mode: 0o755},
+		{Path: "/etc/systemd/system/multi-user.target.wants/pibake-boot-ok.service", Link: unitDir + "pibake-boot-ok.service"},
+	}
+	if hasSSH {
+		fs = append(fs,
+			File{Path: unitDir + "pibake-ssh-keygen.service", Data: sshKeygenUnit, Mode: 0o644},
+			File{Path: "/etc/systemd/system/ssh.service.wants/pibake-ssh-keygen.service", Link: unitDir + "pibake-ssh-keygen.service"},
+		)
+	}
+	return fs
+}
