@@ -11,7 +11,7 @@ ENV ?=
 BOARD ?=
 IMAGE_NAME := $(basename $(notdir $(IMAGE)))
 
-.PHONY: all deps build image test test-unit lock clean
+.PHONY: all deps build image test test-unit e2e lock clean
 
 all: build
 
@@ -35,6 +35,10 @@ lock: deps build
 test: deps
 	$(GO) vet ./...
 	PIBAKE_REAL=1 $(GO) test -timeout 60m -count=1 ./...
+
+# Boot images under QEMU: first boot, reboot, slot fallback (e2e/).
+e2e: deps
+	PIBAKE_E2E=1 $(GO) test -timeout 60m -count=1 -v ./e2e/
 
 # Fast tests only: no Debian bootstrap.
 test-unit:

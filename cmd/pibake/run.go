@@ -16,6 +16,7 @@ Usage:
   pibake build   [flags] images/NAME.yaml   build a disk image (see 'pibake build -h')
   pibake lock    [flags] images/NAME.yaml   resolve and pin the Debian packages into images/NAME.lock
   pibake inspect [--json] IMAGE             show an image's layout and what each slot holds
+  pibake run [--persist] [--forward H:G] IMAGE  boot a qemu-board image under QEMU
   pibake validate [--env ENV] images/NAME.yaml...  check definitions without building
   pibake version                            print the version
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdLock(ctx, rest, stdout, stderr)
 	case "inspect":
 		return cmdInspect(ctx, rest, stdout, stderr)
+	case "run":
+		return cmdRun(ctx, rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "version", "--version":

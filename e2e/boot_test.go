@@ -1,0 +1,266 @@
+// Package e2e boots real pibake images under QEMU: `make e2e` runs it
+// (PIBAKE_E2E=1). The guest has restricted user networking and no
+// forwards: everything is checked over the serial console.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pibake/pibake/builder"
+	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/disk/fat"
+	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/disk/mbr"
+	"github.com/pibake/pibake/vm"
+)
+
+// TestDefinitionMatchesDemo keeps e2e.yaml on the demo's package set, so it
+// can share images/demo.lock (and its cached base).
+func TestDefinitionMatchesDemo(t *testing.T) {
+	demo, err := imagedef.Load("../images/demo.yaml", imagedef.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2e, err := imagedef.Load("testdata/images/e2e.yaml", imagedef.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if builder.Inputs(demo).Digest() != builder.Inputs(e2e).Digest() {
+		t.Fatal("e2e.yaml's debian section differs from images/demo.yaml's: make them the same")
+	}
+}
+
+func needE2E(t *testing.T) {
+	t.Helper()
+	if os.Getenv("PIBAKE_E2E") == "" {
+		t.Skip("set PIBAKE_E2E=1 to boot images under QEMU (make e2e does)")
+	}
+}
+
+// buildE2E builds testdata/images/e2e.yaml for the qemu board.
+func buildE2E(t *testing.T) string {
+	t.Helper()
+	lock, err := os.ReadFile("../images/demo.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("testdata/images/e2e.lock", lock, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove("testdata/images/e2e.lock") })
+	start := time.Now()
+	res, err := builder.Build(context.Background(), builder.Options{Definition: "testdata/images/e2e.yaml", Board: "qemu", OutDir: filepath.Join(t.TempDir(), "e2e")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built %s in %s", res.Image, time.Since(start).Round(time.Second))
+	return res.Image
+}
+
+func copyImage(t *testing.T, src string, grow int64) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "disk.img")
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := in.Stat()
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Truncate(st.Size() + grow); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// report is what e2e-report printed, plus timing.
+type report struct {
+	fields  map[string]string
+	elapsed time.Duration
+	console string
+}
+
+// boot runs the image until the guest powers off and returns its report.
+func boot(t *testing.T, img, name string) report {
+	t.Helper()
+	logPath := filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	var mu sync.Mutex
+	var console bytes.Buffer
+	w := io.MultiWriter(logf, lockedWriter{&mu, &console})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	err = vm.Run(ctx, vm.Options{Image: img, Persist: true, Stdout: w})
+	elapsed := time.Since(start)
+	mu.Lock()
+	out := console.String()
+	mu.Unlock()
+	if err != nil {
+		t.Fatalf("%s: %v (console in %s)", name, err, logPath)
+	}
+	r := report{fields: map[string]string{}, console: out}
+	var reported time.Duration
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.Index(line, "E2E "); i >= 0 {
+			k, v, _ := strings.Cut(line[i+4:], "=")
+			r.fields[k] = v
+		}
+	}
+	if _, ok := r.fields["state"]; !ok || !strings.Contains(out, "E2E-DONE") {
+		t.Fatalf("%s: no report on the console after %s (console in %s)", name, elapsed.Round(time.Second), logPath)
+	}
+	_ = reported
+	r.elapsed = elapsed
+	t.Logf("%s: QEMU ran %s (start to power-off); %s; console log %s", name, elapsed.Round(100*time.Millisecond), r.fields["analyze"], logPath)
+	return r
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func expect(t *testing.T, r report, key, want string) {
+	t.Helper()
+	if got := r.fields[key]; got != want {
+		t.Errorf("%s = %q, want %q", key, got, want)
+	}
+}
+
+func dataSize(t *testing.T, r report) int64 {
+	t.Helper()
+	f := strings.Fields(r.fields["data"])
+	if len(f) != 2 {
+		t.Fatalf("data = %q", r.fields["data"])
+	}
+	n, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestBoot boots the image twice: the first boot creates and grows the data
+// partition and the device's identity; the second must find them again.
+func TestBoot(t *testing.T) {
+	needE2E(t)
+	img := copyImage(t, buildE2E(t), 1<<30) // a 1 GiB bigger "card"
+	first := boot(t, img, "first-boot")
+	expect(t, first, "state", "running")
+	expect(t, first, "failed", "")
+	expect(t, first, "hostname", "e2e-box")
+	expect(t, first, "root", "/dev/vda5")
+	expect(t, first, "slot", "a")
+	expect(t, first, "tmp", "tmpfs")
+	expect(t, first, "varfs", "overlay")
+	if !strings.HasPrefix(first.fields["rootopts"], "ro,") {
+		t.Errorf("root mounted %q, want read-only", first.fields["rootopts"])
+	}
+	if size := dataSize(t, first); size < 1<<30 {
+		t.Errorf("data filesystem is %d bytes: not grown to the card (> 1 GiB)", size)
+	}
+	if len(first.fields["machineid"]) != 32 || first.fields["sshkey"] == "" || !strings.HasPrefix(first.fields["sshkey"], "SHA256:") {
+		t.Errorf("identity: machine-id %q, ssh key %q", first.fields["machineid"], first.fields["sshkey"])
+	}
+
+	second := boot(t, img, "second-boot")
+	expect(t, second, "state", "running")
+	expect(t, second, "root", "/dev/vda5")
+	if second.fields["machineid"] != first.fields["machineid"] || second.fields["sshkey"] != first.fields["sshkey"] {
+		t.Errorf("identity changed across reboot: machine-id %s -> %s, ssh key %s -> %s",
+			first.fields["machineid"], second.fields["machineid"], first.fields["sshkey"], second.fields["sshkey"])
+	}
+	if dataSize(t, second) != dataSize(t, first) {
+		t.Errorf("data size changed across reboot")
+	}
+}
+
+// TestFallback makes slot A's kernel unbootable: U-Boot spends A's tries
+// and boots slot B, whose root is root-b.
+func TestFallback(t *testing.T) {
+	needE2E(t)
+	img := copyImage(t, buildE2E(t), 0)
+	breakKernel(t, img, layout.BootA)
+	r := boot(t, img, "fallback")
+	expect(t, r, "state", "running")
+	expect(t, r, "root", "/dev/vda6")
+	expect(t, r, "slot", "b")
+	if n := strings.Count(r.console, "pibake: booting slot a"); n != 3 {
+		t.Errorf("slot a was tried %d times, want 3", n)
+	}
+}
+
+// breakKernel rewrites a boot partition with every file kept but the
+// kernel replaced by zeros.
+func breakKernel(t *testing.T, img, part string) {
+	t.Helper()
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, entries, err := mbr.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	lay, err := layout.FromMBR(entries, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := lay.Part(part)
+	fsys, err := fat.Open(io.NewSectionReader(f, p.Offset, p.Size), p.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []fat.File
+	err = fsys.Walk(func(path string, isDir bool, size int64) error {
+		if isDir {
+			return nil
+		}
+		data, err := fsys.ReadFile(path)
+		if path == builder.KernelFile {
+			data = make([]byte, 1<<20)
+		}
+		files = append(files, fat.File{Path: path, Data: data})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fat.Write(io.NewOffsetWriter(f, p.Offset), fat.Options{Size: p.Size, Label: fsys.Label(), VolumeID: fsys.VolumeID(), Time: time.Unix(1700000000, 0)}, files, nil); err != nil {
+		t.Fatal(err)
+	}
+}
