@@ -29,8 +29,8 @@ type SlotInfo struct {
 }
 
 type bootSet struct {
-	bootsel []fat.File
-	slot    []fat.File
+	bootsel      []fat.File
+	slotA, slotB []fat.File
 }
 
 const bootselReadme = `This partition (bootsel) is managed by pibake.
@@ -48,24 +48,80 @@ const (
 func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, lock *debian.Lock, cache debian.Cache, rf *rootfsOut, initrd []byte, sig uint32) (*bootSet, error) {
 	bs := &bootSet{}
 	cmdline := firmware.CmdlineArgs(board)
-	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: sig, Cmdline: cmdline, Kernel: KernelFile, Initrd: InitrdFile}))
-	if err != nil {
-		return nil, err
-	}
 	info := SlotInfo{Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env), Kernel: rf.res.KernelVersion,
 		RootfsSHA256: rf.sha256, RootfsSize: rf.size, Compressor: rf.compressor, Bootloader: def.Bootloader, KernelCmdline: cmdline}
 	meta, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	bs.slot = append(bs.slot,
-		fat.File{Path: KernelFile, Data: rf.res.Kernel},
-		fat.File{Path: InitrdFile, Data: initrd},
-		fat.File{Path: "cmdline.txt", Data: []byte(cmdline + "\n")},
-		fat.File{Path: inspect.SlotInfoFile, Data: append(meta, '\n')},
-	)
+	slot := []fat.File{
+		{Path: KernelFile, Data: rf.res.Kernel},
+		{Path: InitrdFile, Data: initrd},
+		{Path: inspect.SlotInfoFile, Data: append(meta, '\n')},
+	}
+	bs.bootsel = append(bs.bootsel, fat.File{Path: "pibake.txt", Data: []byte(bootselReadme)})
+	var dtbs []string
+	var fw map[string][]byte
+	if !board.Emulated {
+		if dtbs, err = board.SelectDTBs(rf.res.DTBs); err != nil {
+			return nil, err
+		}
+		if fw, err = packageFiles(ctx, lock, cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
+			return nil, err
+		}
+	}
+	firmwareFiles := func() ([]fat.File, error) {
+		var out []fat.File
+		for _, name := range board.Firmware {
+			data, ok := fw[firmware.FirmwareDir+"/"+name]
+			if !ok {
+				return nil, fmt.Errorf("boot: raspi-firmware has no %s (needed by board %s)", name, board.Name)
+			}
+			out = append(out, fat.File{Path: name, Data: data})
+		}
+		return out, nil
+	}
+
+	if def.Bootloader == "tryboot" {
+		// Each slot is self-sufficient: firmware, config.txt, kernel, DTBs
+		// and its own cmdline.txt; bootsel only says which slot to start.
+		fwf, err := firmwareFiles()
+		if err != nil {
+			return nil, err
+		}
+		auto, err := firmware.AutobootTxt("a")
+		if err != nil {
+			return nil, err
+		}
+		bs.bootsel = append(bs.bootsel, fat.File{Path: "autoboot.txt", Data: auto})
+		for _, s := range []string{"a", "b"} {
+			cl, err := firmware.TrybootCmdline(board, sig, s)
+			if err != nil {
+				return nil, err
+			}
+			files := append(append([]fat.File(nil), slot...), fwf...)
+			files = append(files,
+				fat.File{Path: "config.txt", Data: firmware.TrybootConfigTxt(board, KernelFile, InitrdFile)},
+				fat.File{Path: "cmdline.txt", Data: []byte(cl + "\n")})
+			for _, name := range dtbs {
+				files = append(files, fat.File{Path: name, Data: rf.res.DTBs[name]})
+			}
+			if s == "a" {
+				bs.slotA = files
+			} else {
+				bs.slotB = files
+			}
+		}
+		return bs, nil
+	}
+
+	// U-Boot chain: identical slots; the boot script adds root= and the slot.
+	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: sig, Cmdline: cmdline, Kernel: KernelFile, Initrd: InitrdFile}))
+	if err != nil {
+		return nil, err
+	}
+	slot = append(slot, fat.File{Path: "cmdline.txt", Data: []byte(cmdline + "\n")})
 	bs.bootsel = append(bs.bootsel,
-		fat.File{Path: "pibake.txt", Data: []byte(bootselReadme)},
 		fat.File{Path: "boot.scr", Data: script},
 		fat.File{Path: uboot.StateFile, Data: uboot.InitialState(uboot.DefaultTries).Marshal()},
 	)
@@ -79,31 +135,20 @@ func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Boa
 	// On the Pi the firmware starts it; for QEMU it is kept here so that
 	// 'pibake run' boots the image with the U-Boot it was built with.
 	bs.bootsel = append(bs.bootsel, fat.File{Path: "u-boot.bin", Data: ub[board.UBoot]})
-	if board.Emulated {
-		return bs, nil
-	}
-
-	dtbs, err := board.SelectDTBs(rf.res.DTBs)
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range dtbs {
-		bs.slot = append(bs.slot, fat.File{Path: "broadcom/" + name, Data: rf.res.DTBs[name]})
-		// The firmware hands U-Boot the device tree it finds on bootsel.
-		bs.bootsel = append(bs.bootsel, fat.File{Path: name, Data: rf.res.DTBs[name]})
-	}
-	fw, err := packageFiles(ctx, lock, cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") })
-	if err != nil {
-		return nil, err
-	}
-	for _, name := range board.Firmware {
-		data, ok := fw[firmware.FirmwareDir+"/"+name]
-		if !ok {
-			return nil, fmt.Errorf("boot: raspi-firmware has no %s (needed by board %s)", name, board.Name)
+	if !board.Emulated {
+		for _, name := range dtbs {
+			slot = append(slot, fat.File{Path: "broadcom/" + name, Data: rf.res.DTBs[name]})
+			// The firmware hands U-Boot the device tree it finds on bootsel.
+			bs.bootsel = append(bs.bootsel, fat.File{Path: name, Data: rf.res.DTBs[name]})
 		}
-		bs.bootsel = append(bs.bootsel, fat.File{Path: name, Data: data})
+		fwf, err := firmwareFiles()
+		if err != nil {
+			return nil, err
+		}
+		bs.bootsel = append(bs.bootsel, fwf...)
+		bs.bootsel = append(bs.bootsel, fat.File{Path: "config.txt", Data: firmware.ConfigTxt(board)})
 	}
-	bs.bootsel = append(bs.bootsel, fat.File{Path: "config.txt", Data: firmware.ConfigTxt(board)})
+	bs.slotA, bs.slotB = slot, slot
 	return bs, nil
 }
 

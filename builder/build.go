@@ -88,8 +88,8 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if def.Bootloader != "uboot" {
-		return nil, fmt.Errorf("%s: bootloader %q: building it is not implemented yet; use bootloader: uboot", def.File, def.Bootloader)
+	if def.Bootloader == "tryboot" && board.Emulated {
+		return nil, fmt.Errorf("%s: bootloader tryboot is the Pi firmware's own: it cannot boot under QEMU; build a Pi board", def.File)
 	}
 	lockPath := LockPath(opts.Definition)
 	lock, lockData, err := debian.ReadLock(lockPath)
@@ -190,7 +190,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.end(fmt.Sprintf("bootsel %d files, boot slot %d files", len(bf.bootsel), len(bf.slot)))
+	st.end(fmt.Sprintf("initramfs %d bytes, bootsel %d files, boot slot %d files", len(initrd), len(bf.bootsel), len(bf.slotA)))
 
 	// 6. Disk image.
 	st.begin("disk", "assemble the A/B disk image")

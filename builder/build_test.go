@@ -470,3 +470,32 @@ func TestManifestJSONStable(t *testing.T) {
 		}
 	}
 }
+
+func TestBuildTryboot(t *testing.T) {
+	need(t, "fsck.vfat")
+	fx := newFixture(t)
+	repo := fx.repo(t)
+	def := filepath.Join(repo, "images", "small.yaml")
+	b, _ := os.ReadFile(def)
+	if err := os.WriteFile(def, []byte(strings.Replace(string(b), "boards: [pi4, qemu]", "boards: [pi4]\nbootloader: tryboot", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(context.Background(), Options{Definition: def, OutDir: filepath.Join(t.TempDir(), "out"), CacheDir: fx.cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auto := string(readBootFile(t, res.Image, 1, "autoboot.txt")); !strings.Contains(auto, "tryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n") {
+		t.Errorf("autoboot.txt:\n%s", auto)
+	}
+	for part, root := range map[int]string{2: "-05 pibake.slot=a", 3: "-06 pibake.slot=b"} {
+		if cl := string(readBootFile(t, res.Image, part, "cmdline.txt")); !strings.Contains(cl, root) {
+			t.Errorf("partition %d cmdline.txt %q lacks %q", part, cl, root)
+		}
+		for _, f := range []string{"start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "vmlinuz", "initrd.img"} {
+			readBootFile(t, res.Image, part, f)
+		}
+		if cfg := string(readBootFile(t, res.Image, part, "config.txt")); !strings.Contains(cfg, "kernel=vmlinuz") {
+			t.Errorf("partition %d config.txt does not start the kernel:\n%s", part, cfg)
+		}
+	}
+}

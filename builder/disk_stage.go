@@ -41,8 +41,10 @@ func assemble(imgPath string, lay layout.Layout, sig uint32, def *imagedef.Defin
 		switch p.Name {
 		case layout.Bootsel:
 			werr = writeFAT(f, p, LabelBootsel, volumeID(def.Name, layout.Bootsel), t, bf.bootsel)
-		case layout.BootA, layout.BootB:
-			werr = writeFAT(f, p, LabelBoot, volumeID(def.Name, "boot"), t, bf.slot)
+		case layout.BootA:
+			werr = writeFAT(f, p, LabelBoot, volumeID(def.Name, "boot"), t, bf.slotA)
+		case layout.BootB:
+			werr = writeFAT(f, p, LabelBoot, volumeID(def.Name, "boot"), t, bf.slotB)
 		case layout.RootA, layout.RootB:
 			werr = copyInto(f, p, rootImg)
 		}
