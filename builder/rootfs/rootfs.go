@@ -256,8 +256,16 @@ func normalize(h *tar.Header, epoch time.Time) {
 	h.Uname, h.Gname = "", ""
 	h.Format = tar.FormatPAX
 	for k := range h.PAXRecords {
-		if k == "atime" || k == "ctime" || k == "mtime" {
+		// POSIX ACLs (systemd sets them on /var/log/journal) cannot be
+		// stored in squashfs; systemd-tmpfiles applies them again at boot.
+		if k == "atime" || k == "ctime" || k == "mtime" || strings.HasPrefix(k, "SCHILY.xattr.system.posix_acl_") {
 			delete(h.PAXRecords, k)
+		}
+	}
+	//lint:ignore SA1019 the reader fills the deprecated Xattrs too, and the writer writes it.
+	for k := range h.Xattrs { //nolint:staticcheck
+		if strings.HasPrefix(k, "system.posix_acl_") {
+			delete(h.Xattrs, k) //nolint:staticcheck
 		}
 	}
 }
