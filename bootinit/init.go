@@ -86,15 +86,11 @@ func Main() error {
 			return fmt.Errorf("move %s into the root: %w", d, err)
 		}
 	}
-	if err := prepareData(log, root); err != nil {
-		return err
-	}
-	if err := unix.Mount("tmpfs", newRoot+"/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
-		return fmt.Errorf("mount /tmp: %w", err)
-	}
 	// Free the initramfs: its files are no longer needed.
 	_ = os.RemoveAll("/lib")
 	_ = os.Remove("/init")
+	// Switch now, so every mount below records the paths the running system
+	// sees (systemd remounts them at shutdown with those options).
 	if err := os.Chdir(newRoot); err != nil {
 		return err
 	}
@@ -105,6 +101,12 @@ func Main() error {
 		return fmt.Errorf("switch root: %w", err)
 	}
 	_ = os.Chdir("/")
+	if err := prepareData(log, root); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+		return fmt.Errorf("mount /tmp: %w", err)
+	}
 	log.printf("switching to %s after %s", cl.Init, time.Since(start).Round(time.Millisecond))
 	return syscall.Exec(cl.Init, []string{cl.Init}, os.Environ())
 }
@@ -148,11 +150,11 @@ func loadModules(list string) (int, error) {
 // prepareData grows, formats if needed and mounts the data partition, then
 // puts writable overlays on /etc and /var.
 func prepareData(log initLog, root Block) error {
-	data, err := Sibling("/newroot/sys/class/block", root, dataPart)
+	data, err := Sibling("/sys/class/block", root, dataPart)
 	if err != nil {
 		return err
 	}
-	diskDev, dataDev := newRoot+"/dev/"+root.Disk, newRoot+"/dev/"+data.Name
+	diskDev, dataDev := "/dev/"+root.Disk, "/dev/"+data.Name
 	if err := growData(log, diskDev, data); err != nil {
 		return fmt.Errorf("grow data partition: %w", err)
 	}
@@ -171,17 +173,17 @@ func prepareData(log initLog, root Block) error {
 	switch size := fsBytes(); {
 	case size == 0:
 		log.printf("first boot: creating the data filesystem on %s (%d MiB)", data.Name, partBytes>>20)
-		if err := inRoot("/sbin/mke2fs", "-q", "-F", "-t", "ext4", "-L", "data", "/dev/"+data.Name); err != nil {
+		if err := run("/sbin/mke2fs", "-q", "-F", "-t", "ext4", "-L", "data", dataDev); err != nil {
 			return fmt.Errorf("mke2fs: %w", err)
 		}
 	case size < partBytes-(4<<20):
 		log.printf("growing the data filesystem from %d to %d MiB", size>>20, partBytes>>20)
-		_ = inRoot("/sbin/e2fsck", "-fy", "/dev/"+data.Name)
-		if err := inRoot("/sbin/resize2fs", "/dev/"+data.Name); err != nil {
+		_ = run("/sbin/e2fsck", "-fy", dataDev)
+		if err := run("/sbin/resize2fs", dataDev); err != nil {
 			return fmt.Errorf("resize2fs: %w", err)
 		}
 	}
-	mnt := newRoot + DataMount
+	mnt := DataMount
 	if err := unix.Mount(dataDev, mnt, "ext4", unix.MS_NOATIME, ""); err != nil {
 		return fmt.Errorf("mount data %s: %w", data.Name, err)
 	}
@@ -193,7 +195,7 @@ func prepareData(log initLog, root Block) error {
 				return err
 			}
 		}
-		lower := newRoot + "/" + d
+		lower := "/" + d
 		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
 		if err := unix.Mount("overlay", lower, "overlay", 0, opts); err != nil {
 			return fmt.Errorf("overlay /%s: %w", d, err)
@@ -242,10 +244,9 @@ func blockSize(dev string) (int64, error) {
 	return n, nil
 }
 
-// inRoot runs a program of the root filesystem, chrooted into it.
-func inRoot(prog string, args ...string) error {
+// run runs a program of the root filesystem (after the switch).
+func run(prog string, args ...string) error {
 	cmd := exec.Command(prog, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: newRoot}
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	out, err := cmd.CombinedOutput()

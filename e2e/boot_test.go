@@ -47,24 +47,42 @@ func needE2E(t *testing.T) {
 	}
 }
 
-// buildE2E builds testdata/images/e2e.yaml for the qemu board.
+var (
+	built    string
+	buildErr error
+	once     sync.Once
+)
+
+// buildE2E builds testdata/images/e2e.yaml for the qemu board, once per run.
 func buildE2E(t *testing.T) string {
 	t.Helper()
+	once.Do(func() { built, buildErr = build(t) })
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return built
+}
+
+func build(t *testing.T) (string, error) {
 	lock, err := os.ReadFile("../images/demo.lock")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if err := os.WriteFile("testdata/images/e2e.lock", lock, 0o644); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	t.Cleanup(func() { os.Remove("testdata/images/e2e.lock") })
-	start := time.Now()
-	res, err := builder.Build(context.Background(), builder.Options{Definition: "testdata/images/e2e.yaml", Board: "qemu", OutDir: filepath.Join(t.TempDir(), "e2e")})
+	defer os.Remove("testdata/images/e2e.lock")
+	out, err := os.MkdirTemp("", "pibake-e2e-build-")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
+	}
+	start := time.Now()
+	res, err := builder.Build(context.Background(), builder.Options{Definition: "testdata/images/e2e.yaml", Board: "qemu", OutDir: filepath.Join(out, "e2e")})
+	if err != nil {
+		return "", err
 	}
 	t.Logf("built %s in %s", res.Image, time.Since(start).Round(time.Second))
-	return res.Image
+	return res.Image, nil
 }
 
 func copyImage(t *testing.T, src string, grow int64) string {
@@ -263,4 +281,12 @@ func breakKernel(t *testing.T, img, part string) {
 	if err := fat.Write(io.NewOffsetWriter(f, p.Offset), fat.Options{Size: p.Size, Label: fsys.Label(), VolumeID: fsys.VolumeID(), Time: time.Unix(1700000000, 0)}, files, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built != "" {
+		os.RemoveAll(filepath.Dir(filepath.Dir(built)))
+	}
+	os.Exit(code)
 }

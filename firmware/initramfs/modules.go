@@ -10,10 +10,12 @@ import (
 // Modules each board needs before the root filesystem is reachable. A
 // module the kernel has built in is skipped; one it has neither built in
 // nor as a module is an error.
+// ext4 asks the crypto API for crc32c at mount time (a soft dependency
+// modules.dep does not list), so crc32c_generic is named explicitly.
 var Modules = map[string][]string{
-	"qemu": {"virtio_pci", "virtio_mmio", "virtio_blk", "squashfs", "ext4", "overlay"},
-	"pi3":  {"mmc_block", "sdhci_iproc", "bcm2835", "squashfs", "ext4", "overlay"},
-	"pi4":  {"mmc_block", "sdhci_iproc", "squashfs", "ext4", "overlay"},
+	"qemu": {"virtio_pci", "virtio_mmio", "virtio_blk", "squashfs", "crc32c_generic", "ext4", "overlay"},
+	"pi3":  {"mmc_block", "sdhci_iproc", "bcm2835", "squashfs", "crc32c_generic", "ext4", "overlay"},
+	"pi4":  {"mmc_block", "sdhci_iproc", "squashfs", "crc32c_generic", "ext4", "overlay"},
 }
 
 // ModuleDB is what the kernel's modules.dep and modules.builtin say.

@@ -19,6 +19,7 @@ const KernelVersion = "6.12.0-test-arm64"
 const modulesDep = `kernel/drivers/block/virtio_blk.ko.xz:
 kernel/drivers/virtio/virtio_mmio.ko.xz:
 kernel/fs/squashfs/squashfs.ko.xz:
+kernel/crypto/crc32c_generic.ko.xz:
 kernel/fs/ext4/ext4.ko.xz: kernel/fs/jbd2/jbd2.ko.xz kernel/fs/mbcache.ko.xz
 kernel/fs/jbd2/jbd2.ko.xz:
 kernel/fs/mbcache.ko.xz:
