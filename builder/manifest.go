@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -86,12 +87,35 @@ type ManifestPackage struct {
 	SHA256  string `json:"sha256,omitempty"`
 }
 
-func hashRange(r io.ReaderAt, off, n int64) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r, off, n)); err != nil {
-		return "", err
+// hashImage reads the image once and returns the sha256 of the whole disk
+// and of each partition (partitions do not overlap and are in disk order).
+func hashImage(r io.ReaderAt, lay layout.Layout) (string, []string, error) {
+	disk := sha256.New()
+	sums := make([]string, len(lay.Parts))
+	var off int64
+	feed := func(n int64, part hash.Hash) error {
+		w := io.Writer(disk)
+		if part != nil {
+			w = io.MultiWriter(disk, part)
+		}
+		_, err := io.Copy(w, io.NewSectionReader(r, off, n))
+		off += n
+		return err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	for i, p := range lay.Parts {
+		if err := feed(p.Offset-off, nil); err != nil {
+			return "", nil, err
+		}
+		h := sha256.New()
+		if err := feed(p.Size, h); err != nil {
+			return "", nil, err
+		}
+		sums[i] = hex.EncodeToString(h.Sum(nil))
+	}
+	if err := feed(lay.DiskSize-off, nil); err != nil {
+		return "", nil, err
+	}
+	return hex.EncodeToString(disk.Sum(nil)), sums, nil
 }
 
 func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion string, initrdSize int) (*Manifest, error) {
@@ -108,16 +132,14 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 		Lock:      ManifestLock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
 	}
 	m.Disk = ManifestDisk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}
-	if m.Disk.SHA256, err = hashRange(img, 0, lay.DiskSize); err != nil {
+	diskSum, partSums, err := hashImage(img, lay)
+	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	for _, p := range lay.Parts {
-		sum, err := hashRange(img, p.Offset, p.Size)
-		if err != nil {
-			return nil, fmt.Errorf("manifest: %s: %w", p.Name, err)
-		}
+	m.Disk.SHA256 = diskSum
+	for i, p := range lay.Parts {
 		m.Partitions = append(m.Partitions, ManifestPartition{Number: p.Number, Name: p.Name, Type: fmt.Sprintf("0x%02x", p.Type), FS: p.FS,
-			PartUUID: fmt.Sprintf("%08x-%02x", sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: sum})
+			PartUUID: fmt.Sprintf("%08x-%02x", sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: partSums[i]})
 	}
 	for _, p := range rf.res.Packages {
 		mp := ManifestPackage{Name: p.Name, Version: p.Version, Arch: p.Arch}
