@@ -18,9 +18,8 @@ import (
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
-	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/inspect"
-	"github.com/pibake/pibake/disk/mbr"
+	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/internal/testbase"
 )
 
@@ -279,6 +278,25 @@ func TestBuildImageChecks(t *testing.T) {
 		t.Errorf("slots differ: %v", byName)
 	}
 
+	// inspect notices a root slot whose bytes do not match its boot slot.
+	rootB := m.Partitions[4]
+	f, err := os.OpenFile(res.Image, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("tampered"), rootB.Offset+4096); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, s := range inspectFile(t, res.Image).Slots {
+		if s.Name == "b" && (s.Verified || !strings.Contains(s.Problem, "does not match")) {
+			t.Errorf("tampered root-b: verified %v, problem %q", s.Verified, s.Problem)
+		}
+		if s.Name == "a" && !s.Verified {
+			t.Errorf("root-a: %s", s.Problem)
+		}
+	}
+
 	// The qemu board has no Pi firmware on bootsel.
 	res, err = Build(context.Background(), Options{Definition: filepath.Join(repo, "images", "small.yaml"), Board: "qemu", OutDir: out + "-qemu", CacheDir: fx.cache})
 	if err != nil {
@@ -309,7 +327,7 @@ func TestBuildImageChecks(t *testing.T) {
 	}
 }
 
-// readBootFile reads a file from FAT partition num of an image.
+// readBootFile reads a file from a FAT partition (by number) of an image.
 func readBootFile(t *testing.T, img string, num int, name string) []byte {
 	t.Helper()
 	f, err := os.Open(img)
@@ -317,26 +335,17 @@ func readBootFile(t *testing.T, img string, num int, name string) []byte {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	_, entries, err := mbr.Read(f)
+	st, _ := f.Stat()
+	part := map[int]string{1: layout.Bootsel, 2: layout.BootA, 3: layout.BootB}[num]
+	fsys, _, err := inspect.FAT(f, st.Size(), part)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range entries {
-		if e.Number == num {
-			size := int64(e.Sectors) * 512
-			fsys, err := fat.Open(io.NewSectionReader(f, int64(e.Start)*512, size), size)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data, err := fsys.ReadFile(name)
-			if err != nil {
-				t.Fatalf("partition %d: %v", num, err)
-			}
-			return data
-		}
+	data, err := fsys.ReadFile(name)
+	if err != nil {
+		t.Fatalf("partition %d: %v", num, err)
 	}
-	t.Fatalf("no partition %d", num)
-	return nil
+	return data
 }
 
 func inspectFile(t *testing.T, img string) *inspect.Report {

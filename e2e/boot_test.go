@@ -19,8 +19,8 @@ import (
 	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/fat"
+	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
-	"github.com/pibake/pibake/disk/mbr"
 	"github.com/pibake/pibake/vm"
 )
 
@@ -270,17 +270,8 @@ func breakKernel(t *testing.T, img, part string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	_, entries, err := mbr.Read(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, _ := f.Stat()
-	lay, err := layout.FromMBR(entries, st.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := lay.Part(part)
-	fsys, err := fat.Open(io.NewSectionReader(f, p.Offset, p.Size), p.Size)
+	fsys, p, err := inspect.FAT(f, st.Size(), part)
 	if err != nil {
 		t.Fatal(err)
 	}

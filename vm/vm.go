@@ -16,9 +16,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pibake/pibake/disk/fat"
+	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
-	"github.com/pibake/pibake/disk/mbr"
 )
 
 // Forward maps a loopback port of the host to a port of the guest.
@@ -46,22 +45,13 @@ func UBoot(image string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	_, entries, err := mbr.Read(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", image, err)
-	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
-	lay, err := layout.FromMBR(entries, st.Size())
+	fsys, _, err := inspect.FAT(f, st.Size(), layout.Bootsel)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", image, err)
-	}
-	p, _ := lay.Part(layout.Bootsel)
-	fsys, err := fat.Open(io.NewSectionReader(f, p.Offset, p.Size), p.Size)
-	if err != nil {
-		return nil, fmt.Errorf("%s: bootsel: %w", image, err)
 	}
 	cfg, _ := fsys.ReadFile("config.txt")
 	if len(cfg) > 0 {

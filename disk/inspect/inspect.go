@@ -85,11 +85,7 @@ func ReadSquashfs(r io.ReaderAt) (*Squashfs, error) {
 
 // Image inspects a disk image of the given size.
 func Image(r io.ReaderAt, size int64) (*Report, error) {
-	sig, entries, err := mbr.Read(r)
-	if err != nil {
-		return nil, fmt.Errorf("inspect: partition table: %w", err)
-	}
-	lay, err := layout.FromMBR(entries, size)
+	lay, sig, err := Layout(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("inspect: %w", err)
 	}
@@ -184,4 +180,32 @@ func slot(r io.ReaderAt, name string, bp, rp layout.Part) Slot {
 	}
 	s.Verified = true
 	return s
+}
+
+// Layout reads the partition table of an image and recognises pibake's
+// layout in it.
+func Layout(r io.ReaderAt, size int64) (layout.Layout, uint32, error) {
+	sig, entries, err := mbr.Read(r)
+	if err != nil {
+		return layout.Layout{}, 0, fmt.Errorf("partition table: %w", err)
+	}
+	lay, err := layout.FromMBR(entries, size)
+	return lay, sig, err
+}
+
+// FAT opens the FAT filesystem of the named partition of an image.
+func FAT(r io.ReaderAt, size int64, part string) (*fat.FS, layout.Part, error) {
+	lay, _, err := Layout(r, size)
+	if err != nil {
+		return nil, layout.Part{}, err
+	}
+	p, ok := lay.Part(part)
+	if !ok {
+		return nil, p, fmt.Errorf("no partition %s", part)
+	}
+	fsys, err := fat.Open(io.NewSectionReader(r, p.Offset, p.Size), p.Size)
+	if err != nil {
+		return nil, p, fmt.Errorf("%s: %w", part, err)
+	}
+	return fsys, p, nil
 }
