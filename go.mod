@@ -3,6 +3,8 @@ module github.com/pibake/pibake
 go 1.26.8
 
 require (
+	aead.dev/minisign v0.3.0 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )

@@ -1,0 +1,184 @@
+// Package channel is the signed channel document of an update repository:
+// what a device may install next. The host signs it (pibake publish); the
+// device verifies it before it fetches a byte of payload: signature by a
+// trusted key, then board, expiry and serial (no downgrade, no replay).
+//
+// Layout in a repository: channels/<name>.json and, next to it,
+// channels/<name>.json.minisig, a minisign signature whose trusted comment
+// repeats the channel and serial. Documents are limited to MaxSize bytes.
+package channel
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"aead.dev/minisign"
+)
+
+// Format is the version of the document layout.
+const Format = 1
+
+// MaxSize bounds a channel document and its signature: a device reads no
+// more before verifying.
+const MaxSize = 1 << 20
+
+// Errors a device branches on.
+var (
+	ErrSignature     = errors.New("channel document signature is not valid")
+	ErrUnknownKey    = errors.New("channel document signed by a key this device does not trust")
+	ErrDowngrade     = errors.New("channel document serial is older than the one installed")
+	ErrReplay        = errors.New("channel document serial was already seen")
+	ErrExpired       = errors.New("channel document has expired")
+	ErrBoardMismatch = errors.New("release is not for this board")
+	ErrMalformed     = errors.New("malformed channel document")
+)
+
+// Artifact is one content-addressed payload of a release.
+type Artifact struct {
+	Name   string `json:"name"`   // e.g. "boot", "root"
+	Path   string `json:"path"`   // relative to the repository: blobs/sha256/<hex>
+	Size   int64  `json:"size"`   // bytes
+	SHA256 string `json:"sha256"` // hex
+}
+
+// Document says what a channel currently offers.
+type Document struct {
+	Format    int        `json:"format"`
+	Channel   string     `json:"channel"`
+	Image     string     `json:"image"`
+	Version   string     `json:"version"`
+	Serial    uint64     `json:"serial"`
+	Expires   time.Time  `json:"expires"`
+	Boards    []string   `json:"boards"`
+	Rollout   float64    `json:"rollout"` // fraction of devices, 0 < rollout <= 1
+	Artifacts []Artifact `json:"artifacts"`
+}
+
+var (
+	reName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	reHex  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// Validate checks a document's fields (not its signature).
+func (d *Document) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case d.Format != Format:
+		return bad("format %d, this agent reads format %d", d.Format, Format)
+	case !reName.MatchString(d.Channel):
+		return bad("channel %q", d.Channel)
+	case d.Image == "" || d.Version == "":
+		return bad("image and version are required")
+	case d.Serial == 0:
+		return bad("serial must be positive")
+	case d.Expires.IsZero():
+		return bad("expires is required")
+	case len(d.Boards) == 0:
+		return bad("no boards")
+	case !(d.Rollout > 0 && d.Rollout <= 1):
+		return bad("rollout %v outside (0, 1]", d.Rollout)
+	case len(d.Artifacts) == 0:
+		return bad("no artifacts")
+	}
+	seen := map[string]bool{}
+	for _, a := range d.Artifacts {
+		if !reName.MatchString(a.Name) || seen[a.Name] {
+			return bad("artifact name %q missing or repeated", a.Name)
+		}
+		seen[a.Name] = true
+		if !reHex.MatchString(a.SHA256) || a.Size <= 0 || a.Path != "blobs/sha256/"+a.SHA256 {
+			return bad("artifact %s: want a positive size, a sha256 and the path blobs/sha256/<sha256>", a.Name)
+		}
+	}
+	return nil
+}
+
+// trustedComment binds the signature to the channel and serial, so a valid
+// signature cannot be moved onto another document.
+func trustedComment(d *Document) string {
+	return fmt.Sprintf("pibake channel=%s serial=%d", d.Channel, d.Serial)
+}
+
+// Sign validates d and returns the document bytes and their signature.
+func Sign(d *Document, key minisign.PrivateKey) (doc, sig []byte, err error) {
+	if err := d.Validate(); err != nil {
+		return nil, nil, err
+	}
+	doc, err = json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, nil, err
+	}
+	doc = append(doc, '\n')
+	sig = minisign.SignWithComments(key, doc, trustedComment(d), "signature from pibake publish")
+	return doc, sig, nil
+}
+
+// Check is what a device knows when it verifies a document.
+type Check struct {
+	Trusted    []minisign.PublicKey
+	Board      string
+	Now        time.Time
+	LastSerial uint64 // highest serial accepted before; 0 for none
+}
+
+// Verify checks a document against the device's trusted keys and state
+// and returns it only if it may be acted on. Order: size, signature (and
+// key), syntax, trusted comment, board, expiry, serial.
+func Verify(doc, sig []byte, c Check) (*Document, error) {
+	if len(doc) > MaxSize || len(sig) > MaxSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxSize)
+	}
+	var s minisign.Signature
+	if err := s.UnmarshalText(sig); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	var key *minisign.PublicKey
+	for i := range c.Trusted {
+		if c.Trusted[i].ID() == s.KeyID {
+			key = &c.Trusted[i]
+			break
+		}
+	}
+	if key == nil {
+		return nil, fmt.Errorf("%w (key id %016X)", ErrUnknownKey, s.KeyID)
+	}
+	if !minisign.Verify(*key, doc, sig) {
+		return nil, ErrSignature
+	}
+	var d Document
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	if s.TrustedComment != trustedComment(&d) {
+		return nil, fmt.Errorf("%w: trusted comment %q does not match the document", ErrSignature, s.TrustedComment)
+	}
+	found := false
+	for _, b := range d.Boards {
+		found = found || b == c.Board
+	}
+	if !found {
+		return nil, fmt.Errorf("%w: %s %s is for %s, this device is %s", ErrBoardMismatch, d.Image, d.Version, strings.Join(d.Boards, ", "), c.Board)
+	}
+	if !c.Now.Before(d.Expires) {
+		return nil, fmt.Errorf("%w: expired %s", ErrExpired, d.Expires.UTC().Format(time.RFC3339))
+	}
+	switch {
+	case d.Serial < c.LastSerial:
+		return nil, fmt.Errorf("%w: serial %d < %d", ErrDowngrade, d.Serial, c.LastSerial)
+	case d.Serial == c.LastSerial:
+		return nil, fmt.Errorf("%w: serial %d", ErrReplay, d.Serial)
+	}
+	return &d, nil
+}
