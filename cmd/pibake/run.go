@@ -18,6 +18,7 @@ Usage:
   pibake inspect [--json] IMAGE             show an image's layout and what each slot holds
   pibake run [--persist] [--forward H:G] IMAGE  boot a qemu-board image under QEMU
   pibake validate [--env ENV] images/NAME.yaml...  check definitions without building
+  pibake keygen [--out DIR] [--name NAME]   make a key pair for signing update channels
   pibake version                            print the version
 
 Docs: README.md, docs/image-definition.md, docs/building.md
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdInspect(ctx, rest, stdout, stderr)
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
+	case "keygen":
+		return cmdKeygen(ctx, rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "version", "--version":

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,44 @@ func TestValidate(t *testing.T) {
 		if _, _, err := Sign(d, priv); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: signed anyway (%v)", name, err)
 		}
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, pw := range []string{"", "correct horse"} {
+		name := "plain"
+		if pw != "" {
+			name = "secret"
+		}
+		pubPath, keyPath, err := GenerateKeyFiles(dir, name, pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := LoadPrivateKey(keyPath, pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubText, _ := os.ReadFile(pubPath)
+		pub, err := ParsePublicKey(string(pubText))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, s, _ := Sign(doc(1), priv)
+		if _, err := Verify(d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Now: now}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if _, _, err := GenerateKeyFiles(dir, name, pw); err == nil {
+			t.Errorf("%s: overwrote an existing key", name)
+		}
+		if st, _ := os.Stat(keyPath); st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: key mode %v", name, st.Mode())
+		}
+	}
+	if _, err := LoadPrivateKey(dir+"/secret.key", ""); err == nil {
+		t.Error("encrypted key loaded without a password")
+	}
+	if _, err := LoadPrivateKey(dir+"/secret.key", "wrong"); err == nil {
+		t.Error("encrypted key loaded with a wrong password")
 	}
 }
