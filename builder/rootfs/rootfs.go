@@ -104,9 +104,11 @@ func key(name string) string {
 // of /tmp and /run (tmpfs at run time; the build's mount points show up
 // there), apt's download leftovers, and the SSH host keys openssh-server's
 // postinst generated at bootstrap (random, and they would be shared by every
-// device: each device makes its own on first boot).
+// device: each device makes its own on first boot), and the initramfs the
+// kernel's postinst hook made (pibake boots its own; that one is not
+// reproducible and would only take space).
 func dropped(k string) bool {
-	for _, p := range []string{"tmp/", "run/", "var/tmp/", "var/cache/apt/archives/partial/", "etc/ssh/ssh_host_"} {
+	for _, p := range []string{"tmp/", "run/", "var/tmp/", "var/cache/apt/archives/partial/", "etc/ssh/ssh_host_", "boot/initrd.img"} {
 		if strings.HasPrefix(k, p) {
 			return true
 		}

@@ -99,6 +99,7 @@ func Write(path string, pkgs []Package) error {
 		},
 		func() error { return dir("boot/", 0o755) },
 		func() error { return file("boot/vmlinuz-"+KernelVersion, 0o644, 0, string(kernel)) },
+		func() error { return file("boot/initrd.img-"+KernelVersion, 0o644, 0, "initramfs made at bootstrap\n") },
 		func() error {
 			return file("boot/config-"+KernelVersion, 0o644, 0, "CONFIG_SQUASHFS=m\nCONFIG_SQUASHFS_XZ=y\nCONFIG_SQUASHFS_ZSTD=y\n")
 		},
