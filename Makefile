@@ -11,7 +11,7 @@ ENV ?=
 BOARD ?=
 IMAGE_NAME := $(basename $(notdir $(IMAGE)))
 
-.PHONY: all deps build image test test-unit e2e lock clean
+.PHONY: all deps build image test test-unit e2e bench lock clean
 
 all: build
 
@@ -41,6 +41,10 @@ test: deps
 # Boot images under QEMU: first boot, reboot, slot fallback (e2e/).
 e2e: deps
 	PIBAKE_E2E=1 $(GO) test -timeout 60m -count=1 -v ./e2e/
+
+# Figures, never assertions: FAT writing, the root filesystem transform.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./disk/fat/ ./builder/rootfs/
 
 # Fast tests only: no Debian bootstrap.
 test-unit:

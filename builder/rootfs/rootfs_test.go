@@ -43,7 +43,7 @@ func readTar(t *testing.T, b []byte) (map[string]got, []string) {
 	}
 }
 
-func setup(t *testing.T) (string, Spec) {
+func setup(t testing.TB) (string, Spec) {
 	t.Helper()
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base.tar")
