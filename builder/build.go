@@ -205,7 +205,11 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 
 	// 7. Manifest and checksums, then move into place.
 	st.begin("manifest", "manifest.json and SHA256SUMS")
-	m, err := writeManifest(stage, imgName, def, board, lay, sig, lock, lockData, lockPath, rf, epoch, goVersion, len(initrd))
+	mmdebstrap, err := debian.MmdebstrapVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := writeManifest(stage, imgName, def, board, lay, sig, lock, lockData, lockPath, rf, epoch, goVersion, mmdebstrap, len(initrd))
 	if err != nil {
 		return nil, err
 	}

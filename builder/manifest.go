@@ -35,6 +35,7 @@ type Manifest struct {
 	Kernel          string              `json:"kernel"`
 	Rootfs          ManifestRootfs      `json:"rootfs"`
 	Initramfs       ManifestInitramfs   `json:"initramfs"`
+	Tools           map[string]string   `json:"tools"` // host tools whose version shapes the output
 	Lock            ManifestLock        `json:"lock"`
 	Packages        []ManifestPackage   `json:"packages"`
 	BootPackages    []ManifestPackage   `json:"boot_packages"`
@@ -118,7 +119,7 @@ func hashImage(r io.ReaderAt, lay layout.Layout) (string, []string, error) {
 	return hex.EncodeToString(disk.Sum(nil)), sums, nil
 }
 
-func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion string, initrdSize int) (*Manifest, error) {
+func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion, mmdebstrap string, initrdSize int) (*Manifest, error) {
 	img, err := os.Open(filepath.Join(dir, imgName))
 	if err != nil {
 		return nil, err
@@ -129,6 +130,7 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 		Bootloader: def.Bootloader, SourceDateEpoch: epoch, Kernel: rf.res.KernelVersion,
 		Rootfs:    ManifestRootfs{Size: rf.size, SHA256: rf.sha256, Compressor: rf.compressor},
 		Initramfs: ManifestInitramfs{Size: int64(initrdSize), Go: goVersion},
+		Tools:     map[string]string{"go": goVersion, "tar2sqfs": rf.tool, "mmdebstrap": mmdebstrap},
 		Lock:      ManifestLock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
 	}
 	m.Disk = ManifestDisk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}

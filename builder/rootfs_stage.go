@@ -26,6 +26,7 @@ type rootfsOut struct {
 	size       int64
 	sha256     string
 	compressor string
+	tool       string // tar2sqfs --version
 }
 
 // ReleaseFile is /etc/pibake/release: what the running system is.
@@ -131,5 +132,7 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	if err != nil {
 		return nil, err
 	}
-	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp}, nil
+	ver, _ := exec.CommandContext(ctx, bin, "--version").Output()
+	tool, _, _ := strings.Cut(string(ver), "\n")
+	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp, tool: strings.TrimSpace(tool)}, nil
 }

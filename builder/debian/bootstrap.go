@@ -33,9 +33,9 @@ func LookTool(name, pkg string) (string, error) {
 
 const automountHooks = "/usr/share/mmdebstrap/hooks/file-mirror-automount"
 
-// mmdebstrapVersion is part of the base cache key: a different mmdebstrap
+// MmdebstrapVersion is part of the base cache key: a different mmdebstrap
 // may lay out the same packages differently.
-func mmdebstrapVersion(ctx context.Context) (string, error) {
+func MmdebstrapVersion(ctx context.Context) (string, error) {
 	bin, err := LookTool("mmdebstrap", "mmdebstrap")
 	if err != nil {
 		return "", err
@@ -246,7 +246,7 @@ func (ix *indexes) downloaded(dir, name string) (indexEntry, bool) {
 
 // BaseKey identifies a bootstrapped base by everything that shapes it.
 func BaseKey(ctx context.Context, lock *Lock, variant string) (string, error) {
-	ver, err := mmdebstrapVersion(ctx)
+	ver, err := MmdebstrapVersion(ctx)
 	if err != nil {
 		return "", err
 	}
