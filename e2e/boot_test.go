@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,28 +18,12 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/builder"
-	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/vm"
+	"gopkg.in/yaml.v3"
 )
-
-// TestDefinitionMatchesDemo keeps e2e.yaml on the demo's package set, so it
-// can share images/demo.lock (and its cached base).
-func TestDefinitionMatchesDemo(t *testing.T) {
-	demo, err := imagedef.Load("../images/demo.yaml", imagedef.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e2e, err := imagedef.Load("testdata/images/e2e.yaml", imagedef.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if builder.Inputs(demo).Digest() != builder.Inputs(e2e).Digest() {
-		t.Fatal("e2e.yaml's debian section differs from images/demo.yaml's: make them the same")
-	}
-}
 
 func needE2E(t *testing.T) {
 	t.Helper()
@@ -63,26 +48,95 @@ func buildE2E(t *testing.T) string {
 	return built
 }
 
+// build builds the default image, images/demo.yaml, for the qemu board,
+// with one addition: the e2e-report unit (testdata/) that prints the
+// system's state on the console and powers off. Everything else (packages,
+// lock, users, overlays, units) is the demo's own.
 func build(t *testing.T) (string, error) {
-	lock, err := os.ReadFile("../images/demo.lock")
+	repo, err := os.MkdirTemp("", "pibake-e2e-repo-")
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile("testdata/images/e2e.lock", lock, 0o644); err != nil {
+	defer os.RemoveAll(repo)
+	for _, c := range []struct{ src, dst string }{
+		{"../overlays", "overlays"}, {"../services", "services"}, {"../images/demo.lock", "images/demo.lock"},
+		{"testdata/overlays/e2e", "overlays/e2e"}, {"testdata/services/e2e-report.service", "services/e2e-report.service"},
+	} {
+		if err := copyTree(c.src, filepath.Join(repo, c.dst)); err != nil {
+			return "", err
+		}
+	}
+	def, err := withReport("../images/demo.yaml")
+	if err != nil {
 		return "", err
 	}
-	defer os.Remove("testdata/images/e2e.lock")
+	if err := os.WriteFile(filepath.Join(repo, "images", "demo.yaml"), def, 0o644); err != nil {
+		return "", err
+	}
 	out, err := os.MkdirTemp("", "pibake-e2e-build-")
 	if err != nil {
 		return "", err
 	}
 	start := time.Now()
-	res, err := builder.Build(context.Background(), builder.Options{Definition: "testdata/images/e2e.yaml", Board: "qemu", OutDir: filepath.Join(out, "e2e")})
+	res, err := builder.Build(context.Background(), builder.Options{Definition: filepath.Join(repo, "images", "demo.yaml"), Board: "qemu", OutDir: filepath.Join(out, "demo")})
 	if err != nil {
 		return "", err
 	}
 	t.Logf("built %s in %s", res.Image, time.Since(start).Round(time.Second))
 	return res.Image, nil
+}
+
+// withReport returns the definition with the e2e overlay and unit added.
+func withReport(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	top := doc.Content[0]
+	add := func(key string) error {
+		for i := 0; i+1 < len(top.Content); i += 2 {
+			if top.Content[i].Value == key {
+				item := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
+					{Kind: yaml.ScalarNode, Value: "name"}, {Kind: yaml.ScalarNode, Value: map[string]string{"overlays": "e2e", "services": "e2e-report"}[key]},
+				}}
+				top.Content[i+1].Content = append(top.Content[i+1].Content, item)
+				return nil
+			}
+		}
+		return fmt.Errorf("%s has no %s list", path, key)
+	}
+	if err := add("overlays"); err != nil {
+		return nil, err
+	}
+	if err := add("services"); err != nil {
+		return nil, err
+	}
+	return yaml.Marshal(&doc)
+}
+
+func copyTree(src, dst string) error {
+	return filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, data, info.Mode().Perm())
+	})
 }
 
 func copyImage(t *testing.T, src string, grow int64) string {
@@ -219,7 +273,7 @@ func TestBoot(t *testing.T) {
 	first := boot(t, img, "first-boot")
 	expect(t, first, "state", "running")
 	expect(t, first, "failed", "")
-	expect(t, first, "hostname", "e2e-box")
+	expect(t, first, "hostname", "demo")
 	expect(t, first, "root", "/dev/vda5")
 	expect(t, first, "slot", "a")
 	expect(t, first, "tmp", "tmpfs")

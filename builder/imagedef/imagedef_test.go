@@ -16,8 +16,6 @@ func TestCheckedInDefinitions(t *testing.T) {
 		t.Fatalf("no image definitions found: %v", err)
 	}
 	testdata, _ := filepath.Glob("../testdata/*/images/*.yaml")
-	e2e, _ := filepath.Glob("../../e2e/testdata/images/*.yaml")
-	testdata = append(testdata, e2e...)
 	files = append(files, testdata...)
 	for _, f := range files {
 		d, err := Load(f, Options{})
