@@ -19,6 +19,8 @@ Usage:
   pibake run [--persist] [--forward H:G] IMAGE  boot a qemu-board image under QEMU
   pibake validate [--env ENV] images/NAME.yaml...  check definitions without building
   pibake keygen [--out DIR] [--name NAME]   make a key pair for signing update channels
+  pibake publish --repo DIR --channel NAME --key FILE BUILD_DIR  add a build to an update repository
+  pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
   pibake version                            print the version
 
 Docs: README.md, docs/image-definition.md, docs/building.md
@@ -52,6 +54,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdInspect(ctx, rest, stdout, stderr)
 	case "run":
 		return cmdRun(ctx, rest, stdout, stderr)
+	case "publish":
+		return cmdPublish(ctx, rest, stdout, stderr)
+	case "serve":
+		return cmdServe(ctx, rest, stdout, stderr)
 	case "keygen":
 		return cmdKeygen(ctx, rest, stdout, stderr)
 	case "validate":

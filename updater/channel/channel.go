@@ -38,12 +38,16 @@ var (
 	ErrMalformed     = errors.New("malformed channel document")
 )
 
-// Artifact is one content-addressed payload of a release.
+// Artifact is one content-addressed payload of a release: the first Size
+// bytes of the slot partition it is written to.
 type Artifact struct {
-	Name   string `json:"name"`   // e.g. "boot", "root"
+	Name   string `json:"name"`   // the partition it goes to: "boot" or "root" (of the inactive slot)
 	Path   string `json:"path"`   // relative to the repository: blobs/sha256/<hex>
 	Size   int64  `json:"size"`   // bytes
 	SHA256 string `json:"sha256"` // hex
+	// PartitionSize is the smallest partition the artifact works in (a
+	// FAT filesystem records the size it was made for).
+	PartitionSize int64 `json:"partition_size"`
 }
 
 // Document says what a channel currently offers.
@@ -93,8 +97,8 @@ func (d *Document) Validate() error {
 			return bad("artifact name %q missing or repeated", a.Name)
 		}
 		seen[a.Name] = true
-		if !reHex.MatchString(a.SHA256) || a.Size <= 0 || a.Path != "blobs/sha256/"+a.SHA256 {
-			return bad("artifact %s: want a positive size, a sha256 and the path blobs/sha256/<sha256>", a.Name)
+		if !reHex.MatchString(a.SHA256) || a.Size <= 0 || a.Path != "blobs/sha256/"+a.SHA256 || a.PartitionSize < a.Size {
+			return bad("artifact %s: want a positive size no larger than its partition size, a sha256 and the path blobs/sha256/<sha256>", a.Name)
 		}
 	}
 	return nil

@@ -18,7 +18,7 @@ func doc(serial uint64) *Document {
 	sum := strings.Repeat("ab", 32)
 	return &Document{Format: Format, Channel: "stable", Image: "demo", Version: "1.2.0", Serial: serial,
 		Expires: now.Add(24 * time.Hour), Boards: []string{"pi4", "qemu"}, Rollout: 1,
-		Artifacts: []Artifact{{Name: "boot", Path: "blobs/sha256/" + sum, Size: 100, SHA256: sum}}}
+		Artifacts: []Artifact{{Name: "boot", Path: "blobs/sha256/" + sum, Size: 100, SHA256: sum, PartitionSize: 4096}}}
 }
 
 func TestSignVerify(t *testing.T) {
@@ -76,6 +76,7 @@ func TestValidate(t *testing.T) {
 		"rollout 2":    func(d *Document) { d.Rollout = 2 },
 		"bad path":     func(d *Document) { d.Artifacts[0].Path = "../etc/passwd" },
 		"bad sha":      func(d *Document) { d.Artifacts[0].SHA256 = "xyz" },
+		"too big":      func(d *Document) { d.Artifacts[0].PartitionSize = 10 },
 		"no expiry":    func(d *Document) { d.Expires = time.Time{} },
 		"duplicate":    func(d *Document) { d.Artifacts = append(d.Artifacts, d.Artifacts[0]) },
 		"format":       func(d *Document) { d.Format = 99 },

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pibake/pibake/publish"
+	"github.com/pibake/pibake/updater/channel"
+)
+
+func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("publish", "publish --repo DIR --channel NAME --key FILE [flags] BUILD_DIR", stderr)
+	repo := fs.String("repo", "", "update repository folder (created if missing)")
+	ch := fs.String("channel", "", "channel name, e.g. stable")
+	key := fs.String("key", "", "signing key made by 'pibake keygen'")
+	pwFile := fs.String("password-file", "", "password of an encrypted signing key")
+	expires := fs.Duration("expires", 30*24*time.Hour, "how long devices accept this channel document")
+	rollout := fs.Float64("rollout", 1, "fraction of devices that take this release, in (0, 1]")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	build, err := oneArg(fs, pos, "build output folder")
+	if err != nil {
+		return err
+	}
+	if *repo == "" || *ch == "" || *key == "" {
+		fs.Usage()
+		return fmt.Errorf("--repo, --channel and --key are required: %w", errUsage)
+	}
+	password := ""
+	if *pwFile != "" {
+		b, err := os.ReadFile(*pwFile)
+		if err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	k, err := channel.LoadPrivateKey(*key, password)
+	if err != nil {
+		return err
+	}
+	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now()})
+	if err != nil {
+		return err
+	}
+	d := res.Document
+	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes\n",
+		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded)
+	return nil
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] DIR", stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	dir, err := oneArg(fs, pos, "repository folder")
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("serve: %s is not a folder", dir)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log := logger(stderr, false)
+	files := http.FileServer(http.Dir(dir))
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			http.Error(w, "read-only repository", http.StatusMethodNotAllowed)
+			return
+		}
+		log.Info("request", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("range", r.Header.Get("Range")))
+		files.ServeHTTP(w, r)
+	})}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(stdout, "serving %s on http://%s/ (Ctrl-C stops)\n", dir, ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}

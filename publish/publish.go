@@ -1,0 +1,213 @@
+// Package publish adds a built image to an update repository: plain files
+// any static HTTP server, CDN or bucket can serve.
+//
+//	blobs/sha256/<hex>          content-addressed artifacts (never rewritten)
+//	channels/<name>.json        the signed channel document (updater/channel)
+//	channels/<name>.json.minisig
+//
+// A release has two artifacts, written by a device into its inactive slot:
+// "boot" (the boot partition's FAT filesystem, trailing free space cut off)
+// and "root" (the squashfs). Both slots of an image hold the same bytes, so
+// one artifact fits either slot.
+package publish
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/pibake/pibake/builder"
+	"github.com/pibake/pibake/disk/inspect"
+	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/updater/channel"
+)
+
+// Options configure a publish.
+type Options struct {
+	Repo    string // repository folder
+	Channel string
+	Build   string // a build output folder: manifest.json and the image
+	Key     minisign.PrivateKey
+	Expires time.Duration // from Now
+	Rollout float64
+	Now     time.Time
+}
+
+// Result is what was published.
+type Result struct {
+	Document *channel.Document
+	Uploaded int64 // bytes of new blobs written
+}
+
+// Publish verifies the build against its manifest, stores its artifacts and
+// signs a new channel document whose serial follows the current one.
+func Publish(ctx context.Context, o Options) (*Result, error) {
+	raw, err := os.ReadFile(filepath.Join(o.Build, "manifest.json"))
+	if err != nil {
+		return nil, fmt.Errorf("publish: %s is not a build output folder: %w", o.Build, err)
+	}
+	var m builder.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("publish: %s/manifest.json: %w", o.Build, err)
+	}
+	img, err := os.Open(filepath.Join(o.Build, m.Disk.File))
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	defer img.Close()
+	if got, err := fileSHA256(ctx, img); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	} else if got != m.Disk.SHA256 {
+		return nil, fmt.Errorf("publish: %s has sha256 %s, its manifest says %s: corrupt or modified build", m.Disk.File, got, m.Disk.SHA256)
+	}
+	lay, _, err := inspect.Layout(img, m.Disk.Size)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	boot, _ := lay.Part(layout.BootA)
+	root, _ := lay.Part(layout.RootA)
+	bootLen, err := usedLength(img, boot.Offset, boot.Size)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	res := &Result{}
+	var arts []channel.Artifact
+	for _, a := range []struct {
+		name      string
+		off, n    int64
+		partition int64
+	}{{"boot", boot.Offset, bootLen, boot.Size}, {"root", root.Offset, m.Rootfs.Size, root.Size}} {
+		sum, wrote, err := storeBlob(ctx, o.Repo, io.NewSectionReader(img, a.off, a.n))
+		if err != nil {
+			return nil, fmt.Errorf("publish: %s: %w", a.name, err)
+		}
+		res.Uploaded += wrote
+		arts = append(arts, channel.Artifact{Name: a.name, Path: "blobs/sha256/" + sum, Size: a.n, SHA256: sum, PartitionSize: a.partition})
+	}
+	serial, err := nextSerial(o.Repo, o.Channel)
+	if err != nil {
+		return nil, err
+	}
+	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: m.Image, Version: m.Version, Serial: serial,
+		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{m.Board}, Rollout: o.Rollout, Artifacts: arts}
+	doc, sig, err := channel.Sign(d, o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	dir := filepath.Join(o.Repo, "channels")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	base := filepath.Join(dir, o.Channel+".json")
+	if err := writeAtomic(base+".minisig", sig); err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(base, doc); err != nil {
+		return nil, err
+	}
+	res.Document = d
+	return res, nil
+}
+
+// usedLength is the partition's length without its trailing all-zero
+// 4 KiB blocks: the free space of a freshly written FAT filesystem.
+func usedLength(r io.ReaderAt, off, size int64) (int64, error) {
+	const blk = 4096
+	buf := make([]byte, blk)
+	for end := size; end > 0; end -= blk {
+		if _, err := r.ReadAt(buf, off+end-blk); err != nil {
+			return 0, err
+		}
+		for _, b := range buf {
+			if b != 0 {
+				return end, nil
+			}
+		}
+	}
+	return 0, errors.New("boot partition is empty")
+}
+
+func fileSHA256(ctx context.Context, f *os.File) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), ctx.Err()
+}
+
+// storeBlob writes r into blobs/sha256/<hex> unless it is there already.
+func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, error) {
+	dir := filepath.Join(repo, "blobs", "sha256")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", 0, err
+	}
+	tmp, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", 0, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	dst := filepath.Join(dir, sum)
+	if _, err := os.Stat(dst); err == nil {
+		return sum, 0, nil // content-addressed: the same bytes are there
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return "", 0, err
+	}
+	return sum, n, os.Rename(tmp.Name(), dst)
+}
+
+// nextSerial reads the channel's current serial (0 if new) and adds one.
+func nextSerial(repo, name string) (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(repo, "channels", name+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("publish: %w", err)
+	}
+	var d channel.Document
+	if err := json.Unmarshal(data, &d); err != nil {
+		return 0, fmt.Errorf("publish: current channel document %s is unreadable (%v): fix or remove it", name, err)
+	}
+	return d.Serial + 1, nil
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

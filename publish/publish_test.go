@@ -1,0 +1,115 @@
+package publish
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/pibake/pibake/builder"
+	"github.com/pibake/pibake/disk/fat"
+	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/disk/mbr"
+	"github.com/pibake/pibake/updater/channel"
+)
+
+var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// fakeBuild writes a build output folder: an image with the pibake layout,
+// a FAT boot slot and a stand-in root filesystem, and its manifest.
+func fakeBuild(t *testing.T, version string) string {
+	t.Helper()
+	dir := t.TempDir()
+	lay, err := layout.Compute(layout.Sizes{Bootsel: 40 << 20, Boot: 40 << 20, Root: 16 << 20, Data: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "demo.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(lay.DiskSize)
+	if err := mbr.Write(f, lay.MBR(0x12345678), uint64(lay.DiskSize/512)); err != nil {
+		t.Fatal(err)
+	}
+	root := []byte(strings.Repeat("squashfs of "+version+"\n", 1000))
+	for _, p := range lay.Parts {
+		switch p.Name {
+		case layout.Bootsel, layout.BootA, layout.BootB:
+			files := []fat.File{{Path: "vmlinuz", Data: []byte("kernel " + version)}}
+			if err := fat.Write(io.NewOffsetWriter(f, p.Offset), fat.Options{Size: p.Size, Label: "PIBOOT", Time: now}, files, nil); err != nil {
+				t.Fatal(err)
+			}
+		case layout.RootA, layout.RootB:
+			f.WriteAt(root, p.Offset)
+		}
+	}
+	f.Close()
+	data, _ := os.ReadFile(img)
+	sum := sha256.Sum256(data)
+	m := builder.Manifest{Format: builder.ManifestFormat, Image: "demo", Version: version, Board: "qemu",
+		Disk: builder.ManifestDisk{File: "demo.img", Size: lay.DiskSize, SHA256: hex.EncodeToString(sum[:])}, Rootfs: builder.ManifestRootfs{Size: int64(len(root))}}
+	mj, _ := json.Marshal(m)
+	os.WriteFile(filepath.Join(dir, "manifest.json"), mj, 0o644)
+	return dir
+}
+
+func TestPublish(t *testing.T) {
+	pub, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	v1 := fakeBuild(t, "1.0.0")
+	res, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: 720 * time.Hour, Rollout: 1, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := res.Document
+	if d.Serial != 1 || d.Version != "1.0.0" || len(d.Artifacts) != 2 || d.Boards[0] != "qemu" {
+		t.Fatalf("document %+v", d)
+	}
+	boot := d.Artifacts[0]
+	if boot.Name != "boot" || boot.Size >= boot.PartitionSize || boot.Size%4096 != 0 {
+		t.Errorf("boot artifact %+v: want the FAT without its free tail", boot)
+	}
+	// The stored blob opens as the FAT it came from.
+	blob, err := os.ReadFile(filepath.Join(repo, boot.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	padded := append(blob, make([]byte, boot.PartitionSize-boot.Size)...)
+	fsys, err := fat.Open(strings.NewReader(string(padded)), boot.PartitionSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := fsys.ReadFile("vmlinuz"); string(k) != "kernel 1.0.0" {
+		t.Errorf("boot blob holds kernel %q", k)
+	}
+	// The signed document verifies.
+	doc, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json"))
+	sig, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json.minisig"))
+	if _, err := channel.Verify(doc, sig, channel.Check{Trusted: []minisign.PublicKey{pub}, Board: "qemu", Now: now}); err != nil {
+		t.Fatalf("published document does not verify: %v", err)
+	}
+
+	// The same build again: a new serial, no new bytes.
+	res, err = Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 0.5, Now: now})
+	if err != nil || res.Document.Serial != 2 || res.Uploaded != 0 {
+		t.Fatalf("republish: serial %d, %d bytes uploaded, %v", res.Document.Serial, res.Uploaded, err)
+	}
+	// A modified build is refused.
+	v2 := fakeBuild(t, "2.0.0")
+	f, _ := os.OpenFile(filepath.Join(v2, "demo.img"), os.O_RDWR, 0)
+	f.WriteAt([]byte("evil"), 1<<20)
+	f.Close()
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v2, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "corrupt or modified") {
+		t.Errorf("modified build: %v", err)
+	}
+}
