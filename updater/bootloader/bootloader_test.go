@@ -1,0 +1,106 @@
+package bootloader
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pibake/pibake/firmware/uboot"
+)
+
+func TestInitialStateMatchesTheImage(t *testing.T) {
+	st, err := ParseState(uboot.InitialState(uboot.DefaultTries).Marshal())
+	if err != nil || st.Primary() != A || st.Left[A] != MaxTries || st.Left[B] != MaxTries || MaxTries != uboot.DefaultTries {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if string(st.Marshal()) != string(uboot.InitialState(uboot.DefaultTries).Marshal()) {
+		t.Errorf("round trip differs: %q", st.Marshal())
+	}
+}
+
+func TestTrialSucceeds(t *testing.T) {
+	f := NewFake()
+	if s := f.PowerOn(); s != A {
+		t.Fatalf("fresh image boots %s", s)
+	}
+	f.MarkGood(A)
+	f.TryOnce(B)
+	if s := f.PowerOn(); s != B {
+		t.Fatalf("trial boots %s, want b", s)
+	}
+	f.MarkGood(B)
+	for i := 0; i < 5; i++ {
+		if s := f.PowerOn(); s != B {
+			t.Fatalf("boot %d after commit starts %s", i, s)
+		}
+		f.MarkGood(B)
+	}
+}
+
+func TestTrialFallsBack(t *testing.T) {
+	for name, after := range map[string]func(f *Fake){
+		"never marked (kernel hangs)": func(f *Fake) {},
+		"marked bad (health failed)":  func(f *Fake) { f.MarkBad(B) },
+	} {
+		f := NewFake()
+		f.PowerOn()
+		f.MarkGood(A)
+		f.TryOnce(B)
+		if s := f.PowerOn(); s != B {
+			t.Fatalf("%s: trial boots %s", name, s)
+		}
+		after(f)
+		for i := 0; i < 4; i++ {
+			if s := f.PowerOn(); s != A {
+				t.Fatalf("%s: boot %d after the trial starts %s, want a", name, i, s)
+			}
+			f.MarkGood(A)
+		}
+	}
+}
+
+func TestPrimaryWithoutMarking(t *testing.T) {
+	// Without any marking, a slot is started MaxTries times, then the other.
+	f := NewFake()
+	var got []Slot
+	for i := 0; i < 4; i++ {
+		got = append(got, f.PowerOn())
+	}
+	if got[0] != A || got[2] != A || got[3] != B {
+		t.Errorf("boots %v, want a a a b", got)
+	}
+}
+
+func TestUBootFile(t *testing.T) {
+	dir := t.TempDir()
+	u := UBoot{Dir: dir}
+	if p, err := u.Primary(); err != nil || p != A {
+		t.Fatalf("no file: %s %v", p, err)
+	}
+	if err := u.TryOnce(B); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, StateFile))
+	if string(data) != "BOOT_ORDER=B A\nBOOT_A_LEFT=3\nBOOT_B_LEFT=1\n" {
+		t.Errorf("after TryOnce(b): %q", data)
+	}
+	if err := u.MarkGood(B); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := u.Primary(); p != B {
+		t.Errorf("primary %s after MarkGood(b)", p)
+	}
+	// What U-Boot's env export writes (NUL-terminated) reads back.
+	os.WriteFile(filepath.Join(dir, StateFile), []byte("BOOT_ORDER=A B\nBOOT_A_LEFT=0\nBOOT_B_LEFT=2\n\x00"), 0o644)
+	if p, err := u.Primary(); err != nil || p != B {
+		t.Errorf("exported state: primary %s, %v", p, err)
+	}
+	os.WriteFile(filepath.Join(dir, StateFile), []byte("BOOT_ORDER=A A\n"), 0o644)
+	if _, err := u.Primary(); !errors.Is(err, ErrState) {
+		t.Errorf("malformed state: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, StateFile+".new")); !os.IsNotExist(err) {
+		t.Error("temporary file left behind")
+	}
+}
