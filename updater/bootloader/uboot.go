@@ -82,7 +82,9 @@ func (u UBoot) State() (State, error) { return u.read() }
 func (u UBoot) TryOnce(s Slot) error { return u.update(func(st State) State { return st.tryOnce(s) }) }
 
 // MarkGood implements Bootloader.
-func (u UBoot) MarkGood(s Slot) error { return u.update(func(st State) State { return st.markGood(s) }) }
+func (u UBoot) MarkGood(s Slot) error {
+	return u.update(func(st State) State { return st.markGood(s) })
+}
 
 // MarkBad implements Bootloader.
 func (u UBoot) MarkBad(s Slot) error { return u.update(func(st State) State { return st.markBad(s) }) }

@@ -1,0 +1,235 @@
+// Package install streams release artifacts from a repository (HTTP, or a
+// folder for offline updates) into the partitions of the inactive slot,
+// hashing as it writes. Nothing is trusted until the whole artifact has
+// the size and sha256 of the signed channel document; an interrupted
+// download resumes where it stopped (HTTP ranges), a stalled one is cut
+// and resumed, server errors are retried with backoff.
+package install
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pibake/pibake/updater/channel"
+)
+
+// Errors callers branch on.
+var (
+	ErrDigest   = errors.New("artifact does not match the channel document")
+	ErrTooLarge = errors.New("artifact is larger than its partition")
+	ErrNotFound = errors.New("artifact not found in the repository")
+)
+
+// Source reads files of a repository, from an offset.
+type Source interface {
+	Open(ctx context.Context, path string, offset int64) (io.ReadCloser, error)
+	String() string
+}
+
+// HTTP reads a repository over HTTP(S).
+type HTTP struct {
+	Base   string
+	Client *http.Client
+}
+
+func (h HTTP) String() string { return h.Base }
+
+// Open implements Source; offset > 0 asks for a range.
+func (h HTTP) Open(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
+	url := strings.TrimRight(h.Base, "/") + "/" + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if offset > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
+	c := h.Client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %w", url, ErrNotFound)
+	case offset > 0 && resp.StatusCode == http.StatusPartialContent, offset == 0 && resp.StatusCode == http.StatusOK:
+		return resp.Body, nil
+	case offset > 0 && resp.StatusCode == http.StatusOK:
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: the server ignores ranges; cannot resume", url)
+	}
+	resp.Body.Close()
+	return nil, &retryable{fmt.Errorf("GET %s: HTTP %s", url, resp.Status)}
+}
+
+// Dir reads a repository from a folder (a USB stick, a copied bundle).
+type Dir struct{ Path string }
+
+func (d Dir) String() string { return d.Path }
+
+// Open implements Source.
+func (d Dir) Open(_ context.Context, path string, offset int64) (io.ReadCloser, error) {
+	f, err := os.Open(filepath.Join(d.Path, filepath.FromSlash(path)))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+type retryable struct{ error }
+
+func (r *retryable) Unwrap() error { return r.error }
+
+// Target is a partition to write.
+type Target interface {
+	io.WriterAt
+	Size() int64
+	Sync() error
+}
+
+// Options tune Write.
+type Options struct {
+	Attempts     int           // per artifact, default 5
+	Backoff      time.Duration // first wait between attempts, doubled each time; default 1 s
+	StallTimeout time.Duration // no byte for this long cuts the connection; default 30 s
+	Log          *slog.Logger
+}
+
+// Write streams artifact a from src into dst, verifying size and sha256,
+// and returns the bytes downloaded: a resume never reads a byte twice.
+func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Options) (int64, error) {
+	if a.Size > dst.Size() || a.PartitionSize > dst.Size() {
+		return 0, fmt.Errorf("%s: %d bytes for a %d-byte partition (made for %d): %w", a.Name, a.Size, dst.Size(), a.PartitionSize, ErrTooLarge)
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 30 * time.Second
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := sha256.New()
+	var off int64
+	wait := o.Backoff
+	var lastErr error
+	for attempt := 1; attempt <= o.Attempts && off < a.Size; attempt++ {
+		if attempt > 1 {
+			log.Warn("retrying download", "artifact", a.Name, "offset", off, "attempt", attempt, "err", lastErr)
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return off, ctx.Err()
+			}
+			wait *= 2
+		}
+		n, err := copyOnce(ctx, src, a, dst, off, h, o.StallTimeout)
+		off += n
+		if n > 0 {
+			attempt, wait = 0, o.Backoff // progress: the budget starts over
+		}
+		if err == nil {
+			break
+		}
+		lastErr = err
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigest) || ctx.Err() != nil {
+			return off, err
+		}
+	}
+	if off < a.Size {
+		return off, fmt.Errorf("%s: stopped at %d of %d bytes: %w", a.Name, off, a.Size, lastErr)
+	}
+	if err := dst.Sync(); err != nil {
+		return off, fmt.Errorf("%s: sync: %w", a.Name, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != a.SHA256 {
+		return off, fmt.Errorf("%s: sha256 %s, the channel document says %s: %w", a.Name, got, a.SHA256, ErrDigest)
+	}
+	return off, nil
+}
+
+// copyOnce copies from one connection until EOF, error or stall.
+func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, off int64, h io.Writer, stall time.Duration) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	body, err := src.Open(ctx, a.Path, off)
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	timer := time.AfterFunc(stall, cancel)
+	defer timer.Stop()
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		m, rerr := body.Read(buf)
+		if m > 0 {
+			timer.Reset(stall)
+			if off+n+int64(m) > a.Size {
+				return n, fmt.Errorf("%s: more than the %d bytes the channel document gives: %w", a.Name, a.Size, ErrDigest)
+			}
+			if _, err := dst.WriteAt(buf[:m], off+n); err != nil {
+				return n, fmt.Errorf("%s: write: %w", a.Name, err)
+			}
+			h.Write(buf[:m])
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			if off+n < a.Size {
+				return n, &retryable{fmt.Errorf("%s: connection ended at %d of %d bytes", a.Name, off+n, a.Size)}
+			}
+			return n, nil
+		}
+		if rerr != nil {
+			// A stall (our timer) or a broken connection: resume from here.
+			return n, &retryable{fmt.Errorf("%s: read: %w", a.Name, rerr)}
+		}
+	}
+}
+
+// Partition is a block device (or file) partition opened for writing.
+type Partition struct {
+	F    *os.File
+	Len  int64
+	Base int64 // offset of the partition in F (0 for /dev/mmcblk0p3)
+}
+
+// WriteAt implements Target.
+func (p Partition) WriteAt(b []byte, off int64) (int, error) {
+	if off+int64(len(b)) > p.Len {
+		return 0, fmt.Errorf("write past the end of the partition: %w", ErrTooLarge)
+	}
+	return p.F.WriteAt(b, p.Base+off)
+}
+
+// Size implements Target.
+func (p Partition) Size() int64 { return p.Len }
+
+// Sync implements Target.
+func (p Partition) Sync() error { return p.F.Sync() }
