@@ -1,0 +1,341 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/state"
+)
+
+var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+const partSize = 64 << 10
+
+// device is a fake Pi: two slots of boot and root partitions in memory,
+// the U-Boot state, the updater state, and a power switch that cuts
+// after a given number of writes or syncs (all of them count).
+type device struct {
+	boot  *bootloader.Fake
+	store *state.Memory
+	parts map[bootloader.Slot]map[string][]byte
+	ops   int
+	cutAt int
+}
+
+func (d *device) op() error {
+	d.ops++
+	if d.cutAt > 0 && d.ops >= d.cutAt {
+		return state.ErrPowerCut
+	}
+	return nil
+}
+
+type part struct {
+	d *device
+	b []byte
+}
+
+func (p part) WriteAt(b []byte, off int64) (int, error) {
+	if err := p.d.op(); err != nil {
+		return 0, err
+	}
+	return copy(p.b[off:], b), nil
+}
+func (p part) Size() int64 { return int64(len(p.b)) }
+func (p part) Sync() error { return p.d.op() }
+
+// cutBoot and cutStore put the boot loader's and the state's writes on
+// the device's power switch.
+type cutBoot struct{ d *device }
+
+func (c cutBoot) Primary() (bootloader.Slot, error) { return c.d.boot.Primary() }
+func (c cutBoot) TryOnce(s bootloader.Slot) error {
+	if err := c.d.op(); err != nil {
+		return err
+	}
+	return c.d.boot.TryOnce(s)
+}
+func (c cutBoot) MarkGood(s bootloader.Slot) error {
+	if err := c.d.op(); err != nil {
+		return err
+	}
+	return c.d.boot.MarkGood(s)
+}
+func (c cutBoot) MarkBad(s bootloader.Slot) error {
+	if err := c.d.op(); err != nil {
+		return err
+	}
+	return c.d.boot.MarkBad(s)
+}
+
+type cutStore struct{ d *device }
+
+func (c cutStore) Load() (state.State, error) { return c.d.store.Load() }
+func (c cutStore) Save(st state.State) error {
+	if err := c.d.op(); err != nil {
+		return err
+	}
+	return c.d.store.Save(st)
+}
+
+func content(name, version string) []byte {
+	return bytes.Repeat([]byte(name+" of "+version+"\n"), 1500)
+}
+
+func newDevice() *device {
+	d := &device{boot: bootloader.NewFake(), store: &state.Memory{}, parts: map[bootloader.Slot]map[string][]byte{}}
+	for _, s := range []bootloader.Slot{bootloader.A, bootloader.B} {
+		d.parts[s] = map[string][]byte{}
+		for _, n := range []string{"boot", "root"} {
+			b := make([]byte, partSize)
+			copy(b, content(n, "1.0"))
+			d.parts[s][n] = b
+		}
+	}
+	return d
+}
+
+// repo publishes a release into a folder repository.
+type repo struct {
+	dir    string
+	key    minisign.PrivateKey
+	pub    minisign.PublicKey
+	serial uint64
+}
+
+func newRepo(t *testing.T) *repo {
+	pub, key, err := minisign.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &repo{dir: t.TempDir(), key: key, pub: pub}
+}
+
+func (r *repo) publish(t *testing.T, version string, corrupt bool) {
+	t.Helper()
+	r.serial++
+	d := &channel.Document{Format: channel.Format, Channel: "stable", Image: "demo", Version: version, Serial: r.serial,
+		Expires: now.Add(time.Hour), Boards: []string{"pi4"}, Rollout: 1}
+	for _, n := range []string{"boot", "root"} {
+		data := content(n, version)
+		sum := sha256.Sum256(data)
+		h := hex.EncodeToString(sum[:])
+		if corrupt {
+			data = append([]byte(nil), data...)
+			data[10] ^= 1
+		}
+		os.MkdirAll(filepath.Join(r.dir, "blobs/sha256"), 0o755)
+		os.WriteFile(filepath.Join(r.dir, "blobs/sha256", h), data, 0o644)
+		d.Artifacts = append(d.Artifacts, channel.Artifact{Name: n, Path: "blobs/sha256/" + h, Size: int64(len(data)), SHA256: h, PartitionSize: partSize})
+	}
+	doc, sig, err := channel.Sign(d, r.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(r.dir, "channels"), 0o755)
+	os.WriteFile(filepath.Join(r.dir, "channels/stable.json"), doc, 0o644)
+	os.WriteFile(filepath.Join(r.dir, "channels/stable.json.minisig"), sig, 0o644)
+}
+
+type check struct {
+	name string
+	err  error
+}
+
+func (c check) Name() string              { return c.name }
+func (c check) Run(context.Context) error { return c.err }
+
+func (d *device) agent(r *repo, booted bootloader.Slot, checks ...Check) *Agent {
+	return &Agent{
+		Boot: cutBoot{d}, Store: cutStore{d}, Source: install.Dir{Path: r.dir}, Channel: "stable",
+		Trusted: []minisign.PublicKey{r.pub}, Board: "pi4", Booted: booted, Checks: checks,
+		Slots: func(s bootloader.Slot) (install.Target, install.Target, error) {
+			return part{d, d.parts[s]["boot"]}, part{d, d.parts[s]["root"]}, nil
+		},
+		Reboot: func() error { return nil }, Now: func() time.Time { return now },
+		Install: install.Options{Attempts: 1, Backoff: time.Millisecond},
+	}
+}
+
+// holds reports whether slot s holds exactly version v.
+func (d *device) holds(s bootloader.Slot, v string) bool {
+	for _, n := range []string{"boot", "root"} {
+		if !bytes.HasPrefix(d.parts[s][n], content(n, v)) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestUpdateCommit(t *testing.T) {
+	r := newRepo(t)
+	d := newDevice()
+	booted := d.boot.PowerOn()
+	if err := d.agent(r, booted).AfterBoot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, "2.0", false)
+	if err := d.agent(r, booted).Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !d.holds(bootloader.B, "2.0") || !d.holds(bootloader.A, "1.0") {
+		t.Fatal("slot contents wrong after install")
+	}
+	booted = d.boot.PowerOn()
+	if booted != bootloader.B {
+		t.Fatalf("trial boot started %s", booted)
+	}
+	if err := d.agent(r, booted, check{"api", nil}).AfterBoot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := d.store.Load()
+	if st.Trial != nil || st.Slots["b"].Version != "2.0" || st.LastSerial != 1 {
+		t.Errorf("state after commit: %+v", st)
+	}
+	for i := 0; i < 3; i++ {
+		if s := d.boot.PowerOn(); s != bootloader.B {
+			t.Fatalf("boot %d after commit: %s", i, s)
+		}
+		d.agent(r, bootloader.B).AfterBoot(context.Background())
+	}
+	// Same channel again: nothing to do.
+	if err := d.agent(r, bootloader.B).Update(context.Background()); !errors.Is(err, ErrNothingNew) {
+		t.Errorf("second update: %v", err)
+	}
+}
+
+func TestHealthFailureRollsBack(t *testing.T) {
+	r := newRepo(t)
+	d := newDevice()
+	d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+	r.publish(t, "3.0", false)
+	rebooted := false
+	a := d.agent(r, bootloader.A)
+	if err := a.Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	booted := d.boot.PowerOn()
+	b := d.agent(r, booted, check{"systemd:demo-hello.service", nil}, check{"http:127.0.0.1:8080/health", errors.New("status 503")})
+	b.Reboot = func() error { rebooted = true; return nil }
+	if err := b.AfterBoot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := d.store.Load()
+	f, ok := st.Failed["3.0"]
+	if !rebooted || !ok || f.Check != "http:127.0.0.1:8080/health" || !strings.Contains(f.Reason, "503") || !strings.Contains(st.LastError, "rolled back") {
+		t.Fatalf("rebooted %v, state %+v", rebooted, st)
+	}
+	if s := d.boot.PowerOn(); s != bootloader.A {
+		t.Fatalf("after the failed trial the device starts %s", s)
+	}
+	// The failed version is not retried, and slot A is untouched.
+	if err := d.agent(r, bootloader.A).Update(context.Background()); !errors.Is(err, ErrNothingNew) {
+		t.Errorf("retry of a failed version: %v", err)
+	}
+	if !d.holds(bootloader.A, "1.0") {
+		t.Error("the active slot changed")
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	for name, setup := range map[string]func(t *testing.T, r *repo){
+		"tampered artifact": func(t *testing.T, r *repo) { r.publish(t, "2.0", true) },
+		"tampered document": func(t *testing.T, r *repo) {
+			r.publish(t, "2.0", false)
+			p := filepath.Join(r.dir, "channels/stable.json")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, bytes.Replace(b, []byte(`"2.0"`), []byte(`"9.9"`), 1), 0o644)
+		},
+		"unknown key": func(t *testing.T, r *repo) {
+			_, other, _ := minisign.GenerateKey(rand.Reader)
+			r.key = other
+			r.publish(t, "2.0", false)
+		},
+		"missing artifact": func(t *testing.T, r *repo) {
+			r.publish(t, "2.0", false)
+			os.RemoveAll(filepath.Join(r.dir, "blobs"))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRepo(t)
+			d := newDevice()
+			d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+			setup(t, r)
+			before := bytes.Clone(d.parts[bootloader.A]["root"])
+			err := d.agent(r, bootloader.A).Update(context.Background())
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			st, _ := d.store.Load()
+			if st.Trial != nil || st.LastError == "" {
+				t.Errorf("state %+v", st)
+			}
+			if p, _ := d.boot.Primary(); p != bootloader.A || !bytes.Equal(before, d.parts[bootloader.A]["root"]) {
+				t.Error("the active slot was touched")
+			}
+			if s := d.boot.PowerOn(); s != bootloader.A {
+				t.Errorf("device starts %s after a refused update", s)
+			}
+		})
+	}
+}
+
+// TestPowerCut cuts the power after every single write, sync and state
+// change of an install, the switch and the commit. After each cut the
+// device must start a slot that holds a complete release, and the agent
+// must settle into a consistent state.
+func TestPowerCut(t *testing.T) {
+	r := newRepo(t)
+	r.publish(t, "2.0", false)
+	for n := 1; ; n++ {
+		d := newDevice()
+		booted := d.boot.PowerOn()
+		if err := d.agent(r, booted).AfterBoot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d.cutAt = d.ops + n
+		cutHappened := func() bool { return d.ops >= d.cutAt }
+		_ = d.agent(r, booted).Update(context.Background())
+		if !cutHappened() {
+			booted = d.boot.PowerOn()
+			_ = d.agent(r, booted, check{"ok", nil}).AfterBoot(context.Background())
+		}
+		done := !cutHappened()
+		// Power comes back.
+		d.cutAt = 0
+		booted = d.boot.PowerOn()
+		if want := map[bootloader.Slot]string{bootloader.A: "1.0", bootloader.B: "2.0"}[booted]; !d.holds(booted, want) {
+			t.Fatalf("cut after op %d: the device started slot %s, which does not hold %s", n, booted, want)
+		}
+		if err := d.agent(r, booted, check{"ok", nil}).AfterBoot(context.Background()); err != nil {
+			t.Fatalf("cut after op %d: after boot: %v", n, err)
+		}
+		st, _ := d.store.Load()
+		if st.Trial != nil {
+			t.Fatalf("cut after op %d: trial still pending after settling", n)
+		}
+		if p, _ := d.boot.Primary(); p != booted {
+			t.Fatalf("cut after op %d: primary %s, running %s", n, p, booted)
+		}
+		if booted == bootloader.B && st.Slots["b"].Version != "2.0" {
+			t.Fatalf("cut after op %d: running 2.0 in b but state says %+v", n, st.Slots)
+		}
+		if done {
+			t.Logf("power cut after each of %d operations: every time a complete slot booted", n-1)
+			break
+		}
+	}
+}
