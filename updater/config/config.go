@@ -1,0 +1,139 @@
+// Package config is the device agent's configuration: /etc/pibake/updater.yaml,
+// written by the image build from the definition, with an optional
+// override on the data partition whose fields replace the image's (so a
+// fleet operator can point one box at another channel without a rebuild).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Default paths on the device.
+const (
+	ImagePath    = "/etc/pibake/updater.yaml"
+	OverridePath = "/data/pibake/updater.yaml"
+)
+
+// HTTPCheck probes a URL; it passes on the expected status (default 200).
+type HTTPCheck struct {
+	URL    string `yaml:"url"`
+	Status int    `yaml:"status,omitempty"`
+}
+
+// Health lists the checks a trial boot must pass within Deadline.
+type Health struct {
+	Deadline time.Duration `yaml:"deadline,omitempty"`
+	Units    []string      `yaml:"units,omitempty"`
+	HTTP     []HTTPCheck   `yaml:"http,omitempty"`
+	Commands [][]string    `yaml:"commands,omitempty"`
+}
+
+// Config is the agent's configuration.
+type Config struct {
+	Server  string        `yaml:"server"`
+	Channel string        `yaml:"channel"`
+	Board   string        `yaml:"board"`
+	Keys    []string      `yaml:"keys"`
+	Poll    time.Duration `yaml:"poll,omitempty"`
+	Health  Health        `yaml:"health,omitempty"`
+}
+
+// Parse reads one file's YAML strictly.
+func Parse(name string, data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// Load reads the image's configuration and merges the override, if any.
+func Load(image, override string) (Config, error) {
+	data, err := os.ReadFile(image)
+	if err != nil {
+		return Config{}, fmt.Errorf("updater config: %w", err)
+	}
+	c, err := Parse(image, data)
+	if err != nil {
+		return c, err
+	}
+	if data, err := os.ReadFile(override); err == nil {
+		o, err := Parse(override, data)
+		if err != nil {
+			return c, err
+		}
+		c = merge(c, o)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return c, fmt.Errorf("updater config: %w", err)
+	}
+	if c.Poll == 0 {
+		c.Poll = 15 * time.Minute
+	}
+	if c.Health.Deadline == 0 {
+		c.Health.Deadline = 5 * time.Minute
+	}
+	return c, c.Validate()
+}
+
+// merge: every field the override sets replaces the image's.
+func merge(c, o Config) Config {
+	if o.Server != "" {
+		c.Server = o.Server
+	}
+	if o.Channel != "" {
+		c.Channel = o.Channel
+	}
+	if len(o.Keys) > 0 {
+		c.Keys = o.Keys
+	}
+	if o.Poll != 0 {
+		c.Poll = o.Poll
+	}
+	if o.Health.Deadline != 0 || len(o.Health.Units)+len(o.Health.HTTP)+len(o.Health.Commands) > 0 {
+		c.Health = o.Health
+	}
+	return c
+}
+
+// Validate checks the merged configuration.
+func (c Config) Validate() error {
+	u, err := url.Parse(c.Server)
+	switch {
+	case c.Server == "":
+		return errors.New("updater config: no server (the repository URL)")
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "file"):
+		return fmt.Errorf("updater config: server %q is not an http(s) or file URL", c.Server)
+	case c.Channel == "":
+		return errors.New("updater config: no channel")
+	case c.Board == "":
+		return errors.New("updater config: no board")
+	case len(c.Keys) == 0:
+		return errors.New("updater config: no trusted keys: this device would accept no update")
+	case c.Poll < time.Minute:
+		return fmt.Errorf("updater config: poll %s is shorter than a minute", c.Poll)
+	}
+	for _, h := range c.Health.HTTP {
+		if _, err := url.Parse(h.URL); err != nil || h.URL == "" {
+			return fmt.Errorf("updater config: health http url %q", h.URL)
+		}
+	}
+	for _, cmd := range c.Health.Commands {
+		if len(cmd) == 0 || cmd[0] == "" || cmd[0][0] != '/' {
+			return fmt.Errorf("updater config: health command %q: the program must be an absolute path", cmd)
+		}
+	}
+	return nil
+}
+
+// Marshal writes the configuration as the image carries it.
+func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }

@@ -1,0 +1,42 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadAndOverride(t *testing.T) {
+	dir := t.TempDir()
+	img, over := filepath.Join(dir, "updater.yaml"), filepath.Join(dir, "override.yaml")
+	os.WriteFile(img, []byte("server: http://10.0.2.100:8080\nchannel: stable\nboard: qemu\nkeys: [RWSkey]\nhealth:\n  units: [demo-hello.service]\n"), 0o644)
+	c, err := Load(img, over)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Poll != 15*time.Minute || c.Health.Deadline != 5*time.Minute || c.Health.Units[0] != "demo-hello.service" {
+		t.Errorf("defaults: %+v", c)
+	}
+	os.WriteFile(over, []byte("channel: beta\npoll: 2m\n"), 0o644)
+	c, err = Load(img, over)
+	if err != nil || c.Channel != "beta" || c.Poll != 2*time.Minute || c.Server != "http://10.0.2.100:8080" || len(c.Health.Units) != 1 {
+		t.Errorf("override: %+v %v", c, err)
+	}
+	for name, body := range map[string]string{
+		"unknown field": "channel: beta\nchanel: x\n",
+		"short poll":    "poll: 5s\n",
+		"bad command":   "health:\n  commands: [[curl, x]]\n",
+	} {
+		os.WriteFile(over, []byte(body), 0o644)
+		if _, err := Load(img, over); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	os.WriteFile(img, []byte("server: http://x\nchannel: s\nboard: qemu\n"), 0o644)
+	os.Remove(over)
+	if _, err := Load(img, over); err == nil || !strings.Contains(err.Error(), "no trusted keys") {
+		t.Errorf("no keys: %v", err)
+	}
+}
