@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"aead.dev/minisign"
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/fsnotify/fsnotify"
+	"github.com/pibake/pibake/updater/agent"
+	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/config"
+	"github.com/pibake/pibake/updater/device"
+	"github.com/pibake/pibake/updater/health"
+	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/state"
+)
+
+const usage = `pibake-updater: the A/B update agent of a pibake device.
+
+Usage:
+  pibake-updater run            the service: settle the boot, then poll the channel
+  pibake-updater status [--json]  what each slot holds, a pending trial, the last result
+  pibake-updater check          fetch and verify the channel document, install nothing
+  pibake-updater install URL|DIR  install from another repository (e.g. a USB stick), same checks
+  pibake-updater mark-good      keep the running slot
+  pibake-updater rollback       switch back to the other slot and reboot
+
+Configuration: ` + config.ImagePath + `, overridden by ` + config.OverridePath + `
+State: ` + statePath + `
+`
+
+const statePath = "/data/pibake/updater.json"
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "status":
+		return status(rest, stdout)
+	}
+	a, err := newAgent(log)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "run":
+		return serve(ctx, a, log)
+	case "check":
+		st, err := a.Store.Load()
+		if err != nil {
+			return err
+		}
+		d, err := a.Fetch(ctx, st)
+		if errors.Is(err, channel.ErrReplay) {
+			fmt.Fprintln(stdout, "up to date")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "available: %s %s (serial %d, expires %s)\n", d.Image, d.Version, d.Serial, d.Expires.Format(time.RFC3339))
+		return nil
+	case "install":
+		if len(rest) != 1 {
+			return errors.New("install takes one URL or folder")
+		}
+		return a.InstallFrom(ctx, source(rest[0]))
+	case "mark-good":
+		return a.Boot.MarkGood(a.Booted)
+	case "rollback":
+		return a.Rollback(ctx)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func source(s string) install.Source {
+	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+		return install.HTTP{Base: s}
+	}
+	return install.Dir{Path: strings.TrimPrefix(s, "file://")}
+}
+
+func newAgent(log *slog.Logger) (*agent.Agent, error) {
+	cfg, err := config.Load(config.ImagePath, config.OverridePath)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := device.Detect()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := dev.MountBootsel()
+	if err != nil {
+		return nil, err
+	}
+	var keys []minisign.PublicKey
+	for _, k := range cfg.Keys {
+		pk, err := channel.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("updater config: %w", err)
+		}
+		keys = append(keys, pk)
+	}
+	var checks []agent.Check
+	for _, u := range cfg.Health.Units {
+		checks = append(checks, health.Unit{Unit: u})
+	}
+	for _, h := range cfg.Health.HTTP {
+		checks = append(checks, health.HTTP{URL: h.URL, Status: h.Status})
+	}
+	for _, c := range cfg.Health.Commands {
+		checks = append(checks, health.Command{Argv: c})
+	}
+	return &agent.Agent{
+		Boot: bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
+		Channel: cfg.Channel, Trusted: keys, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
+		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log,
+	}, nil
+}
+
+// serve settles the boot, tells systemd it is ready, then polls; it pets
+// the watchdog and reloads the configuration when the override changes.
+func serve(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
+	if err := a.AfterBoot(ctx); err != nil {
+		log.Error("after boot", "err", err)
+	}
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	cfg, _ := config.Load(config.ImagePath, config.OverridePath)
+	watch, err := fsnotify.NewWatcher()
+	if err == nil {
+		defer watch.Close()
+		_ = watch.Add(filepath.Dir(config.OverridePath))
+	}
+	var events <-chan fsnotify.Event
+	if watch != nil {
+		events = watch.Events
+	}
+	wd, _ := daemon.SdWatchdogEnabled(false)
+	pet := time.NewTicker(max(wd/2, time.Second))
+	defer pet.Stop()
+	poll := time.NewTimer(time.Minute)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-pet.C:
+			if wd > 0 {
+				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
+		case ev := <-events:
+			if filepath.Clean(ev.Name) != config.OverridePath {
+				continue
+			}
+			next, err := newAgent(log)
+			if err != nil {
+				log.Error("configuration change refused", "err", err)
+				continue
+			}
+			*a = *next
+			cfg, _ = config.Load(config.ImagePath, config.OverridePath)
+			log.Info("configuration reloaded", "channel", a.Channel, "server", a.Source)
+		case <-poll.C:
+			err := a.Update(ctx)
+			switch {
+			case errors.Is(err, agent.ErrNothingNew):
+				log.Info("up to date")
+			case err != nil:
+				log.Error("update", "err", err)
+			}
+			poll.Reset(cfg.Poll)
+		}
+	}
+}
+
+func status(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := state.File{Path: statePath}.Load()
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Booted string      `json:"booted,omitempty"`
+		Boot   string      `json:"boot_state,omitempty"`
+		State  state.State `json:"state"`
+	}{State: st}
+	if dev, err := device.Detect(); err == nil {
+		out.Booted = string(dev.Booted)
+		if dir, err := dev.MountBootsel(); err == nil {
+			if bs, err := (bootloader.UBoot{Dir: dir}).State(); err == nil {
+				out.Boot = strings.ReplaceAll(strings.TrimSpace(string(bs.Marshal())), "\n", " ")
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(stdout, "booted slot: %s\nboot state: %s\nlast serial: %d\n", out.Booted, out.Boot, st.LastSerial)
+	for _, s := range []string{"a", "b"} {
+		if r, ok := st.Slots[s]; ok {
+			fmt.Fprintf(stdout, "slot %s: %s %s (serial %d)\n", s, r.Image, r.Version, r.Serial)
+		}
+	}
+	if st.Trial != nil {
+		fmt.Fprintf(stdout, "trial pending: %s in slot %s since %s\n", st.Trial.Release.Version, st.Trial.Slot, st.Trial.Since.Format(time.RFC3339))
+	}
+	for v, f := range st.Failed {
+		fmt.Fprintf(stdout, "failed: %s at %s", v, f.Stage)
+		if f.Check != "" {
+			fmt.Fprintf(stdout, " (%s)", f.Check)
+		}
+		fmt.Fprintf(stdout, ": %s\n", f.Reason)
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(stdout, "last error: %s\n", st.LastError)
+	}
+	return nil
+}

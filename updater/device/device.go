@@ -1,0 +1,107 @@
+// Package device finds the running system's A/B parts on a real device:
+// the booted slot and the disk (from the kernel command line the boot
+// script wrote), the slot partitions, and bootsel mounted where the U-Boot
+// backend keeps its state file.
+package device
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/pibake/pibake/bootinit"
+	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/updater/install"
+	"golang.org/x/sys/unix"
+)
+
+// BootselMount is where bootsel is mounted for the state file.
+const BootselMount = "/run/pibake/bootsel"
+
+// Device is the running system.
+type Device struct {
+	Booted    bootloader.Slot
+	Signature uint32
+	root      bootinit.Block
+}
+
+// Detect reads /proc/cmdline and finds the disk.
+func Detect() (*Device, error) {
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return nil, err
+	}
+	cl, err := bootinit.ParseCmdline(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("not booted by pibake's boot chain: %w", err)
+	}
+	slot, err := bootloader.ParseSlot(cl.Slot)
+	if err != nil {
+		return nil, fmt.Errorf("kernel command line: pibake.slot: %w", err)
+	}
+	root, err := bootinit.FindPartition("/sys/class/block", "/dev", cl.Signature, cl.RootPart)
+	if err != nil {
+		return nil, err
+	}
+	return &Device{Booted: slot, Signature: cl.Signature, root: root}, nil
+}
+
+func (d *Device) partition(num int) (string, error) {
+	b, err := bootinit.Sibling("/sys/class/block", d.root, num)
+	if err != nil {
+		return "", err
+	}
+	return "/dev/" + b.Name, nil
+}
+
+// Slots opens a slot's boot and root partitions for writing; it refuses
+// the running slot.
+func (d *Device) Slots(s bootloader.Slot) (install.Target, install.Target, error) {
+	if s == d.Booted {
+		return nil, nil, fmt.Errorf("refusing to write slot %s: it is running", s)
+	}
+	nums := map[bootloader.Slot][2]int{bootloader.A: {2, 5}, bootloader.B: {3, 6}}[s]
+	var out [2]install.Target
+	for i, n := range nums {
+		dev, err := d.partition(n)
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := os.OpenFile(dev, os.O_RDWR, 0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open %s: %w", dev, err)
+		}
+		size, err := f.Seek(0, 2)
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		out[i] = install.Partition{F: f, Len: size}
+	}
+	return out[0], out[1], nil
+}
+
+// MountBootsel mounts partition 1 (FAT) for the boot state, once.
+func (d *Device) MountBootsel() (string, error) {
+	mounts, _ := os.ReadFile("/proc/mounts")
+	if strings.Contains(string(mounts), " "+BootselMount+" ") {
+		return BootselMount, nil
+	}
+	dev, err := d.partition(1)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(BootselMount, 0o700); err != nil {
+		return "", err
+	}
+	if err := unix.Mount(dev, BootselMount, "vfat", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_SYNCHRONOUS, "umask=077"); err != nil {
+		return "", fmt.Errorf("mount bootsel %s: %w", dev, err)
+	}
+	return BootselMount, nil
+}
+
+// Reboot asks systemd for a clean reboot.
+func Reboot() error {
+	return exec.Command("systemctl", "reboot").Run()
+}
