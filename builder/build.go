@@ -169,7 +169,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	// 4. Root filesystem.
 	st.begin("rootfs", "customise and pack the read-only root filesystem")
 	rootImg := filepath.Join(stage, "root.sqfs")
-	rf, err := buildRootfs(ctx, def, board, baseTar, epoch, rootImg)
+	rf, err := buildRootfs(ctx, def, board, baseTar, epoch, rootImg, src)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/internal/testbase"
+	"github.com/pibake/pibake/updater/channel"
 )
 
 const smallYAML = `name: small
@@ -507,4 +508,63 @@ func TestBuildTryboot(t *testing.T) {
 			t.Errorf("partition %d config.txt does not start the kernel:\n%s", part, cfg)
 		}
 	}
+}
+
+func TestBuildWithUpdater(t *testing.T) {
+	need(t, "unsquashfs")
+	fx := newFixture(t)
+	repo := fx.repo(t)
+	if _, _, err := channel.GenerateKeyFiles(filepath.Join(repo, "keys"), "fleet", ""); err != nil {
+		t.Fatal(err)
+	}
+	def := filepath.Join(repo, "images", "small.yaml")
+	b, _ := os.ReadFile(def)
+	updater := "updater:\n  server: http://10.0.2.100:8080\n  keys: [keys/fleet.pub]\n  health:\n    units: [hello.service]\n"
+	if err := os.WriteFile(def, []byte(strings.Replace(string(b), "environments:", updater+"environments:", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(context.Background(), Options{Definition: def, Board: "qemu", OutDir: filepath.Join(t.TempDir(), "out"), CacheDir: fx.cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	CheckImage(t, res.Image, ImageExpect{Files: map[string]string{
+		"/usr/bin/pibake-updater":  "-rwxr-xr-x 0/0",
+		"/etc/pibake/updater.yaml": "-rw-r--r-- 0/0",
+		"/etc/systemd/system/multi-user.target.wants/pibake-updater.service": "lrwxrwxrwx 0/0",
+	}})
+	root := extractRoot(t, res.Image)
+	cfg, err := exec.Command("unsquashfs", "-cat", root, "/etc/pibake/updater.yaml").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"server: http://10.0.2.100:8080", "channel: stable", "board: qemu", "- RW", "hello.service"} {
+		if !strings.Contains(string(cfg), want) {
+			t.Errorf("updater.yaml lacks %q:\n%s", want, cfg)
+		}
+	}
+	if out, _ := exec.Command("unsquashfs", "-lls", root, "/usr/lib/systemd/system/pibake-boot-ok.service").Output(); strings.Contains(string(out), "pibake-boot-ok") {
+		t.Error("pibake-boot-ok is installed next to the updater: it would commit trials before their health checks")
+	}
+}
+
+func extractRoot(t *testing.T, img string) string {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	lay, _, err := inspect.Layout(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := lay.Part(layout.RootA)
+	out := filepath.Join(t.TempDir(), "root.sqfs")
+	o, _ := os.Create(out)
+	defer o.Close()
+	if _, err := io.Copy(o, io.NewSectionReader(f, p.Offset, p.Size)); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -48,22 +48,23 @@ func goTool() (string, error) {
 	return "", errors.New("the Go toolchain is needed to compile the initramfs init: put go on PATH")
 }
 
-// buildInit cross-compiles cmd/pibake-init for arm64. The flags make the
-// binary depend only on the source and the Go version, not the path or time.
-func buildInit(ctx context.Context, src, out string) (string, error) {
+// buildDevice cross-compiles a device program (./cmd/pibake-init,
+// ./cmd/pibake-updater) for arm64. The flags make the binary depend only on
+// the source and the Go version, not the path or the time.
+func buildDevice(ctx context.Context, src, pkg, out string) (string, error) {
 	gobin, err := goTool()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, "./cmd/pibake-init")
+	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("initramfs: compile pibake-init in %s: %w\n%s", src, err, b)
+		return "", fmt.Errorf("compile %s in %s: %w\n%s", pkg, src, err, b)
 	}
 	v, err := exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
 	if err != nil {
-		return "", fmt.Errorf("initramfs: go env: %w", err)
+		return "", fmt.Errorf("go env: %w", err)
 	}
 	return strings.TrimSpace(string(v)), nil
 }
@@ -72,7 +73,7 @@ func buildInit(ctx context.Context, src, out string) (string, error) {
 // from the image's own kernel, in load order.
 func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *rootfsOut, work string, epoch int64) ([]byte, string, error) {
 	initBin := filepath.Join(work, "pibake-init")
-	goVersion, err := buildInit(ctx, src, initBin)
+	goVersion, err := buildDevice(ctx, src, "./cmd/pibake-init", initBin)
 	if err != nil {
 		return nil, "", err
 	}

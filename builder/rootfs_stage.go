@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/pibake/pibake/builder/system"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/firmware/uboot"
+	"github.com/pibake/pibake/updater/config"
 )
 
 type rootfsOut struct {
@@ -79,7 +81,7 @@ func squashfsCompressor(kconfig []byte) string {
 	return "gzip"
 }
 
-func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.Board, baseTar string, epoch int64, out string) (*rootfsOut, error) {
+func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.Board, baseTar string, epoch int64, out, src string) (*rootfsOut, error) {
 	base, err := rootfs.Scan(ctx, baseTar)
 	if err != nil {
 		return nil, err
@@ -91,8 +93,15 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range system.Files(uboot.DefaultTries, base.Has("usr/sbin/sshd")) {
+	for _, f := range system.Files(uboot.DefaultTries, base.Has("usr/sbin/sshd"), def.Updater != nil) {
 		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
+	}
+	if def.Updater != nil {
+		files, err := updaterFiles(ctx, def, board, src, filepath.Dir(out))
+		if err != nil {
+			return nil, err
+		}
+		spec.Files = append(spec.Files, files...)
 	}
 	bin, err := debian.LookTool("tar2sqfs", "squashfs-tools-ng")
 	if err != nil {
@@ -135,4 +144,30 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	ver, _ := exec.CommandContext(ctx, bin, "--version").Output()
 	tool, _, _ := strings.Cut(string(ver), "\n")
 	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp, tool: strings.TrimSpace(tool)}, nil
+}
+
+// updaterFiles are the update agent and its configuration.
+func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, src, work string) ([]rootfs.File, error) {
+	bin := filepath.Join(work, "pibake-updater")
+	if _, err := buildDevice(ctx, src, "./cmd/pibake-updater", bin); err != nil {
+		return nil, err
+	}
+	defer os.Remove(bin)
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := def.UpdaterKeys()
+	if err != nil {
+		return nil, fmt.Errorf("%s: updater: %w", def.File, err)
+	}
+	u := def.Updater
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Board: board.Name, Keys: keys, Poll: u.Poll, Health: u.Health}.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return []rootfs.File{
+		{Path: "/usr/bin/pibake-updater", Data: data, Mode: 0o755},
+		{Path: config.ImagePath, Data: append([]byte("# Written by pibake from the image definition's updater section.\n"), cfg...), Mode: 0o644},
+	}, nil
 }

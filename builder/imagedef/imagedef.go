@@ -14,6 +14,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/pibake/pibake/updater/config"
 )
 
 // Definition is an image definition after the chosen environment's overrides
@@ -30,6 +33,7 @@ type Definition struct {
 	Users        []User                `yaml:"users"`
 	Overlays     []Overlay             `yaml:"overlays"`
 	Services     []Service             `yaml:"services"`
+	Updater      *Updater              `yaml:"updater"`
 	Environments map[string]yamlIgnore `yaml:"environments"`
 
 	// Set by Load, not by YAML.
@@ -82,6 +86,15 @@ type OverlayFile struct {
 	Path  string `yaml:"path"`
 	Mode  string `yaml:"mode"`
 	Owner string `yaml:"owner"`
+}
+
+// Updater bakes the A/B update agent into the image (see docs/updates.md).
+type Updater struct {
+	Server  string        `yaml:"server"`  // repository URL the device polls
+	Channel string        `yaml:"channel"` // default "stable"
+	Keys    []string      `yaml:"keys"`    // trusted public keys: minisign key text, or a .pub file relative to the repository
+	Poll    time.Duration `yaml:"poll"`    // default 15m
+	Health  config.Health `yaml:"health"`
 }
 
 // Service installs a unit from services/ and, unless Enable is false,
@@ -194,6 +207,17 @@ func (d *Definition) applyDefaults() {
 		u := &d.Users[i]
 		if u.Shell == "" {
 			u.Shell = "/bin/bash"
+		}
+	}
+	if u := d.Updater; u != nil {
+		if u.Channel == "" {
+			u.Channel = "stable"
+		}
+		if u.Poll == 0 {
+			u.Poll = 15 * time.Minute
+		}
+		if u.Health.Deadline == 0 {
+			u.Health.Deadline = 5 * time.Minute
 		}
 	}
 	for i := range d.Overlays {

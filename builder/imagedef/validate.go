@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/config"
 )
 
 // UnitSuffixes are the systemd unit types services/ may hold.
@@ -193,6 +196,16 @@ func (d *Definition) validate() []fieldError {
 		}
 	}
 
+	if u := d.Updater; u != nil {
+		if _, err := d.UpdaterKeys(); err != nil {
+			bad(err.Error(), "updater", "keys")
+		}
+		c := config.Config{Server: u.Server, Channel: u.Channel, Board: "x", Keys: u.Keys, Poll: u.Poll, Health: u.Health}
+		if err := c.Validate(); err != nil {
+			bad(strings.TrimPrefix(err.Error(), "updater config: "), "updater")
+		}
+	}
+
 	for _, e := range d.EnvNames() {
 		if !reName.MatchString(e) {
 			bad(fmt.Sprintf("%q is not a valid environment name (usual: %s)", e, strings.Join(KnownEnvs, ", ")), "environments", e)
@@ -220,4 +233,30 @@ func ParseMode(s string) (int64, error) {
 		return 0, fmt.Errorf("mode %q: %w", s, err)
 	}
 	return v, nil
+}
+
+// UpdaterKeys returns the trusted keys' text: inline minisign keys as they
+// are, .pub files read from the repository.
+func (d *Definition) UpdaterKeys() ([]string, error) {
+	var out []string
+	for _, k := range d.Updater.Keys {
+		if strings.HasSuffix(k, ".pub") {
+			data, err := os.ReadFile(filepath.Join(d.Dir, filepath.FromSlash(k)))
+			if err != nil {
+				return nil, fmt.Errorf("key file: %w (make one with 'pibake keygen')", err)
+			}
+			k = string(data)
+		}
+		pk, err := channel.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("key %.20q: %w", k, err)
+		}
+		text, _ := pk.MarshalText()
+		lines := strings.Split(strings.TrimSpace(string(text)), "\n")
+		out = append(out, lines[len(lines)-1]) // the key, without minisign's comment line
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no trusted keys: a device would accept no update")
+	}
+	return out, nil
 }

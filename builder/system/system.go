@@ -18,6 +18,9 @@ var bootOKScript string
 //go:embed pibake-ssh-keygen.service
 var sshKeygenUnit []byte
 
+//go:embed pibake-updater.service
+var updaterUnit []byte
+
 // File is one file, folder or symlink to add (owned by root).
 type File struct {
 	Path string
@@ -29,14 +32,23 @@ type File struct {
 
 // Files returns the system files; hasSSH says whether the base has an SSH
 // server whose host keys must be made on first boot. tries is the boot
-// tries a slot gets back when it is marked good.
-func Files(tries int, hasSSH bool) []File {
+// tries a slot gets back when it is marked good. With the update agent
+// (withUpdater), the agent decides when a slot is good, after its health
+// checks; without it, pibake-boot-ok marks a slot good at multi-user.
+func Files(tries int, hasSSH, withUpdater bool) []File {
 	const unitDir = "/usr/lib/systemd/system/"
-	fs := []File{
-		{Path: "/data", Mode: 0o755, Dir: true},
-		{Path: unitDir + "pibake-boot-ok.service", Data: bootOKUnit, Mode: 0o644},
-		{Path: "/usr/lib/pibake/boot-ok", Data: []byte(strings.ReplaceAll(bootOKScript, "@TRIES@", strconv.Itoa(tries))), Mode: 0o755},
-		{Path: "/etc/systemd/system/multi-user.target.wants/pibake-boot-ok.service", Link: unitDir + "pibake-boot-ok.service"},
+	fs := []File{{Path: "/data", Mode: 0o755, Dir: true}}
+	if withUpdater {
+		fs = append(fs,
+			File{Path: unitDir + "pibake-updater.service", Data: updaterUnit, Mode: 0o644},
+			File{Path: "/etc/systemd/system/multi-user.target.wants/pibake-updater.service", Link: unitDir + "pibake-updater.service"},
+		)
+	} else {
+		fs = append(fs,
+			File{Path: unitDir + "pibake-boot-ok.service", Data: bootOKUnit, Mode: 0o644},
+			File{Path: "/usr/lib/pibake/boot-ok", Data: []byte(strings.ReplaceAll(bootOKScript, "@TRIES@", strconv.Itoa(tries))), Mode: 0o755},
+			File{Path: "/etc/systemd/system/multi-user.target.wants/pibake-boot-ok.service", Link: unitDir + "pibake-boot-ok.service"},
+		)
 	}
 	if hasSSH {
 		fs = append(fs,

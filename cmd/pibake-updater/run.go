@@ -139,10 +139,26 @@ func newAgent(log *slog.Logger) (*agent.Agent, error) {
 // serve settles the boot, tells systemd it is ready, then polls; it pets
 // the watchdog and reloads the configuration when the override changes.
 func serve(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
+	// Ready and petting the watchdog before the health checks, which may
+	// take up to their deadline.
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
+	if wd, _ := daemon.SdWatchdogEnabled(false); wd > 0 {
+		go func() {
+			t := time.NewTicker(wd / 2)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+				}
+			}
+		}()
+	}
 	if err := a.AfterBoot(ctx); err != nil {
 		log.Error("after boot", "err", err)
 	}
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 	cfg, _ := config.Load(config.ImagePath, config.OverridePath)
 	watch, err := fsnotify.NewWatcher()
 	if err == nil {
@@ -153,19 +169,12 @@ func serve(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
 	if watch != nil {
 		events = watch.Events
 	}
-	wd, _ := daemon.SdWatchdogEnabled(false)
-	pet := time.NewTicker(max(wd/2, time.Second))
-	defer pet.Stop()
 	poll := time.NewTimer(time.Minute)
 	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-pet.C:
-			if wd > 0 {
-				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
-			}
 		case ev := <-events:
 			if filepath.Clean(ev.Name) != config.OverridePath {
 				continue
