@@ -53,20 +53,37 @@ func buildE2E(t *testing.T) string {
 // system's state on the console and powers off. Everything else (packages,
 // lock, users, overlays, units) is the demo's own.
 func build(t *testing.T) (string, error) {
+	return buildVariant(t, variant{overlay: "e2e", service: "e2e-report"})
+}
+
+// variant is what an e2e build changes in images/demo.yaml.
+type variant struct {
+	version          string // "" keeps the demo's
+	overlay, service string // added from testdata/
+	updater          string // YAML of an updater section, "" for none
+	keys             string // folder copied to keys/ in the checkout
+}
+
+func buildVariant(t *testing.T, v variant) (string, error) {
 	repo, err := os.MkdirTemp("", "pibake-e2e-repo-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(repo)
-	for _, c := range []struct{ src, dst string }{
+	type cp struct{ src, dst string }
+	copies := []cp{
 		{"../overlays", "overlays"}, {"../services", "services"}, {"../images/demo.lock", "images/demo.lock"},
-		{"testdata/overlays/e2e", "overlays/e2e"}, {"testdata/services/e2e-report.service", "services/e2e-report.service"},
-	} {
+		{"testdata/overlays/" + v.overlay, "overlays/" + v.overlay}, {"testdata/services/" + v.service + ".service", "services/" + v.service + ".service"},
+	}
+	if v.keys != "" {
+		copies = append(copies, cp{v.keys, "keys"})
+	}
+	for _, c := range copies {
 		if err := copyTree(c.src, filepath.Join(repo, c.dst)); err != nil {
 			return "", err
 		}
 	}
-	def, err := withReport("../images/demo.yaml")
+	def, err := edit("../images/demo.yaml", v)
 	if err != nil {
 		return "", err
 	}
@@ -82,12 +99,12 @@ func build(t *testing.T) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	t.Logf("built %s in %s", res.Image, time.Since(start).Round(time.Second))
+	t.Logf("built %s %s in %s", res.Image, res.Manifest.Version, time.Since(start).Round(time.Second))
 	return res.Image, nil
 }
 
-// withReport returns the definition with the e2e overlay and unit added.
-func withReport(path string) ([]byte, error) {
+// edit returns the definition with the variant's changes.
+func edit(path string, v variant) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -97,23 +114,32 @@ func withReport(path string) ([]byte, error) {
 		return nil, err
 	}
 	top := doc.Content[0]
-	add := func(key string) error {
+	value := func(key string) *yaml.Node {
 		for i := 0; i+1 < len(top.Content); i += 2 {
 			if top.Content[i].Value == key {
-				item := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
-					{Kind: yaml.ScalarNode, Value: "name"}, {Kind: yaml.ScalarNode, Value: map[string]string{"overlays": "e2e", "services": "e2e-report"}[key]},
-				}}
-				top.Content[i+1].Content = append(top.Content[i+1].Content, item)
-				return nil
+				return top.Content[i+1]
 			}
 		}
-		return fmt.Errorf("%s has no %s list", path, key)
+		return nil
 	}
-	if err := add("overlays"); err != nil {
-		return nil, err
+	name := func(n string) *yaml.Node {
+		return &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "name"}, {Kind: yaml.ScalarNode, Value: n}}}
 	}
-	if err := add("services"); err != nil {
-		return nil, err
+	ov, sv := value("overlays"), value("services")
+	if ov == nil || sv == nil {
+		return nil, fmt.Errorf("%s has no overlays or services list", path)
+	}
+	ov.Content = append(ov.Content, name(v.overlay))
+	sv.Content = append(sv.Content, name(v.service))
+	if v.version != "" {
+		value("version").Value = v.version
+	}
+	if v.updater != "" {
+		var u yaml.Node
+		if err := yaml.Unmarshal([]byte(v.updater), &u); err != nil {
+			return nil, err
+		}
+		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "updater"}, u.Content[0])
 	}
 	return yaml.Marshal(&doc)
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -32,6 +33,9 @@ type Options struct {
 	MemoryMB int  // default 1024
 	CPUs     int  // default 2
 	Forwards []Forward
+	// GuestFwd maps an address the guest connects to (10.0.2.100:8080) to
+	// a loopback address of the host (127.0.0.1:port): the only way out.
+	GuestFwd map[string]string
 	Stdout   io.Writer // serial console
 	Stdin    io.Reader // serial console input; nil for none
 	Extra    []string  // extra qemu arguments
@@ -98,6 +102,19 @@ func Command(ctx context.Context, opts Options) (*exec.Cmd, func(), error) {
 	nic := "user,restrict=on,model=virtio-net-pci"
 	for _, f := range opts.Forwards {
 		nic += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.HostPort, f.GuestPort)
+	}
+	guests := make([]string, 0, len(opts.GuestFwd))
+	for g := range opts.GuestFwd {
+		guests = append(guests, g)
+	}
+	sort.Strings(guests)
+	for _, g := range guests {
+		host := opts.GuestFwd[g]
+		if !strings.HasPrefix(host, "127.") {
+			cleanup()
+			return nil, nil, fmt.Errorf("guest forward %s -> %s: only loopback addresses of the host are allowed", g, host)
+		}
+		nic += fmt.Sprintf(",guestfwd=tcp:%s-tcp:%s", g, host)
 	}
 	args := []string{
 		"-M", "virt", "-cpu", "cortex-a72", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),

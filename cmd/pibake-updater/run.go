@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -160,6 +161,7 @@ func serve(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
 		log.Error("after boot", "err", err)
 	}
 	cfg, _ := config.Load(config.ImagePath, config.OverridePath)
+	_ = os.MkdirAll(filepath.Dir(config.OverridePath), 0o755)
 	watch, err := fsnotify.NewWatcher()
 	if err == nil {
 		defer watch.Close()
