@@ -6,6 +6,7 @@ package health
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -40,9 +41,14 @@ func (u Unit) Name() string { return "unit " + u.Unit }
 
 // Run implements agent.Check.
 func (u Unit) Run(ctx context.Context) error {
-	conn, err := sddbus.NewSystemConnectionContext(ctx)
+	// systemd's private socket needs no D-Bus daemon (minimal images have
+	// none); the system bus is the fallback.
+	conn, err := sddbus.NewSystemdConnectionContext(ctx)
 	if err != nil {
-		return fmt.Errorf("connect to systemd: %w", err)
+		var err2 error
+		if conn, err2 = sddbus.NewSystemConnectionContext(ctx); err2 != nil {
+			return fmt.Errorf("connect to systemd: %w", errors.Join(err, err2))
+		}
 	}
 	defer conn.Close()
 	return retry(ctx, func(ctx context.Context) error {
