@@ -130,8 +130,10 @@ func newAgent(log *slog.Logger) (*agent.Agent, error) {
 	for _, c := range cfg.Health.Commands {
 		checks = append(checks, health.Command{Argv: c})
 	}
+	machineID, _ := os.ReadFile("/etc/machine-id")
 	return &agent.Agent{
-		Boot: bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
+		DeviceID: strings.TrimSpace(string(machineID)),
+		Boot:     bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
 		Channel: cfg.Channel, Trusted: keys, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
 		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log,
 	}, nil

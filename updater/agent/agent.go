@@ -16,6 +16,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +56,8 @@ type Agent struct {
 	Now      func() time.Time
 	Log      *slog.Logger
 	Install  install.Options
+	// DeviceID places this device in a release's rollout (the machine-id).
+	DeviceID string
 }
 
 // Errors of the agent itself.
@@ -61,7 +65,21 @@ var (
 	ErrFailedBefore = errors.New("this version failed before and is not retried")
 	ErrHealth       = errors.New("health check failed")
 	ErrNothingNew   = errors.New("no new release")
+	ErrNotInRollout = errors.New("this device is not in the release's rollout yet")
 )
+
+// InRollout reports whether a device takes a release offered to the
+// fraction rollout of the fleet: the device's place, a hash of its id and
+// the serial, is uniform in [0, 1) and stable for that release, so raising
+// the fraction only adds devices.
+func InRollout(deviceID string, serial uint64, rollout float64) bool {
+	if rollout >= 1 {
+		return true
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", deviceID, serial)))
+	place := float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
+	return place < rollout
+}
 
 func (a *Agent) log() *slog.Logger {
 	if a.Log == nil {
@@ -134,6 +152,11 @@ func (a *Agent) InstallFrom(ctx context.Context, src install.Source) error {
 }
 
 func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Document) error {
+	if !InRollout(a.DeviceID, doc.Serial, doc.Rollout) {
+		st.LastError = fmt.Sprintf("%s %s: %v (rollout %.0f%%)", doc.Image, doc.Version, ErrNotInRollout, doc.Rollout*100)
+		_ = a.Store.Save(st)
+		return ErrNotInRollout
+	}
 	if f, ok := st.Failed[doc.Version]; ok {
 		st.LastError = fmt.Sprintf("%s %s: %v (%s: %s)", doc.Image, doc.Version, ErrFailedBefore, f.Stage, f.Reason)
 		_ = a.Store.Save(st)

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -264,6 +266,10 @@ func TestRefusals(t *testing.T) {
 			r.key = other
 			r.publish(t, "2.0", false)
 		},
+		"downgrade": func(t *testing.T, r *repo) {
+			r.serial = 0 // a re-signed older serial than the device has seen
+			r.publish(t, "0.9", false)
+		},
 		"missing artifact": func(t *testing.T, r *repo) {
 			r.publish(t, "2.0", false)
 			os.RemoveAll(filepath.Join(r.dir, "blobs"))
@@ -273,6 +279,8 @@ func TestRefusals(t *testing.T) {
 			r := newRepo(t)
 			d := newDevice()
 			d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+			d.store.St.LastSerial = 5
+			r.serial = 5
 			setup(t, r)
 			before := bytes.Clone(d.parts[bootloader.A]["root"])
 			err := d.agent(r, bootloader.A).Update(context.Background())
@@ -337,5 +345,62 @@ func TestPowerCut(t *testing.T) {
 			t.Logf("power cut after each of %d operations: every time a complete slot booted", n-1)
 			break
 		}
+	}
+}
+
+func TestRefusedByDevice(t *testing.T) {
+	for name, mut := range map[string]func(a *Agent){
+		"wrong board": func(a *Agent) { a.Board = "pi3" },
+		"expired":     func(a *Agent) { a.Now = func() time.Time { return now.Add(2 * time.Hour) } },
+	} {
+		r := newRepo(t)
+		d := newDevice()
+		d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+		r.publish(t, "2.0", false)
+		a := d.agent(r, bootloader.A)
+		mut(a)
+		before := bytes.Clone(d.parts[bootloader.B]["root"])
+		if err := a.Update(context.Background()); err == nil {
+			t.Fatalf("%s: accepted", name)
+		}
+		st, _ := d.store.Load()
+		if !bytes.Equal(before, d.parts[bootloader.B]["root"]) || st.LastError == "" || st.Trial != nil {
+			t.Errorf("%s: a byte was written or nothing recorded: %+v", name, st)
+		}
+	}
+}
+
+func TestRollout(t *testing.T) {
+	in := 0
+	for i := 0; i < 1000; i++ {
+		id := fmt.Sprintf("device-%d", i)
+		if InRollout(id, 7, 0.25) {
+			in++
+			if !InRollout(id, 7, 0.5) {
+				t.Fatalf("%s: in at 25%% but out at 50%%", id)
+			}
+		}
+	}
+	if in < 200 || in > 300 {
+		t.Errorf("%d of 1000 devices in a 25%% rollout", in)
+	}
+	r := newRepo(t)
+	d := newDevice()
+	d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+	r.publish(t, "2.0", false)
+	a := d.agent(r, bootloader.A)
+	for i := 0; InRollout(a.DeviceID, 1, 0.5); i++ {
+		a.DeviceID = fmt.Sprintf("x%d", i)
+	}
+	// Re-sign at 50% and check a device outside waits.
+	doc, _ := os.ReadFile(filepath.Join(r.dir, "channels/stable.json"))
+	var dd channel.Document
+	json.Unmarshal(doc, &dd)
+	dd.Rollout = 0.5
+	b, s, _ := channel.Sign(&dd, r.key)
+	os.WriteFile(filepath.Join(r.dir, "channels/stable.json"), b, 0o644)
+	os.WriteFile(filepath.Join(r.dir, "channels/stable.json.minisig"), s, 0o644)
+	if err := a.Update(context.Background()); !errors.Is(err, ErrNotInRollout) {
+		t.Errorf("outside the rollout: %v", err)
 	}
 }
