@@ -167,6 +167,13 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 	if err != nil {
 		return a.refuse(st, "write", err)
 	}
+	defer func() {
+		for _, t := range []install.Target{bootT, rootT} {
+			if c, ok := t.(io.Closer); ok {
+				_ = c.Close()
+			}
+		}
+	}()
 	log := a.log()
 	log.Info("installing", "image", doc.Image, "version", doc.Version, "serial", doc.Serial, "slot", target)
 	for _, art := range doc.Artifacts {

@@ -233,3 +233,6 @@ func (p Partition) Size() int64 { return p.Len }
 
 // Sync implements Target.
 func (p Partition) Sync() error { return p.F.Sync() }
+
+// Close closes the device.
+func (p Partition) Close() error { return p.F.Close() }
