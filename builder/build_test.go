@@ -328,17 +328,27 @@ func TestBuildImageChecks(t *testing.T) {
 	}
 }
 
-// readBootFile reads a file from a FAT partition (by number) of an image.
-func readBootFile(t *testing.T, img string, num int, name string) []byte {
+// openImage opens an image for reading; it is closed when the test ends.
+func openImage(t *testing.T, img string) (*os.File, int64) {
 	t.Helper()
 	f, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	st, _ := f.Stat()
+	t.Cleanup(func() { f.Close() })
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, st.Size()
+}
+
+// readBootFile reads a file from a FAT partition (by number) of an image.
+func readBootFile(t *testing.T, img string, num int, name string) []byte {
+	t.Helper()
+	f, size := openImage(t, img)
 	part := map[int]string{1: layout.Bootsel, 2: layout.BootA, 3: layout.BootB}[num]
-	fsys, _, err := inspect.FAT(f, st.Size(), part)
+	fsys, _, err := inspect.FAT(f, size, part)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,13 +361,8 @@ func readBootFile(t *testing.T, img string, num int, name string) []byte {
 
 func inspectFile(t *testing.T, img string) *inspect.Report {
 	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	rep, err := inspect.Image(f, st.Size())
+	f, size := openImage(t, img)
+	rep, err := inspect.Image(f, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,13 +554,8 @@ func TestBuildWithUpdater(t *testing.T) {
 
 func extractRoot(t *testing.T, img string) string {
 	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	lay, _, err := inspect.Layout(f, st.Size())
+	f, size := openImage(t, img)
+	lay, _, err := inspect.Layout(f, size)
 	if err != nil {
 		t.Fatal(err)
 	}
