@@ -3,6 +3,9 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/publish"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/vm"
@@ -90,59 +94,158 @@ func watch(t *testing.T, img, name string, fwd map[string]string, timeout time.D
 	t.Logf("%s: console in %s", name, logPath)
 }
 
-// TestUpdate: a device running 1.0.0 pulls 2.0.0 from a repository served on
-// the host's loopback (the guest reaches only that, via guestfwd), writes
-// slot B, trial-boots it, passes its health checks and commits.
+// TestUpdate is the updater's whole story on one device, in one QEMU run,
+// against a repository served on the host's loopback (the guest reaches
+// only that, through guestfwd):
+//
+//	v1 boots in slot A.
+//	v2 is published: the device pulls it into slot B, trial-boots it,
+//	   passes its health checks and commits.
+//	v3 is published, with a health check that cannot pass: the device
+//	   installs it into slot A, trial-boots it, the check fails, the slot is
+//	   marked bad and the device reboots into v2 by itself; status names the
+//	   failed check.
+//	v4 is published with a kernel that never boots: U-Boot spends slot A's
+//	   one try and starts v2 again; the agent records the failed boot.
+//
+// Each step's time and the bytes the server sent are logged.
 func TestUpdate(t *testing.T) {
 	needE2E(t)
 	keys := t.TempDir()
 	if _, _, err := channel.GenerateKeyFiles(keys, "fleet", ""); err != nil {
 		t.Fatal(err)
 	}
-	upd := "server: http://10.0.2.100:8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\nhealth:\n  deadline: 3m\n  units: [demo-hello.service]\n"
-	v1, err := buildVariant(t, variant{version: "1.0.0", overlay: "e2e-status", service: "e2e-status", updater: upd, keys: keys})
-	if err != nil {
-		t.Fatal(err)
+	updater := func(health string) string {
+		return "server: http://10.0.2.100:8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 30s\nhealth:\n" + health
 	}
-	v2, err := buildVariant(t, variant{version: "2.0.0", overlay: "e2e-status", service: "e2e-status", updater: upd, keys: keys})
-	if err != nil {
-		t.Fatal(err)
+	good := updater("  deadline: 3m\n  units: [demo-hello.service]\n")
+	bad := updater("  deadline: 40s\n  units: [demo-hello.service]\n  http:\n    - url: http://127.0.0.1:8099/healthz\n")
+	builds := map[string]string{}
+	for _, v := range []struct{ version, updater string }{{"1.0.0", good}, {"2.0.0", good}, {"3.0.0", bad}, {"4.0.0", good}} {
+		img, err := buildVariant(t, variant{version: v.version, overlay: "e2e-status", service: "e2e-status", updater: v.updater, keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(filepath.Dir(filepath.Dir(img)))
+		builds[v.version] = img
 	}
-	defer os.RemoveAll(filepath.Dir(filepath.Dir(v1)))
-	defer os.RemoveAll(filepath.Dir(filepath.Dir(v2)))
+	// v4's kernel is zeros: U-Boot cannot start it. The manifest is
+	// brought up to date so that publish accepts the build.
+	breakKernel(t, builds["4.0.0"], layout.BootA)
+	remanifest(t, builds["4.0.0"])
+
 	key, err := channel.LoadPrivateKey(filepath.Join(keys, "fleet.key"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	repo := t.TempDir()
-	pub, err := publish.Publish(context.Background(), publish.Options{Repo: repo, Channel: "stable", Build: filepath.Dir(v2), Key: key, Expires: 24 * time.Hour, Rollout: 1, Now: time.Now()})
+	release := func(version string) int64 {
+		pub, err := publish.Publish(context.Background(), publish.Options{Repo: repo, Channel: "stable", Build: filepath.Dir(builds[version]), Key: key, Expires: 24 * time.Hour, Rollout: 1, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, a := range pub.Document.Artifacts {
+			n += a.Size
+		}
+		return n
+	}
+	srv := serveRepo(t, repo)
+	img := copyImage(t, builds["1.0.0"], 0)
+
+	type step struct {
+		name      string
+		want      func(line string) bool
+		next      string // version published when this step is reached
+		at        time.Duration
+		sent, art int64
+	}
+	status := func(version, slot string, also ...string) func(string) bool {
+		return func(line string) bool {
+			if !strings.Contains(line, "E2E-STATUS version="+version+" slot="+slot+" ") {
+				return false
+			}
+			for _, a := range also {
+				if !strings.Contains(line, a) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	steps := []*step{
+		{name: "v1 up in slot a", want: status("1.0.0", "a"), next: "2.0.0"},
+		{name: "v2 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
+		{name: "v2 committed in slot b", want: status("2.0.0", "b", "slot b: demo 2.0.0"), next: "3.0.0"},
+		{name: "v3 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
+		{name: "v3 booted in slot a", want: status("3.0.0", "a")},
+		{name: "v3 rolled back to v2 in slot b", want: status("2.0.0", "b", "failed: 3.0.0 at health (http http://127.0.0.1:8099/healthz)"), next: "4.0.0"},
+		{name: "v4 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
+		{name: "v4 fell back to v2 in slot b", want: status("2.0.0", "b", "failed: 4.0.0 at boot")},
+	}
+	var artifacts int64
+	i := 0
+	watch(t, img, "update", map[string]string{"10.0.2.100:8080": srv.addr}, 45*time.Minute, func(line string, at time.Duration) bool {
+		s := steps[i]
+		if !s.want(line) {
+			return false
+		}
+		s.at, s.sent = at, srv.sent.Load()
+		if s.next != "" {
+			artifacts = release(s.next)
+			s.art = artifacts
+		}
+		t.Logf("%-32s at %6s, %11d bytes served so far", s.name, at.Round(time.Second), s.sent)
+		i++
+		return i == len(steps)
+	})
+	if i < len(steps) {
+		t.Fatalf("stuck before step %q", steps[i].name)
+	}
+	// The console must show each fallback for what it is.
+	log, err := os.ReadFile(filepath.Join(os.TempDir(), "pibake-e2e-update.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := serveRepo(t, repo)
-	img := copyImage(t, v1, 0)
-
-	var seenV1, seenDownload, seenTrial time.Duration
-	watch(t, img, "update", map[string]string{"10.0.2.100:8080": srv.addr}, 25*time.Minute, func(line string, at time.Duration) bool {
-		switch {
-		case seenV1 == 0 && strings.Contains(line, "E2E-STATUS version=1.0.0 slot=a"):
-			seenV1 = at
-		case seenDownload == 0 && strings.Contains(line, "rebooting into the trial"):
-			seenDownload = at
-		case seenTrial == 0 && strings.Contains(line, "pibake: booting slot b"):
-			seenTrial = at
-		case strings.Contains(line, "E2E-STATUS version=2.0.0 slot=b") && strings.Contains(line, "slot b: demo 2.0.0"):
-			t.Logf("1.0.0 up at %s; trial reboot at %s; slot b booting at %s; 2.0.0 committed at %s", seenV1.Round(time.Second), seenDownload.Round(time.Second), seenTrial.Round(time.Second), at.Round(time.Second))
-			return true
-		}
-		return false
-	})
-	var artifacts int64
-	for _, a := range pub.Document.Artifacts {
-		artifacts += a.Size
+	if n := strings.Count(string(log), "pibake: booting slot a"); n < 3 {
+		t.Errorf("U-Boot started slot a %d times; want v1, v3 and v4's failed try", n)
 	}
-	t.Logf("bytes served to the device: %d (artifacts %d)", srv.sent.Load(), artifacts)
-	if seenV1 == 0 || seenTrial == 0 {
-		t.Errorf("missed a step: v1 up %v, trial boot %v", seenV1, seenTrial)
+	var prev int64
+	var prevAt time.Duration
+	for _, s := range steps {
+		t.Logf("step %-32s took %6s, downloaded %11d bytes", s.name, (s.at - prevAt).Round(time.Second), s.sent-prev)
+		prev, prevAt = s.sent, s.at
+	}
+}
+
+// remanifest records an image's new sha256 in its build's manifest after a
+// test changed the image.
+func remanifest(t *testing.T, img string) {
+	t.Helper()
+	path := filepath.Join(filepath.Dir(img), "manifest.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	m["disk"].(map[string]any)["sha256"] = hex.EncodeToString(h.Sum(nil))
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -241,7 +243,8 @@ func status(args []string, stdout io.Writer) error {
 	if st.Trial != nil {
 		fmt.Fprintf(stdout, "trial pending: %s in slot %s since %s\n", st.Trial.Release.Version, st.Trial.Slot, st.Trial.Since.Format(time.RFC3339))
 	}
-	for v, f := range st.Failed {
+	for _, v := range slices.Sorted(maps.Keys(st.Failed)) {
+		f := st.Failed[v]
 		fmt.Fprintf(stdout, "failed: %s at %s", v, f.Stage)
 		if f.Check != "" {
 			fmt.Fprintf(stdout, " (%s)", f.Check)
