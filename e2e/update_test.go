@@ -116,7 +116,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	updater := func(health string) string {
-		return "server: http://10.0.2.100:8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 30s\nhealth:\n" + health
+		return "server: http://10.0.2.100:8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\nhealth:\n" + health
 	}
 	good := updater("  deadline: 3m\n  units: [demo-hello.service]\n")
 	bad := updater("  deadline: 40s\n  units: [demo-hello.service]\n  http:\n    - url: http://127.0.0.1:8099/healthz\n")

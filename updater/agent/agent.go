@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"aead.dev/minisign"
@@ -176,6 +177,10 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 	}()
 	log := a.log()
 	log.Info("installing", "image", doc.Image, "version", doc.Version, "serial", doc.Serial, "slot", target)
+	dl := st.Download
+	if dl == nil || dl.Serial != doc.Serial || dl.Slot != string(target) {
+		dl = &state.Download{Serial: doc.Serial, Slot: string(target)}
+	}
 	for _, art := range doc.Artifacts {
 		var t install.Target
 		switch art.Name {
@@ -186,12 +191,38 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		default:
 			return a.refuse(st, "verify", fmt.Errorf("unknown artifact %q", art.Name))
 		}
-		n, err := install.Write(ctx, a.Source, art, t, a.Install)
+		if slices.Contains(dl.Done, art.SHA256) {
+			// Written before a restart: trusted only once it verifies again.
+			if err := install.Verify(ctx, art, t); err == nil {
+				log.Info("artifact already written and verified", "artifact", art.Name)
+				continue
+			}
+			dl.Done = slices.DeleteFunc(dl.Done, func(s string) bool { return s == art.SHA256 })
+		}
+		o := a.Install
+		o.Log = log
+		if dl.Current == art.SHA256 {
+			o.Resume = dl.Offset
+		}
+		dl.Current, dl.Offset = art.SHA256, o.Resume
+		o.Progress = func(written int64) error {
+			dl.Offset = written
+			st.Download = dl
+			return a.Store.Save(st)
+		}
+		n, err := install.Write(ctx, a.Source, art, t, o)
 		if err != nil {
+			if errors.Is(err, install.ErrDigest) {
+				dl.Current, dl.Offset = "", 0 // bad bytes: never resume onto them
+			}
+			st.Download = dl
 			return a.refuse(st, "download", err)
 		}
+		dl.Done = append(dl.Done, art.SHA256)
+		dl.Current, dl.Offset = "", 0
 		log.Info("artifact written and verified", "artifact", art.Name, "bytes", n)
 	}
+	st.Download = nil
 	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial}
 	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now()}
 	st.LastError = ""

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,16 @@ func (p part) WriteAt(b []byte, off int64) (int, error) {
 		return 0, err
 	}
 	return copy(p.b[off:], b), nil
+}
+func (p part) ReadAt(b []byte, off int64) (int, error) {
+	if off >= int64(len(p.b)) {
+		return 0, io.EOF
+	}
+	n := copy(b, p.b[off:])
+	if n < len(b) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 func (p part) Size() int64 { return int64(len(p.b)) }
 func (p part) Sync() error { return p.d.op() }

@@ -1,9 +1,10 @@
 // Package install streams release artifacts from a repository (HTTP, or a
 // folder for offline updates) into the partitions of the inactive slot,
 // hashing as it writes. Nothing is trusted until the whole artifact has
-// the size and sha256 of the signed channel document; an interrupted
-// download resumes where it stopped (HTTP ranges), a stalled one is cut
-// and resumed, server errors are retried with backoff.
+// the size and sha256 of the signed channel document, read back from the
+// partition; an interrupted download resumes where it stopped (HTTP
+// ranges, and across agent restarts from a saved checkpoint), a stalled
+// one is cut and resumed, server errors are retried with backoff.
 package install
 
 import (
@@ -101,9 +102,10 @@ type retryable struct{ error }
 
 func (r *retryable) Unwrap() error { return r.error }
 
-// Target is a partition to write.
+// Target is a partition to write; it is read back to verify it.
 type Target interface {
 	io.WriterAt
+	io.ReaderAt
 	Size() int64
 	Sync() error
 }
@@ -114,10 +116,21 @@ type Options struct {
 	Backoff      time.Duration // first wait between attempts, doubled each time; default 1 s
 	StallTimeout time.Duration // no byte for this long cuts the connection; default 30 s
 	Log          *slog.Logger
+
+	// Resume is how many bytes of the artifact an earlier, interrupted
+	// Write already put in the partition (as its Progress reported them).
+	Resume int64
+	// Progress, if set, is called with the bytes written so far each time
+	// Checkpoint more bytes are synced to the partition, so that a
+	// restarted agent can Resume from there.
+	Progress   func(written int64) error
+	Checkpoint int64 // default 16 MiB
 }
 
-// Write streams artifact a from src into dst, verifying size and sha256,
-// and returns the bytes downloaded: a resume never reads a byte twice.
+// Write streams artifact a from src into dst and then verifies what the
+// partition holds against the size and sha256 of the signed document, by
+// reading it back: bytes from an earlier attempt (Resume) are checked like
+// the new ones. It returns the bytes downloaded by this call.
 func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Options) (int64, error) {
 	if a.Size > dst.Size() || a.PartitionSize > dst.Size() {
 		return 0, fmt.Errorf("%s: %d bytes for a %d-byte partition (made for %d): %w", a.Name, a.Size, dst.Size(), a.PartitionSize, ErrTooLarge)
@@ -131,12 +144,22 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = 30 * time.Second
 	}
+	if o.Checkpoint <= 0 {
+		o.Checkpoint = 16 << 20
+	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := sha256.New()
-	var off int64
+	off := o.Resume
+	if off < 0 || off > a.Size {
+		off = 0
+	}
+	if off > 0 {
+		log.Info("resuming download", "artifact", a.Name, "offset", off, "size", a.Size)
+	}
+	start := off
+	cp := &checkpoint{dst: dst, every: o.Checkpoint, next: off + o.Checkpoint, progress: o.Progress}
 	wait := o.Backoff
 	var lastErr error
 	for attempt := 1; attempt <= o.Attempts && off < a.Size; attempt++ {
@@ -145,11 +168,11 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
-				return off, ctx.Err()
+				return off - start, ctx.Err()
 			}
 			wait *= 2
 		}
-		n, err := copyOnce(ctx, src, a, dst, off, h, o.StallTimeout)
+		n, err := copyOnce(ctx, src, a, dst, off, cp, o.StallTimeout)
 		off += n
 		if n > 0 {
 			attempt, wait = 0, o.Backoff // progress: the budget starts over
@@ -158,24 +181,68 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 			break
 		}
 		lastErr = err
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigest) || ctx.Err() != nil {
-			return off, err
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigest) || errors.Is(err, errWrite) || ctx.Err() != nil {
+			return off - start, err
 		}
 	}
 	if off < a.Size {
-		return off, fmt.Errorf("%s: stopped at %d of %d bytes: %w", a.Name, off, a.Size, lastErr)
+		return off - start, fmt.Errorf("%s: stopped at %d of %d bytes: %w", a.Name, off, a.Size, lastErr)
 	}
 	if err := dst.Sync(); err != nil {
-		return off, fmt.Errorf("%s: sync: %w", a.Name, err)
+		return off - start, fmt.Errorf("%s: sync: %w", a.Name, err)
+	}
+	return off - start, Verify(ctx, a, dst)
+}
+
+// Verify reads the artifact back from the partition and checks its sha256.
+func Verify(ctx context.Context, a channel.Artifact, dst io.ReaderAt) error {
+	h := sha256.New()
+	r := io.NewSectionReader(dst, 0, a.Size)
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := r.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: read back: %w", a.Name, err)
+		}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != a.SHA256 {
-		return off, fmt.Errorf("%s: sha256 %s, the channel document says %s: %w", a.Name, got, a.SHA256, ErrDigest)
+		return fmt.Errorf("%s: the partition holds sha256 %s, the channel document says %s: %w", a.Name, got, a.SHA256, ErrDigest)
 	}
-	return off, nil
+	return nil
+}
+
+// errWrite marks a failure of the partition itself (a full or broken
+// disk), which a retry of the download does not cure.
+var errWrite = errors.New("partition write failed")
+
+// checkpoint syncs the partition and reports progress every so many bytes.
+type checkpoint struct {
+	dst      Target
+	every    int64
+	next     int64
+	progress func(int64) error
+}
+
+func (c *checkpoint) written(off int64) error {
+	if c.progress == nil || off < c.next {
+		return nil
+	}
+	if err := c.dst.Sync(); err != nil {
+		return fmt.Errorf("sync: %w: %w", errWrite, err)
+	}
+	c.next = off + c.every
+	return c.progress(off)
 }
 
 // copyOnce copies from one connection until EOF, error or stall.
-func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, off int64, h io.Writer, stall time.Duration) (int64, error) {
+func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, off int64, cp *checkpoint, stall time.Duration) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	body, err := src.Open(ctx, a.Path, off)
@@ -195,10 +262,12 @@ func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, o
 				return n, fmt.Errorf("%s: more than the %d bytes the channel document gives: %w", a.Name, a.Size, ErrDigest)
 			}
 			if _, err := dst.WriteAt(buf[:m], off+n); err != nil {
-				return n, fmt.Errorf("%s: write: %w", a.Name, err)
+				return n, fmt.Errorf("%s: %w: %w", a.Name, errWrite, err)
 			}
-			h.Write(buf[:m])
 			n += int64(m)
+			if err := cp.written(off + n); err != nil {
+				return n, fmt.Errorf("%s: %w", a.Name, err)
+			}
 		}
 		if rerr == io.EOF {
 			if off+n < a.Size {
@@ -226,6 +295,21 @@ func (p Partition) WriteAt(b []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("write past the end of the partition: %w", ErrTooLarge)
 	}
 	return p.F.WriteAt(b, p.Base+off)
+}
+
+// ReadAt implements Target.
+func (p Partition) ReadAt(b []byte, off int64) (int, error) {
+	if off >= p.Len {
+		return 0, io.EOF
+	}
+	if rest := p.Len - off; int64(len(b)) > rest {
+		n, err := p.F.ReadAt(b[:rest], p.Base+off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return p.F.ReadAt(b, p.Base+off)
 }
 
 // Size implements Target.

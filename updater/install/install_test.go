@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,8 +26,18 @@ type memTarget struct {
 }
 
 func (m *memTarget) WriteAt(p []byte, off int64) (int, error) { return copy(m.b[off:], p), nil }
-func (m *memTarget) Size() int64                              { return int64(len(m.b)) }
-func (m *memTarget) Sync() error                              { m.synced = true; return nil }
+func (m *memTarget) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (m *memTarget) Size() int64 { return int64(len(m.b)) }
+func (m *memTarget) Sync() error { m.synced = true; return nil }
 
 func artifact(data []byte) channel.Artifact {
 	sum := sha256.Sum256(data)

@@ -40,12 +40,25 @@ type Failure struct {
 	At      time.Time `json:"at"`
 }
 
+// Download is an install in progress, kept so that an agent restarted in
+// the middle (a crash, a reboot, a power cut) resumes instead of starting
+// over. Done lists the artifacts (by sha256) already written and verified;
+// Offset is how far the artifact Current got, synced to the partition.
+type Download struct {
+	Serial  uint64   `json:"serial"`
+	Slot    string   `json:"slot"`
+	Done    []string `json:"done,omitempty"`
+	Current string   `json:"current,omitempty"`
+	Offset  int64    `json:"offset,omitempty"`
+}
+
 // State is the whole file.
 type State struct {
 	Format     int                `json:"format"`
 	LastSerial uint64             `json:"last_serial"`
 	Slots      map[string]Release `json:"slots,omitempty"`
 	Trial      *Trial             `json:"trial,omitempty"`
+	Download   *Download          `json:"download,omitempty"`
 	Failed     map[string]Failure `json:"failed,omitempty"` // by version
 	LastError  string             `json:"last_error,omitempty"`
 	LastCheck  time.Time          `json:"last_check,omitzero"`
