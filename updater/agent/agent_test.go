@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -413,5 +414,153 @@ func TestRollout(t *testing.T) {
 	os.WriteFile(filepath.Join(r.dir, "channels/stable.json.minisig"), s, 0o644)
 	if err := a.Update(context.Background()); !errors.Is(err, ErrNotInRollout) {
 		t.Errorf("outside the rollout: %v", err)
+	}
+}
+
+// flakySource counts the artifact bytes it serves and, with fail > 0, breaks every
+// connection once that many bytes went through in total.
+type flakySource struct {
+	install.Source
+	fail, served int64
+}
+
+func (f *flakySource) Open(ctx context.Context, path string, off int64) (io.ReadCloser, error) {
+	r, err := f.Source.Open(ctx, path, off)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(path, "blobs/") {
+		return r, nil // the channel document is not counted
+	}
+	return &flakyReader{r, f}, nil
+}
+
+type flakyReader struct {
+	io.ReadCloser
+	f *flakySource
+}
+
+func (r *flakyReader) Read(p []byte) (int, error) {
+	if r.f.fail > 0 {
+		left := r.f.fail - r.f.served
+		if left <= 0 {
+			return 0, errors.New("connection reset")
+		}
+		p = p[:min(int64(len(p)), left)]
+	}
+	n, err := r.ReadCloser.Read(p)
+	r.f.served += int64(n)
+	return n, err
+}
+
+// TestResumeAfterRestart: the agent dies in the middle of the root
+// artifact; a new agent resumes from the last synced checkpoint instead
+// of downloading again, and the result still verifies.
+func TestResumeAfterRestart(t *testing.T) {
+	r := newRepo(t)
+	d := newDevice()
+	d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+	r.publish(t, "2.0", false)
+	bootLen, rootLen := int64(len(content("boot", "2.0"))), int64(len(content("root", "2.0")))
+
+	src := &flakySource{Source: install.Dir{Path: r.dir}, fail: bootLen + rootLen/2}
+	a := d.agent(r, bootloader.A)
+	a.Source = src
+	a.Install.Checkpoint = 4096
+	if err := a.Update(context.Background()); err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Fatalf("interrupted install: %v", err)
+	}
+	st, _ := d.store.Load()
+	if st.Download == nil || len(st.Download.Done) != 1 || st.Download.Offset < 4096 || st.Trial != nil {
+		t.Fatalf("state after the interruption: %+v", st.Download)
+	}
+	saved := st.Download.Offset
+
+	// A new agent (after a restart) on a good connection.
+	src = &flakySource{Source: install.Dir{Path: r.dir}}
+	a = d.agent(r, bootloader.A)
+	a.Source = src
+	if err := a.Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := rootLen - saved; src.served != want {
+		t.Errorf("after the restart %d bytes were downloaded, want %d (root %d from offset %d; boot was done)", src.served, want, rootLen, saved)
+	}
+	st, _ = d.store.Load()
+	if st.Download != nil || st.Trial == nil || !d.holds(bootloader.B, "2.0") {
+		t.Fatalf("after the resumed install: download %+v trial %+v", st.Download, st.Trial)
+	}
+	t.Logf("interrupted at %d of %d root bytes, resumed from checkpoint %d", rootLen/2, rootLen, saved)
+
+	// A checkpoint onto bytes that were changed meanwhile must not pass:
+	// the read-back catches them, and the next try starts from zero.
+	d2 := newDevice()
+	d2.agent(r, d2.boot.PowerOn()).AfterBoot(context.Background())
+	a = d2.agent(r, bootloader.A)
+	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: bootLen + rootLen/2}
+	a.Install.Checkpoint = 4096
+	_ = a.Update(context.Background())
+	d2.parts[bootloader.B]["root"][100] ^= 0xff
+	if err := d2.agent(r, bootloader.A).Update(context.Background()); !errors.Is(err, install.ErrDigest) {
+		t.Fatalf("resume onto changed bytes: %v", err)
+	}
+	if st, _ := d2.store.Load(); st.Download == nil || st.Download.Offset != 0 || st.Trial != nil {
+		t.Fatalf("after a failed read-back: %+v", st.Download)
+	}
+	if err := d2.agent(r, bootloader.A).Update(context.Background()); err != nil {
+		t.Fatalf("clean retry: %v", err)
+	}
+}
+
+// fullPart is a partition on a full disk.
+type fullPart struct{ part }
+
+func (fullPart) WriteAt([]byte, int64) (int, error) { return 0, syscall.ENOSPC }
+
+// fullStore is a state store on a full data partition.
+type fullStore struct{ *state.Memory }
+
+func (fullStore) Save(state.State) error {
+	return fmt.Errorf("updater state: write /data/pibake/.state-1: %w", syscall.ENOSPC)
+}
+
+// TestDiskFull: a full disk, under the slot being written or under the
+// state, stops the install before the switch; the active slot and the boot
+// order stay as they were.
+func TestDiskFull(t *testing.T) {
+	for name, mut := range map[string]func(d *device, a *Agent){
+		"slot": func(d *device, a *Agent) {
+			a.Slots = func(s bootloader.Slot) (install.Target, install.Target, error) {
+				return part{d, d.parts[s]["boot"]}, fullPart{part{d, d.parts[s]["root"]}}, nil
+			}
+		},
+		"state": func(d *device, a *Agent) { a.Store = fullStore{d.store} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRepo(t)
+			d := newDevice()
+			d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+			r.publish(t, "2.0", false)
+			before := bytes.Clone(d.parts[bootloader.A]["root"])
+			bootBefore := d.boot.St.Marshal()
+			a := d.agent(r, bootloader.A)
+			mut(d, a)
+			err := a.Update(context.Background())
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("install on a full disk: %v", err)
+			}
+			t.Logf("refused: %v", err)
+			if !bytes.Equal(before, d.parts[bootloader.A]["root"]) || !bytes.Equal(d.boot.St.Marshal(), bootBefore) {
+				t.Error("the active slot or the boot order changed")
+			}
+			if s := d.boot.PowerOn(); s != bootloader.A {
+				t.Errorf("device starts %s", s)
+			}
+			if name == "slot" {
+				if st, _ := d.store.Load(); !strings.Contains(st.LastError, "no space left") || st.Trial != nil {
+					t.Errorf("status does not say why: %q", st.LastError)
+				}
+			}
+		})
 	}
 }
