@@ -34,7 +34,8 @@ Usage:
   pibake-updater run            the service: settle the boot, then poll the channel
   pibake-updater status [--json]  what each slot holds, a pending trial, the last result
   pibake-updater check          fetch and verify the channel document, install nothing
-  pibake-updater install URL|DIR  install from another repository (e.g. a USB stick), same checks
+  pibake-updater install URL|FILE|DIR  install from another repository, a bundle file
+                                (pibake bundle) or a folder (e.g. a USB stick), same checks
   pibake-updater mark-good      keep the running slot
   pibake-updater rollback       switch back to the other slot and reboot
 
@@ -82,9 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "install":
 		if len(rest) != 1 {
-			return errors.New("install takes one URL or folder")
+			return errors.New("install takes one URL, bundle file or repository folder")
 		}
-		return a.InstallFrom(ctx, source(rest[0]))
+		return installFrom(ctx, a, rest[0], log)
 	case "mark-good":
 		return a.Boot.MarkGood(a.Booted)
 	case "rollback":
@@ -92,6 +93,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// installFrom installs from a URL, a repository folder or a bundle file
+// made by pibake bundle. A bundle that does not carry the configured
+// channel but exactly one other is read from that one: it is signed and
+// checked all the same.
+func installFrom(ctx context.Context, a *agent.Agent, from string, log *slog.Logger) error {
+	if st, err := os.Stat(from); err == nil && st.Mode().IsRegular() {
+		b, err := install.OpenBundle(from)
+		if err != nil {
+			return err
+		}
+		chans := b.Channels()
+		if !slices.Contains(chans, a.Channel) {
+			if len(chans) != 1 {
+				return fmt.Errorf("%s: %w %q; it has %s", from, install.ErrNoChannel, a.Channel, strings.Join(chans, ", "))
+			}
+			log.Info("the bundle carries another channel; installing from it", "configured", a.Channel, "bundle", chans[0])
+			a.Channel = chans[0]
+		}
+		return a.InstallFrom(ctx, b)
+	}
+	return a.InstallFrom(ctx, source(from))
 }
 
 func source(s string) install.Source {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -55,6 +56,35 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	d := res.Document
 	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes\n",
 		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded)
+	return nil
+}
+
+func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bundle", "bundle --repo DIR --channel NAME OUT.tar", stderr)
+	repo := fs.String("repo", "", "update repository folder")
+	ch := fs.String("channel", "", "channel whose current release to pack")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	out, err := oneArg(fs, pos, "output file")
+	if err != nil {
+		return err
+	}
+	if *repo == "" || *ch == "" {
+		fs.Usage()
+		return fmt.Errorf("--repo and --channel are required: %w", errUsage)
+	}
+	d, err := publish.Bundle(ctx, *repo, *ch, out)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bundled %s %s (channel %s, serial %d) into %s: %d bytes; on the device: pibake-updater install %s\n",
+		d.Image, d.Version, d.Channel, d.Serial, out, st.Size(), filepath.Base(out))
 	return nil
 }
 

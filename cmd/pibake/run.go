@@ -20,6 +20,7 @@ Usage:
   pibake validate [--env ENV] images/NAME.yaml...  check definitions without building
   pibake keygen [--out DIR] [--name NAME]   make a key pair for signing update channels
   pibake publish --repo DIR --channel NAME --key FILE BUILD_DIR  add a build to an update repository
+  pibake bundle --repo DIR --channel NAME OUT.tar  pack a channel's release into one file for offline install
   pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
   pibake version                            print the version
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRun(ctx, rest, stdout, stderr)
 	case "publish":
 		return cmdPublish(ctx, rest, stdout, stderr)
+	case "bundle":
+		return cmdBundle(ctx, rest, stdout, stderr)
 	case "serve":
 		return cmdServe(ctx, rest, stdout, stderr)
 	case "keygen":

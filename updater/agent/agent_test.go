@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -560,6 +561,71 @@ func TestDiskFull(t *testing.T) {
 				if st, _ := d.store.Load(); !strings.Contains(st.LastError, "no space left") || st.Trial != nil {
 					t.Errorf("status does not say why: %q", st.LastError)
 				}
+			}
+		})
+	}
+}
+
+// tarRepo packs a folder repository the way pibake bundle does.
+func tarRepo(t *testing.T, dir, out string) {
+	t.Helper()
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	err = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		data, _ := os.ReadFile(p)
+		if err := tw.WriteHeader(&tar.Header{Name: filepath.ToSlash(rel), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err = tw.Write(data)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// TestInstallFromBundle: an offline update from a bundle file gets the
+// same checks as one over the network.
+func TestInstallFromBundle(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		corrupt bool
+	}{{"good", false}, {"tampered", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRepo(t)
+			d := newDevice()
+			d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+			r.publish(t, "2.0", tc.corrupt)
+			file := filepath.Join(t.TempDir(), "demo-2.0.tar")
+			tarRepo(t, r.dir, file)
+			b, err := install.OpenBundle(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := d.agent(&repo{dir: "/nonexistent", pub: r.pub}, bootloader.A)
+			err = a.InstallFrom(context.Background(), b)
+			if tc.corrupt {
+				if !errors.Is(err, install.ErrDigest) || !d.holds(bootloader.A, "1.0") || d.boot.PowerOn() != bootloader.A {
+					t.Fatalf("tampered bundle: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.holds(bootloader.B, "2.0") || d.boot.PowerOn() != bootloader.B {
+				t.Fatal("bundle not installed into slot b for a trial")
 			}
 		})
 	}
