@@ -69,7 +69,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
-	st := &stages{w: progress, total: 7}
+	st := &stages{w: progress, total: 8}
 
 	// 1. Load and check everything before any slow work.
 	st.begin("load", opts.Definition)
@@ -149,7 +149,20 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	st.end(fmt.Sprintf("%d bytes downloaded", n))
 
-	// 3. The base root filesystem, bootstrapped once per lock.
+	// 3. Containers: resolved for linux/arm64, checked against the lock,
+	// flattened into trees for the root filesystem.
+	st.begin("containers", fmt.Sprintf("%d container images", len(def.Containers)))
+	containers, err := prepareContainers(ctx, def, lock, lockPath, cacheDir, epoch, stage)
+	if err != nil {
+		return nil, err
+	}
+	var treeBytes int64
+	for _, c := range containers {
+		treeBytes += c.treeBytes
+	}
+	st.end(fmt.Sprintf("%d containers, %d bytes of trees", len(containers), treeBytes))
+
+	// 4. The base root filesystem, bootstrapped once per lock.
 	st.begin("base", "Debian "+lock.Suite+" arm64 base")
 	key, err := debian.BaseKey(ctx, lock, def.Debian.Variant)
 	if err != nil {
@@ -166,10 +179,10 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	st.end(note)
 
-	// 4. Root filesystem.
+	// 5. Root filesystem.
 	st.begin("rootfs", "customise and pack the read-only root filesystem")
 	rootImg := filepath.Join(stage, "root.sqfs")
-	rf, err := buildRootfs(ctx, def, board, baseTar, epoch, rootImg, src)
+	rf, err := buildRootfs(ctx, def, board, baseTar, epoch, rootImg, src, containers)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +192,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	st.end(fmt.Sprintf("%d packages, kernel %s, squashfs %s %d bytes", len(rf.res.Packages), rf.res.KernelVersion, rf.compressor, rf.size))
 
-	// 5. Boot files.
+	// 6. Boot files.
 	st.begin("boot", "initramfs, boot script, firmware, U-Boot, kernel and device trees")
 	initrd, goVersion, err := buildInitramfs(ctx, src, board, rf, stage, epoch)
 	if err != nil {
@@ -192,7 +205,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	st.end(fmt.Sprintf("initramfs %d bytes, bootsel %d files, boot slot %d files", len(initrd), len(bf.bootsel), len(bf.slotA)))
 
-	// 6. Disk image.
+	// 7. Disk image.
 	st.begin("disk", "assemble the A/B disk image")
 	imgName := def.Name + ".img"
 	imgPath := filepath.Join(stage, imgName)
@@ -203,7 +216,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	os.Remove(rootImg)
 	st.end(fmt.Sprintf("%d MiB, disk signature %08x", lay.DiskSize/layout.MiB, sig))
 
-	// 7. Manifest and checksums, then move into place.
+	// 8. Manifest and checksums, then move into place.
 	st.begin("manifest", "manifest.json and SHA256SUMS")
 	mmdebstrap, err := debian.MmdebstrapVersion(ctx)
 	if err != nil {

@@ -223,8 +223,8 @@ func TestBuildReproducible(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res.Stages) != 7 {
-			t.Errorf("%d stages reported, want 7", len(res.Stages))
+		if len(res.Stages) != 8 {
+			t.Errorf("%d stages reported, want 8", len(res.Stages))
 		}
 		sums = append(sums, sumFiles(t, out))
 	}

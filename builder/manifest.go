@@ -39,6 +39,18 @@ type Manifest struct {
 	Lock            ManifestLock        `json:"lock"`
 	Packages        []ManifestPackage   `json:"packages"`
 	BootPackages    []ManifestPackage   `json:"boot_packages"`
+	Containers      []ManifestContainer `json:"containers,omitempty"`
+}
+
+// ManifestContainer is a container the image carries.
+type ManifestContainer struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	Digest string `json:"digest"` // of the linux/arm64 image manifest
+	// Bytes is the size of the flattened tree (uncompressed tar), the
+	// container's cost before squashfs compression.
+	Bytes   int64 `json:"bytes"`
+	Entries int   `json:"entries"`
 }
 
 // ManifestDisk describes the whole image file.
@@ -154,6 +166,9 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 		m.BootPackages = append(m.BootPackages, ManifestPackage{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256})
 	}
 	sort.Slice(m.BootPackages, func(i, j int) bool { return m.BootPackages[i].Name < m.BootPackages[j].Name })
+	for _, c := range rf.containers {
+		m.Containers = append(m.Containers, ManifestContainer{Name: c.name, Source: c.source, Digest: c.digest, Bytes: c.treeBytes, Entries: c.entries})
+	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err

@@ -29,6 +29,7 @@ type rootfsOut struct {
 	sha256     string
 	compressor string
 	tool       string // tar2sqfs --version
+	containers []preparedContainer
 }
 
 // ReleaseFile is /etc/pibake/release: what the running system is.
@@ -81,7 +82,7 @@ func squashfsCompressor(kconfig []byte) string {
 	return "gzip"
 }
 
-func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.Board, baseTar string, epoch int64, out, src string) (*rootfsOut, error) {
+func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.Board, baseTar string, epoch int64, out, src string, containers []preparedContainer) (*rootfsOut, error) {
 	base, err := rootfs.Scan(ctx, baseTar)
 	if err != nil {
 		return nil, err
@@ -96,6 +97,10 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	for _, f := range system.Files(uboot.DefaultTries, base.Has("usr/sbin/sshd"), def.Updater != nil) {
 		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
 	}
+	if len(containers) > 0 && !base.Has("usr/bin/podman") {
+		return nil, fmt.Errorf("%s: containers run with podman, which the base lacks: add podman to debian.packages and run 'pibake lock'", def.File)
+	}
+	containerFiles(&spec, containers)
 	if def.Updater != nil {
 		files, err := updaterFiles(ctx, def, board, src, filepath.Dir(out))
 		if err != nil {
@@ -143,7 +148,10 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	}
 	ver, _ := exec.CommandContext(ctx, bin, "--version").Output()
 	tool, _, _ := strings.Cut(string(ver), "\n")
-	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp, tool: strings.TrimSpace(tool)}, nil
+	for _, c := range containers {
+		os.Remove(c.tree)
+	}
+	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp, tool: strings.TrimSpace(tool), containers: containers}, nil
 }
 
 // updaterFiles are the update agent and its configuration.
@@ -162,7 +170,9 @@ func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.
 		return nil, fmt.Errorf("%s: updater: %w", def.File, err)
 	}
 	u := def.Updater
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Board: board.Name, Keys: keys, Poll: u.Poll, Health: u.Health}.Marshal()
+	health := u.Health
+	health.Units = withContainerUnits(def, health.Units)
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Board: board.Name, Keys: keys, Poll: u.Poll, Health: health}.Marshal()
 	if err != nil {
 		return nil, err
 	}

@@ -90,6 +90,28 @@ type Lock struct {
 	Suite           string    `yaml:"suite"`
 	SourceDateEpoch int64     `yaml:"source_date_epoch"`
 	Packages        []Package `yaml:"packages"`
+	// Containers pins each registry image of the definition to the digest
+	// of its linux/arm64 manifest (images from files are checked against
+	// theirs too). Not part of Inputs: re-pinning needs no bootstrap.
+	Containers []ContainerPin `yaml:"containers,omitempty"`
+}
+
+// ContainerPin is one pinned container image.
+type ContainerPin struct {
+	Name   string `yaml:"name"`
+	Image  string `yaml:"image"`
+	Digest string `yaml:"digest"`
+}
+
+// Container returns the pin of a container whose image reference is
+// still image; a changed reference has no pin.
+func (l *Lock) Container(name, image string) (ContainerPin, bool) {
+	for _, c := range l.Containers {
+		if c.Name == name && c.Image == image {
+			return c, true
+		}
+	}
+	return ContainerPin{}, false
 }
 
 // Check returns ErrStaleLock (wrapped, with what to do) unless the lock
@@ -142,6 +164,14 @@ func (l *Lock) Marshal() []byte {
 		fmt.Fprintf(&b, "  - {name: %s, version: %q, arch: %s, role: %s, size: %d, sha256: %s, path: %s}\n",
 			p.Name, p.Version, p.Arch, p.Role, p.Size, p.SHA256, p.Path)
 	}
+	if len(l.Containers) > 0 {
+		cs := append([]ContainerPin(nil), l.Containers...)
+		sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+		b.WriteString("containers:\n")
+		for _, c := range cs {
+			fmt.Fprintf(&b, "  - {name: %s, image: %q, digest: %s}\n", c.Name, c.Image, c.Digest)
+		}
+	}
 	return b.Bytes()
 }
 
@@ -173,6 +203,11 @@ func ReadLock(path string) (*Lock, []byte, error) {
 			return nil, nil, fmt.Errorf("%s: package %s listed twice", path, p.Name)
 		}
 		seen[k] = true
+	}
+	for i, c := range l.Containers {
+		if c.Name == "" || c.Image == "" || !strings.HasPrefix(c.Digest, "sha256:") || len(c.Digest) != 71 {
+			return nil, nil, fmt.Errorf("%s: container %d (%s) is incomplete or invalid: run 'pibake lock --containers' to pin the images again", path, i+1, c.Name)
+		}
 	}
 	return &l, data, nil
 }

@@ -33,6 +33,7 @@ type Definition struct {
 	Users        []User                `yaml:"users"`
 	Overlays     []Overlay             `yaml:"overlays"`
 	Services     []Service             `yaml:"services"`
+	Containers   []Container           `yaml:"containers"`
 	Updater      *Updater              `yaml:"updater"`
 	Environments map[string]yamlIgnore `yaml:"environments"`
 

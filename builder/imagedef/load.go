@@ -130,6 +130,9 @@ func Parse(file string, data []byte, root, env string) (*Definition, error) {
 		return nil, &Error{File: file, Line: yamlErrLine(err), Msg: stripYAMLPrefix(err.Error())}
 	}
 	d.File, d.Env, d.Dir = file, env, root
+	if es := d.resolveServices(); len(es) > 0 {
+		return nil, es
+	}
 	d.applyDefaults()
 	for _, fe := range d.validate() {
 		errs = append(errs, &Error{File: file, Line: lineOf(merged, fe.path), Field: strings.Join(fe.path, "."), Msg: fe.msg})

@@ -196,6 +196,8 @@ func (d *Definition) validate() []fieldError {
 		}
 	}
 
+	d.validateContainers(bad)
+
 	if u := d.Updater; u != nil {
 		if _, err := d.UpdaterKeys(); err != nil {
 			bad(err.Error(), "updater", "keys")

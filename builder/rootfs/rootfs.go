@@ -69,6 +69,16 @@ type Spec struct {
 	Overlays   []Overlay
 	Units      []Unit
 	Files      []File
+	Trees      []Tree
+}
+
+// Tree is a whole folder tree added under Dest (which the base must not
+// have): the entries of a tar file with relative names, written in the
+// file's order after everything else, owners and modes as they are
+// (a container's flattened image).
+type Tree struct {
+	Dest string // absolute
+	Tar  string // host path of the tar file
 }
 
 // Package is an installed Debian package, read from the dpkg status.
@@ -231,10 +241,62 @@ func (b *Base) Write(ctx context.Context, spec Spec, w io.Writer) (int, error) {
 			return 0, err
 		}
 	}
+	for _, t := range spec.Trees {
+		if err := writeTree(ctx, t, base, written, put); err != nil {
+			return 0, err
+		}
+	}
 	if err := tw.Close(); err != nil {
 		return 0, fmt.Errorf("rootfs: finish tar: %w", err)
 	}
 	return res.Entries, nil
+}
+
+// writeTree adds the entries of t's tar under t.Dest.
+func writeTree(ctx context.Context, t Tree, base *baseInfo, written map[string]bool, put func(*tar.Header, io.Reader) error) error {
+	dest := key(t.Dest)
+	if base.paths[dest] || written[dest] {
+		return fmt.Errorf("rootfs: %s is already in the image: a tree cannot replace it", t.Dest)
+	}
+	for _, p := range append(parents(dest), dest) {
+		if !written[p] && !base.paths[p] {
+			if err := put(&tar.Header{Name: "./" + p + "/", Typeflag: tar.TypeDir, Mode: 0o755}, nil); err != nil {
+				return err
+			}
+		}
+	}
+	f, err := os.Open(t.Tar)
+	if err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("rootfs: read %s: %w", t.Tar, err)
+		}
+		k := key(h.Name)
+		if k == "" || k == ".." || strings.HasPrefix(k, "../") || strings.Contains(k, "/../") {
+			return fmt.Errorf("rootfs: %s: entry %q leaves its folder", t.Tar, h.Name)
+		}
+		h.Name = "./" + dest + "/" + k
+		if h.Typeflag == tar.TypeDir {
+			h.Name += "/"
+		}
+		if h.Typeflag == tar.TypeLink {
+			h.Linkname = "./" + dest + "/" + key(h.Linkname)
+		}
+		if err := put(h, tr); err != nil {
+			return err
+		}
+	}
 }
 
 func parents(k string) []string {

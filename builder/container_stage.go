@@ -1,0 +1,203 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/cache"
+	"github.com/pibake/pibake/builder/debian"
+	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/builder/rootfs"
+	"github.com/pibake/pibake/container"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// preparedContainer is a container ready to go into the root filesystem.
+type preparedContainer struct {
+	name, source, digest string
+	tree                 string // flattened tar in the staging folder
+	treeBytes            int64  // file bytes in the tree
+	entries              int
+	unit                 []byte
+}
+
+// Where podman keeps its writable state: on the data partition (the root
+// filesystem is read-only, /var is an overlay that overlayfs cannot use
+// as an upper layer again).
+const (
+	containersStorageConf = `# Written by pibake: podman's writable state lives on the data partition.
+# Containers run from trees in the read-only root filesystem (Rootfs= in
+# /usr/share/containers/systemd/*.container); named volumes and each
+# container's writable layer are kept here.
+[storage]
+driver = "overlay"
+runroot = "/run/containers/storage"
+graphroot = "/data/containers/storage"
+`
+	containersConf = `# Written by pibake.
+[network]
+# netavark programs nftables; the image carries no iptables.
+firewall_driver = "nftables"
+
+[engine]
+# No registry is contacted at run time: every image is in the root filesystem.
+image_default_transport = "containers-storage:"
+`
+)
+
+// prepareContainers resolves, verifies and flattens every container of
+// the definition into work/, and writes its unit.
+func prepareContainers(ctx context.Context, def *imagedef.Definition, lock *debian.Lock, lockPath, cacheDir string, epoch int64, work string) ([]preparedContainer, error) {
+	var out []preparedContainer
+	layers := cache.NewFilesystemCache(filepath.Join(cacheDir, "oci-layers"))
+	for _, c := range def.Containers {
+		var img v1.Image
+		var source string
+		switch {
+		case c.Build != nil:
+			pkgDir := filepath.Join(def.Dir, c.Build.Go)
+			mod, err := findModule(pkgDir)
+			if err != nil {
+				return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+			}
+			rel, _ := filepath.Rel(mod, pkgDir)
+			var ports []string
+			for _, p := range c.Ports {
+				_, cp, _ := strings.Cut(p, ":")
+				if !strings.Contains(cp, "/") {
+					cp += "/tcp"
+				}
+				ports = append(ports, cp)
+			}
+			img, err = container.GoBuild{Module: mod, Package: "./" + filepath.ToSlash(rel), Ports: ports, Epoch: epoch}.Build(ctx, work)
+			if err != nil {
+				return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+			}
+			source = "go:" + filepath.ToSlash(c.Build.Go)
+		default:
+			ref, err := container.ParseRef(c.Image)
+			if err != nil {
+				return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+			}
+			pin, ok := lock.Container(c.Name, c.Image)
+			if !ok {
+				return nil, fmt.Errorf("%s: container %s: image %s is not pinned in %s: run 'pibake lock --containers %s'", def.File, c.Name, c.Image, lockPath, def.File)
+			}
+			r, err := container.Resolve(ctx, ref, pin.Digest, def.Dir)
+			if err != nil {
+				return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+			}
+			img = cache.Image(r.Image, layers)
+			source = c.Image
+		}
+		p, err := flattenContainer(c, img, source, work)
+		if err != nil {
+			return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func flattenContainer(c imagedef.Container, img v1.Image, source, work string) (preparedContainer, error) {
+	p := preparedContainer{name: c.Name, source: source}
+	d, err := img.Digest()
+	if err != nil {
+		return p, err
+	}
+	p.digest = d.String()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return p, err
+	}
+	p.tree = filepath.Join(work, "container-"+c.Name+".tar")
+	f, err := os.Create(p.tree)
+	if err != nil {
+		return p, err
+	}
+	cw := &countingWriter{w: f}
+	n, err := container.Flatten(img, work, cw)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return p, fmt.Errorf("flatten: %w", err)
+	}
+	p.entries, p.treeBytes = n, cw.n
+	spec := container.Spec{Name: c.Name, Description: c.Description, Ports: c.Ports, Volumes: c.Volumes, Environment: c.Environment, Command: c.Command, After: c.After}
+	if h := c.Health; h != nil {
+		spec.Health = &container.Health{Command: h.Command, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
+	p.unit = container.Unit(spec, cf)
+	return p, nil
+}
+
+type countingWriter struct {
+	w interface{ Write([]byte) (int, error) }
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// containerFiles adds the containers to a root filesystem spec.
+func containerFiles(spec *rootfs.Spec, cs []preparedContainer) {
+	if len(cs) == 0 {
+		return
+	}
+	spec.Files = append(spec.Files,
+		rootfs.File{Path: "/etc/containers/storage.conf", Data: []byte(containersStorageConf), Mode: 0o644},
+		rootfs.File{Path: "/etc/containers/containers.conf", Data: []byte(containersConf), Mode: 0o644},
+	)
+	for _, c := range cs {
+		spec.Files = append(spec.Files, rootfs.File{Path: container.QuadletDir + "/" + c.name + ".container", Data: c.unit, Mode: 0o644})
+		spec.Trees = append(spec.Trees, rootfs.Tree{Dest: container.RootDir + "/" + c.name + "/rootfs", Tar: c.tree})
+	}
+}
+
+// containerUnits are the services Quadlet makes of the containers: the
+// updater's health gate waits for each to be active (healthy).
+func containerUnits(def *imagedef.Definition) []string {
+	var units []string
+	for _, c := range def.Containers {
+		units = append(units, c.Name+".service")
+	}
+	return units
+}
+
+// withContainerUnits adds the container units to a health unit list.
+func withContainerUnits(def *imagedef.Definition, units []string) []string {
+	out := append([]string(nil), units...)
+	for _, u := range containerUnits(def) {
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// findModule walks up from dir to the folder holding go.mod.
+func findModule(dir string) (string, error) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("no go.mod above %s: a build: go: container is built as part of a Go module", dir)
+		}
+		d = parent
+	}
+}

@@ -1,0 +1,210 @@
+package imagedef
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Container is an OCI image the image carries and runs as a systemd
+// service (podman, Quadlet). Exactly one of Image and Build says where the
+// image comes from; Service instead takes the whole definition from
+// services/<service>.container.yaml, and any field given here overrides it.
+type Container struct {
+	Name        string            `yaml:"name"`
+	Service     string            `yaml:"service"`
+	Description string            `yaml:"description"`
+	Image       string            `yaml:"image"` // registry reference, oci:FOLDER[:tag] or docker-archive:FILE[:tag]
+	Build       *ContainerBuild   `yaml:"build"`
+	Ports       []string          `yaml:"ports"`   // host:container[/tcp|udp], host side on all addresses
+	Volumes     []string          `yaml:"volumes"` // NAME:/path[:ro], podman volumes on the data partition
+	Environment map[string]string `yaml:"environment"`
+	Command     []string          `yaml:"command"` // replaces the image's command (its entrypoint stays)
+	Health      *ContainerHealth  `yaml:"health"`
+	After       []string          `yaml:"after"` // containers of this image, or systemd units, started first
+}
+
+// ContainerBuild builds the image from source in the repository.
+type ContainerBuild struct {
+	Go string `yaml:"go"` // Go package folder, relative to the repository root
+}
+
+// ContainerHealth is the container's health check: a command run inside
+// it. A container with one counts as started only once healthy, and the
+// updater's health gate waits for it.
+type ContainerHealth struct {
+	Command     []string      `yaml:"command"`
+	Interval    time.Duration `yaml:"interval"`
+	Timeout     time.Duration `yaml:"timeout"`
+	StartPeriod time.Duration `yaml:"start_period"`
+	Retries     int           `yaml:"retries"`
+}
+
+// ContainerServiceFile is where a reusable container definition lives.
+func ContainerServiceFile(root, name string) string {
+	return filepath.Join(root, "services", name+".container.yaml")
+}
+
+// resolveServices fills container entries that name a service from
+// services/<name>.container.yaml. Errors carry that file's lines.
+func (d *Definition) resolveServices() Errors {
+	var errs Errors
+	for i := range d.Containers {
+		c := &d.Containers[i]
+		if c.Service == "" {
+			continue
+		}
+		file := ContainerServiceFile(d.Dir, c.Service)
+		base, err := loadContainerService(file)
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				errs = append(errs, e)
+				continue
+			}
+			if es, ok := err.(Errors); ok {
+				errs = append(errs, es...)
+				continue
+			}
+			errs = append(errs, &Error{File: d.File, Field: fmt.Sprintf("containers.%d.service", i), Msg: err.Error()})
+			continue
+		}
+		if base.Name == "" {
+			base.Name = c.Service
+		}
+		// Fields given in the image definition win.
+		bv, cv := reflect.ValueOf(&base).Elem(), reflect.ValueOf(c).Elem()
+		for f := 0; f < bv.NumField(); f++ {
+			if !cv.Field(f).IsZero() {
+				if bv.Type().Field(f).Name == "Environment" && !bv.Field(f).IsNil() {
+					for k, v := range c.Environment {
+						base.Environment[k] = v
+					}
+					continue
+				}
+				bv.Field(f).Set(cv.Field(f))
+			}
+		}
+		*c = base
+	}
+	return errs
+}
+
+func loadContainerService(file string) (Container, error) {
+	var c Container
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return c, fmt.Errorf("container service: %w (reusable containers live in services/NAME.container.yaml)", err)
+	}
+	var doc yaml.Node
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return c, &Error{File: file, Line: yamlErrLine(err), Msg: "malformed YAML: " + stripYAMLPrefix(err.Error())}
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return c, &Error{File: file, Line: 1, Msg: "must be a YAML mapping (image:, ports:, ...)"}
+	}
+	var errs Errors
+	for _, e := range checkKnown(doc.Content[0], reflect.TypeOf(Container{}), "") {
+		e.File = file
+		errs = append(errs, e)
+	}
+	if len(errs) > 0 {
+		return c, errs
+	}
+	if err := doc.Content[0].Decode(&c); err != nil {
+		return c, &Error{File: file, Line: yamlErrLine(err), Msg: stripYAMLPrefix(err.Error())}
+	}
+	if c.Service != "" {
+		return c, &Error{File: file, Field: "service", Msg: "a container service cannot refer to another"}
+	}
+	return c, nil
+}
+
+var (
+	rePort   = regexp.MustCompile(`^(?:(\d{1,5}):)?(\d{1,5})(?:/(tcp|udp))?$`)
+	reVolume = regexp.MustCompile(`^([a-z0-9][a-z0-9_.-]*):(/[^:]*)(?::(ro|rw))?$`)
+	reEnvKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+func (d *Definition) validateContainers(bad func(msg string, p ...string)) {
+	names := map[string]bool{}
+	for _, c := range d.Containers {
+		names[c.Name] = true
+	}
+	seen := map[string]bool{}
+	for i, c := range d.Containers {
+		at := func(f ...string) []string { return append([]string{"containers", strconv.Itoa(i)}, f...) }
+		if !reName.MatchString(c.Name) {
+			bad(fmt.Sprintf("%q is not a valid container name: lower-case letters, digits and '-'", c.Name), at("name")...)
+		} else if seen[c.Name] {
+			bad(fmt.Sprintf("container %q listed twice", c.Name), at("name")...)
+		}
+		seen[c.Name] = true
+		switch {
+		case c.Image == "" && c.Build == nil:
+			bad("say where the image comes from: image: (a registry reference, oci:FOLDER or docker-archive:FILE), build: {go: FOLDER} or service: NAME", at()...)
+		case c.Image != "" && c.Build != nil:
+			bad("give image: or build:, not both", at()...)
+		case c.Build != nil:
+			if c.Build.Go == "" {
+				bad("build needs go: the Go package folder, relative to the repository", at("build")...)
+			} else if st, err := os.Stat(filepath.Join(d.Dir, c.Build.Go)); err != nil || !st.IsDir() {
+				bad(fmt.Sprintf("Go package folder %s does not exist", filepath.Join(d.Dir, c.Build.Go)), at("build", "go")...)
+			}
+		}
+		for j, p := range c.Ports {
+			m := rePort.FindStringSubmatch(p)
+			ok := m != nil
+			for _, n := range []string{m2(m, 1), m2(m, 2)} {
+				if v, err := strconv.Atoi(n); n != "" && (err != nil || v < 1 || v > 65535) {
+					ok = false
+				}
+			}
+			if !ok {
+				bad(fmt.Sprintf("port %q: write HOST:CONTAINER[/tcp|udp], e.g. 8080:80", p), at("ports", strconv.Itoa(j))...)
+			}
+		}
+		for j, v := range c.Volumes {
+			if !reVolume.MatchString(v) {
+				bad(fmt.Sprintf("volume %q: write NAME:/path[:ro]; named volumes live on the data partition", v), at("volumes", strconv.Itoa(j))...)
+			}
+		}
+		for k := range c.Environment {
+			if !reEnvKey.MatchString(k) {
+				bad(fmt.Sprintf("%q is not an environment variable name", k), at("environment", k)...)
+			}
+		}
+		if h := c.Health; h != nil {
+			if len(h.Command) == 0 {
+				bad("health needs command: the check to run inside the container, e.g. [/app, -check]", at("health")...)
+			}
+			if h.Retries < 0 || h.Interval < 0 || h.Timeout < 0 || h.StartPeriod < 0 {
+				bad("health durations and retries cannot be negative", at("health")...)
+			}
+		}
+		for j, a := range c.After {
+			if a == c.Name {
+				bad("a container cannot come after itself", at("after", strconv.Itoa(j))...)
+			} else if !names[a] && !strings.Contains(a, ".") {
+				bad(fmt.Sprintf("%q is neither a container of this image nor a unit name (e.g. network-online.target)", a), at("after", strconv.Itoa(j))...)
+			}
+		}
+	}
+}
+
+func m2(m []string, i int) string {
+	if m == nil {
+		return ""
+	}
+	return m[i]
+}
