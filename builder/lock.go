@@ -10,6 +10,7 @@ import (
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/container"
 )
 
 // LockOptions configure `pibake lock`.
@@ -21,6 +22,9 @@ type LockOptions struct {
 	Epoch    int64
 	Progress io.Writer
 	Log      *slog.Logger
+	// ContainersOnly keeps the Debian packages of the existing lock and
+	// pins the container images again: no bootstrap.
+	ContainersOnly bool
 }
 
 // Lock resolves the definition's Debian packages against its mirror and
@@ -40,14 +44,27 @@ func Lock(ctx context.Context, opts LockOptions) (string, *debian.Lock, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
-	st := &stages{w: progress, total: 1}
-	st.begin("resolve", fmt.Sprintf("%s from %s (a full bootstrap: minutes)", def.Debian.Suite, def.Debian.Mirror))
-	lock, err := debian.Resolve(ctx, Inputs(def), def.Name, def.Debian.Mirror, debian.Cache{Dir: cacheDir}, opts.Epoch, opts.Log)
-	if err != nil {
+	path := LockPath(opts.Definition)
+	var lock *debian.Lock
+	st := &stages{w: progress, total: 2}
+	if opts.ContainersOnly {
+		st.total = 1
+		if lock, _, err = debian.ReadLock(path); err != nil {
+			return "", nil, err
+		}
+	} else {
+		st.begin("resolve", fmt.Sprintf("%s from %s (a full bootstrap: minutes)", def.Debian.Suite, def.Debian.Mirror))
+		lock, err = debian.Resolve(ctx, Inputs(def), def.Name, def.Debian.Mirror, debian.Cache{Dir: cacheDir}, opts.Epoch, opts.Log)
+		if err != nil {
+			return "", nil, err
+		}
+		st.end(fmt.Sprintf("%d packages", len(lock.Packages)))
+	}
+	st.begin("containers", fmt.Sprintf("pin %d container images to their linux/arm64 digests", len(def.Containers)))
+	if lock.Containers, err = PinContainers(ctx, def); err != nil {
 		return "", nil, err
 	}
-	st.end(fmt.Sprintf("%d packages", len(lock.Packages)))
-	path := LockPath(opts.Definition)
+	st.end(fmt.Sprintf("%d pinned", len(lock.Containers)))
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".lock-*")
 	if err != nil {
 		return "", nil, fmt.Errorf("write lock: %w", err)
@@ -67,4 +84,25 @@ func Lock(ctx context.Context, opts LockOptions) (string, *debian.Lock, error) {
 		return "", nil, fmt.Errorf("write lock: %w", err)
 	}
 	return path, lock, nil
+}
+
+// PinContainers resolves every container image of the definition (not the
+// ones pibake builds from source) to the digest of its linux/arm64 image.
+func PinContainers(ctx context.Context, def *imagedef.Definition) ([]debian.ContainerPin, error) {
+	var pins []debian.ContainerPin
+	for _, c := range def.Containers {
+		if c.Image == "" {
+			continue
+		}
+		ref, err := container.ParseRef(c.Image)
+		if err != nil {
+			return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+		}
+		r, err := container.Resolve(ctx, ref, "", def.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+		}
+		pins = append(pins, debian.ContainerPin{Name: c.Name, Image: c.Image, Digest: r.Digest.String()})
+	}
+	return pins, nil
 }

@@ -27,7 +27,7 @@ type Container struct {
 	Image       string            `yaml:"image"` // registry reference, oci:FOLDER[:tag] or docker-archive:FILE[:tag]
 	Build       *ContainerBuild   `yaml:"build"`
 	Ports       []string          `yaml:"ports"`   // host:container[/tcp|udp], host side on all addresses
-	Volumes     []string          `yaml:"volumes"` // NAME:/path[:ro], podman volumes on the data partition
+	Volumes     []string          `yaml:"volumes"` // NAME:/path[:ro,U,...], podman volumes on the data partition
 	Environment map[string]string `yaml:"environment"`
 	Command     []string          `yaml:"command"` // replaces the image's command (its entrypoint stays)
 	Health      *ContainerHealth  `yaml:"health"`
@@ -132,7 +132,7 @@ func loadContainerService(file string) (Container, error) {
 
 var (
 	rePort   = regexp.MustCompile(`^(?:(\d{1,5}):)?(\d{1,5})(?:/(tcp|udp))?$`)
-	reVolume = regexp.MustCompile(`^([a-z0-9][a-z0-9_.-]*):(/[^:]*)(?::(ro|rw))?$`)
+	reVolume = regexp.MustCompile(`^([a-z0-9][a-z0-9_.-]*):(/[^:]*)(?::((?:ro|rw|U|z|Z|nocopy)(?:,(?:ro|rw|U|z|Z|nocopy))*))?$`)
 	reEnvKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -176,7 +176,7 @@ func (d *Definition) validateContainers(bad func(msg string, p ...string)) {
 		}
 		for j, v := range c.Volumes {
 			if !reVolume.MatchString(v) {
-				bad(fmt.Sprintf("volume %q: write NAME:/path[:ro]; named volumes live on the data partition", v), at("volumes", strconv.Itoa(j))...)
+				bad(fmt.Sprintf("volume %q: write NAME:/path[:OPTIONS] (options ro, rw, U, z, Z, nocopy); named volumes live on the data partition", v), at("volumes", strconv.Itoa(j))...)
 			}
 		}
 		for k := range c.Environment {

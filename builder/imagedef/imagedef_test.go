@@ -146,3 +146,68 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+const withContainers = `containers:
+  - name: web
+    build: {go: app}
+    ports: ["8080:8080"]
+    volumes: ["web-data:/data:U"]
+    environment: {GREETING: hi}
+    health:
+      command: [/app, -check, "http://127.0.0.1:8080/healthz"]
+      interval: 5s
+    after: [redis]
+  - service: redis
+    environment: {EXTRA: "1"}
+`
+
+func TestContainers(t *testing.T) {
+	root := writeRepo(t)
+	os.MkdirAll(filepath.Join(root, "app"), 0o755)
+	svc := "image: docker.io/library/redis:7.4\nvolumes: [\"redis-data:/data\"]\nenvironment: {MAXMEM: 64mb}\nhealth:\n  command: [redis-cli, ping]\n"
+	os.WriteFile(filepath.Join(root, "services/redis.container.yaml"), []byte(svc), 0o644)
+	d, err := Parse("small.yaml", []byte(good+withContainers), root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Containers) != 2 {
+		t.Fatalf("containers %+v", d.Containers)
+	}
+	r := d.Containers[1]
+	if r.Name != "redis" || r.Image != "docker.io/library/redis:7.4" || r.Environment["MAXMEM"] != "64mb" || r.Environment["EXTRA"] != "1" || r.Health == nil {
+		t.Errorf("service not merged: %+v", r)
+	}
+	if d.Containers[0].Health.Interval.Seconds() != 5 {
+		t.Errorf("health interval %v", d.Containers[0].Health.Interval)
+	}
+
+	for _, c := range []struct {
+		name, edit string
+		want       []string
+	}{
+		{"no source", strings.Replace(withContainers, "    build: {go: app}\n", "", 1), []string{"containers.0", "say where the image comes from"}},
+		{"both", strings.Replace(withContainers, "    build: {go: app}\n", "    build: {go: app}\n    image: x:1\n", 1), []string{"not both"}},
+		{"bad port", strings.Replace(withContainers, `"8080:8080"`, `"80800:80"`, 1), []string{"containers.0.ports.0", "HOST:CONTAINER"}},
+		{"bad volume", strings.Replace(withContainers, `web-data:/data:U`, `/host:/data`, 1), []string{"containers.0.volumes.0", "NAME:/path"}},
+		{"unknown after", strings.Replace(withContainers, "after: [redis]", "after: [nginx]", 1), []string{"containers.0.after.0", "nginx"}},
+		{"missing go", strings.Replace(withContainers, "go: app", "go: nothere", 1), []string{"containers.0.build.go", "does not exist"}},
+		{"unknown field", strings.Replace(withContainers, "    ports:", "    port:", 1), []string{"containers.0.port", "unknown field"}},
+		{"missing service", strings.Replace(withContainers, "service: redis", "service: mosquitto", 1), []string{"mosquitto.container.yaml"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("small.yaml", []byte(good+c.edit), root, "")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+	os.WriteFile(filepath.Join(root, "services/redis.container.yaml"), []byte(svc+"colour: red\n"), 0o644)
+	if _, err := Parse("small.yaml", []byte(good+withContainers), root, ""); err == nil || !strings.Contains(err.Error(), "redis.container.yaml:6") || !strings.Contains(err.Error(), "colour") {
+		t.Errorf("unknown field in a container service: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ func cmdLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cache := fs.String("cache", "", "cache folder (default: $PIBAKE_CACHE or ~/.cache/pibake)")
 	epoch := fs.Int64("epoch", 0, "source_date_epoch to record (default: $SOURCE_DATE_EPOCH, else today 00:00 UTC)")
 	verbose := fs.Bool("v", false, "verbose")
+	containersOnly := fs.Bool("containers", false, "only pin the container images again; keep the Debian packages (no bootstrap)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -39,10 +40,10 @@ func cmdLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *epoch < debian.MinEpoch {
 		return fmt.Errorf("epoch %d is before 1980, which FAT cannot store: %w", *epoch, errUsage)
 	}
-	path, lock, err := builder.Lock(ctx, builder.LockOptions{Definition: def, CacheDir: *cache, Epoch: *epoch, Progress: stderr, Log: logger(stderr, *verbose)})
+	path, lock, err := builder.Lock(ctx, builder.LockOptions{Definition: def, CacheDir: *cache, Epoch: *epoch, Progress: stderr, Log: logger(stderr, *verbose), ContainersOnly: *containersOnly})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: %d packages pinned, source_date_epoch %d\n", path, len(lock.Packages), lock.SourceDateEpoch)
+	fmt.Fprintf(stdout, "wrote %s: %d packages and %d container images pinned, source_date_epoch %d\n", path, len(lock.Packages), len(lock.Containers), lock.SourceDateEpoch)
 	return nil
 }
