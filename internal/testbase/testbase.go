@@ -121,6 +121,14 @@ func Write(path string, pkgs []Package) error {
 			return nil
 		},
 		func() error { return file("usr/sbin/sshd", 0o755, 0, "\x7fELF fake sshd\n") },
+		func() error {
+			for _, p := range pkgs {
+				if p.Name == "podman" {
+					return file("usr/bin/podman", 0o755, 0, "\x7fELF fake podman\n")
+				}
+			}
+			return nil
+		},
 		func() error { return dir("var/", 0o755) },
 		func() error { return dir("var/lib/", 0o755) },
 		func() error { return dir("var/lib/dpkg/", 0o755) },
