@@ -95,8 +95,8 @@ func TestBuildWithContainers(t *testing.T) {
 
 	repo := fx.repo(t)
 	for p, data := range map[string]string{
-		"go.mod":       "module example.com/app\n\ngo 1.22\n",
-		"app/main.go":  "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"app\") }\n",
+		"go.mod":                        "module example.com/app\n\ngo 1.22\n",
+		"app/main.go":                   "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"app\") }\n",
 		"services/redis.container.yaml": "image: " + host + "/edge/redis:7\nvolumes: [\"redis-data:/srv/data\"]\nhealth:\n  command: [/usr/bin/server, --ping]\n",
 	} {
 		os.MkdirAll(filepath.Dir(filepath.Join(repo, p)), 0o755)
