@@ -129,7 +129,7 @@ func flattenContainer(c imagedef.Container, img v1.Image, source, work string) (
 		return p, fmt.Errorf("flatten: %w", err)
 	}
 	p.entries, p.treeBytes = n, cw.n
-	spec := container.Spec{Name: c.Name, Description: c.Description, Ports: c.Ports, Volumes: c.Volumes, Environment: c.Environment, Command: c.Command, After: c.After}
+	spec := container.Spec{Name: c.Name, Description: c.Description, Ports: c.Ports, Volumes: c.Volumes, Network: c.Network, Environment: c.Environment, Command: c.Command, After: c.After}
 	if h := c.Health; h != nil {
 		spec.Health = &container.Health{Command: h.Command, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
 	}

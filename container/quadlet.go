@@ -33,7 +33,8 @@ type Spec struct {
 	Name        string
 	Description string
 	Ports       []string          // host:container[/proto]
-	Volumes     []string          // volume:/path[:ro]
+	Volumes     []string          // volume:/path[:ro] or /host:/path[:ro]
+	Network     string            // "" for podman's default, host, none
 	Environment map[string]string // added to the image's
 	Command     []string          // replaces the image's Cmd
 	Health      *Health
@@ -86,6 +87,9 @@ func Unit(s Spec, cf *v1.ConfigFile) []byte {
 	sort.Strings(keys)
 	for _, k := range keys {
 		line("Environment", quote(k+"="+env[k]))
+	}
+	if s.Network != "" && s.Network != "bridge" {
+		line("Network", s.Network)
 	}
 	for _, p := range s.Ports {
 		line("PublishPort", p)

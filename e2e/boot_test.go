@@ -62,6 +62,7 @@ type variant struct {
 	overlay, service string // added from testdata/
 	updater          string // YAML of an updater section, "" for none
 	keys             string // folder copied to keys/ in the checkout
+	hello            string // HELLO_VERSION of the demo's hello container, "" keeps the demo's
 }
 
 func buildVariant(t *testing.T, v variant) (string, error) {
@@ -73,6 +74,7 @@ func buildVariant(t *testing.T, v variant) (string, error) {
 	type cp struct{ src, dst string }
 	copies := []cp{
 		{"../overlays", "overlays"}, {"../services", "services"}, {"../images/demo.lock", "images/demo.lock"},
+		{"../containers", "containers"}, {"../go.mod", "go.mod"}, {"../go.sum", "go.sum"},
 		{"testdata/overlays/" + v.overlay, "overlays/" + v.overlay}, {"testdata/services/" + v.service + ".service", "services/" + v.service + ".service"},
 	}
 	if v.keys != "" {
@@ -134,6 +136,17 @@ func edit(path string, v variant) ([]byte, error) {
 	if v.version != "" {
 		value("version").Value = v.version
 	}
+	if v.hello != "" {
+		cs := value("containers")
+		if cs == nil || len(cs.Content) == 0 {
+			return nil, fmt.Errorf("%s has no containers", path)
+		}
+		env := mapValue(cs.Content[0], "environment")
+		if env == nil || mapValue(env, "HELLO_VERSION") == nil {
+			return nil, fmt.Errorf("%s: the first container has no environment.HELLO_VERSION", path)
+		}
+		mapValue(env, "HELLO_VERSION").Value = v.hello
+	}
 	if v.updater != "" {
 		var u yaml.Node
 		if err := yaml.Unmarshal([]byte(v.updater), &u); err != nil {
@@ -142,6 +155,15 @@ func edit(path string, v variant) ([]byte, error) {
 		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "updater"}, u.Content[0])
 	}
 	return yaml.Marshal(&doc)
+}
+
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
 }
 
 func copyTree(src, dst string) error {
@@ -304,6 +326,11 @@ func TestBoot(t *testing.T) {
 	expect(t, first, "slot", "a")
 	expect(t, first, "tmp", "tmpfs")
 	expect(t, first, "varfs", "overlay")
+	expect(t, first, "hello", "active")
+	if !strings.HasPrefix(first.fields["hellosays"], "hello from pibake") {
+		t.Errorf("the hello container answered %q", first.fields["hellosays"])
+	}
+	t.Logf("boot to healthy container: hello.service active at %s ms after the kernel started, multi-user.target at %s ms", first.fields["hello_at_ms"], first.fields["multiuser_at_ms"])
 	if !strings.HasPrefix(first.fields["rootopts"], "ro,") {
 		t.Errorf("root mounted %q, want read-only", first.fields["rootopts"])
 	}

@@ -98,13 +98,15 @@ func watch(t *testing.T, img, name string, fwd map[string]string, timeout time.D
 // against a repository served on the host's loopback (the guest reaches
 // only that, through guestfwd):
 //
-//	v1 boots in slot A.
+//	v1 boots in slot A; its hello container writes its version into its
+//	   data volume.
 //	v2 is published: the device pulls it into slot B, trial-boots it,
-//	   passes its health checks and commits.
+//	   passes its health checks (its container healthy among them) and
+//	   commits; the new container runs and the volume still says 1.0.0.
 //	v3 is published, with a health check that cannot pass: the device
 //	   installs it into slot A, trial-boots it, the check fails, the slot is
-//	   marked bad and the device reboots into v2 by itself; status names the
-//	   failed check.
+//	   marked bad and the device reboots into v2 by itself, whose container
+//	   runs again; status names the failed check.
 //	v4 is published with a kernel that never boots: U-Boot spends slot A's
 //	   one try and starts v2 again; the agent records the failed boot.
 //
@@ -119,10 +121,10 @@ func TestUpdate(t *testing.T) {
 		return "server: http://10.0.2.100:8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\nhealth:\n" + health
 	}
 	good := updater("  deadline: 3m\n  units: [demo-hello.service]\n")
-	bad := updater("  deadline: 40s\n  units: [demo-hello.service]\n  http:\n    - url: http://127.0.0.1:8099/healthz\n")
+	bad := updater("  deadline: 90s\n  units: [demo-hello.service]\n  http:\n    - url: http://127.0.0.1:8099/healthz\n")
 	builds := map[string]string{}
 	for _, v := range []struct{ version, updater string }{{"1.0.0", good}, {"2.0.0", good}, {"3.0.0", bad}, {"4.0.0", good}} {
-		img, err := buildVariant(t, variant{version: v.version, overlay: "e2e-status", service: "e2e-status", updater: v.updater, keys: keys})
+		img, err := buildVariant(t, variant{version: v.version, hello: v.version, overlay: "e2e-status", service: "e2e-status", updater: v.updater, keys: keys})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,15 +175,21 @@ func TestUpdate(t *testing.T) {
 			return true
 		}
 	}
+	// The hello container answers with its version and with what its data
+	// volume remembers: the version that wrote it first (1.0.0, before any
+	// update), which must survive the update and the rollbacks.
+	hello := func(v string) string {
+		return "hello=[hello from pibake: container version " + v + "; data volume first written by 1.0.0;"
+	}
 	steps := []*step{
-		{name: "v1 up in slot a", want: status("1.0.0", "a"), next: "2.0.0"},
+		{name: "v1 up in slot a, container healthy", want: status("1.0.0", "a", hello("1.0.0")), next: "2.0.0"},
 		{name: "v2 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
-		{name: "v2 committed in slot b", want: status("2.0.0", "b", "slot b: demo 2.0.0"), next: "3.0.0"},
+		{name: "v2 committed in slot b", want: status("2.0.0", "b", "slot b: demo 2.0.0", hello("2.0.0")), next: "3.0.0"},
 		{name: "v3 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
-		{name: "v3 booted in slot a", want: status("3.0.0", "a")},
-		{name: "v3 rolled back to v2 in slot b", want: status("2.0.0", "b", "failed: 3.0.0 at health (http http://127.0.0.1:8099/healthz)"), next: "4.0.0"},
+		{name: "v3 runs its container in slot a", want: status("3.0.0", "a", hello("3.0.0"))},
+		{name: "v3 rolled back to v2 in slot b", want: status("2.0.0", "b", "failed: 3.0.0 at health (http http://127.0.0.1:8099/healthz)", hello("2.0.0")), next: "4.0.0"},
 		{name: "v4 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
-		{name: "v4 fell back to v2 in slot b", want: status("2.0.0", "b", "failed: 4.0.0 at boot")},
+		{name: "v4 fell back to v2 in slot b", want: status("2.0.0", "b", "failed: 4.0.0 at boot", hello("2.0.0"))},
 	}
 	var artifacts int64
 	i := 0

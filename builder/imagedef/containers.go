@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -27,7 +28,8 @@ type Container struct {
 	Image       string            `yaml:"image"` // registry reference, oci:FOLDER[:tag] or docker-archive:FILE[:tag]
 	Build       *ContainerBuild   `yaml:"build"`
 	Ports       []string          `yaml:"ports"`   // host:container[/tcp|udp], host side on all addresses
-	Volumes     []string          `yaml:"volumes"` // NAME:/path[:ro,U,...], podman volumes on the data partition
+	Volumes     []string          `yaml:"volumes"` // NAME:/path[:ro,U,...] (a podman volume on the data partition) or /host/path:/path[:ro]
+	Network     string            `yaml:"network"` // "" (podman's bridge), host or none
 	Environment map[string]string `yaml:"environment"`
 	Command     []string          `yaml:"command"` // replaces the image's command (its entrypoint stays)
 	Health      *ContainerHealth  `yaml:"health"`
@@ -132,7 +134,7 @@ func loadContainerService(file string) (Container, error) {
 
 var (
 	rePort   = regexp.MustCompile(`^(?:(\d{1,5}):)?(\d{1,5})(?:/(tcp|udp))?$`)
-	reVolume = regexp.MustCompile(`^([a-z0-9][a-z0-9_.-]*):(/[^:]*)(?::((?:ro|rw|U|z|Z|nocopy)(?:,(?:ro|rw|U|z|Z|nocopy))*))?$`)
+	reVolume = regexp.MustCompile(`^([a-z0-9][a-z0-9_.-]*|/[^:]*):(/[^:]*)(?::((?:ro|rw|U|z|Z|nocopy)(?:,(?:ro|rw|U|z|Z|nocopy))*))?$`)
 	reEnvKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -175,9 +177,18 @@ func (d *Definition) validateContainers(bad func(msg string, p ...string)) {
 			}
 		}
 		for j, v := range c.Volumes {
-			if !reVolume.MatchString(v) {
-				bad(fmt.Sprintf("volume %q: write NAME:/path[:OPTIONS] (options ro, rw, U, z, Z, nocopy); named volumes live on the data partition", v), at("volumes", strconv.Itoa(j))...)
+			m := reVolume.FindStringSubmatch(v)
+			switch {
+			case m == nil:
+				bad(fmt.Sprintf("volume %q: write NAME:/path[:OPTIONS] (a named volume, kept on the data partition) or /host/path:/path[:ro] (options ro, rw, U, z, Z, nocopy)", v), at("volumes", strconv.Itoa(j))...)
+			case strings.HasPrefix(m[1], "/") && path.Clean(m[1]) != m[1]:
+				bad(fmt.Sprintf("volume %q: the host path must be clean and absolute", v), at("volumes", strconv.Itoa(j))...)
 			}
+		}
+		switch c.Network {
+		case "", "host", "none", "bridge":
+		default:
+			bad(fmt.Sprintf("network %q: use host, none or bridge (the default)", c.Network), at("network")...)
 		}
 		for k := range c.Environment {
 			if !reEnvKey.MatchString(k) {

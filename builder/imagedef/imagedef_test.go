@@ -188,7 +188,7 @@ func TestContainers(t *testing.T) {
 		{"no source", strings.Replace(withContainers, "    build: {go: app}\n", "", 1), []string{"containers.0", "say where the image comes from"}},
 		{"both", strings.Replace(withContainers, "    build: {go: app}\n", "    build: {go: app}\n    image: x:1\n", 1), []string{"not both"}},
 		{"bad port", strings.Replace(withContainers, `"8080:8080"`, `"80800:80"`, 1), []string{"containers.0.ports.0", "HOST:CONTAINER"}},
-		{"bad volume", strings.Replace(withContainers, `web-data:/data:U`, `/host:/data`, 1), []string{"containers.0.volumes.0", "NAME:/path"}},
+		{"bad volume", strings.Replace(withContainers, `web-data:/data:U`, `/host/../x:/data`, 1), []string{"containers.0.volumes.0", "clean and absolute"}},
 		{"unknown after", strings.Replace(withContainers, "after: [redis]", "after: [nginx]", 1), []string{"containers.0.after.0", "nginx"}},
 		{"missing go", strings.Replace(withContainers, "go: app", "go: nothere", 1), []string{"containers.0.build.go", "does not exist"}},
 		{"unknown field", strings.Replace(withContainers, "    ports:", "    port:", 1), []string{"containers.0.port", "unknown field"}},

@@ -7,13 +7,14 @@
 //	GET /healthz  200 ok
 //
 // `hello -check URL` is its own health check (the image has no curl):
-// exit 0 when URL answers 200.
+// exit 0 when URL answers 200. `hello -get URL` prints what URL answers.
 package main
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"net/http"
@@ -27,9 +28,13 @@ func main() {
 	listen := flag.String("listen", ":8080", "address to serve on")
 	data := flag.String("data", "/data", "folder of the persistent volume")
 	check := flag.String("check", "", "health check: GET this URL, exit 0 on 200")
+	get := flag.String("get", "", "GET this URL and print the body")
 	flag.Parse()
 	if *check != "" {
-		os.Exit(healthCheck(*check))
+		os.Exit(fetch(*check, io.Discard))
+	}
+	if *get != "" {
+		os.Exit(fetch(*get, os.Stdout))
 	}
 	version := os.Getenv("HELLO_VERSION")
 	if version == "" {
@@ -71,14 +76,18 @@ func remember(dir, version string) (string, error) {
 	return version, nil
 }
 
-func healthCheck(url string) int {
+func fetch(url string, out io.Writer) int {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintln(os.Stderr, resp.Status)
 		return 1
