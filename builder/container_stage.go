@@ -43,10 +43,6 @@ graphroot = "/data/containers/storage"
 [network]
 # netavark programs nftables; the image carries no iptables.
 firewall_driver = "nftables"
-
-[engine]
-# No registry is contacted at run time: every image is in the root filesystem.
-image_default_transport = "containers-storage:"
 `
 )
 
