@@ -157,12 +157,24 @@ func newAgent(log *slog.Logger) (*agent.Agent, error) {
 		checks = append(checks, health.Command{Argv: c})
 	}
 	machineID, _ := os.ReadFile("/etc/machine-id")
-	return &agent.Agent{
+	a := &agent.Agent{
 		DeviceID: strings.TrimSpace(string(machineID)),
 		Boot:     bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
 		Channel: cfg.Channel, Trusted: keys, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
 		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log,
-	}, nil
+	}
+	if cfg.Bootloader == "tryboot" {
+		rel, err := device.KernelRelease()
+		if err != nil {
+			return nil, err
+		}
+		if err := bootloader.CheckTrybootKernel(rel); err != nil {
+			return nil, err
+		}
+		a.Boot = bootloader.Tryboot{Dir: dir}
+		a.RebootTrial = func() error { return device.RebootWith(bootloader.TrybootRebootArg) }
+	}
+	return a, nil
 }
 
 // serve settles the boot, tells systemd it is ready, then polls; it pets
@@ -248,7 +260,11 @@ func status(args []string, stdout io.Writer) error {
 	if dev, err := device.Detect(); err == nil {
 		out.Booted = string(dev.Booted)
 		if dir, err := dev.MountBootsel(); err == nil {
-			if bs, err := (bootloader.UBoot{Dir: dir}).State(); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, bootloader.AutobootFile)); err == nil {
+				if c, err := (bootloader.Tryboot{Dir: dir}).Primary(); err == nil {
+					out.Boot = fmt.Sprintf("tryboot: slot %s committed (%s)", c, bootloader.AutobootFile)
+				}
+			} else if bs, err := (bootloader.UBoot{Dir: dir}).State(); err == nil {
 				out.Boot = strings.ReplaceAll(strings.TrimSpace(string(bs.Marshal())), "\n", " ")
 			}
 		}

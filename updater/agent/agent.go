@@ -54,9 +54,12 @@ type Agent struct {
 	Checks   []Check
 	Deadline time.Duration // for all health checks together
 	Reboot   func() error
-	Now      func() time.Time
-	Log      *slog.Logger
-	Install  install.Options
+	// RebootTrial, if set, replaces Reboot for the reboot into a trial
+	// (the tryboot chain needs the firmware's one-shot flag on it).
+	RebootTrial func() error
+	Now         func() time.Time
+	Log         *slog.Logger
+	Install     install.Options
 	// DeviceID places this device in a release's rollout (the machine-id).
 	DeviceID string
 }
@@ -233,6 +236,9 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		return err
 	}
 	log.Info("rebooting into the trial", "slot", target)
+	if a.RebootTrial != nil {
+		return a.RebootTrial()
+	}
 	return a.Reboot()
 }
 

@@ -630,3 +630,56 @@ func TestInstallFromBundle(t *testing.T) {
 		})
 	}
 }
+
+// TestTrybootChain runs the agent against the tryboot chain's model: the
+// trial reboot carries the firmware's one-shot flag; a health failure, or
+// any reset during the trial, lands on the committed slot.
+func TestTrybootChain(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		healthy bool
+		reset   bool // the trial slot resets before its health checks run
+		want    bootloader.Slot
+	}{{"commit", true, false, bootloader.B}, {"health fails", false, false, bootloader.A}, {"reset during trial", true, true, bootloader.A}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRepo(t)
+			d := newDevice()
+			fw := bootloader.NewFakeTryboot()
+			agentFor := func(booted bootloader.Slot, checks ...Check) *Agent {
+				a := d.agent(r, booted, checks...)
+				a.Boot = fw
+				a.Reboot = func() error { fw.Reboot(""); return nil }
+				a.RebootTrial = func() error { fw.Reboot(bootloader.TrybootRebootArg); return nil }
+				return a
+			}
+			booted := fw.PowerOn()
+			if err := agentFor(booted).AfterBoot(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r.publish(t, "2.0", false)
+			if err := agentFor(booted).Update(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			booted = fw.PowerOn()
+			if booted != bootloader.B {
+				t.Fatalf("the flagged reboot started %s", booted)
+			}
+			if tc.reset {
+				booted = fw.PowerOn() // a watchdog reset before the checks
+			}
+			var c Check = check{"app", nil}
+			if !tc.healthy {
+				c = check{"app", errors.New("not listening")}
+			}
+			_ = agentFor(booted, c).AfterBoot(context.Background())
+			final := fw.PowerOn()
+			if final != tc.want {
+				t.Fatalf("device settles on %s, want %s", final, tc.want)
+			}
+			st, _ := d.store.Load()
+			if st.Trial != nil || (tc.want == bootloader.A) != (st.Failed["2.0"].Version == "2.0") {
+				t.Errorf("state: trial %+v failed %+v", st.Trial, st.Failed)
+			}
+		})
+	}
+}

@@ -104,3 +104,48 @@ func TestUBootFile(t *testing.T) {
 		t.Error("temporary file left behind")
 	}
 }
+
+func TestTrybootFile(t *testing.T) {
+	dir := t.TempDir()
+	tb := Tryboot{Dir: dir}
+	if p, err := tb.Primary(); err != nil || p != A {
+		t.Fatalf("fresh image: %s %v", p, err)
+	}
+	if err := tb.TryOnce(A); err == nil {
+		t.Error("a trial of the committed slot accepted")
+	}
+	if err := tb.TryOnce(B); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, AutobootFile))
+	normal, try, enabled, err := ParseAutoboot(data)
+	if err != nil || !enabled || normal != 2 || try != 3 {
+		t.Fatalf("after TryOnce(b): normal %d tryboot %d enabled %v (%v)\n%s", normal, try, enabled, err, data)
+	}
+	if err := tb.MarkGood(B); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := tb.Primary(); p != B {
+		t.Errorf("committed %s after MarkGood(b)", p)
+	}
+	if err := tb.MarkBad(B); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := tb.Primary(); p != A {
+		t.Errorf("committed %s after MarkBad(b)", p)
+	}
+	os.WriteFile(filepath.Join(dir, AutobootFile), []byte("[all]\nboot_partition=7\ntryboot_a_b=1\n"), 0o644)
+	if _, err := tb.Primary(); !errors.Is(err, ErrState) {
+		t.Errorf("autoboot.txt naming partition 7: %v", err)
+	}
+}
+
+func TestTrybootKernel(t *testing.T) {
+	for rel, ok := range map[string]bool{"6.12.34+rpt-rpi-v8": true, "6.6.51+rpt-rpi-2712": true, "6.12.48+deb13-arm64": false, "6.1.0-37-arm64": false} {
+		if err := CheckTrybootKernel(rel); (err == nil) != ok {
+			t.Errorf("%s: %v", rel, err)
+		} else if err != nil && !errors.Is(err, ErrNoTrybootKernel) {
+			t.Errorf("%s: %v does not wrap ErrNoTrybootKernel", rel, err)
+		}
+	}
+}

@@ -26,14 +26,19 @@ func (u UBoot) read() (State, error) {
 	return ParseState(data)
 }
 
-func (u UBoot) write(st State) error {
-	path := filepath.Join(u.Dir, StateFile)
+func (u UBoot) write(st State) error { return writeFile(u.Dir, StateFile, st.Marshal()) }
+
+// writeFile replaces dir/name: a new file, synced, renamed over the old
+// one, then the folder synced (FAT included: the rename is one directory
+// entry write).
+func writeFile(dir, name string, data []byte) error {
+	path := filepath.Join(dir, name)
 	tmp := path + ".new"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("boot state: %w", err)
 	}
-	if _, err := f.Write(st.Marshal()); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return fmt.Errorf("boot state: %w", err)
 	}
@@ -47,13 +52,13 @@ func (u UBoot) write(st State) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("boot state: %w", err)
 	}
-	d, err := os.Open(u.Dir)
+	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("boot state: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("boot state: sync %s: %w", u.Dir, err)
+		return fmt.Errorf("boot state: sync %s: %w", dir, err)
 	}
 	return nil
 }

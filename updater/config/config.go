@@ -38,12 +38,14 @@ type Health struct {
 
 // Config is the agent's configuration.
 type Config struct {
-	Server  string        `yaml:"server"`
-	Channel string        `yaml:"channel"`
-	Board   string        `yaml:"board"`
-	Keys    []string      `yaml:"keys"`
-	Poll    time.Duration `yaml:"poll,omitempty"`
-	Health  Health        `yaml:"health,omitempty"`
+	Server  string `yaml:"server"`
+	Channel string `yaml:"channel"`
+	Board   string `yaml:"board"`
+	// Bootloader is the image's boot chain: uboot (default) or tryboot.
+	Bootloader string        `yaml:"bootloader,omitempty"`
+	Keys       []string      `yaml:"keys"`
+	Poll       time.Duration `yaml:"poll,omitempty"`
+	Health     Health        `yaml:"health,omitempty"`
 }
 
 // Parse reads one file's YAML strictly.
@@ -121,6 +123,8 @@ func (c Config) Validate() error {
 		return errors.New("updater config: no trusted keys: this device would accept no update")
 	case c.Poll < time.Minute:
 		return fmt.Errorf("updater config: poll %s is shorter than a minute", c.Poll)
+	case c.Bootloader != "" && c.Bootloader != "uboot" && c.Bootloader != "tryboot":
+		return fmt.Errorf("updater config: bootloader %q: want uboot or tryboot", c.Bootloader)
 	}
 	for _, h := range c.Health.HTTP {
 		if _, err := url.Parse(h.URL); err != nil || h.URL == "" {

@@ -105,3 +105,18 @@ func (d *Device) MountBootsel() (string, error) {
 func Reboot() error {
 	return exec.Command("systemctl", "reboot").Run()
 }
+
+// RebootWith asks systemd for a clean reboot whose reboot(2) call carries
+// arg (e.g. the Pi firmware's "0 tryboot").
+func RebootWith(arg string) error {
+	return exec.Command("systemctl", "reboot", arg).Run()
+}
+
+// KernelRelease is the running kernel's release (uname -r).
+func KernelRelease() (string, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", err
+	}
+	return unix.ByteSliceToString(u.Release[:]), nil
+}
