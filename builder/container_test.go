@@ -135,7 +135,7 @@ func TestBuildWithContainers(t *testing.T) {
 		t.Errorf("container trees:\n%s", ls)
 	}
 	unit := cat("/usr/share/containers/systemd/redis.container")
-	for _, want := range []string{"Rootfs=/usr/lib/pibake/containers/redis/rootfs:O", "Exec=/usr/bin/server --port 6379", "Volume=redis-data:/srv/data", "HealthCmd=/usr/bin/server --ping", "Notify=healthy"} {
+	for _, want := range []string{"Rootfs=/usr/lib/pibake/containers/redis/rootfs:O", "Exec=/usr/bin/server --port 6379", "Volume=redis-data:/srv/data", `HealthCmd=["/usr/bin/server","--ping"]`, "Notify=healthy"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("redis.container lacks %q:\n%s", want, unit)
 		}

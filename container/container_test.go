@@ -286,7 +286,7 @@ func TestUnit(t *testing.T) {
 	for _, want := range []string{
 		"Rootfs=/usr/lib/pibake/containers/hello/rootfs:O\n", "User=65534:65534\n", "PublishPort=8080:8080\n",
 		"Volume=hello-data:/data\n", `Environment="GREETING=hi there"` + "\n", `Environment="B=100%%"` + "\n", "Environment=PATH=/bin\n",
-		"HealthCmd=/app -check\n", "HealthInterval=5s\n", "HealthRetries=3\n", "Notify=healthy\n",
+		`HealthCmd=["/app","-check"]` + "\n", "HealthInterval=5s\n", "HealthRetries=3\n", "Notify=healthy\n",
 		"Exec=/bin/arm64 --listen :8080\n", "After=redis.service\nRequires=redis.service\n", "WantedBy=multi-user.target\n",
 	} {
 		if !strings.Contains(u, want) {

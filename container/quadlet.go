@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -98,7 +99,9 @@ func Unit(s Spec, cf *v1.ConfigFile) []byte {
 		line("Volume", v)
 	}
 	if h := s.Health; h != nil {
-		line("HealthCmd", joinArgs(h.Command))
+		// The exec form (a JSON array): podman would otherwise run the
+		// command with /bin/sh -c, which an image need not have.
+		line("HealthCmd", execForm(h.Command))
 		if h.Interval > 0 {
 			line("HealthInterval", h.Interval.String())
 		}
@@ -124,6 +127,13 @@ func Unit(s Spec, cf *v1.ConfigFile) []byte {
 	}
 	b.WriteString("\n[Service]\nRestart=always\nTimeoutStartSec=300\n\n[Install]\nWantedBy=multi-user.target\n")
 	return []byte(b.String())
+}
+
+// execForm renders a command as the JSON array podman takes for an exec
+// form health check, with systemd's specifier and variable signs escaped.
+func execForm(args []string) string {
+	b, _ := json.Marshal(args)
+	return strings.NewReplacer(`$`, `$$`, `%`, `%%`).Replace(string(b))
 }
 
 // joinArgs quotes arguments the way systemd (and Quadlet) split them.
