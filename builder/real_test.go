@@ -28,7 +28,20 @@ func needReal(t *testing.T) {
 func copyTree(t *testing.T, src string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "clone")
-	for _, d := range []string{"images", "overlays", "services"} {
+	// The demo's container is built from Go source in the module.
+	for _, f := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"images", "overlays", "services", "containers"} {
 		err := filepath.Walk(filepath.Join(src, d), func(p string, info os.FileInfo, err error) error {
 			if err != nil {
 				return err
