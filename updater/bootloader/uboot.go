@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/pibake/pibake/updater/internal/atomicfile"
 )
 
 // StateFile is the state file's name on bootsel.
@@ -28,37 +30,10 @@ func (u UBoot) read() (State, error) {
 
 func (u UBoot) write(st State) error { return writeFile(u.Dir, StateFile, st.Marshal()) }
 
-// writeFile replaces dir/name: a new file, synced, renamed over the old
-// one, then the folder synced (FAT included: the rename is one directory
-// entry write).
+// writeFile replaces dir/name atomically.
 func writeFile(dir, name string, data []byte) error {
-	path := filepath.Join(dir, name)
-	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, name), data, 0o644); err != nil {
 		return fmt.Errorf("boot state: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("boot state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("boot state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("boot state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("boot state: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("boot state: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("boot state: sync %s: %w", dir, err)
 	}
 	return nil
 }

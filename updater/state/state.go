@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/pibake/pibake/updater/internal/atomicfile"
 )
 
 // Format is the version of the state file.
@@ -99,35 +101,13 @@ func (f File) Save(st State) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(f.Path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
 		return fmt.Errorf("updater state: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".state-*")
-	if err != nil {
+	if err := atomicfile.Write(f.Path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("updater state: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("updater state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("updater state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("updater state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), f.Path); err != nil {
-		return fmt.Errorf("updater state: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("updater state: %w", err)
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // Memory is a Store for tests that can cut the power: Save number
