@@ -1,8 +1,8 @@
 package builder
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
