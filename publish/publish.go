@@ -27,6 +27,7 @@ import (
 	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/internal/atomicfile"
 	"github.com/pibake/pibake/updater/channel"
 )
 
@@ -107,10 +108,10 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	base := filepath.Join(dir, o.Channel+".json")
-	if err := writeAtomic(base+".minisig", sig); err != nil {
+	if err := atomicfile.Write(base+".minisig", sig, 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeAtomic(base, doc); err != nil {
+	if err := atomicfile.Write(base, doc, 0o644); err != nil {
 		return nil, err
 	}
 	res.Document = d
@@ -190,24 +191,4 @@ func nextSerial(repo, name string) (uint64, error) {
 		return 0, fmt.Errorf("publish: current channel document %s is unreadable (%v): fix or remove it", name, err)
 	}
 	return d.Serial + 1, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/pibake/pibake/updater/internal/atomicfile"
+	"github.com/pibake/pibake/internal/atomicfile"
 )
 
 // StateFile is the state file's name on bootsel.

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/pibake/pibake/updater/internal/atomicfile"
+	"github.com/pibake/pibake/internal/atomicfile"
 )
 
 // Format is the version of the state file.

@@ -1,7 +1,8 @@
 // Package atomicfile replaces a file so that a power cut leaves either the
 // old or the new content: a new file in the same folder, synced, renamed
-// over the old one, then the folder synced. On FAT (bootsel) the rename is
-// one directory entry write.
+// over the old one, then the folder synced. The device agent's state and
+// boot files use it (on FAT, bootsel, the rename is one directory entry
+// write), and so do the update repository's channel documents.
 package atomicfile
 
 import (
