@@ -20,7 +20,9 @@ import (
 // preparedContainer is a container ready to go into the root filesystem.
 type preparedContainer struct {
 	name, source, digest string
-	tree                 string // flattened tar in the staging folder
+	runtime              string // podman or docker
+	imageID              string // docker: the loaded image's ID
+	tree                 string // tar of RootDir/NAME in the staging folder
 	treeBytes            int64  // file bytes in the tree
 	entries              int
 	unit                 []byte
@@ -91,7 +93,11 @@ func prepareContainers(ctx context.Context, def *imagedef.Definition, lock *debi
 			img = cache.Image(r.Image, layers)
 			source = c.Image
 		}
-		p, err := flattenContainer(c, img, source, work)
+		prepare := flattenContainer
+		if def.ContainerRuntime == "docker" {
+			prepare = dockerContainer
+		}
+		p, err := prepare(c, img, source, work)
 		if err != nil {
 			return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
 		}
@@ -100,8 +106,19 @@ func prepareContainers(ctx context.Context, def *imagedef.Definition, lock *debi
 	return out, nil
 }
 
+// spec is the container as the container package's unit writers take it.
+func spec(c imagedef.Container) container.Spec {
+	s := container.Spec{Name: c.Name, Description: c.Description, Ports: c.Ports, Volumes: c.Volumes, Network: c.Network, Environment: c.Environment, Command: c.Command, After: c.After}
+	if h := c.Health; h != nil {
+		s.Health = &container.Health{Command: h.Command, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
+	return s
+}
+
+// flattenContainer prepares a container for podman: its flattened tree
+// and a Quadlet unit.
 func flattenContainer(c imagedef.Container, img v1.Image, source, work string) (preparedContainer, error) {
-	p := preparedContainer{name: c.Name, source: source}
+	p := preparedContainer{name: c.Name, source: source, runtime: "podman"}
 	d, err := img.Digest()
 	if err != nil {
 		return p, err
@@ -111,7 +128,7 @@ func flattenContainer(c imagedef.Container, img v1.Image, source, work string) (
 	if err != nil {
 		return p, err
 	}
-	p.tree = filepath.Join(work, "container-"+c.Name+".tar")
+	p.tree = filepath.Join(work, "container-"+c.Name+"-rootfs.tar")
 	f, err := os.Create(p.tree)
 	if err != nil {
 		return p, err
@@ -125,11 +142,40 @@ func flattenContainer(c imagedef.Container, img v1.Image, source, work string) (
 		return p, fmt.Errorf("flatten: %w", err)
 	}
 	p.entries, p.treeBytes = n, cw.n
-	spec := container.Spec{Name: c.Name, Description: c.Description, Ports: c.Ports, Volumes: c.Volumes, Network: c.Network, Environment: c.Environment, Command: c.Command, After: c.After}
-	if h := c.Health; h != nil {
-		spec.Health = &container.Health{Command: h.Command, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	p.unit = container.Unit(spec(c), cf)
+	return p, nil
+}
+
+// dockerContainer prepares a container for docker: the image as an
+// unpacked docker-archive and a service that runs it.
+func dockerContainer(c imagedef.Container, img v1.Image, source, work string) (preparedContainer, error) {
+	p := preparedContainer{name: c.Name, source: source, runtime: "docker"}
+	d, err := img.Digest()
+	if err != nil {
+		return p, err
 	}
-	p.unit = container.Unit(spec, cf)
+	p.digest = d.String()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return p, err
+	}
+	s := spec(c)
+	p.tree = filepath.Join(work, "container-"+c.Name+"-docker.tar")
+	f, err := os.Create(p.tree)
+	if err != nil {
+		return p, err
+	}
+	di, err := container.WriteDockerTree(img, c.Name, s.Health, work, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return p, fmt.Errorf("docker archive: %w", err)
+	}
+	p.imageID, p.entries, p.treeBytes = di.ID, di.Entries, di.Bytes
+	if p.unit, err = container.DockerUnit(s, cf, di.ID); err != nil {
+		return p, err
+	}
 	return p, nil
 }
 
@@ -149,6 +195,17 @@ func containerFiles(spec *rootfs.Spec, cs []preparedContainer) {
 	if len(cs) == 0 {
 		return
 	}
+	if cs[0].runtime == "docker" {
+		for _, f := range container.DockerFiles() {
+			spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode})
+		}
+		spec.Units = append(spec.Units, rootfs.Unit{Name: container.DockerLoader, Data: container.DockerLoaderUnit(), Enable: true})
+		for _, c := range cs {
+			spec.Units = append(spec.Units, rootfs.Unit{Name: c.name + ".service", Data: c.unit, Enable: true})
+			spec.Trees = append(spec.Trees, rootfs.Tree{Dest: container.RootDir + "/" + c.name, Tar: c.tree})
+		}
+		return
+	}
 	spec.Files = append(spec.Files,
 		rootfs.File{Path: "/etc/containers/storage.conf", Data: []byte(containersStorageConf), Mode: 0o644},
 		rootfs.File{Path: "/etc/containers/containers.conf", Data: []byte(containersConf), Mode: 0o644},
@@ -159,8 +216,9 @@ func containerFiles(spec *rootfs.Spec, cs []preparedContainer) {
 	}
 }
 
-// containerUnits are the services Quadlet makes of the containers: the
-// updater's health gate waits for each to be active (healthy).
+// containerUnits are the services that run the containers (made by
+// Quadlet, or written by pibake for docker): the updater's health gate
+// waits for each to be active (healthy).
 func containerUnits(def *imagedef.Definition) []string {
 	var units []string
 	for _, c := range def.Containers {

@@ -51,6 +51,10 @@ type ManifestContainer struct {
 	// container's cost before squashfs compression.
 	Bytes   int64 `json:"bytes"`
 	Entries int   `json:"entries"`
+	// Runtime is podman or docker; ImageID is the ID docker knows the
+	// loaded image by (docker runtime only).
+	Runtime string `json:"runtime"`
+	ImageID string `json:"image_id,omitempty"`
 }
 
 // ManifestDisk describes the whole image file.
@@ -167,7 +171,7 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 	}
 	sort.Slice(m.BootPackages, func(i, j int) bool { return m.BootPackages[i].Name < m.BootPackages[j].Name })
 	for _, c := range rf.containers {
-		m.Containers = append(m.Containers, ManifestContainer{Name: c.name, Source: c.source, Digest: c.digest, Bytes: c.treeBytes, Entries: c.entries})
+		m.Containers = append(m.Containers, ManifestContainer{Name: c.name, Source: c.source, Digest: c.digest, Bytes: c.treeBytes, Entries: c.entries, Runtime: c.runtime, ImageID: c.imageID})
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

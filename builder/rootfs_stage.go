@@ -97,8 +97,14 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	for _, f := range system.Files(uboot.DefaultTries, base.Has("usr/sbin/sshd"), def.Updater != nil) {
 		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
 	}
-	if len(containers) > 0 && !base.Has("usr/bin/podman") {
-		return nil, fmt.Errorf("%s: containers run with podman, which the base lacks: add podman to debian.packages and run 'pibake lock'", def.File)
+	if len(containers) > 0 {
+		need := map[string][]string{"podman": {"usr/bin/podman"}, "docker": {"usr/sbin/dockerd", "usr/bin/docker"}}[def.ContainerRuntime]
+		pkgs := map[string]string{"podman": "podman", "docker": "docker.io and docker-cli"}[def.ContainerRuntime]
+		for _, f := range need {
+			if !base.Has(f) {
+				return nil, fmt.Errorf("%s: containers run with %s (container_runtime), but the base has no /%s: add %s to debian.packages and run 'pibake lock'", def.File, def.ContainerRuntime, f, pkgs)
+			}
+		}
 	}
 	containerFiles(&spec, containers)
 	if def.Updater != nil {

@@ -143,6 +143,9 @@ func (d *Definition) validateContainers(bad func(msg string, p ...string)) {
 	for _, c := range d.Containers {
 		names[c.Name] = true
 	}
+	if !contains(KnownRuntimes, d.ContainerRuntime) {
+		bad(fmt.Sprintf("unknown container runtime %q (known: %s)", d.ContainerRuntime, strings.Join(KnownRuntimes, ", ")), "container_runtime")
+	}
 	seen := map[string]bool{}
 	for i, c := range d.Containers {
 		at := func(f ...string) []string { return append([]string{"containers", strconv.Itoa(i)}, f...) }

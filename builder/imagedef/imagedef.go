@@ -22,20 +22,23 @@ import (
 // Definition is an image definition after the chosen environment's overrides
 // have been merged in and defaults applied.
 type Definition struct {
-	Name         string                `yaml:"name"`
-	Version      string                `yaml:"version"`
-	Description  string                `yaml:"description"`
-	Boards       []string              `yaml:"boards"`
-	Bootloader   string                `yaml:"bootloader"`
-	Debian       Debian                `yaml:"debian"`
-	Partitions   Partitions            `yaml:"partitions"`
-	Hostname     string                `yaml:"hostname"`
-	Users        []User                `yaml:"users"`
-	Overlays     []Overlay             `yaml:"overlays"`
-	Services     []Service             `yaml:"services"`
-	Containers   []Container           `yaml:"containers"`
-	Updater      *Updater              `yaml:"updater"`
-	Environments map[string]yamlIgnore `yaml:"environments"`
+	Name        string      `yaml:"name"`
+	Version     string      `yaml:"version"`
+	Description string      `yaml:"description"`
+	Boards      []string    `yaml:"boards"`
+	Bootloader  string      `yaml:"bootloader"`
+	Debian      Debian      `yaml:"debian"`
+	Partitions  Partitions  `yaml:"partitions"`
+	Hostname    string      `yaml:"hostname"`
+	Users       []User      `yaml:"users"`
+	Overlays    []Overlay   `yaml:"overlays"`
+	Services    []Service   `yaml:"services"`
+	Containers  []Container `yaml:"containers"`
+	// ContainerRuntime runs the containers: podman (Quadlet, the default)
+	// or docker.
+	ContainerRuntime string                `yaml:"container_runtime"`
+	Updater          *Updater              `yaml:"updater"`
+	Environments     map[string]yamlIgnore `yaml:"environments"`
 
 	// Set by Load, not by YAML.
 	File string `yaml:"-"` // path the definition was read from
@@ -114,6 +117,7 @@ const (
 	DefaultMirror     = "http://deb.debian.org/debian"
 	DefaultVariant    = "minbase"
 	DefaultBootloader = "uboot"
+	DefaultRuntime    = "podman"
 )
 
 // DefaultComponents are the archive components used when none are given;
@@ -130,6 +134,7 @@ const MinFAT = 40 * MiB
 var (
 	KnownBoards      = []string{"pi3", "pi4", "qemu"}
 	KnownBootloaders = []string{"uboot", "tryboot"}
+	KnownRuntimes    = []string{"podman", "docker"}
 	KnownVariants    = []string{"essential", "apt", "required", "minbase", "buildd", "important", "standard"}
 	KnownEnvs        = []string{"test", "preprod", "prod"}
 )
@@ -172,6 +177,9 @@ func (d *Definition) EnvNames() []string {
 }
 
 func (d *Definition) applyDefaults() {
+	if d.ContainerRuntime == "" {
+		d.ContainerRuntime = DefaultRuntime
+	}
 	if d.Bootloader == "" {
 		d.Bootloader = DefaultBootloader
 	}

@@ -122,9 +122,13 @@ func Write(path string, pkgs []Package) error {
 		},
 		func() error { return file("usr/sbin/sshd", 0o755, 0, "\x7fELF fake sshd\n") },
 		func() error {
+			// The programs the container runtimes' packages bring.
+			bins := map[string][]string{"podman": {"usr/bin/podman"}, "docker.io": {"usr/sbin/dockerd"}, "docker-cli": {"usr/bin/docker"}}
 			for _, p := range pkgs {
-				if p.Name == "podman" {
-					return file("usr/bin/podman", 0o755, 0, "\x7fELF fake podman\n")
+				for _, b := range bins[p.Name] {
+					if err := file(b, 0o755, 0, "\x7fELF fake "+b+"\n"); err != nil {
+						return err
+					}
 				}
 			}
 			return nil

@@ -1,0 +1,164 @@
+package container
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// dockerArchive re-packs the docker/image part of a tree as the tar that
+// `docker load` reads, and returns it with the tree's other files.
+func dockerArchive(t *testing.T, tree []byte) ([]byte, map[string]string) {
+	t.Helper()
+	files := map[string]string{}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tr := tar.NewReader(bytes.NewReader(tree))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(tr)
+		files[h.Name] = string(b)
+		if name, ok := strings.CutPrefix(h.Name, "docker/image/"); ok && h.Typeflag == tar.TypeReg {
+			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b))})
+			tw.Write(b)
+		}
+	}
+	tw.Close()
+	return buf.Bytes(), files
+}
+
+func TestDockerTree(t *testing.T) {
+	base := layer(t, file{name: "bin/", typ: tar.TypeDir}, file{name: "bin/app", body: "arm64 app"})
+	img := image(t, "arm64", base, layer(t, file{name: "etc/conf", body: "x"}), base)
+	h := &Health{Command: []string{"/bin/app", "-check"}, Interval: 10e9, StartPeriod: 5e9, Retries: 2}
+	var a, b bytes.Buffer
+	di, err := WriteDockerTree(img, "hello", h, t.TempDir(), &a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteDockerTree(img, "hello", h, t.TempDir(), &b); err != nil || !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Fatalf("two writes of one image differ (%v)", err)
+	}
+	archive, files := dockerArchive(t, a.Bytes())
+	if files["docker/id"] != di.ID+"\n" || !strings.HasPrefix(di.Tag, "pibake.local/hello:") {
+		t.Errorf("id file %q, image %+v", files["docker/id"], di)
+	}
+	layers := 0
+	for n := range files {
+		if strings.HasPrefix(n, "docker/image/blobs/sha256/") && len(n) > len("docker/image/blobs/sha256/") {
+			layers++
+		}
+	}
+	if layers != 3 { // config and two distinct layers: the repeated one is stored once
+		t.Errorf("%d blobs, want 3", layers)
+	}
+	// What a docker-archive reader makes of it: the image ID is the hash of
+	// the config, the health check is there in exec form, every layer
+	// matches its diff ID.
+	loaded, err := tarball.Image(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(archive)), nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := loaded.RawConfigFile()
+	sum := sha256.Sum256(raw)
+	if "sha256:"+hex.EncodeToString(sum[:]) != di.ID {
+		t.Errorf("image ID %s is not the config's hash", di.ID)
+	}
+	cf, err := loaded.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc := cf.Config.Healthcheck; hc == nil || strings.Join(hc.Test, " ") != "CMD /bin/app -check" || hc.Interval != 10e9 || hc.StartPeriod != 5e9 || hc.Retries != 2 {
+		t.Errorf("health check in the config: %+v", cf.Config.Healthcheck)
+	}
+	if cf.Architecture != "arm64" || strings.Join(cf.Config.Entrypoint, " ") != "/bin/arm64" {
+		t.Errorf("config lost its fields: %+v", cf)
+	}
+	ls, _ := loaded.Layers()
+	if len(ls) != 3 {
+		t.Fatalf("%d layers, want 3", len(ls))
+	}
+	for i, l := range ls {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := sha256.New()
+		io.Copy(got, rc)
+		want, _ := l.DiffID()
+		if "sha256:"+hex.EncodeToString(got.Sum(nil)) != want.String() {
+			t.Errorf("layer %d does not match its diff ID", i)
+		}
+	}
+	// Without a health check the config, and so the image ID, is the source's.
+	var c bytes.Buffer
+	plain, err := WriteDockerTree(img, "hello", nil, t.TempDir(), &c)
+	if want, _ := img.ConfigName(); err != nil || plain.ID != want.String() {
+		t.Errorf("image ID %s, the source's config is %s (%v)", plain.ID, want, err)
+	}
+}
+
+// lyingLayer claims a diff ID its bytes do not have.
+type lyingLayer struct{ v1.Layer }
+
+func (lyingLayer) DiffID() (v1.Hash, error) {
+	return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}, nil
+}
+
+func TestDockerTreeCorruptLayer(t *testing.T) {
+	img := fakeLayers{image(t, "arm64"), lyingLayer{layer(t, file{name: "a", body: "a"})}}
+	_, err := WriteDockerTree(img, "x", nil, t.TempDir(), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("corrupt layer: %v", err)
+	}
+}
+
+type fakeLayers struct {
+	v1.Image
+	l v1.Layer
+}
+
+func (f fakeLayers) Layers() ([]v1.Layer, error) { return []v1.Layer{f.l}, nil }
+
+func TestDockerUnit(t *testing.T) {
+	cf, _ := image(t, "arm64").ConfigFile()
+	cf.Config.User = "65534"
+	s := Spec{Name: "hello", Network: "host", Ports: []string{"8080:8080"}, Volumes: []string{"hello-data:/data:U,ro", "/etc/app:/etc/app:ro"},
+		Environment: map[string]string{"B": "100%", "A": "hi there"}, Command: []string{"--listen", ":8080"},
+		Health: &Health{Command: []string{"/app", "-check"}}, After: []string{"redis", "network-online.target"}}
+	u, err := DockerUnit(s, cf, "sha256:abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"After=docker.service\nRequires=docker.service\n", "Requires=pibake-docker-images.service\n", "After=redis.service\n", "After=network-online.target\n",
+		"ExecStartPre=-/usr/bin/docker rm --force hello\n", "ExecStartPre=/usr/lib/pibake/docker/volume hello-data 65534\n",
+		`ExecStart=/usr/bin/docker run --rm --name hello --pull never --network host --publish 8080:8080 --volume hello-data:/data:ro --volume /etc/app:/etc/app:ro --env "A=hi there" --env "B=100%%" sha256:abc --listen :8080` + "\n",
+		"ExecStartPost=/usr/lib/pibake/docker/wait-healthy hello\n", "ExecStop=/usr/bin/docker stop hello\n", "WantedBy=multi-user.target\n",
+	} {
+		if !strings.Contains(string(u), want) {
+			t.Errorf("unit lacks %q:\n%s", want, u)
+		}
+	}
+	cf.Config.User = "redis"
+	if _, err := DockerUnit(s, cf, "sha256:abc"); err == nil || !strings.Contains(err.Error(), `runs as "redis"`) {
+		t.Errorf("U with a named user: %v", err)
+	}
+	cf.Config.User = ""
+	if _, err := DockerUnit(Spec{Name: "x", Volumes: []string{"/srv:/srv:U"}}, cf, "sha256:abc"); err == nil || !strings.Contains(err.Error(), "named volumes") {
+		t.Errorf("U on a host path: %v", err)
+	}
+}
