@@ -56,8 +56,10 @@ func build(t *testing.T) (string, error) {
 	return buildVariant(t, variant{overlay: "e2e", service: "e2e-report"})
 }
 
-// variant is what an e2e build changes in images/demo.yaml.
+// variant is what an e2e build changes in images/demo.yaml (or in the
+// definition it names).
 type variant struct {
+	def              string // definition in images/, "" for demo
 	version          string // "" keeps the demo's
 	overlay, service string // added from testdata/
 	updater          string // YAML of an updater section, "" for none
@@ -66,6 +68,9 @@ type variant struct {
 }
 
 func buildVariant(t *testing.T, v variant) (string, error) {
+	if v.def == "" {
+		v.def = "demo"
+	}
 	repo, err := os.MkdirTemp("", "pibake-e2e-repo-")
 	if err != nil {
 		return "", err
@@ -73,7 +78,7 @@ func buildVariant(t *testing.T, v variant) (string, error) {
 	defer os.RemoveAll(repo)
 	type cp struct{ src, dst string }
 	copies := []cp{
-		{"../overlays", "overlays"}, {"../services", "services"}, {"../images/demo.lock", "images/demo.lock"},
+		{"../overlays", "overlays"}, {"../services", "services"}, {"../images/" + v.def + ".lock", "images/" + v.def + ".lock"},
 		{"../containers", "containers"}, {"../go.mod", "go.mod"}, {"../go.sum", "go.sum"},
 		{"testdata/overlays/" + v.overlay, "overlays/" + v.overlay}, {"testdata/services/" + v.service + ".service", "services/" + v.service + ".service"},
 	}
@@ -85,11 +90,12 @@ func buildVariant(t *testing.T, v variant) (string, error) {
 			return "", err
 		}
 	}
-	def, err := edit("../images/demo.yaml", v)
+	def, err := edit("../images/"+v.def+".yaml", v)
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(repo, "images", "demo.yaml"), def, 0o644); err != nil {
+	defPath := filepath.Join(repo, "images", v.def+".yaml")
+	if err := os.WriteFile(defPath, def, 0o644); err != nil {
 		return "", err
 	}
 	out, err := os.MkdirTemp("", "pibake-e2e-build-")
@@ -97,7 +103,7 @@ func buildVariant(t *testing.T, v variant) (string, error) {
 		return "", err
 	}
 	start := time.Now()
-	res, err := builder.Build(context.Background(), builder.Options{Definition: filepath.Join(repo, "images", "demo.yaml"), Board: "qemu", OutDir: filepath.Join(out, "demo")})
+	res, err := builder.Build(context.Background(), builder.Options{Definition: defPath, Board: "qemu", OutDir: filepath.Join(out, v.def)})
 	if err != nil {
 		return "", err
 	}
