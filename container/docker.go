@@ -325,7 +325,7 @@ Requires=docker.service
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=` + DockerDir + `/load-images
-TimeoutStartSec=infinity
+TimeoutStartSec=30min
 
 [Install]
 WantedBy=multi-user.target
