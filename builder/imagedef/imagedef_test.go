@@ -114,6 +114,7 @@ func TestErrors(t *testing.T) {
 		{"tryboot pi3", strings.Replace(good, "[qemu, pi4]", "[pi3]\nbootloader: tryboot", 1), "", []string{"boards.0", "tryboot"}},
 		{"scalar env", strings.Replace(good, "  prod:\n", "  staging: yes\n  prod:\n", 1), "staging", []string{"environments.staging", "must be a mapping"}},
 		{"missing name", strings.Replace(good, "name: small\n", "", 1), "", []string{"name: required"}},
+		{"unknown runtime", good + "container_runtime: rkt\n", "", []string{"small.yaml:24:", "container_runtime", `unknown container runtime "rkt"`, "podman, docker"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
