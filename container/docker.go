@@ -338,7 +338,7 @@ const dockerLoad = `#!/bin/sh
 # loads its own again).
 set -eu
 keep=" "
-for dir in ` + RootDir + `/*/docker; do
+for dir in "${PIBAKE_CONTAINERS:-` + RootDir + `}"/*/docker; do
 	[ -f "$dir/id" ] || continue
 	name=$(basename "$(dirname "$dir")")
 	id=$(cat "$dir/id")

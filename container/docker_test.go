@@ -6,6 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -160,5 +163,109 @@ func TestDockerUnit(t *testing.T) {
 	cf.Config.User = ""
 	if _, err := DockerUnit(Spec{Name: "x", Volumes: []string{"/srv:/srv:U"}}, cf, "sha256:abc"); err == nil || !strings.Contains(err.Error(), "named volumes") {
 		t.Errorf("U on a host path: %v", err)
+	}
+}
+
+// fakeDocker is a docker command for the loader: images are files in
+// $FAKE_DOCKER/images named by ID hex, holding their tag; every call is
+// logged to $FAKE_DOCKER/log.
+const fakeDocker = `#!/bin/sh
+st=$FAKE_DOCKER
+echo "$*" >> "$st/log"
+case "$1 $2" in
+"image inspect") [ -f "$st/images/${3#sha256:}" ] ;;
+"load ") 
+	cat > "$st/in.tar"
+	m=$(tar -xOf "$st/in.tar" ./manifest.json) || exit 1
+	id=$(echo "$m" | sed 's/.*"Config":"blobs\/sha256\/\([0-9a-f]*\)".*/\1/')
+	tag=$(echo "$m" | sed 's/.*"RepoTags":\["\([^"]*\)".*/\1/')
+	[ -n "$FAKE_DOCKER_BROKEN" ] || echo "$tag" > "$st/images/$id"
+	echo "Loaded image: $tag" ;;
+"images --no-trunc")
+	for f in "$st"/images/*; do [ -f "$f" ] && echo "$(cat "$f") sha256:$(basename "$f")"; done; true ;;
+"rmi "*)
+	for f in "$st"/images/*; do [ "$(cat "$f")" = "$2" ] && rm "$f"; done; true ;;
+*) echo "fake docker: $*" >&2; exit 2 ;;
+esac
+`
+
+// TestDockerLoader runs load-images against a fake docker through a
+// slot switch: the first boot loads, a reboot loads nothing, the other
+// slot loads its own image and removes the first, a rollback loads the
+// first again; an image missing after docker load fails the unit.
+func TestDockerLoader(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("no tar")
+	}
+	st := t.TempDir()
+	os.MkdirAll(filepath.Join(st, "images"), 0o755)
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "docker"), []byte(fakeDocker), 0o755)
+	var loader string
+	for _, f := range DockerFiles() {
+		if f.Path == DockerDir+"/load-images" {
+			loader = filepath.Join(bin, "load-images")
+			os.WriteFile(loader, f.Data, 0o755)
+		}
+	}
+	// Two slots, each with the hello image of its version.
+	slot := func(version string) (string, string) {
+		root := t.TempDir()
+		img := image(t, "arm64", layer(t, file{name: "version", body: version}))
+		var buf bytes.Buffer
+		di, err := WriteDockerTree(img, "hello", nil, t.TempDir(), &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(&buf)
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			p := filepath.Join(root, "hello", h.Name)
+			if h.Typeflag == tar.TypeDir {
+				os.MkdirAll(p, 0o755)
+				continue
+			}
+			b, _ := io.ReadAll(tr)
+			os.WriteFile(p, b, 0o644)
+		}
+		return root, di.ID
+	}
+	slotA, idA := slot("1.0.0")
+	slotB, idB := slot("2.0.0")
+	boot := func(root string, broken bool) (string, error) {
+		cmd := exec.Command("/bin/sh", loader)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "FAKE_DOCKER="+st, "PIBAKE_CONTAINERS="+root)
+		if broken {
+			cmd.Env = append(cmd.Env, "FAKE_DOCKER_BROKEN=1")
+		}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	loaded := func() string {
+		es, _ := os.ReadDir(filepath.Join(st, "images"))
+		var ids []string
+		for _, e := range es {
+			ids = append(ids, "sha256:"+e.Name())
+		}
+		return strings.Join(ids, ",")
+	}
+	for i, step := range []struct {
+		name, root, want, says string
+	}{
+		{"first boot", slotA, idA, "hello: loading image " + idA},
+		{"reboot", slotA, idA, "hello: image " + idA + " already loaded"},
+		{"update to B", slotB, idB, "not in this slot"},
+		{"rollback to A", slotA, idA, "hello: loading image " + idA},
+	} {
+		out, err := boot(step.root, false)
+		if err != nil || loaded() != step.want || !strings.Contains(out, step.says) {
+			t.Fatalf("step %d (%s): loaded %s, want %s; loader said (%v):\n%s", i, step.name, loaded(), step.want, err, out)
+		}
+	}
+	if out, err := boot(slotB, true); err == nil || !strings.Contains(out, "missing after docker load") {
+		t.Errorf("a load that leaves no image: %v\n%s", err, out)
 	}
 }
