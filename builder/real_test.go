@@ -1,11 +1,14 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +131,8 @@ func TestRealDemo(t *testing.T) {
 		SlotFiles:    []string{"vmlinuz", "initrd.img", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},
 	})
 
+	checkQuadlet(t, resA.Image)
+
 	b := copyTree(t, "..")
 	resB, took := buildLogged(t, Options{Definition: filepath.Join(b, "images", "demo.yaml"), OutDir: filepath.Join(t.TempDir(), "demo")})
 	t.Logf("demo build from a second clone path took %s", took.Round(time.Second))
@@ -184,4 +189,40 @@ func TestRealReproducibleSmall(t *testing.T) {
 		}
 	}
 	t.Logf("small.img sha256 %s", sums[0]["small.img"])
+}
+
+// checkQuadlet runs the image's own Quadlet (podman's systemd generator,
+// arm64, under qemu-user) on the unit pibake wrote for the demo's hello
+// container, as systemd does at boot, and checks the service it makes.
+func checkQuadlet(t *testing.T, img string) {
+	t.Helper()
+	qemu, err := exec.LookPath("qemu-aarch64-static")
+	if err != nil {
+		t.Fatalf("qemu-aarch64-static: %v (scripts/deps.sh installs qemu-user-static)", err)
+	}
+	dir := filepath.Join(t.TempDir(), "root")
+	paths := []string{"/usr/libexec/podman/quadlet", "/usr/lib/aarch64-linux-gnu/libc.so.6", "/usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "/usr/share/containers/systemd"}
+	if out, err := exec.Command("unsquashfs", append([]string{"-q", "-d", dir, extractRoot(t, img)}, paths...)...).CombinedOutput(); err != nil {
+		t.Fatalf("unsquashfs: %v\n%s", err, out)
+	}
+	os.MkdirAll(filepath.Join(dir, "lib"), 0o755)
+	os.Symlink("../usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", filepath.Join(dir, "lib", "ld-linux-aarch64.so.1"))
+	cmd := exec.Command(qemu, "-L", dir, filepath.Join(dir, "usr/libexec/podman/quadlet"), "-dryrun")
+	cmd.Env = append(os.Environ(), "QUADLET_UNIT_DIRS="+filepath.Join(dir, "usr/share/containers/systemd"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("quadlet: %v\n%s", err, stderr.String())
+	}
+	unit := string(out)
+	for _, want := range []string{"---hello.service---", "Type=notify", "--sdnotify=healthy", "--rootfs /usr/lib/pibake/containers/hello/rootfs:O",
+		`--health-cmd "[\"/app\",\"-check\",\"http://127.0.0.1:8080/healthz\"]"`, "--publish 8080:8080", "-v hello-data:/data:U", "--env HELLO_VERSION=0.1.0", "WantedBy=multi-user.target"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("Quadlet's hello.service lacks %q:\n%s\n%s", want, unit, stderr.String())
+		}
+	}
+	if strings.Contains(strings.ToLower(stderr.String()), "unsupported") || strings.Contains(strings.ToLower(stderr.String()), "error") {
+		t.Errorf("Quadlet complained about the unit:\n%s", stderr.String())
+	}
 }
