@@ -279,7 +279,9 @@ func DockerUnit(s Spec, cf *v1.ConfigFile, id string) ([]byte, error) {
 		line("ExecStartPost", DockerDir+"/wait-healthy "+s.Name)
 	}
 	line("ExecStop", docker+" stop "+s.Name)
-	b.WriteString("Restart=always\nTimeoutStartSec=300\n\n[Install]\nWantedBy=multi-user.target\n")
+	// docker run exits with the container's status: 143 is a process
+	// that SIGTERM (docker stop) ended.
+	b.WriteString("SuccessExitStatus=143\nRestart=always\nTimeoutStartSec=300\n\n[Install]\nWantedBy=multi-user.target\n")
 	return []byte(b.String()), nil
 }
 

@@ -1,6 +1,6 @@
 // Command hello is the demo image's container: a small HTTP service that
 // pibake builds from this source into an OCI image (no registry, no
-// Docker) and runs with podman on the device.
+// Docker) and runs with podman (or Docker) on the device.
 //
 //	GET /         a greeting with the image version and what the data
 //	              volume remembers (the version that first started here)
@@ -11,6 +11,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,8 +20,10 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -52,7 +55,20 @@ func main() {
 	})
 	log.Printf("hello %s listening on %s", version, *listen)
 	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Fatal(srv.ListenAndServe())
+	// As the container's PID 1 it gets no default signal handling: stop
+	// cleanly on SIGTERM (podman stop, docker stop) and exit 0.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+	go func() {
+		<-stop
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		log.Fatal(err)
+	}
+	log.Printf("hello %s stopped", version)
 }
 
 // remember returns the version recorded in the data volume, recording
