@@ -93,11 +93,7 @@ func prepareContainers(ctx context.Context, def *imagedef.Definition, lock *debi
 			img = cache.Image(r.Image, layers)
 			source = c.Image
 		}
-		prepare := flattenContainer
-		if def.ContainerRuntime == "docker" {
-			prepare = dockerContainer
-		}
-		p, err := prepare(c, img, source, work)
+		p, err := prepareContainer(def.ContainerRuntime, c, img, source, work)
 		if err != nil {
 			return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
 		}
@@ -115,41 +111,11 @@ func spec(c imagedef.Container) container.Spec {
 	return s
 }
 
-// flattenContainer prepares a container for podman: its flattened tree
-// and a Quadlet unit.
-func flattenContainer(c imagedef.Container, img v1.Image, source, work string) (preparedContainer, error) {
-	p := preparedContainer{name: c.Name, source: source, runtime: "podman"}
-	d, err := img.Digest()
-	if err != nil {
-		return p, err
-	}
-	p.digest = d.String()
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return p, err
-	}
-	p.tree = filepath.Join(work, "container-"+c.Name+"-rootfs.tar")
-	f, err := os.Create(p.tree)
-	if err != nil {
-		return p, err
-	}
-	cw := &countingWriter{w: f}
-	n, err := container.Flatten(img, work, cw)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return p, fmt.Errorf("flatten: %w", err)
-	}
-	p.entries, p.treeBytes = n, cw.n
-	p.unit = container.Unit(spec(c), cf)
-	return p, nil
-}
-
-// dockerContainer prepares a container for docker: the image as an
-// unpacked docker-archive and a service that runs it.
-func dockerContainer(c imagedef.Container, img v1.Image, source, work string) (preparedContainer, error) {
-	p := preparedContainer{name: c.Name, source: source, runtime: "docker"}
+// prepareContainer writes what the runtime needs of one container into
+// work/: for podman the flattened tree and a Quadlet unit, for docker the
+// image as an unpacked docker-archive and a service that runs it.
+func prepareContainer(runtime string, c imagedef.Container, img v1.Image, source, work string) (preparedContainer, error) {
+	p := preparedContainer{name: c.Name, source: source, runtime: runtime}
 	d, err := img.Digest()
 	if err != nil {
 		return p, err
@@ -160,23 +126,32 @@ func dockerContainer(c imagedef.Container, img v1.Image, source, work string) (p
 		return p, err
 	}
 	s := spec(c)
-	p.tree = filepath.Join(work, "container-"+c.Name+"-docker.tar")
+	p.tree = filepath.Join(work, "container-"+c.Name+"-"+runtime+".tar")
 	f, err := os.Create(p.tree)
 	if err != nil {
 		return p, err
 	}
-	di, err := container.WriteDockerTree(img, c.Name, s.Health, work, f)
+	var di container.DockerImage
+	if runtime == "docker" {
+		di, err = container.WriteDockerTree(img, c.Name, s.Health, work, f)
+		p.imageID, p.entries, p.treeBytes = di.ID, di.Entries, di.Bytes
+	} else {
+		cw := &countingWriter{w: f}
+		p.entries, err = container.Flatten(img, work, cw)
+		p.treeBytes = cw.n
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return p, fmt.Errorf("docker archive: %w", err)
+		return p, fmt.Errorf("%s: %w", map[string]string{"docker": "docker archive", "podman": "flatten"}[runtime], err)
 	}
-	p.imageID, p.entries, p.treeBytes = di.ID, di.Entries, di.Bytes
-	if p.unit, err = container.DockerUnit(s, cf, di.ID); err != nil {
-		return p, err
+	if runtime == "docker" {
+		p.unit, err = container.DockerUnit(s, cf, di.ID)
+	} else {
+		p.unit = container.Unit(s, cf)
 	}
-	return p, nil
+	return p, err
 }
 
 type countingWriter struct {

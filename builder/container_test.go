@@ -132,13 +132,7 @@ func TestBuildWithContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := extractRoot(t, res.Image)
-	cat := func(p string) string {
-		out, err := exec.Command("unsquashfs", "-cat", root, p).Output()
-		if err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		return string(out)
-	}
+	cat := catter(t, root)
 	if got := cat("/usr/lib/pibake/containers/redis/rootfs/arch"); got != "arm64" {
 		t.Errorf("redis tree holds %q, want the arm64 image", got)
 	}
@@ -202,13 +196,7 @@ func TestBuildWithDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := extractRoot(t, res.Image)
-	cat := func(p string) string {
-		out, err := exec.Command("unsquashfs", "-cat", root, p).Output()
-		if err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		return string(out)
-	}
+	cat := catter(t, root)
 	var m Manifest
 	raw, _ := os.ReadFile(filepath.Join(out, "manifest.json"))
 	json.Unmarshal(raw, &m)
@@ -292,6 +280,18 @@ func testKey(t *testing.T) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	return lines[len(lines)-1]
+}
+
+// catter returns a function that reads a file of a squashfs.
+func catter(t *testing.T, root string) func(string) string {
+	return func(p string) string {
+		t.Helper()
+		out, err := exec.Command("unsquashfs", "-cat", root, p).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		return string(out)
+	}
 }
 
 func regexpLine(text, pattern string) bool {
