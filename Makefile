@@ -38,7 +38,8 @@ test: deps
 	$(GO) vet ./...
 	PIBAKE_REAL=1 PIBAKE_E2E=1 $(GO) test -p 1 -timeout 80m -count=1 ./...
 
-# Boot images under QEMU: first boot, reboot, slot fallback (e2e/).
+# Boot images under QEMU (e2e/): first boot, reboot, slot fallback, the
+# update and rollback story, and the demo under Docker.
 e2e: deps
 	PIBAKE_E2E=1 $(GO) test -timeout 60m -count=1 -v ./e2e/
 
