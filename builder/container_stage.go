@@ -131,27 +131,28 @@ func prepareContainer(runtime string, c imagedef.Container, img v1.Image, source
 	if err != nil {
 		return p, err
 	}
-	var di container.DockerImage
+	step := "flatten"
 	if runtime == "docker" {
+		step = "docker archive"
+		var di container.DockerImage
 		di, err = container.WriteDockerTree(img, c.Name, s.Health, work, f)
 		p.imageID, p.entries, p.treeBytes = di.ID, di.Entries, di.Bytes
+		if err == nil {
+			p.unit, err = container.DockerUnit(s, cf, di.ID)
+		}
 	} else {
 		cw := &countingWriter{w: f}
 		p.entries, err = container.Flatten(img, work, cw)
 		p.treeBytes = cw.n
+		p.unit = container.Unit(s, cf)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return p, fmt.Errorf("%s: %w", map[string]string{"docker": "docker archive", "podman": "flatten"}[runtime], err)
+		return p, fmt.Errorf("%s: %w", step, err)
 	}
-	if runtime == "docker" {
-		p.unit, err = container.DockerUnit(s, cf, di.ID)
-	} else {
-		p.unit = container.Unit(s, cf)
-	}
-	return p, err
+	return p, nil
 }
 
 type countingWriter struct {

@@ -164,14 +164,7 @@ func TestBuildWithContainers(t *testing.T) {
 	for _, c := range m.Containers {
 		t.Logf("container %s: %d bytes of tree, %d entries, %s", c.Name, c.Bytes, c.Entries, c.Digest)
 	}
-	// Same inputs, same image: rebuild and compare.
-	res2, err := Build(context.Background(), Options{Definition: def, Board: "qemu", OutDir: filepath.Join(t.TempDir(), "out2"), CacheDir: fx.cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res2.Manifest.Disk.SHA256 != res.Manifest.Disk.SHA256 {
-		t.Error("two builds with containers differ")
-	}
+	sameRebuild(t, fx, def, res, "two builds with containers differ")
 }
 
 // TestBuildWithDocker builds the same containers for the docker runtime
@@ -257,13 +250,7 @@ func TestBuildWithDocker(t *testing.T) {
 	for _, c := range m.Containers {
 		t.Logf("container %s: %d bytes of docker-archive, %d entries, image %s", c.Name, c.Bytes, c.Entries, c.ImageID)
 	}
-	res2, err := Build(context.Background(), Options{Definition: def, Board: "qemu", OutDir: filepath.Join(t.TempDir(), "out2"), CacheDir: fx.cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res2.Manifest.Disk.SHA256 != res.Manifest.Disk.SHA256 {
-		t.Error("two docker builds differ")
-	}
+	sameRebuild(t, fx, def, res, "two docker builds differ")
 }
 
 // testKey is a public key to trust, in minisign's text form.
@@ -280,6 +267,18 @@ func testKey(t *testing.T) string {
 	}
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
 	return lines[len(lines)-1]
+}
+
+// sameRebuild builds def again into a new folder: same inputs, same image.
+func sameRebuild(t *testing.T, fx *fixture, def string, res *Result, msg string) {
+	t.Helper()
+	res2, err := Build(context.Background(), Options{Definition: def, Board: "qemu", OutDir: filepath.Join(t.TempDir(), "out2"), CacheDir: fx.cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Manifest.Disk.SHA256 != res.Manifest.Disk.SHA256 {
+		t.Error(msg)
+	}
 }
 
 // catter returns a function that reads a file of a squashfs.

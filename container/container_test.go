@@ -101,16 +101,7 @@ func tree(t *testing.T, img v1.Image) (map[string]string, []string) {
 	}
 	out := map[string]string{}
 	var order []string
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
+	entries(t, &buf, func(h *tar.Header, b []byte) {
 		switch h.Typeflag {
 		case tar.TypeDir:
 			out[h.Name] = "/"
@@ -125,8 +116,28 @@ func tree(t *testing.T, img v1.Image) (map[string]string, []string) {
 			}
 		}
 		order = append(order, h.Name)
-	}
+	})
 	return out, order
+}
+
+// entries calls f with each entry of the tar r and its body.
+func entries(t *testing.T, r io.Reader, f func(h *tar.Header, body []byte)) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(h, b)
+	}
 }
 
 func TestFlatten(t *testing.T) {

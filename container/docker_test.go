@@ -23,22 +23,13 @@ func dockerArchive(t *testing.T, tree []byte) ([]byte, map[string]string) {
 	files := map[string]string{}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	tr := tar.NewReader(bytes.NewReader(tree))
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(tr)
+	entries(t, bytes.NewReader(tree), func(h *tar.Header, b []byte) {
 		files[h.Name] = string(b)
 		if name, ok := strings.CutPrefix(h.Name, "docker/image/"); ok && h.Typeflag == tar.TypeReg {
 			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b))})
 			tw.Write(b)
 		}
-	}
+	})
 	tw.Close()
 	return buf.Bytes(), files
 }
@@ -217,20 +208,14 @@ func TestDockerLoader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(&buf)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
+		entries(t, &buf, func(h *tar.Header, b []byte) {
 			p := filepath.Join(root, "hello", h.Name)
 			if h.Typeflag == tar.TypeDir {
 				os.MkdirAll(p, 0o755)
-				continue
+				return
 			}
-			b, _ := io.ReadAll(tr)
 			os.WriteFile(p, b, 0o644)
-		}
+		})
 		return root, di.ID
 	}
 	slotA, idA := slot("1.0.0")
