@@ -137,9 +137,6 @@ func prepareContainer(runtime string, c imagedef.Container, img v1.Image, source
 		var di container.DockerImage
 		di, err = container.WriteDockerTree(img, c.Name, s.Health, work, f)
 		p.imageID, p.entries, p.treeBytes = di.ID, di.Entries, di.Bytes
-		if err == nil {
-			p.unit, err = container.DockerUnit(s, cf, di.ID)
-		}
 	} else {
 		cw := &countingWriter{w: f}
 		p.entries, err = container.Flatten(img, work, cw)
@@ -152,7 +149,10 @@ func prepareContainer(runtime string, c imagedef.Container, img v1.Image, source
 	if err != nil {
 		return p, fmt.Errorf("%s: %w", step, err)
 	}
-	return p, nil
+	if runtime == "docker" {
+		p.unit, err = container.DockerUnit(s, cf, p.imageID)
+	}
+	return p, err
 }
 
 type countingWriter struct {
