@@ -254,3 +254,37 @@ func TestDockerLoader(t *testing.T) {
 		t.Errorf("a load that leaves no image: %v\n%s", err, out)
 	}
 }
+
+// TestDockerWaitHealthy runs wait-healthy against a fake docker whose
+// container goes through absent, created (no health state yet), starting
+// and healthy: the script must wait for healthy.
+func TestDockerWaitHealthy(t *testing.T) {
+	st, bin := t.TempDir(), t.TempDir()
+	fake := `#!/bin/sh
+n=$(cat "$FAKE_DOCKER/n" 2>/dev/null || echo 0)
+echo $((n + 1)) > "$FAKE_DOCKER/n"
+case $n in
+0) echo "Error: No such object: $4" >&2; exit 1 ;;
+1) # created, no health state yet: the template's else branch, if any
+	case "$3" in *"{{else}}"*) echo "$3" | sed 's/.*{{else}}\([^{]*\){{end}}.*/\1/' ;; *) echo "" ;; esac ;;
+2) echo starting ;;
+*) echo healthy ;;
+esac
+`
+	os.WriteFile(filepath.Join(bin, "docker"), []byte(fake), 0o755)
+	var wait string
+	for _, f := range DockerFiles() {
+		if f.Path == DockerDir+"/wait-healthy" {
+			wait = filepath.Join(bin, "wait-healthy")
+			os.WriteFile(wait, f.Data, 0o755)
+		}
+	}
+	cmd := exec.Command("/bin/sh", wait, "hello")
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "FAKE_DOCKER="+st)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("wait-healthy: %v\n%s", err, out)
+	}
+	if n, _ := os.ReadFile(filepath.Join(st, "n")); strings.TrimSpace(string(n)) != "4" {
+		t.Errorf("wait-healthy returned after %s inspections, want 4 (healthy is the 4th)", n)
+	}
+}
