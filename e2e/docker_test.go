@@ -37,6 +37,9 @@ func TestDocker(t *testing.T) {
 	expect(t, second, "state", "running")
 	expect(t, second, "hello", "active")
 	expect(t, second, "hellosays", says)
+	if !strings.Contains(second.fields["containers"], "(healthy)") {
+		t.Errorf("second boot: hello.service active but docker ps says %q", second.fields["containers"])
+	}
 	if !strings.Contains(second.fields["dockerload"], "hello: image sha256:") || !strings.Contains(second.fields["dockerload"], "already loaded") {
 		t.Errorf("second boot loaded the image again: %q", second.fields["dockerload"])
 	}
