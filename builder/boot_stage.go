@@ -116,7 +116,15 @@ func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Boa
 	}
 
 	// U-Boot chain: identical slots; the boot script adds root= and the slot.
-	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: sig, Cmdline: cmdline, Kernel: KernelFile, Initrd: InitrdFile}))
+	var fdtMax int64
+	for _, name := range dtbs {
+		fdtMax = max(fdtMax, int64(len(rf.res.DTBs[name])))
+	}
+	loads, err := uboot.PlanLoads(board.Loads, rf.res.Kernel, int64(len(initrd)), fdtMax)
+	if err != nil {
+		return nil, fmt.Errorf("boot: board %s, kernel %s: %w", board.Name, rf.res.KernelVersion, err)
+	}
+	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: sig, Cmdline: cmdline, Kernel: KernelFile, Initrd: InitrdFile, Loads: loads}))
 	if err != nil {
 		return nil, err
 	}

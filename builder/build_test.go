@@ -20,6 +20,7 @@ import (
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/internal/testbase"
 	"github.com/pibake/pibake/updater/channel"
 )
@@ -260,6 +261,8 @@ func TestBuildImageChecks(t *testing.T) {
 		BootselFiles: []string{"start4.elf", "fixup4.dat", "u-boot.bin", "config.txt", "bcm2711-rpi-4-b.dtb", "boot.scr", "pibake.env"},
 		SlotFiles:    []string{"vmlinuz", "initrd.img", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},
 	})
+	pi4, _ := firmware.Lookup("pi4")
+	checkBootChain(t, res.Image, pi4, rpiEnv, []byte(testbase.ModulesAlias), nil)
 	if env := readBootFile(t, res.Image, 1, "pibake.env"); string(env) != "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n" {
 		t.Errorf("initial boot state %q", env)
 	}

@@ -19,6 +19,9 @@ type ImageExpect struct {
 	Files        map[string]string // path in the root -> "mode uid/gid" as `unsquashfs -lln` prints it
 	BootselFiles []string
 	SlotFiles    []string
+	// Read names files of the root filesystem to read with unsquashfs
+	// -cat; CheckImage fills in their contents (from root-a).
+	Read map[string][]byte
 }
 
 // CheckImage checks an image with the real tools: sfdisk for the table,
@@ -113,6 +116,15 @@ func CheckImage(t *testing.T, img string, want ImageExpect) {
 				h, err := exec.Command("unsquashfs", "-cat", p, "/etc/hostname").Output()
 				if err != nil || string(h) != want.Hostname+"\n" {
 					t.Errorf("%s: /etc/hostname is %q (%v), want %q", sp.Name, h, err, want.Hostname)
+				}
+			}
+			if sp.Name == layout.RootA {
+				for path := range want.Read {
+					data, err := exec.Command("unsquashfs", "-cat", p, path).Output()
+					if err != nil {
+						t.Fatalf("unsquashfs -cat %s %s: %v", sp.Name, path, err)
+					}
+					want.Read[path] = data
 				}
 			}
 			os.Remove(p)

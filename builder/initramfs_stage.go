@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/firmware/fdt"
 	"github.com/pibake/pibake/firmware/initramfs"
 )
 
@@ -69,6 +70,32 @@ func buildDevice(ctx context.Context, src, pkg, out string) (string, error) {
 	return strings.TrimSpace(string(v)), nil
 }
 
+// storageNeeds walks the root storage controller of every device tree the
+// board ships and returns the modules its supplies, clocks and power
+// domains need.
+func storageNeeds(board firmware.Board, dtbs map[string][]byte, db *initramfs.ModuleDB) ([]initramfs.Need, error) {
+	if len(board.Storage) == 0 {
+		return nil, nil
+	}
+	names, err := board.SelectDTBs(dtbs)
+	if err != nil {
+		return nil, err
+	}
+	var needs []initramfs.Need
+	for _, name := range names {
+		tree, err := fdt.Parse(dtbs[name])
+		if err != nil {
+			return nil, fmt.Errorf("device tree %s: %w", name, err)
+		}
+		n, err := db.StorageModules(name, tree, board.Storage)
+		if err != nil {
+			return nil, err
+		}
+		needs = append(needs, n...)
+	}
+	return needs, nil
+}
+
 // buildInitramfs makes the initramfs: pibake-init plus the board's modules
 // from the image's own kernel, in load order.
 func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *rootfsOut, work string, epoch int64) ([]byte, string, error) {
@@ -85,8 +112,22 @@ func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *r
 	if err != nil {
 		return nil, "", fmt.Errorf("initramfs: %w", err)
 	}
-	mods, err := db.Closure(initramfs.Modules[board.Name])
+	if err := db.ParseAliases(rf.res.ModulesAlias); err != nil {
+		return nil, "", fmt.Errorf("initramfs: %w", err)
+	}
+	needs, err := storageNeeds(board, rf.res.DTBs, db)
 	if err != nil {
+		return nil, "", fmt.Errorf("initramfs for %s: %w", board.Name, err)
+	}
+	names := append([]string(nil), initramfs.Modules[board.Name]...)
+	for _, n := range needs {
+		names = append(names, n.Module)
+	}
+	mods, err := db.Closure(names)
+	if err != nil {
+		return nil, "", fmt.Errorf("initramfs for %s: %w", board.Name, err)
+	}
+	if err := initramfs.CheckLoaded(needs, mods); err != nil {
 		return nil, "", fmt.Errorf("initramfs for %s: %w", board.Name, err)
 	}
 	modDir := "usr/lib/modules/" + rf.res.KernelVersion

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/builder/debian"
+	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/firmware/uboot"
 )
 
 // These tests build real images from Debian's archive: the first run on a
@@ -113,7 +115,10 @@ func TestRealDemo(t *testing.T) {
 	a := copyTree(t, "..")
 	resA, took := buildLogged(t, Options{Definition: filepath.Join(a, "images", "demo.yaml"), OutDir: filepath.Join(t.TempDir(), "demo")})
 	t.Logf("demo build (first in this run) took %s", took.Round(time.Second))
+	modDir := "/usr/lib/modules/" + resA.Manifest.Kernel
+	read := map[string][]byte{modDir + "/modules.alias": nil, modDir + "/modules.builtin": nil}
 	CheckImage(t, resA.Image, ImageExpect{
+		Read:     read,
 		Hostname: "demo",
 		Files: map[string]string{
 			"/usr/lib/systemd/systemd":      "-rwxr-xr-x 0/0",
@@ -132,6 +137,15 @@ func TestRealDemo(t *testing.T) {
 	})
 
 	checkQuadlet(t, resA.Image)
+	// The boot chain as the Pi 4 runs it: the script against the real
+	// u-boot.bin's environment, the initramfs against the real device
+	// trees and module aliases.
+	env, err := uboot.DefaultEnv(readBootFile(t, resA.Image, 1, "u-boot.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pi4, _ := firmware.Lookup("pi4")
+	checkBootChain(t, resA.Image, pi4, env, read[modDir+"/modules.alias"], read[modDir+"/modules.builtin"])
 
 	b := copyTree(t, "..")
 	resB, took := buildLogged(t, Options{Definition: filepath.Join(b, "images", "demo.yaml"), OutDir: filepath.Join(t.TempDir(), "demo")})

@@ -9,6 +9,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/pibake/pibake/firmware/uboot"
 )
 
 // Board describes one target.
@@ -25,7 +27,19 @@ type Board struct {
 	Console string
 	// Emulated boards have no Pi firmware: QEMU loads U-Boot with -bios.
 	Emulated bool
+	// Loads is the RAM the U-Boot script loads the kernel, device tree
+	// and initramfs into; the addresses are planned per build from the
+	// files' sizes (uboot.PlanLoads).
+	Loads uboot.Window
+	// Storage are the compatible strings of the controllers the board's
+	// root storage (its SD card or eMMC) hangs off: the initramfs carries
+	// the drivers of every supply, clock and power domain they need.
+	Storage []string
 }
+
+// piLoads: the firmware puts U-Boot at 0x80000 and U-Boot moves itself to
+// the top of RAM; 256 MiB keeps clear of it on the 512 MiB Zero 2 W.
+var piLoads = uboot.Window{RAMBase: 0, Base: 0x00200000, Limit: 0x10000000}
 
 // Boards is every supported board.
 var Boards = []Board{
@@ -37,6 +51,10 @@ var Boards = []Board{
 		UBoot:        "usr/lib/u-boot/rpi_arm64/u-boot.bin",
 		UBootPackage: "u-boot-rpi",
 		Console:      "ttyS1,115200",
+		Loads:        piLoads,
+		// The SD slot is on sdhost on every bcm2837 board; the Arasan
+		// sdhci carries Wi-Fi there.
+		Storage: []string{"brcm,bcm2835-sdhost"},
 	},
 	{
 		Name:         "pi4",
@@ -46,6 +64,8 @@ var Boards = []Board{
 		UBoot:        "usr/lib/u-boot/rpi_arm64/u-boot.bin",
 		UBootPackage: "u-boot-rpi",
 		Console:      "ttyS1,115200",
+		Loads:        piLoads,
+		Storage:      []string{"brcm,bcm2711-emmc2"},
 	},
 	{
 		Name:         "qemu",
@@ -54,6 +74,9 @@ var Boards = []Board{
 		UBootPackage: "u-boot-qemu",
 		Console:      "ttyAMA0,115200",
 		Emulated:     true,
+		// QEMU's virt RAM starts at 1 GiB with its device tree at the
+		// bottom; 4 MiB up is where u-boot-qemu loads kernels too.
+		Loads: uboot.Window{RAMBase: 0x40000000, Base: 0x40400000, Limit: 0x60000000},
 	},
 }
 

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building and testing pibake needs on a Debian host, or says
-# exactly what is missing. Idempotent: does nothing when all is in place.
+# exactly what is missing, then proves QEMU starts the machines the tests
+# boot. Idempotent: when all is in place it only runs the proofs (well under
+# a second). The host needs no u-boot-qemu: vm/ boots each image with the
+# U-Boot the image carries on bootsel.
 set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # command:package pairs
 tools=(
@@ -33,8 +37,17 @@ for t in "${tools[@]}"; do
     missing+=("$pkg")
   fi
 done
-# The trixie archive keys come with debian-archive-keyring.
-[ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+# file:package pairs, for packages without a command
+files=(
+  # the trixie archive keys (scripts/qemu-pi.sh)
+  /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring
+  # the option ROM of QEMU's virtio-net-pci, which the tests' -nic uses; a
+  # Recommends of qemu-system-arm, so --no-install-recommends leaves it out
+  /usr/lib/ipxe/qemu/efi-virtio.rom:ipxe-qemu
+)
+for f in "${files[@]}"; do
+  [ -e "${f%%:*}" ] || missing+=("${f##*:}")
+done
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] && [ -z "$sudo" ]; then
@@ -66,3 +79,23 @@ if [ "$(dpkg --print-architecture)" != arm64 ]; then
     exit 1
   fi
 fi
+
+# Prove the host's QEMU starts the machine vm/vm.go boots, with the same
+# machine, CPU, disk and NIC options, stopped (-S) and quit at once.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+truncate -s 64M "$scratch/disk.img"
+if ! printf 'quit\n' | TMPDIR=$scratch timeout 30 qemu-system-aarch64 \
+  -M virt -cpu cortex-a72 -smp 2 -m 256 -display none -serial none -monitor stdio -S \
+  -drive file="$scratch/disk.img",format=raw,if=virtio,snapshot=on \
+  -nic user,restrict=on,model=virtio-net-pci >/dev/null 2>"$scratch/err"; then
+  echo "deps: qemu-system-aarch64 cannot start the tests' virt machine:" >&2
+  sed 's/^/  /' "$scratch/err" >&2
+  echo "It comes from the Debian packages qemu-system-arm and ipxe-qemu (efi-virtio.rom)." >&2
+  echo "As root: apt-get install --reinstall qemu-system-arm qemu-system-data ipxe-qemu" >&2
+  exit 1
+fi
+
+# A QEMU that knows raspi4b (QEMU 9 or newer), as <cache>/qemu-pi/
+# qemu-system-aarch64; the contract is in the header of qemu-pi.sh.
+bash "$here/qemu-pi.sh"

@@ -65,14 +65,17 @@ func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
 			if small[k], err = read(); err != nil {
 				return nil, nil, fmt.Errorf("rootfs: read %s: %w", k, err)
 			}
-		case strings.HasPrefix(k, "usr/lib/modules/") && (strings.HasSuffix(k, "/modules.dep") || strings.HasSuffix(k, "/modules.builtin")):
+		case strings.HasPrefix(k, "usr/lib/modules/") && (strings.HasSuffix(k, "/modules.dep") || strings.HasSuffix(k, "/modules.builtin") || strings.HasSuffix(k, "/modules.alias")):
 			data, err := read()
 			if err != nil {
 				return nil, nil, fmt.Errorf("rootfs: read %s: %w", k, err)
 			}
-			if strings.HasSuffix(k, ".dep") {
+			switch path.Ext(k) {
+			case ".dep":
 				res.ModulesDep = data
-			} else {
+			case ".alias":
+				res.ModulesAlias = data
+			default:
 				res.ModulesBuiltin = data
 			}
 		case strings.HasPrefix(k, "boot/vmlinuz-"), strings.HasPrefix(k, "boot/config-"),

@@ -93,8 +93,9 @@ type Result struct {
 	Kernel        []byte            // /boot/vmlinuz-<version>
 	DTBs          map[string][]byte // file name -> contents, from usr/lib/linux-image-<version>/broadcom
 	KernelConfig  []byte            // /boot/config-<version>
-	// modules.dep and modules.builtin of the kernel, for the initramfs.
-	ModulesDep, ModulesBuiltin []byte
+	// modules.dep, modules.builtin and modules.alias of the kernel, for
+	// the initramfs.
+	ModulesDep, ModulesBuiltin, ModulesAlias []byte
 	Entries                    int
 }
 

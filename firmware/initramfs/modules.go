@@ -23,6 +23,7 @@ type ModuleDB struct {
 	deps    map[string][]string // relative path -> dependency paths
 	byName  map[string]string   // module name -> relative path
 	builtin map[string]bool     // module names built into the kernel
+	aliases []alias             // OF aliases of loadable modules (ParseAliases)
 }
 
 // modName turns "kernel/fs/ext4/ext4.ko.xz" into "ext4"; '-' and '_' are the same.

@@ -48,6 +48,11 @@ type ScriptParams struct {
 	Tries     int    // attempts per slot
 	Kernel    string // kernel file on the boot partition
 	Initrd    string // initramfs file on the boot partition
+	// Loads are where the kernel, device tree and initramfs go, planned
+	// from their sizes (PlanLoads); the board's default environment
+	// (kernel_addr_r and friends) is not used, as its fixed addresses
+	// need not fit the kernel being booted.
+	Loads Loads
 }
 
 // Script returns the U-Boot boot script. It runs under U-Boot's hush shell
@@ -66,6 +71,9 @@ func Script(p ScriptParams) string {
 	w("if test -z \"${devtype}\"; then setenv devtype mmc; fi")
 	w("if test -z \"${devnum}\"; then setenv devnum 0; fi")
 	w("setenv pibake_slot")
+	w("setenv pibake_kernel_addr %#x", p.Loads.Kernel)
+	w("setenv pibake_fdt_addr %#x", p.Loads.FDT)
+	w("setenv pibake_initrd_addr %#x", p.Loads.Initrd)
 	w("setenv BOOT_ORDER \"A B\"")
 	for _, s := range Slots {
 		w("setenv BOOT_%s_LEFT %d", s.Name, p.Tries)
@@ -99,15 +107,15 @@ func Script(p ScriptParams) string {
 	w("env export -t ${scriptaddr} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT")
 	w("fatwrite ${devtype} ${devnum}:1 ${scriptaddr} %s ${filesize}", StateFile)
 	w("echo \"pibake: booting slot ${pibake_slot} (tries left: A ${BOOT_A_LEFT}, B ${BOOT_B_LEFT})\"")
-	w("if load ${devtype} ${devnum}:${pibake_bootpart} ${kernel_addr_r} %s; then", p.Kernel)
-	w("  if load ${devtype} ${devnum}:${pibake_bootpart} ${ramdisk_addr_r} %s; then", p.Initrd)
+	w("if load ${devtype} ${devnum}:${pibake_bootpart} ${pibake_kernel_addr} %s; then", p.Kernel)
+	w("  if load ${devtype} ${devnum}:${pibake_bootpart} ${pibake_initrd_addr} %s; then", p.Initrd)
 	w("    setenv pibake_rdsize ${filesize}")
 	w("    setenv pibake_fdt ${fdtcontroladdr}")
 	w("    if test -n \"${fdtfile}\"; then")
-	w("      if load ${devtype} ${devnum}:${pibake_bootpart} ${fdt_addr_r} ${fdtfile}; then setenv pibake_fdt ${fdt_addr_r}; fi")
+	w("      if load ${devtype} ${devnum}:${pibake_bootpart} ${pibake_fdt_addr} ${fdtfile}; then setenv pibake_fdt ${pibake_fdt_addr}; fi")
 	w("    fi")
 	w("    setenv bootargs \"%s root=PARTUUID=%08x-${pibake_rootpart} pibake.slot=${pibake_slot}\"", p.Cmdline, p.Signature)
-	w("    booti ${kernel_addr_r} ${ramdisk_addr_r}:${pibake_rdsize} ${pibake_fdt}")
+	w("    booti ${pibake_kernel_addr} ${pibake_initrd_addr}:${pibake_rdsize} ${pibake_fdt}")
 	w("  fi")
 	w("fi")
 	w("echo \"pibake: slot ${pibake_slot} did not boot; resetting to try again\"")

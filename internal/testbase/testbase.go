@@ -6,6 +6,7 @@ package testbase
 
 import (
 	"archive/tar"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
@@ -26,6 +27,8 @@ kernel/fs/mbcache.ko.xz:
 kernel/fs/overlayfs/overlay.ko.xz:
 kernel/drivers/mmc/host/sdhci-iproc.ko.xz:
 kernel/drivers/mmc/host/bcm2835.ko.xz:
+kernel/drivers/regulator/gpio-regulator.ko.xz:
+kernel/drivers/regulator/fixed.ko.xz:
 `
 
 // Package is a package the fake dpkg status lists.
@@ -58,6 +61,12 @@ func Write(path string, pkgs []Package) error {
 	for i := range kernel {
 		kernel[i] = byte(i*7 + i>>11)
 	}
+	// With an arm64 Image header, as Debian's vmlinuz has: text_offset 0,
+	// image_size 4 MiB (bss included), flags 0xa, the magic at 56.
+	copy(kernel, make([]byte, 64))
+	binary.LittleEndian.PutUint64(kernel[16:], 4<<20)
+	binary.LittleEndian.PutUint64(kernel[24:], 0xa)
+	copy(kernel[56:], "ARM\x64")
 	steps := []func() error{
 		func() error { return dir("", 0o755) },
 		func() error { return dir("etc/", 0o755) },
@@ -89,10 +98,10 @@ func Write(path string, pkgs []Package) error {
 		func() error { return dir("usr/lib/linux-image-"+KernelVersion+"/", 0o755) },
 		func() error { return dir("usr/lib/linux-image-"+KernelVersion+"/broadcom/", 0o755) },
 		func() error {
-			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2711-rpi-4-b.dtb", 0o644, 0, "fake dtb pi4\n")
+			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2711-rpi-4-b.dtb", 0o644, 0, string(Pi4DTB()))
 		},
 		func() error {
-			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2837-rpi-3-b.dtb", 0o644, 0, "fake dtb pi3\n")
+			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2837-rpi-3-b.dtb", 0o644, 0, string(Pi3DTB()))
 		},
 		func() error {
 			return tw.WriteHeader(&tar.Header{Name: "./bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin", ModTime: mt})
@@ -107,6 +116,9 @@ func Write(path string, pkgs []Package) error {
 		func() error { return dir("usr/lib/modules/"+KernelVersion+"/", 0o755) },
 		func() error {
 			return file("usr/lib/modules/"+KernelVersion+"/modules.dep", 0o644, 0, modulesDep)
+		},
+		func() error {
+			return file("usr/lib/modules/"+KernelVersion+"/modules.alias", 0o644, 0, ModulesAlias)
 		},
 		func() error {
 			return file("usr/lib/modules/"+KernelVersion+"/modules.builtin", 0o644, 0, "kernel/drivers/mmc/core/mmc_block.ko\nkernel/drivers/virtio/virtio_pci.ko\n")
