@@ -96,7 +96,7 @@ type Result struct {
 	// modules.dep, modules.builtin and modules.alias of the kernel, for
 	// the initramfs.
 	ModulesDep, ModulesBuiltin, ModulesAlias []byte
-	Entries                    int
+	Entries                                  int
 }
 
 type entry struct {
