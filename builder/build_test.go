@@ -571,3 +571,24 @@ func extractRoot(t *testing.T, img string) string {
 	}
 	return out
 }
+
+// A Pi 5 build with a kernel that has no driver for the bcm2712's SD
+// controller (Debian trixie's) stops with the reason, not with an image
+// that can never find its root.
+func TestBuildPi5NeedsSDDriver(t *testing.T) {
+	fx := newFixture(t)
+	repo := fx.repo(t)
+	def := filepath.Join(repo, "images", "small.yaml")
+	b, _ := os.ReadFile(def)
+	if err := os.WriteFile(def, []byte(strings.Replace(string(b), "boards: [pi4, qemu]", "boards: [pi5]", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := Build(context.Background(), Options{Definition: def, OutDir: out, CacheDir: fx.cache})
+	if err == nil || !strings.Contains(err.Error(), "no driver module for the storage controller /soc/mmc@fff000 (brcm,bcm2712-sdhci") {
+		t.Fatalf("pi5 build with no bcm2712 SD driver: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a failed build left %s", out)
+	}
+}

@@ -65,6 +65,8 @@ type variant struct {
 	updater          string // YAML of an updater section, "" for none
 	keys             string // folder copied to keys/ in the checkout
 	hello            string // HELLO_VERSION of the demo's hello container, "" keeps the demo's
+	board            string // "" for qemu
+	partitions       map[string]string
 }
 
 func buildVariant(t *testing.T, v variant) (string, error) {
@@ -103,7 +105,10 @@ func buildVariant(t *testing.T, v variant) (string, error) {
 		return "", err
 	}
 	start := time.Now()
-	res, err := builder.Build(context.Background(), builder.Options{Definition: defPath, Board: "qemu", OutDir: filepath.Join(out, v.def)})
+	if v.board == "" {
+		v.board = "qemu"
+	}
+	res, err := builder.Build(context.Background(), builder.Options{Definition: defPath, Board: v.board, OutDir: filepath.Join(out, v.def)})
 	if err != nil {
 		return "", err
 	}
@@ -152,6 +157,19 @@ func edit(path string, v variant) ([]byte, error) {
 			return nil, fmt.Errorf("%s: the first container has no environment.HELLO_VERSION", path)
 		}
 		mapValue(env, "HELLO_VERSION").Value = v.hello
+	}
+	if len(v.partitions) > 0 {
+		ps := value("partitions")
+		if ps == nil {
+			return nil, fmt.Errorf("%s has no partitions section", path)
+		}
+		for k, size := range v.partitions {
+			n := mapValue(ps, k)
+			if n == nil {
+				return nil, fmt.Errorf("%s: no partitions.%s", path, k)
+			}
+			n.Value = size
+		}
 	}
 	if v.updater != "" {
 		var u yaml.Node
@@ -228,6 +246,15 @@ type report struct {
 // boot runs the image until the guest powers off and returns its report.
 func boot(t *testing.T, img, name string) report {
 	t.Helper()
+	return bootWith(t, name, vm.Options{Image: img, Persist: true}, 10*time.Minute)
+}
+
+// bootWith boots with the given options until the guest powers off: QEMU
+// exits by itself on virt; a Pi machine's power-off is a reset in QEMU's
+// model (the watchdog), so the boot ends when the kernel says it powers
+// down.
+func bootWith(t *testing.T, name string, opts vm.Options, timeout time.Duration) report {
+	t.Helper()
 	logPath := filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -238,10 +265,14 @@ func boot(t *testing.T, img, name string) report {
 	var console bytes.Buffer
 	start := time.Now()
 	mark := &marker{text: []byte("E2E state="), start: start}
-	w := io.MultiWriter(logf, lockedWriter{&mu, &console}, mark)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	err = vm.Run(ctx, vm.Options{Image: img, Persist: true, Stdout: w})
+	off := &marker{text: []byte("reboot: Power down"), start: start, then: cancel}
+	opts.Stdout = io.MultiWriter(logf, lockedWriter{&mu, &console}, mark, off)
+	err = vm.Run(ctx, opts)
+	if off.at != 0 {
+		err = nil
+	}
 	elapsed := time.Since(start)
 	mu.Lock()
 	out := console.String()
@@ -273,6 +304,7 @@ type marker struct {
 	start time.Time
 	tail  []byte
 	at    time.Duration
+	then  func() // called once the text appeared
 }
 
 func (m *marker) Write(p []byte) (int, error) {
@@ -280,6 +312,9 @@ func (m *marker) Write(p []byte) (int, error) {
 		m.tail = append(m.tail, p...)
 		if bytes.Contains(m.tail, m.text) {
 			m.at = time.Since(m.start)
+			if m.then != nil {
+				m.then()
+			}
 		}
 		if len(m.tail) > 4096 {
 			m.tail = m.tail[len(m.tail)-64:]
@@ -378,6 +413,18 @@ func TestFallback(t *testing.T) {
 // kernel replaced by zeros.
 func breakKernel(t *testing.T, img, part string) {
 	t.Helper()
+	rewriteBootFiles(t, img, part, func(path string, data []byte) []byte {
+		if path == builder.KernelFile {
+			return make([]byte, 1<<20)
+		}
+		return data
+	})
+}
+
+// rewriteBootFiles rewrites a FAT partition of the image with each file
+// passed through edit.
+func rewriteBootFiles(t *testing.T, img, part string, edit func(path string, data []byte) []byte) {
+	t.Helper()
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -394,10 +441,7 @@ func breakKernel(t *testing.T, img, part string) {
 			return nil
 		}
 		data, err := fsys.ReadFile(path)
-		if path == builder.KernelFile {
-			data = make([]byte, 1<<20)
-		}
-		files = append(files, fat.File{Path: path, Data: data})
+		files = append(files, fat.File{Path: path, Data: edit(path, data)})
 		return err
 	})
 	if err != nil {

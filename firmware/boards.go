@@ -35,6 +35,12 @@ type Board struct {
 	// root storage (its SD card or eMMC) hangs off: the initramfs carries
 	// the drivers of every supply, clock and power domain they need.
 	Storage []string
+	// QEMUMachine is the QEMU machine that emulates the board's SoC, and
+	// QEMUDTB the device tree QEMU hands U-Boot on it (the Pi firmware's
+	// job on hardware); see vm.
+	QEMUMachine, QEMUDTB string
+	// Tryboot: the board's firmware has tryboot_a_b (EEPROM bootloader).
+	Tryboot bool
 }
 
 // piLoads: the firmware puts U-Boot at 0x80000 and U-Boot moves itself to
@@ -54,7 +60,8 @@ var Boards = []Board{
 		Loads:        piLoads,
 		// The SD slot is on sdhost on every bcm2837 board; the Arasan
 		// sdhci carries Wi-Fi there.
-		Storage: []string{"brcm,bcm2835-sdhost"},
+		Storage:     []string{"brcm,bcm2835-sdhost"},
+		QEMUMachine: "raspi3b", QEMUDTB: "bcm2837-rpi-3-b.dtb",
 	},
 	{
 		Name:         "pi4",
@@ -66,6 +73,25 @@ var Boards = []Board{
 		Console:      "ttyS1,115200",
 		Loads:        piLoads,
 		Storage:      []string{"brcm,bcm2711-emmc2"},
+		QEMUMachine:  "raspi4b", QEMUDTB: "bcm2711-rpi-4-b.dtb",
+		Tryboot: true,
+	},
+	{
+		// The Pi 5's firmware lives in its EEPROM: nothing from
+		// raspi-firmware goes on the card. u-boot-rpi's rpi_arm64 build
+		// knows the bcm2712 and its SD controller. Debian trixie's
+		// kernel does not build that controller's driver
+		// (MMC_SDHCI_BRCMSTB), so a build with it stops at the
+		// initramfs: no module for brcm,bcm2712-sdhci. See docs/boot.md.
+		Name:         "pi5",
+		Description:  "Raspberry Pi 5",
+		DTBs:         []string{"bcm2712-*.dtb"},
+		UBoot:        "usr/lib/u-boot/rpi_arm64/u-boot.bin",
+		UBootPackage: "u-boot-rpi",
+		Console:      "ttyAMA10,115200",
+		Loads:        piLoads,
+		Storage:      []string{"brcm,bcm2712-sdhci"},
+		Tryboot:      true,
 	},
 	{
 		Name:         "qemu",
@@ -76,8 +102,18 @@ var Boards = []Board{
 		Emulated:     true,
 		// QEMU's virt RAM starts at 1 GiB with its device tree at the
 		// bottom; 4 MiB up is where u-boot-qemu loads kernels too.
-		Loads: uboot.Window{RAMBase: 0x40000000, Base: 0x40400000, Limit: 0x60000000},
+		Loads:       uboot.Window{RAMBase: 0x40000000, Base: 0x40400000, Limit: 0x60000000},
+		QEMUMachine: "virt",
 	},
+}
+
+// Names lists the supported boards.
+func Names() []string {
+	var out []string
+	for _, b := range Boards {
+		out = append(out, b.Name)
+	}
+	return out
 }
 
 // Lookup returns the named board.

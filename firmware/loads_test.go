@@ -22,6 +22,7 @@ func debianKernel(fileSize int, imageSize uint64) []byte {
 var envs = map[string]map[string]string{
 	"pi3":  {"kernel_addr_r": "0x00080000", "fdt_addr_r": "0x02600000", "ramdisk_addr_r": "0x02700000", "scriptaddr": "0x02400000"},
 	"pi4":  {"kernel_addr_r": "0x00080000", "fdt_addr_r": "0x02600000", "ramdisk_addr_r": "0x02700000", "scriptaddr": "0x02400000"},
+	"pi5":  {"kernel_addr_r": "0x00080000", "fdt_addr_r": "0x02600000", "ramdisk_addr_r": "0x02700000", "scriptaddr": "0x02400000"},
 	"qemu": {"kernel_addr_r": "0x40400000", "fdt_addr_r": "0x40000000", "ramdisk_addr_r": "0x44000000", "scriptaddr": "0x40200000"},
 }
 

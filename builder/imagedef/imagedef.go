@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/config"
 )
 
@@ -132,7 +133,7 @@ const MinFAT = 40 * MiB
 
 // Known values.
 var (
-	KnownBoards      = []string{"pi3", "pi4", "qemu"}
+	KnownBoards      = firmware.Names()
 	KnownBootloaders = []string{"uboot", "tryboot"}
 	KnownRuntimes    = []string{"podman", "docker"}
 	KnownVariants    = []string{"essential", "apt", "required", "minbase", "buildd", "important", "standard"}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/config"
 )
@@ -69,7 +70,7 @@ func (d *Definition) validate() []fieldError {
 		bad(fmt.Sprintf("unknown bootloader %q (known: %s)", d.Bootloader, strings.Join(KnownBootloaders, ", ")), "bootloader")
 	} else if d.Bootloader == "tryboot" {
 		for i, b := range d.Boards {
-			if b != "pi4" {
+			if fb, err := firmware.Lookup(b); err == nil && !fb.Tryboot {
 				bad(fmt.Sprintf("board %q cannot use bootloader tryboot: the firmware's tryboot_a_b needs a Pi 4 or later; use bootloader: uboot", b), "boards", strconv.Itoa(i))
 			}
 		}

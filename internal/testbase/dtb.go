@@ -69,3 +69,13 @@ func Pi3DTB() []byte {
 	)
 	return (&fdt.Tree{Root: root}).Encode()
 }
+
+// Pi5DTB is a bcm2712-shaped device tree: the SD slot on the bcm2712's
+// sdhci, for which Debian trixie's kernel has no driver.
+func Pi5DTB() []byte {
+	root := Node("", []any{"compatible", "raspberrypi,5-model-b\x00brcm,bcm2712"},
+		Node("soc", []any{"compatible", "simple-bus"},
+			Node("mmc@fff000", []any{"compatible", "brcm,bcm2712-sdhci\x00brcm,sdhci-brcmstb", "status", "okay"})),
+	)
+	return (&fdt.Tree{Root: root}).Encode()
+}

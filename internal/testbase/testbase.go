@@ -104,6 +104,9 @@ func Write(path string, pkgs []Package) error {
 			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2837-rpi-3-b.dtb", 0o644, 0, string(Pi3DTB()))
 		},
 		func() error {
+			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2712-rpi-5-b.dtb", 0o644, 0, string(Pi5DTB()))
+		},
+		func() error {
 			return tw.WriteHeader(&tar.Header{Name: "./bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin", ModTime: mt})
 		},
 		func() error { return dir("boot/", 0o755) },
