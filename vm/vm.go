@@ -246,7 +246,7 @@ func piArgs(opts Options, tg *Target, machine, dir, ub, drive string) ([]string,
 		mem = strconv.Itoa(opts.MemoryMB)
 	}
 	args := []string{"-M", machine, "-m", mem, "-kernel", ub, "-dtb", dtbPath,
-		"-display", "none", "-monitor", "none", "-nic", "none", "-serial", "null", "-serial", "stdio"}
+		"-display", "none", "-monitor", "none", "-nic", "none", "-serial", "null", "-serial", "mon:stdio"}
 	if machine == "raspi4b" {
 		// -drive if=sd would land on the Wi-Fi SDIO controller; the SD
 		// slot is emmc2. QEMU has an empty default card called sd0.
