@@ -38,8 +38,9 @@ test: deps
 	$(GO) vet ./...
 	PIBAKE_REAL=1 PIBAKE_E2E=1 $(GO) test -p 1 -timeout 80m -count=1 ./...
 
-# Boot images under QEMU (e2e/): first boot, reboot, slot fallback, the
-# update and rollback story, and the demo under Docker.
+# Boot images under QEMU (e2e/): first boot, reboot, the
+# update and rollback story, the demo under Docker, and the pi3 (slot
+# fallback) and pi4 builds on QEMU's raspi3b and raspi4b.
 e2e: deps
 	PIBAKE_E2E=1 $(GO) test -timeout 60m -count=1 -v ./e2e/
 
