@@ -254,30 +254,10 @@ func boot(t *testing.T, img, name string) report {
 // down.
 func bootWith(t *testing.T, name string, opts vm.Options, timeout time.Duration) report {
 	t.Helper()
-	logPath := filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	var mu sync.Mutex
-	var console bytes.Buffer
-	start := time.Now()
-	mark := &marker{text: []byte("E2E state="), start: start}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	off := &marker{text: []byte("reboot: Power down"), start: start, then: cancel}
-	opts.Stdout = io.MultiWriter(logf, lockedWriter{&mu, &console}, mark, off)
-	err = vm.Run(ctx, opts)
-	if off.at != 0 {
-		err = nil
-	}
-	elapsed := time.Since(start)
-	mu.Lock()
-	out := console.String()
-	mu.Unlock()
-	if err != nil {
-		t.Fatalf("%s: %v (console in %s)", name, err, logPath)
+	run := runConsole(t, name, opts, timeout, "E2E state=", "reboot: Power down")
+	out, elapsed, logPath := run.console, run.elapsed, run.log
+	if run.err != nil && run.stopAt == 0 {
+		t.Fatalf("%s: %v (console in %s)", name, run.err, logPath)
 	}
 	r := report{fields: map[string]string{}, console: out}
 	sc := bufio.NewScanner(strings.NewReader(out))
@@ -291,9 +271,44 @@ func bootWith(t *testing.T, name string, opts vm.Options, timeout time.Duration)
 	if _, ok := r.fields["state"]; !ok || !strings.Contains(out, "E2E-DONE") {
 		t.Fatalf("%s: no report on the console after %s (console in %s)", name, elapsed.Round(time.Second), logPath)
 	}
-	r.elapsed = mark.at
+	r.elapsed = run.markAt
 	t.Logf("%s: QEMU start to multi-user (report on the console): %s; QEMU start to power-off: %s; guest says: %s; console log %s",
-		name, mark.at.Round(100*time.Millisecond), elapsed.Round(100*time.Millisecond), r.fields["analyze"], logPath)
+		name, run.markAt.Round(100*time.Millisecond), elapsed.Round(100*time.Millisecond), r.fields["analyze"], logPath)
+	return r
+}
+
+// consoleRun is what one QEMU run printed on the console.
+type consoleRun struct {
+	console, log            string
+	elapsed, markAt, stopAt time.Duration // since QEMU started; 0: never seen
+	err                     error
+}
+
+// runConsole boots with the given options, the console going to a log
+// file in the temporary folder, and ends QEMU when stop appears on the
+// console (or at the timeout, or when QEMU exits by itself). markAt is
+// when mark first appeared.
+func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duration, mark, stop string) consoleRun {
+	t.Helper()
+	logPath := filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	var mu sync.Mutex
+	var console bytes.Buffer
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	m := &marker{text: []byte(mark), start: start}
+	off := &marker{text: []byte(stop), start: start, then: cancel}
+	opts.Stdout = io.MultiWriter(logf, lockedWriter{&mu, &console}, m, off)
+	err = vm.Run(ctx, opts)
+	r := consoleRun{log: logPath, elapsed: time.Since(start), markAt: m.at, stopAt: off.at, err: err}
+	mu.Lock()
+	r.console = console.String()
+	mu.Unlock()
 	return r
 }
 

@@ -1,15 +1,10 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +82,13 @@ func editDTB(board string) func(*fdt.Tree) error {
 // boot partitions of the test's card.
 func editSlotDTBs(t *testing.T, img, board string) {
 	t.Helper()
+	for _, e := range piDTBEdits[board] {
+		what := "drop " + e.prop
+		if e.prop == "" {
+			what = "disable"
+		}
+		t.Logf("DTB edit for QEMU: %s: %s (%s)", e.node, what, e.why)
+	}
 	for _, part := range []string{layout.BootA, layout.BootB} {
 		rewriteBootFiles(t, img, part, func(path string, data []byte) []byte {
 			if !strings.HasPrefix(path, "broadcom/") || !strings.HasSuffix(path, ".dtb") {
@@ -165,34 +167,13 @@ func TestPi4(t *testing.T) {
 	img := copyImage(t, buildPi(t, "pi4"), 0)
 	growTo(t, img, piCard)
 	editSlotDTBs(t, img, "pi4")
-	for _, e := range piDTBEdits["pi4"] {
-		what := "drop " + e.prop
-		if e.prop == "" {
-			what = "disable"
-		}
-		t.Logf("DTB edit for QEMU: %s: %s (%s)", e.node, what, e.why)
+	run := runConsole(t, "pi4", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi4")}, 5*time.Minute, "pibake: booting slot", "Starting kernel ...")
+	if run.stopAt == 0 {
+		t.Fatalf("U-Boot did not start the kernel within 5 minutes (%v); console in %s", run.err, run.log)
 	}
-	logPath := filepath.Join(os.TempDir(), "pibake-e2e-pi4.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	var console bytes.Buffer
-	var mu sync.Mutex
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	started := &marker{text: []byte("Starting kernel ..."), start: start, then: cancel}
-	err = vm.Run(ctx, vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi4"),
-		Stdout: io.MultiWriter(logf, lockedWriter{&mu, &console}, started)})
-	if started.at == 0 {
-		t.Fatalf("U-Boot did not start the kernel within 5 minutes (%v); console in %s", err, logPath)
-	}
-	t.Logf("raspi4b: QEMU start to 'Starting kernel' %s; console in %s", started.at.Round(100*time.Millisecond), logPath)
-	mu.Lock()
-	out := console.String()
-	mu.Unlock()
+	t.Logf("raspi4b: QEMU start to boot.scr choosing a slot %s, to 'Starting kernel' %s; console in %s",
+		run.markAt.Round(100*time.Millisecond), run.stopAt.Round(100*time.Millisecond), run.log)
+	out := run.console
 	if !strings.Contains(out, "pibake: booting slot a (tries left: A 2, B 3)") {
 		t.Error("U-Boot did not spend one of slot A's tries")
 	}
