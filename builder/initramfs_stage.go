@@ -127,9 +127,6 @@ func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *r
 	if err != nil {
 		return nil, "", fmt.Errorf("initramfs for %s: %w", board.Name, err)
 	}
-	if err := initramfs.CheckLoaded(needs, mods); err != nil {
-		return nil, "", fmt.Errorf("initramfs for %s: %w", board.Name, err)
-	}
 	modDir := "usr/lib/modules/" + rf.res.KernelVersion
 	var paths []string
 	for _, m := range mods {

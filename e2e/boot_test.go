@@ -254,41 +254,44 @@ func boot(t *testing.T, img, name string) report {
 // down.
 func bootWith(t *testing.T, name string, opts vm.Options, timeout time.Duration) report {
 	t.Helper()
-	run := runConsole(t, name, opts, timeout, "E2E state=", "reboot: Power down")
-	out, elapsed, logPath := run.console, run.elapsed, run.log
+	var multiUser time.Duration
+	run := runConsole(t, name, opts, timeout, func(line string, at time.Duration) bool {
+		if multiUser == 0 && strings.Contains(line, "E2E state=") {
+			multiUser = at
+		}
+		return strings.Contains(line, "reboot: Power down")
+	})
 	if run.err != nil && run.stopAt == 0 {
-		t.Fatalf("%s: %v (console in %s)", name, run.err, logPath)
+		t.Fatalf("%s: %v (console in %s)", name, run.err, run.log)
 	}
-	r := report{fields: map[string]string{}, console: out}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	r := report{fields: map[string]string{}, console: run.console, elapsed: multiUser}
+	for _, line := range strings.Split(run.console, "\n") {
+		line = strings.TrimSpace(line)
 		if i := strings.Index(line, "E2E "); i >= 0 {
 			k, v, _ := strings.Cut(line[i+4:], "=")
 			r.fields[k] = v
 		}
 	}
-	if _, ok := r.fields["state"]; !ok || !strings.Contains(out, "E2E-DONE") {
-		t.Fatalf("%s: no report on the console after %s (console in %s)", name, elapsed.Round(time.Second), logPath)
+	if _, ok := r.fields["state"]; !ok || !strings.Contains(run.console, "E2E-DONE") {
+		t.Fatalf("%s: no report on the console after %s (console in %s)", name, run.elapsed.Round(time.Second), run.log)
 	}
-	r.elapsed = run.markAt
 	t.Logf("%s: QEMU start to multi-user (report on the console): %s; QEMU start to power-off: %s; guest says: %s; console log %s",
-		name, run.markAt.Round(100*time.Millisecond), elapsed.Round(100*time.Millisecond), r.fields["analyze"], logPath)
+		name, multiUser.Round(100*time.Millisecond), run.elapsed.Round(100*time.Millisecond), r.fields["analyze"], run.log)
 	return r
 }
 
 // consoleRun is what one QEMU run printed on the console.
 type consoleRun struct {
-	console, log            string
-	elapsed, markAt, stopAt time.Duration // since QEMU started; 0: never seen
-	err                     error
+	console, log    string
+	elapsed, stopAt time.Duration // since QEMU started; stopAt 0: stop never said yes
+	err             error
 }
 
 // runConsole boots with the given options, the console going to a log
-// file in the temporary folder, and ends QEMU when stop appears on the
-// console (or at the timeout, or when QEMU exits by itself). markAt is
-// when mark first appeared.
-func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duration, mark, stop string) consoleRun {
+// file in the temporary folder, and calls stop with each console line and
+// the time since QEMU started; QEMU is ended once stop returns true (or at
+// the timeout, or when it exits by itself).
+func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duration, stop func(line string, at time.Duration) bool) consoleRun {
 	t.Helper()
 	logPath := filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log")
 	logf, err := os.Create(logPath)
@@ -296,56 +299,34 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	var mu sync.Mutex
-	var console bytes.Buffer
-	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	m := &marker{text: []byte(mark), start: start}
-	off := &marker{text: []byte(stop), start: start, then: cancel}
-	opts.Stdout = io.MultiWriter(logf, lockedWriter{&mu, &console}, m, off)
-	err = vm.Run(ctx, opts)
-	r := consoleRun{log: logPath, elapsed: time.Since(start), markAt: m.at, stopAt: off.at, err: err}
-	mu.Lock()
-	r.console = console.String()
-	mu.Unlock()
-	return r
-}
-
-// marker records when text first appears in the stream.
-type marker struct {
-	text  []byte
-	start time.Time
-	tail  []byte
-	at    time.Duration
-	then  func() // called once the text appeared
-}
-
-func (m *marker) Write(p []byte) (int, error) {
-	if m.at == 0 {
-		m.tail = append(m.tail, p...)
-		if bytes.Contains(m.tail, m.text) {
-			m.at = time.Since(m.start)
-			if m.then != nil {
-				m.then()
+	var console bytes.Buffer
+	r := consoleRun{log: logPath}
+	pr, pw := io.Pipe()
+	start := time.Now()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			console.WriteString(sc.Text() + "\n")
+			if r.stopAt == 0 && stop(sc.Text(), time.Since(start)) {
+				r.stopAt = time.Since(start)
+				cancel()
 			}
 		}
-		if len(m.tail) > 4096 {
-			m.tail = m.tail[len(m.tail)-64:]
-		}
-	}
-	return len(p), nil
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+		io.Copy(io.Discard, pr) // a line past the buffer: keep QEMU writing
+	}()
+	opts.Stdout = io.MultiWriter(logf, pw)
+	r.err = vm.Run(ctx, opts)
+	pw.Close()
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	r.console = console.String()
+	return r
 }
 
 func expect(t *testing.T, r report, key, want string) {

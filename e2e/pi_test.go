@@ -167,12 +167,18 @@ func TestPi4(t *testing.T) {
 	img := copyImage(t, buildPi(t, "pi4"), 0)
 	growTo(t, img, piCard)
 	editSlotDTBs(t, img, "pi4")
-	run := runConsole(t, "pi4", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi4")}, 5*time.Minute, "pibake: booting slot", "Starting kernel ...")
+	var slotChosen time.Duration
+	run := runConsole(t, "pi4", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi4")}, 5*time.Minute, func(line string, at time.Duration) bool {
+		if slotChosen == 0 && strings.Contains(line, "pibake: booting slot") {
+			slotChosen = at
+		}
+		return strings.Contains(line, "Starting kernel ...")
+	})
 	if run.stopAt == 0 {
 		t.Fatalf("U-Boot did not start the kernel within 5 minutes (%v); console in %s", run.err, run.log)
 	}
 	t.Logf("raspi4b: QEMU start to boot.scr choosing a slot %s, to 'Starting kernel' %s; console in %s",
-		run.markAt.Round(100*time.Millisecond), run.stopAt.Round(100*time.Millisecond), run.log)
+		slotChosen.Round(100*time.Millisecond), run.stopAt.Round(100*time.Millisecond), run.log)
 	out := run.console
 	if !strings.Contains(out, "pibake: booting slot a (tries left: A 2, B 3)") {
 		t.Error("U-Boot did not spend one of slot A's tries")

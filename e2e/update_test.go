@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,37 +59,11 @@ func (c countingWriter) Write(p []byte) (int, error) {
 // true; then QEMU is stopped.
 func watch(t *testing.T, img, name string, fwd map[string]string, timeout time.Duration, done func(line string, at time.Duration) bool) {
 	t.Helper()
-	logPath := filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
+	run := runConsole(t, name, vm.Options{Image: img, Persist: true, GuestFwd: fwd}, timeout, done)
+	if run.stopAt == 0 {
+		t.Fatalf("%s: gave up after %s (console in %s)", name, run.elapsed.Round(time.Second), run.log)
 	}
-	defer logf.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	pr, pw := io.Pipe()
-	start := time.Now()
-	var wg sync.WaitGroup
-	finished := false
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			if !finished && done(sc.Text(), time.Since(start)) {
-				finished = true
-				cancel()
-			}
-		}
-	}()
-	_ = vm.Run(ctx, vm.Options{Image: img, Persist: true, Stdout: io.MultiWriter(logf, pw), GuestFwd: fwd})
-	pw.Close()
-	wg.Wait()
-	if !finished {
-		t.Fatalf("%s: gave up after %s (console in %s)", name, time.Since(start).Round(time.Second), logPath)
-	}
-	t.Logf("%s: console in %s", name, logPath)
+	t.Logf("%s: console in %s", name, run.log)
 }
 
 // TestUpdate is the updater's whole story on one device, in one QEMU run,
