@@ -95,11 +95,23 @@ func Script(p ScriptParams) string {
 	w("    fi")
 	w("  fi")
 	w("done")
+	// No slot has tries left: only the first slot in the order gets them
+	// back. The second is either the older good slot (which is then
+	// tried once the first has spent them again) or a slot the updater
+	// took out of the rotation because it is being written: that one
+	// must never start until the updater arms it.
 	w("if test -z \"${pibake_slot}\"; then")
-	w("  echo \"pibake: no slot has tries left: resetting the counters\"")
-	for _, s := range Slots {
-		w("  setenv BOOT_%s_LEFT %d", s.Name, p.Tries)
+	w("  setenv pibake_first")
+	w("  for BOOT_SLOT in \"${BOOT_ORDER}\"; do if test -z \"${pibake_first}\"; then setenv pibake_first ${BOOT_SLOT}; fi; done")
+	w("  echo \"pibake: no slot has tries left: giving slot ${pibake_first} its %d tries back\"", p.Tries)
+	for i, s := range Slots {
+		kw := "if"
+		if i > 0 {
+			kw = "elif"
+		}
+		w("  %s test \"x${pibake_first}\" = \"x%s\"; then setenv BOOT_%s_LEFT %d", kw, s.Name, s.Name, p.Tries)
 	}
+	w("  fi")
 	w("  env export -t ${scriptaddr} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT")
 	w("  fatwrite ${devtype} ${devnum}:1 ${scriptaddr} %s ${filesize}", StateFile)
 	w("  reset")

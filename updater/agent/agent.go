@@ -1,17 +1,30 @@
 // Package agent is the updater's state machine, free of any device detail:
 // the boot loader, the state store, the repository, the slot partitions,
 // the health checks and the reboot are all injected, so the whole machine
-// runs against fakes in tests (including a power cut after every write).
+// runs against fakes in tests (including a power cut at every write).
 //
-//	Update:    fetch and verify the channel document (nothing else is read
-//	           before it verifies) → write every artifact into the inactive
-//	           slot, hashing → record the trial → boot loader: try that slot
-//	           once → reboot.
-//	AfterBoot: booted the trial slot → health checks within a deadline →
-//	           all pass: mark it good (commit); any fails: mark it bad,
-//	           remember the version as failed, reboot into the old slot.
-//	           Booted the other slot while a trial was pending → the new
-//	           slot never came up: remember the version as failed.
+// The promise: the device never boots bytes it has not verified, never
+// loses a good release, and never blacklists a release that did not fail.
+//
+//	Update:    fetch and verify the channel document (bound to the channel
+//	           and image asked for; nothing else is read before it
+//	           verifies) → take the inactive slot out of the boot loader's
+//	           rotation (MarkBad) and forget what it held → write every
+//	           artifact, hashing, and read it back → record the trial
+//	           (not armed) → boot loader: try that slot once → record it
+//	           armed → reboot.
+//	AfterBoot: booted the trial slot → count the boot → health checks
+//	           within a deadline → all pass: commit (mark it good, record
+//	           the channel's serial); a check fails: record the release as
+//	           failed, mark it bad, reboot into the old slot.
+//	           Booted the other slot while a trial was pending → failed
+//	           only if the boot loader shows it really tried the trial slot
+//	           and the trial never came up; a trial never armed, or one cut
+//	           short after it came up, is retried (at most MaxInterrupted
+//	           times).
+//	           Booted a slot other than the committed one with no trial →
+//	           the committed slot failed its tries: the device is degraded,
+//	           says so, and reinstalls the channel's release.
 package agent
 
 import (
@@ -32,6 +45,11 @@ import (
 	"github.com/pibake/pibake/updater/state"
 )
 
+// MaxInterrupted is how many times a trial that came up may be cut short
+// (a power cut, a crash, a watchdog reset during its health checks) before
+// the release is recorded as failed.
+const MaxInterrupted = 3
+
 // Check is one health check.
 type Check interface {
 	Name() string
@@ -47,6 +65,7 @@ type Agent struct {
 	Store    state.Store
 	Source   install.Source
 	Channel  string
+	Image    string // the image this device runs; documents of others are refused
 	Trusted  []minisign.PublicKey
 	Board    string
 	Booted   bootloader.Slot
@@ -74,13 +93,14 @@ var (
 
 // InRollout reports whether a device takes a release offered to the
 // fraction rollout of the fleet: the device's place, a hash of its id and
-// the serial, is uniform in [0, 1) and stable for that release, so raising
-// the fraction only adds devices.
-func InRollout(deviceID string, serial uint64, rollout float64) bool {
+// the release (image and version, not the serial, which changes when the
+// release is re-published with a higher fraction), is uniform in [0, 1)
+// and stable for that release, so raising the fraction only adds devices.
+func InRollout(deviceID string, release string, rollout float64) bool {
 	if rollout >= 1 {
 		return true
 	}
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", deviceID, serial)))
+	sum := sha256.Sum256([]byte(deviceID + "/" + release))
 	place := float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
 	return place < rollout
 }
@@ -112,7 +132,28 @@ func readAll(ctx context.Context, src install.Source, path string) ([]byte, erro
 	return data, nil
 }
 
-// Fetch reads and verifies the channel document against the saved serial.
+// Load reads the state. An unreadable state file has been set aside by
+// the store: the agent logs it and starts from the empty state (the
+// running slot is then marked good), never stopping on it.
+func (a *Agent) Load() (state.State, error) {
+	st, err := a.Store.Load()
+	if errors.Is(err, state.ErrCorrupt) {
+		a.log().Warn("starting from an empty state", "err", err)
+		st, err = state.State{Format: state.Format}, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	st.Upgrade(a.Channel)
+	return st, nil
+}
+
+// degraded: the device runs a fallback (Degraded) and reinstalls the
+// channel's release, serial equal to the committed one included.
+func degraded(st state.State) bool { return st.Degraded != "" }
+
+// Fetch reads and verifies the channel document against this channel's
+// last committed serial.
 func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, error) {
 	base := "channels/" + a.Channel + ".json"
 	doc, err := readAll(ctx, a.Source, base)
@@ -123,19 +164,25 @@ func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, e
 	if err != nil {
 		return nil, fmt.Errorf("channel %s signature from %s: %w", a.Channel, a.Source, err)
 	}
-	return channel.Verify(doc, sig, channel.Check{Trusted: a.Trusted, Board: a.Board, Now: a.now(), LastSerial: st.LastSerial})
+	return channel.Verify(doc, sig, channel.Check{Trusted: a.Trusted, Board: a.Board, Channel: a.Channel, Image: a.Image,
+		Now: a.now(), LastSerial: st.Serials[a.Channel], Reinstall: degraded(st)})
 }
 
 // Update installs the channel's release into the inactive slot and reboots
 // into it for a trial. It returns ErrNothingNew when the channel offers
 // nothing newer; every refusal is also recorded in the state.
 func (a *Agent) Update(ctx context.Context) error {
-	st, err := a.Store.Load()
+	st, err := a.Load()
 	if err != nil {
 		return err
 	}
 	if st.Trial != nil {
-		return fmt.Errorf("a trial of %s in slot %s is pending: reboot first", st.Trial.Release.Version, st.Trial.Slot)
+		if st.Trial.Armed {
+			return fmt.Errorf("a trial of %s in slot %s is pending: reboot first", st.Trial.Release.Version, st.Trial.Slot)
+		}
+		// Recorded, but the boot loader was never told: install again
+		// (the written artifacts are verified, not downloaded again).
+		st.Trial = nil
 	}
 	doc, err := a.Fetch(ctx, st)
 	if errors.Is(err, channel.ErrReplay) {
@@ -156,17 +203,39 @@ func (a *Agent) InstallFrom(ctx context.Context, src install.Source) error {
 }
 
 func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Document) error {
-	if !InRollout(a.DeviceID, doc.Serial, doc.Rollout) {
+	if !InRollout(a.DeviceID, doc.Image+"/"+doc.Version, doc.Rollout) {
 		st.LastError = fmt.Sprintf("%s %s: %v (rollout %.0f%%)", doc.Image, doc.Version, ErrNotInRollout, doc.Rollout*100)
+		st.LastCheck = a.now()
 		_ = a.Store.Save(st)
 		return ErrNotInRollout
 	}
 	if f, ok := st.Failed[doc.Version]; ok {
 		st.LastError = fmt.Sprintf("%s %s: %v (%s: %s)", doc.Image, doc.Version, ErrFailedBefore, f.Stage, f.Reason)
+		st.LastCheck = a.now()
 		_ = a.Store.Save(st)
 		return fmt.Errorf("%s: %w", doc.Version, ErrFailedBefore)
 	}
+	for _, art := range doc.Artifacts {
+		if art.Name != "boot" && art.Name != "root" {
+			return a.refuse(st, "verify", fmt.Errorf("unknown artifact %q", art.Name))
+		}
+	}
 	target := a.Booted.Other()
+	log := a.log()
+	dl := st.Download
+	if dl == nil || dl.Serial != doc.Serial || dl.Slot != string(target) {
+		dl = &state.Download{Serial: doc.Serial, Slot: string(target)}
+	}
+	// The slot stops being a fallback before its first byte changes: the
+	// state forgets what it held, then the boot loader stops starting it.
+	delete(st.Slots, string(target))
+	st.Download = dl
+	if err := a.Store.Save(st); err != nil {
+		return err
+	}
+	if err := a.Boot.MarkBad(target); err != nil {
+		return a.refuse(st, "write", fmt.Errorf("take slot %s out of the boot rotation: %w", target, err))
+	}
 	bootT, rootT, err := a.Slots(target)
 	if err != nil {
 		return a.refuse(st, "write", err)
@@ -178,21 +247,11 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 			}
 		}
 	}()
-	log := a.log()
 	log.Info("installing", "image", doc.Image, "version", doc.Version, "serial", doc.Serial, "slot", target)
-	dl := st.Download
-	if dl == nil || dl.Serial != doc.Serial || dl.Slot != string(target) {
-		dl = &state.Download{Serial: doc.Serial, Slot: string(target)}
-	}
 	for _, art := range doc.Artifacts {
-		var t install.Target
-		switch art.Name {
-		case "boot":
+		t := rootT
+		if art.Name == "boot" {
 			t = bootT
-		case "root":
-			t = rootT
-		default:
-			return a.refuse(st, "verify", fmt.Errorf("unknown artifact %q", art.Name))
 		}
 		if slices.Contains(dl.Done, art.SHA256) {
 			// Written before a restart: trusted only once it verifies again.
@@ -225,14 +284,20 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		dl.Current, dl.Offset = "", 0
 		log.Info("artifact written and verified", "artifact", art.Name, "bytes", n)
 	}
-	st.Download = nil
-	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial}
+	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
 	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now()}
 	st.LastError = ""
 	if err := a.Store.Save(st); err != nil {
 		return err
 	}
 	if err := a.Boot.TryOnce(target); err != nil {
+		// Not armed: nothing was tried, nothing failed; the next poll
+		// verifies the slot again and arms it.
+		st.Trial = nil
+		return a.refuse(st, "switch", fmt.Errorf("arm the trial of slot %s: %w", target, err))
+	}
+	st.Trial.Armed = true
+	if err := a.Store.Save(st); err != nil {
 		return err
 	}
 	log.Info("rebooting into the trial", "slot", target)
@@ -254,19 +319,27 @@ func (a *Agent) refuse(st state.State, stage string, err error) error {
 
 // AfterBoot settles a pending trial, or confirms the running slot.
 func (a *Agent) AfterBoot(ctx context.Context) error {
-	st, err := a.Store.Load()
+	st, err := a.Load()
 	if err != nil {
 		return err
 	}
 	if st.Trial == nil {
-		return a.Boot.MarkGood(a.Booted)
+		return a.settle(st)
 	}
 	tr := *st.Trial
 	if bootloader.Slot(tr.Slot) != a.Booted {
-		// The trial slot never reached this point: the boot loader fell back.
-		return a.fail(st, tr, "boot", "", fmt.Errorf("slot %s did not come up; the boot loader started slot %s again", tr.Slot, a.Booted), false)
+		return a.trialDidNotRun(st, tr)
+	}
+	// The trial came up: say so before the checks, so that a cut during
+	// them is retried rather than taken for a boot that failed.
+	st.Trial.Boots++
+	if err := a.Store.Save(st); err != nil {
+		return err
 	}
 	if name, err := a.health(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // stopped (shutdown): not a verdict on the release
+		}
 		return a.fail(st, tr, "health", name, err, true)
 	}
 	if err := a.Boot.MarkGood(a.Booted); err != nil {
@@ -275,33 +348,134 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 	if st.Slots == nil {
 		st.Slots = map[string]state.Release{}
 	}
+	if st.Serials == nil {
+		st.Serials = map[string]uint64{}
+	}
 	st.Slots[tr.Slot] = tr.Release
-	st.LastSerial = max(st.LastSerial, tr.Release.Serial)
+	ch := tr.Release.Channel
+	if ch == "" {
+		ch = a.Channel
+	}
+	st.Serials[ch] = max(st.Serials[ch], tr.Release.Serial)
+	st.Committed = tr.Slot
+	st.Degraded = ""
 	st.Trial = nil
+	st.Download = nil
 	st.LastError = ""
 	a.log().Info("committed", "version", tr.Release.Version, "slot", tr.Slot)
 	return a.Store.Save(st)
 }
 
+// settle confirms the running slot when no trial is pending. Running a
+// slot other than the committed one means the committed slot used up its
+// tries: the device is degraded until it has reinstalled the channel's
+// release.
+func (a *Agent) settle(st state.State) error {
+	booted := string(a.Booted)
+	if st.Committed != "" && st.Committed != booted && st.Download == nil {
+		broken := st.Committed
+		what := "its release"
+		if r, ok := st.Slots[broken]; ok {
+			what = r.Image + " " + r.Version
+		}
+		st.Degraded = fmt.Sprintf("running the fallback slot %s: slot %s (%s) did not boot; reinstalling the channel's release", booted, broken, what)
+		delete(st.Slots, broken)
+		st.Committed = booted
+		a.log().Warn("degraded", "why", st.Degraded)
+		if err := a.Boot.MarkBad(bootloader.Slot(broken)); err != nil {
+			return err
+		}
+		if err := a.Store.Save(st); err != nil {
+			return err
+		}
+	}
+	if err := a.Boot.MarkGood(a.Booted); err != nil {
+		return err
+	}
+	if st.Committed != "" {
+		return nil
+	}
+	// First boot of this state: the slot the image was flashed with. A
+	// fresh device holds the flashed image in both slots; a state that has
+	// seen installs (converted from format 1) vouches only for this one.
+	st.Committed = booted
+	if st.Slots == nil {
+		st.Slots = map[string]state.Release{}
+	}
+	flashed := state.Release{Image: a.Image, Version: "as flashed"}
+	fresh := len(st.Slots) == 0 && st.Download == nil && len(st.Failed) == 0
+	if _, ok := st.Slots[booted]; !ok {
+		st.Slots[booted] = flashed
+	}
+	if fresh {
+		st.Slots[string(a.Booted.Other())] = flashed
+	}
+	return a.Store.Save(st)
+}
+
+// trialDidNotRun: a trial is pending but the other slot is running.
+func (a *Agent) trialDidNotRun(st state.State, tr state.Trial) error {
+	ev, err := a.Boot.Tried(bootloader.Slot(tr.Slot))
+	if err != nil {
+		ev = bootloader.Unknown
+	}
+	if st.Download == nil {
+		st.Download = &state.Download{Serial: tr.Release.Serial, Slot: tr.Slot}
+	}
+	switch {
+	case tr.Boots > 0:
+		// It came up before and was cut short during its checks.
+		st.Download.Interrupted++
+		if st.Download.Interrupted >= MaxInterrupted {
+			return a.fail(st, tr, "health", "", fmt.Errorf("the trial was cut short %d times before its health checks ended", st.Download.Interrupted), false)
+		}
+	case ev == bootloader.Yes:
+		return a.fail(st, tr, "boot", "", fmt.Errorf("slot %s did not come up; the boot loader started slot %s again", tr.Slot, a.Booted), false)
+	case ev == bootloader.Unknown && tr.Armed:
+		// Tryboot keeps no trace: the firmware's flag was set, or the
+		// power went between recording the trial armed and the reboot.
+		// Twice without the trial coming up is a failure.
+		st.Download.Unbooted++
+		if st.Download.Unbooted >= 2 {
+			return a.fail(st, tr, "boot", "", fmt.Errorf("slot %s did not come up in %d trial reboots; the firmware started slot %s again", tr.Slot, st.Download.Unbooted, a.Booted), false)
+		}
+	}
+	// Never armed, or interrupted: the next poll verifies the written
+	// slot again and arms it; the slot stays out of the rotation.
+	a.log().Info("trial did not run; it will be armed again", "version", tr.Release.Version, "slot", tr.Slot)
+	st.Trial = nil
+	if err := a.Boot.MarkBad(bootloader.Slot(tr.Slot)); err != nil {
+		return err
+	}
+	if err := a.Boot.MarkGood(a.Booted); err != nil {
+		return err
+	}
+	return a.Store.Save(st)
+}
+
+// fail records a release that really failed, then takes its slot out of
+// the rotation (in that order: a cut between the two leaves a recorded
+// failure whose slot U-Boot has no try left for).
 func (a *Agent) fail(st state.State, tr state.Trial, stage, check string, cause error, reboot bool) error {
 	if st.Failed == nil {
 		st.Failed = map[string]state.Failure{}
 	}
 	st.Failed[tr.Release.Version] = state.Failure{Version: tr.Release.Version, Stage: stage, Check: check, Reason: cause.Error(), At: a.now()}
-	st.LastSerial = max(st.LastSerial, tr.Release.Serial) // never offered again
 	st.Trial = nil
+	st.Download = nil
+	delete(st.Slots, tr.Slot)
 	st.LastError = fmt.Sprintf("%s %s rolled back: %s", tr.Release.Image, tr.Release.Version, cause)
-	if err := a.Boot.MarkBad(bootloader.Slot(tr.Slot)); err != nil {
+	if err := a.Store.Save(st); err != nil {
 		return err
 	}
-	if err := a.Store.Save(st); err != nil {
+	if err := a.Boot.MarkBad(bootloader.Slot(tr.Slot)); err != nil {
 		return err
 	}
 	a.log().Warn("trial failed", "version", tr.Release.Version, "stage", stage, "check", check, "err", cause)
 	if reboot {
 		return a.Reboot()
 	}
-	return nil
+	return a.Boot.MarkGood(a.Booted)
 }
 
 // health runs every check within the deadline; the first failure wins.
@@ -323,9 +497,26 @@ func (a *Agent) health(ctx context.Context) (string, error) {
 	return "", nil
 }
 
-// Rollback abandons the running slot for the other one and reboots.
+// ErrNoFallback means the other slot holds nothing verified to go back to.
+var ErrNoFallback = errors.New("the other slot holds no verified release to go back to")
+
+// Rollback abandons the running slot for the other one and reboots, only
+// if the other slot holds a release that was verified and committed (or
+// flashed) and the boot loader still starts it.
 func (a *Agent) Rollback(ctx context.Context) error {
-	if err := a.Boot.MarkGood(a.Booted.Other()); err != nil {
+	st, err := a.Load()
+	if err != nil {
+		return err
+	}
+	other := a.Booted.Other()
+	if _, ok := st.Slots[string(other)]; !ok || (st.Download != nil && st.Download.Slot == string(other)) || (st.Trial != nil && st.Trial.Slot == string(other)) {
+		return fmt.Errorf("slot %s: %w", other, ErrNoFallback)
+	}
+	if err := a.Boot.MarkGood(other); err != nil {
+		return err
+	}
+	st.Committed = string(other)
+	if err := a.Store.Save(st); err != nil {
 		return err
 	}
 	return a.Reboot()

@@ -56,9 +56,26 @@ type Bootloader interface {
 	TryOnce(s Slot) error
 	// MarkGood makes s the primary with full tries.
 	MarkGood(s Slot) error
-	// MarkBad keeps s from being booted.
+	// MarkBad keeps s from being booted. The agent calls it before the
+	// first byte of an install goes to s, so a slot being written is never
+	// a fallback.
 	MarkBad(s Slot) error
+	// Tried reports what the boot loader knows of a trial of s armed by
+	// TryOnce: Yes if a boot has spent it, No if it is still armed or was
+	// never armed, Unknown if the chain keeps no such record (tryboot's
+	// flag is one-shot and leaves no trace).
+	Tried(s Slot) (Evidence, error)
 }
+
+// Evidence is what a boot loader can tell about a trial.
+type Evidence int
+
+// Answers of Tried.
+const (
+	Unknown Evidence = iota
+	Yes
+	No
+)
 
 // MaxTries is what MarkGood restores; it matches the boot script.
 const MaxTries = 3
@@ -117,7 +134,7 @@ func (st State) Marshal() []byte {
 }
 
 // Primary is the first slot in the order with tries left, as the script
-// picks it (with no tries anywhere it resets and starts the first).
+// picks it (with no tries anywhere it gives the first its tries back).
 func (st State) Primary() Slot {
 	for _, s := range st.Order {
 		if st.Left[s] > 0 {
@@ -161,6 +178,20 @@ func (st State) markBad(s Slot) State {
 	return n
 }
 
+// tried: TryOnce(s) puts s first with one try; the script spends it when
+// it starts s. So s first with no tries left means a boot spent the trial;
+// s first with its try left means no boot has started it yet; s second
+// (as MarkBad leaves it) means the trial was never armed.
+func (st State) tried(s Slot) Evidence {
+	if st.Order[0] == s && st.Left[s] == 0 {
+		return Yes
+	}
+	return No
+}
+
+// Bootable reports whether the script would ever start s.
+func (st State) Bootable(s Slot) bool { return st.Left[s] > 0 }
+
 // boot is what the U-Boot script does at power-on: it returns the slot it
 // starts and the state it writes back.
 func (st State) boot() (Slot, State) {
@@ -171,8 +202,10 @@ func (st State) boot() (Slot, State) {
 			return s, n
 		}
 	}
-	n.Left[A], n.Left[B] = MaxTries, MaxTries
+	// No tries anywhere: the script gives the first slot its tries back
+	// and resets (the next power-on starts it); the second, maybe a slot
+	// being written, stays out.
 	s := n.Order[0]
-	n.Left[s]--
+	n.Left[s] = MaxTries - 1
 	return s, n
 }

@@ -43,6 +43,9 @@ func (f *Fake) MarkGood(s Slot) error { return f.write(f.St.markGood(s)) }
 // MarkBad implements Bootloader.
 func (f *Fake) MarkBad(s Slot) error { return f.write(f.St.markBad(s)) }
 
+// Tried implements Bootloader.
+func (f *Fake) Tried(s Slot) (Evidence, error) { return f.St.tried(s), nil }
+
 // PowerOn runs the boot script: it returns the slot that starts.
 func (f *Fake) PowerOn() Slot {
 	s, st := f.St.boot()

@@ -100,6 +100,9 @@ func (t Tryboot) MarkBad(s Slot) error {
 	return nil
 }
 
+// Tried implements Bootloader: the firmware's flag leaves no trace.
+func (t Tryboot) Tried(Slot) (Evidence, error) { return Unknown, nil }
+
 // FakeTryboot models the tryboot chain for tests: the committed slot, and
 // the firmware flag that a reboot with TrybootRebootArg sets for the next
 // start only.
@@ -141,6 +144,9 @@ func (f *FakeTryboot) MarkBad(s Slot) error {
 	}
 	return nil
 }
+
+// Tried implements Bootloader.
+func (f *FakeTryboot) Tried(Slot) (Evidence, error) { return Unknown, nil }
 
 // Reboot records the reboot argument, as the kernel hands it over.
 func (f *FakeTryboot) Reboot(arg string) { f.Flag = arg == TrybootRebootArg }

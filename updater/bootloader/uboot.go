@@ -1,6 +1,7 @@
 package bootloader
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -28,7 +29,9 @@ func (u UBoot) read() (State, error) {
 	return ParseState(data)
 }
 
-func (u UBoot) write(st State) error { return writeFile(u.Dir, StateFile, st.Marshal()) }
+// BadSuffix is appended to a state file that could not be read when it is
+// set aside for inspection.
+const BadSuffix = ".bad"
 
 // writeFile replaces dir/name atomically.
 func writeFile(dir, name string, data []byte) error {
@@ -38,12 +41,30 @@ func writeFile(dir, name string, data []byte) error {
 	return nil
 }
 
+// update applies f to the state and writes it back, only if it changed
+// (every write is a FAT directory update on the card). A file that cannot
+// be parsed (torn by a power cut during U-Boot's own write, or garbage) is
+// what the script also reads as its defaults: it is kept as
+// pibake.env.bad and f starts from those defaults, so a bad file never
+// stops the agent from marking the running slot good.
 func (u UBoot) update(f func(State) State) error {
-	st, err := u.read()
-	if err != nil {
-		return err
+	path := filepath.Join(u.Dir, StateFile)
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("boot state: %w", err)
 	}
-	return u.write(f(st))
+	st, perr := ParseState(old)
+	if perr != nil {
+		if err := writeFile(u.Dir, StateFile+BadSuffix, old); err != nil {
+			return err
+		}
+		st, _ = ParseState(nil)
+	}
+	next := f(st).Marshal()
+	if perr == nil && bytes.Equal(bytes.TrimRight(old, "\x00"), next) {
+		return nil
+	}
+	return writeFile(u.Dir, StateFile, next)
 }
 
 // Primary implements Bootloader.
@@ -68,3 +89,12 @@ func (u UBoot) MarkGood(s Slot) error {
 
 // MarkBad implements Bootloader.
 func (u UBoot) MarkBad(s Slot) error { return u.update(func(st State) State { return st.markBad(s) }) }
+
+// Tried implements Bootloader.
+func (u UBoot) Tried(s Slot) (Evidence, error) {
+	st, err := u.read()
+	if err != nil {
+		return Unknown, err
+	}
+	return st.tried(s), nil
+}

@@ -36,7 +36,15 @@ var (
 	ErrExpired       = errors.New("channel document has expired")
 	ErrBoardMismatch = errors.New("release is not for this board")
 	ErrMalformed     = errors.New("malformed channel document")
+	ErrWrongChannel  = errors.New("channel document is for another channel or image")
+	ErrSerialJump    = errors.New("channel document serial jumps too far ahead")
 )
+
+// MaxSerialJump bounds how far a document's serial may be ahead of the
+// last one the device committed: publish counts up by one, so a serial
+// near the top of the range (a leaked key, or a mistake) cannot end the
+// channel for every device that accepted it.
+const MaxSerialJump = 1 << 20
 
 // Artifact is one content-addressed payload of a release: the first Size
 // bytes of the slot partition it is written to.
@@ -126,10 +134,20 @@ func Sign(d *Document, key minisign.PrivateKey) (doc, sig []byte, err error) {
 
 // Check is what a device knows when it verifies a document.
 type Check struct {
-	Trusted    []minisign.PublicKey
-	Board      string
-	Now        time.Time
-	LastSerial uint64 // highest serial accepted before; 0 for none
+	Trusted []minisign.PublicKey
+	Board   string
+	// Channel and Image are what the device asked for: a document for any
+	// other is refused, whatever name it was served under. Image "" (an
+	// image built before images named themselves) skips the image check.
+	Channel string
+	Image   string
+	Now     time.Time
+	// LastSerial is the serial of the release last committed from this
+	// channel; 0 for none.
+	LastSerial uint64
+	// Reinstall accepts LastSerial itself: the device runs a fallback and
+	// reinstalls the channel's release into its broken slot.
+	Reinstall bool
 }
 
 // Verify checks a document against the device's trusted keys and state
@@ -168,6 +186,9 @@ func Verify(doc, sig []byte, c Check) (*Document, error) {
 	if s.TrustedComment != trustedComment(&d) {
 		return nil, fmt.Errorf("%w: trusted comment %q does not match the document", ErrSignature, s.TrustedComment)
 	}
+	if d.Channel != c.Channel || (c.Image != "" && d.Image != c.Image) {
+		return nil, fmt.Errorf("%w: it is %s on channel %s, this device follows %s on channel %s", ErrWrongChannel, d.Image, d.Channel, orAny(c.Image), c.Channel)
+	}
 	found := false
 	for _, b := range d.Boards {
 		found = found || b == c.Board
@@ -181,8 +202,17 @@ func Verify(doc, sig []byte, c Check) (*Document, error) {
 	switch {
 	case d.Serial < c.LastSerial:
 		return nil, fmt.Errorf("%w: serial %d < %d", ErrDowngrade, d.Serial, c.LastSerial)
-	case d.Serial == c.LastSerial:
+	case d.Serial == c.LastSerial && !c.Reinstall:
 		return nil, fmt.Errorf("%w: serial %d", ErrReplay, d.Serial)
+	case d.Serial-c.LastSerial > MaxSerialJump:
+		return nil, fmt.Errorf("%w: serial %d after %d (at most %d ahead)", ErrSerialJump, d.Serial, c.LastSerial, MaxSerialJump)
 	}
 	return &d, nil
+}
+
+func orAny(image string) string {
+	if image == "" {
+		return "any image"
+	}
+	return image
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -31,7 +32,7 @@ func TestSignVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok := Check{Trusted: []minisign.PublicKey{other, pub}, Board: "pi4", Now: now, LastSerial: 6}
+	ok := Check{Trusted: []minisign.PublicKey{other, pub}, Board: "pi4", Channel: "stable", Now: now, LastSerial: 6}
 	got, err := Verify(d, s, ok)
 	if err != nil || got.Serial != 7 || got.Version != "1.2.0" {
 		t.Fatalf("verify: %+v %v", got, err)
@@ -40,6 +41,11 @@ func TestSignVerify(t *testing.T) {
 	tampered := bytes.Replace(d, []byte(`"1.2.0"`), []byte(`"6.6.6"`), 1)
 	otherDoc, otherSig, _ := Sign(doc(7), otherPriv)
 	s8doc, s8sig, _ := Sign(doc(8), priv)
+	beta := doc(9)
+	beta.Channel = "beta"
+	betaDoc, betaSig, _ := Sign(beta, priv)
+	farDoc, farSig, _ := Sign(doc(6+MaxSerialJump+1), priv)
+	topDoc, topSig, _ := Sign(doc(math.MaxUint64), priv)
 	cases := []struct {
 		name     string
 		doc, sig []byte
@@ -49,13 +55,19 @@ func TestSignVerify(t *testing.T) {
 		{"tampered document", tampered, s, ok, ErrSignature},
 		{"tampered signature", d, bytes.Replace(s, []byte("\n"), []byte("\nx"), 1), ok, ErrSignature},
 		{"signature of another document", s8doc, s, ok, ErrSignature},
-		{"unknown key", otherDoc, otherSig, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Now: now}, ErrUnknownKey},
-		{"no keys", d, s, Check{Board: "pi4", Now: now}, ErrUnknownKey},
-		{"wrong board", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi3", Now: now}, ErrBoardMismatch},
-		{"expired", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Now: now.Add(25 * time.Hour)}, ErrExpired},
-		{"downgrade", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Now: now, LastSerial: 8}, ErrDowngrade},
-		{"replay", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Now: now, LastSerial: 7}, ErrReplay},
+		{"unknown key", otherDoc, otherSig, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Now: now}, ErrUnknownKey},
+		{"no keys", d, s, Check{Board: "pi4", Channel: "stable", Now: now}, ErrUnknownKey},
+		{"wrong board", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi3", Channel: "stable", Now: now}, ErrBoardMismatch},
+		{"expired", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Now: now.Add(25 * time.Hour)}, ErrExpired},
+		{"downgrade", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Now: now, LastSerial: 8}, ErrDowngrade},
+		{"replay", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Now: now, LastSerial: 7}, ErrReplay},
 		{"too large", append(bytes.Clone(d), make([]byte, MaxSize)...), s, ok, ErrMalformed},
+		// A genuinely signed document of another channel or image, served
+		// under this channel's name.
+		{"another channel", betaDoc, betaSig, ok, ErrWrongChannel},
+		{"another image", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Image: "kiosk", Now: now}, ErrWrongChannel},
+		{"serial far ahead", farDoc, farSig, ok, ErrSerialJump},
+		{"serial at the top", topDoc, topSig, ok, ErrSerialJump},
 	}
 	for _, c := range cases {
 		if _, err := Verify(c.doc, c.sig, c.check); !errors.Is(err, c.want) {
@@ -64,6 +76,12 @@ func TestSignVerify(t *testing.T) {
 	}
 	if _, err := Verify(s8doc, s8sig, ok); err != nil {
 		t.Errorf("a newer serial is refused: %v", err)
+	}
+	if _, err := Verify(s8doc, s8sig, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Image: "demo", Now: now, LastSerial: 8, Reinstall: true}); err != nil {
+		t.Errorf("a reinstall of the committed serial is refused: %v", err)
+	}
+	if _, err := Verify(farDoc, farSig, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Now: now, LastSerial: 7}); err != nil {
+		t.Errorf("a serial MaxSerialJump ahead is refused: %v", err)
 	}
 }
 
@@ -111,7 +129,7 @@ func TestKeyFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		d, s, _ := Sign(doc(1), priv)
-		if _, err := Verify(d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Now: now}); err != nil {
+		if _, err := Verify(d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Now: now}); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 		if _, _, err := GenerateKeyFiles(dir, name, pw); err == nil {

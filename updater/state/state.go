@@ -1,8 +1,11 @@
-// Package state is the updater's memory on the data partition: which
-// channel serial it accepted last, what each slot holds, a trial in
-// progress, the releases that failed (never retried) and the last result.
-// It is saved atomically: a new file, synced, renamed over the old one,
-// and the folder synced; a power cut leaves the old or the new state.
+// Package state is the updater's memory on the data partition: per
+// channel, the serial of the release it last committed; what each slot
+// holds; the slot it treats as committed; a trial in progress; an install
+// in progress; the releases that really failed (never retried) and the
+// last result. It is saved atomically: a new file, synced, renamed over
+// the old one, and the folder synced; a power cut leaves the old or the
+// new state. A file that cannot be read is set aside (ErrCorrupt) and the
+// agent starts afresh rather than stopping.
 package state
 
 import (
@@ -16,27 +19,34 @@ import (
 	"github.com/pibake/pibake/internal/atomicfile"
 )
 
-// Format is the version of the state file.
-const Format = 1
+// Format is the version of the state file. Format 1 (one global
+// last_serial) is read and converted.
+const Format = 2
 
 // Release identifies what a slot holds.
 type Release struct {
 	Image   string `json:"image"`
 	Version string `json:"version"`
 	Serial  uint64 `json:"serial"`
+	Channel string `json:"channel,omitempty"`
 }
 
-// Trial is an installed release waiting for its first boot and health checks.
+// Trial is an installed, verified release waiting for its first boot and
+// health checks. Armed is saved once the boot loader has been told to try
+// the slot; Boots counts the times the trial slot came up and began its
+// health checks (a power cut or crash during them starts it again).
 type Trial struct {
 	Slot    string    `json:"slot"`
 	Release Release   `json:"release"`
 	Since   time.Time `json:"since"`
+	Armed   bool      `json:"armed,omitempty"`
+	Boots   int       `json:"boots,omitempty"`
 }
 
 // Failure records why a release was given up.
 type Failure struct {
 	Version string    `json:"version"`
-	Stage   string    `json:"stage"` // download, verify, write, boot, health
+	Stage   string    `json:"stage"` // boot, health
 	Check   string    `json:"check,omitempty"`
 	Reason  string    `json:"reason"`
 	At      time.Time `json:"at"`
@@ -46,24 +56,97 @@ type Failure struct {
 // the middle (a crash, a reboot, a power cut) resumes instead of starting
 // over. Done lists the artifacts (by sha256) already written and verified;
 // Offset is how far the artifact Current got, synced to the partition.
+// Interrupted counts trials of this release that came up and were cut
+// short (power, crash) before their health checks ended; Unbooted the
+// tryboot trial reboots after which the other slot was running.
 type Download struct {
-	Serial  uint64   `json:"serial"`
-	Slot    string   `json:"slot"`
-	Done    []string `json:"done,omitempty"`
-	Current string   `json:"current,omitempty"`
-	Offset  int64    `json:"offset,omitempty"`
+	Serial      uint64   `json:"serial"`
+	Slot        string   `json:"slot"`
+	Done        []string `json:"done,omitempty"`
+	Current     string   `json:"current,omitempty"`
+	Offset      int64    `json:"offset,omitempty"`
+	Interrupted int      `json:"interrupted,omitempty"`
+	Unbooted    int      `json:"unbooted,omitempty"`
 }
 
 // State is the whole file.
 type State struct {
-	Format     int                `json:"format"`
-	LastSerial uint64             `json:"last_serial"`
-	Slots      map[string]Release `json:"slots,omitempty"`
-	Trial      *Trial             `json:"trial,omitempty"`
-	Download   *Download          `json:"download,omitempty"`
-	Failed     map[string]Failure `json:"failed,omitempty"` // by version
-	LastError  string             `json:"last_error,omitempty"`
-	LastCheck  time.Time          `json:"last_check,omitzero"`
+	Format int `json:"format"`
+	// Serials: per channel, the serial of the release last committed.
+	Serials map[string]uint64 `json:"serials,omitempty"`
+	// Slots: what each slot holds, only while it holds a verified release
+	// that was committed (or flashed); a slot being written has no entry.
+	Slots map[string]Release `json:"slots,omitempty"`
+	// Committed is the slot the device treats as its truth: where the
+	// last commit went, or the slot it was flashed with.
+	Committed string `json:"committed,omitempty"`
+	// Degraded says why the device runs a fallback rather than its
+	// committed release; it is cleared by the next commit.
+	Degraded  string             `json:"degraded,omitempty"`
+	Trial     *Trial             `json:"trial,omitempty"`
+	Download  *Download          `json:"download,omitempty"`
+	Failed    map[string]Failure `json:"failed,omitempty"` // by version
+	LastError string             `json:"last_error,omitempty"`
+	LastCheck time.Time          `json:"last_check,omitzero"`
+
+	// LastSerial is format 1's single serial, read for conversion only.
+	LastSerial uint64 `json:"last_serial,omitempty"`
+}
+
+// ErrCorrupt means the state file could not be read; Load returns a fresh
+// state with it and has set the file aside.
+var ErrCorrupt = errors.New("updater state file is unreadable")
+
+// ErrPowerCut is what the test stores return after the power is cut.
+var ErrPowerCut = errors.New("power cut")
+
+// Validate checks what a parser cannot: slot names, and formats.
+func (st State) Validate() error {
+	slot := func(s string) bool { return s == "a" || s == "b" }
+	if st.Format != Format && st.Format != 1 {
+		return fmt.Errorf("format %d, this agent reads %d", st.Format, Format)
+	}
+	if st.Committed != "" && !slot(st.Committed) {
+		return fmt.Errorf("committed slot %q (want a or b)", st.Committed)
+	}
+	for s := range st.Slots {
+		if !slot(s) {
+			return fmt.Errorf("slot %q (want a or b)", s)
+		}
+	}
+	if st.Trial != nil && !slot(st.Trial.Slot) {
+		return fmt.Errorf("trial slot %q (want a or b)", st.Trial.Slot)
+	}
+	if st.Download != nil && !slot(st.Download.Slot) {
+		return fmt.Errorf("download slot %q (want a or b)", st.Download.Slot)
+	}
+	return nil
+}
+
+// Parse reads a state file. Format 1's global serial is kept in
+// LastSerial for the agent to assign to its channel (Upgrade).
+func Parse(data []byte) (State, error) {
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return State{}, err
+	}
+	if err := st.Validate(); err != nil {
+		return State{}, err
+	}
+	return st, nil
+}
+
+// Upgrade converts a format 1 state: its one serial belonged to the
+// channel the device follows.
+func (st *State) Upgrade(channel string) {
+	if st.LastSerial > 0 {
+		if st.Serials == nil {
+			st.Serials = map[string]uint64{}
+		}
+		st.Serials[channel] = max(st.Serials[channel], st.LastSerial)
+		st.LastSerial = 0
+	}
+	st.Format = Format
 }
 
 // Store loads and saves the state.
@@ -75,7 +158,10 @@ type Store interface {
 // File keeps the state in one JSON file.
 type File struct{ Path string }
 
-// Load reads the state; a missing file is the empty state.
+// Load reads the state; a missing file is the empty state. A file that
+// cannot be parsed (empty, truncated, garbage, a newer format, unknown
+// slot names) is renamed to Path.bad-N and Load returns the empty state
+// with an error wrapping ErrCorrupt that names the copy.
 func (f File) Load() (State, error) {
 	data, err := os.ReadFile(f.Path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -84,14 +170,21 @@ func (f File) Load() (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("updater state: %w", err)
 	}
-	var st State
-	if err := json.Unmarshal(data, &st); err != nil {
-		return State{}, fmt.Errorf("updater state %s is corrupt (%v): move it away to start over", f.Path, err)
+	st, perr := Parse(data)
+	if perr == nil {
+		return st, nil
 	}
-	if st.Format != Format {
-		return State{}, fmt.Errorf("updater state %s has format %d, this agent reads %d", f.Path, st.Format, Format)
+	keep := f.Path + ".bad"
+	for n := 1; ; n++ {
+		if _, err := os.Lstat(fmt.Sprintf("%s-%d", keep, n)); errors.Is(err, os.ErrNotExist) {
+			keep = fmt.Sprintf("%s-%d", keep, n)
+			break
+		}
 	}
-	return st, nil
+	if err := os.Rename(f.Path, keep); err != nil {
+		return State{}, fmt.Errorf("updater state %s is unreadable (%v) and cannot be set aside: %w", f.Path, perr, err)
+	}
+	return State{Format: Format}, fmt.Errorf("%w: %s (%v): kept as %s, starting afresh", ErrCorrupt, f.Path, perr, keep)
 }
 
 // Save writes the state atomically.
@@ -110,35 +203,30 @@ func (f File) Save(st State) error {
 	return nil
 }
 
-// Memory is a Store for tests that can cut the power: Save number
-// FailAfter and later fail without saving.
+// Memory is a Store in memory for tests: Save is atomic, like File's.
 type Memory struct {
-	St               State
-	Saves, FailAfter int
+	St    State
+	Saves int
 }
-
-// ErrPowerCut is what Memory returns after the cut.
-var ErrPowerCut = errors.New("power cut")
 
 // Load implements Store.
 func (m *Memory) Load() (State, error) {
 	if m.St.Format == 0 {
 		m.St.Format = Format
 	}
-	return clone(m.St), nil
+	return Clone(m.St), nil
 }
 
 // Save implements Store.
 func (m *Memory) Save(st State) error {
 	m.Saves++
-	if m.FailAfter > 0 && m.Saves >= m.FailAfter {
-		return ErrPowerCut
-	}
-	m.St = clone(st)
+	st.Format = Format
+	m.St = Clone(st)
 	return nil
 }
 
-func clone(st State) State {
+// Clone deep-copies a state.
+func Clone(st State) State {
 	data, _ := json.Marshal(st)
 	var c State
 	_ = json.Unmarshal(data, &c)

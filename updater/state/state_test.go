@@ -1,6 +1,8 @@
 package state
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,22 +16,61 @@ func TestFile(t *testing.T) {
 	if err != nil || st.Format != Format || st.Trial != nil {
 		t.Fatalf("empty: %+v %v", st, err)
 	}
-	st.LastSerial = 4
+	st.Serials = map[string]uint64{"stable": 4}
 	st.Trial = &Trial{Slot: "b", Release: Release{Image: "demo", Version: "2.0", Serial: 4}, Since: time.Unix(1700000000, 0).UTC()}
 	st.Failed = map[string]Failure{"1.9": {Version: "1.9", Stage: "health", Check: "unit x", Reason: "x is failed"}}
 	if err := f.Save(st); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.Load()
-	if err != nil || got.LastSerial != 4 || got.Trial.Release.Version != "2.0" || got.Failed["1.9"].Check != "unit x" {
+	if err != nil || got.Serials["stable"] != 4 || got.Trial.Release.Version != "2.0" || got.Failed["1.9"].Check != "unit x" {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(f.Path))
 	if len(entries) != 1 {
 		t.Errorf("left files behind: %v", entries)
 	}
-	os.WriteFile(f.Path, []byte("{half"), 0o644)
-	if _, err := f.Load(); err == nil || !strings.Contains(err.Error(), "corrupt") {
-		t.Errorf("corrupt: %v", err)
+}
+
+// TestUnreadable: every kind of bad state file is set aside (kept for
+// inspection, numbered) and the agent gets the empty state, never a stop.
+func TestUnreadable(t *testing.T) {
+	for name, data := range map[string]string{
+		"empty":         "",
+		"truncated":     `{"format": 2, "serials": {"stable": 4}, "trial": {"slot": "b", "rel`,
+		"garbage":       "\x00\x17\xff not json",
+		"newer format":  `{"format": 9}`,
+		"unknown slot":  `{"format": 2, "trial": {"slot": "c", "release": {"version": "2.0"}}}`,
+		"bad committed": `{"format": 2, "committed": "../a"}`,
+		"slots key":     `{"format": 2, "slots": {"z": {"version": "1"}}}`,
+	} {
+		f := File{Path: filepath.Join(t.TempDir(), "updater.json")}
+		for n := 1; n <= 2; n++ {
+			os.WriteFile(f.Path, []byte(data), 0o600)
+			st, err := f.Load()
+			if !errors.Is(err, ErrCorrupt) || st.Format != Format || st.Trial != nil || len(st.Serials) != 0 {
+				t.Fatalf("%s: %+v %v", name, st, err)
+			}
+			kept, rerr := os.ReadFile(fmt.Sprintf("%s.bad-%d", f.Path, n))
+			if rerr != nil || string(kept) != data || !strings.Contains(err.Error(), ".bad-") {
+				t.Errorf("%s: the bad file was not kept as .bad-%d: %v", name, n, rerr)
+			}
+		}
+		if _, err := f.Load(); err != nil {
+			t.Errorf("%s: after setting it aside: %v", name, err)
+		}
+	}
+}
+
+// TestFormat1: a format 1 file's one serial belongs to the channel the
+// device follows.
+func TestFormat1(t *testing.T) {
+	st, err := Parse([]byte(`{"format": 1, "last_serial": 12, "slots": {"b": {"image": "demo", "version": "2.0", "serial": 12}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Upgrade("stable")
+	if st.Serials["stable"] != 12 || st.LastSerial != 0 || st.Format != Format {
+		t.Errorf("%+v", st)
 	}
 }
