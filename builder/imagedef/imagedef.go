@@ -95,11 +95,13 @@ type OverlayFile struct {
 
 // Updater bakes the A/B update agent into the image (see docs/updates.md).
 type Updater struct {
-	Server  string        `yaml:"server"`  // repository URL the device polls
-	Channel string        `yaml:"channel"` // default "stable"
-	Keys    []string      `yaml:"keys"`    // trusted public keys: minisign key text, or a .pub file relative to the repository
-	Poll    time.Duration `yaml:"poll"`    // default 15m
-	Health  config.Health `yaml:"health"`
+	Server  string `yaml:"server"`  // repository URL the device polls
+	Channel string `yaml:"channel"` // default "stable"
+	// Channels are the other channels a device's override may switch to.
+	Channels []string      `yaml:"channels"`
+	Keys     []string      `yaml:"keys"` // trusted public keys: minisign key text, or a .pub file relative to the repository
+	Poll     time.Duration `yaml:"poll"` // default 15m
+	Health   config.Health `yaml:"health"`
 }
 
 // Service installs a unit from services/ and, unless Enable is false,

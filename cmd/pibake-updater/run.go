@@ -160,7 +160,7 @@ func newAgent(log *slog.Logger) (*agent.Agent, error) {
 	a := &agent.Agent{
 		DeviceID: strings.TrimSpace(string(machineID)),
 		Boot:     bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
-		Channel: cfg.Channel, Trusted: keys, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
+		Channel: cfg.Channel, Image: cfg.Image, Trusted: keys, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
 		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log,
 	}
 	if cfg.Bootloader == "tryboot" {
@@ -248,9 +248,15 @@ func status(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := state.File{Path: statePath}.Load()
-	if err != nil {
-		return err
+	// Read only: an unreadable file is reported, not set aside (the
+	// service does that when it next starts).
+	var st state.State
+	if data, err := os.ReadFile(statePath); err == nil {
+		if st, err = state.Parse(data); err != nil {
+			return fmt.Errorf("updater state %s is unreadable (%v); the service sets it aside and starts afresh", statePath, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("updater state: %w", err)
 	}
 	out := struct {
 		Booted string      `json:"booted,omitempty"`
@@ -274,7 +280,16 @@ func status(args []string, stdout io.Writer) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(stdout, "booted slot: %s\nboot state: %s\nlast serial: %d\n", out.Booted, out.Boot, st.LastSerial)
+	fmt.Fprintf(stdout, "booted slot: %s\nboot state: %s\n", out.Booted, out.Boot)
+	if st.Committed != "" {
+		fmt.Fprintf(stdout, "committed slot: %s\n", st.Committed)
+	}
+	if st.Degraded != "" {
+		fmt.Fprintf(stdout, "degraded: %s\n", st.Degraded)
+	}
+	for _, ch := range slices.Sorted(maps.Keys(st.Serials)) {
+		fmt.Fprintf(stdout, "channel %s: serial %d committed\n", ch, st.Serials[ch])
+	}
 	for _, s := range []string{"a", "b"} {
 		if r, ok := st.Slots[s]; ok {
 			fmt.Fprintf(stdout, "slot %s: %s %s (serial %d)\n", s, r.Image, r.Version, r.Serial)

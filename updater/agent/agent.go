@@ -18,10 +18,10 @@
 //	           the channel's serial); a check fails: record the release as
 //	           failed, mark it bad, reboot into the old slot.
 //	           Booted the other slot while a trial was pending → failed
-//	           only if the boot loader shows it really tried the trial slot
-//	           and the trial never came up; a trial never armed, or one cut
-//	           short after it came up, is retried (at most MaxInterrupted
-//	           times).
+//	           only if the boot loader really tried the trial slot twice
+//	           and it never came up (once may be a power cut in its first
+//	           seconds); a trial never armed is armed again; one cut short
+//	           after it came up is retried (MaxInterrupted times).
 //	           Booted a slot other than the committed one with no trial →
 //	           the committed slot failed its tries: the device is degraded,
 //	           says so, and reinstalls the channel's release.
@@ -429,15 +429,15 @@ func (a *Agent) trialDidNotRun(st state.State, tr state.Trial) error {
 		if st.Download.Interrupted >= MaxInterrupted {
 			return a.fail(st, tr, "health", "", fmt.Errorf("the trial was cut short %d times before its health checks ended", st.Download.Interrupted), false)
 		}
-	case ev == bootloader.Yes:
-		return a.fail(st, tr, "boot", "", fmt.Errorf("slot %s did not come up; the boot loader started slot %s again", tr.Slot, a.Booted), false)
-	case ev == bootloader.Unknown && tr.Armed:
-		// Tryboot keeps no trace: the firmware's flag was set, or the
-		// power went between recording the trial armed and the reboot.
-		// Twice without the trial coming up is a failure.
+	case ev == bootloader.Yes || (ev == bootloader.Unknown && tr.Armed):
+		// The boot loader spent the trial (U-Boot's counter shows it; the
+		// tryboot flag leaves no trace, but the trial was armed) and the
+		// trial never came up far enough to say so. That is a release
+		// that does not boot, or a power cut in its first seconds: one
+		// such fallback is retried, the second is a failure.
 		st.Download.Unbooted++
 		if st.Download.Unbooted >= 2 {
-			return a.fail(st, tr, "boot", "", fmt.Errorf("slot %s did not come up in %d trial reboots; the firmware started slot %s again", tr.Slot, st.Download.Unbooted, a.Booted), false)
+			return a.fail(st, tr, "boot", "", fmt.Errorf("slot %s did not come up in %d trial boots; the boot loader started slot %s again", tr.Slot, st.Download.Unbooted, a.Booted), false)
 		}
 	}
 	// Never armed, or interrupted: the next poll verifies the written

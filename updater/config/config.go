@@ -1,7 +1,11 @@
 // Package config is the device agent's configuration: /etc/pibake/updater.yaml,
 // written by the image build from the definition, with an optional
-// override on the data partition whose fields replace the image's (so a
-// fleet operator can point one box at another channel without a rebuild).
+// override on the data partition (so a fleet operator can point one box
+// at another channel without a rebuild). The override may set only the
+// server, the poll interval and the channel, among the channels the
+// image allows: the keys and the health checks (commands run as root)
+// come from the signed image alone, never from the writable data
+// partition.
 package config
 
 import (
@@ -11,6 +15,8 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -40,7 +46,11 @@ type Health struct {
 type Config struct {
 	Server  string `yaml:"server"`
 	Channel string `yaml:"channel"`
-	Board   string `yaml:"board"`
+	// Channels the override may switch to, besides Channel.
+	Channels []string `yaml:"channels,omitempty"`
+	// Image is the image's name: documents of other images are refused.
+	Image string `yaml:"image,omitempty"`
+	Board string `yaml:"board"`
 	// Bootloader is the image's boot chain: uboot (default) or tryboot.
 	Bootloader string        `yaml:"bootloader,omitempty"`
 	Keys       []string      `yaml:"keys"`
@@ -59,6 +69,38 @@ func Parse(name string, data []byte) (Config, error) {
 	return c, nil
 }
 
+// Override is what /data/pibake/updater.yaml may set.
+type Override struct {
+	Server  string        `yaml:"server,omitempty"`
+	Channel string        `yaml:"channel,omitempty"`
+	Poll    time.Duration `yaml:"poll,omitempty"`
+}
+
+// ParseOverride reads an override strictly: a field of the image's
+// configuration that the override may not set is named in the error.
+func ParseOverride(name string, data []byte) (Override, error) {
+	var fields map[string]any
+	if err := yaml.Unmarshal(data, &fields); err != nil {
+		return Override{}, fmt.Errorf("%s: %w", name, err)
+	}
+	for k := range fields {
+		switch k {
+		case "server", "channel", "poll":
+		case "keys", "health", "board", "bootloader", "image", "channels":
+			return Override{}, fmt.Errorf("%s: %s cannot be overridden on the data partition: it comes from the image", name, k)
+		default:
+			return Override{}, fmt.Errorf("%s: unknown field %q (an override may set server, channel and poll)", name, k)
+		}
+	}
+	var o Override
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&o); err != nil && !errors.Is(err, io.EOF) {
+		return o, fmt.Errorf("%s: %w", name, err)
+	}
+	return o, nil
+}
+
 // Load reads the image's configuration and merges the override, if any.
 func Load(image, override string) (Config, error) {
 	data, err := os.ReadFile(image)
@@ -70,9 +112,12 @@ func Load(image, override string) (Config, error) {
 		return c, err
 	}
 	if data, err := os.ReadFile(override); err == nil {
-		o, err := Parse(override, data)
+		o, err := ParseOverride(override, data)
 		if err != nil {
 			return c, err
+		}
+		if o.Channel != "" && o.Channel != c.Channel && !slices.Contains(c.Channels, o.Channel) {
+			return c, fmt.Errorf("%s: channel %q is not one this image allows (%s)", override, o.Channel, strings.Join(append([]string{c.Channel}, c.Channels...), ", "))
 		}
 		c = merge(c, o)
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -88,21 +133,15 @@ func Load(image, override string) (Config, error) {
 }
 
 // merge: every field the override sets replaces the image's.
-func merge(c, o Config) Config {
+func merge(c Config, o Override) Config {
 	if o.Server != "" {
 		c.Server = o.Server
 	}
 	if o.Channel != "" {
 		c.Channel = o.Channel
 	}
-	if len(o.Keys) > 0 {
-		c.Keys = o.Keys
-	}
 	if o.Poll != 0 {
 		c.Poll = o.Poll
-	}
-	if o.Health.Deadline != 0 || len(o.Health.Units)+len(o.Health.HTTP)+len(o.Health.Commands) > 0 {
-		c.Health = o.Health
 	}
 	return c
 }
@@ -117,6 +156,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("updater config: server %q is not an http(s) or file URL", c.Server)
 	case c.Channel == "":
 		return errors.New("updater config: no channel")
+	case slices.Contains(c.Channels, ""):
+		return errors.New("updater config: an empty name in channels")
 	case c.Board == "":
 		return errors.New("updater config: no board")
 	case len(c.Keys) == 0:

@@ -58,7 +58,7 @@ type Failure struct {
 // Offset is how far the artifact Current got, synced to the partition.
 // Interrupted counts trials of this release that came up and were cut
 // short (power, crash) before their health checks ended; Unbooted the
-// tryboot trial reboots after which the other slot was running.
+// trials the boot loader spent without the trial coming up.
 type Download struct {
 	Serial      uint64   `json:"serial"`
 	Slot        string   `json:"slot"`
