@@ -119,7 +119,12 @@ func (a *Agent) now() time.Time {
 	return a.Now()
 }
 
+// FetchTimeout bounds reading the channel document and its signature.
+const FetchTimeout = 2 * time.Minute
+
 func readAll(ctx context.Context, src install.Source, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	defer cancel()
 	r, err := src.Open(ctx, path, 0)
 	if err != nil {
 		return nil, err

@@ -15,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,10 +42,49 @@ type Source interface {
 // HTTP reads a repository over HTTP(S).
 type HTTP struct {
 	Base   string
-	Client *http.Client
+	Client *http.Client // default: NewClient()
 }
 
 func (h HTTP) String() string { return h.Base }
+
+// Deadlines of NewClient's connections. The body's own deadline is the
+// stall timeout of Write (no byte for that long cuts the connection).
+const (
+	DialTimeout   = 30 * time.Second
+	HeaderTimeout = 60 * time.Second // request sent to response headers
+)
+
+// NewClient is the device's HTTP client: every step of a request has a
+// deadline (dial, TLS, the wait for headers), at most 5 redirects, and
+// none from https to http.
+func NewClient() *http.Client {
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   DialTimeout,
+		ResponseHeaderTimeout: HeaderTimeout,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{Transport: t, CheckRedirect: CheckRedirect}
+}
+
+// ErrRedirect is a redirect the device does not follow.
+var ErrRedirect = errors.New("redirect refused")
+
+// CheckRedirect refuses a redirect from https to http (it would drop the
+// transport's privacy for the rest of the download) and more than 5 hops.
+func CheckRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("%w: more than 5 redirects, last to %s", ErrRedirect, req.URL.Redacted())
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("%w: from %s to %s leaves https", ErrRedirect, via[0].URL.Redacted(), req.URL.Redacted())
+	}
+	return nil
+}
+
+var defaultClient = NewClient()
 
 // Open implements Source; offset > 0 asks for a range.
 func (h HTTP) Open(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
@@ -57,17 +98,26 @@ func (h HTTP) Open(ctx context.Context, path string, offset int64) (io.ReadClose
 	}
 	c := h.Client
 	if c == nil {
-		c = http.DefaultClient
+		c = defaultClient
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
+		if errors.Is(err, ErrRedirect) {
+			return nil, fmt.Errorf("GET %s: %w", url, err)
+		}
+		return nil, &retryable{fmt.Errorf("GET %s: %w", url, err)}
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: %w", url, ErrNotFound)
-	case offset > 0 && resp.StatusCode == http.StatusPartialContent, offset == 0 && resp.StatusCode == http.StatusOK:
+	case offset > 0 && resp.StatusCode == http.StatusPartialContent:
+		if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != offset {
+			resp.Body.Close()
+			return nil, &retryable{fmt.Errorf("GET %s: asked for bytes from %d, the server sent Content-Range %q", url, offset, resp.Header.Get("Content-Range"))}
+		}
+		return resp.Body, nil
+	case offset == 0 && resp.StatusCode == http.StatusOK:
 		return resp.Body, nil
 	case offset > 0 && resp.StatusCode == http.StatusOK:
 		resp.Body.Close()
@@ -75,6 +125,20 @@ func (h HTTP) Open(ctx context.Context, path string, offset int64) (io.ReadClose
 	}
 	resp.Body.Close()
 	return nil, &retryable{fmt.Errorf("GET %s: HTTP %s", url, resp.Status)}
+}
+
+// rangeStart reads the first byte of "bytes START-END/TOTAL".
+func rangeStart(cr string) (int64, bool) {
+	rest, ok := strings.CutPrefix(cr, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	first, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(first, 10, 64)
+	return n, err == nil && n >= 0
 }
 
 // Dir reads a repository from a folder (a USB stick, a copied bundle).
@@ -245,13 +309,18 @@ func (c *checkpoint) written(off int64) error {
 func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, off int64, cp *checkpoint, stall time.Duration) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The stall timer runs from the request on: a server that never
+	// sends its headers is cut like one that stops in the body.
+	timer := time.AfterFunc(stall, cancel)
+	defer timer.Stop()
 	body, err := src.Open(ctx, a.Path, off)
 	if err != nil {
+		if ctx.Err() != nil && !timer.Stop() {
+			return 0, &retryable{fmt.Errorf("%s: no response within %s: %w", a.Name, stall, err)}
+		}
 		return 0, err
 	}
 	defer body.Close()
-	timer := time.AfterFunc(stall, cancel)
-	defer timer.Stop()
 	buf := make([]byte, 256<<10)
 	var n int64
 	for {

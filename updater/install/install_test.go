@@ -83,14 +83,24 @@ func TestWrite(t *testing.T) {
 		http.Error(w, "busy", http.StatusServiceUnavailable)
 		return true
 	}
+	done := make(chan struct{})
+	silent := func(w http.ResponseWriter, r *http.Request) bool {
+		<-done // no headers, ever
+		return true
+	}
+	defer close(done) // before the servers close: they wait for their handlers
 	for name, first := range map[string]func(http.ResponseWriter, *http.Request) bool{
-		"clean": nil, "truncated": half, "stalled": stall, "server error": busy,
+		"clean": nil, "truncated": half, "stalled": stall, "server error": busy, "stalled before its headers": silent,
 	} {
 		srv, reqs := server(t, data, first)
 		dst := &memTarget{b: make([]byte, len(data)+4096)}
+		start := time.Now()
 		n, err := Write(context.Background(), HTTP{Base: srv.URL}, artifact(data), dst, opts)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s: took %s with a %s stall timeout", name, took, opts.StallTimeout)
 		}
 		if !bytes.Equal(dst.b[:len(data)], data) || !dst.synced {
 			t.Errorf("%s: written bytes differ", name)
@@ -101,6 +111,59 @@ func TestWrite(t *testing.T) {
 		if name != "clean" && reqs.Load() < 2 {
 			t.Errorf("%s: %d requests, want a retry", name, reqs.Load())
 		}
+	}
+}
+
+// TestLyingRanges: a server that answers a resume with bytes from another
+// offset is caught by the Content-Range it sends, before a byte lands.
+func TestLyingRanges(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 50000)
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+			w.Write(data[:len(data)/3])
+			return
+		}
+		// Claims a range, sends the file from its start.
+		w.Header().Set("Content-Range", "bytes 0-"+strconv.Itoa(len(data)-1)+"/"+strconv.Itoa(len(data)))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(data)
+	}))
+	defer srv.Close()
+	dst := &memTarget{b: make([]byte, len(data))}
+	_, err := Write(context.Background(), HTTP{Base: srv.URL}, artifact(data), dst, opts)
+	if err == nil || !strings.Contains(err.Error(), "Content-Range") || errors.Is(err, ErrDigest) {
+		t.Fatalf("lying range: %v", err)
+	}
+}
+
+func TestRedirectPolicy(t *testing.T) {
+	req := func(u string) *http.Request { r, _ := http.NewRequest("GET", u, nil); return r }
+	if err := CheckRedirect(req("http://mirror/x"), []*http.Request{req("https://repo/x")}); !errors.Is(err, ErrRedirect) {
+		t.Errorf("https to http: %v", err)
+	}
+	if err := CheckRedirect(req("https://cdn/x"), []*http.Request{req("https://repo/x")}); err != nil {
+		t.Errorf("https to https: %v", err)
+	}
+	if err := CheckRedirect(req("http://b/x"), []*http.Request{req("http://a/x")}); err != nil {
+		t.Errorf("http to http: %v", err)
+	}
+	five := []*http.Request{req("https://a"), req("https://a"), req("https://a"), req("https://a"), req("https://a")}
+	if err := CheckRedirect(req("https://a"), five); !errors.Is(err, ErrRedirect) {
+		t.Errorf("sixth redirect: %v", err)
+	}
+	// Through a real client: an https repository redirecting to http.
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) }))
+	defer plain.Close()
+	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer tls.Close()
+	c := tls.Client()
+	c.CheckRedirect = CheckRedirect
+	if _, err := (HTTP{Base: tls.URL, Client: c}).Open(context.Background(), "channels/stable.json", 0); !errors.Is(err, ErrRedirect) {
+		t.Errorf("https repository redirected to http: %v", err)
 	}
 }
 
