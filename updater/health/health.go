@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -33,8 +34,17 @@ func retry(ctx context.Context, f func(context.Context) error) error {
 	}
 }
 
-// Unit passes when a systemd unit is active.
-type Unit struct{ Unit string }
+// Stable is how long a unit must stay active, without a restart, to pass:
+// a unit that crashes right after it starts (Restart=on-failure) is
+// active for a moment on every attempt.
+const Stable = 10 * time.Second
+
+// Unit passes when a systemd unit is active and stays active, with no
+// restart, for Stable.
+type Unit struct {
+	Unit   string
+	Stable time.Duration // default Stable
+}
 
 // Name implements agent.Check.
 func (u Unit) Name() string { return "unit " + u.Unit }
@@ -51,18 +61,50 @@ func (u Unit) Run(ctx context.Context) error {
 		}
 	}
 	defer conn.Close()
-	return retry(ctx, func(ctx context.Context) error {
+	stable := u.Stable
+	if stable <= 0 {
+		stable = Stable
+	}
+	read := func(ctx context.Context) (unitState, error) {
+		var us unitState
 		p, err := conn.GetUnitPropertyContext(ctx, u.Unit, "ActiveState")
+		if err != nil {
+			return us, err
+		}
+		us.active = strings.Trim(p.Value.String(), `"`)
+		if p, err := conn.GetServicePropertyContext(ctx, u.Unit, "NRestarts"); err == nil {
+			us.restarts = p.Value.String()
+		}
+		if p, err := conn.GetUnitPropertyContext(ctx, u.Unit, "ActiveEnterTimestampMonotonic"); err == nil {
+			us.since = p.Value.String()
+		}
+		return us, nil
+	}
+	return retry(ctx, func(ctx context.Context) error {
+		first, err := read(ctx)
 		if err != nil {
 			return err
 		}
-		state := strings.Trim(p.Value.String(), `"`)
-		if state != "active" {
-			return fmt.Errorf("%s is %s", u.Unit, state)
+		if first.active != "active" {
+			return fmt.Errorf("%s is %s", u.Unit, first.active)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s was active but did not stay so for %s before the deadline", u.Unit, stable)
+		case <-time.After(stable):
+		}
+		then, err := read(ctx)
+		if err != nil {
+			return err
+		}
+		if then != first {
+			return fmt.Errorf("%s did not stay active for %s (now %s, restarts %s → %s)", u.Unit, stable, then.active, first.restarts, then.restarts)
 		}
 		return nil
 	})
 }
+
+type unitState struct{ active, restarts, since string }
 
 // HTTP passes when a GET answers with the status wanted (default 200).
 type HTTP struct {
@@ -101,7 +143,11 @@ func (h HTTP) Run(ctx context.Context) error {
 	})
 }
 
-// Command passes when the program exits 0.
+// OutputLimit bounds what a health command's output adds to an error.
+const OutputLimit = 4096
+
+// Command passes when the program exits 0. At the deadline the program
+// and every process it started (its process group) are killed.
 type Command struct{ Argv []string }
 
 // Name implements agent.Check.
@@ -110,10 +156,45 @@ func (c Command) Name() string { return "command " + strings.Join(c.Argv, " ") }
 // Run implements agent.Check.
 func (c Command) Run(ctx context.Context) error {
 	return retry(ctx, func(ctx context.Context) error {
-		out, err := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...).CombinedOutput()
+		cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second
+		out := &tail{max: OutputLimit}
+		cmd.Stdout, cmd.Stderr = out, out
+		err := cmd.Run()
+		if cmd.Process != nil {
+			// Children left behind by a program that exited are part of
+			// its check too.
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 		if err != nil {
-			return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
+			return fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()))
 		}
 		return nil
 	})
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	max     int
+	b       []byte
+	dropped bool
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+		t.dropped = true
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	s := strings.ToValidUTF8(string(t.b), "?")
+	if t.dropped {
+		return "…" + s
+	}
+	return s
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -41,6 +44,40 @@ func TestCommand(t *testing.T) {
 	err := (Command{Argv: []string{"/bin/sh", "-c", "echo database not ready; exit 3"}}).Run(ctx)
 	if err == nil || !strings.Contains(err.Error(), "database not ready") {
 		t.Errorf("failing command: %v", err)
+	}
+}
+
+// TestCommandDeadline: a command that hangs, and the children it started,
+// die at the deadline; its output is bounded.
+func TestCommandDeadline(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := dir + "/child"
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := (Command{Argv: []string{"/bin/sh", "-c", "sleep 60 & echo $! > " + pidFile + "; head -c 100000 /dev/zero | tr '\\0' x; wait"}}).Run(ctx)
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("hanging command: %v after %s", err, time.Since(start))
+	}
+	if len(err.Error()) > OutputLimit+200 {
+		t.Errorf("error carries %d bytes of output", len(err.Error()))
+	}
+	pid, _ := os.ReadFile(pidFile)
+	n, _ := strconv.Atoi(strings.TrimSpace(string(pid)))
+	time.Sleep(100 * time.Millisecond)
+	// Alive and not a zombie waiting for a reaper.
+	if stat, err := os.ReadFile("/proc/" + strconv.Itoa(n) + "/stat"); n > 0 && err == nil && !strings.Contains(string(stat), ") Z ") {
+		syscall.Kill(n, syscall.SIGKILL)
+		t.Errorf("the command's child %d outlived the deadline", n)
+	}
+}
+
+func TestTail(t *testing.T) {
+	tl := &tail{max: 8}
+	tl.Write([]byte("0123456789"))
+	tl.Write([]byte("ab"))
+	if got := tl.String(); got != "…456789ab" {
+		t.Errorf("%q", got)
 	}
 }
 
