@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"aead.dev/minisign"
@@ -25,6 +26,7 @@ import (
 	"github.com/pibake/pibake/updater/device"
 	"github.com/pibake/pibake/updater/health"
 	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/lock"
 	"github.com/pibake/pibake/updater/state"
 )
 
@@ -59,15 +61,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "status":
 		return status(rest, stdout)
 	}
-	a, err := newAgent(log)
+	a, cfg, err := newAgent(log)
 	if err != nil {
 		return err
 	}
+	// One writer at a time: the service waits for its turn, a command
+	// that writes is refused while another writer is at work.
+	writer := func() (*lock.Lock, error) { return lock.Take(lock.Path, false) }
 	switch cmd {
 	case "run":
-		return serve(ctx, a, log)
+		return serve(ctx, a, cfg, log)
 	case "check":
-		st, err := a.Store.Load()
+		st, err := a.Load()
 		if err != nil {
 			return err
 		}
@@ -81,14 +86,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "available: %s %s (serial %d, expires %s)\n", d.Image, d.Version, d.Serial, d.Expires.Format(time.RFC3339))
 		return nil
-	case "install":
-		if len(rest) != 1 {
+	case "install", "mark-good", "rollback":
+		if cmd == "install" && len(rest) != 1 {
 			return errors.New("install takes one URL, bundle file or repository folder")
 		}
-		return installFrom(ctx, a, rest[0], log)
-	case "mark-good":
-		return a.Boot.MarkGood(a.Booted)
-	case "rollback":
+		l, err := writer()
+		if err != nil {
+			return err
+		}
+		defer l.Unlock()
+		switch cmd {
+		case "install":
+			return installFrom(ctx, a, rest[0], log)
+		case "mark-good":
+			return a.Boot.MarkGood(a.Booted)
+		}
 		return a.Rollback(ctx)
 	}
 	fmt.Fprint(stderr, usage)
@@ -125,11 +137,16 @@ func source(s string) install.Source {
 	return install.Dir{Path: strings.TrimPrefix(s, "file://")}
 }
 
-func newAgent(log *slog.Logger) (*agent.Agent, error) {
+func newAgent(log *slog.Logger) (*agent.Agent, config.Config, error) {
 	cfg, err := config.Load(config.ImagePath, config.OverridePath)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
+	a, err := agentFor(cfg, log)
+	return a, cfg, err
+}
+
+func agentFor(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 	dev, err := device.Detect()
 	if err != nil {
 		return nil, err
@@ -177,30 +194,33 @@ func newAgent(log *slog.Logger) (*agent.Agent, error) {
 	return a, nil
 }
 
-// serve settles the boot, tells systemd it is ready, then polls; it pets
-// the watchdog and reloads the configuration when the override changes.
-func serve(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
-	// Ready and petting the watchdog before the health checks, which may
-	// take up to their deadline.
+// serve settles the boot, tells systemd it is ready, then polls; it
+// reloads the configuration when the override changes (a bad override is
+// refused and the last good configuration kept). The systemd watchdog is
+// fed only while the loop makes progress: it beats on every turn, on
+// every write of a download, and counts as busy for the bounded steps
+// (the health checks' deadline, the document fetch).
+func serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Logger) error {
+	var wd watchdog
+	wd.beat()
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
-	if wd, _ := daemon.SdWatchdogEnabled(false); wd > 0 {
-		go func() {
-			t := time.NewTicker(wd / 2)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
-				}
-			}
-		}()
+	if every, _ := daemon.SdWatchdogEnabled(false); every > 0 {
+		go wd.feed(ctx, every, log)
 	}
-	if err := a.AfterBoot(ctx); err != nil {
+	a.Install.Beat = wd.beat
+	step := func(bound time.Duration, f func() error) error {
+		l, err := lock.Take(lock.Path, true)
+		if err != nil {
+			return err
+		}
+		defer l.Unlock()
+		wd.busy(bound)
+		defer wd.busy(0)
+		return f()
+	}
+	if err := step(cfg.Health.Deadline+time.Minute, func() error { return a.AfterBoot(ctx) }); err != nil {
 		log.Error("after boot", "err", err)
 	}
-	cfg, _ := config.Load(config.ImagePath, config.OverridePath)
 	_ = os.MkdirAll(filepath.Dir(config.OverridePath), 0o755)
 	watch, err := fsnotify.NewWatcher()
 	if err == nil {
@@ -213,24 +233,32 @@ func serve(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
 	}
 	poll := time.NewTimer(time.Minute)
 	defer poll.Stop()
+	idle := time.NewTicker(10 * time.Second)
+	defer idle.Stop()
 	for {
+		wd.beat()
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-idle.C:
 		case ev := <-events:
 			if filepath.Clean(ev.Name) != config.OverridePath {
 				continue
 			}
-			next, err := newAgent(log)
+			next, err := config.Load(config.ImagePath, config.OverridePath)
+			var na *agent.Agent
+			if err == nil {
+				na, err = agentFor(next, log)
+			}
 			if err != nil {
-				log.Error("configuration change refused", "err", err)
+				log.Error("configuration change refused; keeping the last good one", "err", err, "channel", a.Channel, "poll", cfg.Poll)
 				continue
 			}
-			*a = *next
-			cfg, _ = config.Load(config.ImagePath, config.OverridePath)
-			log.Info("configuration reloaded", "channel", a.Channel, "server", a.Source)
+			na.Install.Beat = wd.beat
+			*a, cfg = *na, next
+			log.Info("configuration reloaded", "channel", a.Channel, "server", a.Source, "poll", cfg.Poll)
 		case <-poll.C:
-			err := a.Update(ctx)
+			err := step(agent.FetchTimeout+time.Minute, func() error { return a.Update(ctx) })
 			switch {
 			case errors.Is(err, agent.ErrNothingNew):
 				log.Info("up to date")
@@ -238,6 +266,46 @@ func serve(ctx context.Context, a *agent.Agent, log *slog.Logger) error {
 				log.Error("update", "err", err)
 			}
 			poll.Reset(cfg.Poll)
+		}
+	}
+}
+
+// watchdog feeds systemd's watchdog from the loop's progress.
+type watchdog struct{ last, until atomic.Int64 }
+
+func (w *watchdog) beat() { w.last.Store(time.Now().UnixNano()) }
+
+// busy marks a step that may take up to d without beating (0: done).
+func (w *watchdog) busy(d time.Duration) {
+	if d == 0 {
+		w.until.Store(0)
+		return
+	}
+	w.until.Store(time.Now().Add(d).UnixNano())
+}
+
+// alive: a beat within half the watchdog interval, or a bounded step
+// still within its bound.
+func (w *watchdog) alive(now time.Time, every time.Duration) bool {
+	return now.UnixNano()-w.last.Load() < int64(every/2) || now.UnixNano() < w.until.Load()
+}
+
+func (w *watchdog) feed(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every / 4)
+	defer t.Stop()
+	warned := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if w.alive(now, every) {
+				_, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+				warned = false
+			} else if !warned {
+				log.Error("the main loop has made no progress: no longer feeding the watchdog", "since", time.Unix(0, w.last.Load()))
+				warned = true
+			}
 		}
 	}
 }

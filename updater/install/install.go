@@ -189,6 +189,9 @@ type Options struct {
 	// restarted agent can Resume from there.
 	Progress   func(written int64) error
 	Checkpoint int64 // default 16 MiB
+	// Beat, if set, is called after every write: the service's watchdog
+	// is fed from it while a download makes progress.
+	Beat func()
 }
 
 // Write streams artifact a from src into dst and then verifies what the
@@ -236,7 +239,7 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 			}
 			wait *= 2
 		}
-		n, err := copyOnce(ctx, src, a, dst, off, cp, o.StallTimeout)
+		n, err := copyOnce(ctx, src, a, dst, off, cp, o.StallTimeout, o.Beat)
 		off += n
 		if n > 0 {
 			attempt, wait = 0, o.Backoff // progress: the budget starts over
@@ -306,7 +309,7 @@ func (c *checkpoint) written(off int64) error {
 }
 
 // copyOnce copies from one connection until EOF, error or stall.
-func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, off int64, cp *checkpoint, stall time.Duration) (int64, error) {
+func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, off int64, cp *checkpoint, stall time.Duration, beat func()) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The stall timer runs from the request on: a server that never
@@ -334,6 +337,9 @@ func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, o
 				return n, fmt.Errorf("%s: %w: %w", a.Name, errWrite, err)
 			}
 			n += int64(m)
+			if beat != nil {
+				beat()
+			}
 			if err := cp.written(off + n); err != nil {
 				return n, fmt.Errorf("%s: %w", a.Name, err)
 			}
