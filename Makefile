@@ -11,7 +11,7 @@ ENV ?=
 BOARD ?=
 IMAGE_NAME := $(basename $(notdir $(IMAGE)))
 
-.PHONY: all deps build image test test-unit e2e bench lock clean
+.PHONY: all deps build image test test-unit e2e bench fuzz lock clean
 
 all: build
 
@@ -47,6 +47,21 @@ e2e: deps
 # Figures, never assertions: FAT writing, the root filesystem transform.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./disk/fat/ ./builder/rootfs/
+
+# Fuzz every parser of outside bytes for FUZZTIME each (make test runs
+# their seed corpora). Crashes land in testdata/fuzz/ of the package.
+FUZZTIME ?= 30s
+FUZZ := ./updater/state:FuzzParse ./updater/bootloader:FuzzParseState \
+	./updater/bootloader:FuzzParseAutoboot ./updater/channel:FuzzVerify \
+	./updater/config:FuzzOverride ./updater/install:FuzzOpenBundle \
+	./bootinit:FuzzParseCmdline ./disk/mbr:FuzzRead \
+	./firmware/uboot:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
+	./firmware/fdt:FuzzParse ./builder/debian:FuzzReadLock ./builder/imagedef:FuzzParse
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		echo "== $${t%%:*} $${t##*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" 2>&1 | grep -E 'fuzz: elapsed.*execs|FAIL|panic|^ok|failing input' | tail -3; \
+	done
 
 # Fast tests only: no Debian bootstrap.
 test-unit:

@@ -1,0 +1,47 @@
+package install
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzOpenBundle: a bundle file from a USB stick is indexed or refused;
+// what it serves stays inside the file.
+func FuzzOpenBundle(f *testing.F) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, n := range []string{"channels/stable.json", "channels/stable.json.minisig", "blobs/sha256/ab"} {
+		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+		tw.Write([]byte("abc"))
+	}
+	tw.Close()
+	f.Add(b.Bytes())
+	f.Add(b.Bytes()[:700])
+	f.Add([]byte("not a tar"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "b.tar")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		bd, err := OpenBundle(p)
+		if err != nil {
+			return
+		}
+		for _, ch := range bd.Channels() {
+			r, err := bd.Open(context.Background(), "channels/"+ch+".json", 0)
+			if err != nil {
+				continue
+			}
+			n, _ := io.Copy(io.Discard, r)
+			r.Close()
+			if n > int64(len(data)) {
+				t.Fatalf("served %d bytes from a %d-byte bundle", n, len(data))
+			}
+		}
+	})
+}
