@@ -107,13 +107,28 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: %w", err)
 	}
 	log := logger(stderr, false)
-	files := http.FileServer(http.Dir(dir))
+	// os.Root: no path, and no symlink inside the folder, leads out of it.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer root.Close()
+	files := http.FileServerFS(root.FS())
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "read-only repository", http.StatusMethodNotAllowed)
 			return
 		}
 		log.Info("request", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("range", r.Header.Get("Range")))
+		// Names starting with a dot are publish's uploads in progress
+		// (.upload-*) and atomic writes not yet renamed (.new): never
+		// served, so no device reads a partial file.
+		for _, part := range strings.Split(r.URL.Path, "/") {
+			if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".new") {
+				http.NotFound(w, r)
+				return
+			}
+		}
 		files.ServeHTTP(w, r)
 	})}
 	go func() {

@@ -34,6 +34,24 @@ func TestServe(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != `{"serial":1}` {
 		t.Errorf("GET: %d %q", resp.StatusCode, body)
 	}
+	// Nothing outside the folder, nothing half-written.
+	outside := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(outside, []byte("secret"), 0o644)
+	os.Symlink(outside, filepath.Join(dir, "channels", "link.json"))
+	os.Symlink("/etc", filepath.Join(dir, "etc"))
+	os.WriteFile(filepath.Join(dir, "channels", ".upload-123"), []byte("half"), 0o644)
+	os.WriteFile(filepath.Join(dir, "channels", "stable.json.new"), []byte("half"), 0o644)
+	for _, p := range []string{"/channels/link.json", "/etc/hostname", "/channels/.upload-123", "/channels/stable.json.new", "/../../etc/hostname"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Errorf("GET %s: served %q", p, body)
+		}
+	}
 	resp, err = http.Post(base+"/channels/stable.json", "text/plain", strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,14 +9,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Write replaces path with data. The new file is path.new, created with
 // perm (no chmod: FAT mounted with a umask refuses one); one writer at a
-// time is assumed.
+// time is assumed. Whatever was at path.new (a leftover, or a symlink
+// planted to redirect the write) is removed first, and the new file is
+// created exclusively, so the write never goes through a link.
 func Write(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.OpenFile(path+".new", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err := os.Remove(path + ".new"); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	tmp, err := os.OpenFile(path+".new", os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
 	if err != nil {
 		return err
 	}
