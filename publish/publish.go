@@ -93,7 +93,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		res.Uploaded += wrote
 		arts = append(arts, channel.Artifact{Name: a.name, Path: "blobs/sha256/" + sum, Size: a.n, SHA256: sum, PartitionSize: a.partition})
 	}
-	serial, err := nextSerial(o.Repo, o.Channel)
+	serial, err := nextSerial(o.Repo, o.Channel, o.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -177,18 +177,27 @@ func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, er
 	return sum, n, os.Rename(tmp.Name(), dst)
 }
 
-// nextSerial reads the channel's current serial (0 if new) and adds one.
-func nextSerial(repo, name string) (uint64, error) {
-	data, err := os.ReadFile(filepath.Join(repo, "channels", name+".json"))
+// nextSerial continues the channel's serial from the document already
+// published, only if it is signed by this key: the repository is plain
+// files that others may write, and an unsigned serial near the top of the
+// range would end the channel for every device.
+func nextSerial(repo, name string, key minisign.PrivateKey) (uint64, error) {
+	base := filepath.Join(repo, "channels", name+".json")
+	data, err := os.ReadFile(base)
 	if errors.Is(err, os.ErrNotExist) {
 		return 1, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("publish: %w", err)
 	}
-	var d channel.Document
-	if err := json.Unmarshal(data, &d); err != nil {
-		return 0, fmt.Errorf("publish: current channel document %s is unreadable (%v): fix or remove it", name, err)
+	sig, err := os.ReadFile(base + ".minisig")
+	if err != nil {
+		return 0, fmt.Errorf("publish: channel %s has a document but no signature (%v): the repository was changed by hand; restore it from a backup", name, err)
+	}
+	pub, _ := key.Public().(minisign.PublicKey)
+	d, err := channel.VerifySigned(data, sig, []minisign.PublicKey{pub})
+	if err != nil {
+		return 0, fmt.Errorf("publish: the current document of channel %s is not one this key signed (%w): publish continues serials only from its own documents; if the key was rotated, publish once more with the old key a release whose image trusts the new one (docs/updates.md)", name, err)
 	}
 	return d.Serial + 1, nil
 }

@@ -95,7 +95,7 @@ func TestPublish(t *testing.T) {
 	// The signed document verifies.
 	doc, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json"))
 	sig, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json.minisig"))
-	if _, err := channel.Verify(doc, sig, channel.Check{Trusted: []minisign.PublicKey{pub}, Board: "qemu", Now: now}); err != nil {
+	if _, err := channel.Verify(doc, sig, channel.Check{Trusted: []minisign.PublicKey{pub}, Board: "qemu", Channel: "stable", Image: "demo", Now: now}); err != nil {
 		t.Fatalf("published document does not verify: %v", err)
 	}
 
@@ -104,6 +104,14 @@ func TestPublish(t *testing.T) {
 	if err != nil || res.Document.Serial != 2 || res.Uploaded != 0 {
 		t.Fatalf("republish: serial %d, %d bytes uploaded, %v", res.Document.Serial, res.Uploaded, err)
 	}
+	// A serial raised in the repository without the key (a writable
+	// bucket) is not continued.
+	doc, _ = os.ReadFile(filepath.Join(repo, "channels/stable.json"))
+	os.WriteFile(filepath.Join(repo, "channels/stable.json"), []byte(strings.Replace(string(doc), `"serial": 2`, `"serial": 18446744073709551614`, 1)), 0o644)
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "not one this key signed") {
+		t.Errorf("unsigned serial continued: %v", err)
+	}
+	os.WriteFile(filepath.Join(repo, "channels/stable.json"), doc, 0o644)
 	// A modified build is refused.
 	v2 := fakeBuild(t, "2.0.0")
 	f, _ := os.OpenFile(filepath.Join(v2, "demo.img"), os.O_RDWR, 0)

@@ -150,10 +150,10 @@ type Check struct {
 	Reinstall bool
 }
 
-// Verify checks a document against the device's trusted keys and state
-// and returns it only if it may be acted on. Order: size, signature (and
-// key), syntax, trusted comment, board, expiry, serial.
-func Verify(doc, sig []byte, c Check) (*Document, error) {
+// VerifySigned checks only what a signature proves: size, the signature
+// by one of the keys, the syntax, and the trusted comment. Publish uses it
+// to continue a channel's serial from the last document it signed itself.
+func VerifySigned(doc, sig []byte, trusted []minisign.PublicKey) (*Document, error) {
 	if len(doc) > MaxSize || len(sig) > MaxSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxSize)
 	}
@@ -162,9 +162,9 @@ func Verify(doc, sig []byte, c Check) (*Document, error) {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	var key *minisign.PublicKey
-	for i := range c.Trusted {
-		if c.Trusted[i].ID() == s.KeyID {
-			key = &c.Trusted[i]
+	for i := range trusted {
+		if trusted[i].ID() == s.KeyID {
+			key = &trusted[i]
 			break
 		}
 	}
@@ -186,6 +186,18 @@ func Verify(doc, sig []byte, c Check) (*Document, error) {
 	if s.TrustedComment != trustedComment(&d) {
 		return nil, fmt.Errorf("%w: trusted comment %q does not match the document", ErrSignature, s.TrustedComment)
 	}
+	return &d, nil
+}
+
+// Verify checks a document against the device's trusted keys and state
+// and returns it only if it may be acted on. Order: size, signature (and
+// key), syntax, trusted comment, channel and image, board, expiry, serial.
+func Verify(doc, sig []byte, c Check) (*Document, error) {
+	dp, err := VerifySigned(doc, sig, c.Trusted)
+	if err != nil {
+		return nil, err
+	}
+	d := *dp
 	if d.Channel != c.Channel || (c.Image != "" && d.Image != c.Image) {
 		return nil, fmt.Errorf("%w: it is %s on channel %s, this device follows %s on channel %s", ErrWrongChannel, d.Image, d.Channel, orAny(c.Image), c.Channel)
 	}
