@@ -29,6 +29,12 @@ func Bundle(ctx context.Context, repo, name, out string) (*channel.Document, err
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return nil, fmt.Errorf("bundle: %s is unreadable (%v): publish the channel again", docPath, err)
 	}
+	// Only the paths a valid document can name (blobs/sha256/<sha256>)
+	// are packed: a document edited in the repository cannot pull other
+	// files of this machine into the bundle.
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("bundle: %s: %w: publish the channel again", docPath, err)
+	}
 	files := []string{"channels/" + name + ".json", "channels/" + name + ".json.minisig"}
 	for _, a := range d.Artifacts {
 		files = append(files, a.Path)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,14 @@ func TestBundle(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 	// Bad input.
+	// A document edited to name a file outside the blobs is refused.
+	docPath := filepath.Join(repo, "channels/stable.json")
+	orig, _ := os.ReadFile(docPath)
+	os.WriteFile(docPath, []byte(strings.Replace(string(orig), `"path": "blobs/sha256/`, `"path": "../../../../etc/passwd#`, 1)), 0o644)
+	if _, err := Bundle(context.Background(), repo, "stable", filepath.Join(dir, "evil.tar")); err == nil {
+		t.Error("a bundle packed a path outside the repository's blobs")
+	}
+	os.WriteFile(docPath, orig, 0o644)
 	if _, err := Bundle(context.Background(), repo, "beta", filepath.Join(dir, "x.tar")); err == nil {
 		t.Error("bundle of a missing channel")
 	}
