@@ -3,6 +3,7 @@ package bootinit
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/pibake/pibake/internal/hosttool"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,9 +79,7 @@ func TestGrowLast(t *testing.T) {
 }
 
 func TestExt4Size(t *testing.T) {
-	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
-		t.Skip("mkfs.ext4 not installed (e2fsprogs)")
-	}
+	hosttool.Need(t, "mkfs.ext4", "e2fsprogs")
 	img := filepath.Join(t.TempDir(), "fs.img")
 	f, _ := os.Create(img)
 	f.Truncate(64 << 20)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/internal/hosttool"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -57,9 +58,7 @@ environments:
 func need(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make test installs it via scripts/deps.sh)", tool)
-		}
+		hosttool.Need(t, tool, "see scripts/deps.sh")
 	}
 }
 

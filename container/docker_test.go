@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/pibake/pibake/internal/hosttool"
 	"io"
 	"os"
 	"os/exec"
@@ -185,9 +186,7 @@ esac
 // slot loads its own image and removes the first, a rollback loads the
 // first again; an image missing after docker load fails the unit.
 func TestDockerLoader(t *testing.T) {
-	if _, err := exec.LookPath("tar"); err != nil {
-		t.Skip("no tar")
-	}
+	hosttool.Need(t, "tar", "tar")
 	st := t.TempDir()
 	os.MkdirAll(filepath.Join(st, "images"), 0o755)
 	bin := t.TempDir()

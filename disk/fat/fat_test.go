@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/internal/hosttool"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -115,12 +116,7 @@ var fsckSummary = regexp.MustCompile(`: \d+ files, \d+/\d+ clusters$`)
 // fsck runs fsck.vfat -n on img and fails the test on any complaint.
 func fsck(t *testing.T, img string) {
 	t.Helper()
-	bin, err := exec.LookPath("fsck.vfat")
-	if err != nil {
-		if bin, err = exec.LookPath("/sbin/fsck.vfat"); err != nil {
-			t.Skip("fsck.vfat (dosfstools) is not installed; cannot check the filesystem")
-		}
-	}
+	bin := hosttool.Need(t, "fsck.vfat", "dosfstools")
 	out, err := exec.Command(bin, "-n", img).CombinedOutput()
 	if err != nil {
 		t.Fatalf("fsck.vfat -n: %v\n%s", err, out)

@@ -3,6 +3,7 @@ package fat
 import (
 	"bytes"
 	"fmt"
+	"github.com/pibake/pibake/internal/hosttool"
 	"io"
 	"os"
 	"os/exec"
@@ -13,9 +14,7 @@ import (
 )
 
 func TestMtools(t *testing.T) {
-	if _, err := exec.LookPath("mdir"); err != nil {
-		t.Skip("mtools is not installed")
-	}
+	hosttool.Need(t, "mdir", "mtools")
 	files, dirs := testTree()
 	img := writeImage(t, testOptions(testSize), files, dirs)
 	env := append(os.Environ(), "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8")
@@ -87,15 +86,8 @@ func TestMtools(t *testing.T) {
 // a short name of the DOS code page would be stored without one, and the
 // reader does not know the code page.)
 func TestReadForeign(t *testing.T) {
-	mkfs, err := exec.LookPath("mkfs.vfat")
-	if err != nil {
-		if mkfs, err = exec.LookPath("/sbin/mkfs.vfat"); err != nil {
-			t.Skip("mkfs.vfat (dosfstools) is not installed")
-		}
-	}
-	if _, err := exec.LookPath("mcopy"); err != nil {
-		t.Skip("mtools is not installed")
-	}
+	mkfs := hosttool.Need(t, "mkfs.vfat", "dosfstools")
+	hosttool.Need(t, "mcopy", "mtools")
 	dir := t.TempDir()
 	img := filepath.Join(dir, "foreign.img")
 	if err := os.WriteFile(img, nil, 0o644); err != nil {

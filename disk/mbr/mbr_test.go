@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/internal/hosttool"
 	"io"
 	"os"
 	"os/exec"
@@ -110,16 +111,7 @@ func writeMem(t *testing.T, tab Table) *mem {
 
 func findSfdisk(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("sfdisk"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/sbin/sfdisk", "/usr/sbin/sfdisk"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("sfdisk (util-linux) not found in PATH, /sbin or /usr/sbin; cannot cross-check the table")
-	return ""
+	return hosttool.Need(t, "sfdisk", "fdisk")
 }
 
 type sfdiskDump struct {

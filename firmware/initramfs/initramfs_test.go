@@ -2,6 +2,7 @@ package initramfs
 
 import (
 	"bytes"
+	"github.com/pibake/pibake/internal/hosttool"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -50,9 +51,7 @@ func TestWriteCPIO(t *testing.T) {
 	if err := WriteCPIO(&b, append(entries, entries[0]), 0); err == nil {
 		t.Error("duplicate accepted")
 	}
-	if _, err := exec.LookPath("cpio"); err != nil {
-		t.Skip("cpio not installed")
-	}
+	hosttool.Need(t, "cpio", "cpio")
 	cmd := exec.Command("cpio", "-itv", "--quiet")
 	cmd.Stdin = bytes.NewReader(a.Bytes())
 	out, err := cmd.CombinedOutput()

@@ -2,6 +2,7 @@ package uboot
 
 import (
 	"bytes"
+	"github.com/pibake/pibake/internal/hosttool"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +21,7 @@ func TestScriptImageMatchesMkimage(t *testing.T) {
 	if err != nil || got != script {
 		t.Fatalf("round trip: %q, %v", got, err)
 	}
-	if _, err := exec.LookPath("mkimage"); err != nil {
-		t.Skip("mkimage not installed (u-boot-tools; make test installs it)")
-	}
+	hosttool.Need(t, "mkimage", "u-boot-tools")
 	dir := t.TempDir()
 	src, out := filepath.Join(dir, "s.txt"), filepath.Join(dir, "s.scr")
 	if err := os.WriteFile(src, []byte(script), 0o644); err != nil {
