@@ -40,6 +40,10 @@ type Options struct {
 	Expires time.Duration // from Now
 	Rollout float64
 	Now     time.Time
+	// PreviousKeys are public keys whose documents publish may also
+	// continue the serial from: the old key, on the first publish after
+	// a key rotation.
+	PreviousKeys []minisign.PublicKey
 }
 
 // Result is what was published.
@@ -93,7 +97,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		res.Uploaded += wrote
 		arts = append(arts, channel.Artifact{Name: a.name, Path: "blobs/sha256/" + sum, Size: a.n, SHA256: sum, PartitionSize: a.partition})
 	}
-	serial, err := nextSerial(o.Repo, o.Channel, o.Key)
+	serial, err := nextSerial(o.Repo, o.Channel, o.Key, o.PreviousKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +185,7 @@ func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, er
 // published, only if it is signed by this key: the repository is plain
 // files that others may write, and an unsigned serial near the top of the
 // range would end the channel for every device.
-func nextSerial(repo, name string, key minisign.PrivateKey) (uint64, error) {
+func nextSerial(repo, name string, key minisign.PrivateKey, previous []minisign.PublicKey) (uint64, error) {
 	base := filepath.Join(repo, "channels", name+".json")
 	data, err := os.ReadFile(base)
 	if errors.Is(err, os.ErrNotExist) {
@@ -195,9 +199,9 @@ func nextSerial(repo, name string, key minisign.PrivateKey) (uint64, error) {
 		return 0, fmt.Errorf("publish: channel %s has a document but no signature (%v): the repository was changed by hand; restore it from a backup", name, err)
 	}
 	pub, _ := key.Public().(minisign.PublicKey)
-	d, err := channel.VerifySigned(data, sig, []minisign.PublicKey{pub})
+	d, err := channel.VerifySigned(data, sig, append([]minisign.PublicKey{pub}, previous...))
 	if err != nil {
-		return 0, fmt.Errorf("publish: the current document of channel %s is not one this key signed (%w): publish continues serials only from its own documents; if the key was rotated, publish once more with the old key a release whose image trusts the new one (docs/updates.md)", name, err)
+		return 0, fmt.Errorf("publish: the current document of channel %s is not one this key signed (%w): publish continues serials only from its own documents; after a key rotation give the old public key with --previous-key (docs/updates.md)", name, err)
 	}
 	return d.Serial + 1, nil
 }

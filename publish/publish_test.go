@@ -112,6 +112,16 @@ func TestPublish(t *testing.T) {
 		t.Errorf("unsigned serial continued: %v", err)
 	}
 	os.WriteFile(filepath.Join(repo, "channels/stable.json"), doc, 0o644)
+	// A rotation: the new key continues the old key's serial only when
+	// told the old public key.
+	_, newKey, _ := minisign.GenerateKey(rand.Reader)
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: newKey, Expires: time.Hour, Rollout: 1, Now: now}); err == nil {
+		t.Error("a new key continued a serial it did not sign")
+	}
+	res, err = Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: newKey, Expires: time.Hour, Rollout: 1, Now: now, PreviousKeys: []minisign.PublicKey{pub}})
+	if err != nil || res.Document.Serial != 3 {
+		t.Fatalf("rotation publish: %v", err)
+	}
 	// A modified build is refused.
 	v2 := fakeBuild(t, "2.0.0")
 	f, _ := os.OpenFile(filepath.Join(v2, "demo.img"), os.O_RDWR, 0)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"aead.dev/minisign"
 	"github.com/pibake/pibake/publish"
 	"github.com/pibake/pibake/updater/channel"
 )
@@ -25,6 +26,11 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pwFile := fs.String("password-file", "", "password of an encrypted signing key")
 	expires := fs.Duration("expires", 30*24*time.Hour, "how long devices accept this channel document")
 	rollout := fs.Float64("rollout", 1, "fraction of devices that take this release, in (0, 1]")
+	var prev []string
+	fs.Func("previous-key", "public key file (.pub) whose channel documents the serial may continue from: the old key after a rotation (repeatable)", func(v string) error {
+		prev = append(prev, v)
+		return nil
+	})
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -49,7 +55,19 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now()})
+	var previous []minisign.PublicKey
+	for _, p := range prev {
+		text, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("publish: --previous-key: %w", err)
+		}
+		pk, err := channel.ParsePublicKey(string(text))
+		if err != nil {
+			return fmt.Errorf("publish: --previous-key %s: %w", p, err)
+		}
+		previous = append(previous, pk)
+	}
+	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous})
 	if err != nil {
 		return err
 	}
