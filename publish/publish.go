@@ -28,6 +28,7 @@ import (
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/internal/atomicfile"
+	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
 )
 
@@ -77,19 +78,36 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	boot, _ := lay.Part(layout.BootA)
-	root, _ := lay.Part(layout.RootA)
-	bootLen, err := usedLength(img, boot.Offset, boot.Size)
-	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	res := &Result{}
-	var arts []channel.Artifact
-	for _, a := range []struct {
+	type part struct {
 		name      string
 		off, n    int64
 		partition int64
-	}{{"boot", boot.Offset, bootLen, boot.Size}, {"root", root.Offset, m.Rootfs.Size, root.Size}} {
+	}
+	bootOf := func(name, label string) (part, error) {
+		p, _ := lay.Part(label)
+		n, err := usedLength(img, p.Offset, p.Size)
+		return part{name, p.Offset, n, p.Size}, err
+	}
+	// With the U-Boot chain both boot partitions hold the same bytes. With
+	// tryboot each holds its own cmdline.txt (its root and slot), so each
+	// slot gets its own boot artifact, boot.a and boot.b.
+	boots := [][2]string{{"boot", layout.BootA}}
+	if m.Bootloader == "tryboot" {
+		boots = [][2]string{{channel.BootArtifact(string(bootloader.A)), layout.BootA}, {channel.BootArtifact(string(bootloader.B)), layout.BootB}}
+	}
+	var parts []part
+	for _, b := range boots {
+		p, err := bootOf(b[0], b[1])
+		if err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		parts = append(parts, p)
+	}
+	root, _ := lay.Part(layout.RootA)
+	parts = append(parts, part{"root", root.Offset, m.Rootfs.Size, root.Size})
+	res := &Result{}
+	var arts []channel.Artifact
+	for _, a := range parts {
 		sum, wrote, err := storeBlob(ctx, o.Repo, io.NewSectionReader(img, a.off, a.n))
 		if err != nil {
 			return nil, fmt.Errorf("publish: %s: %w", a.name, err)

@@ -27,6 +27,11 @@ var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 // a FAT boot slot and a stand-in root filesystem, and its manifest.
 func fakeBuild(t *testing.T, version string) string {
 	t.Helper()
+	return fakeBuildWith(t, version, "uboot")
+}
+
+func fakeBuildWith(t *testing.T, version, bootloader string) string {
+	t.Helper()
 	dir := t.TempDir()
 	lay, err := layout.Compute(layout.Sizes{Bootsel: 40 << 20, Boot: 40 << 20, Root: 16 << 20, Data: 16 << 20})
 	if err != nil {
@@ -45,7 +50,7 @@ func fakeBuild(t *testing.T, version string) string {
 	for _, p := range lay.Parts {
 		switch p.Name {
 		case layout.Bootsel, layout.BootA, layout.BootB:
-			files := []fat.File{{Path: "vmlinuz", Data: []byte("kernel " + version)}}
+			files := []fat.File{{Path: "vmlinuz", Data: []byte("kernel " + version)}, {Path: "cmdline.txt", Data: []byte("root of " + p.Name)}}
 			if err := fat.Write(io.NewOffsetWriter(f, p.Offset), fat.Options{Size: p.Size, Label: "PIBOOT", Time: now}, files, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +61,7 @@ func fakeBuild(t *testing.T, version string) string {
 	f.Close()
 	data, _ := os.ReadFile(img)
 	sum := sha256.Sum256(data)
-	m := builder.Manifest{Format: builder.ManifestFormat, Image: "demo", Version: version, Board: "qemu",
+	m := builder.Manifest{Format: builder.ManifestFormat, Image: "demo", Version: version, Board: "qemu", Bootloader: bootloader,
 		Disk: builder.ManifestDisk{File: "demo.img", Size: lay.DiskSize, SHA256: hex.EncodeToString(sum[:])}, Rootfs: builder.ManifestRootfs{Size: int64(len(root))}}
 	mj, _ := json.Marshal(m)
 	os.WriteFile(filepath.Join(dir, "manifest.json"), mj, 0o644)
@@ -129,5 +134,35 @@ func TestPublish(t *testing.T) {
 	f.Close()
 	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v2, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "corrupt or modified") {
 		t.Errorf("modified build: %v", err)
+	}
+}
+
+// TestPublishTryboot: a tryboot image's boot partitions differ (each
+// cmdline.txt names its own root and slot), so each slot gets its own.
+func TestPublishTryboot(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	res, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuildWith(t, "1.0.0", "tryboot"), Key: priv, Expires: time.Hour, Rollout: 1, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range res.Document.Artifacts {
+		names = append(names, a.Name)
+		if !strings.HasPrefix(a.Name, "boot.") {
+			continue
+		}
+		blob, _ := os.ReadFile(filepath.Join(repo, a.Path))
+		fsys, err := fat.Open(strings.NewReader(string(append(blob, make([]byte, a.PartitionSize-a.Size)...))), a.PartitionSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"boot.a": "root of " + layout.BootA, "boot.b": "root of " + layout.BootB}[a.Name]
+		if c, _ := fsys.ReadFile("cmdline.txt"); string(c) != want {
+			t.Errorf("%s holds cmdline %q, want %q", a.Name, c, want)
+		}
+	}
+	if strings.Join(names, " ") != "boot.a boot.b root" {
+		t.Errorf("artifacts %v", names)
 	}
 }

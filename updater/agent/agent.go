@@ -220,12 +220,11 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		_ = a.Store.Save(st)
 		return fmt.Errorf("%s: %w", doc.Version, ErrFailedBefore)
 	}
-	for _, art := range doc.Artifacts {
-		if art.Name != "boot" && art.Name != "root" {
-			return a.refuse(st, "verify", fmt.Errorf("unknown artifact %q", art.Name))
-		}
-	}
 	target := a.Booted.Other()
+	arts, err := slotArtifacts(doc, target)
+	if err != nil {
+		return a.refuse(st, "verify", err)
+	}
 	log := a.log()
 	dl := st.Download
 	if dl == nil || dl.Serial != doc.Serial || dl.Slot != string(target) {
@@ -253,9 +252,9 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		}
 	}()
 	log.Info("installing", "image", doc.Image, "version", doc.Version, "serial", doc.Serial, "slot", target)
-	for _, art := range doc.Artifacts {
+	for _, art := range arts {
 		t := rootT
-		if art.Name == "boot" {
+		if art.Name != "root" {
 			t = bootT
 		}
 		if slices.Contains(dl.Done, art.SHA256) {
@@ -310,6 +309,27 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		return a.RebootTrial()
 	}
 	return a.Reboot()
+}
+
+// slotArtifacts picks what goes into slot s: "root", and "boot" or the
+// slot's own boot artifact (tryboot: boot.a, boot.b). Exactly one of each.
+func slotArtifacts(doc *channel.Document, s bootloader.Slot) ([]channel.Artifact, error) {
+	var boot, root []channel.Artifact
+	for _, art := range doc.Artifacts {
+		switch art.Name {
+		case "root":
+			root = append(root, art)
+		case "boot", channel.BootArtifact(string(s)):
+			boot = append(boot, art)
+		case channel.BootArtifact(string(s.Other())):
+		default:
+			return nil, fmt.Errorf("unknown artifact %q", art.Name)
+		}
+	}
+	if len(boot) != 1 || len(root) != 1 {
+		return nil, fmt.Errorf("%s %s has %d boot artifacts for slot %s and %d root artifacts, want one of each", doc.Image, doc.Version, len(boot), s, len(root))
+	}
+	return append(boot, root...), nil
 }
 
 // refuse records why an update was refused and returns the error.

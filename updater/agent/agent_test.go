@@ -227,10 +227,16 @@ func (r *repo) publish(t *testing.T, version string, corrupt bool) {
 // repository as channel ch (served as channels/<ch>.json).
 func (r *repo) publishData(t *testing.T, ch, version string, data func(name string) []byte, corrupt bool) {
 	t.Helper()
+	r.publishNamed(t, ch, version, []string{"boot", "root"}, data, corrupt)
+}
+
+// publishNamed signs a release whose artifacts have the given names.
+func (r *repo) publishNamed(t *testing.T, ch, version string, names []string, data func(name string) []byte, corrupt bool) {
+	t.Helper()
 	r.serial++
 	d := &channel.Document{Format: channel.Format, Channel: ch, Image: "demo", Version: version, Serial: r.serial,
 		Expires: now.Add(time.Hour), Boards: []string{"pi4"}, Rollout: 1}
-	for _, n := range []string{"boot", "root"} {
+	for _, n := range names {
 		data := data(n)
 		sum := sha256.Sum256(data)
 		h := hex.EncodeToString(sum[:])
@@ -745,5 +751,43 @@ func TestTrybootChain(t *testing.T) {
 				t.Errorf("state: trial %+v failed %+v", st.Trial, st.Failed)
 			}
 		})
+	}
+}
+
+// TestTrybootPerSlotBoot: a tryboot release carries one boot artifact per
+// slot (each slot's cmdline.txt names its own root); each install writes
+// the target slot's own, so the trial boots its new kernel on its new root.
+func TestTrybootPerSlotBoot(t *testing.T) {
+	r := newRepo(t)
+	d := newDevice()
+	fw := bootloader.NewFakeTryboot()
+	agentFor := func(booted bootloader.Slot, checks ...Check) *Agent {
+		a := d.agent(r, booted, checks...)
+		a.Boot = fw
+		a.Reboot = func() error { fw.Reboot(""); return nil }
+		a.RebootTrial = func() error { fw.Reboot(bootloader.TrybootRebootArg); return nil }
+		return a
+	}
+	booted := fw.PowerOn()
+	agentFor(booted).AfterBoot(ctx)
+	for _, v := range []string{"2.0", "3.0"} {
+		r.publishNamed(t, "stable", v, []string{"boot.a", "boot.b", "root"}, func(n string) []byte { return content(n, v) }, false)
+		if err := agentFor(booted).Update(ctx); err != nil {
+			t.Fatal(err)
+		}
+		target := booted.Other()
+		want := content(channel.BootArtifact(string(target)), v)
+		if !bytes.HasPrefix(d.part(target, "boot").live, want) || !bytes.HasPrefix(d.part(target, "root").live, content("root", v)) {
+			t.Fatalf("%s: slot %s did not get its own boot artifact", v, target)
+		}
+		booted = fw.PowerOn()
+		if err := agentFor(booted, check{"ok", nil}).AfterBoot(ctx); err != nil || booted != target {
+			t.Fatalf("%s: trial in %s: %v", v, booted, err)
+		}
+	}
+	// A release missing the target's boot artifact is refused before a byte.
+	r.publishNamed(t, "stable", "4.0", []string{"boot.a", "root"}, func(n string) []byte { return content(n, "4.0") }, false)
+	if err := agentFor(booted).Update(ctx); err == nil || !strings.Contains(err.Error(), "0 boot artifacts for slot b") {
+		t.Errorf("a release without slot b's boot artifact: %v", err)
 	}
 }

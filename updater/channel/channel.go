@@ -58,6 +58,11 @@ type Artifact struct {
 	PartitionSize int64 `json:"partition_size"`
 }
 
+// BootArtifact names a slot's own boot artifact ("boot.a"): tryboot
+// images carry one per slot (each slot's cmdline.txt names its root); a
+// plain "boot" fits either slot.
+func BootArtifact(slot string) string { return "boot." + slot }
+
 // Document says what a channel currently offers.
 type Document struct {
 	Format    int        `json:"format"`
