@@ -108,7 +108,7 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	}
 	containerFiles(&spec, containers)
 	if def.Updater != nil {
-		files, err := updaterFiles(ctx, def, board, src, filepath.Dir(out))
+		files, err := updaterFiles(ctx, def, board, src, filepath.Dir(out), epoch)
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +161,7 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 }
 
 // updaterFiles are the update agent and its configuration.
-func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, src, work string) ([]rootfs.File, error) {
+func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, src, work string, epoch int64) ([]rootfs.File, error) {
 	bin := filepath.Join(work, "pibake-updater")
 	if _, err := buildDevice(ctx, src, "./cmd/pibake-updater", bin); err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.
 	u := def.Updater
 	health := u.Health
 	health.Units = withContainerUnits(def, health.Units)
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Poll: u.Poll, Health: health}.Marshal()
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Built: epoch, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Poll: u.Poll, Health: health}.Marshal()
 	if err != nil {
 		return nil, err
 	}

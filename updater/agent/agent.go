@@ -77,6 +77,9 @@ type Agent struct {
 	// (the tryboot chain needs the firmware's one-shot flag on it).
 	RebootTrial func() error
 	Now         func() time.Time
+	// Built is the image's build time: a clock that reads earlier (a Pi
+	// without RTC before time sync, at 1970) is not trusted for expiry.
+	Built time.Time
 	Log         *slog.Logger
 	Install     install.Options
 	// DeviceID places this device in a release's rollout (the machine-id).
@@ -169,8 +172,22 @@ func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, e
 	if err != nil {
 		return nil, fmt.Errorf("channel %s signature from %s: %w", a.Channel, a.Source, err)
 	}
-	return channel.Verify(doc, sig, channel.Check{Trusted: a.Trusted, Board: a.Board, Channel: a.Channel, Image: a.Image,
-		Now: a.now(), LastSerial: st.Serials[a.Channel], Reinstall: degraded(st)})
+	d, err := channel.Verify(doc, sig, channel.Check{Trusted: a.Trusted, Board: a.Board, Channel: a.Channel, Image: a.Image,
+		Now: a.expiryClock(), LastSerial: st.Serials[a.Channel], Reinstall: degraded(st)})
+	if errors.Is(err, channel.ErrExpired) {
+		err = fmt.Errorf("%w (this device's clock reads %s: if it is wrong, the document is refused until time sync sets it)", err, a.now().UTC().Format(time.RFC3339))
+	}
+	return d, err
+}
+
+// expiryClock is the time expiry is judged at: the clock, or the image's
+// build time when the clock reads earlier (it was never set). A clock
+// ahead refuses documents until it is corrected; nothing of it is kept.
+func (a *Agent) expiryClock() time.Time {
+	if now := a.now(); now.After(a.Built) {
+		return now
+	}
+	return a.Built
 }
 
 // Update installs the channel's release into the inactive slot and reboots

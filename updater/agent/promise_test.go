@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
@@ -316,5 +317,45 @@ func TestRolloutStableAcrossRepublish(t *testing.T) {
 		if err := a.Update(ctx); err != nil {
 			t.Errorf("serial %d at %.0f%%: a device inside 30%% is left out: %v", v.serial, v.frac*100, err)
 		}
+	}
+}
+
+// TestClockWithoutRTC: a Pi without RTC boots at 1970 (or its last
+// shutdown); expiry is then judged at the image's build time, a clock
+// ahead refuses documents (and says why), and a clock behind but after
+// the build is taken as it is.
+func TestClockWithoutRTC(t *testing.T) {
+	built := now.Add(-24 * time.Hour)
+	for _, tc := range []struct {
+		name    string
+		clock   time.Time
+		expires time.Time
+		ok      bool
+	}{
+		{"1970, document valid at build time", time.Unix(0, 0), now.Add(time.Hour), true},
+		{"1970, document expired before the build", time.Unix(0, 0), built.Add(-time.Hour), false},
+		{"clock ahead", now.Add(400 * 24 * time.Hour), now.Add(time.Hour), false},
+		{"clock behind, after the build", built.Add(time.Hour), built.Add(2 * time.Hour), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRepo(t)
+			d := settledOn(t, r)
+			r.publish(t, "2.0", false)
+			doc, _ := os.ReadFile(filepath.Join(r.dir, "channels/stable.json"))
+			var dd channel.Document
+			json.Unmarshal(doc, &dd)
+			dd.Expires = tc.expires
+			r.sign(t, &dd, "stable")
+			a := d.agent(r, bootloader.A)
+			a.Built = built
+			a.Now = func() time.Time { return tc.clock }
+			err := a.Update(ctx)
+			if tc.ok != (err == nil) {
+				t.Fatalf("update: %v", err)
+			}
+			if !tc.ok && (!errors.Is(err, channel.ErrExpired) || !strings.Contains(err.Error(), "clock reads")) {
+				t.Errorf("refusal does not name the clock: %v", err)
+			}
+		})
 	}
 }
