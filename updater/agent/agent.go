@@ -484,7 +484,14 @@ func (a *Agent) trialDidNotRun(st state.State, tr state.Trial) error {
 	}
 	// Never armed, or interrupted: the next poll verifies the written
 	// slot again and arms it; the slot stays out of the rotation.
-	a.log().Info("trial did not run; it will be armed again", "version", tr.Release.Version, "slot", tr.Slot)
+	why := "the boot loader was never armed"
+	switch {
+	case tr.Boots > 0:
+		why = "the trial came up but was cut short before its health checks ended"
+	case ev == bootloader.Yes || tr.Armed:
+		why = "the trial did not come up (once; a second time fails the release)"
+	}
+	a.log().Warn("trial will be tried again", "version", tr.Release.Version, "slot", tr.Slot, "why", why)
 	st.Trial = nil
 	if err := a.Boot.MarkBad(bootloader.Slot(tr.Slot)); err != nil {
 		return err
