@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/pibake/pibake/disk/layout"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,8 +20,10 @@ import (
 const (
 	ModuleList = "/lib/modules/pibake.modules" // written by the builder, in load order
 	newRoot    = "/newroot"
-	dataPart   = 7
 )
+
+// dataPart is the data partition's number, from the layout.
+var dataPart = layout.Number(layout.Data)
 
 // Mount points in the root filesystem the builder creates.
 const (

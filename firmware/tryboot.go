@@ -46,6 +46,5 @@ func TrybootCmdline(b Board, signature uint32, slot string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p := bootloader.BootPartition(s)
-	return fmt.Sprintf("%s root=PARTUUID=%08x-%02x pibake.slot=%s", CmdlineArgs(b), signature, p+3, slot), nil
+	return fmt.Sprintf("%s root=PARTUUID=%08x-%02x pibake.slot=%s", CmdlineArgs(b), signature, bootloader.RootPartition(s), slot), nil
 }

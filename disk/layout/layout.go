@@ -58,6 +58,44 @@ var Table = []Spec{
 	{7, Data, 0x83, "ext4", true},
 }
 
+// SlotSpec is one A/B slot: its name (pibake.slot= on the kernel command
+// line, "a"), and its boot and root partitions.
+type SlotSpec struct {
+	Name       string
+	Boot, Root string // partition names in Table
+}
+
+// Slots are the layout's A/B slots. The builder, the boot script
+// generator, the init, the agent and the tryboot files all take slot
+// names and partition numbers from here.
+var Slots = []SlotSpec{{"a", BootA, RootA}, {"b", BootB, RootB}}
+
+// Number is the Linux partition number of a partition of Table.
+func Number(name string) int {
+	for _, s := range Table {
+		if s.Name == name {
+			return s.Number
+		}
+	}
+	panic("layout: no partition " + name)
+}
+
+// Slot returns the slot named name ("a" or "b").
+func Slot(name string) (SlotSpec, bool) {
+	for _, s := range Slots {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return SlotSpec{}, false
+}
+
+// BootNumber and RootNumber are the slot's partition numbers.
+func (s SlotSpec) BootNumber() int { return Number(s.Boot) }
+
+// RootNumber is the slot's root partition number.
+func (s SlotSpec) RootNumber() int { return Number(s.Root) }
+
 // Sizes are the requested sizes in bytes; each is rounded up to Align.
 type Sizes struct {
 	Bootsel, Boot, Root, Data int64

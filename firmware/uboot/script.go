@@ -3,6 +3,8 @@ package uboot
 import (
 	"fmt"
 	"strings"
+
+	"github.com/pibake/pibake/disk/layout"
 )
 
 // StateFile is the slot state U-Boot keeps on bootsel, RAUC-style:
@@ -38,8 +40,14 @@ type Slot struct {
 	RootPart int    // partition with the root filesystem
 }
 
-// Slots of the default layout.
-var Slots = []Slot{{"A", "a", 2, 5}, {"B", "b", 3, 6}}
+// Slots of the layout (disk/layout declares them).
+var Slots = func() []Slot {
+	var out []Slot
+	for _, s := range layout.Slots {
+		out = append(out, Slot{strings.ToUpper(s.Name), s.Name, s.BootNumber(), s.RootNumber()})
+	}
+	return out
+}()
 
 // ScriptParams shape the boot script.
 type ScriptParams struct {

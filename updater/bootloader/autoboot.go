@@ -3,6 +3,8 @@ package bootloader
 import (
 	"fmt"
 	"strings"
+
+	"github.com/pibake/pibake/disk/layout"
 )
 
 // The Pi firmware's own A/B (bootloader: tryboot): autoboot.txt on bootsel
@@ -11,11 +13,17 @@ import (
 // once, any other start the committed one.
 
 // BootPartition is the partition number of a slot's boot partition.
-func BootPartition(s Slot) int {
-	if s == B {
-		return 3
+func BootPartition(s Slot) int { return spec(s).BootNumber() }
+
+// RootPartition is the partition number of a slot's root partition.
+func RootPartition(s Slot) int { return spec(s).RootNumber() }
+
+func spec(s Slot) layout.SlotSpec {
+	sp, ok := layout.Slot(string(s))
+	if !ok {
+		panic("bootloader: slot " + string(s) + " is not in the layout")
 	}
-	return 2
+	return sp
 }
 
 // AutobootTxt makes autoboot.txt with committed the slot booted normally

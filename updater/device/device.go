@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/pibake/pibake/bootinit"
+	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/install"
 	"golang.org/x/sys/unix"
@@ -61,7 +62,7 @@ func (d *Device) Slots(s bootloader.Slot) (install.Target, install.Target, error
 	if s == d.Booted {
 		return nil, nil, fmt.Errorf("refusing to write slot %s: it is running", s)
 	}
-	nums := map[bootloader.Slot][2]int{bootloader.A: {2, 5}, bootloader.B: {3, 6}}[s]
+	nums := [2]int{bootloader.BootPartition(s), bootloader.RootPartition(s)}
 	var out [2]install.Target
 	for i, n := range nums {
 		dev, err := d.partition(n)
@@ -88,7 +89,7 @@ func (d *Device) MountBootsel() (string, error) {
 	if strings.Contains(string(mounts), " "+BootselMount+" ") {
 		return BootselMount, nil
 	}
-	dev, err := d.partition(1)
+	dev, err := d.partition(layout.Number(layout.Bootsel))
 	if err != nil {
 		return "", err
 	}
