@@ -79,9 +79,9 @@ type Agent struct {
 	Now         func() time.Time
 	// Built is the image's build time: a clock that reads earlier (a Pi
 	// without RTC before time sync, at 1970) is not trusted for expiry.
-	Built time.Time
-	Log         *slog.Logger
-	Install     install.Options
+	Built   time.Time
+	Log     *slog.Logger
+	Install install.Options
 	// DeviceID places this device in a release's rollout (the machine-id).
 	DeviceID string
 }

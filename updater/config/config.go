@@ -53,7 +53,7 @@ type Config struct {
 	// Built is the image's build epoch (SOURCE_DATE_EPOCH, Unix seconds):
 	// a device whose clock reads earlier (no RTC, no time sync yet) judges
 	// expiry against it instead.
-	Built int64 `yaml:"built,omitempty"`
+	Built int64  `yaml:"built,omitempty"`
 	Board string `yaml:"board"`
 	// Bootloader is the image's boot chain: uboot (default) or tryboot.
 	Bootloader string        `yaml:"bootloader,omitempty"`

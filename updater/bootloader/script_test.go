@@ -1,0 +1,342 @@
+package bootloader
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/pibake/pibake/firmware/uboot"
+)
+
+// The U-Boot script the builder generates and the Go model the agent and
+// its tests use (State.boot) must agree on every state: this file runs
+// the generated script in a small interpreter of the hush subset it uses
+// (if/elif/fi, for/do/done, test, setenv, setexpr, load, env import and
+// export, fatwrite, echo, reset, booti) and compares the slot it boots and
+// the pibake.env it writes with the model's.
+
+type hush struct {
+	env   map[string]string
+	mem   map[string]string // address → bytes
+	files map[string]string // bootsel files
+	out   []string
+}
+
+type stop struct{ why, slot string }
+
+type node struct {
+	cmd    string // simple command
+	conds  []string
+	bodies [][]node // if: one body per cond, then else
+	forVar string
+	words  string
+}
+
+// statements splits the script into commands at newlines and at
+// semicolons outside quotes, with keywords split off their commands.
+func statements(script string) []string {
+	var out []string
+	for _, line := range strings.Split(script, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var cur strings.Builder
+		quoted := false
+		flush := func() {
+			s := strings.TrimSpace(cur.String())
+			cur.Reset()
+			for _, kw := range []string{"then ", "do ", "else "} {
+				if strings.HasPrefix(s, kw) {
+					out = append(out, strings.TrimSpace(kw))
+					s = strings.TrimSpace(s[len(kw):])
+				}
+			}
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+		for _, r := range line {
+			switch {
+			case r == '"':
+				quoted = !quoted
+				cur.WriteRune(r)
+			case r == ';' && !quoted:
+				flush()
+			default:
+				cur.WriteRune(r)
+			}
+		}
+		flush()
+	}
+	return out
+}
+
+func parse(st []string, i int, until ...string) ([]node, int) {
+	var body []node
+	for i < len(st) {
+		s := st[i]
+		word := strings.Fields(s)[0]
+		for _, u := range until {
+			if word == u {
+				return body, i
+			}
+		}
+		switch word {
+		case "if":
+			n := node{}
+			cond := strings.TrimPrefix(s, "if ")
+			for {
+				if st[i+1] != "then" {
+					panic("no then after " + cond)
+				}
+				b, j := parse(st, i+2, "elif", "else", "fi")
+				n.conds, n.bodies = append(n.conds, cond), append(n.bodies, b)
+				i = j
+				w := strings.Fields(st[i])[0]
+				if w == "elif" {
+					cond = strings.TrimPrefix(st[i], "elif ")
+					continue
+				}
+				if w == "else" {
+					b, j := parse(st, i+1, "fi")
+					n.bodies = append(n.bodies, b)
+					i = j
+				}
+				break
+			}
+			body = append(body, n)
+			i++ // fi
+		case "for":
+			f := strings.Fields(s)
+			n := node{forVar: f[1], words: strings.Join(f[3:], " ")}
+			if st[i+1] != "do" {
+				panic("no do")
+			}
+			b, j := parse(st, i+2, "done")
+			n.bodies = [][]node{b}
+			body = append(body, n)
+			i = j + 1
+		default:
+			body = append(body, node{cmd: s})
+			i++
+		}
+	}
+	return body, i
+}
+
+func (h *hush) expand(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := strings.Index(s[i:], "}")
+		b.WriteString(s[:i])
+		b.WriteString(h.env[s[i+2:i+j]])
+		s = s[i+j+1:]
+	}
+}
+
+// words splits a command into words, quotes kept together, then expands.
+func (h *hush) words(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, any := false, false
+	for _, r := range s + " " {
+		switch {
+		case r == '"':
+			quoted, any = !quoted, true
+		case r == ' ' && !quoted:
+			if any || cur.Len() > 0 {
+				w := h.expand(cur.String())
+				if w != "" || any {
+					out = append(out, w)
+				}
+			}
+			cur.Reset()
+			any = false
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	return out
+}
+
+func (h *hush) run(body []node) {
+	for _, n := range body {
+		switch {
+		case n.cmd != "":
+			h.exec(n.cmd)
+		case n.forVar != "":
+			for _, w := range strings.Fields(strings.Join(h.words(n.words), " ")) {
+				h.env[n.forVar] = w
+				h.run(n.bodies[0])
+			}
+		default:
+			done := false
+			for k, c := range n.conds {
+				if h.exec(c) {
+					h.run(n.bodies[k])
+					done = true
+					break
+				}
+			}
+			if !done && len(n.bodies) > len(n.conds) {
+				h.run(n.bodies[len(n.conds)])
+			}
+		}
+	}
+}
+
+func hexval(s string) int64 { n, _ := strconv.ParseInt(strings.TrimPrefix(s, "0x"), 16, 64); return n }
+
+func (h *hush) exec(cmd string) bool {
+	w := h.words(cmd)
+	switch w[0] {
+	case "setenv":
+		if len(w) == 2 {
+			delete(h.env, w[1])
+		} else {
+			h.env[w[1]] = strings.Join(w[2:], " ")
+		}
+	case "setexpr": // setexpr NAME A - B, hexadecimal as U-Boot's
+		h.env[w[1]] = fmt.Sprintf("%x", hexval(w[2])-hexval(w[4]))
+	case "test":
+		switch {
+		case w[1] == "-z":
+			return len(w) < 3 || w[2] == ""
+		case w[1] == "-n":
+			return len(w) > 2 && w[2] != ""
+		case w[2] == "=":
+			return w[1] == w[3]
+		case w[2] == "-gt":
+			a, _ := strconv.Atoi(w[1])
+			b, _ := strconv.Atoi(w[3])
+			return a > b
+		}
+		panic("test " + cmd)
+	case "load": // load dev dev:part addr file
+		part := w[2][strings.Index(w[2], ":")+1:]
+		if part == "1" {
+			data, ok := h.files[w[4]]
+			if ok {
+				h.mem[w[3]] = data
+				h.env["filesize"] = fmt.Sprintf("%x", len(data))
+			}
+			return ok
+		}
+		h.env["filesize"] = "1000"
+		return w[4] != "" // a kernel, initramfs or device tree of the slot
+	case "env":
+		if w[1] == "import" { // env import -t addr size vars...
+			data := h.mem[w[3]][:hexval(w[4])]
+			vals := map[string]string{}
+			for _, l := range strings.Split(strings.TrimRight(data, "\x00"), "\n") {
+				if l == "" {
+					continue
+				}
+				k, v, ok := strings.Cut(l, "=")
+				if !ok {
+					return false
+				}
+				vals[k] = v
+			}
+			for _, k := range w[5:] {
+				if v, ok := vals[k]; ok {
+					h.env[k] = v
+				}
+			}
+			return true
+		}
+		keys := append([]string(nil), w[4:]...)
+		sort.Strings(keys)
+		var b strings.Builder
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s=%s\n", k, h.env[k])
+		}
+		b.WriteByte(0)
+		h.mem[w[3]] = b.String()
+		h.env["filesize"] = fmt.Sprintf("%x", b.Len())
+	case "fatwrite": // fatwrite dev dev:1 addr file size
+		h.files[w[4]] = h.mem[w[3]][:hexval(w[5])]
+	case "echo":
+		h.out = append(h.out, strings.Join(w[1:], " "))
+	case "reset":
+		panic(stop{why: "reset"})
+	case "booti":
+		panic(stop{why: "booti", slot: h.env["pibake_slot"]})
+	default:
+		panic("unknown command " + w[0])
+	}
+	return true
+}
+
+// powerOn runs the script until it boots a slot, resetting as it asks.
+func (h *hush) powerOn(t *testing.T, prog []node) (slot string) {
+	t.Helper()
+	for resets := 0; resets < 5; resets++ {
+		h.env = map[string]string{"scriptaddr": "0x100", "fdtcontroladdr": "0x200", "fdtfile": "broadcom/x.dtb"}
+		h.mem = map[string]string{}
+		var s stop
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					var ok bool
+					if s, ok = r.(stop); !ok {
+						panic(r)
+					}
+				}
+			}()
+			h.run(prog)
+			s = stop{why: "end"}
+		}()
+		if s.why == "booti" {
+			return s.slot
+		}
+		if s.why != "reset" {
+			t.Fatalf("the script ended without booting: %v", h.out)
+		}
+	}
+	t.Fatalf("the script reset 5 times: %v", h.out)
+	return ""
+}
+
+func TestScriptMatchesModel(t *testing.T) {
+	script := uboot.Script(uboot.ScriptParams{Signature: 0x1234abcd, Cmdline: "console=ttyS1", Kernel: "vmlinuz", Initrd: "initrd.img"})
+	prog, _ := parse(statements(script), 0)
+	n := 0
+	check := func(name string, file *State) {
+		t.Helper()
+		h := &hush{files: map[string]string{}}
+		model, _ := ParseState(nil)
+		if file != nil {
+			h.files[StateFile] = string(file.Marshal())
+			model = *file
+		}
+		wantSlot, wantState := model.boot()
+		got := h.powerOn(t, prog)
+		gotState, err := ParseState([]byte(h.files[StateFile]))
+		if err != nil {
+			t.Fatalf("%s: the script wrote %q: %v", name, h.files[StateFile], err)
+		}
+		if got != string(wantSlot) || string(gotState.Marshal()) != string(wantState.Marshal()) {
+			t.Errorf("%s: script boots %s and writes %q; the model boots %s and writes %q", name, got, gotState.Marshal(), wantSlot, wantState.Marshal())
+		}
+		n++
+	}
+	check("no state file", nil)
+	for _, order := range [][]Slot{{A, B}, {B, A}} {
+		for a := 0; a <= MaxTries; a++ {
+			for b := 0; b <= MaxTries; b++ {
+				st := State{Order: order, Left: map[Slot]int{A: a, B: b}}
+				check(fmt.Sprintf("%s", st.Marshal()), &st)
+			}
+		}
+	}
+	t.Logf("%d states: the generated script and the model agree", n)
+}
