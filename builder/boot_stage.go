@@ -132,6 +132,7 @@ func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Boa
 	bs.bootsel = append(bs.bootsel,
 		fat.File{Path: "boot.scr", Data: script},
 		fat.File{Path: uboot.StateFile, Data: uboot.InitialState(uboot.DefaultTries).Marshal()},
+		fat.File{Path: uboot.AgentStateFile, Data: uboot.InitialState(uboot.DefaultTries).Marshal()},
 	)
 	ub, err := packageFiles(ctx, lock, cache, board.UBootPackage, func(p string) bool { return p == board.UBoot })
 	if err != nil {

@@ -13,6 +13,13 @@ import (
 // booting a slot; userspace restores the count once the slot is good.
 const StateFile = "pibake.env"
 
+// AgentStateFile is the updater's copy of StateFile: it writes both, U-Boot
+// counts down only StateFile. When StateFile cannot be read (U-Boot's own
+// fatwrite is not atomic and a power cut can tear it), the script reads
+// the copy rather than its defaults, so a slot the updater took out of the
+// rotation stays out.
+const AgentStateFile = "pibake.agent.env"
+
 // DefaultTries is how many times a slot is tried before the next one.
 const DefaultTries = 3
 
@@ -82,11 +89,35 @@ func Script(p ScriptParams) string {
 	w("setenv pibake_kernel_addr %#x", p.Loads.Kernel)
 	w("setenv pibake_fdt_addr %#x", p.Loads.FDT)
 	w("setenv pibake_initrd_addr %#x", p.Loads.Initrd)
-	w("setenv BOOT_ORDER \"A B\"")
+	vars := "BOOT_ORDER"
 	for _, s := range Slots {
-		w("setenv BOOT_%s_LEFT %d", s.Name, p.Tries)
+		vars += " BOOT_" + s.Name + "_LEFT"
 	}
-	w("if load ${devtype} ${devnum}:1 ${scriptaddr} %s; then env import -t ${scriptaddr} ${filesize} BOOT_ORDER BOOT_A_LEFT BOOT_B_LEFT; fi", StateFile)
+	// The state: pibake.env; if any of it is missing (torn, zeroed, not
+	// there), the updater's copy; what is still missing, the defaults.
+	unset := func(indent string) {
+		for _, v := range strings.Fields(vars) {
+			w("%ssetenv %s", indent, v)
+		}
+	}
+	missing := func(indent string) {
+		w("%ssetenv pibake_state ok", indent)
+		for _, v := range strings.Fields(vars) {
+			w("%sif test -z \"${%s}\"; then setenv pibake_state; fi", indent, v)
+		}
+	}
+	unset("")
+	w("if load ${devtype} ${devnum}:1 ${scriptaddr} %s; then env import -t ${scriptaddr} ${filesize} %s; fi", StateFile, vars)
+	missing("")
+	w("if test -z \"${pibake_state}\"; then")
+	w("  echo \"pibake: %s is unreadable: using %s\"", StateFile, AgentStateFile)
+	unset("  ")
+	w("  if load ${devtype} ${devnum}:1 ${scriptaddr} %s; then env import -t ${scriptaddr} ${filesize} %s; fi", AgentStateFile, vars)
+	w("fi")
+	w("if test -z \"${BOOT_ORDER}\"; then setenv BOOT_ORDER \"A B\"; fi")
+	for _, s := range Slots {
+		w("if test -z \"${BOOT_%s_LEFT}\"; then setenv BOOT_%s_LEFT %d; fi", s.Name, s.Name, p.Tries)
+	}
 	w("for BOOT_SLOT in \"${BOOT_ORDER}\"; do")
 	w("  if test -z \"${pibake_slot}\"; then")
 	for i, s := range Slots {

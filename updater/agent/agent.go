@@ -435,6 +435,12 @@ func (a *Agent) settle(st state.State) error {
 		return err
 	}
 	if st.Committed != "" {
+		// The boot state must not offer a slot the agent cannot vouch
+		// for (a boot state file lost and read as the script's defaults
+		// gives every slot tries): out of the rotation until verified.
+		if _, ok := st.Slots[string(a.Booted.Other())]; !ok {
+			return a.Boot.MarkBad(a.Booted.Other())
+		}
 		return nil
 	}
 	// First boot of this state: the slot the image was flashed with. A

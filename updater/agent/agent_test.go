@@ -181,7 +181,8 @@ func newDeviceSized(size int) *device {
 }
 
 // powerOn brings the power back (losing caches, tearing the last write
-// if tear) and runs the boot script.
+// if tear) and runs the boot script; with tear the power also goes while
+// the script writes pibake.env, leaving it unreadable.
 func (d *device) powerOn(tear bool) bootloader.Slot {
 	for _, m := range d.parts {
 		for _, p := range m {
@@ -189,6 +190,9 @@ func (d *device) powerOn(tear bool) bootloader.Slot {
 		}
 	}
 	d.off, d.cutAt = false, 0
+	if tear {
+		return d.boot.PowerOnTorn()
+	}
 	return d.boot.PowerOn()
 }
 

@@ -359,3 +359,26 @@ func TestClockWithoutRTC(t *testing.T) {
 		})
 	}
 }
+
+// TestLostBootStateIsRepaired: both boot state files lost (the script
+// falls back to its defaults, every slot with tries) while slot b is half
+// written: the next boot's agent takes b out of the rotation again.
+func TestLostBootStateIsRepaired(t *testing.T) {
+	r := newRepo(t)
+	d := settledOn(t, r)
+	r.publish(t, "2.0", false)
+	a := d.agent(r, bootloader.A)
+	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: 30000}
+	if err := a.Update(ctx); err == nil {
+		t.Fatal("install not interrupted")
+	}
+	fresh := bootloader.NewFake()
+	d.boot.St, d.boot.Copy = fresh.St, fresh.Copy
+	booted := d.boot.PowerOn()
+	if err := d.agent(r, booted).AfterBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d.boot.St.Bootable(bootloader.B) {
+		t.Errorf("after the boot state was lost, half-written slot b has %d tries", d.boot.St.Left[bootloader.B])
+	}
+}

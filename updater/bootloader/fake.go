@@ -4,6 +4,10 @@ package bootloader
 // UBoot, plus PowerOn, which does what the boot script does.
 type Fake struct {
 	St State
+	// Copy is the agent's copy of the state (AgentStateFile); Torn means
+	// StateFile was torn by U-Boot's own write, so the script reads Copy.
+	Copy State
+	Torn bool
 	// Writes counts state writes; FailAfter > 0 makes write number
 	// FailAfter and later fail (a power cut: the write does not happen).
 	Writes, FailAfter int
@@ -12,7 +16,7 @@ type Fake struct {
 // NewFake starts from the state a fresh image has.
 func NewFake() *Fake {
 	st, _ := ParseState(nil)
-	return &Fake{St: st}
+	return &Fake{St: st, Copy: st.clone()}
 }
 
 // ErrPowerCut is returned by writes after the cut.
@@ -27,28 +31,44 @@ func (f *Fake) write(st State) error {
 	if f.FailAfter > 0 && f.Writes >= f.FailAfter {
 		return ErrPowerCut
 	}
-	f.St = st
+	f.St, f.Copy, f.Torn = st, st.clone(), false
 	return nil
 }
 
+// current is the state the agent and the script start from.
+func (f *Fake) current() State {
+	if f.Torn {
+		return f.Copy
+	}
+	return f.St
+}
+
 // Primary implements Bootloader.
-func (f *Fake) Primary() (Slot, error) { return f.St.Primary(), nil }
+func (f *Fake) Primary() (Slot, error) { return f.current().Primary(), nil }
 
 // TryOnce implements Bootloader.
-func (f *Fake) TryOnce(s Slot) error { return f.write(f.St.tryOnce(s)) }
+func (f *Fake) TryOnce(s Slot) error { return f.write(f.current().tryOnce(s)) }
 
 // MarkGood implements Bootloader.
-func (f *Fake) MarkGood(s Slot) error { return f.write(f.St.markGood(s)) }
+func (f *Fake) MarkGood(s Slot) error { return f.write(f.current().markGood(s)) }
 
 // MarkBad implements Bootloader.
-func (f *Fake) MarkBad(s Slot) error { return f.write(f.St.markBad(s)) }
+func (f *Fake) MarkBad(s Slot) error { return f.write(f.current().markBad(s)) }
 
 // Tried implements Bootloader.
-func (f *Fake) Tried(s Slot) (Evidence, error) { return f.St.tried(s), nil }
+func (f *Fake) Tried(s Slot) (Evidence, error) { return f.current().tried(s), nil }
 
 // PowerOn runs the boot script: it returns the slot that starts.
 func (f *Fake) PowerOn() Slot {
-	s, st := f.St.boot()
-	f.St = st
+	s, st := f.current().boot()
+	f.St, f.Torn = st, false
+	return s
+}
+
+// PowerOnTorn is PowerOn with a power cut during the script's own write
+// of StateFile: the slot starts, and StateFile is left unreadable.
+func (f *Fake) PowerOnTorn() Slot {
+	s, _ := f.current().boot()
+	f.Torn = true
 	return s
 }

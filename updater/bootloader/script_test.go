@@ -306,17 +306,30 @@ func (h *hush) powerOn(t *testing.T, prog []node) (slot string) {
 	return ""
 }
 
+func TestStateFileNames(t *testing.T) {
+	if StateFile != uboot.StateFile || AgentStateFile != uboot.AgentStateFile {
+		t.Errorf("the agent writes %s/%s, the script reads %s/%s", StateFile, AgentStateFile, uboot.StateFile, uboot.AgentStateFile)
+	}
+}
+
 func TestScriptMatchesModel(t *testing.T) {
 	script := uboot.Script(uboot.ScriptParams{Signature: 0x1234abcd, Cmdline: "console=ttyS1", Kernel: "vmlinuz", Initrd: "initrd.img"})
 	prog, _ := parse(statements(script), 0)
 	n := 0
-	check := func(name string, file *State) {
+	// main: StateFile's bytes (nil: absent); file: the agent's copy.
+	check := func(name string, main []byte, file *State) {
 		t.Helper()
 		h := &hush{files: map[string]string{}}
+		if main != nil {
+			h.files[StateFile] = string(main)
+		}
 		model, _ := ParseState(nil)
 		if file != nil {
-			h.files[StateFile] = string(file.Marshal())
+			h.files[AgentStateFile] = string(file.Marshal())
 			model = *file
+		}
+		if st, ok := parseFull(main); ok {
+			model = st
 		}
 		wantSlot, wantState := model.boot()
 		got := h.powerOn(t, prog)
@@ -329,12 +342,18 @@ func TestScriptMatchesModel(t *testing.T) {
 		}
 		n++
 	}
-	check("no state file", nil)
+	check("no state file", nil, nil)
 	for _, order := range [][]Slot{{A, B}, {B, A}} {
 		for a := 0; a <= MaxTries; a++ {
 			for b := 0; b <= MaxTries; b++ {
 				st := State{Order: order, Left: map[Slot]int{A: a, B: b}}
-				check(fmt.Sprintf("%s", st.Marshal()), &st)
+				other := State{Order: []Slot{order[1], order[0]}, Left: map[Slot]int{A: MaxTries - a, B: MaxTries - b}}
+				check(fmt.Sprintf("%q", st.Marshal()), st.Marshal(), &other)
+				// StateFile torn by U-Boot's own write: zeroed, half
+				// written, or gone; the script must read the agent's copy.
+				check(fmt.Sprintf("zeroed, copy %q", st.Marshal()), make([]byte, 40), &st)
+				check(fmt.Sprintf("half, copy %q", st.Marshal()), []byte("BOOT_ORDER=B A\nBOOT_A_"), &st)
+				check(fmt.Sprintf("absent, copy %q", st.Marshal()), nil, &st)
 			}
 		}
 	}

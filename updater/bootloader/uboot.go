@@ -6,27 +6,65 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pibake/pibake/internal/atomicfile"
 )
 
-// StateFile is the state file's name on bootsel.
-const StateFile = "pibake.env"
+// StateFile is the state file's name on bootsel; AgentStateFile is the
+// agent's copy, which the script reads when StateFile cannot be read
+// (U-Boot's own write of StateFile is not atomic). Both names match
+// firmware/uboot's (a test checks).
+const (
+	StateFile      = "pibake.env"
+	AgentStateFile = "pibake.agent.env"
+)
 
 // UBoot keeps the state in Dir/pibake.env: Dir is where bootsel (FAT) is
 // mounted on the device, or any folder in tests. Writes go to a new file
 // that is synced and renamed over the old one, then the folder is synced.
 type UBoot struct{ Dir string }
 
+// read returns the state the script would use: StateFile if it holds all
+// of the state, else the agent's copy, else the defaults.
 func (u UBoot) read() (State, error) {
-	data, err := os.ReadFile(filepath.Join(u.Dir, StateFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return ParseState(nil) // the script's defaults
+	st, _, err := u.readRaw()
+	return st, err
+}
+
+// readRaw also returns StateFile's bytes and whether they were usable.
+func (u UBoot) readRaw() (State, []byte, error) {
+	main, err := os.ReadFile(filepath.Join(u.Dir, StateFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return State{}, nil, fmt.Errorf("boot state: %w", err)
 	}
+	if st, ok := parseFull(main); ok {
+		return st, main, nil
+	}
+	backup, err := os.ReadFile(filepath.Join(u.Dir, AgentStateFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return State{}, nil, fmt.Errorf("boot state: %w", err)
+	}
+	if st, ok := parseFull(backup); ok {
+		return st, nil, nil
+	}
+	st, _ := ParseState(nil)
+	return st, nil, nil
+}
+
+// parseFull parses a state file that holds every variable.
+func parseFull(data []byte) (State, bool) {
+	st, err := ParseState(data)
 	if err != nil {
-		return State{}, fmt.Errorf("boot state: %w", err)
+		return st, false
 	}
-	return ParseState(data)
+	text := string(data)
+	for _, k := range []string{"BOOT_ORDER=", "BOOT_A_LEFT=", "BOOT_B_LEFT="} {
+		if !strings.Contains(text, k) {
+			return st, false
+		}
+	}
+	return st, true
 }
 
 // BadSuffix is appended to a state file that could not be read when it is
@@ -41,27 +79,32 @@ func writeFile(dir, name string, data []byte) error {
 	return nil
 }
 
-// update applies f to the state and writes it back, only if it changed
-// (every write is a FAT directory update on the card). A file that cannot
-// be parsed (torn by a power cut during U-Boot's own write, or garbage) is
-// what the script also reads as its defaults: it is kept as
-// pibake.env.bad and f starts from those defaults, so a bad file never
-// stops the agent from marking the running slot good.
+// update applies f to the state and writes it back to the agent's copy
+// and then to StateFile, each only if it changed (every write is a FAT
+// directory update on the card). A StateFile that cannot be used (torn by
+// a power cut during U-Boot's own write, or garbage) is kept as
+// pibake.env.bad; f then starts from what the script reads instead (the
+// agent's copy, or the defaults), so a bad file never stops the agent.
 func (u UBoot) update(f func(State) State) error {
 	path := filepath.Join(u.Dir, StateFile)
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("boot state: %w", err)
+	st, usable, err := u.readRaw()
+	if err != nil {
+		return err
 	}
-	st, perr := ParseState(old)
-	if perr != nil {
-		if err := writeFile(u.Dir, StateFile+BadSuffix, old); err != nil {
-			return err
+	if usable == nil {
+		if old, err := os.ReadFile(path); err == nil {
+			if err := writeFile(u.Dir, StateFile+BadSuffix, old); err != nil {
+				return err
+			}
 		}
-		st, _ = ParseState(nil)
 	}
 	next := f(st).Marshal()
-	if perr == nil && bytes.Equal(bytes.TrimRight(old, "\x00"), next) {
+	if backup, err := os.ReadFile(filepath.Join(u.Dir, AgentStateFile)); err != nil || !bytes.Equal(backup, next) {
+		if err := writeFile(u.Dir, AgentStateFile, next); err != nil {
+			return err
+		}
+	}
+	if usable != nil && bytes.Equal(bytes.TrimRight(usable, "\x00"), next) {
 		return nil
 	}
 	return writeFile(u.Dir, StateFile, next)
