@@ -414,6 +414,21 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 // release.
 func (a *Agent) settle(st state.State) error {
 	booted := string(a.Booted)
+	if _, ok := st.Slots[booted]; !ok && st.Committed != "" {
+		if _, other := st.Slots[string(a.Booted.Other())]; other && st.Download != nil && st.Download.Slot == booted {
+			// Running a slot that was being written: the boot state was
+			// lost or changed by hand. Never mark it good: back to the
+			// slot that holds a verified release.
+			a.log().Error("running a slot whose install never finished; going back to the verified slot", "slot", booted)
+			if err := a.Boot.MarkGood(a.Booted.Other()); err != nil {
+				return err
+			}
+			if err := a.Boot.MarkBad(a.Booted); err != nil {
+				return err
+			}
+			return a.Reboot()
+		}
+	}
 	if st.Committed != "" && st.Committed != booted && st.Download == nil {
 		broken := st.Committed
 		what := "its release"

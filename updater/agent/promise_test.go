@@ -382,3 +382,26 @@ func TestLostBootStateIsRepaired(t *testing.T) {
 		t.Errorf("after the boot state was lost, half-written slot b has %d tries", d.boot.St.Left[bootloader.B])
 	}
 }
+
+// TestRunningAnUnfinishedSlot: if a half-written slot ever runs (the boot
+// state edited by hand), the agent does not mark it good: it goes back to
+// the verified slot.
+func TestRunningAnUnfinishedSlot(t *testing.T) {
+	r := newRepo(t)
+	d := settledOn(t, r)
+	r.publish(t, "2.0", false)
+	a := d.agent(r, bootloader.A)
+	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: 30000}
+	a.Update(ctx)
+	d.boot.St = bootloader.State{Order: []bootloader.Slot{bootloader.B, bootloader.A}, Left: map[bootloader.Slot]int{bootloader.A: 3, bootloader.B: 3}}
+	d.boot.Torn = false
+	rebooted := false
+	b := d.agent(r, d.boot.PowerOn())
+	b.Reboot = func() error { rebooted = true; return nil }
+	if err := b.AfterBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !rebooted || d.boot.PowerOn() != bootloader.A || d.boot.St.Bootable(bootloader.B) {
+		t.Errorf("rebooted %v, boot state %s", rebooted, d.boot.St.Marshal())
+	}
+}
