@@ -80,7 +80,9 @@ func watch(t *testing.T, img, name string, fwd map[string]string, timeout time.D
 //	   marked bad and the device reboots into v2 by itself, whose container
 //	   runs again; status names the failed check.
 //	v4 is published with a kernel that never boots: U-Boot spends slot A's
-//	   one try and starts v2 again; the agent records the failed boot.
+//	   one try and starts v2 again; the agent re-verifies slot A (no
+//	   download) and arms it once more, since one such fallback may have
+//	   been a power cut; the second fallback is recorded as a failed boot.
 //
 // Each step's time and the bytes the server sent are logged.
 func TestUpdate(t *testing.T) {
