@@ -23,8 +23,9 @@ func FuzzOpenBundle(f *testing.F) {
 	f.Add(b.Bytes())
 	f.Add(b.Bytes()[:700])
 	f.Add([]byte("not a tar"))
+	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := filepath.Join(t.TempDir(), "b.tar")
+		p := filepath.Join(dir, "b.tar")
 		if err := os.WriteFile(p, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
