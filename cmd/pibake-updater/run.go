@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"aead.dev/minisign"
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -343,6 +344,11 @@ func status(args []string, stdout io.Writer) error {
 			}
 		}
 	}
+	if !*asJSON {
+		// Reasons and versions come from servers and documents: no
+		// terminal control sequence of theirs reaches the terminal.
+		stdout = safeText{stdout}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -378,4 +384,28 @@ func status(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "last error: %s\n", st.LastError)
 	}
 	return nil
+}
+
+// safeText replaces control characters (C0 but newline and tab, DEL, C1)
+// with '?': text a hostile server put into an error cannot move the
+// cursor, clear the screen or retitle the terminal of whoever reads
+// status.
+type safeText struct{ w io.Writer }
+
+func (s safeText) Write(p []byte) (int, error) {
+	var b strings.Builder
+	for _, r := range string(p) {
+		switch {
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError:
+			b.WriteByte('?')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	if _, err := io.WriteString(s.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,5 +29,13 @@ func TestWatchdogFollowsProgress(t *testing.T) {
 	w.busy(0)
 	if w.alive(now.Add(4*time.Minute), every) {
 		t.Error("a finished step still counts as busy")
+	}
+}
+
+func TestSafeText(t *testing.T) {
+	var b strings.Builder
+	safeText{&b}.Write([]byte("last error: GET x: HTTP 500 \x1b]0;pwned\x07\x1b[2J\u009b6n ok\tübel\n"))
+	if got := b.String(); got != "last error: GET x: HTTP 500 ?]0;pwned??[2J?6n ok\tübel\n" {
+		t.Errorf("%q", got)
 	}
 }
