@@ -178,7 +178,7 @@ func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.
 	u := def.Updater
 	health := u.Health
 	health.Units = withContainerUnits(def, health.Units)
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Built: epoch, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Poll: u.Poll, Health: health}.Marshal()
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Built: epoch, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health}.Marshal()
 	if err != nil {
 		return nil, err
 	}

@@ -98,10 +98,12 @@ type Updater struct {
 	Server  string `yaml:"server"`  // repository URL the device polls
 	Channel string `yaml:"channel"` // default "stable"
 	// Channels are the other channels a device's override may switch to.
-	Channels []string      `yaml:"channels"`
-	Keys     []string      `yaml:"keys"` // trusted public keys: minisign key text, or a .pub file relative to the repository
-	Poll     time.Duration `yaml:"poll"` // default 15m
-	Health   config.Health `yaml:"health"`
+	Channels []string `yaml:"channels"`
+	Keys     []string `yaml:"keys"` // trusted public keys: minisign key text, or a .pub file relative to the repository
+	// Revoked are key IDs (16 hex digits) refused even if listed in keys.
+	Revoked []string      `yaml:"revoked"`
+	Poll    time.Duration `yaml:"poll"` // default 15m
+	Health  config.Health `yaml:"health"`
 }
 
 // Service installs a unit from services/ and, unless Enable is false,

@@ -203,7 +203,7 @@ func (d *Definition) validate() []fieldError {
 		if _, err := d.UpdaterKeys(); err != nil {
 			bad(err.Error(), "updater", "keys")
 		}
-		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Poll: u.Poll, Health: u.Health}
+		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Revoked: u.Revoked, Poll: u.Poll, Health: u.Health}
 		if err := c.Validate(); err != nil {
 			bad(strings.TrimPrefix(err.Error(), "updater config: "), "updater")
 		}

@@ -164,6 +164,11 @@ func agentFor(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 		}
 		keys = append(keys, pk)
 	}
+	var revoked []uint64
+	for _, r := range cfg.Revoked {
+		id, _ := config.ParseKeyID(r) // Validate checked them
+		revoked = append(revoked, id)
+	}
 	var checks []agent.Check
 	for _, u := range cfg.Health.Units {
 		checks = append(checks, health.Unit{Unit: u})
@@ -178,7 +183,7 @@ func agentFor(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 	a := &agent.Agent{
 		DeviceID: strings.TrimSpace(string(machineID)),
 		Boot:     bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
-		Channel: cfg.Channel, Image: cfg.Image, Built: time.Unix(cfg.Built, 0), Trusted: keys, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
+		Channel: cfg.Channel, Image: cfg.Image, Built: time.Unix(cfg.Built, 0), Trusted: keys, Revoked: revoked, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
 		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log,
 	}
 	if cfg.Bootloader == "tryboot" {

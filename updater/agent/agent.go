@@ -67,6 +67,7 @@ type Agent struct {
 	Channel  string
 	Image    string // the image this device runs; documents of others are refused
 	Trusted  []minisign.PublicKey
+	Revoked  []uint64 // key IDs refused even if trusted
 	Board    string
 	Booted   bootloader.Slot
 	Slots    Slots
@@ -172,7 +173,7 @@ func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, e
 	if err != nil {
 		return nil, fmt.Errorf("channel %s signature from %s: %w", a.Channel, a.Source, err)
 	}
-	d, err := channel.Verify(doc, sig, channel.Check{Trusted: a.Trusted, Board: a.Board, Channel: a.Channel, Image: a.Image,
+	d, err := channel.Verify(doc, sig, channel.Check{Trusted: a.Trusted, Board: a.Board, Channel: a.Channel, Image: a.Image, Revoked: a.Revoked,
 		Now: a.expiryClock(), LastSerial: st.Serials[a.Channel], Reinstall: degraded(st)})
 	if errors.Is(err, channel.ErrExpired) {
 		err = fmt.Errorf("%w (this device's clock reads %s: if it is wrong, the document is refused until time sync sets it)", err, a.now().UTC().Format(time.RFC3339))

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,7 @@ var (
 	ErrMalformed     = errors.New("malformed channel document")
 	ErrWrongChannel  = errors.New("channel document is for another channel or image")
 	ErrSerialJump    = errors.New("channel document serial jumps too far ahead")
+	ErrRevokedKey    = errors.New("channel document signed by a revoked key")
 )
 
 // MaxSerialJump bounds how far a document's serial may be ahead of the
@@ -153,6 +155,8 @@ type Check struct {
 	// Reinstall accepts LastSerial itself: the device runs a fallback and
 	// reinstalls the channel's release into its broken slot.
 	Reinstall bool
+	// Revoked lists key IDs the image refuses even if Trusted has them.
+	Revoked []uint64
 }
 
 // VerifySigned checks only what a signature proves: size, the signature
@@ -198,6 +202,10 @@ func VerifySigned(doc, sig []byte, trusted []minisign.PublicKey) (*Document, err
 // and returns it only if it may be acted on. Order: size, signature (and
 // key), syntax, trusted comment, channel and image, board, expiry, serial.
 func Verify(doc, sig []byte, c Check) (*Document, error) {
+	var s minisign.Signature
+	if err := s.UnmarshalText(sig); err == nil && slices.Contains(c.Revoked, s.KeyID) {
+		return nil, fmt.Errorf("%w (key id %016X)", ErrRevokedKey, s.KeyID)
+	}
 	dp, err := VerifySigned(doc, sig, c.Trusted)
 	if err != nil {
 		return nil, err

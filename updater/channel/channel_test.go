@@ -68,6 +68,7 @@ func TestSignVerify(t *testing.T) {
 		{"another image", d, s, Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Image: "kiosk", Now: now}, ErrWrongChannel},
 		{"serial far ahead", farDoc, farSig, ok, ErrSerialJump},
 		{"serial at the top", topDoc, topSig, ok, ErrSerialJump},
+		{"revoked key", d, s, Check{Trusted: []minisign.PublicKey{pub}, Revoked: []uint64{pub.ID()}, Board: "pi4", Channel: "stable", Now: now, LastSerial: 6}, ErrRevokedKey},
 	}
 	for _, c := range cases {
 		if _, err := Verify(c.doc, c.sig, c.check); !errors.Is(err, c.want) {

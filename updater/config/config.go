@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,10 +57,13 @@ type Config struct {
 	Built int64  `yaml:"built,omitempty"`
 	Board string `yaml:"board"`
 	// Bootloader is the image's boot chain: uboot (default) or tryboot.
-	Bootloader string        `yaml:"bootloader,omitempty"`
-	Keys       []string      `yaml:"keys"`
-	Poll       time.Duration `yaml:"poll,omitempty"`
-	Health     Health        `yaml:"health,omitempty"`
+	Bootloader string   `yaml:"bootloader,omitempty"`
+	Keys       []string `yaml:"keys"`
+	// Revoked are key IDs (16 hex digits, as minisign prints them) whose
+	// documents are refused even if Keys lists the key.
+	Revoked []string      `yaml:"revoked,omitempty"`
+	Poll    time.Duration `yaml:"poll,omitempty"`
+	Health  Health        `yaml:"health,omitempty"`
 }
 
 // Parse reads one file's YAML strictly.
@@ -90,7 +94,7 @@ func ParseOverride(name string, data []byte) (Override, error) {
 	for k := range fields {
 		switch k {
 		case "server", "channel", "poll":
-		case "keys", "health", "board", "bootloader", "image", "channels":
+		case "keys", "revoked", "health", "board", "bootloader", "image", "channels", "built":
 			return Override{}, fmt.Errorf("%s: %s cannot be overridden on the data partition: it comes from the image", name, k)
 		default:
 			return Override{}, fmt.Errorf("%s: unknown field %q (an override may set server, channel and poll)", name, k)
@@ -171,6 +175,11 @@ func (c Config) Validate() error {
 	case c.Bootloader != "" && c.Bootloader != "uboot" && c.Bootloader != "tryboot":
 		return fmt.Errorf("updater config: bootloader %q: want uboot or tryboot", c.Bootloader)
 	}
+	for _, id := range c.Revoked {
+		if _, err := ParseKeyID(id); err != nil {
+			return fmt.Errorf("updater config: revoked %q: %w", id, err)
+		}
+	}
 	for _, h := range c.Health.HTTP {
 		if _, err := url.Parse(h.URL); err != nil || h.URL == "" {
 			return fmt.Errorf("updater config: health http url %q", h.URL)
@@ -186,3 +195,11 @@ func (c Config) Validate() error {
 
 // Marshal writes the configuration as the image carries it.
 func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+// ParseKeyID reads a minisign key ID as it prints them (16 hex digits).
+func ParseKeyID(s string) (uint64, error) {
+	if len(s) != 16 {
+		return 0, errors.New("want a key ID of 16 hex digits")
+	}
+	return strconv.ParseUint(s, 16, 64)
+}
