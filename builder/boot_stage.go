@@ -131,8 +131,8 @@ func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Boa
 	slot = append(slot, fat.File{Path: "cmdline.txt", Data: []byte(cmdline + "\n")})
 	bs.bootsel = append(bs.bootsel,
 		fat.File{Path: "boot.scr", Data: script},
-		fat.File{Path: uboot.StateFile, Data: uboot.InitialState(uboot.DefaultTries).Marshal()},
-		fat.File{Path: uboot.AgentStateFile, Data: uboot.InitialState(uboot.DefaultTries).Marshal()},
+		fat.File{Path: uboot.StateFile, Data: uboot.InitialState().Marshal()},
+		fat.File{Path: uboot.AgentStateFile, Data: uboot.InitialState().Marshal()},
 	)
 	ub, err := packageFiles(ctx, lock, cache, board.UBootPackage, func(p string) bool { return p == board.UBoot })
 	if err != nil {

@@ -10,11 +10,11 @@ import (
 )
 
 func TestInitialStateMatchesTheImage(t *testing.T) {
-	st, err := ParseState(uboot.InitialState(uboot.DefaultTries).Marshal())
+	st, err := ParseState(uboot.InitialState().Marshal())
 	if err != nil || st.Primary() != A || st.Left[A] != MaxTries || st.Left[B] != MaxTries || MaxTries != uboot.DefaultTries {
 		t.Fatalf("%+v %v", st, err)
 	}
-	if string(st.Marshal()) != string(uboot.InitialState(uboot.DefaultTries).Marshal()) {
+	if string(st.Marshal()) != string(uboot.InitialState().Marshal()) {
 		t.Errorf("round trip differs: %q", st.Marshal())
 	}
 }

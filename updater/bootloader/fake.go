@@ -16,7 +16,7 @@ type Fake struct {
 // NewFake starts from the state a fresh image has.
 func NewFake() *Fake {
 	st, _ := ParseState(nil)
-	return &Fake{St: st, Copy: st.clone()}
+	return &Fake{St: st, Copy: st.Clone()}
 }
 
 // ErrPowerCut is returned by writes after the cut.
@@ -31,7 +31,7 @@ func (f *Fake) write(st State) error {
 	if f.FailAfter > 0 && f.Writes >= f.FailAfter {
 		return ErrPowerCut
 	}
-	f.St, f.Copy, f.Torn = st, st.clone(), false
+	f.St, f.Copy, f.Torn = st, st.Clone(), false
 	return nil
 }
 
@@ -47,20 +47,20 @@ func (f *Fake) current() State {
 func (f *Fake) Primary() (Slot, error) { return f.current().Primary(), nil }
 
 // TryOnce implements Bootloader.
-func (f *Fake) TryOnce(s Slot) error { return f.write(f.current().tryOnce(s)) }
+func (f *Fake) TryOnce(s Slot) error { return f.write(f.current().TryOnce(s)) }
 
 // MarkGood implements Bootloader.
-func (f *Fake) MarkGood(s Slot) error { return f.write(f.current().markGood(s)) }
+func (f *Fake) MarkGood(s Slot) error { return f.write(f.current().MarkGood(s)) }
 
 // MarkBad implements Bootloader.
-func (f *Fake) MarkBad(s Slot) error { return f.write(f.current().markBad(s)) }
+func (f *Fake) MarkBad(s Slot) error { return f.write(f.current().MarkBad(s)) }
 
 // Tried implements Bootloader.
-func (f *Fake) Tried(s Slot) (Evidence, error) { return f.current().tried(s), nil }
+func (f *Fake) Tried(s Slot) (Evidence, error) { return f.current().Tried(s), nil }
 
 // PowerOn runs the boot script: it returns the slot that starts.
 func (f *Fake) PowerOn() Slot {
-	s, st := f.current().boot()
+	s, st := f.current().Boot()
 	f.St, f.Torn = st, false
 	return s
 }
@@ -68,7 +68,7 @@ func (f *Fake) PowerOn() Slot {
 // PowerOnTorn is PowerOn with a power cut during the script's own write
 // of StateFile: the slot starts, and StateFile is left unreadable.
 func (f *Fake) PowerOnTorn() Slot {
-	s, _ := f.current().boot()
+	s, _ := f.current().Boot()
 	f.Torn = true
 	return s
 }

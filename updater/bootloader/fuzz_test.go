@@ -23,7 +23,7 @@ func FuzzParseState(f *testing.F) {
 		if s := st.Primary(); s != A && s != B {
 			t.Fatalf("primary %q", s)
 		}
-		if s, _ := st.boot(); s != A && s != B {
+		if s, _ := st.Boot(); s != A && s != B {
 			t.Fatalf("boots %q", s)
 		}
 	})

@@ -331,7 +331,7 @@ func TestScriptMatchesModel(t *testing.T) {
 		if st, ok := parseFull(main); ok {
 			model = st
 		}
-		wantSlot, wantState := model.boot()
+		wantSlot, wantState := model.Boot()
 		got := h.powerOn(t, prog)
 		gotState, err := ParseState([]byte(h.files[StateFile]))
 		if err != nil {

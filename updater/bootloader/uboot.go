@@ -11,14 +11,6 @@ import (
 	"github.com/pibake/pibake/internal/atomicfile"
 )
 
-// StateFile is the state file's name on bootsel; AgentStateFile is the
-// agent's copy, which the script reads when StateFile cannot be read
-// (U-Boot's own write of StateFile is not atomic). Both names match
-// firmware/uboot's (a test checks).
-const (
-	StateFile      = "pibake.env"
-	AgentStateFile = "pibake.agent.env"
-)
 
 // UBoot keeps the state in Dir/pibake.env: Dir is where bootsel (FAT) is
 // mounted on the device, or any folder in tests. Writes go to a new file
@@ -123,15 +115,15 @@ func (u UBoot) Primary() (Slot, error) {
 func (u UBoot) State() (State, error) { return u.read() }
 
 // TryOnce implements Bootloader.
-func (u UBoot) TryOnce(s Slot) error { return u.update(func(st State) State { return st.tryOnce(s) }) }
+func (u UBoot) TryOnce(s Slot) error { return u.update(func(st State) State { return st.TryOnce(s) }) }
 
 // MarkGood implements Bootloader.
 func (u UBoot) MarkGood(s Slot) error {
-	return u.update(func(st State) State { return st.markGood(s) })
+	return u.update(func(st State) State { return st.MarkGood(s) })
 }
 
 // MarkBad implements Bootloader.
-func (u UBoot) MarkBad(s Slot) error { return u.update(func(st State) State { return st.markBad(s) }) }
+func (u UBoot) MarkBad(s Slot) error { return u.update(func(st State) State { return st.MarkBad(s) }) }
 
 // Tried implements Bootloader.
 func (u UBoot) Tried(s Slot) (Evidence, error) {
@@ -139,5 +131,5 @@ func (u UBoot) Tried(s Slot) (Evidence, error) {
 	if err != nil {
 		return Unknown, err
 	}
-	return st.tried(s), nil
+	return st.Tried(s), nil
 }
