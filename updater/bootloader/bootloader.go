@@ -64,4 +64,3 @@ type Bootloader interface {
 	// flag is one-shot and leaves no trace).
 	Tried(s Slot) (Evidence, error)
 }
-

@@ -11,7 +11,6 @@ import (
 	"github.com/pibake/pibake/internal/atomicfile"
 )
 
-
 // UBoot keeps the state in Dir/pibake.env: Dir is where bootsel (FAT) is
 // mounted on the device, or any folder in tests. Writes go to a new file
 // that is synced and renamed over the old one, then the folder is synced.
