@@ -214,8 +214,8 @@ func TestPi3Fallback(t *testing.T) {
 	if n := strings.Count(r.console, "pibake: booting slot a"); n != 3 {
 		t.Errorf("slot a was tried %d times, want 3", n)
 	}
-	if got := stateFile(t, img); got != "BOOT_A_LEFT=0 BOOT_B_LEFT=3 BOOT_ORDER=A B" {
-		t.Errorf("pibake.env after falling back to B (B's tries restored by pibake-boot-ok): %s", got)
+	if got := stateFile(t, img); got != "BOOT_A_LEFT=0 BOOT_B_LEFT=3 BOOT_ORDER=B A" {
+		t.Errorf("pibake.env after falling back to B (B first with its tries restored by pibake-boot-ok): %s", got)
 	}
 	checkGrown(t, r, piCard)
 }
