@@ -20,9 +20,11 @@ import (
 
 	"aead.dev/minisign"
 	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/updater/bootloader/boottest"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/state"
+	"github.com/pibake/pibake/updater/state/statetest"
 )
 
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -119,8 +121,8 @@ func (v *vpart) flush() {
 // state, the updater state and the power switch.
 type device struct {
 	power
-	boot  *bootloader.Fake
-	store *state.Memory
+	boot  *boottest.Fake
+	store *statetest.Memory
 	parts map[bootloader.Slot]map[string]*vpart
 	size  int // partition size
 }
@@ -170,7 +172,7 @@ func content(name, version string) []byte {
 func newDevice() *device { return newDeviceSized(partSize) }
 
 func newDeviceSized(size int) *device {
-	d := &device{boot: bootloader.NewFake(), store: &state.Memory{}, parts: map[bootloader.Slot]map[string]*vpart{}, size: size}
+	d := &device{boot: boottest.NewFake(), store: &statetest.Memory{}, parts: map[bootloader.Slot]map[string]*vpart{}, size: size}
 	for _, s := range []bootloader.Slot{bootloader.A, bootloader.B} {
 		d.parts[s] = map[string]*vpart{}
 		for _, n := range []string{"boot", "root"} {
@@ -574,7 +576,7 @@ type fullPart struct{ *vpart }
 func (fullPart) WriteAt([]byte, int64) (int, error) { return 0, syscall.ENOSPC }
 
 // fullStore is a state store on a full data partition.
-type fullStore struct{ *state.Memory }
+type fullStore struct{ *statetest.Memory }
 
 func (fullStore) Save(state.State) error {
 	return fmt.Errorf("updater state: write /data/pibake/.state-1: %w", syscall.ENOSPC)
@@ -701,7 +703,7 @@ func TestTrybootChain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRepo(t)
 			d := newDevice()
-			fw := bootloader.NewFakeTryboot()
+			fw := boottest.NewTryboot()
 			agentFor := func(booted bootloader.Slot, checks ...Check) *Agent {
 				a := d.agent(r, booted, checks...)
 				a.Boot = fw
@@ -764,7 +766,7 @@ func TestTrybootChain(t *testing.T) {
 func TestTrybootPerSlotBoot(t *testing.T) {
 	r := newRepo(t)
 	d := newDevice()
-	fw := bootloader.NewFakeTryboot()
+	fw := boottest.NewTryboot()
 	agentFor := func(booted bootloader.Slot, checks ...Check) *Agent {
 		a := d.agent(r, booted, checks...)
 		a.Boot = fw

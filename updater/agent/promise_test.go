@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/updater/bootloader/boottest"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/state"
@@ -372,7 +373,7 @@ func TestLostBootStateIsRepaired(t *testing.T) {
 	if err := a.Update(ctx); err == nil {
 		t.Fatal("install not interrupted")
 	}
-	fresh := bootloader.NewFake()
+	fresh := boottest.NewFake()
 	d.boot.St, d.boot.Copy = fresh.St, fresh.Copy
 	booted := d.boot.PowerOn()
 	if err := d.agent(r, booted).AfterBoot(ctx); err != nil {

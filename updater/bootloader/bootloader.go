@@ -1,8 +1,8 @@
 // Package bootloader is the updater's view of the A/B boot chain, behind
 // one small interface with a backend per chain: the U-Boot script's state
-// file (pibake.env on bootsel, declared in internal/bootstate), and Fake, a
-// model of the U-Boot script's exact semantics for tests (including what
-// happens at power-on).
+// file (pibake.env on bootsel, declared in internal/bootstate) and the Pi
+// firmware's tryboot (autoboot.txt). Their fakes for tests, with what
+// happens at power-on, are in boottest.
 //
 // Semantics (RAUC's bootchooser is the model): the primary slot is the first
 // slot in BOOT_ORDER with tries left; TryOnce puts a slot first with a

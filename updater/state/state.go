@@ -203,28 +203,6 @@ func (f File) Save(st State) error {
 	return nil
 }
 
-// Memory is a Store in memory for tests: Save is atomic, like File's.
-type Memory struct {
-	St    State
-	Saves int
-}
-
-// Load implements Store.
-func (m *Memory) Load() (State, error) {
-	if m.St.Format == 0 {
-		m.St.Format = Format
-	}
-	return Clone(m.St), nil
-}
-
-// Save implements Store.
-func (m *Memory) Save(st State) error {
-	m.Saves++
-	st.Format = Format
-	m.St = Clone(st)
-	return nil
-}
-
 // Clone deep-copies a state.
 func Clone(st State) State {
 	data, _ := json.Marshal(st)
