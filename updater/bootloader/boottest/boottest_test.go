@@ -63,4 +63,3 @@ func TestPrimaryWithoutMarking(t *testing.T) {
 		t.Errorf("boots %v, want a a a b", got)
 	}
 }
-

@@ -25,4 +25,3 @@ func (m *Memory) Save(st state.State) error {
 	m.St = state.Clone(st)
 	return nil
 }
-
