@@ -251,17 +251,12 @@ func serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 			if filepath.Clean(ev.Name) != config.OverridePath {
 				continue
 			}
-			next, err := config.Load(config.ImagePath, config.OverridePath)
-			var na *agent.Agent
-			if err == nil {
-				na, err = agentFor(next, log)
-			}
-			if err != nil {
+			if err := reload(a, &cfg, func() (config.Config, error) { return config.Load(config.ImagePath, config.OverridePath) },
+				func(c config.Config) (*agent.Agent, error) { return agentFor(c, log) }); err != nil {
 				log.Error("configuration change refused; keeping the last good one", "err", err, "channel", a.Channel, "poll", cfg.Poll)
 				continue
 			}
-			na.Install.Beat = wd.beat
-			*a, cfg = *na, next
+			a.Install.Beat = wd.beat
 			log.Info("configuration reloaded", "channel", a.Channel, "server", a.Source, "poll", cfg.Poll)
 		case <-poll.C:
 			err := step(agent.FetchTimeout+time.Minute, func() error { return a.Update(ctx) })
@@ -274,6 +269,21 @@ func serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 			poll.Reset(cfg.Poll)
 		}
 	}
+}
+
+// reload replaces the agent and its configuration with freshly loaded
+// ones, or leaves both as they were if either cannot be made.
+func reload(a *agent.Agent, cfg *config.Config, load func() (config.Config, error), build func(config.Config) (*agent.Agent, error)) error {
+	next, err := load()
+	if err != nil {
+		return err
+	}
+	na, err := build(next)
+	if err != nil {
+		return err
+	}
+	*a, *cfg = *na, next
+	return nil
 }
 
 // watchdog feeds systemd's watchdog from the loop's progress.
