@@ -80,17 +80,23 @@ func (u Unit) Run(ctx context.Context) error {
 		}
 		return us, nil
 	}
+	return stays(ctx, u.Unit, stable, read)
+}
+
+// stays passes when read reports the unit active twice, stable apart,
+// with nothing changed between (no restart, no new activation).
+func stays(ctx context.Context, unit string, stable time.Duration, read func(context.Context) (unitState, error)) error {
 	return retry(ctx, func(ctx context.Context) error {
 		first, err := read(ctx)
 		if err != nil {
 			return err
 		}
 		if first.active != "active" {
-			return fmt.Errorf("%s is %s", u.Unit, first.active)
+			return fmt.Errorf("%s is %s", unit, first.active)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s was active but did not stay so for %s before the deadline", u.Unit, stable)
+			return fmt.Errorf("%s was active but did not stay so for %s before the deadline", unit, stable)
 		case <-time.After(stable):
 		}
 		then, err := read(ctx)
@@ -98,7 +104,7 @@ func (u Unit) Run(ctx context.Context) error {
 			return err
 		}
 		if then != first {
-			return fmt.Errorf("%s did not stay active for %s (now %s, restarts %s → %s)", u.Unit, stable, then.active, first.restarts, then.restarts)
+			return fmt.Errorf("%s did not stay active for %s (now %s, restarts %s → %s)", unit, stable, then.active, first.restarts, then.restarts)
 		}
 		return nil
 	})

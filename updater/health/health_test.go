@@ -92,3 +92,24 @@ func TestUnit(t *testing.T) {
 		t.Errorf("missing unit: %v", err)
 	}
 }
+
+// TestUnitMustStayActive: a unit that crash-loops (active for a moment on
+// every restart) fails; one that stays active passes.
+func TestUnitMustStayActive(t *testing.T) {
+	var n int
+	flapping := func(context.Context) (unitState, error) {
+		n++ // each read sees a new activation: systemd restarted it
+		return unitState{active: "active", restarts: strconv.Itoa(n), since: strconv.Itoa(n * 1000)}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := stays(ctx, "app.service", 50*time.Millisecond, flapping); err == nil || !strings.Contains(err.Error(), "did not stay active") {
+		t.Errorf("crash-looping unit: %v", err)
+	}
+	steady := func(context.Context) (unitState, error) { return unitState{"active", "0", "5"}, nil }
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := stays(ctx, "app.service", 50*time.Millisecond, steady); err != nil {
+		t.Errorf("steady unit: %v", err)
+	}
+}
