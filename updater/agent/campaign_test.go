@@ -150,7 +150,7 @@ func TestPowerCutCampaign(t *testing.T) {
 					points++
 				}
 			}
-			t.Logf("%d cut points (each operation of the life, with and without a torn last write): all safe, all settled on the release's verdict", points)
+			t.Logf("%d cut points (each operation of the life; again with the last write torn, and U-Boot's own write of pibake.env with it): all safe, all settled on the release's verdict", points)
 		})
 	}
 }
