@@ -35,12 +35,16 @@ const usage = `pibake-updater: the A/B update agent of a pibake device.
 
 Usage:
   pibake-updater run            the service: settle the boot, then poll the channel
-  pibake-updater status [--json]  what each slot holds, a pending trial, the last result
+  pibake-updater status [--json]  what each slot holds, the committed slot, a pending
+                                trial, a fallback (degraded), failed releases, the last result
   pibake-updater check          fetch and verify the channel document, install nothing
   pibake-updater install URL|FILE|DIR  install from another repository, a bundle file
                                 (pibake bundle) or a folder (e.g. a USB stick), same checks
   pibake-updater mark-good      keep the running slot
-  pibake-updater rollback       switch back to the other slot and reboot
+  pibake-updater rollback       switch back to the other slot and reboot, only if it
+                                holds a verified release
+install, mark-good and rollback are refused while another writer (the service
+installing or settling a boot) holds the updater's lock.
 
 Configuration: ` + config.ImagePath + `, overridden by ` + config.OverridePath + `
 State: ` + statePath + `
