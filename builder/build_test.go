@@ -58,7 +58,7 @@ environments:
 func need(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
-		hosttool.Need(t, tool, "see scripts/deps.sh")
+		hosttool.Need(t, tool, "")
 	}
 }
 

@@ -39,13 +39,17 @@ func Find(tool string) (string, bool) {
 }
 
 // Need returns the path of tool or, if it is missing, skips the test or
-// (Strict) fails it, naming the Debian package.
+// (Strict) fails it, naming the Debian package if pkg is given.
 func Need(t testing.TB, tool, pkg string) string {
 	t.Helper()
 	if p, ok := Find(tool); ok {
 		return p
 	}
-	msg := tool + " is not installed (Debian package " + pkg + "; make test installs it via scripts/deps.sh)"
+	from := ""
+	if pkg != "" {
+		from = "Debian package " + pkg + "; "
+	}
+	msg := tool + " is not installed (" + from + "make test installs it via scripts/deps.sh)"
 	if Strict() {
 		t.Fatal(msg)
 	}

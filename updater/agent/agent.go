@@ -409,28 +409,30 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 	return a.Store.Save(st)
 }
 
-// settle confirms the running slot when no trial is pending. Running a
-// slot other than the committed one means the committed slot used up its
-// tries: the device is degraded until it has reinstalled the channel's
-// release.
+// settle confirms the running slot when no trial is pending. The boot
+// state must offer only slots the state vouches for (a slot in st.Slots
+// holds a verified release that was committed or flashed):
+//   - running a slot it cannot vouch for while the other one is vouched
+//     for (the boot state was lost or edited by hand) is never confirmed:
+//     back to the other slot;
+//   - running a slot other than the committed one means the committed
+//     slot used up its tries: the device is degraded until it has
+//     reinstalled the channel's release;
+//   - the other slot, unless vouched for, is kept out of the rotation.
 func (a *Agent) settle(st state.State) error {
-	booted := string(a.Booted)
-	if _, ok := st.Slots[booted]; !ok && st.Committed != "" {
-		if _, other := st.Slots[string(a.Booted.Other())]; other && st.Download != nil && st.Download.Slot == booted {
-			// Running a slot that was being written: the boot state was
-			// lost or changed by hand. Never mark it good: back to the
-			// slot that holds a verified release.
-			a.log().Error("running a slot whose install never finished; going back to the verified slot", "slot", booted)
-			if err := a.Boot.MarkGood(a.Booted.Other()); err != nil {
-				return err
-			}
-			if err := a.Boot.MarkBad(a.Booted); err != nil {
-				return err
-			}
-			return a.Reboot()
+	booted, other := string(a.Booted), string(a.Booted.Other())
+	vouched := func(s string) bool { _, ok := st.Slots[s]; return ok }
+	if st.Committed != "" && !vouched(booted) && vouched(other) {
+		a.log().Error("running a slot that holds no verified release; going back to the one that does", "slot", booted)
+		if err := a.Boot.MarkGood(a.Booted.Other()); err != nil {
+			return err
 		}
+		if err := a.Boot.MarkBad(a.Booted); err != nil {
+			return err
+		}
+		return a.Reboot()
 	}
-	if st.Committed != "" && st.Committed != booted && st.Download == nil {
+	if st.Committed != "" && st.Committed != booted {
 		broken := st.Committed
 		what := "its release"
 		if r, ok := st.Slots[broken]; ok {
@@ -440,9 +442,6 @@ func (a *Agent) settle(st state.State) error {
 		delete(st.Slots, broken)
 		st.Committed = booted
 		a.log().Warn("degraded", "why", st.Degraded)
-		if err := a.Boot.MarkBad(bootloader.Slot(broken)); err != nil {
-			return err
-		}
 		if err := a.Store.Save(st); err != nil {
 			return err
 		}
@@ -451,10 +450,7 @@ func (a *Agent) settle(st state.State) error {
 		return err
 	}
 	if st.Committed != "" {
-		// The boot state must not offer a slot the agent cannot vouch
-		// for (a boot state file lost and read as the script's defaults
-		// gives every slot tries): out of the rotation until verified.
-		if _, ok := st.Slots[string(a.Booted.Other())]; !ok {
+		if !vouched(other) {
 			return a.Boot.MarkBad(a.Booted.Other())
 		}
 		return nil

@@ -125,6 +125,9 @@ type device struct {
 	store *statetest.Memory
 	parts map[bootloader.Slot]map[string]*vpart
 	size  int // partition size
+	// data is an artifact's content by name and version (content, or the
+	// campaign's larger ones).
+	data func(name, version string) []byte
 }
 
 func (d *device) part(s bootloader.Slot, name string) *vpart { return d.parts[s][name] }
@@ -169,14 +172,16 @@ func content(name, version string) []byte {
 	return bytes.Repeat([]byte(name+" of "+version+"\n"), 1500)
 }
 
-func newDevice() *device { return newDeviceSized(partSize) }
+func newDevice() *device { return newDeviceWith(partSize, content) }
 
-func newDeviceSized(size int) *device {
-	d := &device{boot: boottest.NewFake(), store: &statetest.Memory{}, parts: map[bootloader.Slot]map[string]*vpart{}, size: size}
+// newDeviceWith makes a device with partitions of size bytes, both slots
+// holding release 1.0 as data makes it.
+func newDeviceWith(size int, data func(name, version string) []byte) *device {
+	d := &device{boot: boottest.NewFake(), store: &statetest.Memory{}, parts: map[bootloader.Slot]map[string]*vpart{}, size: size, data: data}
 	for _, s := range []bootloader.Slot{bootloader.A, bootloader.B} {
 		d.parts[s] = map[string]*vpart{}
 		for _, n := range []string{"boot", "root"} {
-			d.parts[s][n] = newPart(&d.power, size, content(n, "1.0"))
+			d.parts[s][n] = newPart(&d.power, size, data(n, "1.0"))
 		}
 	}
 	return d
@@ -289,10 +294,20 @@ func (d *device) agent(r *repo, booted bootloader.Slot, checks ...Check) *Agent 
 	}
 }
 
+// trybootAgent is the device's agent on the tryboot chain's fake: the
+// trial reboot carries the firmware's one-shot flag.
+func (d *device) trybootAgent(r *repo, fw *boottest.Tryboot, booted bootloader.Slot, checks ...Check) *Agent {
+	a := d.agent(r, booted, checks...)
+	a.Boot = fw
+	a.Reboot = func() error { fw.Reboot(""); return nil }
+	a.RebootTrial = func() error { fw.Reboot(bootloader.TrybootRebootArg); return nil }
+	return a
+}
+
 // holds reports whether slot s holds exactly version v.
 func (d *device) holds(s bootloader.Slot, v string) bool {
 	for _, n := range []string{"boot", "root"} {
-		if !bytes.HasPrefix(d.part(s, n).live, content(n, v)) {
+		if !bytes.HasPrefix(d.part(s, n).live, d.data(n, v)) {
 			return false
 		}
 	}
@@ -704,13 +719,7 @@ func TestTrybootChain(t *testing.T) {
 			r := newRepo(t)
 			d := newDevice()
 			fw := boottest.NewTryboot()
-			agentFor := func(booted bootloader.Slot, checks ...Check) *Agent {
-				a := d.agent(r, booted, checks...)
-				a.Boot = fw
-				a.Reboot = func() error { fw.Reboot(""); return nil }
-				a.RebootTrial = func() error { fw.Reboot(bootloader.TrybootRebootArg); return nil }
-				return a
-			}
+			agentFor := func(booted bootloader.Slot, checks ...Check) *Agent { return d.trybootAgent(r, fw, booted, checks...) }
 			booted := fw.PowerOn()
 			if err := agentFor(booted).AfterBoot(context.Background()); err != nil {
 				t.Fatal(err)
@@ -767,13 +776,7 @@ func TestTrybootPerSlotBoot(t *testing.T) {
 	r := newRepo(t)
 	d := newDevice()
 	fw := boottest.NewTryboot()
-	agentFor := func(booted bootloader.Slot, checks ...Check) *Agent {
-		a := d.agent(r, booted, checks...)
-		a.Boot = fw
-		a.Reboot = func() error { fw.Reboot(""); return nil }
-		a.RebootTrial = func() error { fw.Reboot(bootloader.TrybootRebootArg); return nil }
-		return a
-	}
+	agentFor := func(booted bootloader.Slot, checks ...Check) *Agent { return d.trybootAgent(r, fw, booted, checks...) }
 	booted := fw.PowerOn()
 	agentFor(booted).AfterBoot(ctx)
 	for _, v := range []string{"2.0", "3.0"} {

@@ -43,15 +43,10 @@ const (
 func life(t *testing.T, v verdict, cutAt int, tear bool) bool {
 	t.Helper()
 	r := newRepo(t)
-	d := newDeviceSized(campaignSize + 4096)
-	for _, s := range []bootloader.Slot{bootloader.A, bootloader.B} {
-		for _, n := range []string{"boot", "root"} {
-			d.parts[s][n] = newPart(&d.power, d.size, sized(n, "1.0"))
-		}
-	}
+	d := newDeviceWith(campaignSize+4096, sized)
 	holds := func(s bootloader.Slot) string {
 		for _, ver := range []string{"1.0", "2.0"} {
-			if bytes.HasPrefix(d.part(s, "boot").live, sized("boot", ver)) && bytes.HasPrefix(d.part(s, "root").live, sized("root", ver)) {
+			if d.holds(s, ver) {
 				return ver
 			}
 		}

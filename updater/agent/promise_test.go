@@ -217,6 +217,21 @@ func TestChannelBinding(t *testing.T) {
 	}
 }
 
+// halfWritten is a device running slot a whose install of 2.0 into slot
+// b was cut off after 30,000 artifact bytes.
+func halfWritten(t *testing.T) (*repo, *device) {
+	t.Helper()
+	r := newRepo(t)
+	d := settledOn(t, r)
+	r.publish(t, "2.0", false)
+	a := d.agent(r, bootloader.A)
+	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: 30000}
+	if err := a.Update(ctx); err == nil {
+		t.Fatal("install not interrupted")
+	}
+	return r, d
+}
+
 // booted is the slot the fake boot loader would start now, without
 // starting it: the committed one.
 func (d *device) booted(t *testing.T) bootloader.Slot {
@@ -365,14 +380,7 @@ func TestClockWithoutRTC(t *testing.T) {
 // falls back to its defaults, every slot with tries) while slot b is half
 // written: the next boot's agent takes b out of the rotation again.
 func TestLostBootStateIsRepaired(t *testing.T) {
-	r := newRepo(t)
-	d := settledOn(t, r)
-	r.publish(t, "2.0", false)
-	a := d.agent(r, bootloader.A)
-	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: 30000}
-	if err := a.Update(ctx); err == nil {
-		t.Fatal("install not interrupted")
-	}
+	r, d := halfWritten(t)
 	fresh := boottest.NewFake()
 	d.boot.St, d.boot.Copy = fresh.St, fresh.Copy
 	booted := d.boot.PowerOn()
@@ -388,12 +396,7 @@ func TestLostBootStateIsRepaired(t *testing.T) {
 // state edited by hand), the agent does not mark it good: it goes back to
 // the verified slot.
 func TestRunningAnUnfinishedSlot(t *testing.T) {
-	r := newRepo(t)
-	d := settledOn(t, r)
-	r.publish(t, "2.0", false)
-	a := d.agent(r, bootloader.A)
-	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: 30000}
-	a.Update(ctx)
+	r, d := halfWritten(t)
 	d.boot.St = bootloader.State{Order: []bootloader.Slot{bootloader.B, bootloader.A}, Left: map[bootloader.Slot]int{bootloader.A: 3, bootloader.B: 3}}
 	d.boot.Torn = false
 	rebooted := false

@@ -163,12 +163,21 @@ type Check struct {
 // by one of the keys, the syntax, and the trusted comment. Publish uses it
 // to continue a channel's serial from the last document it signed itself.
 func VerifySigned(doc, sig []byte, trusted []minisign.PublicKey) (*Document, error) {
+	return verifySigned(doc, sig, trusted, nil)
+}
+
+// verifySigned is VerifySigned that also refuses the revoked key IDs, even
+// when trusted lists the key.
+func verifySigned(doc, sig []byte, trusted []minisign.PublicKey, revoked []uint64) (*Document, error) {
 	if len(doc) > MaxSize || len(sig) > MaxSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxSize)
 	}
 	var s minisign.Signature
 	if err := s.UnmarshalText(sig); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	if slices.Contains(revoked, s.KeyID) {
+		return nil, fmt.Errorf("%w (key id %016X)", ErrRevokedKey, s.KeyID)
 	}
 	var key *minisign.PublicKey
 	for i := range trusted {
@@ -202,11 +211,7 @@ func VerifySigned(doc, sig []byte, trusted []minisign.PublicKey) (*Document, err
 // and returns it only if it may be acted on. Order: size, signature (and
 // key), syntax, trusted comment, channel and image, board, expiry, serial.
 func Verify(doc, sig []byte, c Check) (*Document, error) {
-	var s minisign.Signature
-	if err := s.UnmarshalText(sig); err == nil && slices.Contains(c.Revoked, s.KeyID) {
-		return nil, fmt.Errorf("%w (key id %016X)", ErrRevokedKey, s.KeyID)
-	}
-	dp, err := VerifySigned(doc, sig, c.Trusted)
+	dp, err := verifySigned(doc, sig, c.Trusted, c.Revoked)
 	if err != nil {
 		return nil, err
 	}
