@@ -102,9 +102,6 @@ func (h HTTP) Open(ctx context.Context, path string, offset int64) (io.ReadClose
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		if errors.Is(err, ErrRedirect) {
-			return nil, fmt.Errorf("GET %s: %w", url, err)
-		}
 		return nil, &retryable{fmt.Errorf("GET %s: %w", url, err)}
 	}
 	switch {
@@ -248,7 +245,7 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 			break
 		}
 		lastErr = err
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigest) || errors.Is(err, errWrite) || ctx.Err() != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigest) || errors.Is(err, ErrRedirect) || errors.Is(err, errWrite) || ctx.Err() != nil {
 			return off - start, err
 		}
 	}
