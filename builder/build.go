@@ -56,7 +56,8 @@ func LockPath(definition string) string {
 
 // Inputs returns the Debian inputs a lock resolves.
 func Inputs(d *imagedef.Definition) debian.Inputs {
-	return debian.Inputs{Suite: d.Debian.Suite, Components: d.Debian.Components, Variant: d.Debian.Variant, Packages: d.Debian.Packages}
+	pk := append(append([]string(nil), d.Debian.Packages...), d.Network.Packages()...)
+	return debian.Inputs{Suite: d.Debian.Suite, Components: d.Debian.Components, Variant: d.Debian.Variant, Packages: pk}
 }
 
 // Build runs the whole pipeline.

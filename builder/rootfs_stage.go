@@ -97,6 +97,16 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	for _, f := range system.Files(uboot.DefaultTries, base.Has("usr/sbin/sshd"), def.Updater != nil) {
 		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
 	}
+	net := def.Network
+	sn := system.Network{DHCP: net.UseDHCP(), Addresses: net.Addresses, Gateway: net.Gateway, DNS: net.DNS, NTP: net.NTP, WiFi: net.UseWiFi()}
+	for _, f := range system.NetworkFiles(sn) {
+		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
+	}
+	links, err := base.EnableBase(ctx, system.NetworkUnits(sn))
+	if err != nil {
+		return nil, fmt.Errorf("%s: network: %w; run 'pibake lock %s' after a change to the network section", def.File, err, def.File)
+	}
+	spec.Files = append(spec.Files, links...)
 	if len(containers) > 0 {
 		need := map[string][]string{"podman": {"usr/bin/podman"}, "docker": {"usr/sbin/dockerd", "usr/bin/docker"}}[def.ContainerRuntime]
 		pkgs := map[string]string{"podman": "podman", "docker": "docker.io and docker-cli"}[def.ContainerRuntime]
@@ -178,7 +188,7 @@ func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.
 	u := def.Updater
 	health := u.Health
 	health.Units = withContainerUnits(def, health.Units)
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Built: epoch, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health}.Marshal()
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Built: epoch, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait()}.Marshal()
 	if err != nil {
 		return nil, err
 	}

@@ -354,7 +354,8 @@ func dataSize(t *testing.T, r report) int64 {
 func TestBoot(t *testing.T) {
 	needE2E(t)
 	img := copyImage(t, buildE2E(t), 1<<30) // a 1 GiB bigger "card"
-	first := boot(t, img, "first-boot")
+	dns := serveDNS(t, map[string]string{serverName: serverAddr})
+	first := bootWith(t, "first-boot", vm.Options{Image: img, Persist: true, GuestFwd: map[string]string{guestDNS: dns.addr}}, 10*time.Minute)
 	expect(t, first, "state", "running")
 	expect(t, first, "failed", "")
 	expect(t, first, "hostname", "demo")
@@ -363,6 +364,14 @@ func TestBoot(t *testing.T) {
 	expect(t, first, "tmp", "tmpfs")
 	expect(t, first, "varfs", "overlay")
 	expect(t, first, "hello", "active")
+	// The address came from QEMU's DHCP server, as a Pi's from its LAN's,
+	// and names resolve through the device's own resolver.
+	if !strings.Contains(first.fields["net"], " 10.0.2.15/24 dynamic") {
+		t.Errorf("wired address %q, want 10.0.2.15/24 from DHCP", first.fields["net"])
+	}
+	if !strings.Contains(first.fields["resolv"], serverName+": "+serverAddr) || dns.queries(serverName) == 0 {
+		t.Errorf("resolving %s on the device: %q (%d queries reached the name server)", serverName, first.fields["resolv"], dns.queries(serverName))
+	}
 	if !strings.HasPrefix(first.fields["hellosays"], "hello from pibake") {
 		t.Errorf("the hello container answered %q", first.fields["hellosays"])
 	}

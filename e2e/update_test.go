@@ -92,7 +92,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	updater := func(health string) string {
-		return "server: http://10.0.2.100:8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\nhealth:\n" + health
+		return "server: http://" + serverName + ":8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\nhealth:\n" + health
 	}
 	good := updater("  deadline: 3m\n  units: [demo-hello.service]\n")
 	bad := updater("  deadline: 90s\n  units: [demo-hello.service]\n  http:\n    - url: http://127.0.0.1:8099/healthz\n")
@@ -127,6 +127,7 @@ func TestUpdate(t *testing.T) {
 		return n
 	}
 	srv := serveRepo(t, repo)
+	dns := serveDNS(t, map[string]string{serverName: serverAddr})
 	img := copyImage(t, builds["1.0.0"], 0)
 
 	type step struct {
@@ -156,7 +157,7 @@ func TestUpdate(t *testing.T) {
 		return "hello=[hello from pibake: container version " + v + "; data volume first written by 1.0.0;"
 	}
 	steps := []*step{
-		{name: "v1 up in slot a, container healthy", want: status("1.0.0", "a", hello("1.0.0")), next: "2.0.0"},
+		{name: "v1 up in slot a, container healthy", want: status("1.0.0", "a", hello("1.0.0"), "10.0.2.15/24 dynamic"), next: "2.0.0"},
 		{name: "v2 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
 		{name: "v2 committed in slot b", want: status("2.0.0", "b", "slot b: demo 2.0.0", hello("2.0.0")), next: "3.0.0"},
 		{name: "v3 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
@@ -167,7 +168,7 @@ func TestUpdate(t *testing.T) {
 	}
 	var artifacts int64
 	i := 0
-	watch(t, img, "update", map[string]string{"10.0.2.100:8080": srv.addr}, 45*time.Minute, func(line string, at time.Duration) bool {
+	watch(t, img, "update", map[string]string{serverAddr + ":8080": srv.addr, guestDNS: dns.addr}, 45*time.Minute, func(line string, at time.Duration) bool {
 		s := steps[i]
 		if !s.want(line) {
 			return false
@@ -183,6 +184,12 @@ func TestUpdate(t *testing.T) {
 	})
 	if i < len(steps) {
 		t.Fatalf("stuck before step %q", steps[i].name)
+	}
+	// The device found its server by name, through its own resolver.
+	if n := dns.queries(serverName); n == 0 {
+		t.Errorf("the device never asked the name server for %s", serverName)
+	} else {
+		t.Logf("the device resolved %s %d times", serverName, n)
 	}
 	// The console must show each fallback for what it is.
 	log, err := os.ReadFile(filepath.Join(os.TempDir(), "pibake-e2e-update.log"))

@@ -39,6 +39,7 @@ type Definition struct {
 	// or docker.
 	ContainerRuntime string                `yaml:"container_runtime"`
 	Updater          *Updater              `yaml:"updater"`
+	Network          Network               `yaml:"network"`
 	Environments     map[string]yamlIgnore `yaml:"environments"`
 
 	// Set by Load, not by YAML.

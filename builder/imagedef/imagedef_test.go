@@ -115,6 +115,13 @@ func TestErrors(t *testing.T) {
 		{"scalar env", strings.Replace(good, "  prod:\n", "  staging: yes\n  prod:\n", 1), "staging", []string{"environments.staging", "must be a mapping"}},
 		{"missing name", strings.Replace(good, "name: small\n", "", 1), "", []string{"name: required"}},
 		{"unknown runtime", good + "container_runtime: rkt\n", "", []string{"small.yaml:24:", "container_runtime", `unknown container runtime "rkt"`, "podman, docker"}},
+		{"bad address", good + "network:\n  addresses: [192.168.1.300/24]\n", "", []string{"small.yaml:25:", "network.addresses.0", "prefix length"}},
+		{"no address", good + "network:\n  dhcp: false\n", "", []string{"small.yaml:25:", "network.dhcp", "no address"}},
+		{"bad dns", good + "network:\n  dns: [one.one]\n", "", []string{"network.dns.0", "not an IP address"}},
+		{"bad ntp", good + "network:\n  ntp: [\"pool ntp\"]\n", "", []string{"network.ntp.0", "host name"}},
+		{"long wait", good + "network:\n  time_wait: 2h\n", "", []string{"network.time_wait", "0s..1h"}},
+		{"wifi without firmware", strings.Replace(good, "debian:\n", "debian:\n  components: [main]\n", 1), "", []string{"network.wifi", "non-free-firmware"}},
+		{"network package twice", strings.Replace(good, "[systemd-sysv]", "[systemd-sysv, wpasupplicant]", 1), "", []string{"debian.packages.1", "added by the network section"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -112,6 +112,8 @@ func (d *Definition) validate() []fieldError {
 		}
 	}
 
+	errs = append(errs, d.Network.validate(d)...)
+
 	if !reHostname.MatchString(d.Hostname) {
 		bad(fmt.Sprintf("%q is not a valid host name (letters, digits, '-', max 63)", d.Hostname), "hostname")
 	}

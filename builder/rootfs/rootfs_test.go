@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,5 +196,37 @@ func TestWriteErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want[name]) {
 			t.Errorf("%s: error %v, want it to mention %q", name, err, want[name])
 		}
+	}
+}
+
+func TestEnableBase(t *testing.T) {
+	base, _ := setup(t)
+	b, err := Scan(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := b.EnableBase(context.Background(), []string{"systemd-networkd.service", "wpa_supplicant@wlan0.service", "systemd-resolved.service"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range files {
+		got[f.Path] = f.Link
+	}
+	want := map[string]string{
+		"/etc/systemd/system/multi-user.target.wants/systemd-networkd.service": "/usr/lib/systemd/system/systemd-networkd.service",
+		"/etc/systemd/system/dbus-org.freedesktop.network1.service":             "/usr/lib/systemd/system/systemd-networkd.service",
+		// Also= followed.
+		"/etc/systemd/system/sockets.target.wants/systemd-networkd.socket": "/usr/lib/systemd/system/systemd-networkd.socket",
+		// An instance, from its template, %i replaced.
+		"/etc/systemd/system/multi-user.target.wants/wpa_supplicant@wlan0.service": "/usr/lib/systemd/system/wpa_supplicant@.service",
+		"/etc/systemd/system/sysinit.target.wants/systemd-resolved.service":         "/usr/lib/systemd/system/systemd-resolved.service",
+		"/etc/systemd/system/dbus-org.freedesktop.resolve1.service":                 "/usr/lib/systemd/system/systemd-resolved.service",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("links:\n got %v\nwant %v", got, want)
+	}
+	if _, err := b.EnableBase(context.Background(), []string{"iwd.service"}); err == nil || !strings.Contains(err.Error(), "no file /usr/lib/systemd/system/iwd.service") {
+		t.Errorf("a unit the base lacks: %v", err)
 	}
 }

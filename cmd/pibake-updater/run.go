@@ -243,6 +243,7 @@ func serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 	}
 	poll := time.NewTimer(time.Minute)
 	defer poll.Stop()
+	clock := newClockGate(time.Now(), cfg.TimeWait, kernelClockSynced)
 	idle := time.NewTicker(10 * time.Second)
 	defer idle.Stop()
 	for {
@@ -263,6 +264,10 @@ func serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 			a.Install.Beat = wd.beat
 			log.Info("configuration reloaded", "channel", a.Channel, "server", a.Source, "poll", cfg.Poll)
 		case <-poll.C:
+			if d := clock.hold(time.Now(), log); d > 0 {
+				poll.Reset(d)
+				continue
+			}
 			err := step(agent.FetchTimeout+time.Minute, func() error { return a.Update(ctx) })
 			switch {
 			case errors.Is(err, agent.ErrNothingNew):

@@ -95,6 +95,28 @@ func Write(path string, pkgs []Package) error {
 		func() error { return dir("usr/lib/", 0o755) },
 		func() error { return dir("usr/lib/systemd/", 0o755) },
 		func() error { return file("usr/lib/systemd/systemd", 0o755, 0, "\x7fELF fake systemd\n") },
+		// Units the network setup enables, with [Install] sections shaped
+		// like Debian's (Also=, Alias=, a template with %i).
+		func() error { return dir("usr/lib/systemd/system/", 0o755) },
+		func() error {
+			return file("usr/lib/systemd/system/systemd-networkd.service", 0o644, 0,
+				"[Service]\nExecStart=/usr/lib/systemd/systemd-networkd\n[Install]\nWantedBy=multi-user.target\nAlso=systemd-networkd.socket\nAlias=dbus-org.freedesktop.network1.service\n")
+		},
+		func() error {
+			return file("usr/lib/systemd/system/systemd-networkd.socket", 0o644, 0, "[Socket]\n[Install]\nWantedBy=sockets.target\n")
+		},
+		func() error {
+			return file("usr/lib/systemd/system/systemd-resolved.service", 0o644, 0,
+				"[Service]\n[Install]\nWantedBy=sysinit.target\nAlias=dbus-org.freedesktop.resolve1.service\n")
+		},
+		func() error {
+			return file("usr/lib/systemd/system/systemd-timesyncd.service", 0o644, 0,
+				"[Service]\n[Install]\nWantedBy=sysinit.target\nAlias=dbus-org.freedesktop.timesync1.service\n")
+		},
+		func() error {
+			return file("usr/lib/systemd/system/wpa_supplicant@.service", 0o644, 0,
+				"[Service]\nExecStart=/sbin/wpa_supplicant -c/etc/wpa_supplicant/wpa_supplicant-%I.conf -i%I\n[Install]\nAlias=multi-user.target.wants/wpa_supplicant@%i.service\n")
+		},
 		func() error { return dir("usr/lib/linux-image-"+KernelVersion+"/", 0o755) },
 		func() error { return dir("usr/lib/linux-image-"+KernelVersion+"/broadcom/", 0o755) },
 		func() error {

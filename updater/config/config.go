@@ -64,6 +64,11 @@ type Config struct {
 	Revoked []string      `yaml:"revoked,omitempty"`
 	Poll    time.Duration `yaml:"poll,omitempty"`
 	Health  Health        `yaml:"health,omitempty"`
+	// TimeWait is how long after boot the agent waits for a synchronised
+	// clock before its first check of the channel (0: no wait). After it,
+	// the agent checks anyway, judging expiry against the later of the
+	// clock and Built.
+	TimeWait time.Duration `yaml:"time_wait,omitempty"`
 }
 
 // Parse reads one file's YAML strictly.
@@ -166,6 +171,8 @@ func (c Config) Validate() error {
 		return errors.New("updater config: no channel")
 	case slices.Contains(c.Channels, ""):
 		return errors.New("updater config: an empty name in channels")
+	case c.TimeWait < 0:
+		return fmt.Errorf("updater config: time_wait %s is negative", c.TimeWait)
 	case c.Board == "":
 		return errors.New("updater config: no board")
 	case len(c.Keys) == 0:

@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"io"
+	"math/big"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// The guest resolves the update server by name through its own resolver
+// (systemd-resolved), as a Pi on a LAN does. QEMU's restricted user
+// network answers DHCP but carries no UDP (so no DNS server of its own)
+// and forwards only TCP to the host's loopback; the e2e images therefore
+// point resolved at 10.0.2.100 with DNS over TLS (port 853, TCP), which
+// this fake name server answers.
+const (
+	guestDNS   = "10.0.2.100:853"
+	serverName = "updates.fleet.test"
+	serverAddr = "10.0.2.100" // where guestfwd rules listen
+)
+
+// dnsServer is a DNS-over-TLS server on the host's loopback that answers A
+// queries for its names and NXDOMAIN for everything else.
+type dnsServer struct {
+	addr  string
+	names map[string]netip.Addr
+	mu    sync.Mutex
+	asked map[string]int // name → A queries answered
+}
+
+func serveDNS(t *testing.T, names map[string]string) *dnsServer {
+	t.Helper()
+	ds := &dnsServer{names: map[string]netip.Addr{}, asked: map[string]int{}}
+	for n, a := range names {
+		ds.names[strings.ToLower(strings.TrimSuffix(n, "."))] = netip.MustParseAddr(a)
+	}
+	cert := selfSigned(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds.addr = ln.Addr().String()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go ds.serve(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ds
+}
+
+// queries returns how many A queries for name were answered.
+func (ds *dnsServer) queries(name string) int {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	return ds.asked[name]
+}
+
+// serve answers length-prefixed DNS messages (RFC 7858) until the
+// client closes the connection.
+func (ds *dnsServer) serve(c net.Conn) {
+	defer c.Close()
+	for {
+		_ = c.SetDeadline(time.Now().Add(time.Minute))
+		var n [2]byte
+		if _, err := io.ReadFull(c, n[:]); err != nil {
+			return
+		}
+		msg := make([]byte, binary.BigEndian.Uint16(n[:]))
+		if _, err := io.ReadFull(c, msg); err != nil {
+			return
+		}
+		out, err := ds.answer(msg)
+		if err != nil {
+			return
+		}
+		binary.BigEndian.PutUint16(n[:], uint16(len(out)))
+		if _, err := c.Write(append(n[:], out...)); err != nil {
+			return
+		}
+	}
+}
+
+func (ds *dnsServer) answer(msg []byte) ([]byte, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(msg)
+	if err != nil {
+		return nil, err
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil, err
+	}
+	name := strings.ToLower(strings.TrimSuffix(q.Name.String(), "."))
+	addr, known := ds.names[name]
+	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
+	if !known {
+		rh.RCode = dnsmessage.RCodeNameError
+	}
+	b := dnsmessage.NewBuilder(nil, rh)
+	b.EnableCompression()
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(q); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	if known && q.Type == dnsmessage.TypeA && addr.Is4() {
+		ds.mu.Lock()
+		ds.asked[name]++
+		ds.mu.Unlock()
+		if err := b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: addr.As4()}); err != nil {
+			return nil, err
+		}
+	}
+	return b.Finish()
+}
+
+// selfSigned makes a throw-away certificate: resolved's opportunistic DNS
+// over TLS does not check it.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "pibake e2e name server"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP(serverAddr)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestFakeDNS checks the fake name server with Go's own resolver over TLS.
+func TestFakeDNS(t *testing.T) {
+	ds := serveDNS(t, map[string]string{serverName: serverAddr})
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d tls.Dialer
+		d.Config = &tls.Config{InsecureSkipVerify: true}
+		return d.DialContext(ctx, "tcp", ds.addr)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := r.LookupNetIP(ctx, "ip4", serverName)
+	if err != nil || len(addrs) != 1 || addrs[0].String() != serverAddr {
+		t.Fatalf("lookup %s = %v, %v; want %s", serverName, addrs, err, serverAddr)
+	}
+	if _, err := r.LookupNetIP(ctx, "ip4", "elsewhere.test"); err == nil {
+		t.Fatal("an unknown name resolved")
+	}
+	if n := ds.queries(serverName); n != 1 {
+		t.Fatalf("%d queries counted, want 1", n)
+	}
+}
