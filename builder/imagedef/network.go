@@ -67,7 +67,9 @@ func (n Network) Packages() []string {
 
 func (n Network) validate(d *Definition) []fieldError {
 	var errs []fieldError
-	bad := func(msg string, p ...string) { errs = append(errs, fieldError{path: append([]string{"network"}, p...), msg: msg}) }
+	bad := func(msg string, p ...string) {
+		errs = append(errs, fieldError{path: append([]string{"network"}, p...), msg: msg})
+	}
 	for i, a := range n.Addresses {
 		if _, err := netip.ParsePrefix(a); err != nil {
 			bad(fmt.Sprintf("%q is not an address with its prefix length (e.g. 192.168.1.20/24 or 2001:db8::20/64)", a), "addresses", strconv.Itoa(i))

@@ -215,13 +215,13 @@ func TestEnableBase(t *testing.T) {
 	}
 	want := map[string]string{
 		"/etc/systemd/system/multi-user.target.wants/systemd-networkd.service": "/usr/lib/systemd/system/systemd-networkd.service",
-		"/etc/systemd/system/dbus-org.freedesktop.network1.service":             "/usr/lib/systemd/system/systemd-networkd.service",
+		"/etc/systemd/system/dbus-org.freedesktop.network1.service":            "/usr/lib/systemd/system/systemd-networkd.service",
 		// Also= followed.
 		"/etc/systemd/system/sockets.target.wants/systemd-networkd.socket": "/usr/lib/systemd/system/systemd-networkd.socket",
 		// An instance, from its template, %i replaced.
 		"/etc/systemd/system/multi-user.target.wants/wpa_supplicant@wlan0.service": "/usr/lib/systemd/system/wpa_supplicant@.service",
-		"/etc/systemd/system/sysinit.target.wants/systemd-resolved.service":         "/usr/lib/systemd/system/systemd-resolved.service",
-		"/etc/systemd/system/dbus-org.freedesktop.resolve1.service":                 "/usr/lib/systemd/system/systemd-resolved.service",
+		"/etc/systemd/system/sysinit.target.wants/systemd-resolved.service":        "/usr/lib/systemd/system/systemd-resolved.service",
+		"/etc/systemd/system/dbus-org.freedesktop.resolve1.service":                "/usr/lib/systemd/system/systemd-resolved.service",
 	}
 	if !maps.Equal(got, want) {
 		t.Errorf("links:\n got %v\nwant %v", got, want)
