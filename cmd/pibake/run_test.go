@@ -100,3 +100,13 @@ func TestInspectRejectsNonImage(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+func TestImagerVerb(t *testing.T) {
+	if _, _, err := runCmd("imager", t.TempDir()); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--base-url is required") {
+		t.Errorf("without --base-url: %v", err)
+	}
+	dir := t.TempDir()
+	if _, _, err := runCmd("imager", "--base-url", "https://h/img", dir); err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), dir+" is not a build folder") {
+		t.Errorf("a folder without a build: %v", err)
+	}
+}
