@@ -227,6 +227,10 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The SPDX SBOM (NAME.spdx.json), listed in SHA256SUMS.
+	if err := writeSBOM(stage, m, lock, board); err != nil {
+		return nil, err
+	}
 	if err := publish(stage, outDir); err != nil {
 		return nil, err
 	}

@@ -227,9 +227,10 @@ func TestBuildReproducible(t *testing.T) {
 			t.Errorf("%d stages reported, want 8", len(res.Stages))
 		}
 		sums = append(sums, sumFiles(t, out))
+		checkSBOM(t, out, filepath.Join(repo, "images", "small.lock"))
 	}
-	if len(sums[0]) != 3 {
-		t.Errorf("outputs %v, want small.img, manifest.json, SHA256SUMS", sums[0])
+	if len(sums[0]) != 4 {
+		t.Errorf("outputs %v, want small.img, manifest.json, small.spdx.json, SHA256SUMS", sums[0])
 	}
 	for name, s := range sums[0] {
 		if sums[1][name] != s {

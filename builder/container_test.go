@@ -164,6 +164,7 @@ func TestBuildWithContainers(t *testing.T) {
 	for _, c := range m.Containers {
 		t.Logf("container %s: %d bytes of tree, %d entries, %s", c.Name, c.Bytes, c.Entries, c.Digest)
 	}
+	checkSBOM(t, out, LockPath(def))
 	sameRebuild(t, fx, def, res, "two builds with containers differ")
 }
 

@@ -137,6 +137,7 @@ func TestRealDemo(t *testing.T) {
 	})
 
 	checkQuadlet(t, resA.Image)
+	checkSBOM(t, resA.OutDir, filepath.Join(a, "images", "demo.lock"))
 	// The boot chain as the Pi 4 runs it: the script against the real
 	// u-boot.bin's environment, the initramfs against the real device
 	// trees and module aliases.

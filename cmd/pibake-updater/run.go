@@ -52,6 +52,29 @@ State: ` + statePath + `
 
 const statePath = "/data/pibake/updater.json"
 
+// verbs are the agent's commands, for 'pibake-updater VERB --help'.
+var verbs = map[string]struct{ synopsis, about string }{
+	"run":       {"run", "The service: settle the boot (commit or roll back a trial), then poll the channel and install what it offers."},
+	"status":    {"status [--json]", "What each slot holds, the committed slot, a pending trial, a fallback (degraded), failed releases and the last result. Reads only."},
+	"check":     {"check", "Fetch and verify the channel document; install nothing."},
+	"install":   {"install URL|FILE|DIR", "Install from another repository (URL), a bundle file (pibake bundle) or a folder (e.g. a USB stick), with the same checks as the service."},
+	"mark-good": {"mark-good", "Keep the running slot."},
+	"rollback":  {"rollback", "Switch back to the other slot and reboot, only if it holds a verified release."},
+}
+
+// asksHelp says whether a verb's arguments ask for its usage.
+func asksHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			return true
+		case "--":
+			return false
+		}
+	}
+	return false
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -59,6 +82,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cmd, rest := args[0], args[1:]
+	if v, ok := verbs[cmd]; ok && asksHelp(rest) {
+		// Before anything runs: "install --help" is no URL, "run --help"
+		// does not start the service.
+		fmt.Fprintf(stdout, "Usage: pibake-updater %s\n\n%s\n", v.synopsis, v.about)
+		return nil
+	}
 	switch cmd {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -13,7 +13,7 @@ import (
 )
 
 func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("build", "build [flags] images/NAME.yaml", stderr)
+	fs := newFlags("build", "build [flags] images/NAME.yaml", stdout, stderr)
 	env := fs.String("env", "", "merge the overrides of this environment (test, preprod, prod, ...)")
 	board := fs.String("board", "", "target board (default: the definition's first board)")
 	out := fs.String("out", "", "output folder (default: out/NAME)")
@@ -42,8 +42,8 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "validate [--env ENV] images/NAME.yaml...", stderr)
+func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", "validate [--env ENV] images/NAME.yaml...", stdout, stderr)
 	env := fs.String("env", "", "also merge this environment (default: the base and every declared environment)")
 	pos, err := parse(fs, args)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 )
 
 func cmdInspect(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", "inspect [--json] IMAGE", stderr)
+	fs := newFlags("inspect", "inspect [--json] IMAGE", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args)
 	if err != nil {

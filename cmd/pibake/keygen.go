@@ -11,7 +11,7 @@ import (
 )
 
 func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", "keygen [--out DIR] [--name NAME] [--password-file FILE]", stderr)
+	fs := newFlags("keygen", "keygen [--out DIR] [--name NAME] [--password-file FILE]", stdout, stderr)
 	out := fs.String("out", "keys", "folder for NAME.key and NAME.pub")
 	name := fs.String("name", "pibake", "key name")
 	pwFile := fs.String("password-file", "", "encrypt the private key with the password in this file (default: not encrypted, keep it secret)")

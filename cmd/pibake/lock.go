@@ -13,7 +13,7 @@ import (
 )
 
 func cmdLock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("lock", "lock [flags] images/NAME.yaml", stderr)
+	fs := newFlags("lock", "lock [flags] images/NAME.yaml", stdout, stderr)
 	cache := fs.String("cache", "", "cache folder (default: $PIBAKE_CACHE or ~/.cache/pibake)")
 	epoch := fs.Int64("epoch", 0, "source_date_epoch to record (default: $SOURCE_DATE_EPOCH, else today 00:00 UTC)")
 	verbose := fs.Bool("v", false, "verbose")

@@ -19,7 +19,7 @@ import (
 )
 
 func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("publish", "publish --repo DIR --channel NAME --key FILE [flags] BUILD_DIR", stderr)
+	fs := newFlags("publish", "publish --repo DIR --channel NAME --key FILE [flags] BUILD_DIR", stdout, stderr)
 	repo := fs.String("repo", "", "update repository folder (created if missing)")
 	ch := fs.String("channel", "", "channel name, e.g. stable")
 	key := fs.String("key", "", "signing key made by 'pibake keygen'")
@@ -78,7 +78,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bundle", "bundle --repo DIR --channel NAME OUT.tar", stderr)
+	fs := newFlags("bundle", "bundle --repo DIR --channel NAME OUT.tar", stdout, stderr)
 	repo := fs.String("repo", "", "update repository folder")
 	ch := fs.String("channel", "", "channel whose current release to pack")
 	pos, err := parse(fs, args)
@@ -107,7 +107,7 @@ func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] DIR", stderr)
+	fs := newFlags("serve", "serve [--addr 127.0.0.1:8080] DIR", stdout, stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	pos, err := parse(fs, args)
 	if err != nil {

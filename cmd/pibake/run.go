@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -22,16 +23,18 @@ Usage:
   pibake publish --repo DIR --channel NAME --key FILE BUILD_DIR  add a build to an update repository
   pibake bundle --repo DIR --channel NAME OUT.tar  pack a channel's release into one file for offline install
   pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
+  pibake imager --base-url URL BUILD_DIR...  write a Raspberry Pi Imager repository (os_list JSON) for builds
   pibake version                            print the version
 
-Docs: README.md, docs/image-definition.md, docs/building.md
+'pibake VERB --help' prints a verb's flags.
+Docs: README.md, docs/image-definition.md, docs/building.md, docs/releases.md
 `
 
 // errUsage marks command-line mistakes (exit code 2).
 var errUsage = errors.New("usage")
 
 func exitCode(err error) int {
-	if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, errUsage) {
 		return 2
 	}
 	return 1
@@ -40,60 +43,102 @@ func exitCode(err error) int {
 // version is set at link time by the Makefile.
 var version = "dev"
 
+// command is one verb of pibake.
+type command struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands is every verb; 'pibake VERB --help' prints each one's usage.
+var commands = []command{
+	{"build", cmdBuild},
+	{"lock", cmdLock},
+	{"inspect", cmdInspect},
+	{"run", cmdRun},
+	{"validate", cmdValidate},
+	{"keygen", cmdKeygen},
+	{"publish", cmdPublish},
+	{"bundle", cmdBundle},
+	{"serve", cmdServe},
+	{"imager", cmdImager},
+	{"version", cmdVersion},
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("no command given: %w", errUsage)
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "build":
-		return cmdBuild(ctx, rest, stdout, stderr)
-	case "lock":
-		return cmdLock(ctx, rest, stdout, stderr)
-	case "inspect":
-		return cmdInspect(ctx, rest, stdout, stderr)
-	case "run":
-		return cmdRun(ctx, rest, stdout, stderr)
-	case "publish":
-		return cmdPublish(ctx, rest, stdout, stderr)
-	case "bundle":
-		return cmdBundle(ctx, rest, stdout, stderr)
-	case "serve":
-		return cmdServe(ctx, rest, stdout, stderr)
-	case "keygen":
-		return cmdKeygen(ctx, rest, stdout, stderr)
-	case "validate":
-		return cmdValidate(rest, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "pibake", version)
-		return nil
+	name, rest := args[0], args[1:]
+	switch name {
+	case "--version":
+		name = "version"
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
+	for _, c := range commands {
+		if c.name == name {
+			err := c.run(ctx, rest, stdout, stderr)
+			if errors.Is(err, flag.ErrHelp) {
+				return nil // the usage went to stdout
+			}
+			return err
+		}
+	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q: %w", cmd, errUsage)
+	return fmt.Errorf("unknown command %q: %w", name, errUsage)
 }
 
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", "version", stdout, stderr)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return fmt.Errorf("version takes no arguments: %w", errUsage)
+	}
+	fmt.Fprintln(stdout, "pibake", version)
+	return nil
+}
+
+// flagSet is a verb's flags. What the flag package prints while parsing
+// (an error, the usage) is held back until parse knows where it goes:
+// the usage asked for with -h or --help to stdout, anything else to
+// stderr.
+type flagSet struct {
+	*flag.FlagSet
+	stdout, stderr io.Writer
+	held           bytes.Buffer
+}
+
+func newFlags(name, synopsis string, stdout, stderr io.Writer) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), stdout: stdout, stderr: stderr}
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pibake %s\n\nFlags:\n", synopsis)
+	fs.FlagSet.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pibake %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
 // parse parses flags placed before or after the positional arguments.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+// -h or --help returns flag.ErrHelp after printing the usage to stdout
+// (run turns that into exit status 0).
+func parse(fs *flagSet, args []string) ([]string, error) {
+	fs.held.Reset()
+	fs.SetOutput(&fs.held)
+	defer fs.SetOutput(fs.stderr)
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.FlagSet.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				_, _ = fs.stdout.Write(fs.held.Bytes())
 				return nil, err
 			}
+			_, _ = fs.stderr.Write(fs.held.Bytes())
 			return nil, fmt.Errorf("%v: %w", err, errUsage)
 		}
 		args = fs.Args()
@@ -118,7 +163,7 @@ func logger(stderr io.Writer, verbose bool) *slog.Logger {
 	}}))
 }
 
-func oneArg(fs *flag.FlagSet, pos []string, what string) (string, error) {
+func oneArg(fs *flagSet, pos []string, what string) (string, error) {
 	if len(pos) != 1 {
 		fs.Usage()
 		return "", fmt.Errorf("want exactly one %s, got %d (%s): %w", what, len(pos), strings.Join(pos, " "), errUsage)

@@ -34,6 +34,32 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// TestVerbHelp: every verb prints its usage to stdout and exits 0 on -h
+// and --help; an unknown flag still exits 2 with the usage on stderr.
+func TestVerbHelp(t *testing.T) {
+	if len(commands) < 10 {
+		t.Fatalf("only %d verbs in the table", len(commands))
+	}
+	for _, c := range commands {
+		for _, h := range []string{"--help", "-h"} {
+			out, stderr, err := runCmd(c.name, h)
+			if err != nil || exitCode(err) == 2 || !strings.Contains(out, "Usage: pibake "+c.name) || stderr != "" {
+				t.Errorf("pibake %s %s: %v, stdout %q, stderr %q", c.name, h, err, out, stderr)
+			}
+		}
+		if !strings.Contains(usage, "pibake "+c.name) {
+			t.Errorf("pibake --help does not list %s", c.name)
+		}
+		_, stderr, err := runCmd(c.name, "--no-such-flag")
+		if err == nil || exitCode(err) != 2 || !strings.Contains(stderr, "Usage: pibake "+c.name) {
+			t.Errorf("pibake %s --no-such-flag: %v (exit %d), stderr %q", c.name, err, exitCode(err), stderr)
+		}
+	}
+	if out, _, err := runCmd("--version"); err != nil || !strings.HasPrefix(out, "pibake ") {
+		t.Errorf("--version: %v %q", err, out)
+	}
+}
+
 func TestValidateCheckedIn(t *testing.T) {
 	files, _ := filepath.Glob("../../images/*.yaml")
 	out, _, err := runCmd(append([]string{"validate"}, files...)...)
@@ -72,5 +98,15 @@ func TestInspectRejectsNonImage(t *testing.T) {
 	_, _, err := runCmd("inspect", p)
 	if err == nil || !strings.Contains(err.Error(), "partition table") {
 		t.Errorf("error %v", err)
+	}
+}
+
+func TestImagerVerb(t *testing.T) {
+	if _, _, err := runCmd("imager", t.TempDir()); err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--base-url is required") {
+		t.Errorf("without --base-url: %v", err)
+	}
+	dir := t.TempDir()
+	if _, _, err := runCmd("imager", "--base-url", "https://h/img", dir); err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), dir+" is not a build folder") {
+		t.Errorf("a folder without a build: %v", err)
 	}
 }

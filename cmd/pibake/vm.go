@@ -12,7 +12,7 @@ import (
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", "run [flags] IMAGE", stderr)
+	fs := newFlags("run", "run [flags] IMAGE", stdout, stderr)
 	persist := fs.Bool("persist", false, "write to the image file (default: changes go to a throw-away snapshot)")
 	mem := fs.Int("m", 1024, "guest memory in MiB")
 	cpus := fs.Int("smp", 2, "guest CPUs")

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/pibake/pibake/imager"
+)
+
+func cmdImager(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("imager", "imager --base-url URL [flags] BUILD_DIR...", stdout, stderr)
+	base := fs.String("base-url", "", "URL the NAME.img.zst files are served from; {build} is replaced by each build folder's name")
+	icon := fs.String("icon", "", "URL of the icon Imager shows for the images")
+	desc := fs.String("description", "", `description Imager shows (default "pibake image NAME VERSION for BOARD")`)
+	initFormat := fs.String("init-format", "cloudinit-rpi", "Imager's OS customisation: cloudinit-rpi writes cloud-init files to the first FAT partition (the image must run cloud-init); none turns it off")
+	out := fs.String("out", "", "write the os_list JSON to this file (default: stdout)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		fs.Usage()
+		return fmt.Errorf("no build folder given: %w", errUsage)
+	}
+	if *base == "" {
+		fs.Usage()
+		return fmt.Errorf("--base-url is required: %w", errUsage)
+	}
+	l, err := imager.Make(pos, imager.Options{BaseURL: *base, Icon: *icon, Description: *desc, InitFormat: *initFormat})
+	if err != nil {
+		return err
+	}
+	data, err := l.Marshal()
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err := stdout.Write(data)
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(*out), ".os_list-*")
+	if err != nil {
+		return fmt.Errorf("imager: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("imager: write %s: %w", *out, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("imager: write %s: %w", *out, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("imager: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), *out); err != nil {
+		return fmt.Errorf("imager: write %s: %w", *out, err)
+	}
+	fmt.Fprintf(stderr, "wrote %s: %d images; in Imager: rpi-imager --repo URL-of-%s\n", *out, len(l.OSList), filepath.Base(*out))
+	return nil
+}
