@@ -1,6 +1,7 @@
 package provision
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,7 +94,7 @@ func plan(root string, s *Spec) ([]change, error) {
 	if s.WiFi != nil {
 		out = append(out, change{path: WPAPath, data: wpaConf(s.WiFi), mode: 0o600})
 	}
-	hashes := map[string]string{}
+	hashes, locks := map[string]string{}, map[string]bool{}
 	for _, u := range s.Users {
 		if _, ok := acc.users[u.Name]; !ok {
 			return nil, &Error{File: u.File, Line: u.Line, Field: "user " + u.Name, Msg: fmt.Sprintf("no such user in this image (it has %s); provisioning adds keys and passwords to existing users only: add the user to the image definition's users", acc.loginNames())}
@@ -104,15 +105,17 @@ func plan(root string, s *Spec) ([]change, error) {
 			out = append(out, change{path: KeysDir + "/" + u.Name, data: []byte(strings.Join(u.Keys, "\n") + "\n"), mode: 0o644})
 		}
 		if u.PasswordHash != "" || u.Lock {
-			hashes[u.Name] = u.PasswordHash
+			hashes[u.Name], locks[u.Name] = u.PasswordHash, u.Lock
 		}
 	}
 	if len(hashes) > 0 {
-		c, err := shadowChange(in(ShadowPath), hashes)
+		c, err := shadowChange(in(ShadowPath), hashes, locks)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, c)
+		if c.data != nil {
+			out = append(out, c)
+		}
 	}
 	if s.SSHPasswordAuth != nil {
 		out = append(out, change{path: SSHDropIn, data: sshDropIn(*s.SSHPasswordAuth), mode: 0o644})
@@ -150,7 +153,10 @@ func plan(root string, s *Spec) ([]change, error) {
 	return out, nil
 }
 
-func shadowChange(path string, hashes map[string]string) (change, error) {
+// shadowChange sets the users' hashes; a locked user's hash (the new one,
+// or the current one) is stored behind '!'. Data is nil when nothing
+// changes.
+func shadowChange(path string, hashes map[string]string, locks map[string]bool) (change, error) {
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return change{}, fmt.Errorf("user password: %w", err)
@@ -159,20 +165,23 @@ func shadowChange(path string, hashes map[string]string) (change, error) {
 	if err != nil {
 		return change{}, fmt.Errorf("user password: %w", err)
 	}
-	// A lock without a new hash keeps the hash, behind '!'.
 	cur := shadowHashes(old)
+	set := map[string]string{}
 	for u, h := range hashes {
 		if h == "" {
 			h = cur[u]
-			if !strings.HasPrefix(h, "!") && !strings.HasPrefix(h, "*") {
-				h = "!" + h
-			}
-			hashes[u] = h
 		}
+		if locks[u] && !strings.HasPrefix(h, "!") && !strings.HasPrefix(h, "*") {
+			h = "!" + h
+		}
+		set[u] = h
 	}
-	data, err := shadowWith(old, hashes)
+	data, err := shadowWith(old, set)
 	if err != nil {
 		return change{}, fmt.Errorf("user password: %w", err)
+	}
+	if bytes.Equal(data, old) {
+		return change{}, nil
 	}
 	sys := st.Sys().(*syscall.Stat_t)
 	return change{path: ShadowPath, data: data, mode: st.Mode().Perm(), uid: int(sys.Uid), gid: int(sys.Gid)}, nil

@@ -17,6 +17,15 @@ const FileName = "pibake-provision.yaml"
 
 var modeRe = regexp.MustCompile(`^0?[0-7]{3}$`)
 
+// Validate checks pibake-provision.yaml as the device will, without the
+// device: what needs the image (users and owners that exist, the zone in
+// its tzdata, the channels its agent allows) is checked on first boot.
+// pibake flash --provision and pibake provision check use it.
+func Validate(data []byte) error {
+	_, err := Parse(FileName, data)
+	return err
+}
+
 // Parse reads pibake-provision.yaml strictly (see docs/provisioning.md);
 // file names it in errors. It checks what needs no target system.
 func Parse(file string, data []byte) (*Spec, error) {

@@ -16,19 +16,19 @@ import (
 // Paths in the target root that provisioning writes (the ones under /etc
 // land on the data partition's overlay, never on a slot).
 const (
-	HostnamePath   = "/etc/hostname"
-	HostsPath      = "/etc/hosts"
-	WPAPath        = "/etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
-	WPAUnit        = "wpa_supplicant@wlan0.service"
-	KeysDir        = "/etc/ssh/authorized_keys.d" // sshd reads %u there: the image's sshd_config.d drop-in
-	SSHDropIn      = "/etc/ssh/sshd_config.d/pibake-provision.conf"
-	ShadowPath     = "/etc/shadow"
-	LocaltimePath  = "/etc/localtime"
-	TimezonePath   = "/etc/timezone"
-	ZoneinfoDir    = "/usr/share/zoneinfo"
-	DataDir        = "/data"
-	RecordPath     = "/data/pibake/provisioned"
-	ImageConfig    = config.ImagePath
+	HostnamePath    = "/etc/hostname"
+	HostsPath       = "/etc/hosts"
+	WPAPath         = "/etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
+	WPAUnit         = "wpa_supplicant@wlan0.service"
+	KeysDir         = "/etc/ssh/authorized_keys.d" // sshd reads %u there: the image's sshd_config.d drop-in
+	SSHDropIn       = "/etc/ssh/sshd_config.d/pibake-provision.conf"
+	ShadowPath      = "/etc/shadow"
+	LocaltimePath   = "/etc/localtime"
+	TimezonePath    = "/etc/timezone"
+	ZoneinfoDir     = "/usr/share/zoneinfo"
+	DataDir         = "/data"
+	RecordPath      = "/data/pibake/provisioned"
+	ImageConfig     = config.ImagePath
 	UpdaterOverride = config.OverridePath
 )
 
@@ -78,6 +78,9 @@ func (u *Updater) override() ([]byte, error) {
 		p, err := url.Parse(u.Server)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return nil, errors.New("server: want an http:// or https:// URL of the update repository")
+		}
+		if p.User != nil {
+			return nil, errors.New("server: credentials in the URL are refused (the repository is public, its documents are signed)")
 		}
 	}
 	data, err := yaml.Marshal(o)
