@@ -420,13 +420,15 @@ func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Netw
 		return nw, true, nil
 	}
 	var password string
-	keyMgmt := ""
+	var passwordNode *yaml.Node
+	keyMgmt, otherAuth := "", ""
 	err := d.fields(n, field, nil, func(key string, k, v *yaml.Node) error {
 		f := field + "." + key
 		var err error
 		switch key {
 		case "password":
 			password, err = d.nonEmpty(v, f)
+			passwordNode = v
 		case "hidden":
 			nw.Hidden, err = d.boolean(v, f)
 		case "auth":
@@ -439,10 +441,10 @@ func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Netw
 				case "password":
 					var e error
 					password, e = d.nonEmpty(av, f+"."+key)
+					passwordNode = av
 					return e
 				}
-				keyMgmt = "unsupported"
-				s.NotApplied = append(s.NotApplied, NetworkConfig+": "+f+"."+key)
+				otherAuth = key
 				return nil
 			})
 		default:
@@ -452,6 +454,10 @@ func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Netw
 	})
 	if err != nil {
 		return nw, false, err
+	}
+	if otherAuth != "" {
+		s.NotApplied = append(s.NotApplied, fmt.Sprintf("%s: %s (auth.%s: pibake joins WPA-PSK and open networks only)", NetworkConfig, field, otherAuth))
+		return nw, false, nil
 	}
 	switch keyMgmt {
 	case "none":
@@ -468,7 +474,7 @@ func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Netw
 		case passphraseOK(password):
 			nw.Passphrase = password
 		default:
-			return nw, false, d.errAt(n, field+".password", "want 8 to 63 printable ASCII characters or 64 hex digits (WPA-PSK)")
+			return nw, false, d.errAt(passwordNode, field+".password", "want 8 to 63 printable ASCII characters or 64 hex digits (WPA-PSK)")
 		}
 	default:
 		s.NotApplied = append(s.NotApplied, fmt.Sprintf("%s: %s (key-management %s: pibake joins WPA-PSK and open networks only)", NetworkConfig, field, truncate(keyMgmt, 20)))
