@@ -27,6 +27,7 @@ var Inputs = []string{FileName, UserData, NetworkConfig, MetaData}
 // Outcome is what Run did.
 type Outcome struct {
 	Found      []string // the input files found on bootsel
+	Sum        string   // their sha256, as recorded
 	Applied    bool
 	Already    bool // the same files were applied before (only wiped now)
 	Result     Result
@@ -63,6 +64,7 @@ func Run(ctx context.Context, bootsel, root string, log *slog.Logger) (Outcome, 
 	}
 	log.Info("provisioning files found on bootsel", "files", strings.Join(out.Found, ", "))
 	sum := digest(files)
+	out.Sum = sum
 	applyErr := readErr
 	if applyErr == nil {
 		if applied(filepath.Join(root, RecordPath), sum) {

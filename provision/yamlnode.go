@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -212,6 +213,8 @@ func yamlErrLine(err error) int {
 	return n
 }
 
+var quoted = regexp.MustCompile("['`\"][^'`\"]{4,}['`\"]")
+
 // yamlErrMsg keeps the parser's message without its location and without
 // any quoted text (a scanner error can quote the input).
 func yamlErrMsg(err error) string {
@@ -221,9 +224,7 @@ func yamlErrMsg(err error) string {
 			s = s[i+2:]
 		}
 	}
-	if i := strings.IndexAny(s, "`'\""); i >= 0 {
-		s = strings.TrimSpace(s[:i])
-	}
+	s = quoted.ReplaceAllString(s, "…")
 	if len(s) > 200 {
 		s = s[:200]
 	}
