@@ -21,10 +21,12 @@ Usage:
   pibake keygen [--out DIR] [--name NAME]   make a key pair for signing update channels
   pibake publish --repo DIR --channel NAME --key FILE BUILD_DIR  add a build to an update repository
   pibake bundle --repo DIR --channel NAME OUT.tar  pack a channel's release into one file for offline install
+  pibake provision check FILE...           check a first-boot provisioning file (pibake-provision.yaml,
+                                          or Imager's user-data/network-config) before it goes on a card
   pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
   pibake version                            print the version
 
-Docs: README.md, docs/image-definition.md, docs/building.md
+Docs: README.md, docs/image-definition.md, docs/building.md, docs/provisioning.md
 `
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdKeygen(ctx, rest, stdout, stderr)
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
+	case "provision":
+		return cmdProvision(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "pibake", version)
 		return nil
