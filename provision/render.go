@@ -39,7 +39,7 @@ const (
 func wpaConf(w *WiFi) []byte {
 	var b strings.Builder
 	b.WriteString("# Written by pibake-provision on first boot. Edit, or provision again.\n")
-	b.WriteString("ctrl_interface=DIR=/run/wpa_supplicant GROUP=netdev\n")
+	b.WriteString("ctrl_interface=/run/wpa_supplicant\n") // root only: the image may have no netdev group
 	b.WriteString("update_config=0\n")
 	fmt.Fprintf(&b, "country=%s\n", w.Country)
 	for _, n := range w.Networks {
