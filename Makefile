@@ -56,7 +56,8 @@ FUZZ := ./updater/state:FuzzParse ./updater/bootloader:FuzzParseState \
 	./updater/config:FuzzOverride ./updater/install:FuzzOpenBundle \
 	./bootinit:FuzzParseCmdline ./disk/mbr:FuzzRead \
 	./firmware/uboot:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
-	./firmware/fdt:FuzzParse ./builder/debian:FuzzReadLock ./builder/imagedef:FuzzParse
+	./firmware/fdt:FuzzParse ./builder/debian:FuzzReadLock ./builder/imagedef:FuzzParse \
+	./provision:FuzzParse ./provision:FuzzCloudInit ./provision:FuzzShadow
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "== $${t%%:*} $${t##*:} ($(FUZZTIME))"; \

@@ -18,6 +18,8 @@ tools=(
   fsck.vfat:dosfstools
   sfdisk:fdisk
   mdir:mtools
+  # provision's wipe test mounts a FAT image with it when the kernel has no vfat
+  fusefat:fusefat
   dpkg-deb:dpkg
   e2fsck:e2fsprogs
   cpio:cpio

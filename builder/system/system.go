@@ -21,6 +21,16 @@ var sshKeygenUnit []byte
 //go:embed pibake-updater.service
 var updaterUnit []byte
 
+//go:embed pibake-provision.service
+var provisionUnit []byte
+
+//go:embed pibake-authorized-keys.conf
+var authorizedKeysConf []byte
+
+// SSHDropIn makes sshd read the keys first-boot provisioning writes
+// (package provision) from /etc, the only writable place of the root.
+const SSHDropIn = "/etc/ssh/sshd_config.d/pibake-authorized-keys.conf"
+
 // File is one file, folder or symlink to add (owned by root).
 type File struct {
 	Path string
@@ -35,6 +45,8 @@ type File struct {
 // tries a slot gets back when it is marked good. With the update agent
 // (withUpdater), the agent decides when a slot is good, after its health
 // checks; without it, pibake-boot-ok marks a slot good at multi-user.
+// First-boot provisioning (pibake-provision.service) is a command of the
+// agent, so it comes with it.
 func Files(tries int, hasSSH, withUpdater bool) []File {
 	const unitDir = "/usr/lib/systemd/system/"
 	fs := []File{{Path: "/data", Mode: 0o755, Dir: true}}
@@ -42,6 +54,8 @@ func Files(tries int, hasSSH, withUpdater bool) []File {
 		fs = append(fs,
 			File{Path: unitDir + "pibake-updater.service", Data: updaterUnit, Mode: 0o644},
 			File{Path: "/etc/systemd/system/multi-user.target.wants/pibake-updater.service", Link: unitDir + "pibake-updater.service"},
+			File{Path: unitDir + "pibake-provision.service", Data: provisionUnit, Mode: 0o644},
+			File{Path: "/etc/systemd/system/sysinit.target.wants/pibake-provision.service", Link: unitDir + "pibake-provision.service"},
 		)
 	} else {
 		fs = append(fs,
@@ -54,6 +68,7 @@ func Files(tries int, hasSSH, withUpdater bool) []File {
 		fs = append(fs,
 			File{Path: unitDir + "pibake-ssh-keygen.service", Data: sshKeygenUnit, Mode: 0o644},
 			File{Path: "/etc/systemd/system/ssh.service.wants/pibake-ssh-keygen.service", Link: unitDir + "pibake-ssh-keygen.service"},
+			File{Path: SSHDropIn, Data: authorizedKeysConf, Mode: 0o644},
 		)
 	}
 	return fs

@@ -20,6 +20,7 @@ import (
 	"aead.dev/minisign"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fsnotify/fsnotify"
+	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/updater/agent"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
@@ -43,6 +44,8 @@ Usage:
   pibake-updater mark-good      keep the running slot
   pibake-updater rollback       switch back to the other slot and reboot, only if it
                                 holds a verified release
+  pibake-updater provision [--bootsel DIR] [--root DIR]  first boot: apply ` + provision.FileName + `
+                                (or Imager's cloud-init files) from bootsel once, then erase them
 install, mark-good and rollback are refused while another writer (the service
 installing or settling a boot) holds the updater's lock.
 
@@ -94,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "status":
 		return status(rest, stdout)
+	case "provision":
+		return provisionCmd(ctx, rest, stderr, log)
 	}
 	a, cfg, err := newAgent(log)
 	if err != nil {

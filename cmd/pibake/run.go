@@ -22,12 +22,14 @@ Usage:
   pibake keygen [--out DIR] [--name NAME]   make a key pair for signing update channels
   pibake publish --repo DIR --channel NAME --key FILE BUILD_DIR  add a build to an update repository
   pibake bundle --repo DIR --channel NAME OUT.tar  pack a channel's release into one file for offline install
+  pibake provision check FILE...           check a first-boot provisioning file (pibake-provision.yaml,
+                                          or Imager's user-data/network-config) before it goes on a card
   pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
   pibake imager --base-url URL BUILD_DIR...  write a Raspberry Pi Imager repository (os_list JSON) for builds
   pibake version                            print the version
 
 'pibake VERB --help' prints a verb's flags.
-Docs: README.md, docs/image-definition.md, docs/building.md, docs/releases.md
+Docs: README.md, docs/image-definition.md, docs/building.md, docs/releases.md, docs/provisioning.md
 `
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -61,6 +63,7 @@ var commands = []command{
 	{"bundle", cmdBundle},
 	{"serve", cmdServe},
 	{"imager", cmdImager},
+	{"provision", cmdProvision},
 	{"version", cmdVersion},
 }
 

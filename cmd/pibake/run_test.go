@@ -110,3 +110,25 @@ func TestImagerVerb(t *testing.T) {
 		t.Errorf("a folder without a build: %v", err)
 	}
 }
+
+func TestProvisionCheck(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "pibake-provision.yaml"), filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("hostname: box-1\ntimezone: Europe/Paris\n"), 0o600)
+	os.WriteFile(bad, []byte("hostname: box-1\nwifi:\n  country: FR\n  networks:\n    - ssid: x\n      pasword: hunter2hunter2\n"), 0o600)
+	if out, _, err := runCmd("provision", "check", good); err != nil || !strings.Contains(out, ": ok") {
+		t.Errorf("good: %v %q", err, out)
+	}
+	_, _, err := runCmd("provision", "check", bad)
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:6: wifi.networks.0.pasword: unknown field") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("bad: %v", err)
+	}
+	ud := filepath.Join(dir, "user-data")
+	os.WriteFile(ud, []byte("#cloud-config\nhostname: kitchen\nruncmd:\n  - [reboot]\n"), 0o600)
+	if out, _, err := runCmd("provision", "check", ud); err != nil || !strings.Contains(out, "not applied: user-data: runcmd") {
+		t.Errorf("user-data: %v %q", err, out)
+	}
+	if _, _, err := runCmd("provision"); exitCode(err) != 2 {
+		t.Errorf("no verb: %v", err)
+	}
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/pibake/pibake/provision"
+	"github.com/pibake/pibake/updater/device"
+	"golang.org/x/sys/unix"
+)
+
+// provisionCmd is pibake-provision.service's first-boot step: mount
+// bootsel, apply its provisioning files once, erase them, then tell the
+// running system. It needs no updater configuration.
+func provisionCmd(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	bootsel := fs.String("bootsel", "", "a folder holding the provisioning files (default: mount bootsel at "+device.BootselMount+")")
+	root := fs.String("root", "/", "the system to provision")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *bootsel == "" {
+		d, err := device.Detect()
+		if err != nil {
+			return err
+		}
+		if *bootsel, err = d.MountBootsel(); err != nil {
+			return err
+		}
+	}
+	out, err := provision.Run(ctx, *bootsel, *root, log)
+	if out.Applied && *root == "/" {
+		tell(out.Result, log)
+	}
+	return err
+}
+
+// tell makes the running system take what was written: the host name now,
+// wpa_supplicant started (its unit's condition is the file), sshd
+// reloaded. --no-block: those units are ordered after this one.
+func tell(r provision.Result, log *slog.Logger) {
+	if r.Hostname {
+		if h, err := os.ReadFile(provision.HostnamePath); err == nil {
+			if err := unix.Sethostname([]byte(strings.TrimSpace(string(h)))); err != nil {
+				log.Warn("set the host name", "err", err)
+			}
+		}
+	}
+	systemctl := func(args ...string) {
+		if out, err := exec.Command("systemctl", append([]string{"--no-block"}, args...)...).CombinedOutput(); err != nil {
+			log.Warn("systemctl", "args", strings.Join(args, " "), "err", err, "output", strings.TrimSpace(string(out)))
+		}
+	}
+	if r.WiFi {
+		systemctl("restart", provision.WPAUnit)
+	}
+	if r.SSHConfig {
+		systemctl("try-reload-or-restart", "ssh.service")
+	}
+}

@@ -1,0 +1,67 @@
+package provision
+
+import (
+	"strings"
+	"testing"
+)
+
+// FuzzParse: pibake-provision.yaml parses into a spec that validates, or
+// is refused with an Error; never a panic, and a refusal never repeats a
+// passphrase it was given.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good(f)))
+	f.Add([]byte("hostname: a\nwifi:\n  country: FR\n  networks:\n    - {ssid: x, passphrase: fuzzsecret1}\n"))
+	f.Add([]byte("files:\n  - {path: a/b, mode: \"0600\", owner: pi:pi, base64: AAEC}\n"))
+	f.Add([]byte("updater:\n  server: https://x/\n  channel: beta\n  poll: 1h\n"))
+	f.Add([]byte("hostname: &a x\ntimezone: *a\n"))
+	f.Add([]byte("wifi: [\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Parse(FileName, data)
+		if err != nil {
+			if strings.Contains(string(data), "fuzzsecret1") && strings.Contains(err.Error(), "fuzzsecret1") {
+				t.Errorf("the error repeats the passphrase: %v", err)
+			}
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("Parse accepted what Validate refuses: %v", err)
+		}
+		if s.Updater != nil {
+			if _, err := s.Updater.override(); err != nil {
+				t.Errorf("an accepted updater section does not render: %v", err)
+			}
+		}
+	})
+}
+
+// FuzzCloudInit: Imager's three files parse or are refused, never panic.
+func FuzzCloudInit(f *testing.F) {
+	ci := imager(f)
+	f.Add(ci.UserData, ci.NetworkConfig, ci.MetaData)
+	f.Add([]byte("#cloud-config\nusers:\n  - default\n  - name: pi\n    lock_passwd: true\n"), []byte("version: 2\nwifis:\n  wlan0:\n    regulatory-domain: gb\n    access-points:\n      \"\\xff\\x00\": {}\n"), []byte("{}"))
+	f.Add([]byte("#!/bin/sh\n"), []byte("network: {version: 1}\n"), []byte("instance-id: [\n"))
+	f.Fuzz(func(t *testing.T, user, network, meta []byte) {
+		s, err := ParseCloudInit(CloudInit{UserData: user, NetworkConfig: network, MetaData: meta})
+		if err != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Errorf("accepted what Validate refuses: %v", err)
+		}
+	})
+}
+
+// FuzzShadow: the rewrite changes only the named user's hash field.
+func FuzzShadow(f *testing.F) {
+	f.Add([]byte("root:*:1:0:99999:7:::\npi:*:1:0:99999:7:::\n"), "pi")
+	f.Add([]byte("pi:*\n\npi2::\r\nx"), "pi")
+	f.Fuzz(func(t *testing.T, old []byte, user string) {
+		out, err := shadowWith(old, map[string]string{user: hash5})
+		if err != nil {
+			return
+		}
+		if len(out) != len(old)-len(shadowHashes(old)[user])+len(hash5) {
+			t.Errorf("length %d from %d: more than the hash changed", len(out), len(old))
+		}
+	})
+}

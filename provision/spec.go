@@ -1,0 +1,340 @@
+package provision
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrInvalid is wrapped by every error about the content of a
+// provisioning file.
+var ErrInvalid = errors.New("invalid provisioning file")
+
+// Error is a problem at one place of a provisioning file. Its message never
+// carries a secret value (passphrase, hash, file content): it is written to
+// the journal and to pibake-provision.error.txt on bootsel.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+func (e *Error) Unwrap() error { return ErrInvalid }
+
+// Spec is what a device is provisioned with, whichever file it came from.
+type Spec struct {
+	// Sources are the files the spec was read from, for messages.
+	Sources  []string
+	Hostname string
+	// KeepHosts leaves /etc/hosts alone (cloud-init manage_etc_hosts: false).
+	KeepHosts bool
+	WiFi      *WiFi
+	Users     []User
+	// SSHPasswordAuth, when set, turns sshd's password login on or off.
+	SSHPasswordAuth *bool
+	TimeZone        string
+	Files           []File
+	Updater         *Updater
+	// NotApplied lists settings of the input that pibake understood but
+	// does not apply (cloud-init's runcmd, packages, ...), by name only.
+	NotApplied []string
+}
+
+// WiFi is wpa_supplicant's configuration for wlan0.
+type WiFi struct {
+	Country  string // ISO 3166-1 alpha-2, upper case
+	Networks []Network
+}
+
+// Network is one network block. Exactly one of Passphrase, PSK and Open.
+type Network struct {
+	SSID       []byte // 1..32 octets
+	Passphrase string // 8..63 printable ASCII characters
+	PSK        string // 64 hex digits (the PBKDF2 of the passphrase)
+	Open       bool
+	Hidden     bool
+	Line       int
+	File       string
+}
+
+// User is what provisioning sets for an account of the image.
+type User struct {
+	Name string
+	Keys []string
+	// PasswordHash is a crypt(3) hash ($y$, $6$ or $5$), "" to leave the
+	// password as it is.
+	PasswordHash string
+	// Lock locks password login (cloud-init lock_passwd: true).
+	Lock bool
+	Line int
+	File string
+}
+
+// File is one file to place under /data.
+type File struct {
+	Path  string // relative to /data, cleaned
+	Mode  os.FileMode
+	Owner string // user:group, names of the target's accounts
+	Data  []byte
+	Line  int
+	File  string
+}
+
+// Updater is the update agent's override (/data/pibake/updater.yaml).
+type Updater struct {
+	Server  string
+	Channel string
+	Poll    time.Duration
+	Line    int
+	File    string
+}
+
+var (
+	hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+	country   = regexp.MustCompile(`^[A-Z]{2}$`)
+	tzName    = regexp.MustCompile(`^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$`)
+	cryptHash = []*regexp.Regexp{
+		regexp.MustCompile(`^\$y\$[./0-9A-Za-z]+\$[./0-9A-Za-z]*\$[./0-9A-Za-z]{43}$`),
+		regexp.MustCompile(`^\$6\$(rounds=[0-9]{1,9}\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{86}$`),
+		regexp.MustCompile(`^\$5\$(rounds=[0-9]{1,9}\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]{43}$`),
+	}
+	userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	hex64    = regexp.MustCompile(`^[0-9A-Fa-f]{64}$`)
+)
+
+// checkHostname: one or more RFC 1123 labels, at most 64 characters (the
+// kernel's limit).
+func checkHostname(h string) error {
+	if h == "" || len(h) > 64 {
+		return errors.New("want 1 to 64 characters")
+	}
+	for _, l := range strings.Split(h, ".") {
+		if !hostLabel.MatchString(l) {
+			return fmt.Errorf("%q is not a valid host name: letters, digits and '-' (not first or last), labels separated by '.'", h)
+		}
+	}
+	return nil
+}
+
+func checkCountry(c string) error {
+	if !country.MatchString(c) {
+		return fmt.Errorf("%q is not a two-letter country code (ISO 3166-1, e.g. FR, US, GB): the radio's regulatory domain needs it", c)
+	}
+	return nil
+}
+
+// checkTimeZone checks a zone name's syntax (the target root's zoneinfo is
+// checked by Apply).
+func checkTimeZone(tz string) error {
+	if len(tz) > 128 || !tzName.MatchString(tz) {
+		return fmt.Errorf("%q is not a time zone name such as Europe/Paris or UTC", tz)
+	}
+	return nil
+}
+
+// CheckPasswordHash accepts the crypt(3) formats Debian's libcrypt reads
+// and recommends: yescrypt ($y$), SHA-512 ($6$) and SHA-256 ($5$). The
+// message never repeats the value: it may be a plaintext password.
+func CheckPasswordHash(h string) error {
+	for _, re := range cryptHash {
+		if re.MatchString(h) {
+			return nil
+		}
+	}
+	return errors.New("not a yescrypt ($y$), SHA-512 ($6$) or SHA-256 ($5$) crypt hash (a plaintext password is never accepted): make one with `mkpasswd -m yescrypt` (Debian's whois package) or `openssl passwd -6`")
+}
+
+var keyTypes = map[string]bool{
+	"ssh-ed25519": true, "ssh-rsa": true, "ecdsa-sha2-nistp256": true, "ecdsa-sha2-nistp384": true,
+	"ecdsa-sha2-nistp521": true, "sk-ssh-ed25519@openssh.com": true, "sk-ecdsa-sha2-nistp256@openssh.com": true,
+}
+
+// checkKey accepts "type base64 [comment]" with no options: an option such
+// as command="..." would run a program.
+func checkKey(k string) error {
+	if strings.ContainsAny(k, "\r\n\x00") {
+		return errors.New("an SSH key is one line")
+	}
+	f := strings.Fields(k)
+	if len(f) < 2 {
+		return errors.New("want an OpenSSH public key line: TYPE BASE64 [COMMENT], as in ~/.ssh/id_ed25519.pub")
+	}
+	if !keyTypes[f[0]] {
+		return fmt.Errorf("key type %q: want one of ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521, sk-ssh-ed25519@openssh.com (options such as command= are refused)", truncate(f[0], 40))
+	}
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil || len(blob) < 4 {
+		return fmt.Errorf("%s key: the key data is not base64", f[0])
+	}
+	n := int(blob[0])<<24 | int(blob[1])<<16 | int(blob[2])<<8 | int(blob[3])
+	if n != len(f[0]) || len(blob) < 4+n || string(blob[4:4+n]) != f[0] {
+		return fmt.Errorf("%s key: the key data is of another type (copied from the wrong line?)", f[0])
+	}
+	return nil
+}
+
+// checkNetwork checks one Wi-Fi network block.
+func checkNetwork(n Network) error {
+	switch {
+	case len(n.SSID) == 0 || len(n.SSID) > 32:
+		return errors.New("ssid: want 1 to 32 octets")
+	case boolInt(n.Passphrase != "")+boolInt(n.PSK != "")+boolInt(n.Open) != 1:
+		return errors.New("want exactly one of passphrase (8 to 63 characters), psk (64 hex digits) or open: true")
+	case n.Passphrase != "" && !passphraseOK(n.Passphrase):
+		return errors.New("passphrase: want 8 to 63 printable ASCII characters (WPA); or give psk: the 64 hex digits wpa_passphrase prints")
+	case n.PSK != "" && !hex64.MatchString(n.PSK):
+		return errors.New("psk: want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in passphrase:")
+	}
+	return nil
+}
+
+func passphraseOK(p string) bool {
+	if len(p) < 8 || len(p) > 63 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// checkDataPath cleans a path relative to /data and refuses what leaves
+// it or touches pibake's own state: the overlays of /etc and /var, the
+// update agent's state and the container stores live there, and a file
+// placed in them could change what the device runs.
+func checkDataPath(p string) (string, error) {
+	if p == "" || strings.HasPrefix(p, "/") || strings.ContainsRune(p, 0) || strings.Contains(p, "\\") {
+		return "", errors.New("want a path relative to /data, such as app/config.json")
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." {
+			return "", errors.New("'..' is refused: the path must stay under /data")
+		}
+	}
+	c := path.Clean(p)
+	if c == "." {
+		return "", errors.New("want a file under /data, not /data itself")
+	}
+	top, _, _ := strings.Cut(c, "/")
+	switch top {
+	case "pibake", "containers", "docker", "lost+found":
+		return "", fmt.Errorf("/data/%s belongs to the system (pibake's state and overlays, container stores): place files elsewhere under /data", top)
+	}
+	if !utf8.ValidString(c) || len(c) > 1024 {
+		return "", errors.New("the path must be UTF-8, at most 1024 bytes")
+	}
+	return c, nil
+}
+
+// Validate checks everything that does not need the target system; Apply
+// checks the rest (users and owners exist, zoneinfo, the image's
+// updater configuration).
+func (s *Spec) Validate() error {
+	if s.Hostname != "" {
+		if err := checkHostname(s.Hostname); err != nil {
+			return fmt.Errorf("hostname: %w", err)
+		}
+	}
+	if s.WiFi != nil {
+		if err := checkCountry(s.WiFi.Country); err != nil {
+			return fmt.Errorf("wifi country: %w", err)
+		}
+		for _, n := range s.WiFi.Networks {
+			if err := checkNetwork(n); err != nil {
+				return &Error{File: n.File, Line: n.Line, Field: "wifi network", Msg: err.Error()}
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, u := range s.Users {
+		if !userName.MatchString(u.Name) {
+			return &Error{File: u.File, Line: u.Line, Field: "user", Msg: fmt.Sprintf("%q is not a user name", truncate(u.Name, 40))}
+		}
+		if seen[u.Name] {
+			return &Error{File: u.File, Line: u.Line, Field: "user " + u.Name, Msg: "given twice: merge the entries"}
+		}
+		seen[u.Name] = true
+		for _, k := range u.Keys {
+			if err := checkKey(k); err != nil {
+				return &Error{File: u.File, Line: u.Line, Field: "user " + u.Name + " ssh key", Msg: err.Error()}
+			}
+		}
+		if u.PasswordHash != "" {
+			if err := CheckPasswordHash(u.PasswordHash); err != nil {
+				return &Error{File: u.File, Line: u.Line, Field: "user " + u.Name + " password", Msg: err.Error()}
+			}
+		}
+	}
+	if s.TimeZone != "" {
+		if err := checkTimeZone(s.TimeZone); err != nil {
+			return fmt.Errorf("timezone: %w", err)
+		}
+	}
+	paths := map[string]bool{}
+	for _, f := range s.Files {
+		c, err := checkDataPath(f.Path)
+		if err != nil {
+			return &Error{File: f.File, Line: f.Line, Field: "file " + truncate(f.Path, 80), Msg: err.Error()}
+		}
+		if paths[c] {
+			return &Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "given twice"}
+		}
+		paths[c] = true
+		if f.Mode&^0o777 != 0 {
+			return &Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "mode: permission bits only (0644, 0600, ...): setuid, setgid and sticky bits are refused"}
+		}
+		if _, _, ok := strings.Cut(f.Owner, ":"); !ok {
+			return &Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "owner: want user:group"}
+		}
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// ssidField renders an SSID for wpa_supplicant.conf: a quoted string when
+// every octet is printable ASCII other than '"' and '\' (wpa_supplicant
+// takes the text up to the last quote as it is, with no escapes, and its
+// comment stripping pairs quotes), else the octets in hex, unquoted.
+func ssidField(ssid []byte) string {
+	for _, b := range ssid {
+		if b < 0x20 || b > 0x7e || b == '"' || b == '\\' {
+			return hex.EncodeToString(ssid)
+		}
+	}
+	return `"` + string(ssid) + `"`
+}
