@@ -117,13 +117,14 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 		}
 	}
 	containerFiles(&spec, containers)
-	if def.Updater != nil {
-		files, err := updaterFiles(ctx, def, board, src, filepath.Dir(out), epoch)
-		if err != nil {
-			return nil, err
-		}
-		spec.Files = append(spec.Files, files...)
+	// The agent binary is in every image: first-boot provisioning is one
+	// of its commands. Without an updater section it has no configuration
+	// and its service is not installed.
+	files, err := agentFiles(ctx, def, board, src, filepath.Dir(out), epoch)
+	if err != nil {
+		return nil, err
 	}
+	spec.Files = append(spec.Files, files...)
 	bin, err := debian.LookTool("tar2sqfs", "squashfs-tools-ng")
 	if err != nil {
 		return nil, err
@@ -170,8 +171,9 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp, tool: strings.TrimSpace(tool), containers: containers}, nil
 }
 
-// updaterFiles are the update agent and its configuration.
-func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, src, work string, epoch int64) ([]rootfs.File, error) {
+// agentFiles are the device agent and, with an updater section, its
+// configuration.
+func agentFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, src, work string, epoch int64) ([]rootfs.File, error) {
 	bin := filepath.Join(work, "pibake-updater")
 	if _, err := buildDevice(ctx, src, "./cmd/pibake-updater", bin); err != nil {
 		return nil, err
@@ -180,6 +182,10 @@ func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.
 	data, err := os.ReadFile(bin)
 	if err != nil {
 		return nil, err
+	}
+	agent := rootfs.File{Path: "/usr/bin/pibake-updater", Data: data, Mode: 0o755}
+	if def.Updater == nil {
+		return []rootfs.File{agent}, nil
 	}
 	keys, err := def.UpdaterKeys()
 	if err != nil {
@@ -193,7 +199,7 @@ func updaterFiles(ctx context.Context, def *imagedef.Definition, board firmware.
 		return nil, err
 	}
 	return []rootfs.File{
-		{Path: "/usr/bin/pibake-updater", Data: data, Mode: 0o755},
+		agent,
 		{Path: config.ImagePath, Data: append([]byte("# Written by pibake from the image definition's updater section.\n"), cfg...), Mode: 0o644},
 	}, nil
 }

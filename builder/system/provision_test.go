@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestProvisionFiles: the agent's images carry the first-boot provisioning
+// TestProvisionFiles: every image carries the first-boot provisioning
 // unit, enabled early and ordered before what reads its files; an image
 // with sshd reads the keys it writes to /etc.
 func TestProvisionFiles(t *testing.T) {
@@ -29,9 +29,16 @@ func TestProvisionFiles(t *testing.T) {
 	if !strings.Contains(string(byPath[SSHDropIn].Data), "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/authorized_keys.d/%u") {
 		t.Error("no sshd drop-in for the provisioned keys")
 	}
+	// Every image is provisioned, with or without the update service; the
+	// keys drop-in only comes with sshd.
+	plain := map[string]bool{}
 	for _, f := range Files(3, false, false) {
-		if strings.Contains(f.Path, "provision") || f.Path == SSHDropIn {
-			t.Errorf("%s without the agent or sshd", f.Path)
+		plain[f.Path] = true
+		if f.Path == SSHDropIn {
+			t.Errorf("%s without sshd", f.Path)
 		}
+	}
+	if !plain["/usr/lib/systemd/system/pibake-provision.service"] || !plain["/etc/systemd/system/sysinit.target.wants/pibake-provision.service"] {
+		t.Error("an image without the update service is not provisioned")
 	}
 }

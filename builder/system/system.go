@@ -45,17 +45,19 @@ type File struct {
 // tries a slot gets back when it is marked good. With the update agent
 // (withUpdater), the agent decides when a slot is good, after its health
 // checks; without it, pibake-boot-ok marks a slot good at multi-user.
-// First-boot provisioning (pibake-provision.service) is a command of the
-// agent, so it comes with it.
+// First-boot provisioning (pibake-provision.service, a command of the
+// agent binary, which every image carries) is in every image.
 func Files(tries int, hasSSH, withUpdater bool) []File {
 	const unitDir = "/usr/lib/systemd/system/"
-	fs := []File{{Path: "/data", Mode: 0o755, Dir: true}}
+	fs := []File{
+		{Path: "/data", Mode: 0o755, Dir: true},
+		{Path: unitDir + "pibake-provision.service", Data: provisionUnit, Mode: 0o644},
+		{Path: "/etc/systemd/system/sysinit.target.wants/pibake-provision.service", Link: unitDir + "pibake-provision.service"},
+	}
 	if withUpdater {
 		fs = append(fs,
 			File{Path: unitDir + "pibake-updater.service", Data: updaterUnit, Mode: 0o644},
 			File{Path: "/etc/systemd/system/multi-user.target.wants/pibake-updater.service", Link: unitDir + "pibake-updater.service"},
-			File{Path: unitDir + "pibake-provision.service", Data: provisionUnit, Mode: 0o644},
-			File{Path: "/etc/systemd/system/sysinit.target.wants/pibake-provision.service", Link: unitDir + "pibake-provision.service"},
 		)
 	} else {
 		fs = append(fs,
