@@ -228,8 +228,8 @@ func TestBuildReproducible(t *testing.T) {
 		}
 		sums = append(sums, sumFiles(t, out))
 	}
-	if len(sums[0]) != 3 {
-		t.Errorf("outputs %v, want small.img, manifest.json, SHA256SUMS", sums[0])
+	if len(sums[0]) != 5 {
+		t.Errorf("outputs %v, want small.img, small.img.zst, small.bmap, manifest.json, SHA256SUMS", sums[0])
 	}
 	for name, s := range sums[0] {
 		if sums[1][name] != s {
