@@ -22,9 +22,10 @@ Usage:
   pibake publish --repo DIR --channel NAME --key FILE BUILD_DIR  add a build to an update repository
   pibake bundle --repo DIR --channel NAME OUT.tar  pack a channel's release into one file for offline install
   pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
+  pibake flash [--provision FILE] IMAGE DEVICE  write NAME.img(.zst) by its bmap to a card, verified
   pibake version                            print the version
 
-Docs: README.md, docs/image-definition.md, docs/building.md
+Docs: README.md, docs/image-definition.md, docs/building.md, docs/flashing.md
 `
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdBundle(ctx, rest, stdout, stderr)
 	case "serve":
 		return cmdServe(ctx, rest, stdout, stderr)
+	case "flash":
+		return cmdFlash(ctx, rest, stdout, stderr)
 	case "keygen":
 		return cmdKeygen(ctx, rest, stdout, stderr)
 	case "validate":
