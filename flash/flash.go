@@ -258,7 +258,7 @@ func write(ctx context.Context, src *source, dst io.WriterAt, m *bmap.Map, prog 
 		}
 		sums[i] = hex.EncodeToString(h.Sum(nil))
 		if r.SHA256 != "" && sums[i] != r.SHA256 {
-			return nil, fmt.Errorf("blocks %d-%d (bytes %d-%d) of the image have sha256 %s, the bmap says %s: %w; the bmap is not this image's", r.First, r.Last, off, off+n-1, sums[i], r.SHA256, ErrMismatch)
+			return nil, fmt.Errorf("blocks %d-%d (bytes %d-%d) of the image have sha256 %s, the bmap says %s: %w: the bmap is another image's, or the image was changed or damaged (compare SHA256SUMS)", r.First, r.Last, off, off+n-1, sums[i], r.SHA256, ErrMismatch)
 		}
 	}
 	// Read the rest: the decoder checks the frame's checksum at its end,
