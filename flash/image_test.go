@@ -84,13 +84,17 @@ func makeImage(t testing.TB) *testImage {
 }
 
 type offsetWriter struct {
-	w   interface{ WriteAt([]byte, int64) (int, error) }
+	w interface {
+		WriteAt([]byte, int64) (int, error)
+	}
 	off int64
 }
 
 func (o offsetWriter) WriteAt(p []byte, off int64) (int, error) { return o.w.WriteAt(p, o.off+off) }
 
-func partAt(w interface{ WriteAt([]byte, int64) (int, error) }, p layout.Part) offsetWriter {
+func partAt(w interface {
+	WriteAt([]byte, int64) (int, error)
+}, p layout.Part) offsetWriter {
 	return offsetWriter{w, p.Offset}
 }
 
