@@ -315,6 +315,9 @@ func openDevice(path, image string, imageSize int64, force bool, h host) (*devic
 		}
 		return &device{f: f, path: path, block: true, size: size}, nil
 	}
+	if err != nil && strings.HasPrefix(filepath.Clean(path), "/dev/") {
+		return nil, fmt.Errorf("flash: %s does not exist: is the card in the reader? (lsblk lists the disks)", path)
+	}
 	if err == nil && !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("flash: %s is neither a block device nor a regular file: %w", path, ErrNotDisk)
 	}

@@ -257,3 +257,15 @@ func flip(b []byte, i int) []byte {
 	c[i] ^= 0x10
 	return c
 }
+
+func TestFlashRefusesMissingDevice(t *testing.T) {
+	ti := makeImage(t)
+	const missing = "/dev/pibake-no-such-disk"
+	if _, err := Flash(context.Background(), Options{Image: ti.zst, Device: missing}); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("a missing /dev path: %v", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		os.Remove(missing)
+		t.Error("flash created a file in /dev")
+	}
+}
