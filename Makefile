@@ -11,7 +11,7 @@ ENV ?=
 BOARD ?=
 IMAGE_NAME := $(basename $(notdir $(IMAGE)))
 
-.PHONY: all deps build image test test-unit e2e bench fuzz lock clean
+.PHONY: all deps build image flash publish test test-unit e2e bench fuzz lock clean
 
 all: build
 
@@ -25,6 +25,22 @@ build:
 image: deps build
 	$(PIBAKE) build $(if $(ENV),--env $(ENV)) $(if $(BOARD),--board $(BOARD)) --out out/$(IMAGE_NAME) $(IMAGE)
 	$(PIBAKE) inspect out/$(IMAGE_NAME)/$(IMAGE_NAME).img
+
+# Write the image to a card (builds it first if out/<name>/ has none):
+# make flash DEVICE=/dev/sdX [PROVISION=FILE]. Only the blocks of
+# <name>.bmap are written, then read back and checked (docs/flashing.md).
+FLASH_IMAGE := out/$(IMAGE_NAME)/$(IMAGE_NAME).img.zst
+flash: build
+	@test -n "$(DEVICE)" || { echo "make flash: set DEVICE=/dev/sdX (the whole card, not a partition)" >&2; exit 2; }
+	@test -e $(FLASH_IMAGE) || $(MAKE) image IMAGE=$(IMAGE) ENV=$(ENV) BOARD=$(BOARD)
+	$(PIBAKE) flash $(if $(PROVISION),--provision $(PROVISION)) $(FLASH_IMAGE) $(DEVICE)
+
+# Add the build in out/<name>/ to an update repository:
+# make publish CHANNEL=stable REPO=DIR KEY=FILE (docs/updates.md).
+publish: build
+	@test -n "$(CHANNEL)" -a -n "$(REPO)" -a -n "$(KEY)" || { echo "make publish: set CHANNEL=, REPO= and KEY= (a key from 'pibake keygen')" >&2; exit 2; }
+	@test -e out/$(IMAGE_NAME)/manifest.json || $(MAKE) image IMAGE=$(IMAGE) ENV=$(ENV) BOARD=$(BOARD)
+	$(PIBAKE) publish --repo $(REPO) --channel $(CHANNEL) --key $(KEY) out/$(IMAGE_NAME)
 
 # Resolve and pin the Debian packages of IMAGE again.
 lock: deps build
@@ -58,6 +74,7 @@ FUZZ := ./updater/state:FuzzParse ./updater/bootloader:FuzzParseState \
 	./firmware/uboot:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
 	./firmware/fdt:FuzzParse ./builder/debian:FuzzReadLock ./builder/imagedef:FuzzParse \
 	./provision:FuzzParse ./provision:FuzzCloudInit ./provision:FuzzShadow
+	./disk/bmap:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "== $${t%%:*} $${t##*:} ($(FUZZTIME))"; \

@@ -23,6 +23,7 @@ import (
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/release"
 )
 
 // Options configure one build.
@@ -211,11 +212,17 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	imgName := def.Name + ".img"
 	imgPath := filepath.Join(stage, imgName)
 	sig := diskSignature(def.Name)
-	if err := assemble(imgPath, lay, sig, def, bf, rootImg, epoch); err != nil {
+	written, err := assemble(imgPath, lay, sig, def, bf, rootImg, epoch)
+	if err != nil {
 		return nil, err
 	}
 	os.Remove(rootImg)
-	st.end(fmt.Sprintf("%d MiB, disk signature %08x", lay.DiskSize/layout.MiB, sig))
+	// The release forms: NAME.img.zst and NAME.bmap of the blocks written.
+	rel, err := release.Write(ctx, stage, imgName, written)
+	if err != nil {
+		return nil, err
+	}
+	st.end(fmt.Sprintf("%d MiB, disk signature %08x; %s: %d MiB mapped; %s: %d bytes", lay.DiskSize/layout.MiB, sig, rel.Bmap.Name, rel.Map.MappedBytes()/layout.MiB, rel.Zst.Name, rel.Zst.Size))
 
 	// 8. Manifest and checksums, then move into place.
 	st.begin("manifest", "manifest.json and SHA256SUMS")
@@ -223,7 +230,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := writeManifest(stage, imgName, def, board, lay, sig, lock, lockData, lockPath, rf, epoch, goVersion, mmdebstrap, len(initrd))
+	m, err := writeManifest(stage, imgName, def, board, lay, sig, lock, lockData, lockPath, rf, epoch, goVersion, mmdebstrap, len(initrd), releaseFiles(rel))
 	if err != nil {
 		return nil, err
 	}

@@ -229,8 +229,8 @@ func TestBuildReproducible(t *testing.T) {
 		sums = append(sums, sumFiles(t, out))
 		checkSBOM(t, out, filepath.Join(repo, "images", "small.lock"))
 	}
-	if len(sums[0]) != 4 {
-		t.Errorf("outputs %v, want small.img, manifest.json, small.spdx.json, SHA256SUMS", sums[0])
+	if len(sums[0]) != 6 {
+		t.Errorf("outputs %v, want small.img, small.img.zst, small.bmap, manifest.json, small.spdx.json, SHA256SUMS", sums[0])
 	}
 	for name, s := range sums[0] {
 		if sums[1][name] != s {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/disk/bmap"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
@@ -19,21 +20,31 @@ const (
 	LabelBoot    = "PIBOOT"
 )
 
-func assemble(imgPath string, lay layout.Layout, sig uint32, def *imagedef.Definition, bf *bootSet, rootImg string, epoch int64) (err error) {
-	f, err := os.OpenFile(imgPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+// dataWipe is how much of the data partition the image writes (as zeros):
+// first boot formats the partition only when it finds no ext4 superblock
+// there (bootinit.Ext4Size reads bytes 1024-2047), so a card that held an
+// older image must get these bytes from a flash that skips unmapped blocks.
+const dataWipe = 1 << 20
+
+// assemble writes the disk image and returns the byte ranges it wrote: the
+// blocks a flasher must write (NAME.bmap).
+func assemble(imgPath string, lay layout.Layout, sig uint32, def *imagedef.Definition, bf *bootSet, rootImg string, epoch int64) (written bmap.Extents, err error) {
+	file, err := os.OpenFile(imgPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("disk: %w", err)
+		return nil, fmt.Errorf("disk: %w", err)
 	}
+	f := &bmap.Recorder{W: file}
+	defer func() { written = f.Written }()
 	defer func() {
-		if cerr := f.Close(); err == nil {
+		if cerr := file.Close(); err == nil {
 			err = cerr
 		}
 	}()
-	if err := f.Truncate(lay.DiskSize); err != nil {
-		return fmt.Errorf("disk: size %s: %w", imgPath, err)
+	if err := file.Truncate(lay.DiskSize); err != nil {
+		return nil, fmt.Errorf("disk: size %s: %w", imgPath, err)
 	}
 	if err := mbr.Write(f, lay.MBR(sig), uint64(lay.DiskSize/mbr.SectorSize)); err != nil {
-		return fmt.Errorf("disk: partition table: %w", err)
+		return nil, fmt.Errorf("disk: partition table: %w", err)
 	}
 	t := time.Unix(epoch, 0).UTC()
 	for _, p := range lay.Parts {
@@ -47,12 +58,14 @@ func assemble(imgPath string, lay layout.Layout, sig uint32, def *imagedef.Defin
 			werr = writeFAT(f, p, LabelBoot, volumeID(def.Name, "boot"), t, bf.slotB)
 		case layout.RootA, layout.RootB:
 			werr = copyInto(f, p, rootImg)
+		case layout.Data:
+			_, werr = f.WriteAt(make([]byte, min(dataWipe, p.Size)), p.Offset)
 		}
 		if werr != nil {
-			return fmt.Errorf("disk: write %s: %w", p.Name, werr)
+			return nil, fmt.Errorf("disk: write %s: %w", p.Name, werr)
 		}
 	}
-	return f.Sync()
+	return nil, file.Sync()
 }
 
 func writeFAT(w io.WriterAt, p layout.Part, label string, id uint32, t time.Time, files []fat.File) error {
@@ -67,7 +80,7 @@ func writeFAT(w io.WriterAt, p layout.Part, label string, id uint32, t time.Time
 	return nil
 }
 
-func copyInto(f *os.File, p layout.Part, src string) error {
+func copyInto(f io.WriterAt, p layout.Part, src string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

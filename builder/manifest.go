@@ -16,6 +16,7 @@ import (
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/release"
 )
 
 // ManifestFormat is the version of manifest.json.
@@ -40,6 +41,24 @@ type Manifest struct {
 	Packages        []ManifestPackage   `json:"packages"`
 	BootPackages    []ManifestPackage   `json:"boot_packages"`
 	Containers      []ManifestContainer `json:"containers,omitempty"`
+	// Release lists the files made from the image for download and
+	// flashing (NAME.img.zst, NAME.bmap), in SHA256SUMS too.
+	Release []ManifestFile `json:"release,omitempty"`
+}
+
+// ManifestFile is one output file next to the image.
+type ManifestFile struct {
+	File   string `json:"file"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+func releaseFiles(r *release.Result) []ManifestFile {
+	var out []ManifestFile
+	for _, f := range []release.File{r.Zst, r.Bmap} {
+		out = append(out, ManifestFile{File: f.Name, Size: f.Size, SHA256: f.SHA256})
+	}
+	return out
 }
 
 // ManifestContainer is a container the image carries.
@@ -135,7 +154,7 @@ func hashImage(r io.ReaderAt, lay layout.Layout) (string, []string, error) {
 	return hex.EncodeToString(disk.Sum(nil)), sums, nil
 }
 
-func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion, mmdebstrap string, initrdSize int) (*Manifest, error) {
+func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion, mmdebstrap string, initrdSize int, rel []ManifestFile) (*Manifest, error) {
 	img, err := os.Open(filepath.Join(dir, imgName))
 	if err != nil {
 		return nil, err
@@ -148,6 +167,7 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 		Initramfs: ManifestInitramfs{Size: int64(initrdSize), Go: goVersion},
 		Tools:     map[string]string{"go": goVersion, "tar2sqfs": rf.tool, "mmdebstrap": mmdebstrap},
 		Lock:      ManifestLock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
+		Release:   rel,
 	}
 	m.Disk = ManifestDisk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}
 	diskSum, partSums, err := hashImage(img, lay)
@@ -182,7 +202,11 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	msum := sha256.Sum256(data)
-	sums := fmt.Sprintf("%s  %s\n%s  %s\n", m.Disk.SHA256, imgName, hex.EncodeToString(msum[:]), "manifest.json")
+	sums := fmt.Sprintf("%s  %s\n", m.Disk.SHA256, imgName)
+	for _, f := range rel {
+		sums += fmt.Sprintf("%s  %s\n", f.SHA256, f.File)
+	}
+	sums += fmt.Sprintf("%s  %s\n", hex.EncodeToString(msum[:]), "manifest.json")
 	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sums), 0o644); err != nil {
 		return nil, fmt.Errorf("checksums: %w", err)
 	}

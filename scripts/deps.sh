@@ -25,6 +25,9 @@ tools=(
   cpio:cpio
   mkimage:u-boot-tools
   qemu-system-aarch64:qemu-system-arm
+  bmaptool:bmap-tools
+  zstd:zstd
+  losetup:mount
 )
 
 sudo=""

@@ -26,10 +26,11 @@ Usage:
                                           or Imager's user-data/network-config) before it goes on a card
   pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
   pibake imager --base-url URL BUILD_DIR...  write a Raspberry Pi Imager repository (os_list JSON) for builds
+  pibake flash [--provision FILE] IMAGE DEVICE  write NAME.img(.zst) by its bmap to a card, verified
   pibake version                            print the version
 
 'pibake VERB --help' prints a verb's flags.
-Docs: README.md, docs/image-definition.md, docs/building.md, docs/releases.md, docs/provisioning.md
+Docs: README.md, docs/image-definition.md, docs/building.md, docs/releases.md, docs/provisioning.md, docs/flashing.md
 `
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -64,6 +65,7 @@ var commands = []command{
 	{"serve", cmdServe},
 	{"imager", cmdImager},
 	{"provision", cmdProvision},
+	{"flash", cmdFlash},
 	{"version", cmdVersion},
 }
 

@@ -132,3 +132,19 @@ func TestProvisionCheck(t *testing.T) {
 		t.Errorf("no verb: %v", err)
 	}
 }
+
+func TestFlashUsage(t *testing.T) {
+	if _, _, err := runCmd("flash", "only-an-image.img"); err == nil || exitCode(err) != 2 {
+		t.Errorf("flash with one argument: %v", err)
+	}
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, nil, 0o644)
+	_, _, err := runCmd("flash", "--provision", empty, filepath.Join(dir, "x.img"), filepath.Join(dir, "card"))
+	if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("an empty provisioning file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "card")); err == nil {
+		t.Error("a refused flash created the target")
+	}
+}

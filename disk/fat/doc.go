@@ -21,8 +21,10 @@
 //     sector (the sector count is 32 bits).
 //   - Cluster size follows Microsoft's table: 1 sector up to 260 MiB,
 //     8 sectors up to 8 GiB, 16 up to 16 GiB, 32 up to 32 GiB and 64 above.
-//   - The image is write-once: it is built from the given tree and
-//     cannot be modified or appended to by this package.
+//   - Write builds a whole volume from the given tree. The one change
+//     this package makes to an existing FAT32 volume (its own or any
+//     other writer's) is [PutFile]: add or replace one file in the root
+//     directory, for a provisioning file placed on a flashed card.
 //   - Files are allocated in contiguous cluster runs, in sorted order;
 //     empty files have start cluster 0. Files must be smaller than 4 GiB.
 //   - Long file names (VFAT LFN, UTF-16) are written for every name that
