@@ -11,6 +11,7 @@ import (
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware/fdt"
+	"github.com/pibake/pibake/firmware/uboot"
 	"github.com/pibake/pibake/vm"
 )
 
@@ -58,7 +59,54 @@ var piDTBEdits = map[string][]struct{ node, prop, why string }{
 		{"/scb/ethernet@7d580000", "", "GENET is not emulated"},
 		{"/soc/rng@7e104000", "", "rng200 is not emulated"},
 		{"/soc/avs-monitor@7d5d2000/thermal", "", "the thermal sensor is not emulated"},
+		// QEMU's mini UART interrupt never drops behind raspi4b's GIC (an
+		// interrupt storm once the console opens, docs/boot.md); the test
+		// console is the PL011 instead (piCmdlineEdits).
+		{"/soc/serial@7e215040", "", "mini UART: its interrupt storms on QEMU's raspi4b"},
 	},
+}
+
+// piCmdlineEdits are the only changes made to the kernel's command line
+// (in boot.scr on the test's card), old → new, each for a fault of QEMU's
+// model; the built image is not changed.
+var piCmdlineEdits = map[string][]struct{ old, new, why string }{
+	"pi4": {
+		{"console=ttyS1,115200", "console=ttyAMA0,115200", "the mini UART is disabled (piDTBEdits): the console is the PL011"},
+		{" panic=10", " panic=10 clk_ignore_unused", "the unused-clock sweep stops fw-clk-arm, after which QEMU's raspi4b delivers CPU 0 no interrupts"},
+	},
+}
+
+// editCmdline applies the board's command-line edits to boot.scr on the
+// test's card.
+func editCmdline(t *testing.T, img, board string) {
+	t.Helper()
+	edits := piCmdlineEdits[board]
+	if len(edits) == 0 {
+		return
+	}
+	for _, e := range edits {
+		t.Logf("kernel command line edit for QEMU: %q -> %q (%s)", e.old, e.new, e.why)
+	}
+	rewriteBootFiles(t, img, layout.Bootsel, func(path string, data []byte) []byte {
+		if path != "boot.scr" {
+			return data
+		}
+		script, err := uboot.ParseScriptImage(data)
+		if err != nil {
+			t.Fatalf("bootsel boot.scr: %v", err)
+		}
+		for _, e := range edits {
+			if !strings.Contains(script, e.old) {
+				t.Fatalf("boot.scr has no %q", e.old)
+			}
+			script = strings.ReplaceAll(script, e.old, e.new)
+		}
+		out, err := uboot.ScriptImage("pibake A/B boot", script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	})
 }
 
 func editDTB(board string) func(*fdt.Tree) error {
@@ -152,34 +200,24 @@ func needPiQEMU(t *testing.T, machine string) {
 	}
 }
 
-// TestPi4 boots the pi4 build on raspi4b from slot A: U-Boot (the image's
-// own, with the board's device tree) finds the card on emmc2, runs
-// boot.scr, spends one of slot A's tries and writes it back, loads the
+// TestPi4 boots the pi4 build on raspi4b from slot A to multi-user: U-Boot
+// (the image's own, with the board's device tree) finds the card on emmc2,
+// runs boot.scr, spends one of slot A's tries and writes it back, loads the
 // kernel, initramfs and device tree to the addresses planned from the
-// kernel's header, and starts the kernel: the step where Debian's fixed
-// addresses made every Pi boot fail. It stops there: on QEMU's raspi4b the
-// kernel then stalls (CPU 0 gets no more interrupts after "Disabling unused
-// power domains"), which docs/boot.md records as not yet understood; the
-// Pi 4's kernel-side proof is the device-tree walk of the initramfs.
+// kernel's header and starts the kernel (the step where Debian's fixed
+// addresses made every Pi boot fail); the initramfs brings up emmc2 with
+// sdhci-iproc, root comes from p5, first boot grows and formats the data
+// partition and the hello container comes up. QEMU's model needs the
+// device-tree and command-line edits listed above, none in the image.
 func TestPi4(t *testing.T) {
 	needE2E(t)
 	needPiQEMU(t, "raspi4b")
 	img := copyImage(t, buildPi(t, "pi4"), 0)
 	growTo(t, img, piCard)
 	editSlotDTBs(t, img, "pi4")
-	var slotChosen time.Duration
-	run := runConsole(t, "pi4", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi4")}, 5*time.Minute, func(line string, at time.Duration) bool {
-		if slotChosen == 0 && strings.Contains(line, "pibake: booting slot") {
-			slotChosen = at
-		}
-		return strings.Contains(line, "Starting kernel ...")
-	})
-	if run.stopAt == 0 {
-		t.Fatalf("U-Boot did not start the kernel within 5 minutes (%v); console in %s", run.err, run.log)
-	}
-	t.Logf("raspi4b: QEMU start to boot.scr choosing a slot %s, to 'Starting kernel' %s; console in %s",
-		slotChosen.Round(100*time.Millisecond), run.stopAt.Round(100*time.Millisecond), run.log)
-	out := run.console
+	editCmdline(t, img, "pi4")
+	r := bootWith(t, "pi4", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi4")}, 20*time.Minute)
+	out := r.console
 	if !strings.Contains(out, "pibake: booting slot a (tries left: A 2, B 3)") {
 		t.Error("U-Boot did not spend one of slot A's tries")
 	}
@@ -188,9 +226,16 @@ func TestPi4(t *testing.T) {
 			t.Errorf("U-Boot said %q", bad)
 		}
 	}
-	if got := stateFile(t, img); got != "BOOT_A_LEFT=2 BOOT_B_LEFT=3 BOOT_ORDER=A B" {
-		t.Errorf("pibake.env after U-Boot took a try of slot A: %s", got)
+	expect(t, r, "state", "running")
+	expect(t, r, "failed", "")
+	expect(t, r, "root", "/dev/mmcblk1p5")
+	expect(t, r, "slot", "a")
+	expect(t, r, "hello", "active")
+	t.Logf("pi4 on raspi4b: multi-user %s after QEMU started (%s)", r.elapsed.Round(time.Second), r.fields["analyze"])
+	if got := stateFile(t, img); got != "BOOT_A_LEFT=3 BOOT_B_LEFT=3 BOOT_ORDER=A B" {
+		t.Errorf("pibake.env after slot A came up (its tries restored by pibake-boot-ok): %s", got)
 	}
+	checkGrown(t, r, piCard)
 }
 
 // TestPi3Fallback boots the pi3 build on raspi3b with slot A's kernel

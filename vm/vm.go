@@ -246,7 +246,10 @@ func piArgs(opts Options, tg *Target, machine, dir, ub, drive string) ([]string,
 		mem = strconv.Itoa(opts.MemoryMB)
 	}
 	args := []string{"-M", machine, "-m", mem, "-kernel", ub, "-dtb", dtbPath,
-		"-display", "none", "-monitor", "none", "-nic", "none", "-serial", "null", "-serial", "mon:stdio"}
+		"-display", "none", "-monitor", "none", "-nic", "none",
+		// Both UARTs (the PL011, then the mini UART) and QEMU's monitor
+		// share the terminal: whichever the board's console is, it shows.
+		"-chardev", "stdio,id=pibake-console,mux=on", "-serial", "chardev:pibake-console", "-serial", "chardev:pibake-console", "-mon", "chardev=pibake-console,mode=readline"}
 	if machine == "raspi4b" {
 		// -drive if=sd would land on the Wi-Fi SDIO controller; the SD
 		// slot is emmc2. QEMU has an empty default card called sd0.
