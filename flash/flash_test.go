@@ -269,3 +269,15 @@ func TestFlashRefusesMissingDevice(t *testing.T) {
 		t.Error("flash created a file in /dev")
 	}
 }
+
+// TestCheckProvisionParses: a file the device would refuse never reaches
+// a card.
+func TestCheckProvisionParses(t *testing.T) {
+	if err := CheckProvision([]byte("hostname: box-7\n")); err != nil {
+		t.Fatalf("a good file: %v", err)
+	}
+	err := CheckProvision([]byte("hostname: box-7\nhostnme: typo\n"))
+	if !errors.Is(err, ErrProvision) || !strings.Contains(err.Error(), "hostnme") {
+		t.Fatalf("a file with an unknown field: %v", err)
+	}
+}

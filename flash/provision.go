@@ -10,10 +10,11 @@ import (
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
+	"github.com/pibake/pibake/provision"
 )
 
 // ProvisionName is the provisioning file's name in the root of bootsel.
-const ProvisionName = "pibake-provision.yaml"
+const ProvisionName = provision.FileName
 
 // MaxProvisionSize bounds a provisioning file.
 const MaxProvisionSize = 1 << 20
@@ -21,10 +22,11 @@ const MaxProvisionSize = 1 << 20
 // ErrProvision means a provisioning file was refused.
 var ErrProvision = errors.New("invalid provisioning file")
 
-// CheckProvision is where a provisioning file is checked before it is
-// written: today only its envelope (not empty, at most 1 MiB, UTF-8).
-// The provisioning parser's validation belongs here, so that `pibake
-// flash --provision`, PutProvision and the e2e harness all apply it.
+// CheckProvision checks a provisioning file before it is written, as the
+// device will read it (provision.Validate: the fields, their syntax and
+// values; users, owners and the time zone are checked against the image
+// on first boot), so that `pibake flash --provision` and PutProvision
+// never put a file on a card that the device would refuse.
 func CheckProvision(data []byte) error {
 	switch {
 	case len(data) == 0:
@@ -33,6 +35,9 @@ func CheckProvision(data []byte) error {
 		return fmt.Errorf("it is %d bytes, at most %d are allowed: %w", len(data), MaxProvisionSize, ErrProvision)
 	case !utf8.Valid(data):
 		return fmt.Errorf("it is not UTF-8 text: %w", ErrProvision)
+	}
+	if err := provision.Validate(data); err != nil {
+		return fmt.Errorf("%w: %w", ErrProvision, err)
 	}
 	return nil
 }
@@ -45,6 +50,14 @@ func PutProvision(rw fat.ReadWriterAt, diskSize int64, data []byte, t time.Time)
 	if err := CheckProvision(data); err != nil {
 		return fmt.Errorf("provision: %w", err)
 	}
+	return PutBootselFile(rw, diskSize, ProvisionName, data, t)
+}
+
+// PutBootselFile places data as name in the root directory of the bootsel
+// partition of the pibake disk in rw, replacing an earlier file of that
+// name, and reads it back (e.g. Raspberry Pi Imager's cloud-init files,
+// which the device reads there too).
+func PutBootselFile(rw fat.ReadWriterAt, diskSize int64, name string, data []byte, t time.Time) error {
 	_, entries, err := mbr.Read(rw)
 	if err != nil {
 		return fmt.Errorf("provision: partition table: %w", err)
@@ -64,16 +77,16 @@ func PutProvision(rw fat.ReadWriterAt, diskSize int64, data []byte, t time.Time)
 		return fmt.Errorf("provision: partition %d ends at byte %d, past the disk's %d", num, off+size, diskSize)
 	}
 	vol := &offsetRW{rw: rw, off: off}
-	if err := fat.PutFile(vol, size, ProvisionName, data, t); err != nil {
-		return fmt.Errorf("provision: %s on partition %d: %w", ProvisionName, num, err)
+	if err := fat.PutFile(vol, size, name, data, t); err != nil {
+		return fmt.Errorf("provision: %s on partition %d: %w", name, num, err)
 	}
 	fsys, err := fat.Open(vol, size)
 	if err != nil {
 		return fmt.Errorf("provision: reading back: %w", err)
 	}
-	back, err := fsys.ReadFile(ProvisionName)
+	back, err := fsys.ReadFile(name)
 	if err != nil || !bytes.Equal(back, data) {
-		return fmt.Errorf("provision: %s reads back as %d bytes (%v), %d were written", ProvisionName, len(back), err, len(data))
+		return fmt.Errorf("provision: %s reads back as %d bytes (%v), %d were written", name, len(back), err, len(data))
 	}
 	return nil
 }
