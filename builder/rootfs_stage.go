@@ -102,6 +102,9 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	for _, f := range system.NetworkFiles(sn) {
 		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
 	}
+	if sn.WiFi && !base.Has("usr/lib/systemd/system/wpa_supplicant@.service") {
+		return nil, fmt.Errorf("%s: network.wifi: the base has no /usr/lib/systemd/system/wpa_supplicant@.service; run 'pibake lock %s' (the network section adds wpasupplicant)", def.File, def.File)
+	}
 	links, err := base.EnableBase(ctx, system.NetworkUnits(sn))
 	if err != nil {
 		return nil, fmt.Errorf("%s: network: %w; run 'pibake lock %s' after a change to the network section", def.File, err, def.File)

@@ -12,6 +12,7 @@ import (
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware/fdt"
 	"github.com/pibake/pibake/firmware/uboot"
+	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/vm"
 )
 
@@ -216,6 +217,7 @@ func TestPi4(t *testing.T) {
 	growTo(t, img, piCard)
 	editSlotDTBs(t, img, "pi4")
 	editCmdline(t, img, "pi4")
+	putBootsel(t, img, map[string]string{provision.FileName: piProvision("pi4-box")})
 	r := bootWith(t, "pi4", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi4")}, 20*time.Minute)
 	out := r.console
 	if !strings.Contains(out, "pibake: booting slot a (tries left: A 2, B 3)") {
@@ -231,6 +233,7 @@ func TestPi4(t *testing.T) {
 	expect(t, r, "root", "/dev/mmcblk1p5")
 	expect(t, r, "slot", "a")
 	expect(t, r, "hello", "active")
+	checkPiProvision(t, img, r, "pi4-box")
 	t.Logf("pi4 on raspi4b: multi-user %s after QEMU started (%s)", r.elapsed.Round(time.Second), r.fields["analyze"])
 	if got := stateFile(t, img); got != "BOOT_A_LEFT=3 BOOT_B_LEFT=3 BOOT_ORDER=A B" {
 		t.Errorf("pibake.env after slot A came up (its tries restored by pibake-boot-ok): %s", got)
@@ -250,12 +253,14 @@ func TestPi3Fallback(t *testing.T) {
 	growTo(t, img, piCard)
 	breakKernel(t, img, layout.BootA)
 	editSlotDTBs(t, img, "pi3")
+	putBootsel(t, img, map[string]string{provision.FileName: piProvision("pi3-box")})
 	r := bootWith(t, "pi3-fallback", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi3")}, 20*time.Minute)
 	expect(t, r, "state", "running")
 	expect(t, r, "failed", "")
 	expect(t, r, "root", "/dev/mmcblk0p6")
 	expect(t, r, "slot", "b")
 	expect(t, r, "hello", "active")
+	checkPiProvision(t, img, r, "pi3-box")
 	if n := strings.Count(r.console, "pibake: booting slot a"); n != 3 {
 		t.Errorf("slot a was tried %d times, want 3", n)
 	}
@@ -263,6 +268,27 @@ func TestPi3Fallback(t *testing.T) {
 		t.Errorf("pibake.env after falling back to B (B first with its tries restored by pibake-boot-ok): %s", got)
 	}
 	checkGrown(t, r, piCard)
+}
+
+// piProvision is a provisioning file for the emulated Pi boards, which
+// have no network: the host name, a file under /data and a Wi-Fi network
+// (the board's onboard Wi-Fi is not emulated; its configuration is).
+func piProvision(host string) string {
+	return "hostname: " + host + "\nwifi:\n  country: DE\n  networks:\n    - ssid: e2e-pi\n      passphrase: \"" + wifiSecret + "\"\n" +
+		"files:\n  - path: e2e/hello\n    content: \"placed by provisioning\\n\"\n"
+}
+
+// checkPiProvision: the provisioning file was applied at first boot, as on
+// virt, and its secret erased from bootsel.
+func checkPiProvision(t *testing.T, img string, r report, host string) {
+	t.Helper()
+	expect(t, r, "hostname", host)
+	expect(t, r, "provision", "active 1")
+	expect(t, r, "datafile", "placed by provisioning")
+	expect(t, r, "wifi", "600 country=DE")
+	if names := noSecrets(t, img, wifiSecret); contains(names, provision.FileName) {
+		t.Errorf("%s still on bootsel: %v", provision.FileName, names)
+	}
 }
 
 func growTo(t *testing.T, img string, size int64) {

@@ -31,11 +31,7 @@ const WiFiConfig = "/etc/wpa_supplicant/wpa_supplicant-" + WiFiInterface + ".con
 
 // NetworkUnits are the base's units the network needs enabled.
 func NetworkUnits(n Network) []string {
-	u := []string{"systemd-networkd.service", "systemd-resolved.service", "systemd-timesyncd.service"}
-	if n.WiFi {
-		u = append(u, "wpa_supplicant@"+WiFiInterface+".service")
-	}
-	return u
+	return []string{"systemd-networkd.service", "systemd-resolved.service", "systemd-timesyncd.service"}
 }
 
 // NetworkFiles are the network's configuration files. Everything lives in
@@ -97,6 +93,10 @@ func NetworkFiles(n Network) []File {
 			File{Path: netDir + "80-pibake-wlan.network", Data: []byte(wlan.String()), Mode: 0o644},
 			File{Path: "/usr/lib/systemd/system/wpa_supplicant@" + WiFiInterface + ".service.d/50-pibake.conf", Mode: 0o644, Data: []byte(
 				"# pibake: Wi-Fi starts once provisioning wrote its networks.\n[Unit]\nConditionPathExists=" + WiFiConfig + "\n")},
+			// Started when the Wi-Fi device appears, not by multi-user: a
+			// board without it (a CM4 Lite, QEMU) never waits for it.
+			File{Path: "/etc/systemd/system/sys-subsystem-net-devices-" + WiFiInterface + ".device.wants/wpa_supplicant@" + WiFiInterface + ".service",
+				Link: "/usr/lib/systemd/system/wpa_supplicant@.service"},
 		)
 	}
 	return fs

@@ -32,6 +32,9 @@ func TestNetworkFiles(t *testing.T) {
 	if !strings.Contains(string(def["/usr/lib/systemd/system/wpa_supplicant@wlan0.service.d/50-pibake.conf"].Data), "ConditionPathExists="+WiFiConfig) {
 		t.Error("the supplicant would start without a configuration")
 	}
+	if def["/etc/systemd/system/sys-subsystem-net-devices-wlan0.device.wants/wpa_supplicant@wlan0.service"].Link != "/usr/lib/systemd/system/wpa_supplicant@.service" {
+		t.Error("the supplicant is not started by the Wi-Fi device's arrival")
+	}
 	if _, ok := def["/usr/lib/systemd/timesyncd.conf.d/50-pibake.conf"]; ok {
 		t.Error("a timesyncd drop-in without ntp servers")
 	}

@@ -42,8 +42,7 @@ func provisionCmd(ctx context.Context, args []string, stderr io.Writer, log *slo
 }
 
 // tell makes the running system take what was written: the host name now,
-// wpa_supplicant started (its unit's condition is the file), sshd
-// reloaded. --no-block: those units are ordered after this one.
+// a running wpa_supplicant restarted, sshd reloaded. --no-block: those units are ordered after this one.
 func tell(r provision.Result, log *slog.Logger) {
 	if r.Hostname {
 		if h, err := os.ReadFile(provision.HostnamePath); err == nil {
@@ -58,7 +57,10 @@ func tell(r provision.Result, log *slog.Logger) {
 		}
 	}
 	if r.WiFi {
-		systemctl("restart", provision.WPAUnit)
+		// Only if it runs already: otherwise the Wi-Fi device's arrival
+		// starts it (the image hangs it on wlan0's device unit), and a
+		// board without Wi-Fi never waits for a device that never comes.
+		systemctl("try-restart", provision.WPAUnit)
 	}
 	if r.SSHConfig {
 		systemctl("try-reload-or-restart", "ssh.service")
