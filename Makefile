@@ -73,7 +73,7 @@ FUZZ := ./updater/state:FuzzParse ./updater/bootloader:FuzzParseState \
 	./bootinit:FuzzParseCmdline ./disk/mbr:FuzzRead \
 	./firmware/uboot:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
 	./firmware/fdt:FuzzParse ./builder/debian:FuzzReadLock ./builder/imagedef:FuzzParse \
-	./provision:FuzzParse ./provision:FuzzCloudInit ./provision:FuzzShadow
+	./provision:FuzzParse ./provision:FuzzCloudInit ./provision:FuzzShadow \
 	./disk/bmap:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ); do \
