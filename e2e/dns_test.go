@@ -9,10 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -26,12 +28,52 @@ import (
 // network answers DHCP but carries no UDP (so no DNS server of its own)
 // and forwards only TCP to the host's loopback; the e2e images therefore
 // point resolved at 10.0.2.100 with DNS over TLS (port 853, TCP), which
-// this fake name server answers.
+// this fake name server answers, each guest connection relayed to it on
+// its own (guestRelay).
 const (
 	guestDNS   = "10.0.2.100:853"
 	serverName = "updates.fleet.test"
 	serverAddr = "10.0.2.100" // where guestfwd rules listen
 )
+
+// relayEnv, when set, makes the test binary a relay instead: its stdin
+// and stdout (one guest connection, handed over by QEMU's guestfwd cmd:)
+// to the loopback address the variable names.
+const relayEnv = "PIBAKE_E2E_RELAY"
+
+// relay copies stdin to addr and addr to stdout until both are done.
+func relay(addr string) int {
+	if !strings.HasPrefix(addr, "127.") {
+		fmt.Fprintf(os.Stderr, "relay: %s is not a loopback address\n", addr)
+		return 2
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "relay:", err)
+		return 1
+	}
+	done := make(chan struct{})
+	go func() {
+		io.Copy(c, os.Stdin)
+		c.(*net.TCPConn).CloseWrite()
+		close(done)
+	}()
+	io.Copy(os.Stdout, c)
+	os.Stdout.Close()
+	c.Close()
+	return 0
+}
+
+// guestRelay is the GuestCmd entry that relays each guest connection to
+// addr on the host's loopback.
+func guestRelay(t *testing.T, addr string) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return relayEnv + "=" + addr + " " + exe
+}
 
 // dnsServer is a DNS-over-TLS server on the host's loopback that answers A
 // queries for its names and NXDOMAIN for everything else.
@@ -79,7 +121,7 @@ func (ds *dnsServer) queries(name string) int {
 func (ds *dnsServer) serve(c net.Conn) {
 	defer c.Close()
 	for {
-		_ = c.SetDeadline(time.Now().Add(time.Minute))
+		_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
 		var n [2]byte
 		if _, err := io.ReadFull(c, n[:]); err != nil {
 			return

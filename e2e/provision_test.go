@@ -171,7 +171,7 @@ func provisionedBoot(t *testing.T, name, img, key, cmd string) (report, string) 
 			sshOut = "ssh failed: " + err.Error() + ": " + sshOut
 		}
 	}
-	opts := vm.Options{Image: img, Persist: true, Forwards: []vm.Forward{{HostPort: port, GuestPort: 22}}, GuestFwd: map[string]string{guestDNS: dns.addr}}
+	opts := vm.Options{Image: img, Persist: true, Forwards: []vm.Forward{{HostPort: port, GuestPort: 22}}, GuestCmd: map[string]string{guestDNS: guestRelay(t, dns.addr)}}
 	r := bootHook(t, name, opts, 10*time.Minute, func(line string) {
 		if strings.Contains(line, "E2E-SSH-READY") {
 			once.Do(func() { wg.Add(1); go login() })

@@ -57,9 +57,9 @@ func (c countingWriter) Write(p []byte) (int, error) {
 
 // watch boots img and calls done for each console line until it returns
 // true; then QEMU is stopped.
-func watch(t *testing.T, img, name string, fwd map[string]string, timeout time.Duration, done func(line string, at time.Duration) bool) {
+func watch(t *testing.T, img, name string, fwd, cmds map[string]string, timeout time.Duration, done func(line string, at time.Duration) bool) {
 	t.Helper()
-	run := runConsole(t, name, vm.Options{Image: img, Persist: true, GuestFwd: fwd}, timeout, done)
+	run := runConsole(t, name, vm.Options{Image: img, Persist: true, GuestFwd: fwd, GuestCmd: cmds}, timeout, done)
 	if run.stopAt == 0 {
 		t.Fatalf("%s: gave up after %s (console in %s)", name, run.elapsed.Round(time.Second), run.log)
 	}
@@ -168,7 +168,7 @@ func TestUpdate(t *testing.T) {
 	}
 	var artifacts int64
 	i := 0
-	watch(t, img, "update", map[string]string{serverAddr + ":8080": srv.addr, guestDNS: dns.addr}, 45*time.Minute, func(line string, at time.Duration) bool {
+	watch(t, img, "update", map[string]string{serverAddr + ":8080": srv.addr}, map[string]string{guestDNS: guestRelay(t, dns.addr)}, 45*time.Minute, func(line string, at time.Duration) bool {
 		s := steps[i]
 		if !s.want(line) {
 			return false

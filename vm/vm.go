@@ -42,6 +42,11 @@ type Options struct {
 	// GuestFwd maps an address the guest connects to (10.0.2.100:8080) to
 	// a loopback address of the host (127.0.0.1:port): the only way out.
 	GuestFwd map[string]string
+	// GuestCmd maps an address the guest connects to to a shell command
+	// QEMU starts for each connection, the connection being its stdin and
+	// stdout (a relay to a loopback port, where one connection per guest
+	// connection matters: GuestFwd's chardev is one stream for them all).
+	GuestCmd map[string]string
 	Stdout   io.Writer // serial console
 	Stdin    io.Reader // serial console input; nil for none
 	Extra    []string  // extra qemu arguments
@@ -185,6 +190,18 @@ func Command(ctx context.Context, opts Options) (*exec.Cmd, func(), error) {
 			}
 			nic += fmt.Sprintf(",guestfwd=tcp:%s-tcp:%s", g, host)
 		}
+		cmds := make([]string, 0, len(opts.GuestCmd))
+		for g := range opts.GuestCmd {
+			cmds = append(cmds, g)
+		}
+		sort.Strings(cmds)
+		for _, g := range cmds {
+			c := opts.GuestCmd[g]
+			if strings.ContainsAny(c, ",\n") {
+				return fail(fmt.Errorf("guest command for %s: %q has a comma or newline, which QEMU's option syntax cannot carry", g, c))
+			}
+			nic += fmt.Sprintf(",guestfwd=tcp:%s-cmd:%s", g, c)
+		}
 		args = []string{
 			"-M", "virt", "-cpu", "cortex-a72", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 			"-nographic", "-bios", ub, "-drive", drive + ",if=virtio", "-nic", nic,
@@ -212,7 +229,7 @@ func Command(ctx context.Context, opts Options) (*exec.Cmd, func(), error) {
 // restrict (no GENET on raspi4b; USB networking on raspi3b only), so the
 // guest gets none.
 func piArgs(opts Options, tg *Target, machine, dir, ub, drive string) ([]string, error) {
-	if len(opts.Forwards) > 0 || len(opts.GuestFwd) > 0 {
+	if len(opts.Forwards) > 0 || len(opts.GuestFwd) > 0 || len(opts.GuestCmd) > 0 {
 		return nil, fmt.Errorf("board %s (QEMU %s): port forwards need a network, which pibake does not give emulated Pi machines", tg.Board.Name, machine)
 	}
 	st, err := os.Stat(opts.Image)
