@@ -72,7 +72,8 @@ func guestRelay(t *testing.T, addr string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return relayEnv + "=" + addr + " " + exe
+	// QEMU splits the command into words and runs it without a shell.
+	return "/usr/bin/env " + relayEnv + "=" + addr + " " + exe
 }
 
 // dnsServer is a DNS-over-TLS server on the host's loopback that answers A
@@ -80,8 +81,23 @@ func guestRelay(t *testing.T, addr string) string {
 type dnsServer struct {
 	addr  string
 	names map[string]netip.Addr
-	mu    sync.Mutex
-	asked map[string]int // name → A queries answered
+	mu      sync.Mutex
+	asked   map[string]int // name → A queries answered
+	conns   int            // connections accepted
+	lastErr error          // the last connection's failure, for the test's messages
+}
+
+// String says what the server saw, for a failing test's message.
+func (ds *dnsServer) String() string {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	return fmt.Sprintf("name server: %d connections, answers %v, last error %v", ds.conns, ds.asked, ds.lastErr)
+}
+
+func (ds *dnsServer) fail(err error) {
+	ds.mu.Lock()
+	ds.lastErr = err
+	ds.mu.Unlock()
 }
 
 func serveDNS(t *testing.T, names map[string]string) *dnsServer {
@@ -120,6 +136,13 @@ func (ds *dnsServer) queries(name string) int {
 // client closes the connection.
 func (ds *dnsServer) serve(c net.Conn) {
 	defer c.Close()
+	ds.mu.Lock()
+	ds.conns++
+	ds.mu.Unlock()
+	if err := c.(*tls.Conn).Handshake(); err != nil {
+		ds.fail(fmt.Errorf("TLS handshake: %w", err))
+		return
+	}
 	for {
 		_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
 		var n [2]byte
@@ -128,10 +151,12 @@ func (ds *dnsServer) serve(c net.Conn) {
 		}
 		msg := make([]byte, binary.BigEndian.Uint16(n[:]))
 		if _, err := io.ReadFull(c, msg); err != nil {
+			ds.fail(err)
 			return
 		}
 		out, err := ds.answer(msg)
 		if err != nil {
+			ds.fail(fmt.Errorf("query: %w", err))
 			return
 		}
 		binary.BigEndian.PutUint16(n[:], uint16(len(out)))

@@ -178,6 +178,7 @@ func provisionedBoot(t *testing.T, name, img, key, cmd string) (report, string) 
 		}
 	})
 	wg.Wait()
+	t.Logf("%s: %s", name, dns)
 	mu.Lock()
 	defer mu.Unlock()
 	return r, sshOut
