@@ -176,6 +176,26 @@ func (ds *dnsServer) answer(msg []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An EDNS0 query gets an EDNS0 answer: resolved takes an answer
+	// without OPT for a server that does not speak EDNS0 and leaves DNS
+	// over TLS for plain UDP, which this network does not carry.
+	if err := p.SkipAllQuestions(); err != nil {
+		return nil, err
+	}
+	if err := p.SkipAllAnswers(); err != nil {
+		return nil, err
+	}
+	if err := p.SkipAllAuthorities(); err != nil {
+		return nil, err
+	}
+	extra, err := p.AllAdditionals()
+	if err != nil {
+		return nil, err
+	}
+	edns := false
+	for _, rr := range extra {
+		edns = edns || rr.Header.Type == dnsmessage.TypeOPT
+	}
 	name := strings.ToLower(strings.TrimSuffix(q.Name.String(), "."))
 	addr, known := ds.names[name]
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
@@ -198,6 +218,18 @@ func (ds *dnsServer) answer(msg []byte) ([]byte, error) {
 		ds.asked[name]++
 		ds.mu.Unlock()
 		if err := b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: addr.As4()}); err != nil {
+			return nil, err
+		}
+	}
+	if edns {
+		if err := b.StartAdditionals(); err != nil {
+			return nil, err
+		}
+		var rh dnsmessage.ResourceHeader
+		if err := rh.SetEDNS0(1232, dnsmessage.RCodeSuccess, false); err != nil {
+			return nil, err
+		}
+		if err := b.OPTResource(rh, dnsmessage.OPTResource{}); err != nil {
 			return nil, err
 		}
 	}
@@ -245,5 +277,25 @@ func TestFakeDNS(t *testing.T) {
 	}
 	if n := ds.queries(serverName); n != 1 {
 		t.Fatalf("%d queries counted, want 1", n)
+	}
+	// An EDNS0 query (what resolved sends) gets an OPT record back.
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 7, RecursionDesired: true})
+	b.StartQuestions()
+	b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(serverName + "."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+	b.StartAdditionals()
+	var opt dnsmessage.ResourceHeader
+	opt.SetEDNS0(1232, dnsmessage.RCodeSuccess, false)
+	b.OPTResource(opt, dnsmessage.OPTResource{})
+	q, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ds.answer(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m dnsmessage.Message
+	if err := m.Unpack(out); err != nil || len(m.Answers) != 1 || len(m.Additionals) != 1 || m.Additionals[0].Header.Type != dnsmessage.TypeOPT {
+		t.Fatalf("answer to an EDNS0 query: %+v, %v", m, err)
 	}
 }
