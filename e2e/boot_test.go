@@ -177,6 +177,14 @@ func edit(path string, v variant) ([]byte, error) {
 			return nil, err
 		}
 		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "updater"}, u.Content[0])
+		// No time server answers in QEMU's restricted network: wait less
+		// than the agent's first poll (1 min), so the wait (and its
+		// warning) is exercised without slowing the story.
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte("time_wait: 30s\n"), &n); err != nil {
+			return nil, err
+		}
+		top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "network"}, n.Content[0])
 	}
 	return yaml.Marshal(&doc)
 }
