@@ -32,7 +32,7 @@ func pair() (old, new []byte) {
 	new = append(new, []byte("inserted: 41 bytes that shift everything")...)
 	new = append(new, old[1<<20:3<<20]...)
 	new = append(new, make([]byte, 1500<<10)...) // zeros: repeated chunks
-	new = append(new, random(9, 300<<10)...)    // new data
+	new = append(new, random(9, 300<<10)...)     // new data
 	new = append(new, old[3<<20:]...)
 	copy(new[5<<20:], "an edit in place")
 	return old, new
