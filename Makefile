@@ -61,8 +61,11 @@ e2e: deps
 	PIBAKE_E2E=1 $(GO) test -timeout 60m -count=1 -v ./e2e/
 
 # Figures, never assertions: FAT writing, the root filesystem transform.
+# DELTA=DIR adds the delta-update figures on real releases in DIR
+# (scripts/delta-demo.sh DIR builds them; the figures read DIR/art).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./disk/fat/ ./builder/rootfs/
+	$(if $(DELTA),PIBAKE_DELTA=$(DELTA)/art $(GO) test -run TestDeltaFigures -v -count=1 -timeout 30m ./internal/deltabench/)
 
 # Fuzz every parser of outside bytes for FUZZTIME each (make test runs
 # their seed corpora). Crashes land in testdata/fuzz/ of the package.
