@@ -141,7 +141,10 @@ type counting struct {
 	n int64
 }
 
-func (c *counting) Write(b []byte) (int, error) { c.n += int64(len(b)); return c.ResponseWriter.Write(b) }
+func (c *counting) Write(b []byte) (int, error) {
+	c.n += int64(len(b))
+	return c.ResponseWriter.Write(b)
+}
 
 func TestDeltaFigures(t *testing.T) {
 	dir := os.Getenv("PIBAKE_DELTA")
