@@ -71,7 +71,7 @@ bench:
 # their seed corpora). Crashes land in testdata/fuzz/ of the package.
 FUZZTIME ?= 30s
 FUZZ := ./updater/state:FuzzParse ./updater/bootloader:FuzzParseState \
-	./updater/bootloader:FuzzParseAutoboot ./updater/channel:FuzzVerify \
+	./updater/bootloader:FuzzParseAutoboot ./updater/channel:FuzzVerify ./updater/channel:FuzzVerifyChunks \
 	./updater/config:FuzzOverride ./updater/install:FuzzOpenBundle \
 	./bootinit:FuzzParseCmdline ./disk/mbr:FuzzRead \
 	./firmware/uboot:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
