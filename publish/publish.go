@@ -4,6 +4,8 @@
 //	blobs/sha256/<hex>          content-addressed artifacts (never rewritten)
 //	channels/<name>.json        the signed channel document (updater/channel)
 //	channels/<name>.json.minisig
+//	channels/<name>.chunks.json  the signed chunk indexes of the release
+//	channels/<name>.chunks.json.minisig
 //
 // A release has two artifacts, written by a device into its inactive slot:
 // "boot" (the boot partition's FAT filesystem, trailing free space cut off)
@@ -12,6 +14,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,6 +33,7 @@ import (
 	"github.com/pibake/pibake/internal/atomicfile"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/chunks"
 )
 
 // Options configure a publish.
@@ -51,6 +55,8 @@ type Options struct {
 type Result struct {
 	Document *channel.Document
 	Uploaded int64 // bytes of new blobs written
+	// Chunks are the artifacts' chunk indexes (channels/<name>.chunks.json).
+	Chunks []channel.ChunkIndex
 }
 
 // Publish verifies the build against its manifest, stores its artifacts and
@@ -107,6 +113,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	parts = append(parts, part{"root", root.Offset, m.Rootfs.Size, root.Size})
 	res := &Result{}
 	var arts []channel.Artifact
+	var indexes []channel.ChunkIndex
 	for _, a := range parts {
 		sum, wrote, err := storeBlob(ctx, o.Repo, io.NewSectionReader(img, a.off, a.n))
 		if err != nil {
@@ -114,6 +121,12 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Uploaded += wrote
 		arts = append(arts, channel.Artifact{Name: a.name, Path: "blobs/sha256/" + sum, Size: a.n, SHA256: sum, PartitionSize: a.partition})
+		ix, wrote, err := storeIndex(ctx, o.Repo, sum, io.NewSectionReader(img, a.off, a.n))
+		if err != nil {
+			return nil, fmt.Errorf("publish: %s: chunk index: %w", a.name, err)
+		}
+		res.Uploaded += wrote
+		indexes = append(indexes, ix)
 	}
 	serial, err := nextSerial(o.Repo, o.Channel, o.Key, o.PreviousKeys)
 	if err != nil {
@@ -125,10 +138,26 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	chunkDoc, chunkSig, err := channel.SignChunks(&channel.Chunks{Format: channel.ChunksFormat, Channel: d.Channel, Serial: d.Serial, Indexes: indexes}, d, o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
 	dir := filepath.Join(o.Repo, "channels")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// The chunk document first: a device that sees the new channel
+	// document finds its chunks. One that reads the old chunk document
+	// with the new channel document (or the reverse) sees another serial
+	// and downloads the artifacts in full.
+	chunks := filepath.Join(o.Repo, filepath.FromSlash(channel.ChunksPath(o.Channel)))
+	if err := atomicfile.Write(chunks+".minisig", chunkSig, 0o644); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(chunks, chunkDoc, 0o644); err != nil {
+		return nil, err
+	}
+	res.Chunks = indexes
 	base := filepath.Join(dir, o.Channel+".json")
 	if err := atomicfile.Write(base+".minisig", sig, 0o644); err != nil {
 		return nil, err
@@ -138,6 +167,27 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Document = d
 	return res, nil
+}
+
+// storeIndex chunks an artifact (updater/chunks, the default bounds) and
+// stores its index as a blob.
+func storeIndex(ctx context.Context, repo, artifact string, r io.Reader) (channel.ChunkIndex, int64, error) {
+	ix, err := chunks.Build(ctx, r, chunks.Default)
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	if ix.Hex() != artifact {
+		return channel.ChunkIndex{}, 0, fmt.Errorf("the artifact changed while it was chunked (sha256 %s, stored as %s)", ix.Hex(), artifact)
+	}
+	b, err := ix.MarshalBinary()
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	sum, wrote, err := storeBlob(ctx, repo, bytes.NewReader(b))
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	return channel.ChunkIndex{Artifact: artifact, Path: "blobs/sha256/" + sum, Size: int64(len(b)), SHA256: sum}, wrote, nil
 }
 
 // usedLength is the partition's length without its trailing all-zero

@@ -19,6 +19,7 @@ import (
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
 	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/delta"
 )
 
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -102,6 +103,29 @@ func TestPublish(t *testing.T) {
 	sig, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json.minisig"))
 	if _, err := channel.Verify(doc, sig, channel.Check{Trusted: []minisign.PublicKey{pub}, Board: "qemu", Channel: "stable", Image: "demo", Now: now}); err != nil {
 		t.Fatalf("published document does not verify: %v", err)
+	}
+
+	// The chunk document verifies for that document, and each index
+	// describes its artifact.
+	cdoc, _ := os.ReadFile(filepath.Join(repo, channel.ChunksPath("stable")))
+	csig, _ := os.ReadFile(filepath.Join(repo, channel.ChunksPath("stable")+".minisig"))
+	cs, err := channel.VerifyChunks(cdoc, csig, d, []minisign.PublicKey{pub}, nil)
+	if err != nil {
+		t.Fatalf("chunk document: %v", err)
+	}
+	for _, a := range d.Artifacts {
+		ci, ok := cs.For(a.SHA256)
+		if !ok {
+			t.Fatalf("no chunk index for %s", a.Name)
+		}
+		f, err := os.Open(filepath.Join(repo, ci.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := delta.ReadIndex(f, ci.Size, ci.SHA256, a); err != nil {
+			t.Errorf("%s: %v", a.Name, err)
+		}
+		f.Close()
 	}
 
 	// The same build again: a new serial, no new bytes.

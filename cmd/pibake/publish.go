@@ -72,8 +72,12 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	d := res.Document
-	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes\n",
-		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded)
+	var ixBytes int64
+	for _, c := range res.Chunks {
+		ixBytes += c.Size
+	}
+	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes (chunk indexes: %d bytes)\n",
+		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded, ixBytes)
 	return nil
 }
 
