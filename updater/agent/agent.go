@@ -310,7 +310,7 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 			return a.Store.Save(st)
 		}
 		if !prepared {
-			dx, prepared = a.prepareDelta(ctx, doc), true
+			dx, prepared = a.prepareDelta(ctx, doc, arts), true
 		}
 		n, done, resume, err := a.writeDelta(ctx, dx, art, t, o)
 		if err == nil && !done {

@@ -35,7 +35,7 @@ type deltaInstall struct {
 // downloads every artifact in full: no way to read the running slot, a
 // source without ranges (a bundle), no chunk document or one that does
 // not verify. None of these fails the update.
-func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document) *deltaInstall {
+func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document, arts []channel.Artifact) *deltaInstall {
 	log := a.log()
 	if a.Running == nil || fetcher(a.Source, channel.Artifact{}) == nil {
 		return nil
@@ -67,11 +67,22 @@ func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document) *deltaI
 			}
 		}
 	}}
+	// The partitions are read up to twice the size of the new artifact
+	// that goes to their kind of partition: the old artifact is
+	// (about) as large, and what lies behind it is free space.
+	limit := map[string]int64{}
+	for _, art := range arts {
+		kind := "boot"
+		if art.Name == "root" {
+			kind = "root"
+		}
+		limit[kind] = 2 * art.Size
+	}
 	for _, p := range []struct {
-		name string
-		r    Readable
-	}{{"boot-" + string(a.Booted), boot}, {"root-" + string(a.Booted), root}} {
-		s, err := delta.IndexSource(ctx, p.name, p.r, p.r.Size(), chunks.Default)
+		name, kind string
+		r          Readable
+	}{{"boot-" + string(a.Booted), "boot", boot}, {"root-" + string(a.Booted), "root", root}} {
+		s, err := delta.IndexSource(ctx, p.name, beatReader{p.r, a.Install.Beat}, min(p.r.Size(), limit[p.kind]), chunks.Default)
 		if err != nil {
 			dx.close()
 			log.Warn("cannot index the running slot: downloading the artifacts in full", "err", err)
@@ -153,4 +164,18 @@ func readIndex(ctx context.Context, src install.Source, ci channel.ChunkIndex, a
 	}
 	defer r.Close()
 	return delta.ReadIndex(r, ci.Size, ci.SHA256, art)
+}
+
+// beatReader feeds the watchdog while a partition is indexed: reading a
+// root partition takes seconds to minutes, and it is progress.
+type beatReader struct {
+	r    io.ReaderAt
+	beat func()
+}
+
+func (b beatReader) ReadAt(p []byte, off int64) (int, error) {
+	if b.beat != nil {
+		b.beat()
+	}
+	return b.r.ReadAt(p, off)
 }
