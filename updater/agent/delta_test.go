@@ -25,6 +25,17 @@ const deltaPart = 4 << 20
 // release is 3 MiB per artifact: v1 random, every later version the same
 // bytes with a 50 KiB stretch of its own in the middle.
 func release(name, version string) []byte {
+	if b, ok := releases.Load(name + " " + version); ok {
+		return b.([]byte)
+	}
+	b := makeRelease(name, version)
+	releases.Store(name+" "+version, b)
+	return b
+}
+
+var releases sync.Map
+
+func makeRelease(name, version string) []byte {
 	seed := uint64(name[0])
 	b := make([]byte, 3<<20)
 	r := rand.New(rand.NewPCG(seed, 7))
