@@ -57,6 +57,9 @@ type Result struct {
 	Uploaded int64 // bytes of new blobs written
 	// Chunks are the artifacts' chunk indexes (channels/<name>.chunks.json).
 	Chunks []channel.ChunkIndex
+	// Delta is what a device running the channel's release before this
+	// one downloads for it.
+	Delta []Cost
 }
 
 // Publish verifies the build against its manifest, stores its artifacts and
@@ -128,9 +131,16 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		res.Uploaded += wrote
 		indexes = append(indexes, ix)
 	}
-	serial, err := nextSerial(o.Repo, o.Channel, o.Key, o.PreviousKeys)
+	prev, err := current(o.Repo, o.Channel, o.Key, o.PreviousKeys)
 	if err != nil {
 		return nil, err
+	}
+	serial := uint64(1)
+	if prev != nil {
+		serial = prev.Serial + 1
+		if res.Delta, err = deltaCost(ctx, o.Repo, prev, arts, indexes); err != nil {
+			return nil, fmt.Errorf("publish: the cost of an update from %s: %w", prev.Version, err)
+		}
 	}
 	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: m.Image, Version: m.Version, Serial: serial,
 		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{m.Board}, Rollout: o.Rollout, Artifacts: arts}
@@ -249,27 +259,27 @@ func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, er
 	return sum, n, os.Rename(tmp.Name(), dst)
 }
 
-// nextSerial continues the channel's serial from the document already
-// published, only if it is signed by this key: the repository is plain
-// files that others may write, and an unsigned serial near the top of the
-// range would end the channel for every device.
-func nextSerial(repo, name string, key minisign.PrivateKey, previous []minisign.PublicKey) (uint64, error) {
+// current is the channel's document already published (nil for none),
+// only if it is signed by this key: publish continues its serial, and the
+// repository is plain files that others may write; an unsigned serial
+// near the top of the range would end the channel for every device.
+func current(repo, name string, key minisign.PrivateKey, previous []minisign.PublicKey) (*channel.Document, error) {
 	base := filepath.Join(repo, "channels", name+".json")
 	data, err := os.ReadFile(base)
 	if errors.Is(err, os.ErrNotExist) {
-		return 1, nil
+		return nil, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("publish: %w", err)
+		return nil, fmt.Errorf("publish: %w", err)
 	}
 	sig, err := os.ReadFile(base + ".minisig")
 	if err != nil {
-		return 0, fmt.Errorf("publish: channel %s has a document but no signature (%v): the repository was changed by hand; restore it from a backup", name, err)
+		return nil, fmt.Errorf("publish: channel %s has a document but no signature (%v): the repository was changed by hand; restore it from a backup", name, err)
 	}
 	pub, _ := key.Public().(minisign.PublicKey)
 	d, err := channel.VerifySigned(data, sig, append([]minisign.PublicKey{pub}, previous...))
 	if err != nil {
-		return 0, fmt.Errorf("publish: the current document of channel %s is not one this key signed (%w): publish continues serials only from its own documents; after a key rotation give the old public key with --previous-key (docs/updates.md)", name, err)
+		return nil, fmt.Errorf("publish: the current document of channel %s is not one this key signed (%w): publish continues serials only from its own documents; after a key rotation give the old public key with --previous-key (docs/updates.md)", name, err)
 	}
-	return d.Serial + 1, nil
+	return d, nil
 }

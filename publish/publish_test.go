@@ -133,6 +133,11 @@ func TestPublish(t *testing.T) {
 	if err != nil || res.Document.Serial != 2 || res.Uploaded != 0 {
 		t.Fatalf("republish: serial %d, %d bytes uploaded, %v", res.Document.Serial, res.Uploaded, err)
 	}
+	// The same bytes: a device running the release before downloads only
+	// the indexes.
+	if len(res.Delta) != 1 || res.Delta[0].From != "1.0.0" || res.Delta[0].Bytes != res.Chunks[0].Size+res.Chunks[1].Size {
+		t.Errorf("cost of an update to the same bytes: %+v", res.Delta)
+	}
 	// A serial raised in the repository without the key (a writable
 	// bucket) is not continued.
 	doc, _ = os.ReadFile(filepath.Join(repo, "channels/stable.json"))
