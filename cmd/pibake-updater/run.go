@@ -443,6 +443,9 @@ func status(args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, ": %s\n", f.Reason)
 	}
+	if m := st.LastInstall; m != nil {
+		fmt.Fprintf(stdout, "last install: %s: downloaded %d bytes, reused %d from the running slot, of %d\n", m.Version, m.Downloaded, m.Reused, m.Full)
+	}
 	if st.LastError != "" {
 		fmt.Fprintf(stdout, "last error: %s\n", st.LastError)
 	}

@@ -278,6 +278,10 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		}
 	}()
 	log.Info("installing", "image", doc.Image, "version", doc.Version, "serial", doc.Serial, "slot", target)
+	moved := &state.Transfer{Version: doc.Version}
+	for _, art := range arts {
+		moved.Full += art.Size
+	}
 	var dx *deltaInstall // prepared at the first artifact that is not written yet
 	prepared := false
 	defer func() {
@@ -312,12 +316,18 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		if !prepared {
 			dx, prepared = a.prepareDelta(ctx, doc, arts), true
 		}
-		n, done, resume, err := a.writeDelta(ctx, dx, art, t, o)
+		dres, done, resume, err := a.writeDelta(ctx, dx, art, t, o)
+		n := dres.Fetched
+		moved.Downloaded += dres.Fetched
+		if done || resume > 0 { // a full download from zero overwrites them
+			moved.Reused += dres.Copied
+		}
 		if err == nil && !done {
 			o.Resume = resume
 			var full int64
 			full, err = install.Write(ctx, a.Source, art, t, o)
 			n += full
+			moved.Downloaded += full
 		}
 		if err != nil {
 			if errors.Is(err, install.ErrDigest) {
@@ -332,6 +342,7 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 	}
 	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
 	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now()}
+	st.LastInstall = moved
 	st.LastError = ""
 	if err := a.Store.Save(st); err != nil {
 		return err

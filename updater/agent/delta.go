@@ -107,19 +107,19 @@ func fetcher(src install.Source, art channel.Artifact) delta.Fetcher {
 // writeDelta installs art from chunks when the chunk document lists it.
 // done false: write it in full, from resume (the bytes before it were
 // written from verified chunks, and are read back with the rest).
-func (a *Agent) writeDelta(ctx context.Context, dx *deltaInstall, art channel.Artifact, t install.Target, o install.Options) (fetched int64, done bool, resume int64, err error) {
+func (a *Agent) writeDelta(ctx context.Context, dx *deltaInstall, art channel.Artifact, t install.Target, o install.Options) (res delta.Result, done bool, resume int64, err error) {
 	if dx == nil {
-		return 0, false, o.Resume, nil
+		return res, false, o.Resume, nil
 	}
 	ci, ok := dx.chunks.For(art.SHA256)
 	if !ok {
-		return 0, false, o.Resume, nil
+		return res, false, o.Resume, nil
 	}
 	log := o.Log
 	ix, err := readIndex(ctx, a.Source, ci, art)
 	if err != nil {
 		log.Warn("chunk index refused: downloading the artifact in full", "artifact", art.Name, "err", err)
-		return 0, false, o.Resume, nil
+		return res, false, o.Resume, nil
 	}
 	written := o.Resume
 	progress := o.Progress
@@ -140,10 +140,10 @@ func (a *Agent) writeDelta(ctx context.Context, dx *deltaInstall, art channel.Ar
 	if err == nil {
 		log.Info("artifact written from chunks", "artifact", art.Name, "reused", res.Copied, "downloaded", res.Fetched,
 			"requests", res.Requests, "planned", plan.Fetch, "local chunks unusable", res.Rotten)
-		return res.Fetched, true, 0, nil
+		return res, true, 0, nil
 	}
 	if ctx.Err() != nil {
-		return res.Fetched, false, 0, err
+		return res, false, 0, err
 	}
 	if errors.Is(err, install.ErrDigest) || errors.Is(err, delta.ErrNoRanges) {
 		// The read-back failed (nothing of it is kept), or the server
@@ -151,7 +151,7 @@ func (a *Agent) writeDelta(ctx context.Context, dx *deltaInstall, art channel.Ar
 		written = 0
 	}
 	log.Warn("delta download failed: downloading the artifact in full", "artifact", art.Name, "from", written, "err", err)
-	return res.Fetched, false, written, nil
+	return res, false, written, nil
 }
 
 // readIndex reads and checks a chunk index named by the chunk document.

@@ -172,6 +172,10 @@ func TestDeltaUpdate(t *testing.T) {
 			if tc.atMost > 0 && c.sent > tc.atMost || c.sent < tc.atLeast {
 				t.Errorf("the server sent %d bytes of a %d-byte release", c.sent, full)
 			}
+			st, _ := d.store.Load()
+			if m := st.LastInstall; m == nil || m.Full != full || m.Downloaded+m.Reused < full || m.Downloaded > c.sent {
+				t.Errorf("last install recorded as %+v (the server sent %d)", m, c.sent)
+			}
 			t.Logf("the server sent %d bytes of a %d-byte release", c.sent, full)
 		})
 	}
