@@ -61,20 +61,23 @@ e2e: deps
 	PIBAKE_E2E=1 $(GO) test -timeout 60m -count=1 -v ./e2e/
 
 # Figures, never assertions: FAT writing, the root filesystem transform.
+# DELTA=DIR adds the delta-update figures on real releases in DIR
+# (scripts/delta-demo.sh DIR builds them; the figures read DIR/art).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./disk/fat/ ./builder/rootfs/
+	$(if $(DELTA),PIBAKE_DELTA=$(DELTA)/art $(GO) test -run TestDeltaFigures -v -count=1 -timeout 30m ./internal/deltabench/)
 
 # Fuzz every parser of outside bytes for FUZZTIME each (make test runs
 # their seed corpora). Crashes land in testdata/fuzz/ of the package.
 FUZZTIME ?= 30s
 FUZZ := ./updater/state:FuzzParse ./updater/bootloader:FuzzParseState \
-	./updater/bootloader:FuzzParseAutoboot ./updater/channel:FuzzVerify \
+	./updater/bootloader:FuzzParseAutoboot ./updater/channel:FuzzVerify ./updater/channel:FuzzVerifyChunks \
 	./updater/config:FuzzOverride ./updater/install:FuzzOpenBundle \
 	./bootinit:FuzzParseCmdline ./disk/mbr:FuzzRead \
 	./firmware/uboot:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
 	./firmware/fdt:FuzzParse ./builder/debian:FuzzReadLock ./builder/imagedef:FuzzParse \
 	./provision:FuzzParse ./provision:FuzzCloudInit ./provision:FuzzShadow \
-	./disk/bmap:FuzzParse
+	./disk/bmap:FuzzParse ./updater/chunks:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "== $${t%%:*} $${t##*:} ($(FUZZTIME))"; \

@@ -8,6 +8,7 @@ require (
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/google/go-containerregistry v0.22.1
 	github.com/klauspost/compress v1.19.2
+	github.com/restic/chunker v0.4.0
 	github.com/spdx/tools-golang v0.5.5
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0

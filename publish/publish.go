@@ -4,6 +4,8 @@
 //	blobs/sha256/<hex>          content-addressed artifacts (never rewritten)
 //	channels/<name>.json        the signed channel document (updater/channel)
 //	channels/<name>.json.minisig
+//	channels/<name>.chunks.json  the signed chunk indexes of the release
+//	channels/<name>.chunks.json.minisig
 //
 // A release has two artifacts, written by a device into its inactive slot:
 // "boot" (the boot partition's FAT filesystem, trailing free space cut off)
@@ -12,6 +14,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,6 +33,7 @@ import (
 	"github.com/pibake/pibake/internal/atomicfile"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/chunks"
 )
 
 // Options configure a publish.
@@ -51,6 +55,11 @@ type Options struct {
 type Result struct {
 	Document *channel.Document
 	Uploaded int64 // bytes of new blobs written
+	// Chunks are the artifacts' chunk indexes (channels/<name>.chunks.json).
+	Chunks []channel.ChunkIndex
+	// Delta is what a device running the channel's release before this
+	// one downloads for it.
+	Delta []Cost
 }
 
 // Publish verifies the build against its manifest, stores its artifacts and
@@ -107,6 +116,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	parts = append(parts, part{"root", root.Offset, m.Rootfs.Size, root.Size})
 	res := &Result{}
 	var arts []channel.Artifact
+	var indexes []channel.ChunkIndex
 	for _, a := range parts {
 		sum, wrote, err := storeBlob(ctx, o.Repo, io.NewSectionReader(img, a.off, a.n))
 		if err != nil {
@@ -114,10 +124,23 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		}
 		res.Uploaded += wrote
 		arts = append(arts, channel.Artifact{Name: a.name, Path: "blobs/sha256/" + sum, Size: a.n, SHA256: sum, PartitionSize: a.partition})
+		ix, wrote, err := storeIndex(ctx, o.Repo, sum, io.NewSectionReader(img, a.off, a.n))
+		if err != nil {
+			return nil, fmt.Errorf("publish: %s: chunk index: %w", a.name, err)
+		}
+		res.Uploaded += wrote
+		indexes = append(indexes, ix)
 	}
-	serial, err := nextSerial(o.Repo, o.Channel, o.Key, o.PreviousKeys)
+	prev, err := current(o.Repo, o.Channel, o.Key, o.PreviousKeys)
 	if err != nil {
 		return nil, err
+	}
+	serial := uint64(1)
+	if prev != nil {
+		serial = prev.Serial + 1
+		if res.Delta, err = deltaCost(ctx, o.Repo, prev, arts, indexes); err != nil {
+			return nil, fmt.Errorf("publish: the cost of an update from %s: %w", prev.Version, err)
+		}
 	}
 	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: m.Image, Version: m.Version, Serial: serial,
 		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{m.Board}, Rollout: o.Rollout, Artifacts: arts}
@@ -125,10 +148,26 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
+	chunkDoc, chunkSig, err := channel.SignChunks(&channel.Chunks{Format: channel.ChunksFormat, Channel: d.Channel, Serial: d.Serial, Indexes: indexes}, d, o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
 	dir := filepath.Join(o.Repo, "channels")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// The chunk document first: a device that sees the new channel
+	// document finds its chunks. One that reads the old chunk document
+	// with the new channel document (or the reverse) sees another serial
+	// and downloads the artifacts in full.
+	chunks := filepath.Join(o.Repo, filepath.FromSlash(channel.ChunksPath(o.Channel)))
+	if err := atomicfile.Write(chunks+".minisig", chunkSig, 0o644); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(chunks, chunkDoc, 0o644); err != nil {
+		return nil, err
+	}
+	res.Chunks = indexes
 	base := filepath.Join(dir, o.Channel+".json")
 	if err := atomicfile.Write(base+".minisig", sig, 0o644); err != nil {
 		return nil, err
@@ -138,6 +177,27 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Document = d
 	return res, nil
+}
+
+// storeIndex chunks an artifact (updater/chunks, the default bounds) and
+// stores its index as a blob.
+func storeIndex(ctx context.Context, repo, artifact string, r io.Reader) (channel.ChunkIndex, int64, error) {
+	ix, err := chunks.Build(ctx, r, chunks.Default)
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	if ix.Hex() != artifact {
+		return channel.ChunkIndex{}, 0, fmt.Errorf("the artifact changed while it was chunked (sha256 %s, stored as %s)", ix.Hex(), artifact)
+	}
+	b, err := ix.MarshalBinary()
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	sum, wrote, err := storeBlob(ctx, repo, bytes.NewReader(b))
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	return channel.ChunkIndex{Artifact: artifact, Path: "blobs/sha256/" + sum, Size: int64(len(b)), SHA256: sum}, wrote, nil
 }
 
 // usedLength is the partition's length without its trailing all-zero
@@ -199,27 +259,27 @@ func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, er
 	return sum, n, os.Rename(tmp.Name(), dst)
 }
 
-// nextSerial continues the channel's serial from the document already
-// published, only if it is signed by this key: the repository is plain
-// files that others may write, and an unsigned serial near the top of the
-// range would end the channel for every device.
-func nextSerial(repo, name string, key minisign.PrivateKey, previous []minisign.PublicKey) (uint64, error) {
+// current is the channel's document already published (nil for none),
+// only if it is signed by this key: publish continues its serial, and the
+// repository is plain files that others may write; an unsigned serial
+// near the top of the range would end the channel for every device.
+func current(repo, name string, key minisign.PrivateKey, previous []minisign.PublicKey) (*channel.Document, error) {
 	base := filepath.Join(repo, "channels", name+".json")
 	data, err := os.ReadFile(base)
 	if errors.Is(err, os.ErrNotExist) {
-		return 1, nil
+		return nil, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("publish: %w", err)
+		return nil, fmt.Errorf("publish: %w", err)
 	}
 	sig, err := os.ReadFile(base + ".minisig")
 	if err != nil {
-		return 0, fmt.Errorf("publish: channel %s has a document but no signature (%v): the repository was changed by hand; restore it from a backup", name, err)
+		return nil, fmt.Errorf("publish: channel %s has a document but no signature (%v): the repository was changed by hand; restore it from a backup", name, err)
 	}
 	pub, _ := key.Public().(minisign.PublicKey)
 	d, err := channel.VerifySigned(data, sig, append([]minisign.PublicKey{pub}, previous...))
 	if err != nil {
-		return 0, fmt.Errorf("publish: the current document of channel %s is not one this key signed (%w): publish continues serials only from its own documents; after a key rotation give the old public key with --previous-key (docs/updates.md)", name, err)
+		return nil, fmt.Errorf("publish: the current document of channel %s is not one this key signed (%w): publish continues serials only from its own documents; after a key rotation give the old public key with --previous-key (docs/updates.md)", name, err)
 	}
-	return d.Serial + 1, nil
+	return d, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
 	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/delta"
 )
 
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -104,10 +105,38 @@ func TestPublish(t *testing.T) {
 		t.Fatalf("published document does not verify: %v", err)
 	}
 
+	// The chunk document verifies for that document, and each index
+	// describes its artifact.
+	cdoc, _ := os.ReadFile(filepath.Join(repo, channel.ChunksPath("stable")))
+	csig, _ := os.ReadFile(filepath.Join(repo, channel.ChunksPath("stable")+".minisig"))
+	cs, err := channel.VerifyChunks(cdoc, csig, d, []minisign.PublicKey{pub}, nil)
+	if err != nil {
+		t.Fatalf("chunk document: %v", err)
+	}
+	for _, a := range d.Artifacts {
+		ci, ok := cs.For(a.SHA256)
+		if !ok {
+			t.Fatalf("no chunk index for %s", a.Name)
+		}
+		f, err := os.Open(filepath.Join(repo, ci.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := delta.ReadIndex(f, ci.Size, ci.SHA256, a); err != nil {
+			t.Errorf("%s: %v", a.Name, err)
+		}
+		f.Close()
+	}
+
 	// The same build again: a new serial, no new bytes.
 	res, err = Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 0.5, Now: now})
 	if err != nil || res.Document.Serial != 2 || res.Uploaded != 0 {
 		t.Fatalf("republish: serial %d, %d bytes uploaded, %v", res.Document.Serial, res.Uploaded, err)
+	}
+	// The same bytes: a device running the release before downloads only
+	// the indexes.
+	if len(res.Delta) != 1 || res.Delta[0].From != "1.0.0" || res.Delta[0].Bytes != res.Chunks[0].Size+res.Chunks[1].Size {
+		t.Errorf("cost of an update to the same bytes: %+v", res.Delta)
 	}
 	// A serial raised in the repository without the key (a writable
 	// bucket) is not continued.

@@ -223,6 +223,11 @@ func agentFor(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 		Boot:     bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
 		Channel: cfg.Channel, Image: cfg.Image, Built: time.Unix(cfg.Built, 0), Trusted: keys, Revoked: revoked, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
 		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log,
+		// Delta updates read the running slot's chunks.
+		Running: func(s bootloader.Slot) (agent.Readable, agent.Readable, error) {
+			boot, root, err := dev.Open(s)
+			return boot, root, err
+		},
 	}
 	if cfg.Bootloader == "tryboot" {
 		rel, err := device.KernelRelease()
@@ -437,6 +442,9 @@ func status(args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, " (%s)", f.Check)
 		}
 		fmt.Fprintf(stdout, ": %s\n", f.Reason)
+	}
+	if m := st.LastInstall; m != nil {
+		fmt.Fprintf(stdout, "last install: %s: downloaded %d bytes, reused %d from the running slot, of %d\n", m.Version, m.Downloaded, m.Reused, m.Full)
 	}
 	if st.LastError != "" {
 		fmt.Fprintf(stdout, "last error: %s\n", st.LastError)

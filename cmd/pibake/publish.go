@@ -72,8 +72,16 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	d := res.Document
-	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes\n",
-		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded)
+	var ixBytes int64
+	for _, c := range res.Chunks {
+		ixBytes += c.Size
+	}
+	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes (chunk indexes: %d bytes)\n",
+		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded, ixBytes)
+	for _, c := range res.Delta {
+		fmt.Fprintf(stdout, "a device running %s downloads %d bytes in %d requests (%.2f%% of the full %d bytes)\n",
+			c.From, c.Bytes, c.Requests, 100*float64(c.Bytes)/float64(c.Full), c.Full)
+	}
 	return nil
 }
 

@@ -41,6 +41,7 @@ import (
 	"aead.dev/minisign"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/delta"
 	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/state"
 )
@@ -83,6 +84,13 @@ type Agent struct {
 	Built   time.Time
 	Log     *slog.Logger
 	Install install.Options
+	// Running, if set, opens the booted slot's partitions for reading:
+	// an artifact the channel's chunk document lists is then written from
+	// the chunks they hold plus range requests for the rest (delta
+	// updates), falling back to the full download on any failure.
+	Running Running
+	// DeltaPolicy merges range requests; zero is delta.DefaultPolicy.
+	DeltaPolicy delta.Policy
 	// DeviceID places this device in a release's rollout (the machine-id).
 	DeviceID string
 }
@@ -270,6 +278,17 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		}
 	}()
 	log.Info("installing", "image", doc.Image, "version", doc.Version, "serial", doc.Serial, "slot", target)
+	moved := &state.Transfer{Version: doc.Version}
+	for _, art := range arts {
+		moved.Full += art.Size
+	}
+	var dx *deltaInstall // prepared at the first artifact that is not written yet
+	prepared := false
+	defer func() {
+		if dx != nil {
+			dx.close()
+		}
+	}()
 	for _, art := range arts {
 		t := rootT
 		if art.Name != "root" {
@@ -294,7 +313,22 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 			st.Download = dl
 			return a.Store.Save(st)
 		}
-		n, err := install.Write(ctx, a.Source, art, t, o)
+		if !prepared {
+			dx, prepared = a.prepareDelta(ctx, doc, arts), true
+		}
+		dres, done, resume, err := a.writeDelta(ctx, dx, art, t, o)
+		n := dres.Fetched
+		moved.Downloaded += dres.Fetched
+		if done || resume > 0 { // a full download from zero overwrites them
+			moved.Reused += dres.Copied
+		}
+		if err == nil && !done {
+			o.Resume = resume
+			var full int64
+			full, err = install.Write(ctx, a.Source, art, t, o)
+			n += full
+			moved.Downloaded += full
+		}
 		if err != nil {
 			if errors.Is(err, install.ErrDigest) {
 				dl.Current, dl.Offset = "", 0 // bad bytes: never resume onto them
@@ -308,6 +342,7 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 	}
 	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
 	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now()}
+	st.LastInstall = moved
 	st.LastError = ""
 	if err := a.Store.Save(st); err != nil {
 		return err

@@ -40,10 +40,17 @@ const (
 
 // life runs the device until it settles; cutAt 0 runs it without a cut.
 // It returns whether the cut happened.
-func life(t *testing.T, v verdict, cutAt int, tear bool) bool {
+//
+// With withDelta the release has a chunk document and the device reuses
+// its running slot's chunks (the artifacts share most of them).
+func life(t *testing.T, v verdict, cutAt int, tear, withDelta bool) bool {
 	t.Helper()
 	r := newRepo(t)
-	d := newDeviceWith(campaignSize+4096, sized)
+	data := sized
+	if withDelta {
+		data = sharing
+	}
+	d := newDeviceWith(campaignSize+4096, data)
 	holds := func(s bootloader.Slot) string {
 		for _, ver := range []string{"1.0", "2.0"} {
 			if d.holds(s, ver) {
@@ -58,7 +65,10 @@ func life(t *testing.T, v verdict, cutAt int, tear bool) bool {
 	if err := d.agent(r, booted).AfterBoot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.publishData(t, "stable", "2.0", func(n string) []byte { return sized(n, "2.0") }, false)
+	r.publishData(t, "stable", "2.0", func(n string) []byte { return data(n, "2.0") }, false)
+	if withDelta {
+		r.addChunks(t, "stable")
+	}
 	d.cutAt = d.ops + cutAt
 	if cutAt == 0 {
 		d.cutAt = 0
@@ -83,6 +93,9 @@ func life(t *testing.T, v verdict, cutAt int, tear bool) bool {
 		}
 		a := d.agent(r, booted, c)
 		a.Install.Checkpoint = 300 << 10
+		if withDelta {
+			a.Running = func(s bootloader.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
+		}
 		a.Reboot = func() error { rebooted = true; return nil }
 		err := a.AfterBoot(ctx)
 		if err == nil && !rebooted && !d.off {
@@ -132,16 +145,34 @@ func life(t *testing.T, v verdict, cutAt int, tear bool) bool {
 	}
 }
 
-func TestPowerCutCampaign(t *testing.T) {
+func TestPowerCutCampaign(t *testing.T) { campaign(t, false) }
+
+// TestPowerCutCampaignDelta: the same with delta downloads (a cut in the
+// middle of a chunked install, its checkpoints and its read-back).
+func TestPowerCutCampaignDelta(t *testing.T) { campaign(t, true) }
+
+// sharing is sized's counterpart whose versions share most chunks:
+// random bytes per artifact with 40 KiB of the version in the middle.
+func sharing(name, version string) []byte {
+	if b, ok := releases.Load("sharing " + name + " " + version); ok {
+		return b.([]byte)
+	}
+	b := append([]byte(nil), release(name, "1.0")[:campaignSize-len(name)*1000]...)
+	copy(b[300<<10:], bytes.Repeat([]byte(name+" of "+version+" "), 40<<10/10))
+	releases.Store("sharing "+name+" "+version, b)
+	return b
+}
+
+func campaign(t *testing.T, withDelta bool) {
 	for _, v := range []struct {
 		name string
 		v    verdict
 	}{{"release commits", commits}, {"release fails its health checks", failsHealth}, {"release does not boot", failsBoot}} {
 		t.Run(v.name, func(t *testing.T) {
-			life(t, v.v, 0, false)
+			life(t, v.v, 0, false, withDelta)
 			points := 0
 			for _, tear := range []bool{false, true} {
-				for n := 1; life(t, v.v, n, tear); n++ {
+				for n := 1; life(t, v.v, n, tear, withDelta); n++ {
 					points++
 				}
 			}

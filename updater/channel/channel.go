@@ -169,6 +169,28 @@ func VerifySigned(doc, sig []byte, trusted []minisign.PublicKey) (*Document, err
 // verifySigned is VerifySigned that also refuses the revoked key IDs, even
 // when trusted lists the key.
 func verifySigned(doc, sig []byte, trusted []minisign.PublicKey, revoked []uint64) (*Document, error) {
+	s, err := checkSignature(doc, sig, trusted, revoked)
+	if err != nil {
+		return nil, err
+	}
+	var d Document
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	if s.TrustedComment != trustedComment(&d) {
+		return nil, fmt.Errorf("%w: trusted comment %q does not match the document", ErrSignature, s.TrustedComment)
+	}
+	return &d, nil
+}
+
+// checkSignature checks the size of doc and sig and that sig is a valid
+// signature of doc by a trusted, unrevoked key.
+func checkSignature(doc, sig []byte, trusted []minisign.PublicKey, revoked []uint64) (*minisign.Signature, error) {
 	if len(doc) > MaxSize || len(sig) > MaxSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformed, MaxSize)
 	}
@@ -192,19 +214,7 @@ func verifySigned(doc, sig []byte, trusted []minisign.PublicKey, revoked []uint6
 	if !minisign.Verify(*key, doc, sig) {
 		return nil, ErrSignature
 	}
-	var d Document
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
-	if s.TrustedComment != trustedComment(&d) {
-		return nil, fmt.Errorf("%w: trusted comment %q does not match the document", ErrSignature, s.TrustedComment)
-	}
-	return &d, nil
+	return &s, nil
 }
 
 // Verify checks a document against the device's trusted keys and state

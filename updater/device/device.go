@@ -83,6 +83,35 @@ func (d *Device) Slots(s bootloader.Slot) (install.Target, install.Target, error
 	return out[0], out[1], nil
 }
 
+// Open opens a slot's boot and root partitions read-only (the running
+// slot's chunks are what a delta update reuses).
+func (d *Device) Open(s bootloader.Slot) (boot, root install.Partition, err error) {
+	var out [2]install.Partition
+	for i, n := range [2]int{bootloader.BootPartition(s), bootloader.RootPartition(s)} {
+		dev, err := d.partition(n)
+		if err != nil {
+			return boot, root, err
+		}
+		f, err := os.Open(dev)
+		if err != nil {
+			if i == 1 {
+				out[0].Close()
+			}
+			return boot, root, fmt.Errorf("open %s: %w", dev, err)
+		}
+		size, err := f.Seek(0, 2)
+		if err != nil {
+			f.Close()
+			if i == 1 {
+				out[0].Close()
+			}
+			return boot, root, fmt.Errorf("size of %s: %w", dev, err)
+		}
+		out[i] = install.Partition{F: f, Len: size}
+	}
+	return out[0], out[1], nil
+}
+
 // MountBootsel mounts partition 1 (FAT) for the boot state, once.
 func (d *Device) MountBootsel() (string, error) {
 	mounts, _ := os.ReadFile("/proc/mounts")

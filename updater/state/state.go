@@ -69,6 +69,16 @@ type Download struct {
 	Unbooted    int      `json:"unbooted,omitempty"`
 }
 
+// Transfer is what an install moved: bytes downloaded, bytes reused from
+// the running slot (delta updates), and the full artifacts' size. Bytes
+// written before an agent restart are not counted again.
+type Transfer struct {
+	Version    string `json:"version"`
+	Downloaded int64  `json:"downloaded"`
+	Reused     int64  `json:"reused,omitempty"`
+	Full       int64  `json:"full"`
+}
+
 // State is the whole file.
 type State struct {
 	Format int `json:"format"`
@@ -88,6 +98,8 @@ type State struct {
 	Failed    map[string]Failure `json:"failed,omitempty"` // by version
 	LastError string             `json:"last_error,omitempty"`
 	LastCheck time.Time          `json:"last_check,omitzero"`
+	// LastInstall is what the last install that reached its trial moved.
+	LastInstall *Transfer `json:"last_install,omitempty"`
 
 	// LastSerial is format 1's single serial, read for conversion only.
 	LastSerial uint64 `json:"last_serial,omitempty"`

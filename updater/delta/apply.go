@@ -1,0 +1,255 @@
+package delta
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/pibake/pibake/updater/chunks"
+	"github.com/pibake/pibake/updater/install"
+)
+
+// Errors callers branch on. Any error of Apply means: fall back to the
+// full artifact (install.Write); nothing unverified was written.
+var (
+	ErrChunk    = errors.New("chunk does not match the chunk index")
+	ErrNoRanges = errors.New("server does not answer range requests")
+	ErrRange    = errors.New("server answered another range than asked")
+)
+
+// Fetcher reads byte ranges of the new artifact: n bytes from off.
+type Fetcher interface {
+	Range(ctx context.Context, off, n int64) (io.ReadCloser, error)
+	String() string
+}
+
+// Options tune Apply; the defaults are install.Write's.
+type Options struct {
+	Attempts     int           // per chunk, default 5
+	Backoff      time.Duration // first wait between attempts, doubled; default 1 s
+	StallTimeout time.Duration // no byte for this long cuts the request; default 30 s
+	Log          *slog.Logger
+	// Resume skips the chunks that end at or before it: bytes an earlier,
+	// interrupted Apply wrote, as Progress reported them. They are checked
+	// by the caller's read-back like the rest.
+	Resume     int64
+	Progress   func(written int64) error
+	Checkpoint int64 // default 16 MiB
+	Beat       func()
+}
+
+// Result is what Apply moved.
+type Result struct {
+	Copied   int64 // bytes reused from local sources (and the target)
+	Fetched  int64 // bytes downloaded and written
+	Requests int   // range requests, retries included
+	Rotten   int   // local chunks that no longer matched and were downloaded
+}
+
+// Apply runs plan: it writes every chunk of target into dst, in order,
+// each one only after its sha256 matched the index.
+func Apply(ctx context.Context, plan *Plan, target *chunks.Index, sources []Source, f Fetcher, dst install.Target, o Options) (Result, error) {
+	if target.Size > dst.Size() {
+		return Result{}, fmt.Errorf("delta: %d bytes for a %d-byte partition: %w", target.Size, dst.Size(), install.ErrTooLarge)
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = time.Second
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 30 * time.Second
+	}
+	if o.Checkpoint <= 0 {
+		o.Checkpoint = 16 << 20
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &applier{plan: plan, ix: target, src: sources, f: f, dst: dst, o: o,
+		buf: make([]byte, target.Params.Max), next: o.Resume + o.Checkpoint}
+	for _, op := range plan.Ops {
+		if target.Chunks[op.Last].End() <= o.Resume {
+			continue
+		}
+		var err error
+		if op.Source == Fetch {
+			err = a.fetch(ctx, op.First, op.Last)
+		} else {
+			err = a.copy(ctx, op)
+		}
+		if err != nil {
+			return a.res, err
+		}
+	}
+	if err := dst.Sync(); err != nil {
+		return a.res, fmt.Errorf("delta: sync: %w", err)
+	}
+	return a.res, nil
+}
+
+type applier struct {
+	plan *Plan
+	ix   *chunks.Index
+	src  []Source
+	f    Fetcher
+	dst  install.Target
+	o    Options
+	buf  []byte
+	next int64 // next checkpoint
+	res  Result
+}
+
+// write puts a verified chunk into the target.
+func (a *applier) write(i int, b []byte) error {
+	c := a.ix.Chunks[i]
+	if sha256.Sum256(b) != c.SHA256 { // the one gate every byte passes
+		return fmt.Errorf("chunk %d at %d: %w", i, c.Offset, ErrChunk)
+	}
+	if _, err := a.dst.WriteAt(b, c.Offset); err != nil {
+		return fmt.Errorf("delta: write chunk %d at %d: %w", i, c.Offset, err)
+	}
+	if a.o.Beat != nil {
+		a.o.Beat()
+	}
+	if a.o.Progress != nil && c.End() >= a.next {
+		if err := a.dst.Sync(); err != nil {
+			return fmt.Errorf("delta: sync: %w", err)
+		}
+		a.next = c.End() + a.o.Checkpoint
+		return a.o.Progress(c.End())
+	}
+	return nil
+}
+
+// copy reuses a local chunk, or downloads it when its bytes changed.
+func (a *applier) copy(ctx context.Context, op Op) error {
+	c := a.ix.Chunks[op.First]
+	b := a.buf[:c.Length]
+	var r io.ReaderAt = a.dst
+	name := "the target"
+	if op.Source >= 0 {
+		r, name = a.src[op.Source].R, a.src[op.Source].Name
+	}
+	_, err := r.ReadAt(b, op.From)
+	if err == nil {
+		if err = a.write(op.First, b); err == nil {
+			a.res.Copied += int64(c.Length)
+			return nil
+		}
+		if !errors.Is(err, ErrChunk) {
+			return err
+		}
+	}
+	a.o.Log.Warn("local chunk unusable, downloading it", "source", name, "offset", op.From, "chunk", op.First, "err", err)
+	a.res.Rotten++
+	return a.fetch(ctx, op.First, op.First)
+}
+
+// fetch downloads chunks first..last as one range, resuming at the first
+// chunk not yet written after a failed request.
+func (a *applier) fetch(ctx context.Context, first, last int) error {
+	// A resumed Apply starts inside the range.
+	for first < last && a.ix.Chunks[first].End() <= a.o.Resume {
+		first++
+	}
+	wait := a.o.Backoff
+	var lastErr error
+	for attempt := 1; attempt <= a.o.Attempts; attempt++ {
+		if attempt > 1 {
+			a.o.Log.Warn("retrying range", "from", a.f.String(), "chunk", first, "attempt", attempt, "err", lastErr)
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			wait *= 2
+		}
+		done, err := a.fetchOnce(ctx, first, last)
+		first += done
+		if err == nil {
+			return nil
+		}
+		if done > 0 {
+			attempt, wait = 0, a.o.Backoff // progress: the budget starts over
+		}
+		lastErr = err
+		if !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("delta: chunk %d from %s: %d attempts failed: %w", first, a.f, a.o.Attempts, lastErr)
+}
+
+// retryable: the next request may succeed. A server without ranges, an
+// artifact that is not there or a failing partition will not get better.
+func retryable(err error) bool {
+	return !errors.Is(err, ErrNoRanges) && !errors.Is(err, install.ErrNotFound) && !errors.Is(err, errPartition) && !errors.Is(err, install.ErrRedirect)
+}
+
+var errPartition = errors.New("partition failed")
+
+// fetchOnce makes one request for chunks first..last and writes the
+// chunks that verify; it returns how many it wrote.
+func (a *applier) fetchOnce(ctx context.Context, first, last int) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stalled atomic.Bool
+	timer := time.AfterFunc(a.o.StallTimeout, func() { stalled.Store(true); cancel() })
+	defer timer.Stop()
+	off := a.ix.Chunks[first].Offset
+	n := a.ix.Chunks[last].End() - off
+	a.res.Requests++
+	body, err := a.f.Range(ctx, off, n)
+	if err != nil {
+		if stalled.Load() {
+			return 0, fmt.Errorf("delta: %s: no answer within %s: %w", a.f, a.o.StallTimeout, err)
+		}
+		return 0, err
+	}
+	defer body.Close()
+	r := &stallReader{r: body, t: timer, d: a.o.StallTimeout}
+	for i := first; i <= last; i++ {
+		b := a.buf[:a.ix.Chunks[i].Length]
+		if _, err := io.ReadFull(r, b); err != nil {
+			if stalled.Load() {
+				err = fmt.Errorf("no byte for %s: %w", a.o.StallTimeout, err)
+			}
+			return i - first, fmt.Errorf("delta: %s: bytes %d-%d: chunk %d: %w", a.f, off, off+n-1, i, err)
+		}
+		if err := a.write(i, b); err != nil {
+			if !errors.Is(err, ErrChunk) {
+				err = fmt.Errorf("%w: %w", errPartition, err)
+			}
+			return i - first, fmt.Errorf("delta: %s: %w", a.f, err)
+		}
+		a.res.Fetched += int64(len(b))
+	}
+	// Bytes after the range are never written; a server that sends them
+	// is logged (the connection is not reused).
+	if _, err := r.Read(a.buf[:1]); err != nil && !errors.Is(err, io.EOF) {
+		a.o.Log.Warn("range answered with more bytes than asked", "from", a.f.String(), "err", err)
+	}
+	return last - first + 1, nil
+}
+
+// stallReader restarts the stall timer whenever bytes arrive.
+type stallReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (s *stallReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	if n > 0 {
+		s.t.Reset(s.d)
+	}
+	return n, err
+}
