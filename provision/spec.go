@@ -5,10 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/internal/yamlerr"
 	"os"
 	"path"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,16 +28,7 @@ type Error struct {
 	Msg   string
 }
 
-func (e *Error) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc += ":" + strconv.Itoa(e.Line)
-	}
-	if e.Field != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", loc, e.Msg)
-}
+func (e *Error) Error() string { return yamlerr.Format(e.File, e.Line, e.Field, e.Msg) }
 
 func (e *Error) Unwrap() error { return ErrInvalid }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/internal/yamlerr"
 	"io"
 	"regexp"
 	"sort"
@@ -43,7 +44,7 @@ func (d doc) load(data []byte) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, nil
 		}
-		return nil, &Error{File: d.file, Line: yamlErrLine(err), Msg: "malformed YAML: " + yamlErrMsg(err) + " (fix the syntax; nothing was applied)"}
+		return nil, &Error{File: d.file, Line: yamlerr.Line(err), Msg: "malformed YAML: " + yamlErrMsg(err) + " (fix the syntax; nothing was applied)"}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -197,20 +198,6 @@ func join(prefix, s string) string {
 		return s
 	}
 	return prefix + "." + s
-}
-
-func yamlErrLine(err error) int {
-	s := err.Error()
-	i := strings.Index(s, "line ")
-	if i < 0 {
-		return 0
-	}
-	j := i + 5
-	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-		j++
-	}
-	n, _ := strconv.Atoi(s[i+5 : j])
-	return n
 }
 
 var quoted = regexp.MustCompile("['`\"][^'`\"]{4,}['`\"]")

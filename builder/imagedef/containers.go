@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/internal/yamlerr"
 	"io"
 	"os"
 	"path"
@@ -110,7 +111,7 @@ func loadContainerService(file string) (Container, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return c, &Error{File: file, Line: yamlErrLine(err), Msg: "malformed YAML: " + stripYAMLPrefix(err.Error())}
+		return c, &Error{File: file, Line: yamlerr.Line(err), Msg: "malformed YAML: " + yamlerr.StripPrefix(err.Error())}
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return c, &Error{File: file, Line: 1, Msg: "must be a YAML mapping (image:, ports:, ...)"}
@@ -124,7 +125,7 @@ func loadContainerService(file string) (Container, error) {
 		return c, errs
 	}
 	if err := doc.Content[0].Decode(&c); err != nil {
-		return c, &Error{File: file, Line: yamlErrLine(err), Msg: stripYAMLPrefix(err.Error())}
+		return c, &Error{File: file, Line: yamlerr.Line(err), Msg: yamlerr.StripPrefix(err.Error())}
 	}
 	if c.Service != "" {
 		return c, &Error{File: file, Field: "service", Msg: "a container service cannot refer to another"}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/internal/yamlerr"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,16 +26,7 @@ type Error struct {
 	Msg   string
 }
 
-func (e *Error) Error() string {
-	loc := e.File
-	if e.Line > 0 {
-		loc += ":" + strconv.Itoa(e.Line)
-	}
-	if e.Field != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", loc, e.Msg)
-}
+func (e *Error) Error() string { return yamlerr.Format(e.File, e.Line, e.Field, e.Msg) }
 
 func (e *Error) Unwrap() error { return ErrInvalid }
 
@@ -89,7 +81,7 @@ func Parse(file string, data []byte, root, env string) (*Definition, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		return nil, &Error{File: file, Line: yamlErrLine(err), Msg: "malformed YAML: " + stripYAMLPrefix(err.Error()) + " (fix the syntax; see docs/image-definition.md)"}
+		return nil, &Error{File: file, Line: yamlerr.Line(err), Msg: "malformed YAML: " + yamlerr.StripPrefix(err.Error()) + " (fix the syntax; see docs/image-definition.md)"}
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil, &Error{File: file, Line: 1, Msg: "the definition must be a YAML mapping (name:, version:, boards:, ...)"}
@@ -127,7 +119,7 @@ func Parse(file string, data []byte, root, env string) (*Definition, error) {
 
 	var d Definition
 	if err := merged.Decode(&d); err != nil {
-		return nil, &Error{File: file, Line: yamlErrLine(err), Msg: stripYAMLPrefix(err.Error())}
+		return nil, &Error{File: file, Line: yamlerr.Line(err), Msg: yamlerr.StripPrefix(err.Error())}
 	}
 	d.File, d.Env, d.Dir = file, env, root
 	if es := d.resolveServices(); len(es) > 0 {
@@ -298,29 +290,4 @@ func lineOf(n *yaml.Node, path []string) int {
 		line = n.Line
 	}
 	return line
-}
-
-func yamlErrLine(err error) int {
-	s := err.Error()
-	i := strings.Index(s, "line ")
-	if i < 0 {
-		return 0
-	}
-	j := i + 5
-	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-		j++
-	}
-	n, _ := strconv.Atoi(s[i+5 : j])
-	return n
-}
-
-func stripYAMLPrefix(s string) string {
-	s = strings.TrimPrefix(s, "yaml: ")
-	if strings.HasPrefix(s, "line ") {
-		if i := strings.Index(s, ": "); i > 0 {
-			s = s[i+2:]
-		}
-	}
-	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
-	return strings.ReplaceAll(s, "\n  ", "; ")
 }
