@@ -294,7 +294,11 @@ write_files:
 	const badSecret = "E2E-bad-file-passphrase-91c"
 	putBootsel(t, img, map[string]string{provision.FileName: "hostname: never-set\nwifi:\n  country: FR\n  networks:\n    - ssid: x\n      pasphrase: " + badSecret + "\n"})
 	r2, out2 := provisionedBoot(t, "imager-malformed", img, key, "hostname")
-	expect(t, r2, "state", "running")
+	// The refusal shows as the one failed unit (systemctl --failed), the
+	// rest of the boot as usual.
+	expect(t, r2, "state", "degraded")
+	expect(t, r2, "failed", "pibake-provision.service,")
+	expect(t, r2, "hello", "active")
 	expect(t, r2, "hostname", "kitchen-pi")
 	if strings.TrimSpace(out2) != "kitchen-pi" {
 		t.Errorf("SSH after a malformed provisioning file: %q", out2)
