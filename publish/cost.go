@@ -1,48 +1,212 @@
 package publish
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 
+	"aead.dev/minisign"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
 	"github.com/pibake/pibake/updater/delta"
 )
 
-// Cost is what a device running an earlier release downloads for this
-// one with delta updates (the plan its agent makes, the indexes
-// included), next to the full artifacts.
-type Cost struct {
-	From     string // the earlier release's version
-	Bytes    int64
-	Requests int
-	Full     int64
+// HistoryFormat and CostFormat are the versions of the publisher's two
+// records of a channel, channels/<name>.history.json and
+// channels/<name>.cost.json. Devices never read either.
+const (
+	HistoryFormat = 1
+	CostFormat    = 1
+)
+
+// DefaultHistory is how many earlier releases of a channel publish keeps
+// in its history and prices an update from.
+const DefaultHistory = 10
+
+// HistoryPath and CostPath are where publish keeps a channel's releases
+// and the cost of its newest one.
+func HistoryPath(ch string) string { return "channels/" + ch + ".history.json" }
+func CostPath(ch string) string    { return "channels/" + ch + ".cost.json" }
+
+// History lists a channel's releases, newest first: what devices in the
+// field may still run. Releases with the same artifacts appear once (a
+// re-publish with another rollout adds no new entry).
+type History struct {
+	Format   int       `json:"format"`
+	Channel  string    `json:"channel"`
+	Releases []Release `json:"releases"`
 }
 
-// deltaCost plans the update from prev, whose artifacts are still in the
-// repository, to arts the way a device does: prev's artifacts as the
-// running slot's partitions. An artifact of prev that is gone from the
-// repository is left out (its device would fetch more).
-func deltaCost(ctx context.Context, repo string, prev *channel.Document, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, error) {
+// Release is one published release: its artifacts and their chunk indexes.
+type Release struct {
+	Serial    uint64               `json:"serial"`
+	Version   string               `json:"version"`
+	Artifacts []channel.Artifact   `json:"artifacts"`
+	Indexes   []channel.ChunkIndex `json:"indexes,omitempty"`
+}
+
+// Cost is what a device running an earlier release downloads for this
+// one with delta updates (the plan its agent makes, the chunk indexes
+// included; the two small signed documents are not counted), next to the
+// full artifacts.
+type Cost struct {
+	From     string `json:"from"` // the earlier release's version
+	Serial   uint64 `json:"serial"`
+	Bytes    int64  `json:"bytes"`
+	Requests int    `json:"requests"`
+	Full     int64  `json:"full"`
+	// Missing names artifacts of the earlier release gone from the
+	// repository: priced as if the device had nothing to reuse for them
+	// (its real cost is lower; it reuses its own slot).
+	Missing []string `json:"missing,omitempty"`
+}
+
+// Percent is Bytes as a share of the full download.
+func (c Cost) Percent() float64 {
+	if c.Full == 0 {
+		return 0
+	}
+	return 100 * float64(c.Bytes) / float64(c.Full)
+}
+
+// CostReport is channels/<name>.cost.json: the newest release and, for
+// each earlier release in the history, what its devices download.
+type CostReport struct {
+	Format  int    `json:"format"`
+	Channel string `json:"channel"`
+	Serial  uint64 `json:"serial"`
+	Version string `json:"version"`
+	Full    int64  `json:"full"`
+	From    []Cost `json:"from"`
+}
+
+var blobPath = regexp.MustCompile(`^blobs/sha256/[0-9a-f]{64}$`)
+
+// readHistory reads a channel's history; a missing file is an empty one.
+func readHistory(repo, ch string) (*History, error) {
+	path := filepath.Join(repo, filepath.FromSlash(HistoryPath(ch)))
+	h := &History{Format: HistoryFormat, Channel: ch}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return h, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("publish: %s: %s: it is only the publisher's record of the channel's releases (devices never read it); remove it and publish starts it again from the current release", path, why)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(h); err != nil {
+		return nil, bad("malformed (" + err.Error() + ")")
+	}
+	if h.Format != HistoryFormat || h.Channel != ch {
+		return nil, bad(fmt.Sprintf("format %d of channel %q, this pibake writes format %d of channel %q", h.Format, h.Channel, HistoryFormat, ch))
+	}
+	for _, r := range h.Releases {
+		for _, a := range r.Artifacts {
+			if !blobPath.MatchString(a.Path) || a.Size <= 0 {
+				return nil, bad(fmt.Sprintf("release %s: artifact %q at %q", r.Version, a.Name, a.Path))
+			}
+		}
+		for _, ix := range r.Indexes {
+			if !blobPath.MatchString(ix.Path) || ix.Size <= 0 {
+				return nil, bad(fmt.Sprintf("release %s: chunk index at %q", r.Version, ix.Path))
+			}
+		}
+	}
+	return h, nil
+}
+
+func sameArtifacts(a, b []channel.Artifact) bool {
+	return slices.EqualFunc(a, b, func(x, y channel.Artifact) bool { return x.Name == y.Name && x.SHA256 == y.SHA256 })
+}
+
+// add puts r first and drops older entries with the same artifacts, then
+// keeps at most keep+1 releases (the newest and keep earlier ones).
+func (h *History) add(r Release, keep int) {
+	out := []Release{r}
+	for _, o := range h.Releases {
+		if !sameArtifacts(o.Artifacts, r.Artifacts) && len(out) <= keep {
+			out = append(out, o)
+		}
+	}
+	h.Releases = out
+}
+
+// currentIndexes are the chunk indexes of the channel's current release,
+// from its signed chunk document; nil when there is none that verifies.
+func currentIndexes(repo string, prev *channel.Document, keys []minisign.PublicKey) []channel.ChunkIndex {
+	base := filepath.Join(repo, filepath.FromSlash(channel.ChunksPath(prev.Channel)))
+	doc, err := os.ReadFile(base)
+	if err != nil {
+		return nil
+	}
+	sig, err := os.ReadFile(base + ".minisig")
+	if err != nil {
+		return nil
+	}
+	c, err := channel.VerifyChunks(doc, sig, prev, keys, nil)
+	if err != nil {
+		return nil
+	}
+	return c.Indexes
+}
+
+// releaseSources are the chunk indexes of an earlier release's artifacts,
+// as a device running it finds them in its slots: read from the stored
+// index where there is one (verified against its digest and artifact),
+// else by chunking the stored artifact. Artifacts gone from the
+// repository are returned by name.
+func releaseSources(ctx context.Context, repo string, r Release) ([]delta.Source, []string, error) {
 	var sources []delta.Source
-	for _, a := range prev.Artifacts {
+	var missing []string
+	for _, a := range r.Artifacts {
+		if i := slices.IndexFunc(r.Indexes, func(ix channel.ChunkIndex) bool { return ix.Artifact == a.SHA256 }); i >= 0 {
+			ci := r.Indexes[i]
+			if f, err := os.Open(filepath.Join(repo, filepath.FromSlash(ci.Path))); err == nil {
+				ix, err := delta.ReadIndex(f, ci.Size, ci.SHA256, a)
+				f.Close()
+				if err == nil {
+					sources = append(sources, delta.Source{Name: a.Name, Index: ix})
+					continue
+				}
+			}
+		}
 		f, err := os.Open(filepath.Join(repo, filepath.FromSlash(a.Path)))
-		if os.IsNotExist(err) {
+		if errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, a.Name)
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		defer f.Close()
 		s, err := delta.IndexSource(ctx, a.Name, f, a.Size, chunks.Default)
+		f.Close()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		if s.Index.Hex() != a.SHA256 {
+			return nil, nil, fmt.Errorf("%s of %s: the stored blob %s has sha256 %s: the repository is corrupt", a.Name, r.Version, a.Path, s.Index.Hex())
+		}
+		s.R = nil
 		sources = append(sources, s)
 	}
-	c := Cost{From: prev.Version}
+	return sources, missing, nil
+}
+
+// deltaCost plans the update from each earlier release to the new
+// artifacts the way a device does, its release's artifacts as the
+// running slot's partitions.
+func deltaCost(ctx context.Context, repo string, earlier []Release, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, error) {
+	targets := make([]*chunks.Index, len(arts))
 	for i, a := range arts {
 		f, err := os.Open(filepath.Join(repo, filepath.FromSlash(indexes[i].Path)))
 		if err != nil {
@@ -53,10 +217,22 @@ func deltaCost(ctx context.Context, repo string, prev *channel.Document, arts []
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", a.Name, err)
 		}
-		p := delta.NewPlan(ix, sources, delta.DefaultPolicy)
-		c.Bytes += p.Fetch + indexes[i].Size
-		c.Requests += p.Requests + 1
-		c.Full += a.Size
+		targets[i] = ix
 	}
-	return []Cost{c}, nil
+	var costs []Cost
+	for _, r := range earlier {
+		sources, missing, err := releaseSources(ctx, repo, r)
+		if err != nil {
+			return nil, fmt.Errorf("from %s: %w", r.Version, err)
+		}
+		c := Cost{From: r.Version, Serial: r.Serial, Missing: missing}
+		for i, a := range arts {
+			p := delta.NewPlan(targets[i], sources, delta.DefaultPolicy)
+			c.Bytes += p.Fetch + indexes[i].Size
+			c.Requests += p.Requests + 1
+			c.Full += a.Size
+		}
+		costs = append(costs, c)
+	}
+	return costs, nil
 }

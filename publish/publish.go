@@ -6,6 +6,8 @@
 //	channels/<name>.json.minisig
 //	channels/<name>.chunks.json  the signed chunk indexes of the release
 //	channels/<name>.chunks.json.minisig
+//	channels/<name>.history.json the publisher's record of earlier releases
+//	channels/<name>.cost.json    what a device on each of them downloads
 //
 // A release has two artifacts, written by a device into its inactive slot:
 // "boot" (the boot partition's FAT filesystem, trailing free space cut off)
@@ -49,6 +51,9 @@ type Options struct {
 	// continue the serial from: the old key, on the first publish after
 	// a key rotation.
 	PreviousKeys []minisign.PublicKey
+	// History is how many earlier releases publish keeps and prices an
+	// update from (0: DefaultHistory).
+	History int
 }
 
 // Result is what was published.
@@ -57,8 +62,9 @@ type Result struct {
 	Uploaded int64 // bytes of new blobs written
 	// Chunks are the artifacts' chunk indexes (channels/<name>.chunks.json).
 	Chunks []channel.ChunkIndex
-	// Delta is what a device running the channel's release before this
-	// one downloads for it.
+	// Delta is what a device running each earlier release of the
+	// channel's history downloads for this one, newest first (also
+	// written to channels/<name>.cost.json).
 	Delta []Cost
 }
 
@@ -135,12 +141,32 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	hist, err := readHistory(o.Repo, o.Channel)
+	if err != nil {
+		return nil, err
+	}
 	serial := uint64(1)
 	if prev != nil {
 		serial = prev.Serial + 1
-		if res.Delta, err = deltaCost(ctx, o.Repo, prev, arts, indexes); err != nil {
-			return nil, fmt.Errorf("publish: the cost of an update from %s: %w", prev.Version, err)
+		// A repository published before the history existed, or one whose
+		// history lost the current release: start it from the current one.
+		if len(hist.Releases) == 0 || !sameArtifacts(hist.Releases[0].Artifacts, prev.Artifacts) {
+			pub, _ := o.Key.Public().(minisign.PublicKey)
+			hist.add(Release{Serial: prev.Serial, Version: prev.Version, Artifacts: prev.Artifacts,
+				Indexes: currentIndexes(o.Repo, prev, append([]minisign.PublicKey{pub}, o.PreviousKeys...))}, keep(o.History))
 		}
+	}
+	var earlier []Release
+	for _, r := range hist.Releases {
+		if !sameArtifacts(r.Artifacts, arts) && len(earlier) < keep(o.History) {
+			earlier = append(earlier, r)
+		}
+	}
+	if len(earlier) == 0 && prev != nil {
+		earlier = hist.Releases[:1] // the same bytes again: a device fetches only the indexes
+	}
+	if res.Delta, err = deltaCost(ctx, o.Repo, earlier, arts, indexes); err != nil {
+		return nil, fmt.Errorf("publish: the cost of an update: %w", err)
 	}
 	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: m.Image, Version: m.Version, Serial: serial,
 		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{m.Board}, Rollout: o.Rollout, Artifacts: arts}
@@ -168,6 +194,25 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	res.Chunks = indexes
+	// The publisher's records, before the channel document that makes
+	// the release current: its cost, and the history with it first.
+	report := CostReport{Format: CostFormat, Channel: o.Channel, Serial: serial, Version: m.Version, From: res.Delta}
+	for _, a := range arts {
+		report.Full += a.Size
+	}
+	hist.add(Release{Serial: serial, Version: m.Version, Artifacts: arts, Indexes: indexes}, keep(o.History))
+	for _, rec := range []struct {
+		path string
+		v    any
+	}{{CostPath(o.Channel), report}, {HistoryPath(o.Channel), hist}} {
+		b, err := json.MarshalIndent(rec.v, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := atomicfile.Write(filepath.Join(o.Repo, filepath.FromSlash(rec.path)), append(b, '\n'), 0o644); err != nil {
+			return nil, err
+		}
+	}
 	base := filepath.Join(dir, o.Channel+".json")
 	if err := atomicfile.Write(base+".minisig", sig, 0o644); err != nil {
 		return nil, err
@@ -177,6 +222,13 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Document = d
 	return res, nil
+}
+
+func keep(n int) int {
+	if n <= 0 {
+		return DefaultHistory
+	}
+	return n
 }
 
 // storeIndex chunks an artifact (updater/chunks, the default bounds) and

@@ -195,3 +195,103 @@ func TestPublishTryboot(t *testing.T) {
 		t.Errorf("artifacts %v", names)
 	}
 }
+
+// TestPublishHistory: publish keeps the channel's earlier releases and
+// prices the update from each of them into channels/<name>.cost.json.
+func TestPublishHistory(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	ctx := context.Background()
+	pub := func(build string, history int) *Result {
+		t.Helper()
+		res, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: build, Key: priv, Expires: time.Hour, Rollout: 1, Now: now, History: history})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	readJSON := func(path string, v any) {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(repo, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1, v2, v3 := fakeBuild(t, "1.0.0"), fakeBuild(t, "2.0.0"), fakeBuild(t, "3.0.0")
+	if res := pub(v1, 0); len(res.Delta) != 0 {
+		t.Errorf("first release priced from %+v", res.Delta)
+	}
+	pub(v2, 0)
+	pub(v2, 0) // a re-publish (another rollout) adds no release
+	res := pub(v3, 0)
+	var from []string
+	for _, c := range res.Delta {
+		from = append(from, c.From)
+		if c.Bytes <= 0 || c.Bytes >= c.Full || c.Requests < 2 || len(c.Missing) != 0 {
+			t.Errorf("cost from %s: %+v", c.From, c)
+		}
+	}
+	if strings.Join(from, " ") != "2.0.0 1.0.0" {
+		t.Errorf("priced from %v, want the earlier releases newest first", from)
+	}
+	var report CostReport
+	readJSON(CostPath("stable"), &report)
+	if report.Version != "3.0.0" || report.Serial != 4 || len(report.From) != 2 || report.From[0].Bytes != res.Delta[0].Bytes || report.Full != res.Delta[0].Full {
+		t.Errorf("cost report %+v", report)
+	}
+	var h History
+	readJSON(HistoryPath("stable"), &h)
+	if len(h.Releases) != 3 || h.Releases[0].Version != "3.0.0" || h.Releases[1].Serial != 3 || len(h.Releases[2].Indexes) != 2 {
+		t.Errorf("history %+v", h.Releases)
+	}
+
+	// A release whose artifacts were pruned from the repository is priced
+	// as a full download of them, and said so.
+	for _, a := range h.Releases[2].Artifacts {
+		os.Remove(filepath.Join(repo, a.Path))
+	}
+	for _, ix := range h.Releases[2].Indexes {
+		os.Remove(filepath.Join(repo, ix.Path))
+	}
+	res = pub(fakeBuild(t, "4.0.0"), 2)
+	if len(res.Delta) != 2 || res.Delta[1].From != "2.0.0" || len(res.Delta[0].Missing) != 0 {
+		t.Errorf("history of 2: priced from %+v", res.Delta)
+	}
+	readJSON(HistoryPath("stable"), &h)
+	if len(h.Releases) != 3 {
+		t.Errorf("history of 2 keeps %d releases, want the newest and 2 earlier", len(h.Releases))
+	}
+	res = pub(fakeBuild(t, "5.0.0"), 3)
+	if c := res.Delta[2]; c.From != "2.0.0" || len(c.Missing) != 0 {
+		t.Errorf("from 2.0.0: %+v", c)
+	}
+	readJSON(HistoryPath("stable"), &h)
+	for _, a := range h.Releases[2].Artifacts {
+		os.Remove(filepath.Join(repo, a.Path))
+	}
+	for _, ix := range h.Releases[2].Indexes {
+		os.Remove(filepath.Join(repo, ix.Path))
+	}
+	res = pub(fakeBuild(t, "6.0.0"), 3)
+	if c := res.Delta[2]; c.From != "3.0.0" || len(c.Missing) != 2 || c.Bytes < res.Delta[1].Bytes {
+		t.Errorf("from a pruned release: %+v", c)
+	}
+
+	// A damaged history is refused with what to do, and nothing published.
+	os.WriteFile(filepath.Join(repo, HistoryPath("stable")), []byte(`{"format": 1, "channel": "stable", "releases": [{"serial": 1, "version": "x", "artifacts": [{"name": "root", "path": "../../etc/passwd", "size": 1}]}]}`), 0o644)
+	before, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json"))
+	if _, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "remove it") {
+		t.Errorf("damaged history: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json")); string(after) != string(before) {
+		t.Error("a refused publish changed the channel document")
+	}
+	// Without the history file, publish starts it from the current release.
+	os.Remove(filepath.Join(repo, HistoryPath("stable")))
+	if res := pub(v1, 0); len(res.Delta) != 1 || res.Delta[0].From != "6.0.0" {
+		t.Errorf("history restarted: %+v", res.Delta)
+	}
+}

@@ -26,6 +26,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pwFile := fs.String("password-file", "", "password of an encrypted signing key")
 	expires := fs.Duration("expires", 30*24*time.Hour, "how long devices accept this channel document")
 	rollout := fs.Float64("rollout", 1, "fraction of devices that take this release, in (0, 1]")
+	history := fs.Int("history", publish.DefaultHistory, "earlier releases to keep in channels/NAME.history.json and price the update from")
 	var prev []string
 	fs.Func("previous-key", "public key file (.pub) whose channel documents the serial may continue from: the old key after a rotation (repeatable)", func(v string) error {
 		prev = append(prev, v)
@@ -67,7 +68,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		previous = append(previous, pk)
 	}
-	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous})
+	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous, History: *history})
 	if err != nil {
 		return err
 	}
@@ -79,8 +80,15 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes (chunk indexes: %d bytes)\n",
 		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded, ixBytes)
 	for _, c := range res.Delta {
-		fmt.Fprintf(stdout, "a device running %s downloads %d bytes in %d requests (%.2f%% of the full %d bytes)\n",
-			c.From, c.Bytes, c.Requests, 100*float64(c.Bytes)/float64(c.Full), c.Full)
+		fmt.Fprintf(stdout, "a device running %s (serial %d) downloads %d bytes in %d requests (%.2f%% of the full %d bytes)",
+			c.From, c.Serial, c.Bytes, c.Requests, c.Percent(), c.Full)
+		if len(c.Missing) > 0 {
+			fmt.Fprintf(stdout, "; its %s no longer in the repository, priced as a full download", strings.Join(c.Missing, ", "))
+		}
+		fmt.Fprintln(stdout)
+	}
+	if len(res.Delta) > 0 {
+		fmt.Fprintf(stdout, "update costs written to %s\n", filepath.Join(*repo, filepath.FromSlash(publish.CostPath(*ch))))
 	}
 	return nil
 }
