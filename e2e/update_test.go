@@ -179,6 +179,11 @@ func TestUpdate(t *testing.T) {
 			s.art = artifacts
 		}
 		t.Logf("%-32s at %6s, %11d bytes served so far", s.name, at.Round(time.Second), s.sent)
+		// The agent's own account: bytes, time and its peak memory.
+		if j := strings.Index(line, "last install: "); j >= 0 {
+			li, _, _ := strings.Cut(line[j:], ";")
+			t.Logf("%-32s %s", "", li)
+		}
 		i++
 		return i == len(steps)
 	})

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -222,7 +223,7 @@ func agentFor(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 		DeviceID: strings.TrimSpace(string(machineID)),
 		Boot:     bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
 		Channel: cfg.Channel, Image: cfg.Image, Built: time.Unix(cfg.Built, 0), Trusted: keys, Revoked: revoked, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
-		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log,
+		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log, PeakRSS: peakRSS,
 		// Delta updates read the running slot's chunks.
 		Running: func(s bootloader.Slot) (agent.Readable, agent.Readable, error) {
 			boot, root, err := dev.Open(s)
@@ -444,7 +445,14 @@ func status(args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, ": %s\n", f.Reason)
 	}
 	if m := st.LastInstall; m != nil {
-		fmt.Fprintf(stdout, "last install: %s: downloaded %d bytes, reused %d from the running slot, of %d\n", m.Version, m.Downloaded, m.Reused, m.Full)
+		fmt.Fprintf(stdout, "last install: %s: downloaded %d bytes, reused %d from the running slot, of %d", m.Version, m.Downloaded, m.Reused, m.Full)
+		if m.Seconds > 0 {
+			fmt.Fprintf(stdout, ", in %.1f s", m.Seconds)
+		}
+		if m.PeakRSS > 0 {
+			fmt.Fprintf(stdout, ", agent peak RSS %.1f MiB", float64(m.PeakRSS)/(1<<20))
+		}
+		fmt.Fprintln(stdout)
 	}
 	if st.LastError != "" {
 		fmt.Fprintf(stdout, "last error: %s\n", st.LastError)
@@ -474,4 +482,14 @@ func (s safeText) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// peakRSS is the process's peak resident set in bytes (Linux reports
+// ru_maxrss in KiB).
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
 }

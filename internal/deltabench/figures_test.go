@@ -190,8 +190,14 @@ func TestDeltaFigures(t *testing.T) {
 		blockIndex += int64(len(b)+4095) / 4096 * 32
 	}
 	fmt.Printf("a fixed 4 KiB block index (sha256 only) of one release: %d bytes\n", blockIndex)
+	type total struct {
+		full, served, blk, xd int64
+		reqs, blkReqs        int
+	}
+	var totals []string
 	for _, rel := range rels[1:] {
 		var full int64
+		var tot total
 		fmt.Printf("\n%s -> %s\n", base, rel)
 		fmt.Printf("%-5s %-28s %12s %9s %8s\n", "art", "method", "bytes", "requests", "of full")
 		for _, a := range artifacts {
@@ -216,11 +222,27 @@ func TestDeltaFigures(t *testing.T) {
 			row("fixed 4 KiB blocks gap 0", p.Fetch, p.Requests)
 			p = delta.NewPlan(blocks(new, 4096), s.blk, delta.DefaultPolicy)
 			row("fixed 4 KiB blocks gap 64 KiB", p.Fetch, p.Requests)
-			row("xdelta3 -9 patch", xdelta(t, filepath.Join(dir, base, a), filepath.Join(dir, rel, a)), 1)
+			tot.blk += p.Fetch + int64(len(new)+4095)/4096*32
+			tot.blkReqs += p.Requests + 1
+			xd := xdelta(t, filepath.Join(dir, base, a), filepath.Join(dir, rel, a))
+			row("xdelta3 -9 patch", xd, 1)
+			tot.xd += xd
 			sent, reqs, conns := served(t, new, ix, s.cdc, delta.DefaultPolicy)
 			row(fmt.Sprintf("served (default, %d conn)", conns), sent+int64(len(enc)), reqs+1)
+			tot.served += sent + int64(len(enc))
+			tot.reqs += reqs + 1
 		}
 		fmt.Printf("full release: %d bytes\n", full)
+		pc := func(n int64) float64 { return 100 * float64(n) / float64(full) }
+		line := fmt.Sprintf("%s -> %s: pibake %d bytes in %d requests (%.2f%% of %d); fixed 4 KiB blocks %d in %d (%.2f%%); xdelta3 %d (%.2f%%); pibake / xdelta3 = %.2f",
+			base, rel, tot.served, tot.reqs, pc(tot.served), full, tot.blk, tot.blkReqs, pc(tot.blk), tot.xd, pc(tot.xd), float64(tot.served)/float64(max(tot.xd, 1)))
+		totals = append(totals, line)
+	}
+	// Both artifacts together, index files included (fixed blocks: a
+	// 32-byte digest per block as their index).
+	fmt.Println()
+	for _, l := range totals {
+		fmt.Println(l)
 	}
 
 }

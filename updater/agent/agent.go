@@ -79,6 +79,9 @@ type Agent struct {
 	// (the tryboot chain needs the firmware's one-shot flag on it).
 	RebootTrial func() error
 	Now         func() time.Time
+	// PeakRSS, if set, reports the process's peak resident memory in
+	// bytes, recorded with each install.
+	PeakRSS func() int64
 	// Built is the image's build time: a clock that reads earlier (a Pi
 	// without RTC before time sync, at 1970) is not trusted for expiry.
 	Built   time.Time
@@ -279,6 +282,7 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 	}()
 	log.Info("installing", "image", doc.Image, "version", doc.Version, "serial", doc.Serial, "slot", target)
 	moved := &state.Transfer{Version: doc.Version}
+	started := a.now()
 	for _, art := range arts {
 		moved.Full += art.Size
 	}
@@ -342,6 +346,11 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 	}
 	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
 	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now()}
+	moved.Seconds = a.now().Sub(started).Round(100 * time.Millisecond).Seconds()
+	if a.PeakRSS != nil {
+		moved.PeakRSS = a.PeakRSS()
+	}
+	log.Info("installed", "version", doc.Version, "downloaded", moved.Downloaded, "reused", moved.Reused, "seconds", moved.Seconds, "peak_rss", moved.PeakRSS)
 	st.LastInstall = moved
 	st.LastError = ""
 	if err := a.Store.Save(st); err != nil {

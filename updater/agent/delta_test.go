@@ -152,6 +152,7 @@ func TestDeltaUpdate(t *testing.T) {
 			a := d.agent(r, booted)
 			a.Source = install.HTTP{Base: url}
 			a.Running = func(s bootloader.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
+			a.PeakRSS = func() int64 { return 42 << 20 }
 			if err := a.AfterBoot(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -173,7 +174,7 @@ func TestDeltaUpdate(t *testing.T) {
 				t.Errorf("the server sent %d bytes of a %d-byte release", c.sent, full)
 			}
 			st, _ := d.store.Load()
-			if m := st.LastInstall; m == nil || m.Full != full || m.Downloaded+m.Reused < full || m.Downloaded > c.sent {
+			if m := st.LastInstall; m == nil || m.Full != full || m.Downloaded+m.Reused < full || m.Downloaded > c.sent || m.PeakRSS != 42<<20 {
 				t.Errorf("last install recorded as %+v (the server sent %d)", m, c.sent)
 			}
 			t.Logf("the server sent %d bytes of a %d-byte release", c.sent, full)

@@ -77,6 +77,13 @@ type Transfer struct {
 	Downloaded int64  `json:"downloaded"`
 	Reused     int64  `json:"reused,omitempty"`
 	Full       int64  `json:"full"`
+	// Seconds is how long the run that finished the install took, from
+	// the decision to install to the last artifact verified (an install
+	// resumed after a reboot counts from the resume).
+	Seconds float64 `json:"seconds,omitempty"`
+	// PeakRSS is the agent's peak resident memory in bytes when the
+	// install ended: its largest since the process started.
+	PeakRSS int64 `json:"peak_rss,omitempty"`
 }
 
 // State is the whole file.
