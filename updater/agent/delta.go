@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
@@ -78,10 +79,13 @@ func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document, arts []
 		}
 		limit[kind] = 2 * art.Size
 	}
+	started := a.now()
+	var indexed int64
 	for _, p := range []struct {
 		name, kind string
 		r          Readable
 	}{{"boot-" + string(a.Booted), "boot", boot}, {"root-" + string(a.Booted), "root", root}} {
+		indexed += min(p.r.Size(), limit[p.kind])
 		s, err := delta.IndexSource(ctx, p.name, beatReader{p.r, a.Install.Beat}, min(p.r.Size(), limit[p.kind]), chunks.Default)
 		if err != nil {
 			dx.close()
@@ -90,6 +94,7 @@ func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document, arts []
 		}
 		dx.sources = append(dx.sources, s)
 	}
+	log.Info("indexed the running slot for a delta update", "slot", a.Booted, "bytes", indexed, "seconds", a.now().Sub(started).Round(100*time.Millisecond).Seconds())
 	return dx
 }
 
