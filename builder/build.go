@@ -166,7 +166,8 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 
 	// 4. The base root filesystem, bootstrapped once per lock.
 	st.begin("base", "Debian "+lock.Suite+" arm64 base")
-	key, err := debian.BaseKey(ctx, lock, def.Debian.Variant)
+	baseOpts := debian.BaseOptions{Variant: def.Debian.Variant, PathExclude: def.Debian.PathExclude, PathInclude: def.Debian.PathInclude}
+	key, err := debian.BaseKey(ctx, lock, baseOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	note := "cached " + key
 	if _, err := os.Stat(baseTar); err != nil {
 		fmt.Fprintf(progress, "      bootstrapping with mmdebstrap: several minutes, once per lock\n")
-		if baseTar, err = debian.Bootstrap(ctx, lock, def.Debian.Variant, cache, key, log); err != nil {
+		if baseTar, err = debian.Bootstrap(ctx, lock, baseOpts, cache, key, log); err != nil {
 			return nil, err
 		}
 		note = "bootstrapped " + key

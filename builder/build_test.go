@@ -129,7 +129,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	lock := &debian.Lock{Format: debian.LockFormat, Image: "small", Inputs: Inputs(def).Digest(), Suite: "trixie", SourceDateEpoch: 1700000000, Packages: pkgs}
 	fx.lock = lock.Marshal()
-	key, err := debian.BaseKey(context.Background(), lock, def.Debian.Variant)
+	key, err := debian.BaseKey(context.Background(), lock, debian.BaseOptions{Variant: def.Debian.Variant, PathExclude: def.Debian.PathExclude, PathInclude: def.Debian.PathInclude})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func containerRepo(t *testing.T, head string, pkgs ...testbase.Package) (fx *fix
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := debian.BaseKey(context.Background(), lock, "minbase")
+	key, _ := debian.BaseKey(context.Background(), lock, debian.BaseOptions{Variant: "minbase"})
 	base = debian.Cache{Dir: fx.cache}.BasePath(key)
 	pkgs = append([]testbase.Package{{Name: "systemd-sysv", Version: "257.9-1", Arch: "arm64"}}, pkgs...)
 	if err := testbase.Write(base, pkgs); err != nil {

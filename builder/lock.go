@@ -53,7 +53,7 @@ func Lock(ctx context.Context, opts LockOptions) (string, *debian.Lock, error) {
 			return "", nil, err
 		}
 	} else {
-		st.begin("resolve", fmt.Sprintf("%s from %s (a full bootstrap: minutes)", def.Debian.Suite, def.Debian.Mirror))
+		st.begin("resolve", fmt.Sprintf("%s from %s (the host's apt on its signed arm64 indexes: seconds)", def.Debian.Suite, def.Debian.Mirror))
 		lock, err = debian.Resolve(ctx, Inputs(def), def.Name, def.Debian.Mirror, debian.Cache{Dir: cacheDir}, opts.Epoch, opts.Log)
 		if err != nil {
 			return "", nil, err

@@ -28,6 +28,9 @@ tools=(
   bmaptool:bmap-tools
   zstd:zstd
   losetup:mount
+  # pibake lock resolves with the host's apt; its test signs a fake archive
+  apt-get:apt
+  gpg:gnupg
 )
 
 sudo=""
@@ -44,7 +47,8 @@ for t in "${tools[@]}"; do
 done
 # file:package pairs, for packages without a command
 files=(
-  # the trixie archive keys (scripts/qemu-pi.sh)
+  # the archive keys: pibake lock verifies the mirror's indexes with them
+  # (builder/debian/resolve.go), scripts/qemu-pi.sh the trixie archive
   /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring
   # the option ROM of QEMU's virtio-net-pci, which the tests' -nic uses; a
   # Recommends of qemu-system-arm, so --no-install-recommends leaves it out

@@ -100,10 +100,10 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 func (t *tailBuffer) String() string { return string(t.b) }
 
-// Resolve bootstraps the inputs once against the mirror to learn the exact
+// ResolveBootstrap bootstraps the inputs once against the mirror to learn the exact
 // package set apt picks, downloads the boot packages, stores every .deb in
 // the cache (verified against the signed index apt used) and returns the lock.
-func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, epoch int64, log *slog.Logger) (*Lock, error) {
+func ResolveBootstrap(ctx context.Context, in Inputs, image, mirror string, cache Cache, epoch int64, log *slog.Logger) (*Lock, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -244,19 +244,56 @@ func (ix *indexes) downloaded(dir, name string) (indexEntry, bool) {
 	return indexEntry{}, false
 }
 
+// BaseOptions shape a bootstrapped base beyond its packages.
+type BaseOptions struct {
+	Variant string
+	// PathExclude and PathInclude are dpkg's path filters (globs): files
+	// of the packages matching an exclude are not installed unless a
+	// later include matches them. They stay in the image's dpkg
+	// configuration, so they hold for anything dpkg installs later.
+	PathExclude, PathInclude []string
+}
+
+// dpkgFilters is the dpkg configuration of the filters, excludes first.
+func (o BaseOptions) dpkgFilters() []string {
+	var out []string
+	for _, p := range o.PathExclude {
+		out = append(out, "path-exclude="+p)
+	}
+	for _, p := range o.PathInclude {
+		out = append(out, "path-include="+p)
+	}
+	return out
+}
+
 // BaseKey identifies a bootstrapped base by everything that shapes it.
-func BaseKey(ctx context.Context, lock *Lock, variant string) (string, error) {
+func BaseKey(ctx context.Context, lock *Lock, o BaseOptions) (string, error) {
 	ver, err := MmdebstrapVersion(ctx)
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "pibake-base-v1\n%s\nvariant=%s\nsuite=%s\nepoch=%d\n", ver, variant, lock.Suite, lock.SourceDateEpoch)
+	fmt.Fprintf(h, "pibake-base-v2\n%s\nvariant=%s\nsuite=%s\nepoch=%d\n", ver, o.Variant, lock.Suite, lock.SourceDateEpoch)
+	for _, f := range o.dpkgFilters() {
+		fmt.Fprintf(h, "dpkg %s\n", f)
+	}
 	for _, p := range lock.Role(RoleRoot) {
 		fmt.Fprintf(h, "%s %s %s %s\n", p.Name, p.Version, p.Arch, p.SHA256)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
 }
+
+// BootstrapTuning makes maintainer scripts under qemu-user cheaper; it does
+// not change the base's bytes (TestRealReproducibleSmall bootstraps with it).
+// Figures in docs/building.md.
+var BootstrapTuning = struct {
+	UnsafeIO bool
+	// QEMUCPU is the CPU qemu-user emulates for arm64 programs when the
+	// environment sets none: an Armv8.0 core without pointer
+	// authentication, whose emulation QEMU's default CPU pays on every
+	// function return. The Pi 4's own core.
+	QEMUCPU string
+}{UnsafeIO: true, QEMUCPU: "cortex-a72"}
 
 // BasePath is where a bootstrapped base tar is cached.
 func (c Cache) BasePath(key string) string { return filepath.Join(c.Dir, "base", key+".tar") }
@@ -264,7 +301,7 @@ func (c Cache) BasePath(key string) string { return filepath.Join(c.Dir, "base",
 // Bootstrap builds the base root filesystem tar from exactly the locked root
 // packages (all already in the cache), through a local flat repository so
 // apt can pick nothing else, and stores it at cache.BasePath(key).
-func Bootstrap(ctx context.Context, lock *Lock, variant string, cache Cache, key string, log *slog.Logger) (string, error) {
+func Bootstrap(ctx context.Context, lock *Lock, o BaseOptions, cache Cache, key string, log *slog.Logger) (string, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -305,15 +342,31 @@ func Bootstrap(ctx context.Context, lock *Lock, variant string, cache Cache, key
 	tmp := tf.Name()
 	tf.Close()
 	args := []string{
-		"--variant=" + variant, "--arch=arm64",
+		"--variant=" + o.Variant, "--arch=arm64",
 		"--hook-dir=" + automountHooks,
 		"--include=" + strings.Join(names, ","),
-		"--customize-hook=rm -f \"$1\"/etc/resolv.conf \"$1\"/etc/hostname",
+	}
+	for _, f := range o.dpkgFilters() {
+		args = append(args, "--dpkgopt="+f)
+	}
+	if BootstrapTuning.UnsafeIO {
+		// dpkg syncs every file it unpacks; nothing here needs that, as
+		// the base is only written out (and synced) once it is done.
+		// Dropped from the base's dpkg configuration again below.
+		args = append(args, "--dpkgopt=force-unsafe-io")
+	}
+	args = append(args,
+		`--customize-hook=rm -f "$1"/etc/resolv.conf "$1"/etc/hostname`,
+		`--customize-hook=f="$1"/etc/dpkg/dpkg.cfg.d/99mmdebstrap; if [ -e "$f" ]; then sed -i '/^force-unsafe-io$/d' "$f"; [ -s "$f" ] || rm -f "$f"; fi`,
 		"--format=tar",
-		lock.Suite, tmp, "deb [trusted=yes] file://" + repo + " ./",
+		lock.Suite, tmp, "deb [trusted=yes] file://"+repo+" ./",
+	)
+	env := []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(lock.SourceDateEpoch, 10)}
+	if BootstrapTuning.QEMUCPU != "" && os.Getenv("QEMU_CPU") == "" {
+		env = append(env, "QEMU_CPU="+BootstrapTuning.QEMUCPU)
 	}
 	log.Info("bootstrapping the base with mmdebstrap from the locked packages", "packages", len(root))
-	if err := runLogged(ctx, log, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(lock.SourceDateEpoch, 10)}, bin, args...); err != nil {
+	if err := runLogged(ctx, log, env, bin, args...); err != nil {
 		os.Remove(tmp)
 		releaseRepoMounts(repo, log)
 		return "", fmt.Errorf("bootstrap: %w", err)

@@ -58,6 +58,12 @@ type Debian struct {
 	Components []string `yaml:"components"`
 	Variant    string   `yaml:"variant"`
 	Packages   []string `yaml:"packages"`
+	// PathExclude and PathInclude are dpkg path filters (globs) applied
+	// when the base is installed: e.g. documentation, manual pages and
+	// translations an appliance never reads. An include re-admits what an
+	// exclude matched (licence texts under /usr/share/doc/*/copyright).
+	PathExclude []string `yaml:"path_exclude"`
+	PathInclude []string `yaml:"path_include"`
 }
 
 // Partitions holds the sizes of the partitions of the A/B layout.

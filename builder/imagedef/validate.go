@@ -91,6 +91,13 @@ func (d *Definition) validate() []fieldError {
 	if !contains(KnownVariants, deb.Variant) {
 		bad(fmt.Sprintf("unknown variant %q (known: %s)", deb.Variant, strings.Join(KnownVariants, ", ")), "debian", "variant")
 	}
+	for field, globs := range map[string][]string{"path_exclude": deb.PathExclude, "path_include": deb.PathInclude} {
+		for i, g := range globs {
+			if !strings.HasPrefix(g, "/") || strings.ContainsAny(g, " \t\n\r") || strings.Contains(g, "..") || g == "/" || g == "/*" {
+				bad(fmt.Sprintf("%q is not a dpkg path filter: an absolute glob without spaces, below / (e.g. /usr/share/man/*)", g), "debian", field, strconv.Itoa(i))
+			}
+		}
+	}
 	seen = map[string]bool{}
 	for i, p := range deb.Packages {
 		switch {

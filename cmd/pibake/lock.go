@@ -17,7 +17,7 @@ func cmdLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cache := fs.String("cache", "", "cache folder (default: $PIBAKE_CACHE or ~/.cache/pibake)")
 	epoch := fs.Int64("epoch", 0, "source_date_epoch to record (default: $SOURCE_DATE_EPOCH, else today 00:00 UTC)")
 	verbose := fs.Bool("v", false, "verbose")
-	containersOnly := fs.Bool("containers", false, "only pin the container images again; keep the Debian packages (no bootstrap)")
+	containersOnly := fs.Bool("containers", false, "only pin the container images again; keep the Debian packages")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

@@ -1,0 +1,276 @@
+package debian
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ArchiveKeyring verifies the mirror's signed indexes when pibake resolves
+// a lock (the Debian package debian-archive-keyring).
+var ArchiveKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+// Resolve learns the exact package set a bootstrap of the inputs installs,
+// without bootstrapping: the host's apt, configured for arm64 only and an
+// empty root, reads the mirror's signed indexes and simulates the two
+// installs mmdebstrap makes (the Essential set first, then the variant's
+// priority set and the definition's packages with the Essential set
+// installed). It then resolves the boot packages as `apt-get download`
+// would, downloads every .deb into the cache (each verified against the
+// index's size and sha256) and returns the lock. No emulation, no chroot.
+//
+// The variants are mmdebstrap's; "extract" and "custom" are not offered
+// by image definitions.
+func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, epoch int64, log *slog.Logger) (*Lock, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	started := time.Now()
+	apt, err := newAptRoot(in, mirror)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	defer os.RemoveAll(apt.dir)
+	log.Info("reading the mirror's signed package indexes for arm64", "suite", in.Suite, "mirror", mirror)
+	// Error-Mode=any: a mirror that cannot be reached or whose index
+	// does not verify fails the update instead of leaving a warning.
+	if _, err := apt.run(ctx, log, "apt-get", "-oAPT::Update::Error-Mode=any", "update"); err != nil {
+		return nil, fmt.Errorf("lock: read the indexes of %s from %s (is the mirror reachable and the suite right?): %w", in.Suite, mirror, err)
+	}
+	index, err := readIndexes(filepath.Join(apt.dir, "var/lib/apt/lists"))
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	narrow := func(pattern string) string {
+		return "?narrow(?or(?archive(^" + in.Suite + "$),?codename(^" + in.Suite + "$)),?architecture(arm64)," + pattern + ")"
+	}
+	// Stage 1, as mmdebstrap's download of the Essential set.
+	var first []string
+	var second []string
+	switch in.Variant {
+	case "apt":
+		first = []string{"dist-upgrade"}
+		second = append([]string{"install"}, in.Packages...)
+	case "essential", "required", "minbase", "buildd", "important", "standard":
+		first = []string{"install", narrow("?essential")}
+		second = append([]string{"install"}, in.Packages...)
+		switch in.Variant {
+		case "required", "minbase":
+			second = append(second, narrow("?and(?priority(required),?not(?essential))"))
+		case "buildd":
+			second = append(second, "build-essential", narrow("?and(?priority(required),?not(?essential))"))
+		case "important":
+			second = append(second, narrow("?and(?or(?priority(required),?priority(important)),?not(?essential))"))
+		case "standard":
+			second = append(second, narrow("?and(?or(~prequired,~pimportant,~pstandard),?not(?essential))"))
+		}
+	default:
+		return nil, fmt.Errorf("lock: variant %q: pibake resolves essential, apt, required, minbase, buildd, important and standard", in.Variant)
+	}
+	installed := map[string]indexEntry{}
+	for stage, args := range [][]string{first, second} {
+		if len(args) == 1 {
+			continue // the apt variant without packages of its own
+		}
+		out, err := apt.run(ctx, log, "apt-get", append([]string{"--yes", "-oAPT::Get::Simulate=true"}, args...)...)
+		if err != nil {
+			return nil, fmt.Errorf("lock: resolve the packages of %s (a package the definition names may not exist in %s %s): %w", image, in.Suite, strings.Join(in.Components, ","), err)
+		}
+		picked, err := simulatedInstalls(out, index)
+		if err != nil {
+			return nil, fmt.Errorf("lock: %w", err)
+		}
+		for _, e := range picked {
+			installed[e.s.Get("Package")] = e
+		}
+		if stage == 0 {
+			// What mmdebstrap's dpkg has installed before its second apt run.
+			if err := apt.writeStatus(installed); err != nil {
+				return nil, fmt.Errorf("lock: %w", err)
+			}
+		}
+	}
+	lock := &Lock{Format: LockFormat, Image: image, Inputs: in.Digest(), Suite: in.Suite, SourceDateEpoch: epoch}
+	for _, e := range installed {
+		lock.Packages = append(lock.Packages, e.pkg(RoleRoot))
+	}
+	out, err := apt.run(ctx, log, "apt-get", append([]string{"--print-uris", "download"}, BootPackages...)...)
+	if err != nil {
+		return nil, fmt.Errorf("lock: boot packages %s (is the component holding them in debian.components?): %w", strings.Join(BootPackages, ", "), err)
+	}
+	boot, err := printedURIs(out, index)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if len(boot) != len(BootPackages) {
+		return nil, fmt.Errorf("lock: apt offers %d of the boot packages %s", len(boot), strings.Join(BootPackages, ", "))
+	}
+	for _, e := range boot {
+		lock.Packages = append(lock.Packages, e.pkg(RoleBoot))
+	}
+	sort.Slice(lock.Packages, func(i, j int) bool {
+		a, b := lock.Packages[i], lock.Packages[j]
+		return a.Name < b.Name || a.Name == b.Name && a.Role > b.Role
+	})
+	log.Info("resolved", "packages", len(lock.Packages), "seconds", time.Since(started).Round(100*time.Millisecond).Seconds())
+	f := &Fetcher{Mirror: mirror, Cache: cache, Log: log}
+	if _, err := f.Fetch(ctx, lock.Packages); err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return lock, nil
+}
+
+// aptRoot is an apt configuration of its own: arm64 only, an empty dpkg
+// status, the host's apt but none of the host's sources or settings.
+type aptRoot struct {
+	dir, conf string
+}
+
+func newAptRoot(in Inputs, mirror string) (*aptRoot, error) {
+	if _, err := LookTool("apt-get", "apt"); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(ArchiveKeyring); err != nil {
+		return nil, fmt.Errorf("%s missing: install the Debian package debian-archive-keyring (make deps does it) to verify the mirror's indexes: %w", ArchiveKeyring, ErrMissingTool)
+	}
+	dir, err := os.MkdirTemp("", "pibake-resolve-")
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"etc/apt/apt.conf.d", "etc/apt/preferences.d", "etc/apt/sources.list.d", "var/lib/apt/lists/partial", "var/cache/apt/archives/partial", "var/lib/dpkg"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	r := &aptRoot{dir: dir, conf: filepath.Join(dir, "apt.conf")}
+	src := fmt.Sprintf("deb [signed-by=%q] %s %s %s\n", ArchiveKeyring, mirror, in.Suite, strings.Join(in.Components, " "))
+	conf := strings.Join([]string{
+		`Apt::Architecture "arm64";`,
+		`Apt::Architectures "arm64";`,
+		fmt.Sprintf("Dir %q;", dir+"/"),
+		fmt.Sprintf("Dir::State::Status %q;", filepath.Join(dir, "var/lib/dpkg/status")),
+		// mmdebstrap's settings for every variant but apt: apt does
+		// not count itself Essential, no Recommends.
+		`Apt::Install-Recommends "false";`,
+		`Acquire::Languages "none";`,
+		`Debug::NoLocking "true";`,
+		`APT::Sandbox::User "root";`,
+	}, "\n") + "\n"
+	if in.Variant != "apt" {
+		conf += `pkgCacheGen::ForceEssential ",";` + "\n"
+	}
+	for name, data := range map[string]string{"etc/apt/sources.list": src, "apt.conf": conf, "var/lib/dpkg/status": ""} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// run runs an apt tool with this configuration and returns its output.
+func (r *aptRoot) run(ctx context.Context, log *slog.Logger, name string, args ...string) ([]byte, error) {
+	bin, err := LookTool(name, "apt")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "APT_CONFIG="+r.conf, "LC_ALL=C.UTF-8")
+	var out bytes.Buffer
+	var tail tailBuffer
+	cmd.Stdout = io.MultiWriter(&out, &tail)
+	cmd.Stderr = &tail
+	log.Debug("run", "cmd", name, "args", strings.Join(args, " "))
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s %s failed: %w\n%s", name, args[len(args)-1], err, tail.String())
+	}
+	return out.Bytes(), nil
+}
+
+// writeStatus records pkgs as installed in the dpkg status file, with
+// their index stanzas' relations, as dpkg leaves them after it installed
+// the Essential set.
+func (r *aptRoot) writeStatus(pkgs map[string]indexEntry) error {
+	names := make([]string, 0, len(pkgs))
+	for n := range pkgs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b bytes.Buffer
+	drop := map[string]bool{"filename": true, "size": true, "md5sum": true, "sha256": true, "description-md5": true}
+	for _, n := range names {
+		s := pkgs[n].s
+		var st Stanza
+		for _, k := range s.Keys() {
+			if drop[strings.ToLower(k)] {
+				continue
+			}
+			st.Set(k, s.Get(k))
+			if strings.EqualFold(k, "Package") {
+				st.Set("Status", "install ok installed")
+			}
+		}
+		if _, err := st.WriteTo(&b); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(r.dir, "var/lib/dpkg/status"), b.Bytes(), 0o644)
+}
+
+// "Inst name [old] (version archive [arch])", as apt-get -s prints it.
+var instLine = regexp.MustCompile(`^Inst (\S+) (?:\[[^]]*\] )?\((\S+) [^\[]*\[([^]]+)\]\)`)
+
+// simulatedInstalls are the packages an apt-get -s run installs, looked
+// up in the mirror's index.
+func simulatedInstalls(out []byte, ix *indexes) ([]indexEntry, error) {
+	var picked []indexEntry
+	for _, line := range strings.Split(string(out), "\n") {
+		m := instLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		name, _, _ := strings.Cut(m[1], ":")
+		e, ok := ix.byKey[name+" "+m[2]+" "+m[3]]
+		if !ok {
+			return nil, fmt.Errorf("apt picked %s %s %s, which is not in the mirror's index", name, m[2], m[3])
+		}
+		picked = append(picked, e)
+	}
+	if len(picked) == 0 {
+		return nil, fmt.Errorf("apt's simulation installed nothing:\n%s", out)
+	}
+	return picked, nil
+}
+
+// printedURIs are the packages of an `apt-get --print-uris download`
+// ("'URI' name_version_arch.deb size SHA256:hex"), looked up in the index.
+func printedURIs(out []byte, ix *indexes) ([]indexEntry, error) {
+	var picked []indexEntry
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "'") {
+			continue
+		}
+		parts := strings.Split(strings.TrimSuffix(f[1], ".deb"), "_")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("apt printed an unexpected file name %q", f[1])
+		}
+		version := strings.ReplaceAll(parts[1], "%3a", ":")
+		e, ok := ix.byKey[parts[0]+" "+version+" "+parts[2]]
+		if !ok {
+			return nil, fmt.Errorf("apt offers %s %s %s, which is not in the mirror's index", parts[0], version, parts[2])
+		}
+		picked = append(picked, e)
+	}
+	return picked, nil
+}
