@@ -100,90 +100,6 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 func (t *tailBuffer) String() string { return string(t.b) }
 
-// ResolveBootstrap bootstraps the inputs once against the mirror to learn the exact
-// package set apt picks, downloads the boot packages, stores every .deb in
-// the cache (verified against the signed index apt used) and returns the lock.
-func ResolveBootstrap(ctx context.Context, in Inputs, image, mirror string, cache Cache, epoch int64, log *slog.Logger) (*Lock, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	bin, err := LookTool("mmdebstrap", "mmdebstrap")
-	if err != nil {
-		return nil, err
-	}
-	work, err := os.MkdirTemp("", "pibake-lock-")
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	defer os.RemoveAll(work)
-	for _, d := range []string{"debs", "lists"} {
-		if err := os.Mkdir(filepath.Join(work, d), 0o755); err != nil {
-			return nil, fmt.Errorf("lock: %w", err)
-		}
-	}
-	args := []string{
-		"--variant=" + in.Variant, "--arch=arm64",
-		"--components=" + strings.Join(in.Components, ","),
-		"--skip=essential/unlink",
-		// The host's apt with the chroot's configuration and lists: no emulation needed.
-		`--customize-hook=cd "$1/var/cache/apt/archives" && env APT_CONFIG="$MMDEBSTRAP_APT_CONFIG" apt-get download -q ` + strings.Join(BootPackages, " "),
-		"--customize-hook=sync-out /var/cache/apt/archives " + filepath.Join(work, "debs"),
-		"--customize-hook=sync-out /var/lib/apt/lists " + filepath.Join(work, "lists"),
-		"--customize-hook=copy-out /var/lib/dpkg/status " + work,
-	}
-	if len(in.Packages) > 0 {
-		args = append(args, "--include="+strings.Join(in.Packages, ","))
-	}
-	args = append(args, in.Suite, "/dev/null", mirror)
-	log.Info("resolving packages with mmdebstrap (a full bootstrap under emulation; takes minutes)", "suite", in.Suite, "mirror", mirror)
-	if err := runLogged(ctx, log, []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch, 10)}, bin, args...); err != nil {
-		return nil, fmt.Errorf("lock: bootstrap %s from %s: %w", in.Suite, mirror, err)
-	}
-
-	index, err := readIndexes(filepath.Join(work, "lists"))
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	sf, err := os.Open(filepath.Join(work, "status"))
-	if err != nil {
-		return nil, fmt.Errorf("lock: read dpkg status: %w", err)
-	}
-	status, err := ParseControl(sf)
-	sf.Close()
-	if err != nil {
-		return nil, fmt.Errorf("lock: dpkg status: %w", err)
-	}
-	lock := &Lock{Format: LockFormat, Image: image, Inputs: in.Digest(), Suite: in.Suite, SourceDateEpoch: epoch}
-	for _, st := range status {
-		if !strings.HasSuffix(st.Get("Status"), " installed") {
-			continue
-		}
-		key := st.Get("Package") + " " + st.Get("Version") + " " + st.Get("Architecture")
-		ix, ok := index.byKey[key]
-		if !ok {
-			return nil, fmt.Errorf("lock: installed package %s is not in the mirror's index", key)
-		}
-		lock.Packages = append(lock.Packages, ix.pkg(RoleRoot))
-	}
-	for _, name := range BootPackages {
-		ix, ok := index.downloaded(filepath.Join(work, "debs"), name)
-		if !ok {
-			return nil, fmt.Errorf("lock: boot package %s was not downloaded (is %s enabled in debian.components?)", name, "the component holding it")
-		}
-		lock.Packages = append(lock.Packages, ix.pkg(RoleBoot))
-	}
-	sort.Slice(lock.Packages, func(i, j int) bool { return lock.Packages[i].Name < lock.Packages[j].Name })
-	for _, p := range lock.Packages {
-		if cache.Has(p) {
-			continue
-		}
-		if err := cache.StoreVerified(filepath.Join(work, "debs", aptFileName(p)), p); err != nil {
-			return nil, fmt.Errorf("lock: %w", err)
-		}
-	}
-	return lock, nil
-}
-
 type indexEntry struct{ s Stanza }
 
 func (e indexEntry) pkg(role string) Package {
@@ -219,29 +135,6 @@ func readIndexes(dir string) (*indexes, error) {
 		}
 	}
 	return ix, nil
-}
-
-// aptFileName is the name apt gives a downloaded .deb: the version's epoch
-// colon is escaped as %3a (the pool file name has no epoch at all).
-func aptFileName(p Package) string {
-	return p.Name + "_" + strings.ReplaceAll(p.Version, ":", "%3a") + "_" + p.Arch + ".deb"
-}
-
-// downloaded finds the .deb of the named package in dir and its index entry.
-func (ix *indexes) downloaded(dir, name string) (indexEntry, bool) {
-	matches, _ := filepath.Glob(filepath.Join(dir, name+"_*.deb"))
-	sort.Strings(matches)
-	for i := len(matches) - 1; i >= 0; i-- {
-		parts := strings.Split(strings.TrimSuffix(filepath.Base(matches[i]), ".deb"), "_")
-		if len(parts) != 3 || parts[0] != name {
-			continue
-		}
-		version := strings.ReplaceAll(parts[1], "%3a", ":")
-		if e, ok := ix.byKey[name+" "+version+" "+parts[2]]; ok {
-			return e, true
-		}
-	}
-	return indexEntry{}, false
 }
 
 // BaseOptions shape a bootstrapped base beyond its packages.

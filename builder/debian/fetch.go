@@ -217,39 +217,6 @@ func (f *Fetcher) tryFetch(ctx context.Context, p Package) error {
 	return nil
 }
 
-// StoreVerified copies a .deb already on disk into the cache after checking
-// its size and sha256 against p.
-func (c Cache) StoreVerified(src string, p Package) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("cache %s: %w", p.Name, err)
-	}
-	defer in.Close()
-	if err := os.MkdirAll(filepath.Join(c.Dir, "debs"), 0o755); err != nil {
-		return fmt.Errorf("cache %s: %w", p.Name, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Join(c.Dir, "debs"), ".part-*")
-	if err != nil {
-		return fmt.Errorf("cache %s: %w", p.Name, err)
-	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), in)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("cache %s: %w", p.Name, err)
-	}
-	if n != p.Size || hex.EncodeToString(h.Sum(nil)) != p.SHA256 {
-		return fmt.Errorf("cache %s: %s does not match the index: %w", p.Name, src, ErrDigest)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("cache %s: %w", p.Name, err)
-	}
-	return os.Rename(tmp.Name(), c.DebPath(p.SHA256))
-}
-
 // Verify re-hashes a cached .deb against the lock, for bytes that go
 // straight into an image (firmware, U-Boot).
 func (c Cache) Verify(p Package) error {

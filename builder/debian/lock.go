@@ -3,7 +3,8 @@
 // a content-addressed cache of .deb files, a local flat repository built
 // from exactly the locked packages, and mmdebstrap runs against it.
 //
-// Limits: arm64 only; needs mmdebstrap, dpkg-deb and (on a non-arm64 host)
+// Limits: arm64 only; resolving needs the host's apt-get and
+// debian-archive-keyring; bootstrapping needs mmdebstrap, dpkg-deb and (on a non-arm64 host)
 // qemu-user binfmt support; root, or user namespaces for mmdebstrap's
 // unshare mode.
 package debian
