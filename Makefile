@@ -50,9 +50,13 @@ lock: deps build
 # and unsquashfs (PIBAKE_REAL=1), and the QEMU boots of e2e/ (PIBAKE_E2E=1).
 # Packages run one at a time (-p 1): bootstraps and QEMU each want both
 # cores. Caches live in ~/.cache/pibake.
+# Each package's time is printed at the end, slowest first.
 test: deps
 	$(GO) vet ./...
-	PIBAKE_REAL=1 PIBAKE_E2E=1 $(GO) test -p 1 -timeout 80m -count=1 ./...
+	set -o pipefail; PIBAKE_REAL=1 PIBAKE_E2E=1 $(GO) test -p 1 -timeout 80m -count=1 ./... 2>&1 | tee .test.log; \
+	  rc=$$?; echo "package times, slowest first:"; \
+	  awk '$$1 == "ok" || $$1 == "FAIL" && NF >= 3 { t = $$NF; sub(/s$$/, "", t); if (t + 0 > 0) printf "%9.1f s  %-4s %s\n", t, $$1, $$2 }' .test.log | sort -rn | head -15; \
+	  rm -f .test.log; exit $$rc
 
 # Boot images under QEMU (e2e/): first boot, reboot, the
 # update and rollback story, the demo under Docker, and the pi3 (slot
