@@ -82,6 +82,15 @@ func squashfsCompressor(kconfig []byte) string {
 	return "gzip"
 }
 
+// compressorLevel is tar2sqfs's option for the definition's level (gzip
+// and xz go up to 9).
+func compressorLevel(comp string, level int) string {
+	if comp != "zstd" {
+		level = min(level, 9)
+	}
+	return "level=" + strconv.Itoa(level)
+}
+
 func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.Board, baseTar string, epoch int64, out, src string, containers []preparedContainer) (*rootfsOut, error) {
 	base, err := rootfs.Scan(ctx, baseTar)
 	if err != nil {
@@ -135,6 +144,7 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	comp := squashfsCompressor(base.KernelConfig)
 	cmd := exec.CommandContext(ctx, bin, "--quiet", "--no-skip", "--force",
 		"--compressor", comp, "--block-size", "131072", "--num-jobs", "2",
+		"--comp-extra", compressorLevel(comp, def.Rootfs.CompressionLevel),
 		"--defaults", "uid=0,gid=0,mode=0755,mtime="+strconv.FormatInt(epoch, 10), out)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch, 10))
 	stdin, err := cmd.StdinPipe()

@@ -109,6 +109,9 @@ func (d *Definition) validate() []fieldError {
 		seen[p] = true
 	}
 
+	if l := d.Rootfs.CompressionLevel; l < 1 || l > 22 {
+		bad(fmt.Sprintf("%d is not a compression level: 1 (fastest) to 22 (smallest)", l), "rootfs", "compression_level")
+	}
 	pt := d.Partitions
 	for _, c := range []struct {
 		name string
