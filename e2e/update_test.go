@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -124,6 +125,12 @@ func TestUpdate(t *testing.T) {
 		for _, a := range pub.Document.Artifacts {
 			n += a.Size
 		}
+		if os.Getenv("PIBAKE_E2E_FULL") != "" {
+			// The same story with full downloads, for the comparison in
+			// docs/updates.md: without its chunk document the agent
+			// downloads every artifact whole.
+			os.Remove(filepath.Join(repo, filepath.FromSlash(channel.ChunksPath("stable"))))
+		}
 		return n
 	}
 	srv := serveRepo(t, repo)
@@ -167,6 +174,7 @@ func TestUpdate(t *testing.T) {
 		{name: "v4 fell back to v2 in slot b", want: status("2.0.0", "b", "failed: 4.0.0 at boot", hello("2.0.0"))},
 	}
 	var artifacts int64
+	var agentLines []string
 	i := 0
 	watch(t, img, "update", nil, map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr)}, 45*time.Minute, func(line string, at time.Duration) bool {
 		s := steps[i]
@@ -183,6 +191,7 @@ func TestUpdate(t *testing.T) {
 		if j := strings.Index(line, "last install: "); j >= 0 {
 			li, _, _ := strings.Cut(line[j:], ";")
 			t.Logf("%-32s %s", "", li)
+			agentLines = append(agentLines, s.name+": "+li)
 		}
 		i++
 		return i == len(steps)
@@ -210,10 +219,17 @@ func TestUpdate(t *testing.T) {
 	}
 	var prev int64
 	var prevAt time.Duration
+	var summary strings.Builder
 	for _, s := range steps {
-		t.Logf("step %-32s took %6s, downloaded %11d bytes", s.name, (s.at - prevAt).Round(time.Second), s.sent-prev)
+		fmt.Fprintf(&summary, "step %-32s took %6s, downloaded %11d bytes\n", s.name, (s.at - prevAt).Round(time.Second), s.sent-prev)
 		prev, prevAt = s.sent, s.at
 	}
+	for _, l := range agentLines {
+		fmt.Fprintln(&summary, l)
+	}
+	t.Log("\n" + summary.String())
+	// Kept next to the console log, for the figures in docs/updates.md.
+	os.WriteFile(filepath.Join(os.TempDir(), "pibake-e2e-update-steps.txt"), []byte(summary.String()), 0o644)
 	// v2 changes only the container: a delta download of a few percent of
 	// the full release (issue 13 asks for at most 3 %).
 	if got, full := steps[1].sent-steps[0].sent, steps[0].art; full == 0 || got*100 > full*3 {
