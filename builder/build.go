@@ -218,8 +218,12 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	os.Remove(rootImg)
+	// The manifest's checksums, on one core while the other compresses.
+	sumsc := make(chan imageSums, 1)
+	go func() { sumsc <- hashImageWritten(imgPath, lay, written) }()
 	// The release forms: NAME.img.zst and NAME.bmap of the blocks written.
 	rel, err := release.Write(ctx, stage, imgName, written)
+	sums := <-sumsc
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +235,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := writeManifest(stage, imgName, def, board, lay, sig, lock, lockData, lockPath, rf, epoch, goVersion, mmdebstrap, len(initrd), releaseFiles(rel))
+	m, err := writeManifest(stage, imgName, def, board, lay, sig, lock, lockData, lockPath, rf, epoch, goVersion, mmdebstrap, len(initrd), releaseFiles(rel), sums)
 	if err != nil {
 		return nil, err
 	}

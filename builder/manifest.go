@@ -14,6 +14,7 @@ import (
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
+	"github.com/pibake/pibake/disk/bmap"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/release"
@@ -125,6 +126,25 @@ type ManifestPackage struct {
 
 // hashImage reads the image once and returns the sha256 of the whole disk
 // and of each partition (partitions do not overlap and are in disk order).
+// imageSums are the sha256 of the whole image and of each partition.
+type imageSums struct {
+	disk  string
+	parts []string
+	err   error
+}
+
+// hashImageWritten hashes the image at path, of which only written holds
+// data: the rest of the sparse file is zeros and is not read.
+func hashImageWritten(path string, lay layout.Layout, written bmap.Extents) imageSums {
+	img, err := os.Open(path)
+	if err != nil {
+		return imageSums{err: err}
+	}
+	defer img.Close()
+	d, p, err := hashImage(bmap.Written{R: img, Extents: written.Normalize(), Size: lay.DiskSize}, lay)
+	return imageSums{d, p, err}
+}
+
 func hashImage(r io.ReaderAt, lay layout.Layout) (string, []string, error) {
 	disk := sha256.New()
 	sums := make([]string, len(lay.Parts))
@@ -154,12 +174,7 @@ func hashImage(r io.ReaderAt, lay layout.Layout) (string, []string, error) {
 	return hex.EncodeToString(disk.Sum(nil)), sums, nil
 }
 
-func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion, mmdebstrap string, initrdSize int, rel []ManifestFile) (*Manifest, error) {
-	img, err := os.Open(filepath.Join(dir, imgName))
-	if err != nil {
-		return nil, err
-	}
-	defer img.Close()
+func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion, mmdebstrap string, initrdSize int, rel []ManifestFile, hashes imageSums) (*Manifest, error) {
 	m := &Manifest{
 		Format: ManifestFormat, Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env),
 		Bootloader: def.Bootloader, SourceDateEpoch: epoch, Kernel: rf.res.KernelVersion,
@@ -170,14 +185,13 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 		Release:   rel,
 	}
 	m.Disk = ManifestDisk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}
-	diskSum, partSums, err := hashImage(img, lay)
-	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+	if hashes.err != nil {
+		return nil, fmt.Errorf("manifest: %w", hashes.err)
 	}
-	m.Disk.SHA256 = diskSum
+	m.Disk.SHA256 = hashes.disk
 	for i, p := range lay.Parts {
 		m.Partitions = append(m.Partitions, ManifestPartition{Number: p.Number, Name: p.Name, Type: fmt.Sprintf("0x%02x", p.Type), FS: p.FS,
-			PartUUID: fmt.Sprintf("%08x-%02x", sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: partSums[i]})
+			PartUUID: fmt.Sprintf("%08x-%02x", sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: hashes.parts[i]})
 	}
 	for _, p := range rf.res.Packages {
 		mp := ManifestPackage{Name: p.Name, Version: p.Version, Arch: p.Arch}

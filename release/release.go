@@ -84,7 +84,8 @@ func Write(ctx context.Context, dir, imgName string, written bmap.Extents) (*Res
 	}
 	start := time.Now()
 	if res.Zst, err = writeFile(filepath.Join(dir, base+ZstSuffix), func(w io.Writer) error {
-		return Compress(ctx, w, img, st.Size())
+		// Only the written ranges are read; the rest is zeros.
+		return Compress(ctx, w, bmap.Written{R: img, Extents: written.Normalize(), Size: st.Size()}, st.Size())
 	}); err != nil {
 		return nil, err
 	}

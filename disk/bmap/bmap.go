@@ -208,3 +208,40 @@ func human(n int64) string {
 // zeroSum stands in for BmapFileChecksum while the file's own checksum is
 // computed, as bmaptool does.
 var zeroSum = bytes.Repeat([]byte("0"), sha256.Size*2)
+
+// Written is an io.ReaderAt over a file that was created empty (sparse)
+// and then written only at the extents: it reads the extents from R and
+// returns zeros everywhere else without asking the file system, so a
+// pass over a 2 GiB image that holds 0.5 GiB of data reads 0.5 GiB.
+type Written struct {
+	R       io.ReaderAt
+	Extents Extents // normalized
+	Size    int64
+}
+
+// ReadAt implements io.ReaderAt.
+func (w Written) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("bmap: negative offset")
+	}
+	if off >= w.Size {
+		return 0, io.EOF
+	}
+	want := p
+	var eof error
+	if rest := w.Size - off; int64(len(p)) > rest {
+		want, eof = p[:rest], io.EOF
+	}
+	clear(want)
+	end := off + int64(len(want))
+	// The first extent that ends after off.
+	i := sort.Search(len(w.Extents), func(i int) bool { return w.Extents[i].Off+w.Extents[i].Len > off })
+	for ; i < len(w.Extents) && w.Extents[i].Off < end; i++ {
+		x := w.Extents[i]
+		from, to := max(x.Off, off), min(x.Off+x.Len, end)
+		if n, err := w.R.ReadAt(want[from-off:to-off], from); err != nil && !(err == io.EOF && int64(n) == to-from) {
+			return int(from - off + int64(n)), err
+		}
+	}
+	return len(want), eof
+}

@@ -3,6 +3,8 @@ package bmap
 import (
 	"bytes"
 	"errors"
+	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,4 +147,52 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("ranges changed in a round trip")
 		}
 	})
+}
+
+// TestWritten: reads through Written equal reads of the file wherever the
+// file holds what was written, at any offset and length; outside the
+// extents it gives zeros without reading (the file's garbage there stays
+// unseen), and it ends at Size with io.EOF.
+func TestWritten(t *testing.T) {
+	const size = 1 << 20
+	file := make([]byte, size)
+	for i := range file {
+		file[i] = 0xEE // garbage where nothing was written
+	}
+	want := make([]byte, size)
+	var ext Extents
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 40 {
+		off, n := rng.Int64N(size), rng.Int64N(8192)+1
+		n = min(n, size-off)
+		for j := off; j < off+n; j++ {
+			b := byte(rng.IntN(255) + 1)
+			file[j], want[j] = b, b
+		}
+		ext.Add(off, n)
+	}
+	w := Written{R: bytes.NewReader(file), Extents: ext.Normalize(), Size: size}
+	for range 2000 {
+		off := rng.Int64N(size + 100)
+		buf := make([]byte, rng.IntN(20000))
+		n, err := w.ReadAt(buf, off)
+		wantN := max(0, min(int64(len(buf)), size-off))
+		if int64(n) != wantN {
+			t.Fatalf("ReadAt(%d bytes at %d) = %d, want %d", len(buf), off, n, wantN)
+		}
+		if int64(len(buf)) > size-off && err != io.EOF {
+			t.Fatalf("ReadAt past the end: err %v, want io.EOF", err)
+		}
+		if int64(len(buf)) <= size-off && err != nil {
+			t.Fatalf("ReadAt(%d at %d): %v", len(buf), off, err)
+		}
+		if n > 0 && !bytes.Equal(buf[:n], want[off:off+int64(n)]) {
+			t.Fatalf("ReadAt(%d at %d) gave other bytes", len(buf), off)
+		}
+	}
+	// A whole pass through io.SectionReader, as the image's users read it.
+	got, err := io.ReadAll(io.NewSectionReader(w, 0, size))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("whole read: %v", err)
+	}
 }
