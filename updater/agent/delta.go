@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,11 @@ func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document, arts []
 	}
 	started := a.now()
 	var indexed int64
+	// A squashfs says how long it is: the old root artifact is exactly
+	// that (publish stores the squashfs as built, 4 KiB aligned).
+	if n, ok := squashfsLength(root); ok {
+		limit["root"] = n
+	}
 	for _, p := range []struct {
 		name, kind string
 		r          Readable
@@ -183,4 +189,22 @@ func (b beatReader) ReadAt(p []byte, off int64) (int, error) {
 		b.beat()
 	}
 	return b.r.ReadAt(p, off)
+}
+
+// squashfsLength is the length of the squashfs at the start of r, from its
+// superblock (magic "hsqs", bytes_used at offset 40), rounded up to 4 KiB;
+// false when r holds none or the length does not fit r. Only a bound on
+// what is read: every chunk copied from r is checked against the signed
+// index, so a wrong length costs downloads, never correctness.
+func squashfsLength(r Readable) (int64, bool) {
+	var sb [48]byte
+	if _, err := r.ReadAt(sb[:], 0); err != nil || string(sb[:4]) != "hsqs" {
+		return 0, false
+	}
+	used := binary.LittleEndian.Uint64(sb[40:])
+	n := (int64(used) + 4095) &^ 4095
+	if used == 0 || used > uint64(r.Size()) || n > r.Size() {
+		return 0, false
+	}
+	return n, true
 }

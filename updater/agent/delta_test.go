@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"math/rand/v2"
@@ -186,3 +187,38 @@ func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestSquashfsLength: the running root is indexed only as far as its
+// squashfs reaches; anything that is not a plausible superblock leaves
+// the bound as it was.
+func TestSquashfsLength(t *testing.T) {
+	part := func(magic string, used uint64, size int) Readable {
+		b := make([]byte, size)
+		copy(b, magic)
+		binary.LittleEndian.PutUint64(b[40:], used)
+		return sizedReader{bytes.NewReader(b)}
+	}
+	for _, c := range []struct {
+		name  string
+		r     Readable
+		want  int64
+		found bool
+	}{
+		{"squashfs", part("hsqs", 10000, 1<<20), 12288, true},
+		{"aligned", part("hsqs", 8192, 1<<20), 8192, true},
+		{"not squashfs", part("xxxx", 10000, 1<<20), 0, false},
+		{"longer than the partition", part("hsqs", 2<<20, 1<<20), 0, false},
+		{"rounds past the end", part("hsqs", 1<<20-10, 1<<20-20), 0, false},
+		{"empty", part("hsqs", 0, 4096), 0, false},
+		{"huge", part("hsqs", 1<<63+5, 1<<20), 0, false},
+	} {
+		n, ok := squashfsLength(c.r)
+		if n != c.want || ok != c.found {
+			t.Errorf("%s: %d %v, want %d %v", c.name, n, ok, c.want, c.found)
+		}
+	}
+}
+
+type sizedReader struct{ *bytes.Reader }
+
+func (s sizedReader) Size() int64 { return s.Reader.Size() }
