@@ -79,8 +79,8 @@ func guestRelay(t *testing.T, addr string) string {
 // dnsServer is a DNS-over-TLS server on the host's loopback that answers A
 // queries for its names and NXDOMAIN for everything else.
 type dnsServer struct {
-	addr  string
-	names map[string]netip.Addr
+	addr    string
+	names   map[string]netip.Addr
 	mu      sync.Mutex
 	asked   map[string]int // name → A queries answered
 	conns   int            // connections accepted

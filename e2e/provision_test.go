@@ -184,7 +184,6 @@ func provisionedBoot(t *testing.T, name, img, key, cmd string) (report, string) 
 	return r, sshOut
 }
 
-
 // The pibake provisioning file of TestBoot's first boot.
 const (
 	wifiSecret  = "E2E-wifi-passphrase-7d1f"
