@@ -192,7 +192,7 @@ func TestDeltaFigures(t *testing.T) {
 	fmt.Printf("a fixed 4 KiB block index (sha256 only) of one release: %d bytes\n", blockIndex)
 	type total struct {
 		full, served, blk, xd int64
-		reqs, blkReqs        int
+		reqs, blkReqs         int
 	}
 	var totals []string
 	for _, rel := range rels[1:] {
