@@ -67,7 +67,7 @@ e2e: deps
 # Figures, never assertions: FAT writing, the root filesystem transform.
 # DELTA=DIR adds the delta-update figures on real releases in DIR
 # (scripts/delta-demo.sh DIR builds them; the figures read DIR/art).
-bench:
+bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./disk/fat/ ./builder/rootfs/
 	$(if $(DELTA),PIBAKE_DELTA=$(DELTA)/art $(GO) test -run TestDeltaFigures -v -count=1 -timeout 30m ./internal/deltabench/)
 

@@ -31,6 +31,10 @@ tools=(
   # pibake lock resolves with the host's apt; its test signs a fake archive
   apt-get:apt
   gpg:gnupg
+  # make bench DELTA=DIR compares delta updates with a binary diff
+  xdelta3:xdelta3
+  # scripts/delta-demo.sh fetches the security archive's index and one .deb
+  curl:curl
 )
 
 sudo=""
