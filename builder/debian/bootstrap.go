@@ -47,7 +47,10 @@ func MmdebstrapVersion(ctx context.Context) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-func runLogged(ctx context.Context, log *slog.Logger, env []string, name string, args ...string) error {
+// runLogged runs a host tool, its output going to the log; with out set,
+// its standard output is kept there instead, for the caller to parse.
+// Either way the last of the output ends the error if it fails.
+func runLogged(ctx context.Context, log *slog.Logger, env []string, out io.Writer, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var tail tailBuffer
@@ -55,6 +58,10 @@ func runLogged(ctx context.Context, log *slog.Logger, env []string, name string,
 	w := io.MultiWriter(&tail, &lineLogger{log: log, name: filepath.Base(name)})
 	cmd.Stdout = w
 	cmd.Stderr = w
+	if out != nil {
+		cmd.Stdout = io.MultiWriter(out, &tail)
+		cmd.Stderr = &tail
+	}
 	log.Debug("run", "cmd", name, "args", strings.Join(args, " "))
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s failed: %w\n%s", name, err, tail.String())
@@ -249,7 +256,7 @@ func Bootstrap(ctx context.Context, lock *Lock, o BaseOptions, cache Cache, key 
 		env = append(env, "QEMU_CPU="+QEMUCPU)
 	}
 	log.Info("bootstrapping the base with mmdebstrap from the locked packages", "packages", len(root))
-	if err := runLogged(ctx, log, env, bin, args...); err != nil {
+	if err := runLogged(ctx, log, env, nil, bin, args...); err != nil {
 		os.Remove(tmp)
 		releaseRepoMounts(repo, log)
 		return "", fmt.Errorf("bootstrap: %w", err)

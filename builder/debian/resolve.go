@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -184,15 +182,9 @@ func (r *aptRoot) run(ctx context.Context, log *slog.Logger, name string, args .
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "APT_CONFIG="+r.conf, "LC_ALL=C.UTF-8")
 	var out bytes.Buffer
-	var tail tailBuffer
-	cmd.Stdout = io.MultiWriter(&out, &tail)
-	cmd.Stderr = &tail
-	log.Debug("run", "cmd", name, "args", strings.Join(args, " "))
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s %s failed: %w\n%s", name, args[len(args)-1], err, tail.String())
+	if err := runLogged(ctx, log, []string{"APT_CONFIG=" + r.conf, "LC_ALL=C.UTF-8"}, &out, bin, args...); err != nil {
+		return nil, err
 	}
 	return out.Bytes(), nil
 }
