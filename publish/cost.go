@@ -11,10 +11,14 @@ import (
 	"regexp"
 	"slices"
 
+	"crypto/sha256"
+	"encoding/hex"
+
 	"aead.dev/minisign"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
 	"github.com/pibake/pibake/updater/delta"
+	"github.com/pibake/pibake/updater/patch"
 )
 
 // HistoryFormat and CostFormat are the versions of the publisher's two
@@ -61,6 +65,9 @@ type Cost struct {
 	Bytes    int64  `json:"bytes"`
 	Requests int    `json:"requests"`
 	Full     int64  `json:"full"`
+	// Patched names the artifacts a device gets as a patch (one request
+	// each, no chunk index) rather than as chunks.
+	Patched []string `json:"patched,omitempty"`
 	// Missing names artifacts of the earlier release gone from the
 	// repository: priced as if the device had nothing to reuse for them
 	// (its real cost is lower; it reuses its own slot).
@@ -204,35 +211,122 @@ func releaseSources(ctx context.Context, repo string, r Release) ([]delta.Source
 
 // deltaCost plans the update from each earlier release to the new
 // artifacts the way a device does, its release's artifacts as the
-// running slot's partitions.
-func deltaCost(ctx context.Context, repo string, earlier []Release, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, error) {
+// running slot's partitions, and makes the patches (updater/patch) that
+// cost a device less than that plan: one per new artifact and earlier
+// artifact of the same kind (boot or root), stored as blobs. It returns
+// the costs, newest release first, the patches and the bytes stored.
+func deltaCost(ctx context.Context, repo string, earlier []Release, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, []channel.PatchRef, int64, error) {
 	targets := make([]*chunks.Index, len(arts))
 	for i, a := range arts {
 		f, err := os.Open(filepath.Join(repo, filepath.FromSlash(indexes[i].Path)))
 		if err != nil {
-			return nil, err
+			return nil, nil, 0, err
 		}
 		ix, err := delta.ReadIndex(f, indexes[i].Size, indexes[i].SHA256, a)
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", a.Name, err)
+			return nil, nil, 0, fmt.Errorf("%s: %w", a.Name, err)
 		}
 		targets[i] = ix
 	}
 	var costs []Cost
+	var refs []channel.PatchRef
+	var stored int64
+	made := map[[2]string]*encoded{} // by new and old sha256; nil: none
 	for _, r := range earlier {
 		sources, missing, err := releaseSources(ctx, repo, r)
 		if err != nil {
-			return nil, fmt.Errorf("from %s: %w", r.Version, err)
+			return nil, nil, 0, fmt.Errorf("from %s: %w", r.Version, err)
 		}
 		c := Cost{From: r.Version, Serial: r.Serial, Missing: missing}
 		for i, a := range arts {
 			p := delta.NewPlan(targets[i], sources, delta.DefaultPolicy)
-			c.Bytes += p.Fetch + indexes[i].Size
-			c.Requests += p.Requests + 1
+			cost, reqs := p.Fetch+indexes[i].Size, p.Requests+1
+			for _, s := range sources {
+				if kind(s.Name) != kind(a.Name) {
+					continue
+				}
+				old := r.Artifacts[slices.IndexFunc(r.Artifacts, func(o channel.Artifact) bool { return o.Name == s.Name })]
+				key := [2]string{a.SHA256, old.SHA256}
+				e, ok := made[key]
+				if !ok {
+					e, err = makePatch(ctx, repo, old, s.Index, a, targets[i])
+					if err != nil {
+						return nil, nil, 0, fmt.Errorf("patch of %s from %s: %w", a.Name, r.Version, err)
+					}
+					made[key] = e
+				}
+				if e != nil && e.ref.Size < cost {
+					if !e.stored {
+						sum, n, err := storeBlob(ctx, repo, bytes.NewReader(e.data))
+						if err != nil {
+							return nil, nil, 0, fmt.Errorf("patch of %s from %s: %w", a.Name, r.Version, err)
+						}
+						if "blobs/sha256/"+sum != e.ref.Path {
+							return nil, nil, 0, fmt.Errorf("patch of %s from %s: stored as %s, encoded as %s", a.Name, r.Version, sum, e.ref.Path)
+						}
+						e.stored = true
+						stored += n
+						refs = append(refs, e.ref)
+					}
+					cost, reqs = e.ref.Size, 1
+					if !slices.Contains(c.Patched, a.Name) {
+						c.Patched = append(c.Patched, a.Name)
+					}
+				}
+			}
+			c.Bytes += cost
+			c.Requests += reqs
 			c.Full += a.Size
 		}
 		costs = append(costs, c)
 	}
-	return costs, nil
+	return costs, refs, stored, nil
+}
+
+// kind is the partition an artifact goes to: "root", or "boot" for boot,
+// boot.a and boot.b (a tryboot device running slot a holds boot.a's bytes
+// where boot.b goes, and the reverse).
+func kind(artifact string) string {
+	if artifact == "root" {
+		return "root"
+	}
+	return "boot"
+}
+
+// encoded is a patch made, stored once some release's devices use it.
+type encoded struct {
+	ref    channel.PatchRef
+	data   []byte
+	stored bool
+}
+
+// makePatch encodes the patch from old to a; nil when old is gone from
+// the repository or the patch would be larger than a device may download
+// (patch.MaxSize).
+func makePatch(ctx context.Context, repo string, old channel.Artifact, oldIx *chunks.Index, a channel.Artifact, newIx *chunks.Index) (*encoded, error) {
+	of, err := os.Open(filepath.Join(repo, filepath.FromSlash(old.Path)))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer of.Close()
+	nf, err := os.Open(filepath.Join(repo, filepath.FromSlash(a.Path)))
+	if err != nil {
+		return nil, err
+	}
+	defer nf.Close()
+	p, err := patch.Encode(ctx, of, oldIx, nf, newIx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := p.MarshalBinary()
+	if err != nil || len(b) > patch.MaxSize {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return &encoded{data: b, ref: channel.PatchRef{Artifact: a.SHA256, From: old.SHA256, FromSize: old.Size,
+		Path: "blobs/sha256/" + hex.EncodeToString(sum[:]), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}}, nil
 }

@@ -62,6 +62,8 @@ type Result struct {
 	Uploaded int64 // bytes of new blobs written
 	// Chunks are the artifacts' chunk indexes (channels/<name>.chunks.json).
 	Chunks []channel.ChunkIndex
+	// Patches are the patches from earlier releases in the chunk document.
+	Patches []channel.PatchRef
 	// Delta is what a device running each earlier release of the
 	// channel's history downloads for this one, newest first (also
 	// written to channels/<name>.cost.json).
@@ -165,16 +167,20 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if len(earlier) == 0 && prev != nil {
 		earlier = hist.Releases[:1] // the same bytes again: a device fetches only the indexes
 	}
-	if res.Delta, err = deltaCost(ctx, o.Repo, earlier, arts, indexes); err != nil {
+	var patches []channel.PatchRef
+	var stored int64
+	if res.Delta, patches, stored, err = deltaCost(ctx, o.Repo, earlier, arts, indexes); err != nil {
 		return nil, fmt.Errorf("publish: the cost of an update: %w", err)
 	}
+	res.Uploaded += stored
+	res.Patches = patches
 	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: m.Image, Version: m.Version, Serial: serial,
 		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{m.Board}, Rollout: o.Rollout, Artifacts: arts}
 	doc, sig, err := channel.Sign(d, o.Key)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	chunkDoc, chunkSig, err := channel.SignChunks(&channel.Chunks{Format: channel.ChunksFormat, Channel: d.Channel, Serial: d.Serial, Indexes: indexes}, d, o.Key)
+	chunkDoc, chunkSig, err := channel.SignChunks(&channel.Chunks{Format: channel.ChunksFormat, Channel: d.Channel, Serial: d.Serial, Indexes: indexes, Patches: patches}, d, o.Key)
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/pibake/pibake/disk/mbr"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/delta"
+	"github.com/pibake/pibake/updater/patch"
 )
 
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -128,14 +131,15 @@ func TestPublish(t *testing.T) {
 		f.Close()
 	}
 
-	// The same build again: a new serial, no new bytes.
+	// The same build again: a new serial, no new artifact bytes; only a
+	// patch per artifact, one copy each.
 	res, err = Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 0.5, Now: now})
-	if err != nil || res.Document.Serial != 2 || res.Uploaded != 0 {
-		t.Fatalf("republish: serial %d, %d bytes uploaded, %v", res.Document.Serial, res.Uploaded, err)
+	if err != nil || res.Document.Serial != 2 || len(res.Patches) != 2 || res.Uploaded != res.Patches[0].Size+res.Patches[1].Size || res.Uploaded > 2*100 {
+		t.Fatalf("republish: serial %d, %d bytes uploaded, patches %+v, %v", res.Document.Serial, res.Uploaded, res.Patches, err)
 	}
-	// The same bytes: a device running the release before downloads only
-	// the indexes.
-	if len(res.Delta) != 1 || res.Delta[0].From != "1.0.0" || res.Delta[0].Bytes != res.Chunks[0].Size+res.Chunks[1].Size {
+	// The same bytes: a device running the release before downloads the
+	// two patches, in two requests.
+	if len(res.Delta) != 1 || res.Delta[0].From != "1.0.0" || res.Delta[0].Bytes != res.Uploaded || res.Delta[0].Requests != 2 || len(res.Delta[0].Patched) != 2 {
 		t.Errorf("cost of an update to the same bytes: %+v", res.Delta)
 	}
 	// A serial raised in the repository without the key (a writable
@@ -198,6 +202,17 @@ func TestPublishTryboot(t *testing.T) {
 
 // TestPublishHistory: publish keeps the channel's earlier releases and
 // prices the update from each of them into channels/<name>.cost.json.
+type memTarget struct{ b []byte }
+
+func (m *memTarget) WriteAt(p []byte, off int64) (int, error) { return copy(m.b[off:], p), nil }
+func (m *memTarget) Size() int64                              { return int64(len(m.b)) }
+func (m *memTarget) Sync() error                              { return nil }
+
+func sha256hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
 func TestPublishHistory(t *testing.T) {
 	_, priv, _ := minisign.GenerateKey(rand.Reader)
 	repo := t.TempDir()
@@ -237,6 +252,41 @@ func TestPublishHistory(t *testing.T) {
 	if strings.Join(from, " ") != "2.0.0 1.0.0" {
 		t.Errorf("priced from %v, want the earlier releases newest first", from)
 	}
+	// The patches: from each earlier artifact of the same kind, each one
+	// turning that blob into the new artifact, listed in the signed chunk
+	// document; the costs count them.
+	checkPatches := func(res *Result, want int) {
+		t.Helper()
+		var cd channel.Chunks
+		readJSON(channel.ChunksPath("stable"), &cd)
+		if len(res.Patches) != want || !reflect.DeepEqual(cd.Patches, res.Patches) {
+			t.Fatalf("%d patches (want %d), the chunk document lists %d", len(res.Patches), want, len(cd.Patches))
+		}
+		for _, ref := range res.Patches {
+			b, err := os.ReadFile(filepath.Join(repo, ref.Path))
+			if err != nil || sha256hex(b) != ref.SHA256 || int64(len(b)) != ref.Size {
+				t.Fatalf("patch %s: %v", ref.Path, err)
+			}
+			p, err := patch.Parse(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old, err := os.ReadFile(filepath.Join(repo, "blobs/sha256", ref.From))
+			if err != nil || int64(len(old)) != ref.FromSize {
+				t.Fatalf("source of %s: %v", ref.Path, err)
+			}
+			dst := &memTarget{b: make([]byte, p.TargetSize)}
+			if err := patch.Apply(p, bytes.NewReader(old), dst, nil); err != nil || sha256hex(dst.b) != ref.Artifact {
+				t.Errorf("patch %s from %s does not make %s (%v)", ref.Path, ref.From, ref.Artifact, err)
+			}
+		}
+		for _, c := range res.Delta {
+			if len(c.Patched) != 2 && len(c.Missing) == 0 {
+				t.Errorf("cost from %s counts patches for %v", c.From, c.Patched)
+			}
+		}
+	}
+	checkPatches(res, 4)
 	var report CostReport
 	readJSON(CostPath("stable"), &report)
 	if report.Version != "3.0.0" || report.Serial != 4 || len(report.From) != 2 || report.From[0].Bytes != res.Delta[0].Bytes || report.Full != res.Delta[0].Full {
@@ -276,9 +326,10 @@ func TestPublishHistory(t *testing.T) {
 		os.Remove(filepath.Join(repo, ix.Path))
 	}
 	res = pub(fakeBuild(t, "6.0.0"), 3)
-	if c := res.Delta[2]; c.From != "3.0.0" || len(c.Missing) != 2 || c.Bytes < res.Delta[1].Bytes {
+	if c := res.Delta[2]; c.From != "3.0.0" || len(c.Missing) != 2 || c.Bytes < res.Delta[1].Bytes || len(c.Patched) != 0 {
 		t.Errorf("from a pruned release: %+v", c)
 	}
+	checkPatches(res, 4) // none from the pruned release
 
 	// A damaged history is refused with what to do, and nothing published.
 	os.WriteFile(filepath.Join(repo, HistoryPath("stable")), []byte(`{"format": 1, "channel": "stable", "releases": [{"serial": 1, "version": "x", "artifacts": [{"name": "root", "path": "../../etc/passwd", "size": 1}]}]}`), 0o644)

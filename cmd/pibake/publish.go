@@ -77,11 +77,18 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, c := range res.Chunks {
 		ixBytes += c.Size
 	}
-	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes (chunk indexes: %d bytes)\n",
-		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded, ixBytes)
+	var patchBytes int64
+	for _, p := range res.Patches {
+		patchBytes += p.Size
+	}
+	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes (chunk indexes: %d bytes, %d patches: %d bytes)\n",
+		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded, ixBytes, len(res.Patches), patchBytes)
 	for _, c := range res.Delta {
 		fmt.Fprintf(stdout, "a device running %s (serial %d) downloads %d bytes in %d requests (%.2f%% of the full %d bytes)",
 			c.From, c.Serial, c.Bytes, c.Requests, c.Percent(), c.Full)
+		if len(c.Patched) > 0 {
+			fmt.Fprintf(stdout, "; %s as a patch", strings.Join(c.Patched, ", "))
+		}
 		if len(c.Missing) > 0 {
 			fmt.Fprintf(stdout, "; its %s no longer in the repository, priced as a full download", strings.Join(c.Missing, ", "))
 		}

@@ -41,9 +41,11 @@ const (
 // life runs the device until it settles; cutAt 0 runs it without a cut.
 // It returns whether the cut happened.
 //
-// With withDelta the release has a chunk document and the device reuses
-// its running slot's chunks (the artifacts share most of them).
-func life(t *testing.T, v verdict, cutAt int, tear, withDelta bool) bool {
+// With a delivery other than full the release has a chunk document (and
+// with patched a patch from 1.0) and the device reuses its running slot's
+// chunks (the artifacts share most of them).
+func life(t *testing.T, v verdict, cutAt int, tear bool, how delivery) bool {
+	withDelta := how != full
 	t.Helper()
 	r := newRepo(t)
 	data := sized
@@ -66,8 +68,11 @@ func life(t *testing.T, v verdict, cutAt int, tear, withDelta bool) bool {
 		t.Fatal(err)
 	}
 	r.publishData(t, "stable", "2.0", func(n string) []byte { return data(n, "2.0") }, false)
-	if withDelta {
+	switch how {
+	case chunked:
 		r.addChunks(t, "stable")
+	case patched:
+		r.addChunks(t, "stable", func(n string) []byte { return data(n, "1.0") })
 	}
 	d.cutAt = d.ops + cutAt
 	if cutAt == 0 {
@@ -145,11 +150,23 @@ func life(t *testing.T, v verdict, cutAt int, tear, withDelta bool) bool {
 	}
 }
 
-func TestPowerCutCampaign(t *testing.T) { campaign(t, false) }
+type delivery int
+
+const (
+	full delivery = iota
+	chunked
+	patched
+)
+
+func TestPowerCutCampaign(t *testing.T) { campaign(t, full) }
 
 // TestPowerCutCampaignDelta: the same with delta downloads (a cut in the
 // middle of a chunked install, its checkpoints and its read-back).
-func TestPowerCutCampaignDelta(t *testing.T) { campaign(t, true) }
+func TestPowerCutCampaignDelta(t *testing.T) { campaign(t, chunked) }
+
+// TestPowerCutCampaignPatch: the same with a patch (a cut while the
+// running slot is hashed, the patch written or read back).
+func TestPowerCutCampaignPatch(t *testing.T) { campaign(t, patched) }
 
 // sharing is sized's counterpart whose versions share most chunks:
 // random bytes per artifact with 40 KiB of the version in the middle.
@@ -163,7 +180,7 @@ func sharing(name, version string) []byte {
 	return b
 }
 
-func campaign(t *testing.T, withDelta bool) {
+func campaign(t *testing.T, withDelta delivery) {
 	for _, v := range []struct {
 		name string
 		v    verdict

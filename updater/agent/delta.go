@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"github.com/pibake/pibake/updater/chunks"
 	"github.com/pibake/pibake/updater/delta"
 	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/patch"
 )
 
 // Readable is a partition read for its chunks.
@@ -26,11 +29,31 @@ type Readable interface {
 type Running func(s bootloader.Slot) (boot, root Readable, err error)
 
 // deltaInstall is what the delta downloads of one install share: the
-// verified chunk document and the indexed partitions of the booted slot.
+// verified chunk document, the booted slot's partitions, and (once a
+// chunked download needs them) their chunk indexes.
 type deltaInstall struct {
-	chunks  *channel.Chunks
-	sources []delta.Source
-	close   func()
+	chunks     *channel.Chunks
+	boot, root Readable
+	arts       []channel.Artifact
+	sources    []delta.Source
+	indexErr   error // why the slot could not be indexed; sources nil
+	indexed    bool
+}
+
+func (dx *deltaInstall) close() {
+	for _, p := range []Readable{dx.boot, dx.root} {
+		if c, ok := p.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+}
+
+// running is the booted slot's partition of the kind art goes to.
+func (dx *deltaInstall) running(art channel.Artifact) Readable {
+	if art.Name == "root" {
+		return dx.root
+	}
+	return dx.boot
 }
 
 // prepareDelta returns nil, and says why in the log, when this install
@@ -62,18 +85,21 @@ func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document, arts []
 		log.Warn("cannot read the running slot: downloading the artifacts in full", "slot", a.Booted, "err", err)
 		return nil
 	}
-	dx := &deltaInstall{chunks: cs, close: func() {
-		for _, p := range []Readable{boot, root} {
-			if c, ok := p.(io.Closer); ok {
-				_ = c.Close()
-			}
-		}
-	}}
+	return &deltaInstall{chunks: cs, boot: boot, root: root, arts: arts}
+}
+
+// index chunks the booted slot's partitions, once: what a chunked
+// download copies from.
+func (a *Agent) index(ctx context.Context, dx *deltaInstall) error {
+	if dx.indexed {
+		return dx.indexErr
+	}
+	dx.indexed = true
 	// The partitions are read up to twice the size of the new artifact
 	// that goes to their kind of partition: the old artifact is
 	// (about) as large, and what lies behind it is free space.
 	limit := map[string]int64{}
-	for _, art := range arts {
+	for _, art := range dx.arts {
 		kind := "boot"
 		if art.Name == "root" {
 			kind = "root"
@@ -84,24 +110,23 @@ func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document, arts []
 	var indexed int64
 	// A squashfs says how long it is: the old root artifact is exactly
 	// that (publish stores the squashfs as built, 4 KiB aligned).
-	if n, ok := squashfsLength(root); ok {
+	if n, ok := squashfsLength(dx.root); ok {
 		limit["root"] = n
 	}
 	for _, p := range []struct {
 		name, kind string
 		r          Readable
-	}{{"boot-" + string(a.Booted), "boot", boot}, {"root-" + string(a.Booted), "root", root}} {
+	}{{"boot-" + string(a.Booted), "boot", dx.boot}, {"root-" + string(a.Booted), "root", dx.root}} {
 		indexed += min(p.r.Size(), limit[p.kind])
 		s, err := delta.IndexSource(ctx, p.name, beatReader{p.r, a.Install.Beat}, min(p.r.Size(), limit[p.kind]), chunks.Default)
 		if err != nil {
-			dx.close()
-			log.Warn("cannot index the running slot: downloading the artifacts in full", "err", err)
-			return nil
+			dx.sources, dx.indexErr = nil, fmt.Errorf("cannot index the running slot: %w", err)
+			return dx.indexErr
 		}
 		dx.sources = append(dx.sources, s)
 	}
-	log.Info("indexed the running slot for a delta update", "slot", a.Booted, "bytes", indexed, "seconds", a.now().Sub(started).Round(100*time.Millisecond).Seconds())
-	return dx
+	a.log().Info("indexed the running slot for a delta update", "slot", a.Booted, "bytes", indexed, "seconds", a.now().Sub(started).Round(100*time.Millisecond).Seconds())
+	return nil
 }
 
 // fetcher reads ranges of art from src; nil when src has no ranges.
@@ -122,11 +147,25 @@ func (a *Agent) writeDelta(ctx context.Context, dx *deltaInstall, art channel.Ar
 	if dx == nil {
 		return res, false, o.Resume, nil
 	}
+	log := o.Log
+	res, ok := a.writePatch(ctx, dx, art, t, o)
+	if ok {
+		return res, true, 0, nil
+	}
+	if res.Fetched > 0 {
+		// A patch wrote the partition and it did not verify: nothing
+		// before the old resume point can be trusted any more.
+		o.Resume = 0
+	}
 	ci, ok := dx.chunks.For(art.SHA256)
-	if !ok {
+	if ctx.Err() != nil || !ok {
 		return res, false, o.Resume, nil
 	}
-	log := o.Log
+	if err := a.index(ctx, dx); err != nil {
+		log.Warn("downloading the artifact in full", "artifact", art.Name, "err", err)
+		return res, false, o.Resume, nil
+	}
+	fetchedPatch := res.Fetched
 	ix, err := readIndex(ctx, a.Source, ci, art)
 	if err != nil {
 		log.Warn("chunk index refused: downloading the artifact in full", "artifact", art.Name, "err", err)
@@ -148,6 +187,7 @@ func (a *Agent) writeDelta(ctx context.Context, dx *deltaInstall, art channel.Ar
 		pol = delta.DefaultPolicy
 	}
 	plan, res, err := delta.Write(ctx, art, ix, dx.sources, fetcher(a.Source, art), t, pol, do)
+	res.Fetched += fetchedPatch
 	if err == nil {
 		log.Info("artifact written from chunks", "artifact", art.Name, "reused", res.Copied, "downloaded", res.Fetched,
 			"requests", res.Requests, "planned", plan.Fetch, "local chunks unusable", res.Rotten)
@@ -163,6 +203,125 @@ func (a *Agent) writeDelta(ctx context.Context, dx *deltaInstall, art channel.Ar
 	}
 	log.Warn("delta download failed: downloading the artifact in full", "artifact", art.Name, "from", written, "err", err)
 	return res, false, written, nil
+}
+
+// writePatch installs art from a patch against the running slot's
+// partition, when the chunk document lists one made from what that
+// partition holds (its sha256, computed here, says which). ok false: no
+// patch applies, or it failed and the caller goes on with chunks; res
+// counts the patch's bytes if it was downloaded.
+func (a *Agent) writePatch(ctx context.Context, dx *deltaInstall, art channel.Artifact, t install.Target, o install.Options) (res delta.Result, ok bool) {
+	refs := dx.chunks.PatchesFor(art.SHA256)
+	if len(refs) == 0 {
+		return res, false
+	}
+	log := o.Log
+	src := dx.running(art)
+	started := a.now()
+	ref, err := matchPatch(ctx, src, refs, o.Beat)
+	if err != nil {
+		log.Info("no patch for what the running slot holds: using chunks", "artifact", art.Name, "err", err)
+		return res, false
+	}
+	b, err := readPatch(ctx, a.Source, ref)
+	if err != nil {
+		log.Warn("patch refused: using chunks", "artifact", art.Name, "err", err)
+		return res, false
+	}
+	res.Fetched, res.Requests = int64(len(b)), 1
+	p, err := patch.Parse(b)
+	if err == nil && (hex.EncodeToString(p.TargetSHA256[:]) != art.SHA256 || p.TargetSize != art.Size ||
+		hex.EncodeToString(p.SourceSHA256[:]) != ref.From || p.SourceSize != ref.FromSize) {
+		err = fmt.Errorf("patch %s is for other artifacts than the chunk document says", ref.Path)
+	}
+	if err == nil && o.Progress != nil {
+		err = o.Progress(0) // the old resume point means nothing once the patch writes
+	}
+	if err == nil {
+		err = patch.Apply(p, src, t, o.Beat)
+	}
+	if err == nil {
+		err = install.Verify(ctx, art, t)
+	}
+	if err != nil {
+		log.Warn("patch failed: using chunks", "artifact", art.Name, "err", err)
+		return res, false
+	}
+	for _, op := range p.Ops {
+		if op.Data == nil {
+			res.Copied += op.Len
+		}
+	}
+	log.Info("artifact written from a patch", "artifact", art.Name, "reused", res.Copied, "downloaded", res.Fetched,
+		"seconds", a.now().Sub(started).Round(100*time.Millisecond).Seconds())
+	return res, true
+}
+
+// matchPatch hashes r once, up to the largest FromSize of refs, and
+// returns the patch made from what r holds.
+func matchPatch(ctx context.Context, r Readable, refs []channel.PatchRef, beat func()) (channel.PatchRef, error) {
+	sizes := map[int64]bool{}
+	var end int64
+	for _, p := range refs {
+		if p.FromSize <= r.Size() {
+			sizes[p.FromSize] = true
+			end = max(end, p.FromSize)
+		}
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	sums := map[int64]string{}
+	for at := int64(0); at < end; {
+		if err := ctx.Err(); err != nil {
+			return channel.PatchRef{}, err
+		}
+		n := min(int64(len(buf)), end-at)
+		// Stop at every candidate size on the way.
+		for s := range sizes {
+			if s > at && s-at < n {
+				n = s - at
+			}
+		}
+		if _, err := r.ReadAt(buf[:n], at); err != nil {
+			return channel.PatchRef{}, fmt.Errorf("read the running slot at %d: %w", at, err)
+		}
+		h.Write(buf[:n])
+		at += n
+		if sizes[at] {
+			sums[at] = hex.EncodeToString(h.Sum(nil))
+		}
+		if beat != nil {
+			beat()
+		}
+	}
+	for _, p := range refs {
+		if sums[p.FromSize] == p.From {
+			return p, nil
+		}
+	}
+	return channel.PatchRef{}, fmt.Errorf("it matches none of the %d patches", len(refs))
+}
+
+// readPatch downloads a patch and checks it against its signed digest.
+func readPatch(ctx context.Context, src install.Source, ref channel.PatchRef) ([]byte, error) {
+	if ref.Size <= 0 || ref.Size > patch.MaxSize {
+		return nil, fmt.Errorf("patch %s: %d bytes, at most %d", ref.Path, ref.Size, patch.MaxSize)
+	}
+	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	defer cancel()
+	r, err := src.Open(ctx, ref.Path, 0)
+	if err != nil {
+		return nil, fmt.Errorf("patch %s: %w", ref.Path, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, ref.Size+1))
+	if err != nil {
+		return nil, fmt.Errorf("patch %s: %w", ref.Path, err)
+	}
+	if sum := sha256.Sum256(b); int64(len(b)) != ref.Size || hex.EncodeToString(sum[:]) != ref.SHA256 {
+		return nil, fmt.Errorf("patch %s: %d bytes with sha256 %x, the chunk document says %d bytes, %s: %w", ref.Path, len(b), sum, ref.Size, ref.SHA256, install.ErrDigest)
+	}
+	return b, nil
 }
 
 // readIndex reads and checks a chunk index named by the chunk document.

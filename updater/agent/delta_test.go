@@ -19,6 +19,7 @@ import (
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
 	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/patch"
 )
 
 const deltaPart = 4 << 20
@@ -50,8 +51,10 @@ func makeRelease(name, version string) []byte {
 }
 
 // addChunks writes the chunk indexes of channel ch's current release and
-// the signed chunk document, as publish does.
-func (r *repo) addChunks(t *testing.T, ch string) {
+// the signed chunk document, as publish does; with from, also a patch of
+// each artifact from the bytes from[0] gives for its name, listed as made
+// from those of from[1] if given (a publisher's bug, for the test).
+func (r *repo) addChunks(t *testing.T, ch string, from ...func(name string) []byte) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(r.dir, "channels", ch+".json"))
 	if err != nil {
@@ -73,6 +76,15 @@ func (r *repo) addChunks(t *testing.T, ch string) {
 		sum := sha(b)
 		os.WriteFile(filepath.Join(r.dir, "blobs/sha256", sum), b, 0o644)
 		c.Indexes = append(c.Indexes, channel.ChunkIndex{Artifact: a.SHA256, Path: "blobs/sha256/" + sum, Size: int64(len(b)), SHA256: sum})
+		if len(from) == 0 {
+			continue
+		}
+		pb := encodePatch(t, from[0](a.Name), filepath.Join(r.dir, a.Path), ix)
+		ps := sha(pb)
+		os.WriteFile(filepath.Join(r.dir, "blobs/sha256", ps), pb, 0o644)
+		claim := from[len(from)-1](a.Name)
+		c.Patches = append(c.Patches, channel.PatchRef{Artifact: a.SHA256, From: sha(claim), FromSize: int64(len(claim)),
+			Path: "blobs/sha256/" + ps, Size: int64(len(pb)), SHA256: ps})
 	}
 	doc, sig, err := channel.SignChunks(c, &d, r.key)
 	if err != nil {
@@ -80,6 +92,28 @@ func (r *repo) addChunks(t *testing.T, ch string) {
 	}
 	os.WriteFile(filepath.Join(r.dir, channel.ChunksPath(ch)), doc, 0o644)
 	os.WriteFile(filepath.Join(r.dir, channel.ChunksPath(ch)+".minisig"), sig, 0o644)
+}
+
+// encodePatch makes the patch from old to the artifact at path, once per
+// pair (the power-cut campaign asks for the same one in every life).
+func encodePatch(t *testing.T, old []byte, path string, ix *chunks.Index) []byte {
+	key := "patch " + sha(old) + " " + ix.Hex()
+	if b, ok := releases.Load(key); ok {
+		return b.([]byte)
+	}
+	oix, _ := chunks.Build(context.Background(), bytes.NewReader(old), chunks.Default)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := patch.Encode(context.Background(), bytes.NewReader(old), oix, f, ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := p.MarshalBinary()
+	releases.Store(key, b)
+	return b
 }
 
 // counted serves a folder over HTTP and counts the body bytes it sends.
@@ -119,27 +153,51 @@ func (w *countWriter) Write(b []byte) (int, error) {
 // ends with the verified release, downloading more.
 func TestDeltaUpdate(t *testing.T) {
 	const full = 2 * 3 << 20
+	v1 := func(n string) []byte { return release(n, "1.0") }
 	cases := []struct {
 		name    string
 		spoil   func(d *device, r *repo, c *counted)
 		atMost  int64
 		atLeast int64
+		patch   []func(string) []byte // patches from these bytes (addChunks)
 	}{
-		{"delta", func(*device, *repo, *counted) {}, full / 10, 0},
+		// 2 × 57,600 bytes changed: the patches carry them, the two
+		// signed documents and little else.
+		{"patch", func(*device, *repo, *counted) {}, 2 * 60 << 10, 0, []func(string) []byte{v1}},
+		{"patch, the running slot holds other bytes", func(d *device, _ *repo, _ *counted) {
+			p := d.part(bootloader.A, "root")
+			p.live[2<<20] ^= 1
+			p.durable[2<<20] ^= 1
+		}, full / 5, 0, []func(string) []byte{v1}},
+		{"patch tampered on the server", func(_ *device, r *repo, _ *counted) {
+			var c channel.Chunks
+			b, _ := os.ReadFile(filepath.Join(r.dir, channel.ChunksPath("stable")))
+			json.Unmarshal(b, &c)
+			p := filepath.Join(r.dir, c.Patches[1].Path)
+			pb, _ := os.ReadFile(p)
+			pb[len(pb)-1] ^= 1
+			os.WriteFile(p, pb, 0o644)
+		}, full / 5, 0, []func(string) []byte{v1}},
+		{"signed patch that makes other bytes", func(*device, *repo, *counted) {}, full / 5, 0, []func(string) []byte{func(n string) []byte {
+			b := bytes.Clone(release(n, "1.0"))
+			b[2<<20] ^= 1
+			return b
+		}, v1}},
+		{"delta", func(*device, *repo, *counted) {}, full / 10, 0, nil},
 		{"the running slot holds other bytes", func(d *device, _ *repo, _ *counted) {
 			p := d.part(bootloader.A, "root")
 			p.live[2<<20] ^= 1
 			p.durable[2<<20] ^= 1
-		}, full / 5, -1}, // -1: a chunk (16 KiB at least) more than "delta"
+		}, full / 5, -1, nil}, // -1: a chunk (16 KiB at least) more than "delta"
 		{"tampered chunk document", func(_ *device, r *repo, _ *counted) {
 			p := filepath.Join(r.dir, channel.ChunksPath("stable"))
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, bytes.Replace(b, []byte(`"serial": 2`), []byte(`"serial": 3`), 1), 0o644)
-		}, 0, full},
+		}, 0, full, nil},
 		{"no chunk document", func(_ *device, r *repo, _ *counted) {
 			os.Remove(filepath.Join(r.dir, channel.ChunksPath("stable")))
-		}, 0, full},
-		{"server ignores ranges", func(_ *device, _ *repo, c *counted) { c.noRanges = true }, 0, full},
+		}, 0, full, nil},
+		{"server ignores ranges", func(_ *device, _ *repo, c *counted) { c.noRanges = true }, 0, full, nil},
 	}
 	var deltaSent int64
 	for _, tc := range cases {
@@ -158,7 +216,11 @@ func TestDeltaUpdate(t *testing.T) {
 				t.Fatal(err)
 			}
 			r.publishData(t, "stable", "2.0", func(n string) []byte { return release(n, "2.0") }, false)
-			r.addChunks(t, "stable")
+			if tc.patch != nil {
+				r.addChunks(t, "stable", tc.patch...)
+			} else {
+				r.addChunks(t, "stable")
+			}
 			tc.spoil(d, r, c)
 			c.sent = 0
 			if err := a.Update(context.Background()); err != nil {

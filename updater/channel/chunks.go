@@ -29,13 +29,31 @@ type ChunkIndex struct {
 	SHA256   string `json:"sha256"`   // of the index file
 }
 
-// Chunks lists the chunk indexes of one release of a channel: the one of
-// the channel document with the same serial.
+// PatchRef names a patch (updater/patch) that makes one artifact of the
+// release from an artifact of an earlier one, which a device recognises
+// in its running slot by its sha256 over its first FromSize bytes.
+type PatchRef struct {
+	Artifact string `json:"artifact"`  // the new artifact's sha256 (hex)
+	From     string `json:"from"`      // the earlier artifact's sha256 (hex)
+	FromSize int64  `json:"from_size"` // the earlier artifact's size
+	Path     string `json:"path"`      // blobs/sha256/<sha256>
+	Size     int64  `json:"size"`      // of the patch file, at most MaxPatchSize
+	SHA256   string `json:"sha256"`    // of the patch file
+}
+
+// MaxPatchSize bounds a patch file (updater/patch.MaxSize, repeated here
+// so that this package stays free of it; a test keeps them equal).
+const MaxPatchSize = 32 << 20
+
+// Chunks lists the chunk indexes of one release of a channel (the one of
+// the channel document with the same serial) and the patches publish made
+// from earlier releases. Patches is omitted when there are none.
 type Chunks struct {
 	Format  int          `json:"format"`
 	Channel string       `json:"channel"`
 	Serial  uint64       `json:"serial"`
 	Indexes []ChunkIndex `json:"indexes"`
+	Patches []PatchRef   `json:"patches,omitempty"`
 }
 
 func chunksComment(c *Chunks) string {
@@ -64,7 +82,32 @@ func (c *Chunks) validate(d *Document) error {
 			return bad("index of %s: want a positive size, a sha256 and the path blobs/sha256/<sha256>", ix.Artifact)
 		}
 	}
+	type pair struct{ to, from string }
+	paired := map[pair]bool{}
+	for _, p := range c.Patches {
+		known := slices.ContainsFunc(d.Artifacts, func(a Artifact) bool { return a.SHA256 == p.Artifact })
+		switch {
+		case !known:
+			return bad("patch for unknown artifact %q", p.Artifact)
+		case !reHex.MatchString(p.From) || p.FromSize <= 0 || paired[pair{p.Artifact, p.From}]:
+			return bad("patch of %s: want one patch per earlier artifact, with its sha256 and a positive size", p.Artifact)
+		case !reHex.MatchString(p.SHA256) || p.Size <= 0 || p.Size > MaxPatchSize || p.Path != "blobs/sha256/"+p.SHA256:
+			return bad("patch of %s: want a size of 1 to %d bytes, a sha256 and the path blobs/sha256/<sha256>", p.Artifact, MaxPatchSize)
+		}
+		paired[pair{p.Artifact, p.From}] = true
+	}
 	return nil
+}
+
+// PatchesFor lists the patches that make the artifact with sha256 sum.
+func (c *Chunks) PatchesFor(sum string) []PatchRef {
+	var out []PatchRef
+	for _, p := range c.Patches {
+		if p.Artifact == sum {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // For returns the index of the artifact with sha256 sum, if listed.

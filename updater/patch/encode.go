@@ -1,0 +1,163 @@
+package patch
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/pibake/pibake/updater/chunks"
+)
+
+// Encoding, in two passes (publish runs it; a device never does):
+//
+//  1. The chunk indexes find the chunks of the new artifact that the old
+//     one holds: each becomes a copy. That covers all but the changed
+//     regions at the cost of reading neither artifact.
+//  2. Each run of new chunks the old artifact lacks is compared with the
+//     old bytes between the copies around it (the same place in the old
+//     artifact, widened by Margin on each side): every MinMatch-byte
+//     window of that old region is hashed, and the new bytes are scanned
+//     for windows that match, each match extended both ways byte by byte.
+//     What matches becomes copies, the rest literal bytes. This finds what
+//     chunking misses inside a changed chunk: the unchanged stretches of a
+//     compressed block or of a table whose entries moved a little.
+const (
+	// MinMatch is the shortest copy pass 2 makes: a copy costs up to 20
+	// bytes of ops, and shorter matches in compressed data are chance.
+	MinMatch = 32
+	// Margin widens the old region on each side.
+	Margin = 256 << 10
+	// MaxRegion bounds the old region hashed for one changed run; a
+	// larger one is cut to its end nearest the run's place.
+	MaxRegion = 4 << 20
+)
+
+// Encode makes the patch that turns old (the artifact oldIx describes)
+// into new (newIx). It reads only the changed regions of both.
+func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.ReaderAt, newIx *chunks.Index) (*Patch, error) {
+	p := &Patch{SourceSize: oldIx.Size, SourceSHA256: oldIx.SHA256, TargetSize: newIx.Size, TargetSHA256: newIx.SHA256}
+	have := map[[32]byte]int64{}
+	for _, c := range oldIx.Chunks {
+		if _, ok := have[c.SHA256]; !ok {
+			have[c.SHA256] = c.Offset
+		}
+	}
+	e := &encoder{p: p}
+	var prevEnd int64 // end in old of the last copy
+	for i := 0; i < len(newIx.Chunks); {
+		c := newIx.Chunks[i]
+		if off, ok := have[c.SHA256]; ok {
+			e.copy(off, int64(c.Length))
+			prevEnd = off + int64(c.Length)
+			i++
+			continue
+		}
+		j := i
+		for j < len(newIx.Chunks) {
+			if _, ok := have[newIx.Chunks[j].SHA256]; ok {
+				break
+			}
+			j++
+		}
+		start, end := c.Offset, newIx.Chunks[j-1].End()
+		// The old region: from the last copy's end to the next copy's
+		// start, widened; without a next copy, as long as the run.
+		lo, hi := prevEnd, prevEnd+(end-start)
+		if j < len(newIx.Chunks) {
+			if next := have[newIx.Chunks[j].SHA256]; next >= prevEnd {
+				hi = next
+			}
+		}
+		lo, hi = max(lo-Margin, 0), min(hi+Margin, oldIx.Size)
+		if hi-lo > MaxRegion {
+			hi = lo + MaxRegion
+		}
+		if err := e.region(ctx, old, lo, hi, new, start, end); err != nil {
+			return nil, err
+		}
+		i = j
+	}
+	e.flush()
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("patch: encoder made a bad patch: %w", err)
+	}
+	return p, nil
+}
+
+type encoder struct {
+	p   *Patch
+	lit []byte // literal bytes not yet emitted
+}
+
+func (e *encoder) flush() {
+	if len(e.lit) > 0 {
+		e.p.Ops = append(e.p.Ops, Op{Len: int64(len(e.lit)), Data: e.lit})
+		e.lit = nil
+	}
+}
+
+func (e *encoder) copy(off, n int64) {
+	e.flush()
+	if k := len(e.p.Ops) - 1; k >= 0 && e.p.Ops[k].Data == nil && e.p.Ops[k].Off+e.p.Ops[k].Len == off {
+		e.p.Ops[k].Len += n
+		return
+	}
+	e.p.Ops = append(e.p.Ops, Op{Off: off, Len: n})
+}
+
+// window hashes the MinMatch bytes at b[0:]: four 8-byte words mixed.
+func window(b []byte) uint64 {
+	le := binary.LittleEndian
+	h := le.Uint64(b) * 0x9e3779b97f4a7c15
+	h ^= le.Uint64(b[8:]) * 0xc2b2ae3d27d4eb4f
+	h ^= le.Uint64(b[16:]) * 0x165667b19e3779f9
+	h ^= le.Uint64(b[24:]) * 0x27d4eb2f165667c5
+	return h ^ h>>29
+}
+
+// region encodes new[start:end] against old[lo:hi].
+func (e *encoder) region(ctx context.Context, old io.ReaderAt, lo, hi int64, new io.ReaderAt, start, end int64) error {
+	ob := make([]byte, hi-lo)
+	if _, err := old.ReadAt(ob, lo); err != nil && err != io.EOF {
+		return fmt.Errorf("patch: read the old artifact at %d: %w", lo, err)
+	}
+	nb := make([]byte, end-start)
+	if _, err := new.ReadAt(nb, start); err != nil && err != io.EOF {
+		return fmt.Errorf("patch: read the new artifact at %d: %w", start, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Earliest position of each window; map iteration order never matters.
+	pos := make(map[uint64]int32, len(ob))
+	for k := len(ob) - MinMatch; k >= 0; k-- {
+		pos[window(ob[k:])] = int32(k)
+	}
+	i := 0
+	for i < len(nb) {
+		if i+MinMatch <= len(nb) {
+			if k, ok := pos[window(nb[i:])]; ok {
+				k := int(k)
+				n := 0
+				for i+n < len(nb) && k+n < len(ob) && nb[i+n] == ob[k+n] {
+					n++
+				}
+				// Back into the literal bytes pending from this region.
+				b := 0
+				for b < len(e.lit) && b < i && b < k && nb[i-b-1] == ob[k-b-1] {
+					b++
+				}
+				if n+b >= MinMatch {
+					e.lit = e.lit[:len(e.lit)-b]
+					e.copy(lo+int64(k-b), int64(n+b))
+					i += n
+					continue
+				}
+			}
+		}
+		e.lit = append(e.lit, nb[i])
+		i++
+	}
+	return nil
+}
