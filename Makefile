@@ -81,7 +81,8 @@ FUZZ := ./updater/state:FuzzParse ./updater/bootloader:FuzzParseState \
 	./firmware/uboot:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
 	./firmware/fdt:FuzzParse ./builder/debian:FuzzReadLock ./builder/imagedef:FuzzParse \
 	./provision:FuzzParse ./provision:FuzzCloudInit ./provision:FuzzShadow \
-	./disk/bmap:FuzzParse ./updater/chunks:FuzzParse ./publish:FuzzReadHistory
+	./disk/bmap:FuzzParse ./updater/chunks:FuzzParse ./publish:FuzzReadHistory \
+	./updater/patch:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ); do \
 		echo "== $${t%%:*} $${t##*:} ($(FUZZTIME))"; \

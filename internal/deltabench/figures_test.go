@@ -1,6 +1,7 @@
 // Package deltabench measures delta updates on real release artifacts:
 // bytes and requests a device downloads for each change, with the
-// project's chunker (updater/chunks) and plan (updater/delta), next to
+// project's chunker (updater/chunks), plan (updater/delta) and patches
+// (updater/patch; a device takes the smaller of patch and chunks), next to
 // restic's Rabin chunker, fixed 4 KiB blocks and xdelta3, all in one run.
 // Figures, never assertions on time. Run with
 //
@@ -34,6 +35,7 @@ import (
 	"github.com/pibake/pibake/updater/chunks"
 	"github.com/pibake/pibake/updater/delta"
 	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/patch"
 )
 
 var artifacts = []string{"boot", "root"}
@@ -191,8 +193,8 @@ func TestDeltaFigures(t *testing.T) {
 	}
 	fmt.Printf("a fixed 4 KiB block index (sha256 only) of one release: %d bytes\n", blockIndex)
 	type total struct {
-		full, served, blk, xd int64
-		reqs, blkReqs         int
+		full, served, chunked, blk, xd int64
+		reqs, chunkReqs, blkReqs       int
 	}
 	var totals []string
 	for _, rel := range rels[1:] {
@@ -228,14 +230,31 @@ func TestDeltaFigures(t *testing.T) {
 			row("xdelta3 -9 patch", xd, 1)
 			tot.xd += xd
 			sent, reqs, conns := served(t, new, ix, s.cdc, delta.DefaultPolicy)
-			row(fmt.Sprintf("served (default, %d conn)", conns), sent+int64(len(enc)), reqs+1)
-			tot.served += sent + int64(len(enc))
-			tot.reqs += reqs + 1
+			row(fmt.Sprintf("chunks served (%d conn)", conns), sent+int64(len(enc)), reqs+1)
+			tot.chunked += sent + int64(len(enc))
+			tot.chunkReqs += reqs + 1
+			// The patch from the base's artifact of the same name, as
+			// publish makes it; a device takes it when it is smaller.
+			old := read(base, a)
+			start := time.Now()
+			pt, err := patch.Encode(context.Background(), bytes.NewReader(old), fastcdc(t, old), bytes.NewReader(new), ix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pb, _ := pt.MarshalBinary()
+			row(fmt.Sprintf("patch (encoded in %s)", time.Since(start).Round(10*time.Millisecond)), int64(len(pb)), 1)
+			if int64(len(pb)) < sent+int64(len(enc)) {
+				tot.served += int64(len(pb))
+				tot.reqs++
+			} else {
+				tot.served += sent + int64(len(enc))
+				tot.reqs += reqs + 1
+			}
 		}
 		fmt.Printf("full release: %d bytes\n", full)
 		pc := func(n int64) float64 { return 100 * float64(n) / float64(full) }
-		line := fmt.Sprintf("%s -> %s: pibake %d bytes in %d requests (%.2f%% of %d); fixed 4 KiB blocks %d in %d (%.2f%%); xdelta3 %d (%.2f%%); pibake / xdelta3 = %.2f",
-			base, rel, tot.served, tot.reqs, pc(tot.served), full, tot.blk, tot.blkReqs, pc(tot.blk), tot.xd, pc(tot.xd), float64(tot.served)/float64(max(tot.xd, 1)))
+		line := fmt.Sprintf("%s -> %s: pibake %d bytes in %d requests (%.2f%% of %d; chunks alone %d in %d, %.2f%%); fixed 4 KiB blocks %d in %d (%.2f%%); xdelta3 %d (%.2f%%); pibake / xdelta3 = %.2f",
+			base, rel, tot.served, tot.reqs, pc(tot.served), full, tot.chunked, tot.chunkReqs, pc(tot.chunked), tot.blk, tot.blkReqs, pc(tot.blk), tot.xd, pc(tot.xd), float64(tot.served)/float64(max(tot.xd, 1)))
 		totals = append(totals, line)
 	}
 	// Both artifacts together, index files included (fixed blocks: a
