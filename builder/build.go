@@ -174,11 +174,9 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	baseTar := cache.BasePath(key)
 	note := "cached " + key
 	if _, err := os.Stat(baseTar); err != nil {
-		fmt.Fprintf(progress, "      bootstrapping with mmdebstrap: several minutes, once per lock\n")
-		if baseTar, err = debian.Bootstrap(ctx, lock, baseOpts, cache, key, log); err != nil {
+		if baseTar, note, err = bootstrapOnce(ctx, lock, baseOpts, cache, key, progress, log); err != nil {
 			return nil, err
 		}
-		note = "bootstrapped " + key
 	}
 	st.end(note)
 
@@ -305,4 +303,22 @@ func orDefault(env string) string {
 		return "default"
 	}
 	return env
+}
+
+// bootstrapOnce bootstraps the base under the cache's lock for its key:
+// a build that waited for another one finds the base cached.
+func bootstrapOnce(ctx context.Context, lock *debian.Lock, o debian.BaseOptions, cache debian.Cache, key string, progress io.Writer, log *slog.Logger) (string, string, error) {
+	unlock, err := cache.LockBase(ctx, key, func() {
+		fmt.Fprintf(progress, "      waiting for another build that is bootstrapping the same base\n")
+	})
+	if err != nil {
+		return "", "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(cache.BasePath(key)); err == nil {
+		return cache.BasePath(key), "cached " + key + " (bootstrapped by another build meanwhile)", nil
+	}
+	fmt.Fprintf(progress, "      bootstrapping with mmdebstrap: several minutes, once per lock\n")
+	tar, err := debian.Bootstrap(ctx, lock, o, cache, key, log)
+	return tar, "bootstrapped " + key, err
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -194,6 +195,42 @@ var QEMUCPU = "cortex-a72"
 
 // BasePath is where a bootstrapped base tar is cached.
 func (c Cache) BasePath(key string) string { return filepath.Join(c.Dir, "base", key+".tar") }
+
+// LockBase takes the cache's lock for bootstrapping base key: builds that
+// share a cache (parallel tests, two terminals, CI jobs on one runner)
+// bootstrap each base once, the others wait and then find it cached. The
+// lock is an flock, so a build that dies releases it. waiting, if not
+// nil, is called once if another build holds it.
+func (c Cache) LockBase(ctx context.Context, key string, waiting func()) (unlock func(), err error) {
+	path := filepath.Join(c.Dir, "base", key+".lock")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("base cache lock: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("base cache lock: %w", err)
+	}
+	for told := false; ; {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("base cache lock %s: %w", path, err)
+		}
+		if !told && waiting != nil {
+			waiting()
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
 
 // Bootstrap builds the base root filesystem tar from exactly the locked root
 // packages (all already in the cache), through a local flat repository so
