@@ -32,6 +32,25 @@ func needE2E(t *testing.T) {
 	}
 }
 
+// The QEMU stories run two at a time: TestUpdate, which spends much of
+// its time waiting on the guest's own timers (the agent's poll interval,
+// health deadlines, reboots), beside all the others one after the other
+// (each keeps the build machine's two cores busy while its guest boots).
+// cpuBound is what those others take in turn.
+var cpuBound sync.Mutex
+
+// story marks a QEMU test: skipped without PIBAKE_E2E, run in parallel,
+// and unless beside, one at a time with the other CPU-bound stories.
+func story(t *testing.T, beside bool) {
+	t.Helper()
+	needE2E(t)
+	t.Parallel()
+	if !beside {
+		cpuBound.Lock()
+		t.Cleanup(cpuBound.Unlock)
+	}
+}
+
 var (
 	built    string
 	buildErr error
@@ -370,7 +389,7 @@ func dataSize(t *testing.T, r report) int64 {
 // TestBoot boots the image twice: the first boot creates and grows the data
 // partition and the device's identity; the second must find them again.
 func TestBoot(t *testing.T) {
-	needE2E(t)
+	story(t, false)
 	img := copyImage(t, buildE2E(t), 1<<30) // a 1 GiB bigger "card"
 	// The card is provisioned after flashing, as a user does it:
 	// pibake-provision.yaml on bootsel (provision_test.go).

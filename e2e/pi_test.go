@@ -211,7 +211,7 @@ func needPiQEMU(t *testing.T, machine string) {
 // partition and the hello container comes up. QEMU's model needs the
 // device-tree and command-line edits listed above, none in the image.
 func TestPi4(t *testing.T) {
-	needE2E(t)
+	story(t, false)
 	needPiQEMU(t, "raspi4b")
 	img := copyImage(t, buildPi(t, "pi4"), 0)
 	growTo(t, img, piCard)
@@ -251,7 +251,7 @@ func TestPi4(t *testing.T) {
 // the data partition created and grown. One boot proves both the Pi 3's
 // first boot and the fallback: slots A and B hold the same bytes.
 func TestPi3Fallback(t *testing.T) {
-	needE2E(t)
+	story(t, false)
 	needPiQEMU(t, "raspi3b")
 	img := copyImage(t, buildPi(t, "pi3"), 0)
 	growTo(t, img, piCard)
