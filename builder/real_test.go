@@ -21,12 +21,17 @@ import (
 // machine bootstraps (minutes, under qemu-user), later runs reuse the cache
 // in ~/.cache/pibake. make test runs them (PIBAKE_REAL=1).
 
+// needReal also runs the real builds beside each other: the cold
+// bootstrap of TestRealReproducibleSmall keeps about one core busy
+// (maintainer scripts run one at a time under qemu-user), the demo's
+// builds use the other.
 func needReal(t *testing.T) {
 	t.Helper()
 	if os.Getenv("PIBAKE_REAL") == "" {
 		t.Skip("set PIBAKE_REAL=1 to build real images from Debian (make test does)")
 	}
 	need(t, "mmdebstrap", "tar2sqfs", "dpkg-deb", "sfdisk", "fsck.vfat", "unsquashfs")
+	t.Parallel()
 }
 
 // copyTree copies a checkout's images/, overlays/ and services/ to a new
