@@ -307,7 +307,10 @@ func readPatch(ctx context.Context, src install.Source, ref channel.PatchRef) ([
 	if ref.Size <= 0 || ref.Size > patch.MaxSize {
 		return nil, fmt.Errorf("patch %s: %d bytes, at most %d", ref.Path, ref.Size, patch.MaxSize)
 	}
-	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	// As long as a slow link needs: 2 minutes, plus a second per 8 KiB
+	// (64 kbit/s). A patch that does not arrive in time is not resumed;
+	// the chunks, which are, take over.
+	ctx, cancel := context.WithTimeout(ctx, FetchTimeout+time.Duration(ref.Size>>13)*time.Second)
 	defer cancel()
 	r, err := src.Open(ctx, ref.Path, 0)
 	if err != nil {

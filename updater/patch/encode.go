@@ -29,7 +29,8 @@ const (
 	// Margin widens the old region on each side.
 	Margin = 256 << 10
 	// MaxRegion bounds the old region hashed for one changed run; a
-	// larger one is cut to its end nearest the run's place.
+	// larger one keeps its first MaxRegion bytes (from the copy before
+	// the run, less Margin).
 	MaxRegion = 4 << 20
 )
 
