@@ -207,7 +207,7 @@ func agentFiles(ctx context.Context, def *imagedef.Definition, board firmware.Bo
 	u := def.Updater
 	health := u.Health
 	health.Units = withContainerUnits(def, health.Units)
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Built: epoch, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait()}.Marshal()
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: epoch, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait()}.Marshal()
 	if err != nil {
 		return nil, err
 	}

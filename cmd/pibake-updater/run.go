@@ -222,7 +222,7 @@ func agentFor(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 	a := &agent.Agent{
 		DeviceID: strings.TrimSpace(string(machineID)),
 		Boot:     bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
-		Channel: cfg.Channel, Image: cfg.Image, Built: time.Unix(cfg.Built, 0), Trusted: keys, Revoked: revoked, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
+		Channel: cfg.Channel, Image: cfg.Image, Version: cfg.Version, Built: time.Unix(cfg.Built, 0), Trusted: keys, Revoked: revoked, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
 		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log, PeakRSS: peakRSS,
 		// Delta updates read the running slot's chunks.
 		Running: func(s bootloader.Slot) (agent.Readable, agent.Readable, error) {

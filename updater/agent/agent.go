@@ -62,11 +62,15 @@ type Slots func(s bootloader.Slot) (boot, root install.Target, err error)
 
 // Agent ties the parts together.
 type Agent struct {
-	Boot     bootloader.Bootloader
-	Store    state.Store
-	Source   install.Source
-	Channel  string
-	Image    string // the image this device runs; documents of others are refused
+	Boot    bootloader.Bootloader
+	Store   state.Store
+	Source  install.Source
+	Channel string
+	Image   string // the image this device runs; documents of others are refused
+	// Version is the version of the image as flashed (the image's own
+	// updater.yaml): a device flashed with the release its channel
+	// offers records that release instead of installing it again.
+	Version  string
 	Trusted  []minisign.PublicKey
 	Revoked  []uint64 // key IDs refused even if trusted
 	Board    string
@@ -225,7 +229,63 @@ func (a *Agent) Update(ctx context.Context) error {
 	if err != nil {
 		return a.refuse(st, "verify", err)
 	}
+	if a.adopt(ctx, st, doc) {
+		return ErrNothingNew
+	}
 	return a.install(ctx, st, doc)
+}
+
+// adopt is for a device that runs, as flashed, the very release its
+// channel offers (the fleet was flashed with the image that was then
+// published): it records that release for the booted slot instead of
+// installing it into the other slot and rebooting into it. Only when the
+// booted partitions hold the channel's artifacts byte for byte (one read
+// of each, hashed); anything else installs as usual.
+func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document) bool {
+	cur, ok := st.Slots[string(a.Booted)]
+	if !ok || cur.Serial != 0 || a.Version == "" || doc.Version != a.Version || doc.Image != a.Image || a.Running == nil || degraded(st) {
+		return false
+	}
+	log := a.log()
+	arts, err := slotArtifacts(doc, a.Booted)
+	if err != nil {
+		return false
+	}
+	boot, root, err := a.Running(a.Booted)
+	if err != nil {
+		log.Warn("cannot read the running slot to compare it with the channel's release", "err", err)
+		return false
+	}
+	defer func() {
+		for _, p := range []Readable{boot, root} {
+			if c, ok := p.(io.Closer); ok {
+				_ = c.Close()
+			}
+		}
+	}()
+	for _, art := range arts {
+		r := boot
+		if art.Name == "root" {
+			r = root
+		}
+		sums, err := prefixSums(ctx, r, []int64{art.Size}, a.Install.Beat)
+		if err != nil || sums[art.Size] != art.SHA256 {
+			log.Info("the channel offers the version this device was flashed with, but other bytes: installing it", "version", doc.Version, "artifact", art.Name, "err", err)
+			return false
+		}
+	}
+	st.Slots[string(a.Booted)] = state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: a.Channel}
+	if st.Serials == nil {
+		st.Serials = map[string]uint64{}
+	}
+	st.Serials[a.Channel] = doc.Serial
+	st.LastCheck, st.LastError = a.now(), ""
+	if err := a.Store.Save(st); err != nil {
+		log.Warn("cannot record the channel's release as the running one", "err", err)
+		return false
+	}
+	log.Info("the channel's release is the one this device runs: recorded, nothing to install", "version", doc.Version, "serial", doc.Serial, "slot", a.Booted)
+	return true
 }
 
 // InstallFrom installs from another source (a file or USB stick) with the

@@ -800,3 +800,60 @@ func TestTrybootPerSlotBoot(t *testing.T) {
 		t.Errorf("a release without slot b's boot artifact: %v", err)
 	}
 }
+
+// TestAdoptFlashedRelease: a device flashed with the release its channel
+// offers records it for its slot and installs nothing; the same version
+// with other bytes in the slot, or in a degraded state, is installed as
+// any other release; a later release installs as usual.
+func TestAdoptFlashedRelease(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		spoil func(d *device)
+		adopt bool
+	}{
+		{"same bytes", func(*device) {}, true},
+		{"the slot holds other bytes", func(d *device) {
+			p := d.part(bootloader.A, "root")
+			p.live[100] ^= 1
+			p.durable[100] ^= 1
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRepo(t)
+			d := newDevice()
+			booted := d.boot.PowerOn()
+			agent := func() *Agent {
+				a := d.agent(r, booted)
+				a.Image, a.Version = "demo", "1.0"
+				a.Running = func(s bootloader.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
+				return a
+			}
+			if err := agent().AfterBoot(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r.publish(t, "1.0", false)
+			tc.spoil(d)
+			err := agent().Update(context.Background())
+			st, _ := d.store.Load()
+			if !tc.adopt {
+				if err != nil || st.Trial == nil || st.Trial.Slot != "b" || !d.holds(bootloader.B, "1.0") {
+					t.Fatalf("update of a slot with other bytes: %v, trial %+v", err, st.Trial)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNothingNew) || st.Trial != nil || st.Download != nil || st.Slots["a"].Version != "1.0" || st.Slots["a"].Serial != 1 || st.Serials["stable"] != 1 {
+				t.Fatalf("flashed release not adopted: %v, state %+v", err, st)
+			}
+			if s := d.boot.PowerOn(); s != bootloader.A {
+				t.Fatalf("adopting rebooted into %s", s)
+			}
+			if err := agent().Update(context.Background()); !errors.Is(err, ErrNothingNew) {
+				t.Errorf("second check: %v", err)
+			}
+			r.publish(t, "2.0", false)
+			if err := agent().Update(context.Background()); err != nil || !d.holds(bootloader.B, "2.0") {
+				t.Fatalf("next release after adopting: %v", err)
+			}
+		})
+	}
+}

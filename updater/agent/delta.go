@@ -260,39 +260,13 @@ func (a *Agent) writePatch(ctx context.Context, dx *deltaInstall, art channel.Ar
 // matchPatch hashes r once, up to the largest FromSize of refs, and
 // returns the patch made from what r holds.
 func matchPatch(ctx context.Context, r Readable, refs []channel.PatchRef, beat func()) (channel.PatchRef, error) {
-	sizes := map[int64]bool{}
-	var end int64
+	var sizes []int64
 	for _, p := range refs {
-		if p.FromSize <= r.Size() {
-			sizes[p.FromSize] = true
-			end = max(end, p.FromSize)
-		}
+		sizes = append(sizes, p.FromSize)
 	}
-	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	sums := map[int64]string{}
-	for at := int64(0); at < end; {
-		if err := ctx.Err(); err != nil {
-			return channel.PatchRef{}, err
-		}
-		n := min(int64(len(buf)), end-at)
-		// Stop at every candidate size on the way.
-		for s := range sizes {
-			if s > at && s-at < n {
-				n = s - at
-			}
-		}
-		if _, err := r.ReadAt(buf[:n], at); err != nil {
-			return channel.PatchRef{}, fmt.Errorf("read the running slot at %d: %w", at, err)
-		}
-		h.Write(buf[:n])
-		at += n
-		if sizes[at] {
-			sums[at] = hex.EncodeToString(h.Sum(nil))
-		}
-		if beat != nil {
-			beat()
-		}
+	sums, err := prefixSums(ctx, r, sizes, beat)
+	if err != nil {
+		return channel.PatchRef{}, err
 	}
 	for _, p := range refs {
 		if sums[p.FromSize] == p.From {
@@ -300,6 +274,45 @@ func matchPatch(ctx context.Context, r Readable, refs []channel.PatchRef, beat f
 		}
 	}
 	return channel.PatchRef{}, fmt.Errorf("it matches none of the %d patches", len(refs))
+}
+
+// prefixSums reads r once, up to the largest of sizes, and returns the
+// sha256 (hex) of its first n bytes for each n of sizes that fits r.
+func prefixSums(ctx context.Context, r Readable, sizes []int64, beat func()) (map[int64]string, error) {
+	want := map[int64]bool{}
+	var end int64
+	for _, n := range sizes {
+		if n > 0 && n <= r.Size() {
+			want[n] = true
+			end = max(end, n)
+		}
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	sums := map[int64]string{}
+	for at := int64(0); at < end; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n := min(int64(len(buf)), end-at)
+		for s := range want { // stop at every size on the way
+			if s > at && s-at < n {
+				n = s - at
+			}
+		}
+		if _, err := r.ReadAt(buf[:n], at); err != nil {
+			return nil, fmt.Errorf("read the running slot at %d: %w", at, err)
+		}
+		h.Write(buf[:n])
+		at += n
+		if want[at] {
+			sums[at] = hex.EncodeToString(h.Sum(nil))
+		}
+		if beat != nil {
+			beat()
+		}
+	}
+	return sums, nil
 }
 
 // readPatch downloads a patch and checks it against its signed digest.

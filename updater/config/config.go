@@ -51,6 +51,9 @@ type Config struct {
 	Channels []string `yaml:"channels,omitempty"`
 	// Image is the image's name: documents of other images are refused.
 	Image string `yaml:"image,omitempty"`
+	// Version is the image's version: a device flashed with the release
+	// its channel offers recognises it and does not install it again.
+	Version string `yaml:"version,omitempty"`
 	// Built is the image's build epoch (SOURCE_DATE_EPOCH, Unix seconds):
 	// a device whose clock reads earlier (no RTC, no time sync yet) judges
 	// expiry against it instead.
@@ -99,7 +102,7 @@ func ParseOverride(name string, data []byte) (Override, error) {
 	for k := range fields {
 		switch k {
 		case "server", "channel", "poll":
-		case "keys", "revoked", "health", "board", "bootloader", "image", "channels", "built":
+		case "keys", "revoked", "health", "board", "bootloader", "image", "version", "channels", "built":
 			return Override{}, fmt.Errorf("%s: %s cannot be overridden on the data partition: it comes from the image", name, k)
 		default:
 			return Override{}, fmt.Errorf("%s: unknown field %q (an override may set server, channel and poll)", name, k)

@@ -47,8 +47,8 @@ func releases() (old, new []byte) {
 		old[i] = byte(r.Uint32())
 	}
 	new = bytes.Clone(old[:1<<20])
-	new = append(new, bytes.Repeat([]byte("changed!"), 512)...)       // 4 KiB rewritten...
-	new = append(new, old[1<<20+4096:2<<20]...)                        // ...in place
+	new = append(new, bytes.Repeat([]byte("changed!"), 512)...)      // 4 KiB rewritten...
+	new = append(new, old[1<<20+4096:2<<20]...)                      // ...in place
 	new = append(new, []byte("inserted: all that follows moves")...) // 32 bytes inserted
 	new = append(new, old[2<<20:3<<20]...)
 	for i := 3 << 20; i < 4<<20; i += 256 { // table entries, one field each changed
