@@ -256,20 +256,14 @@ func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document
 		log.Warn("cannot read the running slot to compare it with the channel's release", "err", err)
 		return false
 	}
-	defer func() {
-		for _, p := range []Readable{boot, root} {
-			if c, ok := p.(io.Closer); ok {
-				_ = c.Close()
-			}
-		}
-	}()
+	defer closeAll(boot, root)
 	for _, art := range arts {
-		r := boot
+		var r Readable = boot
 		if art.Name == "root" {
 			r = root
 		}
-		sums, err := prefixSums(ctx, r, []int64{art.Size}, a.Install.Beat)
-		if err != nil || sums[art.Size] != art.SHA256 {
+		// The read-back every install ends with, on the running slot.
+		if err := install.Verify(ctx, art, beatReader{r, a.Install.Beat}); err != nil {
 			log.Info("the channel offers the version this device was flashed with, but other bytes: installing it", "version", doc.Version, "artifact", art.Name, "err", err)
 			return false
 		}

@@ -40,8 +40,11 @@ type deltaInstall struct {
 	indexed    bool
 }
 
-func (dx *deltaInstall) close() {
-	for _, p := range []Readable{dx.boot, dx.root} {
+func (dx *deltaInstall) close() { closeAll(dx.boot, dx.root) }
+
+// closeAll closes the partitions that can be closed.
+func closeAll(parts ...Readable) {
+	for _, p := range parts {
 		if c, ok := p.(io.Closer); ok {
 			_ = c.Close()
 		}
@@ -218,7 +221,7 @@ func (a *Agent) writePatch(ctx context.Context, dx *deltaInstall, art channel.Ar
 	log := o.Log
 	src := dx.running(art)
 	started := a.now()
-	ref, err := matchPatch(ctx, src, refs, o.Beat)
+	ref, err := matchPatch(ctx, beatReader{src, o.Beat}, src.Size(), refs)
 	if err != nil {
 		log.Info("no patch for what the running slot holds: using chunks", "artifact", art.Name, "err", err)
 		return res, false
@@ -257,14 +260,14 @@ func (a *Agent) writePatch(ctx context.Context, dx *deltaInstall, art channel.Ar
 	return res, true
 }
 
-// matchPatch hashes r once, up to the largest FromSize of refs, and
-// returns the patch made from what r holds.
-func matchPatch(ctx context.Context, r Readable, refs []channel.PatchRef, beat func()) (channel.PatchRef, error) {
+// matchPatch hashes r (of size bytes) once, up to the largest FromSize
+// of refs, and returns the patch made from what r holds.
+func matchPatch(ctx context.Context, r io.ReaderAt, size int64, refs []channel.PatchRef) (channel.PatchRef, error) {
 	var sizes []int64
 	for _, p := range refs {
 		sizes = append(sizes, p.FromSize)
 	}
-	sums, err := prefixSums(ctx, r, sizes, beat)
+	sums, err := prefixSums(ctx, r, size, sizes)
 	if err != nil {
 		return channel.PatchRef{}, err
 	}
@@ -276,13 +279,14 @@ func matchPatch(ctx context.Context, r Readable, refs []channel.PatchRef, beat f
 	return channel.PatchRef{}, fmt.Errorf("it matches none of the %d patches", len(refs))
 }
 
-// prefixSums reads r once, up to the largest of sizes, and returns the
-// sha256 (hex) of its first n bytes for each n of sizes that fits r.
-func prefixSums(ctx context.Context, r Readable, sizes []int64, beat func()) (map[int64]string, error) {
+// prefixSums reads r (of size bytes) once, up to the largest of sizes,
+// and returns the sha256 (hex) of its first n bytes for each n of sizes
+// that fits.
+func prefixSums(ctx context.Context, r io.ReaderAt, size int64, sizes []int64) (map[int64]string, error) {
 	want := map[int64]bool{}
 	var end int64
 	for _, n := range sizes {
-		if n > 0 && n <= r.Size() {
+		if n > 0 && n <= size {
 			want[n] = true
 			end = max(end, n)
 		}
@@ -307,9 +311,6 @@ func prefixSums(ctx context.Context, r Readable, sizes []int64, beat func()) (ma
 		at += n
 		if want[at] {
 			sums[at] = hex.EncodeToString(h.Sum(nil))
-		}
-		if beat != nil {
-			beat()
 		}
 	}
 	return sums, nil
