@@ -10,9 +10,9 @@ require (
 	github.com/klauspost/compress v1.19.2
 	github.com/restic/chunker v0.4.0
 	github.com/spdx/tools-golang v0.5.5
+	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
-	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

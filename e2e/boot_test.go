@@ -23,7 +23,7 @@ import (
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/vm"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 func needE2E(t *testing.T) {

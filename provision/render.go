@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/pibake/pibake/updater/config"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Paths in the target root that provisioning writes (the ones under /etc
