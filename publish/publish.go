@@ -24,15 +24,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"aead.dev/minisign"
-	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/internal/atomicfile"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
@@ -73,13 +74,11 @@ type Result struct {
 // Publish verifies the build against its manifest, stores its artifacts and
 // signs a new channel document whose serial follows the current one.
 func Publish(ctx context.Context, o Options) (*Result, error) {
-	raw, err := os.ReadFile(filepath.Join(o.Build, "manifest.json"))
-	if err != nil {
+	m, err := manifest.Read(o.Build)
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 		return nil, fmt.Errorf("publish: %s is not a build output folder: %w", o.Build, err)
-	}
-	var m builder.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("publish: %s/manifest.json: %w", o.Build, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
 	}
 	img, err := os.Open(filepath.Join(o.Build, m.Disk.File))
 	if err != nil {

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"aead.dev/minisign"
-	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/delta"
 	"github.com/pibake/pibake/updater/patch"
@@ -65,10 +65,11 @@ func fakeBuildWith(t *testing.T, version, bootloader string) string {
 	f.Close()
 	data, _ := os.ReadFile(img)
 	sum := sha256.Sum256(data)
-	m := builder.Manifest{Format: builder.ManifestFormat, Image: "demo", Version: version, Board: "qemu", Bootloader: bootloader,
-		Disk: builder.ManifestDisk{File: "demo.img", Size: lay.DiskSize, SHA256: hex.EncodeToString(sum[:])}, Rootfs: builder.ManifestRootfs{Size: int64(len(root))}}
-	mj, _ := json.Marshal(m)
-	os.WriteFile(filepath.Join(dir, "manifest.json"), mj, 0o644)
+	m := manifest.Manifest{Format: manifest.Format, Image: "demo", Version: version, Board: "qemu", Bootloader: bootloader,
+		Disk: manifest.Disk{File: "demo.img", Size: lay.DiskSize, SHA256: hex.EncodeToString(sum[:])}, Rootfs: manifest.Rootfs{Size: int64(len(root))}}
+	if _, err := manifest.Write(dir, &m); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 
