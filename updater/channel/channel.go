@@ -114,7 +114,7 @@ func (d *Document) Validate() error {
 		}
 		seen[a.Name] = true
 		if !reHex.MatchString(a.SHA256) || a.Size <= 0 || a.Path != BlobPath(a.SHA256) || a.PartitionSize < a.Size {
-			return bad("artifact %s: want a positive size no larger than its partition size, a sha256 and the path %s", a.Name, BlobPath("<sha256>"))
+			return bad("artifact %s: want a positive size no larger than its partition size, a sha256 and the path "+blobPattern, a.Name)
 		}
 	}
 	return nil

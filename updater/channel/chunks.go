@@ -70,7 +70,7 @@ func (c *Chunks) validate(d *Document) error {
 		}
 		seen[ix.Artifact] = true
 		if !reHex.MatchString(ix.SHA256) || ix.Size <= 0 || ix.Path != BlobPath(ix.SHA256) {
-			return bad("index of %s: want a positive size, a sha256 and the path %s", ix.Artifact, BlobPath("<sha256>"))
+			return bad("index of %s: want a positive size, a sha256 and the path "+blobPattern, ix.Artifact)
 		}
 	}
 	type pair struct{ to, from string }
@@ -83,7 +83,7 @@ func (c *Chunks) validate(d *Document) error {
 		case !reHex.MatchString(p.From) || p.FromSize <= 0 || paired[pair{p.Artifact, p.From}]:
 			return bad("patch of %s: want one patch per earlier artifact, with its sha256 and a positive size", p.Artifact)
 		case !reHex.MatchString(p.SHA256) || p.Size <= 0 || p.Size > MaxPatchSize || p.Path != BlobPath(p.SHA256):
-			return bad("patch of %s: want a size of 1 to %d bytes, a sha256 and the path %s", p.Artifact, MaxPatchSize, BlobPath("<sha256>"))
+			return bad("patch of %s: want a size of 1 to %d bytes, a sha256 and the path "+blobPattern, p.Artifact, MaxPatchSize)
 		}
 		paired[pair{p.Artifact, p.From}] = true
 	}

@@ -26,6 +26,8 @@ const (
 	chunksExt   = ".chunks.json"
 	historyExt  = ".history.json"
 	costExt     = ".cost.json"
+
+	blobPattern = BlobsDir + "/<sha256>" // BlobPath, as error messages spell it
 )
 
 // BlobPath is where the blob with this sha256 (hex) lives.
