@@ -23,6 +23,7 @@ import (
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/release"
 )
 
@@ -43,7 +44,7 @@ type Options struct {
 type Result struct {
 	OutDir   string
 	Image    string
-	Manifest *Manifest
+	Manifest *manifest.Manifest
 	Stages   []StageTime
 }
 

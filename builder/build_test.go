@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/pibake/pibake/internal/hosttool"
@@ -477,16 +476,6 @@ func writeLock(t *testing.T, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func TestManifestJSONStable(t *testing.T) {
-	// Field names are an interface: keep them.
-	b, _ := json.Marshal(Manifest{})
-	for _, k := range []string{`"image"`, `"version"`, `"board"`, `"env"`, `"partitions"`, `"packages"`, `"lock"`} {
-		if !strings.Contains(string(b), k) {
-			t.Errorf("manifest has no %s", k)
-		}
-	}
 }
 
 func TestBuildTryboot(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/internal/testbase"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/updater/channel"
 )
 
@@ -156,7 +157,7 @@ func TestBuildWithContainers(t *testing.T) {
 		t.Errorf("the health gate does not wait for the containers:\n%s", u)
 	}
 	raw, _ := os.ReadFile(filepath.Join(out, "manifest.json"))
-	var m Manifest
+	var m manifest.Manifest
 	json.Unmarshal(raw, &m)
 	if len(m.Containers) != 2 || m.Containers[1].Digest != armDigest.String() || m.Containers[0].Source != "go:app" || m.Containers[0].Bytes == 0 {
 		t.Errorf("manifest containers %+v", m.Containers)
@@ -191,7 +192,7 @@ func TestBuildWithDocker(t *testing.T) {
 	}
 	root := extractRoot(t, res.Image)
 	cat := catter(t, root)
-	var m Manifest
+	var m manifest.Manifest
 	raw, _ := os.ReadFile(filepath.Join(out, "manifest.json"))
 	json.Unmarshal(raw, &m)
 	if len(m.Containers) != 2 || m.Containers[1].Digest != armDigest.String() || m.Containers[1].Runtime != "docker" || !strings.HasPrefix(m.Containers[1].ImageID, "sha256:") {

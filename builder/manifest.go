@@ -3,7 +3,6 @@ package builder
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"io"
@@ -17,111 +16,16 @@ import (
 	"github.com/pibake/pibake/disk/bmap"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/release"
 )
 
-// ManifestFormat is the version of manifest.json.
-const ManifestFormat = 1
-
-// Manifest is manifest.json: everything a build produced and from what.
-type Manifest struct {
-	Format          int                 `json:"format"`
-	Image           string              `json:"image"`
-	Version         string              `json:"version"`
-	Board           string              `json:"board"`
-	Env             string              `json:"env"`
-	Bootloader      string              `json:"bootloader"`
-	SourceDateEpoch int64               `json:"source_date_epoch"`
-	Disk            ManifestDisk        `json:"disk"`
-	Partitions      []ManifestPartition `json:"partitions"`
-	Kernel          string              `json:"kernel"`
-	Rootfs          ManifestRootfs      `json:"rootfs"`
-	Initramfs       ManifestInitramfs   `json:"initramfs"`
-	Tools           map[string]string   `json:"tools"` // host tools whose version shapes the output
-	Lock            ManifestLock        `json:"lock"`
-	Packages        []ManifestPackage   `json:"packages"`
-	BootPackages    []ManifestPackage   `json:"boot_packages"`
-	Containers      []ManifestContainer `json:"containers,omitempty"`
-	// Release lists the files made from the image for download and
-	// flashing (NAME.img.zst, NAME.bmap), in SHA256SUMS too.
-	Release []ManifestFile `json:"release,omitempty"`
-}
-
-// ManifestFile is one output file next to the image.
-type ManifestFile struct {
-	File   string `json:"file"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-}
-
-func releaseFiles(r *release.Result) []ManifestFile {
-	var out []ManifestFile
+func releaseFiles(r *release.Result) []manifest.File {
+	var out []manifest.File
 	for _, f := range []release.File{r.Zst, r.Bmap} {
-		out = append(out, ManifestFile{File: f.Name, Size: f.Size, SHA256: f.SHA256})
+		out = append(out, manifest.File{File: f.Name, Size: f.Size, SHA256: f.SHA256})
 	}
 	return out
-}
-
-// ManifestContainer is a container the image carries.
-type ManifestContainer struct {
-	Name   string `json:"name"`
-	Source string `json:"source"`
-	Digest string `json:"digest"` // of the linux/arm64 image manifest
-	// Bytes is the size of the flattened tree (uncompressed tar), the
-	// container's cost before squashfs compression.
-	Bytes   int64 `json:"bytes"`
-	Entries int   `json:"entries"`
-	// Runtime is podman or docker; ImageID is the ID docker knows the
-	// loaded image by (docker runtime only).
-	Runtime string `json:"runtime"`
-	ImageID string `json:"image_id,omitempty"`
-}
-
-// ManifestDisk describes the whole image file.
-type ManifestDisk struct {
-	File      string `json:"file"`
-	Size      int64  `json:"size"`
-	SHA256    string `json:"sha256"`
-	Signature string `json:"signature"`
-}
-
-// ManifestPartition describes one partition of the image.
-type ManifestPartition struct {
-	Number   int    `json:"number"`
-	Name     string `json:"name"`
-	Type     string `json:"type"`
-	FS       string `json:"fs"`
-	PartUUID string `json:"partuuid"`
-	Offset   int64  `json:"offset"`
-	Size     int64  `json:"size"`
-	SHA256   string `json:"sha256"`
-}
-
-// ManifestRootfs describes the root filesystem image in each root slot.
-type ManifestRootfs struct {
-	Size       int64  `json:"size"`
-	SHA256     string `json:"sha256"`
-	Compressor string `json:"compressor"`
-}
-
-// ManifestInitramfs describes the initramfs in each boot slot.
-type ManifestInitramfs struct {
-	Size int64  `json:"size"`
-	Go   string `json:"go"` // the toolchain that compiled pibake-init
-}
-
-// ManifestLock identifies the lock file the build used.
-type ManifestLock struct {
-	File   string `json:"file"`
-	SHA256 string `json:"sha256"`
-}
-
-// ManifestPackage is one Debian package.
-type ManifestPackage struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	Arch    string `json:"arch"`
-	SHA256  string `json:"sha256,omitempty"`
 }
 
 // hashImage reads the image once and returns the sha256 of the whole disk
@@ -174,45 +78,41 @@ func hashImage(r io.ReaderAt, lay layout.Layout) (string, []string, error) {
 	return hex.EncodeToString(disk.Sum(nil)), sums, nil
 }
 
-func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion, mmdebstrap string, initrdSize int, rel []ManifestFile, hashes imageSums) (*Manifest, error) {
-	m := &Manifest{
-		Format: ManifestFormat, Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env),
+func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion, mmdebstrap string, initrdSize int, rel []manifest.File, hashes imageSums) (*manifest.Manifest, error) {
+	m := &manifest.Manifest{
+		Format: manifest.Format, Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env),
 		Bootloader: def.Bootloader, SourceDateEpoch: epoch, Kernel: rf.res.KernelVersion,
-		Rootfs:    ManifestRootfs{Size: rf.size, SHA256: rf.sha256, Compressor: rf.compressor},
-		Initramfs: ManifestInitramfs{Size: int64(initrdSize), Go: goVersion},
+		Rootfs:    manifest.Rootfs{Size: rf.size, SHA256: rf.sha256, Compressor: rf.compressor},
+		Initramfs: manifest.Initramfs{Size: int64(initrdSize), Go: goVersion},
 		Tools:     map[string]string{"go": goVersion, "tar2sqfs": rf.tool, "mmdebstrap": mmdebstrap},
-		Lock:      ManifestLock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
+		Lock:      manifest.Lock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
 		Release:   rel,
 	}
-	m.Disk = ManifestDisk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}
+	m.Disk = manifest.Disk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}
 	if hashes.err != nil {
 		return nil, fmt.Errorf("manifest: %w", hashes.err)
 	}
 	m.Disk.SHA256 = hashes.disk
 	for i, p := range lay.Parts {
-		m.Partitions = append(m.Partitions, ManifestPartition{Number: p.Number, Name: p.Name, Type: fmt.Sprintf("0x%02x", p.Type), FS: p.FS,
+		m.Partitions = append(m.Partitions, manifest.Partition{Number: p.Number, Name: p.Name, Type: fmt.Sprintf("0x%02x", p.Type), FS: p.FS,
 			PartUUID: fmt.Sprintf("%08x-%02x", sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: hashes.parts[i]})
 	}
 	for _, p := range rf.res.Packages {
-		mp := ManifestPackage{Name: p.Name, Version: p.Version, Arch: p.Arch}
+		mp := manifest.Package{Name: p.Name, Version: p.Version, Arch: p.Arch}
 		if lp, ok := lock.Find(p.Name, debian.RoleRoot); ok && lp.Version == p.Version {
 			mp.SHA256 = lp.SHA256
 		}
 		m.Packages = append(m.Packages, mp)
 	}
 	for _, p := range lock.Role(debian.RoleBoot) {
-		m.BootPackages = append(m.BootPackages, ManifestPackage{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256})
+		m.BootPackages = append(m.BootPackages, manifest.Package{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256})
 	}
 	sort.Slice(m.BootPackages, func(i, j int) bool { return m.BootPackages[i].Name < m.BootPackages[j].Name })
 	for _, c := range rf.containers {
-		m.Containers = append(m.Containers, ManifestContainer{Name: c.name, Source: c.source, Digest: c.digest, Bytes: c.treeBytes, Entries: c.entries, Runtime: c.runtime, ImageID: c.imageID})
+		m.Containers = append(m.Containers, manifest.Container{Name: c.name, Source: c.source, Digest: c.digest, Bytes: c.treeBytes, Entries: c.entries, Runtime: c.runtime, ImageID: c.imageID})
 	}
-	data, err := json.MarshalIndent(m, "", "  ")
+	data, err := manifest.Write(dir, m)
 	if err != nil {
-		return nil, err
-	}
-	data = append(data, '\n')
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o644); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	msum := sha256.Sum256(data)
@@ -220,7 +120,7 @@ func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware
 	for _, f := range rel {
 		sums += fmt.Sprintf("%s  %s\n", f.SHA256, f.File)
 	}
-	sums += fmt.Sprintf("%s  %s\n", hex.EncodeToString(msum[:]), "manifest.json")
+	sums += fmt.Sprintf("%s  %s\n", hex.EncodeToString(msum[:]), manifest.FileName)
 	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sums), 0o644); err != nil {
 		return nil, fmt.Errorf("checksums: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pibake/pibake/disk/bmap"
 	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/manifest"
 )
 
 // TestBuildRelease: a build writes NAME.img.zst and NAME.bmap, lists them
@@ -62,7 +63,7 @@ func TestBuildRelease(t *testing.T) {
 			t.Fatalf("block %d holds data but is not mapped", b)
 		}
 	}
-	data7, _ := res.Manifest.part(layout.Data)
+	data7, _ := manifestPart(res.Manifest, layout.Data)
 	for off := data7; off < data7+dataWipe; off += m.BlockSize {
 		if !mapped[off/m.BlockSize] {
 			t.Fatalf("data partition byte %d is not mapped: a card's old ext4 would survive", off-data7)
@@ -71,7 +72,7 @@ func TestBuildRelease(t *testing.T) {
 	t.Logf("%d of %d MiB mapped, %s %d bytes", m.MappedBytes()>>20, m.ImageSize>>20, res.Manifest.Release[0].File, res.Manifest.Release[0].Size)
 }
 
-func (m *Manifest) part(name string) (int64, int64) {
+func manifestPart(m *manifest.Manifest, name string) (int64, int64) {
 	for _, p := range m.Partitions {
 		if p.Name == name {
 			return p.Offset, p.Size

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/sbom"
 )
 
@@ -20,7 +21,7 @@ func SBOMFile(name string) string { return name + ".spdx.json" }
 // manifest (image, board, epoch, containers) and the lock (every Debian
 // package with its .deb's sha256), and adds its line to SHA256SUMS. It
 // runs after writeManifest and touches nothing else.
-func writeSBOM(dir string, m *Manifest, lock *debian.Lock, board firmware.Board) error {
+func writeSBOM(dir string, m *manifest.Manifest, lock *debian.Lock, board firmware.Board) error {
 	in := sbom.Input{
 		Image: sbom.Image{Name: m.Image, Version: m.Version, Board: m.Board, File: m.Disk.File, SHA256: m.Disk.SHA256},
 		Epoch: m.SourceDateEpoch, Suite: lock.Suite,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/sbom"
 	"github.com/pibake/pibake/sbom/sbomcheck"
 )
@@ -23,7 +24,7 @@ func checkSBOM(t *testing.T, outDir, lockPath string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m Manifest
+	var m manifest.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func checkSBOM(t *testing.T, outDir, lockPath string) {
 
 // sbomWant is what an SBOM must hold, from the lock and manifest.json
 // alone (not from writeSBOM's code).
-func sbomWant(m Manifest, lock *debian.Lock, board firmware.Board) (sbom.Image, []sbom.Deb, []sbom.Container) {
+func sbomWant(m manifest.Manifest, lock *debian.Lock, board firmware.Board) (sbom.Image, []sbom.Deb, []sbom.Container) {
 	image := sbom.Image{Name: m.Image, Version: m.Version, Board: m.Board, File: m.Disk.File, SHA256: m.Disk.SHA256}
 	var debs []sbom.Deb
 	for _, p := range lock.Packages {
@@ -81,20 +82,20 @@ func TestSBOMOfDemoLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Manifest{Image: "demo", Version: "0.1.0", Board: "pi4", SourceDateEpoch: lock.SourceDateEpoch,
-		Disk:       ManifestDisk{File: "demo.img", SHA256: strings.Repeat("ab", 32)},
-		Containers: []ManifestContainer{{Name: "hello", Source: "go:containers/hello", Digest: "sha256:" + strings.Repeat("cd", 32)}}}
+	m := &manifest.Manifest{Image: "demo", Version: "0.1.0", Board: "pi4", SourceDateEpoch: lock.SourceDateEpoch,
+		Disk:       manifest.Disk{File: "demo.img", SHA256: strings.Repeat("ab", 32)},
+		Containers: []manifest.Container{{Name: "hello", Source: "go:containers/hello", Digest: "sha256:" + strings.Repeat("cd", 32)}}}
 	if dir := os.Getenv("PIBAKE_SBOM_BUILD"); dir != "" {
 		raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		m = &Manifest{}
+		m = &manifest.Manifest{}
 		if err := json.Unmarshal(raw, m); err != nil {
 			t.Fatal(err)
 		}
 		// Every installed package of the real build is a locked one.
-		for _, p := range append(append([]ManifestPackage(nil), m.Packages...), m.BootPackages...) {
+		for _, p := range append(append([]manifest.Package(nil), m.Packages...), m.BootPackages...) {
 			if lp, ok := lock.Find(p.Name, debian.RoleRoot); !(ok && lp.Version == p.Version) {
 				if lp, ok = lock.Find(p.Name, debian.RoleBoot); !(ok && lp.Version == p.Version) {
 					t.Errorf("%s has %s %s, not in %s", dir, p.Name, p.Version, lockPath)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/publish"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/vm"
@@ -247,13 +247,8 @@ func TestUpdate(t *testing.T) {
 // test changed the image.
 func remanifest(t *testing.T, img string) {
 	t.Helper()
-	path := filepath.Join(filepath.Dir(img), "manifest.json")
-	raw, err := os.ReadFile(path)
+	m, err := manifest.Read(filepath.Dir(img))
 	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(img)
@@ -265,12 +260,8 @@ func remanifest(t *testing.T, img string) {
 	if _, err := io.Copy(h, f); err != nil {
 		t.Fatal(err)
 	}
-	m["disk"].(map[string]any)["sha256"] = hex.EncodeToString(h.Sum(nil))
-	out, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
+	m.Disk.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if _, err := manifest.Write(filepath.Dir(img), m); err != nil {
 		t.Fatal(err)
 	}
 }

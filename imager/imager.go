@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/pibake/pibake/builder"
+	"github.com/pibake/pibake/manifest"
 )
 
 // InitFormats are the init_format values Imager accepts (any other makes
@@ -153,17 +154,15 @@ func checkOptions(o Options) error {
 }
 
 func entry(dir string, o Options) (OS, string, error) {
-	mpath := filepath.Join(dir, "manifest.json")
-	raw, err := os.ReadFile(mpath)
-	if err != nil {
+	mpath := filepath.Join(dir, manifest.FileName)
+	m, err := manifest.Read(dir)
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 		return OS{}, "", fmt.Errorf("imager: %s is not a build folder (pibake build --out writes one): %w", dir, err)
+	} else if err != nil {
+		return OS{}, "", fmt.Errorf("imager: %w", err)
 	}
-	var m builder.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return OS{}, "", fmt.Errorf("imager: %s: %w", mpath, err)
-	}
-	if m.Format != builder.ManifestFormat || m.Image == "" || m.Disk.File == "" || len(m.Disk.SHA256) != 64 || m.Disk.Size <= 0 {
-		return OS{}, "", fmt.Errorf("imager: %s: format %d with image %q, disk %q: not a manifest this pibake reads (format %d); rebuild", mpath, m.Format, m.Image, m.Disk.File, builder.ManifestFormat)
+	if m.Format != manifest.Format || m.Image == "" || m.Disk.File == "" || len(m.Disk.SHA256) != 64 || m.Disk.Size <= 0 {
+		return OS{}, "", fmt.Errorf("imager: %s: format %d with image %q, disk %q: not a manifest this pibake reads (format %d); rebuild", mpath, m.Format, m.Image, m.Disk.File, manifest.Format)
 	}
 	dev, ok := boardDevices[m.Board]
 	if !ok {

@@ -12,14 +12,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/imager"
 	"github.com/pibake/pibake/internal/hosttool"
+	"github.com/pibake/pibake/manifest"
 )
 
 // fakeBuild writes a build folder: NAME.img (part random, part zeros, as
 // an image is), its manifest.json, and NAME.img.zst made by the zstd CLI.
-func fakeBuild(t *testing.T, dir, board string, seed uint64) builder.Manifest {
+func fakeBuild(t *testing.T, dir, board string, seed uint64) manifest.Manifest {
 	t.Helper()
 	zstdCLI := hosttool.Need(t, "zstd", "zstd")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -34,8 +34,8 @@ func fakeBuild(t *testing.T, dir, board string, seed uint64) builder.Manifest {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(img)
-	m := builder.Manifest{Format: builder.ManifestFormat, Image: "demo", Version: "0.1.0", Board: board, Env: "default", SourceDateEpoch: 1795392000,
-		Disk: builder.ManifestDisk{File: "demo.img", Size: int64(len(img)), SHA256: hex.EncodeToString(sum[:])}}
+	m := manifest.Manifest{Format: manifest.Format, Image: "demo", Version: "0.1.0", Board: board, Env: "default", SourceDateEpoch: 1795392000,
+		Disk: manifest.Disk{File: "demo.img", Size: int64(len(img)), SHA256: hex.EncodeToString(sum[:])}}
 	writeManifest(t, dir, m)
 	if out, err := exec.Command(zstdCLI, "-q", "-3", filepath.Join(dir, "demo.img"), "-o", filepath.Join(dir, "demo.img.zst")).CombinedOutput(); err != nil {
 		t.Fatalf("zstd: %v\n%s", err, out)
@@ -43,10 +43,9 @@ func fakeBuild(t *testing.T, dir, board string, seed uint64) builder.Manifest {
 	return m
 }
 
-func writeManifest(t *testing.T, dir string, m builder.Manifest) {
+func writeManifest(t *testing.T, dir string, m manifest.Manifest) {
 	t.Helper()
-	data, _ := json.MarshalIndent(m, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o644); err != nil {
+	if _, err := manifest.Write(dir, &m); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -129,27 +128,27 @@ func TestRefuses(t *testing.T) {
 	root := t.TempDir()
 	for _, c := range []struct {
 		name string
-		mut  func(dir string, m builder.Manifest)
+		mut  func(dir string, m manifest.Manifest)
 		want string
 		is   error
 	}{
-		{"no .img.zst", func(dir string, _ builder.Manifest) { os.Remove(filepath.Join(dir, "demo.img.zst")) }, "no compressed image demo.img.zst", imager.ErrNoCompressed},
-		{"manifest of another image", func(dir string, m builder.Manifest) {
+		{"no .img.zst", func(dir string, _ manifest.Manifest) { os.Remove(filepath.Join(dir, "demo.img.zst")) }, "no compressed image demo.img.zst", imager.ErrNoCompressed},
+		{"manifest of another image", func(dir string, m manifest.Manifest) {
 			m.Disk.SHA256 = strings.Repeat("0", 64)
 			writeManifest(t, dir, m)
 		}, "decompresses to 3145728 bytes with sha256", imager.ErrMismatch},
-		{"image of another size", func(dir string, m builder.Manifest) {
+		{"image of another size", func(dir string, m manifest.Manifest) {
 			m.Disk.Size++
 			writeManifest(t, dir, m)
 		}, "demo.img is 3145728 bytes, manifest.json says 3145729", imager.ErrMismatch},
-		{"not zstd", func(dir string, _ builder.Manifest) {
+		{"not zstd", func(dir string, _ manifest.Manifest) {
 			os.WriteFile(filepath.Join(dir, "demo.img.zst"), []byte("gzip? no"), 0o644)
 		}, "not a zstd stream", nil},
-		{"qemu build", func(dir string, m builder.Manifest) {
+		{"qemu build", func(dir string, m manifest.Manifest) {
 			m.Board = "qemu"
 			writeManifest(t, dir, m)
 		}, `board "qemu", which Raspberry Pi Imager has no device for`, nil},
-		{"no manifest", func(dir string, _ builder.Manifest) { os.Remove(filepath.Join(dir, "manifest.json")) }, "is not a build folder", nil},
+		{"no manifest", func(dir string, _ manifest.Manifest) { os.Remove(filepath.Join(dir, "manifest.json")) }, "is not a build folder", nil},
 	} {
 		dir := filepath.Join(root, strings.ReplaceAll(c.name, " ", "-"))
 		m := fakeBuild(t, dir, "pi4", 3)

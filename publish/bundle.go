@@ -20,7 +20,7 @@ import (
 // bytes for the same repository content (sorted, fixed times and owners).
 // It returns the channel document it packed.
 func Bundle(ctx context.Context, repo, name, out string) (*channel.Document, error) {
-	docPath := filepath.Join(repo, "channels", name+".json")
+	docPath := filepath.Join(repo, filepath.FromSlash(channel.DocumentPath(name)))
 	raw, err := os.ReadFile(docPath)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: channel %s in %s: %w", name, repo, err)
@@ -29,13 +29,13 @@ func Bundle(ctx context.Context, repo, name, out string) (*channel.Document, err
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return nil, fmt.Errorf("bundle: %s is unreadable (%v): publish the channel again", docPath, err)
 	}
-	// Only the paths a valid document can name (blobs/sha256/<sha256>)
+	// Only the paths a valid document can name (channel.BlobPath)
 	// are packed: a document edited in the repository cannot pull other
 	// files of this machine into the bundle.
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("bundle: %s: %w: publish the channel again", docPath, err)
 	}
-	files := []string{"channels/" + name + ".json", "channels/" + name + ".json.minisig"}
+	files := []string{channel.DocumentPath(name), channel.SignaturePath(channel.DocumentPath(name))}
 	for _, a := range d.Artifacts {
 		files = append(files, a.Path)
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/install"
 )
 
@@ -66,14 +67,14 @@ func TestBundle(t *testing.T) {
 			t.Errorf("%s: read from an offset gave %d bytes", art.Name, len(tail))
 		}
 	}
-	if _, err := bu.Open(context.Background(), "blobs/sha256/nope", 0); !errors.Is(err, install.ErrNotFound) {
+	if _, err := bu.Open(context.Background(), channel.BlobPath("nope"), 0); !errors.Is(err, install.ErrNotFound) {
 		t.Errorf("missing file: %v", err)
 	}
 	// Bad input.
 	// A document edited to name a file outside the blobs is refused.
-	docPath := filepath.Join(repo, "channels/stable.json")
+	docPath := filepath.Join(repo, channel.DocumentPath("stable"))
 	orig, _ := os.ReadFile(docPath)
-	os.WriteFile(docPath, []byte(strings.Replace(string(orig), `"path": "blobs/sha256/`, `"path": "../../../../etc/passwd#`, 1)), 0o644)
+	os.WriteFile(docPath, []byte(strings.Replace(string(orig), `"path": "`+channel.BlobsDir+"/", `"path": "../../../../etc/passwd#`, 1)), 0o644)
 	if _, err := Bundle(context.Background(), repo, "stable", filepath.Join(dir, "evil.tar")); err == nil {
 		t.Error("a bundle packed a path outside the repository's blobs")
 	}

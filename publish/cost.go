@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 
 	"crypto/sha256"
@@ -22,8 +21,8 @@ import (
 )
 
 // HistoryFormat and CostFormat are the versions of the publisher's two
-// records of a channel, channels/<name>.history.json and
-// channels/<name>.cost.json. Devices never read either.
+// records of a channel, at channel.HistoryPath and channel.CostPath.
+// Devices never read either.
 const (
 	HistoryFormat = 1
 	CostFormat    = 1
@@ -32,11 +31,6 @@ const (
 // DefaultHistory is how many earlier releases of a channel publish keeps
 // in its history and prices an update from.
 const DefaultHistory = 10
-
-// HistoryPath and CostPath are where publish keeps a channel's releases
-// and the cost of its newest one.
-func HistoryPath(ch string) string { return "channels/" + ch + ".history.json" }
-func CostPath(ch string) string    { return "channels/" + ch + ".cost.json" }
 
 // History lists a channel's releases, newest first: what devices in the
 // field may still run. Releases with the same artifacts appear once (a
@@ -82,7 +76,7 @@ func (c Cost) Percent() float64 {
 	return 100 * float64(c.Bytes) / float64(c.Full)
 }
 
-// CostReport is channels/<name>.cost.json: the newest release and, for
+// CostReport is the file at channel.CostPath: the newest release and, for
 // each earlier release in the history, what its devices download.
 type CostReport struct {
 	Format  int    `json:"format"`
@@ -93,11 +87,9 @@ type CostReport struct {
 	From    []Cost `json:"from"`
 }
 
-var blobPath = regexp.MustCompile(`^blobs/sha256/[0-9a-f]{64}$`)
-
 // readHistory reads a channel's history; a missing file is an empty one.
 func readHistory(repo, ch string) (*History, error) {
-	path := filepath.Join(repo, filepath.FromSlash(HistoryPath(ch)))
+	path := filepath.Join(repo, filepath.FromSlash(channel.HistoryPath(ch)))
 	h := &History{Format: HistoryFormat, Channel: ch}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -119,12 +111,12 @@ func readHistory(repo, ch string) (*History, error) {
 	}
 	for _, r := range h.Releases {
 		for _, a := range r.Artifacts {
-			if !blobPath.MatchString(a.Path) || a.Size <= 0 {
+			if !channel.IsBlobPath(a.Path) || a.Size <= 0 {
 				return nil, bad(fmt.Sprintf("release %s: artifact %q at %q", r.Version, a.Name, a.Path))
 			}
 		}
 		for _, ix := range r.Indexes {
-			if !blobPath.MatchString(ix.Path) || ix.Size <= 0 {
+			if !channel.IsBlobPath(ix.Path) || ix.Size <= 0 {
 				return nil, bad(fmt.Sprintf("release %s: chunk index at %q", r.Version, ix.Path))
 			}
 		}
@@ -156,7 +148,7 @@ func currentIndexes(repo string, prev *channel.Document, keys []minisign.PublicK
 	if err != nil {
 		return nil
 	}
-	sig, err := os.ReadFile(base + ".minisig")
+	sig, err := os.ReadFile(channel.SignaturePath(base))
 	if err != nil {
 		return nil
 	}
@@ -262,7 +254,7 @@ func deltaCost(ctx context.Context, repo string, earlier []Release, arts []chann
 						if err != nil {
 							return nil, nil, 0, fmt.Errorf("patch of %s from %s: %w", a.Name, r.Version, err)
 						}
-						if "blobs/sha256/"+sum != e.ref.Path {
+						if channel.BlobPath(sum) != e.ref.Path {
 							return nil, nil, 0, fmt.Errorf("patch of %s from %s: stored as %s, encoded as %s", a.Name, r.Version, sum, e.ref.Path)
 						}
 						e.stored = true
@@ -328,5 +320,5 @@ func makePatch(ctx context.Context, repo string, old channel.Artifact, oldIx *ch
 	}
 	sum := sha256.Sum256(b)
 	return &encoded{data: b, ref: channel.PatchRef{Artifact: a.SHA256, From: old.SHA256, FromSize: old.Size,
-		Path: "blobs/sha256/" + hex.EncodeToString(sum[:]), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}}, nil
+		Path: channel.BlobPath(hex.EncodeToString(sum[:])), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}}, nil
 }

@@ -1,13 +1,8 @@
 // Package publish adds a built image to an update repository: plain files
-// any static HTTP server, CDN or bucket can serve.
-//
-//	blobs/sha256/<hex>          content-addressed artifacts (never rewritten)
-//	channels/<name>.json        the signed channel document (updater/channel)
-//	channels/<name>.json.minisig
-//	channels/<name>.chunks.json  the signed chunk indexes of the release
-//	channels/<name>.chunks.json.minisig
-//	channels/<name>.history.json the publisher's record of earlier releases
-//	channels/<name>.cost.json    what a device on each of them downloads
+// any static HTTP server, CDN or bucket can serve, named by the table in
+// updater/channel (repo.go): content-addressed blobs, and per channel its
+// signed document, its signed chunk document, and the publisher's history
+// and cost records.
 //
 // A release has two artifacts, written by a device into its inactive slot:
 // "boot" (the boot partition's FAT filesystem, trailing free space cut off)
@@ -24,15 +19,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
 	"aead.dev/minisign"
-	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/internal/atomicfile"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
@@ -60,26 +56,24 @@ type Options struct {
 type Result struct {
 	Document *channel.Document
 	Uploaded int64 // bytes of new blobs written
-	// Chunks are the artifacts' chunk indexes (channels/<name>.chunks.json).
+	// Chunks are the artifacts' chunk indexes (channel.ChunksPath).
 	Chunks []channel.ChunkIndex
 	// Patches are the patches from earlier releases in the chunk document.
 	Patches []channel.PatchRef
 	// Delta is what a device running each earlier release of the
 	// channel's history downloads for this one, newest first (also
-	// written to channels/<name>.cost.json).
+	// written to channel.CostPath).
 	Delta []Cost
 }
 
 // Publish verifies the build against its manifest, stores its artifacts and
 // signs a new channel document whose serial follows the current one.
 func Publish(ctx context.Context, o Options) (*Result, error) {
-	raw, err := os.ReadFile(filepath.Join(o.Build, "manifest.json"))
-	if err != nil {
+	m, err := manifest.Read(o.Build)
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 		return nil, fmt.Errorf("publish: %s is not a build output folder: %w", o.Build, err)
-	}
-	var m builder.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("publish: %s/manifest.json: %w", o.Build, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
 	}
 	img, err := os.Open(filepath.Join(o.Build, m.Disk.File))
 	if err != nil {
@@ -131,7 +125,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("publish: %s: %w", a.name, err)
 		}
 		res.Uploaded += wrote
-		arts = append(arts, channel.Artifact{Name: a.name, Path: "blobs/sha256/" + sum, Size: a.n, SHA256: sum, PartitionSize: a.partition})
+		arts = append(arts, channel.Artifact{Name: a.name, Path: channel.BlobPath(sum), Size: a.n, SHA256: sum, PartitionSize: a.partition})
 		ix, wrote, err := storeIndex(ctx, o.Repo, sum, io.NewSectionReader(img, a.off, a.n))
 		if err != nil {
 			return nil, fmt.Errorf("publish: %s: chunk index: %w", a.name, err)
@@ -184,7 +178,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	dir := filepath.Join(o.Repo, "channels")
+	dir := filepath.Join(o.Repo, channel.ChannelsDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -193,7 +187,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	// with the new channel document (or the reverse) sees another serial
 	// and downloads the artifacts in full.
 	chunks := filepath.Join(o.Repo, filepath.FromSlash(channel.ChunksPath(o.Channel)))
-	if err := atomicfile.Write(chunks+".minisig", chunkSig, 0o644); err != nil {
+	if err := atomicfile.Write(channel.SignaturePath(chunks), chunkSig, 0o644); err != nil {
 		return nil, err
 	}
 	if err := atomicfile.Write(chunks, chunkDoc, 0o644); err != nil {
@@ -210,7 +204,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	for _, rec := range []struct {
 		path string
 		v    any
-	}{{CostPath(o.Channel), report}, {HistoryPath(o.Channel), hist}} {
+	}{{channel.CostPath(o.Channel), report}, {channel.HistoryPath(o.Channel), hist}} {
 		b, err := json.MarshalIndent(rec.v, "", "  ")
 		if err != nil {
 			return nil, err
@@ -219,8 +213,8 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	base := filepath.Join(dir, o.Channel+".json")
-	if err := atomicfile.Write(base+".minisig", sig, 0o644); err != nil {
+	base := filepath.Join(o.Repo, filepath.FromSlash(channel.DocumentPath(o.Channel)))
+	if err := atomicfile.Write(channel.SignaturePath(base), sig, 0o644); err != nil {
 		return nil, err
 	}
 	if err := atomicfile.Write(base, doc, 0o644); err != nil {
@@ -255,7 +249,7 @@ func storeIndex(ctx context.Context, repo, artifact string, r io.Reader) (channe
 	if err != nil {
 		return channel.ChunkIndex{}, 0, err
 	}
-	return channel.ChunkIndex{Artifact: artifact, Path: "blobs/sha256/" + sum, Size: int64(len(b)), SHA256: sum}, wrote, nil
+	return channel.ChunkIndex{Artifact: artifact, Path: channel.BlobPath(sum), Size: int64(len(b)), SHA256: sum}, wrote, nil
 }
 
 // usedLength is the partition's length without its trailing all-zero
@@ -284,9 +278,10 @@ func fileSHA256(ctx context.Context, f *os.File) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), ctx.Err()
 }
 
-// storeBlob writes r into blobs/sha256/<hex> unless it is there already.
+// storeBlob writes r as the blob of its sha256 (channel.BlobPath) unless
+// it is there already.
 func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, error) {
-	dir := filepath.Join(repo, "blobs", "sha256")
+	dir := filepath.Join(repo, filepath.FromSlash(channel.BlobsDir))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", 0, err
 	}
@@ -322,7 +317,7 @@ func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, er
 // repository is plain files that others may write; an unsigned serial
 // near the top of the range would end the channel for every device.
 func current(repo, name string, key minisign.PrivateKey, previous []minisign.PublicKey) (*channel.Document, error) {
-	base := filepath.Join(repo, "channels", name+".json")
+	base := filepath.Join(repo, filepath.FromSlash(channel.DocumentPath(name)))
 	data, err := os.ReadFile(base)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -330,7 +325,7 @@ func current(repo, name string, key minisign.PrivateKey, previous []minisign.Pub
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	sig, err := os.ReadFile(base + ".minisig")
+	sig, err := os.ReadFile(channel.SignaturePath(base))
 	if err != nil {
 		return nil, fmt.Errorf("publish: channel %s has a document but no signature (%v): the repository was changed by hand; restore it from a backup", name, err)
 	}

@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"aead.dev/minisign"
-	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
+	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/delta"
 	"github.com/pibake/pibake/updater/patch"
@@ -65,10 +65,11 @@ func fakeBuildWith(t *testing.T, version, bootloader string) string {
 	f.Close()
 	data, _ := os.ReadFile(img)
 	sum := sha256.Sum256(data)
-	m := builder.Manifest{Format: builder.ManifestFormat, Image: "demo", Version: version, Board: "qemu", Bootloader: bootloader,
-		Disk: builder.ManifestDisk{File: "demo.img", Size: lay.DiskSize, SHA256: hex.EncodeToString(sum[:])}, Rootfs: builder.ManifestRootfs{Size: int64(len(root))}}
-	mj, _ := json.Marshal(m)
-	os.WriteFile(filepath.Join(dir, "manifest.json"), mj, 0o644)
+	m := manifest.Manifest{Format: manifest.Format, Image: "demo", Version: version, Board: "qemu", Bootloader: bootloader,
+		Disk: manifest.Disk{File: "demo.img", Size: lay.DiskSize, SHA256: hex.EncodeToString(sum[:])}, Rootfs: manifest.Rootfs{Size: int64(len(root))}}
+	if _, err := manifest.Write(dir, &m); err != nil {
+		t.Fatal(err)
+	}
 	return dir
 }
 
@@ -102,8 +103,8 @@ func TestPublish(t *testing.T) {
 		t.Errorf("boot blob holds kernel %q", k)
 	}
 	// The signed document verifies.
-	doc, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json"))
-	sig, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json.minisig"))
+	doc, _ := os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable")))
+	sig, _ := os.ReadFile(filepath.Join(repo, channel.SignaturePath(channel.DocumentPath("stable"))))
 	if _, err := channel.Verify(doc, sig, channel.Check{Trusted: []minisign.PublicKey{pub}, Board: "qemu", Channel: "stable", Image: "demo", Now: now}); err != nil {
 		t.Fatalf("published document does not verify: %v", err)
 	}
@@ -111,7 +112,7 @@ func TestPublish(t *testing.T) {
 	// The chunk document verifies for that document, and each index
 	// describes its artifact.
 	cdoc, _ := os.ReadFile(filepath.Join(repo, channel.ChunksPath("stable")))
-	csig, _ := os.ReadFile(filepath.Join(repo, channel.ChunksPath("stable")+".minisig"))
+	csig, _ := os.ReadFile(filepath.Join(repo, channel.SignaturePath(channel.ChunksPath("stable"))))
 	cs, err := channel.VerifyChunks(cdoc, csig, d, []minisign.PublicKey{pub}, nil)
 	if err != nil {
 		t.Fatalf("chunk document: %v", err)
@@ -144,12 +145,12 @@ func TestPublish(t *testing.T) {
 	}
 	// A serial raised in the repository without the key (a writable
 	// bucket) is not continued.
-	doc, _ = os.ReadFile(filepath.Join(repo, "channels/stable.json"))
-	os.WriteFile(filepath.Join(repo, "channels/stable.json"), []byte(strings.Replace(string(doc), `"serial": 2`, `"serial": 18446744073709551614`, 1)), 0o644)
+	doc, _ = os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable")))
+	os.WriteFile(filepath.Join(repo, channel.DocumentPath("stable")), []byte(strings.Replace(string(doc), `"serial": 2`, `"serial": 18446744073709551614`, 1)), 0o644)
 	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "not one this key signed") {
 		t.Errorf("unsigned serial continued: %v", err)
 	}
-	os.WriteFile(filepath.Join(repo, "channels/stable.json"), doc, 0o644)
+	os.WriteFile(filepath.Join(repo, channel.DocumentPath("stable")), doc, 0o644)
 	// A rotation: the new key continues the old key's serial only when
 	// told the old public key.
 	_, newKey, _ := minisign.GenerateKey(rand.Reader)
@@ -271,7 +272,7 @@ func TestPublishHistory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			old, err := os.ReadFile(filepath.Join(repo, "blobs/sha256", ref.From))
+			old, err := os.ReadFile(filepath.Join(repo, channel.BlobPath(ref.From)))
 			if err != nil || int64(len(old)) != ref.FromSize {
 				t.Fatalf("source of %s: %v", ref.Path, err)
 			}
@@ -288,12 +289,12 @@ func TestPublishHistory(t *testing.T) {
 	}
 	checkPatches(res, 4)
 	var report CostReport
-	readJSON(CostPath("stable"), &report)
+	readJSON(channel.CostPath("stable"), &report)
 	if report.Version != "3.0.0" || report.Serial != 4 || len(report.From) != 2 || report.From[0].Bytes != res.Delta[0].Bytes || report.Full != res.Delta[0].Full {
 		t.Errorf("cost report %+v", report)
 	}
 	var h History
-	readJSON(HistoryPath("stable"), &h)
+	readJSON(channel.HistoryPath("stable"), &h)
 	if len(h.Releases) != 3 || h.Releases[0].Version != "3.0.0" || h.Releases[1].Serial != 3 || len(h.Releases[2].Indexes) != 2 {
 		t.Errorf("history %+v", h.Releases)
 	}
@@ -310,7 +311,7 @@ func TestPublishHistory(t *testing.T) {
 	if len(res.Delta) != 2 || res.Delta[1].From != "2.0.0" || len(res.Delta[0].Missing) != 0 {
 		t.Errorf("history of 2: priced from %+v", res.Delta)
 	}
-	readJSON(HistoryPath("stable"), &h)
+	readJSON(channel.HistoryPath("stable"), &h)
 	if len(h.Releases) != 3 {
 		t.Errorf("history of 2 keeps %d releases, want the newest and 2 earlier", len(h.Releases))
 	}
@@ -318,7 +319,7 @@ func TestPublishHistory(t *testing.T) {
 	if c := res.Delta[2]; c.From != "2.0.0" || len(c.Missing) != 0 {
 		t.Errorf("from 2.0.0: %+v", c)
 	}
-	readJSON(HistoryPath("stable"), &h)
+	readJSON(channel.HistoryPath("stable"), &h)
 	for _, a := range h.Releases[2].Artifacts {
 		os.Remove(filepath.Join(repo, a.Path))
 	}
@@ -332,16 +333,16 @@ func TestPublishHistory(t *testing.T) {
 	checkPatches(res, 4) // none from the pruned release
 
 	// A damaged history is refused with what to do, and nothing published.
-	os.WriteFile(filepath.Join(repo, HistoryPath("stable")), []byte(`{"format": 1, "channel": "stable", "releases": [{"serial": 1, "version": "x", "artifacts": [{"name": "root", "path": "../../etc/passwd", "size": 1}]}]}`), 0o644)
-	before, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json"))
+	os.WriteFile(filepath.Join(repo, channel.HistoryPath("stable")), []byte(`{"format": 1, "channel": "stable", "releases": [{"serial": 1, "version": "x", "artifacts": [{"name": "root", "path": "../../etc/passwd", "size": 1}]}]}`), 0o644)
+	before, _ := os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable")))
 	if _, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "remove it") {
 		t.Errorf("damaged history: %v", err)
 	}
-	if after, _ := os.ReadFile(filepath.Join(repo, "channels/stable.json")); string(after) != string(before) {
+	if after, _ := os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable"))); string(after) != string(before) {
 		t.Error("a refused publish changed the channel document")
 	}
 	// Without the history file, publish starts it from the current release.
-	os.Remove(filepath.Join(repo, HistoryPath("stable")))
+	os.Remove(filepath.Join(repo, channel.HistoryPath("stable")))
 	if res := pub(v1, 0); len(res.Delta) != 1 || res.Delta[0].From != "6.0.0" {
 		t.Errorf("history restarted: %+v", res.Delta)
 	}

@@ -26,7 +26,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	pwFile := fs.String("password-file", "", "password of an encrypted signing key")
 	expires := fs.Duration("expires", 30*24*time.Hour, "how long devices accept this channel document")
 	rollout := fs.Float64("rollout", 1, "fraction of devices that take this release, in (0, 1]")
-	history := fs.Int("history", publish.DefaultHistory, "earlier releases to keep in channels/NAME.history.json and price the update from")
+	history := fs.Int("history", publish.DefaultHistory, "earlier releases to keep in "+channel.HistoryPath("NAME")+" and price the update from")
 	var prev []string
 	fs.Func("previous-key", "public key file (.pub) whose channel documents the serial may continue from: the old key after a rotation (repeatable)", func(v string) error {
 		prev = append(prev, v)
@@ -95,7 +95,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stdout)
 	}
 	if len(res.Delta) > 0 {
-		fmt.Fprintf(stdout, "update costs written to %s\n", filepath.Join(*repo, filepath.FromSlash(publish.CostPath(*ch))))
+		fmt.Fprintf(stdout, "update costs written to %s\n", filepath.Join(*repo, filepath.FromSlash(channel.CostPath(*ch))))
 	}
 	return nil
 }

@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pibake/pibake/updater/channel"
 )
 
 func TestServe(t *testing.T) {
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "channels"), 0o755)
-	os.WriteFile(filepath.Join(dir, "channels", "stable.json"), []byte(`{"serial":1}`), 0o644)
+	os.MkdirAll(filepath.Join(dir, channel.ChannelsDir), 0o755)
+	os.WriteFile(filepath.Join(dir, channel.DocumentPath("stable")), []byte(`{"serial":1}`), 0o644)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
@@ -37,10 +39,10 @@ func TestServe(t *testing.T) {
 	// Nothing outside the folder, nothing half-written.
 	outside := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(outside, []byte("secret"), 0o644)
-	os.Symlink(outside, filepath.Join(dir, "channels", "link.json"))
+	os.Symlink(outside, filepath.Join(dir, channel.DocumentPath("link")))
 	os.Symlink("/etc", filepath.Join(dir, "etc"))
-	os.WriteFile(filepath.Join(dir, "channels", ".upload-123"), []byte("half"), 0o644)
-	os.WriteFile(filepath.Join(dir, "channels", "stable.json.new"), []byte("half"), 0o644)
+	os.WriteFile(filepath.Join(dir, channel.ChannelsDir, ".upload-123"), []byte("half"), 0o644)
+	os.WriteFile(filepath.Join(dir, channel.ChannelsDir, "stable.json.new"), []byte("half"), 0o644)
 	for _, p := range []string{"/channels/link.json", "/etc/hostname", "/channels/.upload-123", "/channels/stable.json.new", "/../../etc/hostname"} {
 		resp, err := http.Get(base + p)
 		if err != nil {

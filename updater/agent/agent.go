@@ -179,12 +179,12 @@ func degraded(st state.State) bool { return st.Degraded != "" }
 // Fetch reads and verifies the channel document against this channel's
 // last committed serial.
 func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, error) {
-	base := "channels/" + a.Channel + ".json"
+	base := channel.DocumentPath(a.Channel)
 	doc, err := readAll(ctx, a.Source, base)
 	if err != nil {
 		return nil, fmt.Errorf("channel %s from %s: %w", a.Channel, a.Source, err)
 	}
-	sig, err := readAll(ctx, a.Source, base+".minisig")
+	sig, err := readAll(ctx, a.Source, channel.SignaturePath(base))
 	if err != nil {
 		return nil, fmt.Errorf("channel %s signature from %s: %w", a.Channel, a.Source, err)
 	}

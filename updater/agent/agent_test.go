@@ -255,9 +255,9 @@ func (r *repo) publishNamed(t *testing.T, ch, version string, names []string, da
 			data = append([]byte(nil), data...)
 			data[10] ^= 1
 		}
-		os.MkdirAll(filepath.Join(r.dir, "blobs/sha256"), 0o755)
-		os.WriteFile(filepath.Join(r.dir, "blobs/sha256", h), data, 0o644)
-		d.Artifacts = append(d.Artifacts, channel.Artifact{Name: n, Path: "blobs/sha256/" + h, Size: int64(len(data)), SHA256: h, PartitionSize: int64(max(partSize, len(data)))})
+		os.MkdirAll(filepath.Join(r.dir, channel.BlobsDir), 0o755)
+		os.WriteFile(filepath.Join(r.dir, channel.BlobPath(h)), data, 0o644)
+		d.Artifacts = append(d.Artifacts, channel.Artifact{Name: n, Path: channel.BlobPath(h), Size: int64(len(data)), SHA256: h, PartitionSize: int64(max(partSize, len(data)))})
 	}
 	r.sign(t, d, ch)
 }
@@ -269,9 +269,9 @@ func (r *repo) sign(t *testing.T, d *channel.Document, as string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Join(r.dir, "channels"), 0o755)
-	os.WriteFile(filepath.Join(r.dir, "channels", as+".json"), doc, 0o644)
-	os.WriteFile(filepath.Join(r.dir, "channels", as+".json.minisig"), sig, 0o644)
+	os.MkdirAll(filepath.Join(r.dir, channel.ChannelsDir), 0o755)
+	os.WriteFile(filepath.Join(r.dir, channel.DocumentPath(as)), doc, 0o644)
+	os.WriteFile(filepath.Join(r.dir, channel.SignaturePath(channel.DocumentPath(as))), sig, 0o644)
 }
 
 type check struct {
@@ -389,7 +389,7 @@ func TestRefusals(t *testing.T) {
 		"tampered artifact": func(t *testing.T, r *repo) { r.publish(t, "2.0", true) },
 		"tampered document": func(t *testing.T, r *repo) {
 			r.publish(t, "2.0", false)
-			p := filepath.Join(r.dir, "channels/stable.json")
+			p := filepath.Join(r.dir, channel.DocumentPath("stable"))
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, bytes.Replace(b, []byte(`"2.0"`), []byte(`"9.9"`), 1), 0o644)
 		},
@@ -404,7 +404,7 @@ func TestRefusals(t *testing.T) {
 		},
 		"missing artifact": func(t *testing.T, r *repo) {
 			r.publish(t, "2.0", false)
-			os.RemoveAll(filepath.Join(r.dir, "blobs"))
+			os.RemoveAll(filepath.Join(r.dir, channel.BlobsDir))
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -478,13 +478,13 @@ func TestRollout(t *testing.T) {
 		a.DeviceID = fmt.Sprintf("x%d", i)
 	}
 	// Re-sign at 50% and check a device outside waits.
-	doc, _ := os.ReadFile(filepath.Join(r.dir, "channels/stable.json"))
+	doc, _ := os.ReadFile(filepath.Join(r.dir, channel.DocumentPath("stable")))
 	var dd channel.Document
 	json.Unmarshal(doc, &dd)
 	dd.Rollout = 0.5
 	b, s, _ := channel.Sign(&dd, r.key)
-	os.WriteFile(filepath.Join(r.dir, "channels/stable.json"), b, 0o644)
-	os.WriteFile(filepath.Join(r.dir, "channels/stable.json.minisig"), s, 0o644)
+	os.WriteFile(filepath.Join(r.dir, channel.DocumentPath("stable")), b, 0o644)
+	os.WriteFile(filepath.Join(r.dir, channel.SignaturePath(channel.DocumentPath("stable"))), s, 0o644)
 	if err := a.Update(context.Background()); !errors.Is(err, ErrNotInRollout) {
 		t.Errorf("outside the rollout: %v", err)
 	}
@@ -502,7 +502,7 @@ func (f *flakySource) Open(ctx context.Context, path string, off int64) (io.Read
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasPrefix(path, "blobs/") {
+	if !strings.HasPrefix(path, channel.BlobsDir+"/") {
 		return r, nil // the channel document is not counted
 	}
 	return &flakyReader{r, f}, nil

@@ -72,7 +72,7 @@ func (a *Agent) prepareDelta(ctx context.Context, doc *channel.Document, arts []
 	cdoc, err := readAll(ctx, a.Source, path)
 	var csig []byte
 	if err == nil {
-		csig, err = readAll(ctx, a.Source, path+".minisig")
+		csig, err = readAll(ctx, a.Source, channel.SignaturePath(path))
 	}
 	if err != nil {
 		log.Info("no chunk document: downloading the artifacts in full", "err", err)

@@ -56,7 +56,7 @@ func makeRelease(name, version string) []byte {
 // from those of from[1] if given (a publisher's bug, for the test).
 func (r *repo) addChunks(t *testing.T, ch string, from ...func(name string) []byte) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(r.dir, "channels", ch+".json"))
+	raw, err := os.ReadFile(filepath.Join(r.dir, channel.DocumentPath(ch)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,24 +74,24 @@ func (r *repo) addChunks(t *testing.T, ch string, from ...func(name string) []by
 		}
 		b, _ := ix.MarshalBinary()
 		sum := sha(b)
-		os.WriteFile(filepath.Join(r.dir, "blobs/sha256", sum), b, 0o644)
-		c.Indexes = append(c.Indexes, channel.ChunkIndex{Artifact: a.SHA256, Path: "blobs/sha256/" + sum, Size: int64(len(b)), SHA256: sum})
+		os.WriteFile(filepath.Join(r.dir, channel.BlobPath(sum)), b, 0o644)
+		c.Indexes = append(c.Indexes, channel.ChunkIndex{Artifact: a.SHA256, Path: channel.BlobPath(sum), Size: int64(len(b)), SHA256: sum})
 		if len(from) == 0 {
 			continue
 		}
 		pb := encodePatch(t, from[0](a.Name), filepath.Join(r.dir, a.Path), ix)
 		ps := sha(pb)
-		os.WriteFile(filepath.Join(r.dir, "blobs/sha256", ps), pb, 0o644)
+		os.WriteFile(filepath.Join(r.dir, channel.BlobPath(ps)), pb, 0o644)
 		claim := from[len(from)-1](a.Name)
 		c.Patches = append(c.Patches, channel.PatchRef{Artifact: a.SHA256, From: sha(claim), FromSize: int64(len(claim)),
-			Path: "blobs/sha256/" + ps, Size: int64(len(pb)), SHA256: ps})
+			Path: channel.BlobPath(ps), Size: int64(len(pb)), SHA256: ps})
 	}
 	doc, sig, err := channel.SignChunks(c, &d, r.key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(r.dir, channel.ChunksPath(ch)), doc, 0o644)
-	os.WriteFile(filepath.Join(r.dir, channel.ChunksPath(ch)+".minisig"), sig, 0o644)
+	os.WriteFile(filepath.Join(r.dir, channel.SignaturePath(channel.ChunksPath(ch))), sig, 0o644)
 }
 
 // encodePatch makes the patch from old to the artifact at path, once per

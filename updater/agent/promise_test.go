@@ -176,9 +176,9 @@ func TestChannelBinding(t *testing.T) {
 	d := settledOn(t, r)
 	// beta's document copied over stable's.
 	r.publishData(t, "beta", "9.0-beta", func(n string) []byte { return content(n, "9.0-beta") }, false)
-	for _, f := range []string{"beta.json", "beta.json.minisig"} {
-		b, _ := os.ReadFile(filepath.Join(r.dir, "channels", f))
-		os.WriteFile(filepath.Join(r.dir, "channels", strings.Replace(f, "beta", "stable", 1)), b, 0o644)
+	for _, f := range []string{channel.DocumentPath("beta"), channel.SignaturePath(channel.DocumentPath("beta"))} {
+		b, _ := os.ReadFile(filepath.Join(r.dir, f))
+		os.WriteFile(filepath.Join(r.dir, strings.Replace(f, "beta", "stable", 1)), b, 0o644)
 	}
 	if err := d.agent(r, bootloader.A).Update(ctx); !errors.Is(err, channel.ErrWrongChannel) {
 		t.Fatalf("beta's document served as stable: %v", err)
@@ -316,7 +316,7 @@ func TestRolloutStableAcrossRepublish(t *testing.T) {
 	for i := 0; !InRollout(id, "demo/2.0", 0.3) || InRollout(id, "demo/2.0", 0.1); i++ {
 		id = fmt.Sprintf("x%d", i)
 	}
-	doc, _ := os.ReadFile(filepath.Join(r.dir, "channels/stable.json"))
+	doc, _ := os.ReadFile(filepath.Join(r.dir, channel.DocumentPath("stable")))
 	for _, v := range []struct {
 		serial uint64
 		frac   float64
@@ -357,7 +357,7 @@ func TestClockWithoutRTC(t *testing.T) {
 			r := newRepo(t)
 			d := settledOn(t, r)
 			r.publish(t, "2.0", false)
-			doc, _ := os.ReadFile(filepath.Join(r.dir, "channels/stable.json"))
+			doc, _ := os.ReadFile(filepath.Join(r.dir, channel.DocumentPath("stable")))
 			var dd channel.Document
 			json.Unmarshal(doc, &dd)
 			dd.Expires = tc.expires

@@ -3,9 +3,10 @@
 // device verifies it before it fetches a byte of payload: signature by a
 // trusted key, then board, expiry and serial (no downgrade, no replay).
 //
-// Layout in a repository: channels/<name>.json and, next to it,
-// channels/<name>.json.minisig, a minisign signature whose trusted comment
-// repeats the channel and serial. Documents are limited to MaxSize bytes.
+// The package also holds the table of a repository's files (repo.go): the
+// document is at DocumentPath and, next to it, its SignaturePath holds a
+// minisign signature whose trusted comment repeats the channel and serial.
+// Documents are limited to MaxSize bytes.
 package channel
 
 import (
@@ -52,7 +53,7 @@ const MaxSerialJump = 1 << 20
 // bytes of the slot partition it is written to.
 type Artifact struct {
 	Name   string `json:"name"`   // the partition it goes to: "boot" or "root" (of the inactive slot)
-	Path   string `json:"path"`   // relative to the repository: blobs/sha256/<hex>
+	Path   string `json:"path"`   // relative to the repository: BlobPath(SHA256)
 	Size   int64  `json:"size"`   // bytes
 	SHA256 string `json:"sha256"` // hex
 	// PartitionSize is the smallest partition the artifact works in (a
@@ -112,8 +113,8 @@ func (d *Document) Validate() error {
 			return bad("artifact name %q missing or repeated", a.Name)
 		}
 		seen[a.Name] = true
-		if !reHex.MatchString(a.SHA256) || a.Size <= 0 || a.Path != "blobs/sha256/"+a.SHA256 || a.PartitionSize < a.Size {
-			return bad("artifact %s: want a positive size no larger than its partition size, a sha256 and the path blobs/sha256/<sha256>", a.Name)
+		if !reHex.MatchString(a.SHA256) || a.Size <= 0 || a.Path != BlobPath(a.SHA256) || a.PartitionSize < a.Size {
+			return bad("artifact %s: want a positive size no larger than its partition size, a sha256 and the path "+blobPattern, a.Name)
 		}
 	}
 	return nil

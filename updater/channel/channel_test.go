@@ -19,7 +19,7 @@ func doc(serial uint64) *Document {
 	sum := strings.Repeat("ab", 32)
 	return &Document{Format: Format, Channel: "stable", Image: "demo", Version: "1.2.0", Serial: serial,
 		Expires: now.Add(24 * time.Hour), Boards: []string{"pi4", "qemu"}, Rollout: 1,
-		Artifacts: []Artifact{{Name: "boot", Path: "blobs/sha256/" + sum, Size: 100, SHA256: sum, PartitionSize: 4096}}}
+		Artifacts: []Artifact{{Name: "boot", Path: BlobPath(sum), Size: 100, SHA256: sum, PartitionSize: 4096}}}
 }
 
 func TestSignVerify(t *testing.T) {

@@ -12,19 +12,10 @@ import (
 // ChunksFormat is the version of the chunk document's layout.
 const ChunksFormat = 1
 
-// ChunksPath is where a channel's chunk document lives, next to the
-// channel document; its signature is ChunksPath(name)+".minisig".
-//
-// The chunk document is separate because a device of format 1 refuses a
-// channel document with fields it does not know (and artifacts it does
-// not know): delta updates must not lock out the agents in the field. A
-// device that does not know this file never reads it.
-func ChunksPath(channel string) string { return "channels/" + channel + ".chunks.json" }
-
 // ChunkIndex names the chunk index (updater/chunks) of one artifact.
 type ChunkIndex struct {
 	Artifact string `json:"artifact"` // the artifact's sha256 (hex)
-	Path     string `json:"path"`     // blobs/sha256/<sha256>
+	Path     string `json:"path"`     // BlobPath(SHA256)
 	Size     int64  `json:"size"`     // of the index file
 	SHA256   string `json:"sha256"`   // of the index file
 }
@@ -36,7 +27,7 @@ type PatchRef struct {
 	Artifact string `json:"artifact"`  // the new artifact's sha256 (hex)
 	From     string `json:"from"`      // the earlier artifact's sha256 (hex)
 	FromSize int64  `json:"from_size"` // the earlier artifact's size
-	Path     string `json:"path"`      // blobs/sha256/<sha256>
+	Path     string `json:"path"`      // BlobPath(SHA256)
 	Size     int64  `json:"size"`      // of the patch file, at most MaxPatchSize
 	SHA256   string `json:"sha256"`    // of the patch file
 }
@@ -78,8 +69,8 @@ func (c *Chunks) validate(d *Document) error {
 			return bad("index for artifact %q unknown or repeated", ix.Artifact)
 		}
 		seen[ix.Artifact] = true
-		if !reHex.MatchString(ix.SHA256) || ix.Size <= 0 || ix.Path != "blobs/sha256/"+ix.SHA256 {
-			return bad("index of %s: want a positive size, a sha256 and the path blobs/sha256/<sha256>", ix.Artifact)
+		if !reHex.MatchString(ix.SHA256) || ix.Size <= 0 || ix.Path != BlobPath(ix.SHA256) {
+			return bad("index of %s: want a positive size, a sha256 and the path "+blobPattern, ix.Artifact)
 		}
 	}
 	type pair struct{ to, from string }
@@ -91,8 +82,8 @@ func (c *Chunks) validate(d *Document) error {
 			return bad("patch for unknown artifact %q", p.Artifact)
 		case !reHex.MatchString(p.From) || p.FromSize <= 0 || paired[pair{p.Artifact, p.From}]:
 			return bad("patch of %s: want one patch per earlier artifact, with its sha256 and a positive size", p.Artifact)
-		case !reHex.MatchString(p.SHA256) || p.Size <= 0 || p.Size > MaxPatchSize || p.Path != "blobs/sha256/"+p.SHA256:
-			return bad("patch of %s: want a size of 1 to %d bytes, a sha256 and the path blobs/sha256/<sha256>", p.Artifact, MaxPatchSize)
+		case !reHex.MatchString(p.SHA256) || p.Size <= 0 || p.Size > MaxPatchSize || p.Path != BlobPath(p.SHA256):
+			return bad("patch of %s: want a size of 1 to %d bytes, a sha256 and the path "+blobPattern, p.Artifact, MaxPatchSize)
 		}
 		paired[pair{p.Artifact, p.From}] = true
 	}

@@ -13,7 +13,7 @@ import (
 func chunksDoc(d *Document) *Chunks {
 	sum := strings.Repeat("cd", 32)
 	return &Chunks{Format: ChunksFormat, Channel: d.Channel, Serial: d.Serial,
-		Indexes: []ChunkIndex{{Artifact: d.Artifacts[0].SHA256, Path: "blobs/sha256/" + sum, Size: 116, SHA256: sum}}}
+		Indexes: []ChunkIndex{{Artifact: d.Artifacts[0].SHA256, Path: BlobPath(sum), Size: 116, SHA256: sum}}}
 }
 
 // TestChunks: a chunk document verifies only for the channel document of

@@ -82,7 +82,7 @@ func (s *sink) Sync() error { return nil }
 func artifact(b []byte) channel.Artifact {
 	sum := sha256.Sum256(b)
 	h := hex.EncodeToString(sum[:])
-	return channel.Artifact{Name: "root", Path: "blobs/sha256/" + h, Size: int64(len(b)), SHA256: h, PartitionSize: int64(len(b))}
+	return channel.Artifact{Name: "root", Path: channel.BlobPath(h), Size: int64(len(b)), SHA256: h, PartitionSize: int64(len(b))}
 }
 
 // TestPlan: unchanged chunks are copied, the rest fetched; a gap policy

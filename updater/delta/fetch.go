@@ -17,7 +17,7 @@ import (
 // request, over the client's kept-alive connections.
 type HTTP struct {
 	Base   string       // the repository
-	Path   string       // the artifact: blobs/sha256/<hex>
+	Path   string       // the artifact: its channel.BlobPath
 	Size   int64        // the artifact's size, from the signed document
 	Client *http.Client // default: install.NewClient()
 }

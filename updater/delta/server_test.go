@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/install"
 )
 
@@ -58,7 +59,7 @@ func newServer(t testing.TB, data []byte) *server {
 }
 
 func (s *server) fetcher() HTTP {
-	return HTTP{Base: s.URL, Path: "blobs/sha256/x", Size: int64(len(s.data))}
+	return HTTP{Base: s.URL, Path: channel.BlobPath("x"), Size: int64(len(s.data))}
 }
 
 // rangeOf parses the single range a client asked for.

@@ -10,6 +10,8 @@ import (
 	"path"
 	"sort"
 	"strings"
+
+	"github.com/pibake/pibake/updater/channel"
 )
 
 // Bundle reads a repository packed into one uncompressed tar file (what
@@ -61,7 +63,7 @@ func OpenBundle(p string) (*Bundle, error) {
 		}
 	}
 	if len(b.Channels()) == 0 {
-		return nil, fmt.Errorf("update bundle %s holds no channels/*.json: make it with pibake bundle", p)
+		return nil, fmt.Errorf("update bundle %s holds no %s: make it with pibake bundle", p, channel.DocumentPath("*"))
 	}
 	return b, nil
 }
@@ -72,8 +74,8 @@ func (b *Bundle) String() string { return b.path }
 func (b *Bundle) Channels() []string {
 	var out []string
 	for name := range b.files {
-		if c, ok := strings.CutPrefix(name, "channels/"); ok && strings.HasSuffix(c, ".json") && !strings.Contains(c, "/") {
-			out = append(out, strings.TrimSuffix(c, ".json"))
+		if c, ok := channel.DocumentName(name); ok {
+			out = append(out, c)
 		}
 	}
 	sort.Strings(out)

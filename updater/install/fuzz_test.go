@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/pibake/pibake/updater/channel"
 )
 
 // FuzzOpenBundle: a bundle file from a USB stick is indexed or refused;
@@ -15,7 +17,7 @@ import (
 func FuzzOpenBundle(f *testing.F) {
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
-	for _, n := range []string{"channels/stable.json", "channels/stable.json.minisig", "blobs/sha256/ab"} {
+	for _, n := range []string{channel.DocumentPath("stable"), channel.SignaturePath(channel.DocumentPath("stable")), channel.BlobPath("ab")} {
 		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
 		tw.Write([]byte("abc"))
 	}
@@ -34,7 +36,7 @@ func FuzzOpenBundle(f *testing.F) {
 			return
 		}
 		for _, ch := range bd.Channels() {
-			r, err := bd.Open(context.Background(), "channels/"+ch+".json", 0)
+			r, err := bd.Open(context.Background(), channel.DocumentPath(ch), 0)
 			if err != nil {
 				continue
 			}

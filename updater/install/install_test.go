@@ -42,7 +42,7 @@ func (m *memTarget) Sync() error { m.synced = true; return nil }
 func artifact(data []byte) channel.Artifact {
 	sum := sha256.Sum256(data)
 	h := hex.EncodeToString(sum[:])
-	return channel.Artifact{Name: "root", Path: "blobs/sha256/" + h, Size: int64(len(data)), SHA256: h, PartitionSize: int64(len(data))}
+	return channel.Artifact{Name: "root", Path: channel.BlobPath(h), Size: int64(len(data)), SHA256: h, PartitionSize: int64(len(data))}
 }
 
 var opts = Options{Attempts: 3, Backoff: time.Millisecond, StallTimeout: 200 * time.Millisecond}
@@ -162,7 +162,7 @@ func TestRedirectPolicy(t *testing.T) {
 	defer tls.Close()
 	c := tls.Client()
 	c.CheckRedirect = CheckRedirect
-	if _, err := (HTTP{Base: tls.URL, Client: c}).Open(context.Background(), "channels/stable.json", 0); !errors.Is(err, ErrRedirect) {
+	if _, err := (HTTP{Base: tls.URL, Client: c}).Open(context.Background(), channel.DocumentPath("stable"), 0); !errors.Is(err, ErrRedirect) {
 		t.Errorf("https repository redirected to http: %v", err)
 	}
 }
@@ -206,7 +206,7 @@ func TestDirSource(t *testing.T) {
 	data := []byte("offline update from a USB stick")
 	a := artifact(data)
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "blobs/sha256"), 0o755)
+	os.MkdirAll(filepath.Join(dir, channel.BlobsDir), 0o755)
 	os.WriteFile(filepath.Join(dir, a.Path), data, 0o644)
 	dst := &memTarget{b: make([]byte, 100)}
 	if _, err := Write(context.Background(), Dir{Path: dir}, a, dst, opts); err != nil || !bytes.Equal(dst.b[:len(data)], data) {
