@@ -19,9 +19,9 @@ const TrybootRebootArg = "0 tryboot"
 var ErrNoTrybootKernel = errors.New("the running kernel cannot pass the tryboot flag to the Pi firmware")
 
 // CheckTrybootKernel refuses kernels that drop the reboot argument: only
-// Raspberry Pi kernels (releases like 6.12.34+rpt-rpi-v8) hand "tryboot"
-// to the firmware; Debian's (6.12.48+deb13-arm64) ignores it, so a trial
-// would never start.
+// Raspberry Pi kernels (releases like 6.12.34+rpt-rpi-v8) hand the
+// tryboot flag of TrybootRebootArg to the firmware; Debian's
+// (6.12.48+deb13-arm64) ignores it, so a trial would never start.
 func CheckTrybootKernel(release string) error {
 	if strings.Contains(release, "+rpt") || strings.Contains(release, "-rpi-") {
 		return nil
