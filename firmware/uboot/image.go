@@ -1,7 +1,10 @@
 // Package uboot writes what U-Boot needs from pibake: the A/B boot script
-// as a legacy script image (boot.scr) and the slot state file it keeps on
-// bootsel. Writing the 64-byte legacy header here avoids a mkimage
-// dependency; the header's timestamp is 0 so the output is reproducible.
+// as a legacy script image (boot.scr), with the kernel, device tree and
+// initramfs placed in memory from their sizes. The slot state file the
+// script keeps on bootsel and the kernel command line it passes are
+// bootchain's; the test oracles are in ubootcheck. Writing the 64-byte
+// legacy header here avoids a mkimage dependency; the header's timestamp
+// is 0 so the output is reproducible.
 //
 // Limits: legacy (not FIT) images of type "script", uncompressed.
 package uboot
