@@ -76,11 +76,11 @@ bench: deps
 # Fuzz every parser of outside bytes for FUZZTIME each (make test runs
 # their seed corpora). Crashes land in testdata/fuzz/ of the package.
 FUZZTIME ?= 30s
-FUZZ := ./updater/state:FuzzParse ./updater/bootloader:FuzzParseState \
-	./updater/bootloader:FuzzParseAutoboot ./updater/channel:FuzzVerify ./updater/channel:FuzzVerifyChunks \
+FUZZ := ./updater/state:FuzzParse ./bootchain:FuzzParseState \
+	./bootchain:FuzzParseAutoboot ./updater/channel:FuzzVerify ./updater/channel:FuzzVerifyChunks \
 	./updater/config:FuzzOverride ./updater/install:FuzzOpenBundle \
-	./bootinit:FuzzParseCmdline ./disk/mbr:FuzzRead \
-	./firmware/uboot:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
+	./bootchain:FuzzParseCmdline ./disk/mbr:FuzzRead \
+	./firmware/uboot/ubootcheck:FuzzParseScriptImage ./firmware/uboot:FuzzParseKernelHeader \
 	./firmware/fdt:FuzzParse ./builder/debian:FuzzReadLock ./builder/imagedef:FuzzParse \
 	./provision:FuzzParse ./provision:FuzzCloudInit ./provision:FuzzShadow \
 	./disk/bmap:FuzzParse ./updater/chunks:FuzzParse ./publish:FuzzReadHistory \

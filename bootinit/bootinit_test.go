@@ -14,18 +14,6 @@ import (
 	"github.com/pibake/pibake/disk/mbr"
 )
 
-func TestParseCmdline(t *testing.T) {
-	c, err := ParseCmdline("console=ttyAMA0,115200 rootfstype=squashfs ro root=PARTUUID=1cf9920d-05 pibake.slot=a\n")
-	if err != nil || c.Signature != 0x1cf9920d || c.RootPart != 5 || c.Slot != "a" || c.Init != "/sbin/init" {
-		t.Fatalf("%+v %v", c, err)
-	}
-	for _, bad := range []string{"ro quiet", "root=/dev/mmcblk0p5", "root=PARTUUID=xyz-05", "root=PARTUUID=6e4f3b2a-0c2f-4f1a-9e2d-5b1a2c3d4e5f"} {
-		if _, err := ParseCmdline(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}
-
 // memDisk is a sparse in-memory disk.
 type memDisk map[int64][]byte
 

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/disk/layout"
 	"golang.org/x/sys/unix"
 )
@@ -58,7 +59,7 @@ func Main() error {
 	if err != nil {
 		return err
 	}
-	cl, err := ParseCmdline(string(raw))
+	cl, err := bootchain.ParseCmdline(string(raw))
 	if err != nil {
 		return err
 	}

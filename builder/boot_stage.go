@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/fat"
@@ -28,9 +29,11 @@ type SlotInfo struct {
 	KernelCmdline string `json:"cmdline"`
 }
 
+// bootSet is what the boot stage writes: bootsel's files and each boot
+// slot's.
 type bootSet struct {
-	bootsel      []fat.File
-	slotA, slotB []fat.File
+	bootsel []fat.File
+	slots   map[bootchain.Slot][]fat.File
 }
 
 const bootselReadme = `This partition (bootsel) is managed by pibake.
@@ -46,119 +49,140 @@ const (
 )
 
 func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, lock *debian.Lock, cache debian.Cache, rf *rootfsOut, initrd []byte, sig uint32) (*bootSet, error) {
-	bs := &bootSet{}
-	cmdline := firmware.CmdlineArgs(board)
+	chain, err := bootchain.ParseChain(def.Bootloader)
+	if err != nil {
+		return nil, fmt.Errorf("boot: %w", err)
+	}
+	in := &bootInputs{board: board, sig: sig, cmdline: firmware.CmdlineArgs(board), rf: rf, initrd: initrd}
 	info := SlotInfo{Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env), Kernel: rf.res.KernelVersion,
-		RootfsSHA256: rf.sha256, RootfsSize: rf.size, Compressor: rf.compressor, Bootloader: def.Bootloader, KernelCmdline: cmdline}
+		RootfsSHA256: rf.sha256, RootfsSize: rf.size, Compressor: rf.compressor, Bootloader: def.Bootloader, KernelCmdline: in.cmdline}
 	meta, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	slot := []fat.File{
+	in.slot = []fat.File{
 		{Path: KernelFile, Data: rf.res.Kernel},
 		{Path: InitrdFile, Data: initrd},
 		{Path: inspect.SlotInfoFile, Data: append(meta, '\n')},
 	}
-	bs.bootsel = append(bs.bootsel, fat.File{Path: "pibake.txt", Data: []byte(bootselReadme)})
-	var dtbs []string
-	var fw map[string][]byte
 	if !board.Emulated {
-		if dtbs, err = board.SelectDTBs(rf.res.DTBs); err != nil {
+		if in.dtbs, err = board.SelectDTBs(rf.res.DTBs); err != nil {
 			return nil, err
 		}
-		if fw, err = packageFiles(ctx, lock, cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
+		if in.fw, err = packageFiles(ctx, lock, cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
 			return nil, err
 		}
 	}
-	firmwareFiles := func() ([]fat.File, error) {
-		var out []fat.File
-		for _, name := range board.Firmware {
-			data, ok := fw[firmware.FirmwareDir+"/"+name]
-			if !ok {
-				return nil, fmt.Errorf("boot: raspi-firmware has no %s (needed by board %s)", name, board.Name)
-			}
-			out = append(out, fat.File{Path: name, Data: data})
-		}
-		return out, nil
+	bs := &bootSet{bootsel: []fat.File{{Path: "pibake.txt", Data: []byte(bootselReadme)}}, slots: map[bootchain.Slot][]fat.File{}}
+	if chain == bootchain.Tryboot {
+		err = in.tryboot(bs)
+	} else {
+		err = in.uboot(ctx, lock, cache, bs)
 	}
-
-	if def.Bootloader == "tryboot" {
-		// Each slot is self-sufficient: firmware, config.txt, kernel, DTBs
-		// and its own cmdline.txt; bootsel only says which slot to start.
-		fwf, err := firmwareFiles()
-		if err != nil {
-			return nil, err
-		}
-		auto, err := firmware.AutobootTxt("a")
-		if err != nil {
-			return nil, err
-		}
-		bs.bootsel = append(bs.bootsel, fat.File{Path: "autoboot.txt", Data: auto})
-		for _, s := range []string{"a", "b"} {
-			cl, err := firmware.TrybootCmdline(board, sig, s)
-			if err != nil {
-				return nil, err
-			}
-			files := append(append([]fat.File(nil), slot...), fwf...)
-			files = append(files,
-				fat.File{Path: "config.txt", Data: firmware.TrybootConfigTxt(board, KernelFile, InitrdFile)},
-				fat.File{Path: "cmdline.txt", Data: []byte(cl + "\n")})
-			for _, name := range dtbs {
-				files = append(files, fat.File{Path: name, Data: rf.res.DTBs[name]})
-			}
-			if s == "a" {
-				bs.slotA = files
-			} else {
-				bs.slotB = files
-			}
-		}
-		return bs, nil
-	}
-
-	// U-Boot chain: identical slots; the boot script adds root= and the slot.
-	var fdtMax int64
-	for _, name := range dtbs {
-		fdtMax = max(fdtMax, int64(len(rf.res.DTBs[name])))
-	}
-	loads, err := uboot.PlanLoads(board.Loads, rf.res.Kernel, int64(len(initrd)), fdtMax)
-	if err != nil {
-		return nil, fmt.Errorf("boot: board %s, kernel %s: %w", board.Name, rf.res.KernelVersion, err)
-	}
-	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: sig, Cmdline: cmdline, Kernel: KernelFile, Initrd: InitrdFile, Loads: loads}))
 	if err != nil {
 		return nil, err
 	}
-	slot = append(slot, fat.File{Path: "cmdline.txt", Data: []byte(cmdline + "\n")})
+	return bs, nil
+}
+
+// bootInputs are what either chain's boot files are made of.
+type bootInputs struct {
+	board   firmware.Board
+	sig     uint32
+	cmdline string            // the board's kernel arguments
+	slot    []fat.File        // what every slot holds: kernel, initramfs, pibake.json
+	dtbs    []string          // the board's device trees (names in rf.res.DTBs)
+	fw      map[string][]byte // raspi-firmware's files (Pi boards)
+	rf      *rootfsOut
+	initrd  []byte
+}
+
+// firmwareFiles are the Pi firmware's files the board needs.
+func (in *bootInputs) firmwareFiles() ([]fat.File, error) {
+	var out []fat.File
+	for _, name := range in.board.Firmware {
+		data, ok := in.fw[firmware.FirmwareDir+"/"+name]
+		if !ok {
+			return nil, fmt.Errorf("boot: raspi-firmware has no %s (needed by board %s)", name, in.board.Name)
+		}
+		out = append(out, fat.File{Path: name, Data: data})
+	}
+	return out, nil
+}
+
+// tryboot: each slot is self-sufficient (firmware, config.txt, kernel,
+// DTBs and its own cmdline.txt); bootsel only says which slot to start.
+func (in *bootInputs) tryboot(bs *bootSet) error {
+	fwf, err := in.firmwareFiles()
+	if err != nil {
+		return err
+	}
+	bs.bootsel = append(bs.bootsel, fat.File{Path: bootchain.AutobootFile, Data: bootchain.AutobootTxt(bootchain.A)})
+	for _, s := range bootchain.Slots() {
+		cl, err := firmware.TrybootCmdline(in.board, in.sig, s)
+		if err != nil {
+			return err
+		}
+		files := append(append([]fat.File(nil), in.slot...), fwf...)
+		files = append(files,
+			fat.File{Path: "config.txt", Data: firmware.TrybootConfigTxt(in.board, KernelFile, InitrdFile)},
+			fat.File{Path: "cmdline.txt", Data: []byte(cl + "\n")})
+		for _, name := range in.dtbs {
+			files = append(files, fat.File{Path: name, Data: in.rf.res.DTBs[name]})
+		}
+		bs.slots[s] = files
+	}
+	return nil
+}
+
+// uboot: identical slots; the boot script adds root= and the slot.
+func (in *bootInputs) uboot(ctx context.Context, lock *debian.Lock, cache debian.Cache, bs *bootSet) error {
+	board, rf := in.board, in.rf
+	var fdtMax int64
+	for _, name := range in.dtbs {
+		fdtMax = max(fdtMax, int64(len(rf.res.DTBs[name])))
+	}
+	loads, err := uboot.PlanLoads(board.Loads, rf.res.Kernel, int64(len(in.initrd)), fdtMax)
+	if err != nil {
+		return fmt.Errorf("boot: board %s, kernel %s: %w", board.Name, rf.res.KernelVersion, err)
+	}
+	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: in.sig, Cmdline: in.cmdline, Kernel: KernelFile, Initrd: InitrdFile, Loads: loads}))
+	if err != nil {
+		return err
+	}
+	slot := append(in.slot, fat.File{Path: "cmdline.txt", Data: []byte(in.cmdline + "\n")})
 	bs.bootsel = append(bs.bootsel,
 		fat.File{Path: "boot.scr", Data: script},
-		fat.File{Path: uboot.StateFile, Data: uboot.InitialState().Marshal()},
-		fat.File{Path: uboot.AgentStateFile, Data: uboot.InitialState().Marshal()},
+		fat.File{Path: bootchain.StateFile, Data: bootchain.Initial().Marshal()},
+		fat.File{Path: bootchain.AgentStateFile, Data: bootchain.Initial().Marshal()},
 	)
 	ub, err := packageFiles(ctx, lock, cache, board.UBootPackage, func(p string) bool { return p == board.UBoot })
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if ub[board.UBoot] == nil {
-		return nil, fmt.Errorf("boot: %s has no %s", board.UBootPackage, board.UBoot)
+		return fmt.Errorf("boot: %s has no %s", board.UBootPackage, board.UBoot)
 	}
 	// On the Pi the firmware starts it; for QEMU it is kept here so that
 	// 'pibake run' boots the image with the U-Boot it was built with.
 	bs.bootsel = append(bs.bootsel, fat.File{Path: "u-boot.bin", Data: ub[board.UBoot]})
 	if !board.Emulated {
-		for _, name := range dtbs {
+		for _, name := range in.dtbs {
 			slot = append(slot, fat.File{Path: "broadcom/" + name, Data: rf.res.DTBs[name]})
 			// The firmware hands U-Boot the device tree it finds on bootsel.
 			bs.bootsel = append(bs.bootsel, fat.File{Path: name, Data: rf.res.DTBs[name]})
 		}
-		fwf, err := firmwareFiles()
+		fwf, err := in.firmwareFiles()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		bs.bootsel = append(bs.bootsel, fwf...)
 		bs.bootsel = append(bs.bootsel, fat.File{Path: "config.txt", Data: firmware.ConfigTxt(board)})
 	}
-	bs.slotA, bs.slotB = slot, slot
-	return bs, nil
+	for _, s := range bootchain.Slots() {
+		bs.slots[s] = slot
+	}
+	return nil
 }
 
 // packageFiles reads files out of a locked boot package in the cache.

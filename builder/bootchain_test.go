@@ -13,6 +13,7 @@ import (
 	"github.com/pibake/pibake/firmware/fdt"
 	"github.com/pibake/pibake/firmware/initramfs"
 	"github.com/pibake/pibake/firmware/uboot"
+	"github.com/pibake/pibake/firmware/uboot/ubootcheck"
 )
 
 // rpiEnv is the part of u-boot-rpi's default environment (2025.01, read
@@ -39,7 +40,7 @@ func checkBootChain(t *testing.T, img string, board firmware.Board, env map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	script, err := uboot.ParseScriptImage(scr)
+	script, err := ubootcheck.ParseScriptImage(scr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +72,14 @@ func checkBootChain(t *testing.T, img string, board firmware.Board, env map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	addrs, err := uboot.ResolveBooti(script, env)
+	addrs, err := ubootcheck.ResolveBooti(script, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, dtb := range dtbs {
 		l := uboot.Loads{Kernel: addrs.Kernel, Initrd: addrs.Initrd, FDT: addrs.FDT}
-		regions := l.Regions(h, int64(len(kernel)), int64(len(initrd)), int64(len(dtb)), board.Loads.RAMBase)
-		if err := uboot.CheckDisjoint(regions); err != nil {
+		regions := ubootcheck.Regions(l, h, int64(len(kernel)), int64(len(initrd)), int64(len(dtb)), board.Loads.RAMBase)
+		if err := ubootcheck.CheckDisjoint(regions); err != nil {
 			t.Errorf("board %s, %s, kernel image_size %#x: %v", board.Name, name, h.ImageSize, err)
 		}
 	}

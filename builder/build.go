@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/layout"
@@ -91,7 +92,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if def.Bootloader == "tryboot" && board.Emulated {
+	if bootchain.Chain(def.Bootloader) == bootchain.Tryboot && board.Emulated {
 		return nil, fmt.Errorf("%s: bootloader tryboot is the Pi firmware's own: it cannot boot under QEMU; build a Pi board", def.File)
 	}
 	lockPath := LockPath(opts.Definition)
@@ -205,7 +206,7 @@ func Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.end(fmt.Sprintf("initramfs %d bytes, bootsel %d files, boot slot %d files", len(initrd), len(bf.bootsel), len(bf.slotA)))
+	st.end(fmt.Sprintf("initramfs %d bytes, bootsel %d files, boot slot %d files", len(initrd), len(bf.bootsel), len(bf.slots[bootchain.A])))
 
 	// 7. Disk image.
 	st.begin("disk", "assemble the A/B disk image")

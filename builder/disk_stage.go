@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/bmap"
 	"github.com/pibake/pibake/disk/fat"
@@ -49,16 +50,15 @@ func assemble(imgPath string, lay layout.Layout, sig uint32, def *imagedef.Defin
 	t := time.Unix(epoch, 0).UTC()
 	for _, p := range lay.Parts {
 		var werr error
-		switch p.Name {
-		case layout.Bootsel:
+		slot, inSlot := bootchain.SlotOf(p.Name)
+		switch {
+		case p.Name == layout.Bootsel:
 			werr = writeFAT(f, p, LabelBootsel, volumeID(def.Name, layout.Bootsel), t, bf.bootsel)
-		case layout.BootA:
-			werr = writeFAT(f, p, LabelBoot, volumeID(def.Name, "boot"), t, bf.slotA)
-		case layout.BootB:
-			werr = writeFAT(f, p, LabelBoot, volumeID(def.Name, "boot"), t, bf.slotB)
-		case layout.RootA, layout.RootB:
+		case inSlot && p.Name == slot.Boot():
+			werr = writeFAT(f, p, LabelBoot, volumeID(def.Name, "boot"), t, bf.slots[slot])
+		case inSlot && p.Name == slot.Root():
 			werr = copyInto(f, p, rootImg)
-		case layout.Data:
+		case p.Name == layout.Data:
 			_, werr = f.WriteAt(make([]byte, min(dataWipe, p.Size)), p.Offset)
 		}
 		if werr != nil {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/firmware"
-	"github.com/pibake/pibake/firmware/uboot"
+	"github.com/pibake/pibake/firmware/uboot/ubootcheck"
 )
 
 // These tests build real images from Debian's archive: the first run on a
@@ -146,7 +146,7 @@ func TestRealDemo(t *testing.T) {
 	// The boot chain as the Pi 4 runs it: the script against the real
 	// u-boot.bin's environment, the initramfs against the real device
 	// trees and module aliases.
-	env, err := uboot.DefaultEnv(readBootFile(t, resA.Image, 1, "u-boot.bin"))
+	env, err := ubootcheck.DefaultEnv(readBootFile(t, resA.Image, 1, "u-boot.bin"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,12 +13,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/builder/rootfs"
 	"github.com/pibake/pibake/builder/system"
 	"github.com/pibake/pibake/firmware"
-	"github.com/pibake/pibake/firmware/uboot"
 	"github.com/pibake/pibake/updater/config"
 )
 
@@ -103,7 +103,7 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range system.Files(uboot.DefaultTries, base.Has("usr/sbin/sshd"), def.Updater != nil) {
+	for _, f := range system.Files(bootchain.MaxTries, base.Has("usr/sbin/sshd"), def.Updater != nil) {
 		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
 	}
 	net := def.Network

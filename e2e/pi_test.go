@@ -12,6 +12,7 @@ import (
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware/fdt"
 	"github.com/pibake/pibake/firmware/uboot"
+	"github.com/pibake/pibake/firmware/uboot/ubootcheck"
 	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/vm"
 )
@@ -92,7 +93,7 @@ func editCmdline(t *testing.T, img, board string) {
 		if path != "boot.scr" {
 			return data
 		}
-		script, err := uboot.ParseScriptImage(data)
+		script, err := ubootcheck.ParseScriptImage(data)
 		if err != nil {
 			t.Fatalf("bootsel boot.scr: %v", err)
 		}

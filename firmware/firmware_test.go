@@ -3,6 +3,8 @@ package firmware
 import (
 	"strings"
 	"testing"
+
+	"github.com/pibake/pibake/bootchain"
 )
 
 func TestTrybootSlotFiles(t *testing.T) {
@@ -13,7 +15,7 @@ func TestTrybootSlotFiles(t *testing.T) {
 			t.Errorf("config.txt lacks %q:\n%s", want, cfg)
 		}
 	}
-	for slot, want := range map[string]string{"a": "root=PARTUUID=1234abcd-05 pibake.slot=a", "b": "root=PARTUUID=1234abcd-06 pibake.slot=b"} {
+	for slot, want := range map[bootchain.Slot]string{bootchain.A: "root=PARTUUID=1234abcd-05 pibake.slot=a", bootchain.B: "root=PARTUUID=1234abcd-06 pibake.slot=b"} {
 		c, err := TrybootCmdline(b, 0x1234abcd, slot)
 		if err != nil || !strings.HasSuffix(c, want) || !strings.Contains(c, "rootfstype=squashfs") {
 			t.Errorf("slot %s cmdline %q (%v), want ...%s", slot, c, err, want)

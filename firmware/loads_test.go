@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/pibake/pibake/firmware/uboot"
+	"github.com/pibake/pibake/firmware/uboot/ubootcheck"
 )
 
 // debianKernel has the header of trixie's linux-image-arm64 6.12: a
@@ -52,7 +53,7 @@ func TestScriptLoadsDisjoint(t *testing.T) {
 				t.Fatalf("%s, %s: %v", b.Name, k.name, err)
 			}
 			script := uboot.Script(uboot.ScriptParams{Kernel: "vmlinuz", Initrd: "initrd.img", Loads: loads})
-			got, err := uboot.ResolveBooti(script, envs[b.Name])
+			got, err := ubootcheck.ResolveBooti(script, envs[b.Name])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,8 +62,8 @@ func TestScriptLoadsDisjoint(t *testing.T) {
 			}
 			h, _ := uboot.ParseKernelHeader(kernel)
 			l := uboot.Loads{Kernel: got.Kernel, Initrd: got.Initrd, FDT: got.FDT}
-			rs := l.Regions(h, int64(len(kernel)), initrd, dtb, b.Loads.RAMBase)
-			if err := uboot.CheckDisjoint(rs); err != nil {
+			rs := ubootcheck.Regions(l, h, int64(len(kernel)), initrd, dtb, b.Loads.RAMBase)
+			if err := ubootcheck.CheckDisjoint(rs); err != nil {
 				t.Errorf("board %s, kernel %s: %v", b.Name, k.name, err)
 			}
 			for _, r := range rs {

@@ -4,18 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/bootchain"
 )
-
-// AutobootTxt is bootloader.AutobootTxt for a slot named by string: the
-// build writes autoboot.txt with slot A committed.
-func AutobootTxt(committed string) ([]byte, error) {
-	s, err := bootloader.ParseSlot(committed)
-	if err != nil {
-		return nil, err
-	}
-	return bootloader.AutobootTxt(s), nil
-}
 
 // Tryboot chain (bootloader: tryboot): the Pi firmware itself picks the
 // slot. autoboot.txt on bootsel names the committed slot's boot partition;
@@ -41,10 +31,7 @@ func TrybootConfigTxt(b Board, kernel, initrd string) []byte {
 
 // TrybootCmdline is cmdline.txt of one slot in a tryboot image: the
 // firmware passes it as is, so it names the slot's own root partition.
-func TrybootCmdline(b Board, signature uint32, slot string) (string, error) {
-	s, err := bootloader.ParseSlot(slot)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%s root=PARTUUID=%08x-%02x pibake.slot=%s", CmdlineArgs(b), signature, bootloader.RootPartition(s), slot), nil
+// autoboot.txt on bootsel, which picks the slot, is bootchain's.
+func TrybootCmdline(b Board, signature uint32, s bootchain.Slot) (string, error) {
+	return bootchain.KernelCmdline{Args: CmdlineArgs(b), Signature: signature}.For(s)
 }

@@ -25,11 +25,11 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/internal/atomicfile"
 	"github.com/pibake/pibake/manifest"
-	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
 )
@@ -103,8 +103,8 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	// tryboot each holds its own cmdline.txt (its root and slot), so each
 	// slot gets its own boot artifact, boot.a and boot.b.
 	boots := [][2]string{{"boot", layout.BootA}}
-	if m.Bootloader == "tryboot" {
-		boots = [][2]string{{channel.BootArtifact(string(bootloader.A)), layout.BootA}, {channel.BootArtifact(string(bootloader.B)), layout.BootB}}
+	if bootchain.Chain(m.Bootloader) == bootchain.Tryboot {
+		boots = [][2]string{{channel.BootArtifact(bootchain.A.String()), bootchain.A.Boot()}, {channel.BootArtifact(bootchain.B.String()), bootchain.B.Boot()}}
 	}
 	var parts []part
 	for _, b := range boots {

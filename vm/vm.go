@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
@@ -99,7 +100,7 @@ func ReadTarget(image string) (*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", image, err)
 	}
-	if info.Bootloader == "tryboot" {
+	if bootchain.Chain(info.Bootloader) == bootchain.Tryboot {
 		return nil, fmt.Errorf("%s uses the tryboot chain, which only the Pi firmware runs: QEMU boots U-Boot-chain images", image)
 	}
 	t := &Target{Board: board}

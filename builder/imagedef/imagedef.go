@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/config"
 )
@@ -141,7 +142,7 @@ const (
 	DefaultSuite      = "trixie"
 	DefaultMirror     = "http://deb.debian.org/debian"
 	DefaultVariant    = "minbase"
-	DefaultBootloader = "uboot"
+	DefaultBootloader = string(bootchain.DefaultChain)
 	DefaultRuntime    = "podman"
 )
 
@@ -158,7 +159,7 @@ const MinFAT = 40 * MiB
 // Known values.
 var (
 	KnownBoards      = firmware.Names()
-	KnownBootloaders = []string{"uboot", "tryboot"}
+	KnownBootloaders = bootchain.ChainNames()
 	KnownRuntimes    = []string{"podman", "docker"}
 	KnownVariants    = []string{"essential", "apt", "required", "minbase", "buildd", "important", "standard"}
 	KnownEnvs        = []string{"test", "preprod", "prod"}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/config"
@@ -66,9 +67,9 @@ func (d *Definition) validate() []fieldError {
 		}
 		seen[b] = true
 	}
-	if !contains(KnownBootloaders, d.Bootloader) {
+	if chain, err := bootchain.ParseChain(d.Bootloader); err != nil {
 		bad(fmt.Sprintf("unknown bootloader %q (known: %s)", d.Bootloader, strings.Join(KnownBootloaders, ", ")), "bootloader")
-	} else if d.Bootloader == "tryboot" {
+	} else if chain == bootchain.Tryboot {
 		for i, b := range d.Boards {
 			if fb, err := firmware.Lookup(b); err == nil && !fb.Tryboot {
 				bad(fmt.Sprintf("board %q cannot use bootloader tryboot: the firmware's tryboot_a_b needs a Pi 4 or later; use bootloader: uboot", b), "boards", strconv.Itoa(i))

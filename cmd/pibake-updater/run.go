@@ -21,6 +21,7 @@ import (
 	"aead.dev/minisign"
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fsnotify/fsnotify"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/updater/agent"
 	"github.com/pibake/pibake/updater/bootloader"
@@ -225,12 +226,12 @@ func agentFor(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 		Channel: cfg.Channel, Image: cfg.Image, Version: cfg.Version, Built: time.Unix(cfg.Built, 0), Trusted: keys, Revoked: revoked, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
 		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log, PeakRSS: peakRSS,
 		// Delta updates read the running slot's chunks.
-		Running: func(s bootloader.Slot) (agent.Readable, agent.Readable, error) {
+		Running: func(s bootchain.Slot) (agent.Readable, agent.Readable, error) {
 			boot, root, err := dev.Open(s)
 			return boot, root, err
 		},
 	}
-	if cfg.Bootloader == "tryboot" {
+	if chain, _ := bootchain.ParseChain(cfg.Bootloader); chain == bootchain.Tryboot { // Load validated it
 		rel, err := device.KernelRelease()
 		if err != nil {
 			return nil, err
@@ -399,12 +400,12 @@ func status(args []string, stdout io.Writer) error {
 	if dev, err := device.Detect(); err == nil {
 		out.Booted = string(dev.Booted)
 		if dir, err := dev.MountBootsel(); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, bootloader.AutobootFile)); err == nil {
-				if c, err := (bootloader.Tryboot{Dir: dir}).Primary(); err == nil {
-					out.Boot = fmt.Sprintf("tryboot: slot %s committed (%s)", c, bootloader.AutobootFile)
-				}
-			} else if bs, err := (bootloader.UBoot{Dir: dir}).State(); err == nil {
-				out.Boot = strings.ReplaceAll(strings.TrimSpace(string(bs.Marshal())), "\n", " ")
+			// The configured chain: updater.yaml's bootloader, or the default.
+			cfg, err := config.Load(config.ImagePath, config.OverridePath)
+			if err != nil {
+				out.Boot = fmt.Sprintf("unknown (%v)", err)
+			} else if chain, err := bootchain.ParseChain(cfg.Bootloader); err == nil {
+				out.Boot = bootloader.Describe(chain, dir)
 			}
 		}
 	}
@@ -428,8 +429,8 @@ func status(args []string, stdout io.Writer) error {
 	for _, ch := range slices.Sorted(maps.Keys(st.Serials)) {
 		fmt.Fprintf(stdout, "channel %s: serial %d committed\n", ch, st.Serials[ch])
 	}
-	for _, s := range []string{"a", "b"} {
-		if r, ok := st.Slots[s]; ok {
+	for _, s := range bootchain.Slots() {
+		if r, ok := st.Slots[s.String()]; ok {
 			fmt.Fprintf(stdout, "slot %s: %s %s (serial %d)\n", s, r.Image, r.Version, r.Serial)
 		}
 	}

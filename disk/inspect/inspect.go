@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
@@ -102,10 +103,10 @@ func Image(r io.ReaderAt, size int64) (*Report, error) {
 			rep.Bootsel = listFiles(fsys)
 		}
 	}
-	for _, s := range []struct{ name, boot, root string }{{"a", layout.BootA, layout.RootA}, {"b", layout.BootB, layout.RootB}} {
-		bp, _ := lay.Part(s.boot)
-		rp, _ := lay.Part(s.root)
-		rep.Slots = append(rep.Slots, slot(r, s.name, bp, rp))
+	for _, s := range bootchain.Slots() {
+		bp, _ := lay.Part(s.Boot())
+		rp, _ := lay.Part(s.Root())
+		rep.Slots = append(rep.Slots, slot(r, s.String(), bp, rp))
 	}
 	return rep, nil
 }

@@ -11,8 +11,10 @@
 //	p7 data     ext4      persistent data; created and grown on first boot
 //
 // Every partition starts on a 4 MiB boundary (SD card erase blocks); each
-// logical partition's EBR sits 1 MiB before it. Both the builder and the
-// device agent read this package, so it imports nothing of either.
+// logical partition's EBR sits 1 MiB before it. Which partitions make up
+// slot A and slot B is bootchain's (the slot and its partitions). Both the
+// builder and the device agent read this package, so it imports nothing of
+// either.
 package layout
 
 import (
@@ -58,43 +60,26 @@ var Table = []Spec{
 	{7, Data, 0x83, "ext4", true},
 }
 
-// SlotSpec is one A/B slot: its name (pibake.slot= on the kernel command
-// line, "a"), and its boot and root partitions.
-type SlotSpec struct {
-	Name       string
-	Boot, Root string // partition names in Table
-}
-
-// Slots are the layout's A/B slots. The builder, the boot script
-// generator, the init, the agent and the tryboot files all take slot
-// names and partition numbers from here.
-var Slots = []SlotSpec{{"a", BootA, RootA}, {"b", BootB, RootB}}
-
-// Number is the Linux partition number of a partition of Table.
+// Number is the Linux partition number of a partition of Table; it
+// panics for a name that is not in Table (a constant of this package
+// always is).
 func Number(name string) int {
-	for _, s := range Table {
-		if s.Name == name {
-			return s.Number
-		}
+	sp, ok := Find(name)
+	if !ok {
+		panic("layout: no partition " + name)
 	}
-	panic("layout: no partition " + name)
+	return sp.Number
 }
 
-// Slot returns the slot named name ("a" or "b").
-func Slot(name string) (SlotSpec, bool) {
-	for _, s := range Slots {
+// Find returns the partition of Table with the given name.
+func Find(name string) (Spec, bool) {
+	for _, s := range Table {
 		if s.Name == name {
 			return s, true
 		}
 	}
-	return SlotSpec{}, false
+	return Spec{}, false
 }
-
-// BootNumber and RootNumber are the slot's partition numbers.
-func (s SlotSpec) BootNumber() int { return Number(s.Boot) }
-
-// RootNumber is the slot's root partition number.
-func (s SlotSpec) RootNumber() int { return Number(s.Root) }
 
 // Sizes are the requested sizes in bytes; each is rounded up to Align.
 type Sizes struct {

@@ -1,7 +1,10 @@
 // Package uboot writes what U-Boot needs from pibake: the A/B boot script
-// as a legacy script image (boot.scr) and the slot state file it keeps on
-// bootsel. Writing the 64-byte legacy header here avoids a mkimage
-// dependency; the header's timestamp is 0 so the output is reproducible.
+// as a legacy script image (boot.scr), with the kernel, device tree and
+// initramfs placed in memory from their sizes. The slot state file the
+// script keeps on bootsel and the kernel command line it passes are
+// bootchain's; the test oracles are in ubootcheck. Writing the 64-byte
+// legacy header here avoids a mkimage dependency; the header's timestamp
+// is 0 so the output is reproducible.
 //
 // Limits: legacy (not FIT) images of type "script", uncompressed.
 package uboot
@@ -9,7 +12,6 @@ package uboot
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 )
@@ -46,37 +48,4 @@ func ScriptImage(name, script string) ([]byte, error) {
 	copy(h[32:], name)
 	be.PutUint32(h[4:], crc32.ChecksumIEEE(h))
 	return append(h, data.Bytes()...), nil
-}
-
-// ParseScriptImage checks a legacy script image and returns its script.
-func ParseScriptImage(img []byte) (string, error) {
-	if len(img) < headerSize+8 {
-		return "", errors.New("uboot: too short for a script image")
-	}
-	be := binary.BigEndian
-	if be.Uint32(img[0:]) != legacyMagic {
-		return "", errors.New("uboot: bad magic")
-	}
-	h := append([]byte(nil), img[:headerSize]...)
-	want := be.Uint32(h[4:])
-	be.PutUint32(h[4:], 0)
-	if crc32.ChecksumIEEE(h) != want {
-		return "", errors.New("uboot: header CRC mismatch")
-	}
-	size := be.Uint32(img[12:])
-	if int(size) != len(img)-headerSize {
-		return "", fmt.Errorf("uboot: data size %d, image holds %d", size, len(img)-headerSize)
-	}
-	data := img[headerSize:]
-	if crc32.ChecksumIEEE(data) != be.Uint32(img[24:]) {
-		return "", errors.New("uboot: data CRC mismatch")
-	}
-	if img[30] != typeScript {
-		return "", fmt.Errorf("uboot: image type %d is not a script", img[30])
-	}
-	n := be.Uint32(data[0:])
-	if be.Uint32(data[4:]) != 0 || int(n) > len(data)-8 {
-		return "", errors.New("uboot: bad script length table")
-	}
-	return string(data[8 : 8+n]), nil
 }

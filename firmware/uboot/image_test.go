@@ -1,23 +1,26 @@
-package uboot
+package uboot_test
 
 import (
 	"bytes"
-	"github.com/pibake/pibake/internal/hosttool"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/pibake/pibake/firmware/uboot"
+	"github.com/pibake/pibake/firmware/uboot/ubootcheck"
+	"github.com/pibake/pibake/internal/hosttool"
 )
 
 // TestScriptImageMatchesMkimage compares with U-Boot's own mkimage, byte for
 // byte (SOURCE_DATE_EPOCH=0 makes mkimage's timestamp 0 like ours).
 func TestScriptImageMatchesMkimage(t *testing.T) {
 	script := "echo pibake\nsetenv x 1\n"
-	ours, err := ScriptImage("pibake boot", script)
+	ours, err := uboot.ScriptImage("pibake boot", script)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseScriptImage(ours)
+	got, err := ubootcheck.ParseScriptImage(ours)
 	if err != nil || got != script {
 		t.Fatalf("round trip: %q, %v", got, err)
 	}
@@ -42,7 +45,7 @@ func TestScriptImageMatchesMkimage(t *testing.T) {
 }
 
 func TestParseScriptImageRejectsCorruption(t *testing.T) {
-	img, _ := ScriptImage("x", "echo hi\n")
+	img, _ := uboot.ScriptImage("x", "echo hi\n")
 	for i, mut := range []func(b []byte){
 		func(b []byte) { b[0] ^= 1 },        // magic
 		func(b []byte) { b[40] ^= 1 },       // name: header CRC
@@ -51,11 +54,11 @@ func TestParseScriptImageRejectsCorruption(t *testing.T) {
 	} {
 		b := append([]byte(nil), img...)
 		mut(b)
-		if _, err := ParseScriptImage(b); err == nil {
+		if _, err := ubootcheck.ParseScriptImage(b); err == nil {
 			t.Errorf("corruption %d accepted", i)
 		}
 	}
-	if _, err := ScriptImage(string(make([]byte, 40)), ""); err == nil {
+	if _, err := uboot.ScriptImage(string(make([]byte, 40)), ""); err == nil {
 		t.Error("long name accepted")
 	}
 }

@@ -67,12 +67,6 @@ type Loads struct {
 	Kernel, FDT, Initrd uint64
 }
 
-// Region is a span of memory a boot uses.
-type Region struct {
-	What       string
-	Start, End uint64 // [Start, End)
-}
-
 func alignUp(v, a uint64) uint64 { return (v + a - 1) &^ (a - 1) }
 
 // fdtHeadroom is left after the device tree: U-Boot adds /chosen
@@ -104,33 +98,4 @@ func PlanLoads(w Window, kernel []byte, initrdSize, fdtSize int64) (Loads, error
 			len(kernel), h.ImageSize, fdtSize, initrdSize, top, w.Limit)
 	}
 	return l, nil
-}
-
-// Regions lists the memory a booti with these loads touches.
-func (l Loads) Regions(h KernelHeader, kernelSize, initrdSize, fdtSize int64, ramBase uint64) []Region {
-	reloc := h.Relocated(l.Kernel, ramBase)
-	return []Region{
-		{"kernel file", l.Kernel, l.Kernel + uint64(kernelSize)},
-		{"relocated kernel", reloc, reloc + h.ImageSize},
-		{"device tree", l.FDT, l.FDT + uint64(fdtSize)},
-		{"initramfs", l.Initrd, l.Initrd + uint64(initrdSize)},
-	}
-}
-
-// CheckDisjoint reports the first pair of regions that overlap. The kernel
-// file and the relocated kernel may overlap each other: booti moves the
-// one onto the other with memmove.
-func CheckDisjoint(rs []Region) error {
-	for i := range rs {
-		for j := i + 1; j < len(rs); j++ {
-			a, b := rs[i], rs[j]
-			if a.What == "kernel file" && b.What == "relocated kernel" {
-				continue
-			}
-			if a.Start < b.End && b.Start < a.End {
-				return fmt.Errorf("%s %#x-%#x overlaps %s %#x-%#x", a.What, a.Start, a.End, b.What, b.Start, b.End)
-			}
-		}
-	}
-	return nil
 }

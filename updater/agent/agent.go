@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/delta"
@@ -58,7 +59,7 @@ type Check interface {
 }
 
 // Slots opens the boot and root partitions of a slot for writing.
-type Slots func(s bootloader.Slot) (boot, root install.Target, err error)
+type Slots func(s bootchain.Slot) (boot, root install.Target, err error)
 
 // Agent ties the parts together.
 type Agent struct {
@@ -74,7 +75,7 @@ type Agent struct {
 	Trusted  []minisign.PublicKey
 	Revoked  []uint64 // key IDs refused even if trusted
 	Board    string
-	Booted   bootloader.Slot
+	Booted   bootchain.Slot
 	Slots    Slots
 	Checks   []Check
 	Deadline time.Duration // for all health checks together
@@ -429,7 +430,7 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 
 // slotArtifacts picks what goes into slot s: "root", and "boot" or the
 // slot's own boot artifact (tryboot: boot.a, boot.b). Exactly one of each.
-func slotArtifacts(doc *channel.Document, s bootloader.Slot) ([]channel.Artifact, error) {
+func slotArtifacts(doc *channel.Document, s bootchain.Slot) ([]channel.Artifact, error) {
 	var boot, root []channel.Artifact
 	for _, art := range doc.Artifacts {
 		switch art.Name {
@@ -468,7 +469,7 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 		return a.settle(st)
 	}
 	tr := *st.Trial
-	if bootloader.Slot(tr.Slot) != a.Booted {
+	if bootchain.Slot(tr.Slot) != a.Booted {
 		return a.trialDidNotRun(st, tr)
 	}
 	// The trial came up: say so before the checks, so that a cut during
@@ -573,9 +574,9 @@ func (a *Agent) settle(st state.State) error {
 
 // trialDidNotRun: a trial is pending but the other slot is running.
 func (a *Agent) trialDidNotRun(st state.State, tr state.Trial) error {
-	ev, err := a.Boot.Tried(bootloader.Slot(tr.Slot))
+	ev, err := a.Boot.Tried(bootchain.Slot(tr.Slot))
 	if err != nil {
-		ev = bootloader.Unknown
+		ev = bootchain.Unknown
 	}
 	if st.Download == nil {
 		st.Download = &state.Download{Serial: tr.Release.Serial, Slot: tr.Slot}
@@ -587,7 +588,7 @@ func (a *Agent) trialDidNotRun(st state.State, tr state.Trial) error {
 		if st.Download.Interrupted >= MaxInterrupted {
 			return a.fail(st, tr, "health", "", fmt.Errorf("the trial was cut short %d times before its health checks ended", st.Download.Interrupted), false)
 		}
-	case ev == bootloader.Yes || (ev == bootloader.Unknown && tr.Armed):
+	case ev == bootchain.Yes || (ev == bootchain.Unknown && tr.Armed):
 		// The boot loader spent the trial (U-Boot's counter shows it; the
 		// tryboot flag leaves no trace, but the trial was armed) and the
 		// trial never came up far enough to say so. That is a release
@@ -604,12 +605,12 @@ func (a *Agent) trialDidNotRun(st state.State, tr state.Trial) error {
 	switch {
 	case tr.Boots > 0:
 		why = "the trial came up but was cut short before its health checks ended"
-	case ev == bootloader.Yes || tr.Armed:
+	case ev == bootchain.Yes || tr.Armed:
 		why = "the trial did not come up (once; a second time fails the release)"
 	}
 	a.log().Warn("trial will be tried again", "version", tr.Release.Version, "slot", tr.Slot, "why", why)
 	st.Trial = nil
-	if err := a.Boot.MarkBad(bootloader.Slot(tr.Slot)); err != nil {
+	if err := a.Boot.MarkBad(bootchain.Slot(tr.Slot)); err != nil {
 		return err
 	}
 	if err := a.Boot.MarkGood(a.Booted); err != nil {
@@ -633,7 +634,7 @@ func (a *Agent) fail(st state.State, tr state.Trial, stage, check string, cause 
 	if err := a.Store.Save(st); err != nil {
 		return err
 	}
-	if err := a.Boot.MarkBad(bootloader.Slot(tr.Slot)); err != nil {
+	if err := a.Boot.MarkBad(bootchain.Slot(tr.Slot)); err != nil {
 		return err
 	}
 	a.log().Warn("trial failed", "version", tr.Release.Version, "stage", stage, "check", check, "err", cause)

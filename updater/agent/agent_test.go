@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/bootloader/boottest"
 	"github.com/pibake/pibake/updater/channel"
@@ -123,40 +124,40 @@ type device struct {
 	power
 	boot  *boottest.Fake
 	store *statetest.Memory
-	parts map[bootloader.Slot]map[string]*vpart
+	parts map[bootchain.Slot]map[string]*vpart
 	size  int // partition size
 	// data is an artifact's content by name and version (content, or the
 	// campaign's larger ones).
 	data func(name, version string) []byte
 }
 
-func (d *device) part(s bootloader.Slot, name string) *vpart { return d.parts[s][name] }
+func (d *device) part(s bootchain.Slot, name string) *vpart { return d.parts[s][name] }
 
 // cutBoot and cutStore put the boot loader's and the state's writes on
 // the device's power switch; both are atomic (a rename), so a cut leaves
 // the old or, when it comes after, the new content.
 type cutBoot struct{ d *device }
 
-func (c cutBoot) Primary() (bootloader.Slot, error) { return c.d.boot.Primary() }
-func (c cutBoot) TryOnce(s bootloader.Slot) error {
+func (c cutBoot) Primary() (bootchain.Slot, error) { return c.d.boot.Primary() }
+func (c cutBoot) TryOnce(s bootchain.Slot) error {
 	if err := c.d.op(); err != nil {
 		return err
 	}
 	return c.d.boot.TryOnce(s)
 }
-func (c cutBoot) MarkGood(s bootloader.Slot) error {
+func (c cutBoot) MarkGood(s bootchain.Slot) error {
 	if err := c.d.op(); err != nil {
 		return err
 	}
 	return c.d.boot.MarkGood(s)
 }
-func (c cutBoot) MarkBad(s bootloader.Slot) error {
+func (c cutBoot) MarkBad(s bootchain.Slot) error {
 	if err := c.d.op(); err != nil {
 		return err
 	}
 	return c.d.boot.MarkBad(s)
 }
-func (c cutBoot) Tried(s bootloader.Slot) (bootloader.Evidence, error) { return c.d.boot.Tried(s) }
+func (c cutBoot) Tried(s bootchain.Slot) (bootchain.Evidence, error) { return c.d.boot.Tried(s) }
 
 type cutStore struct{ d *device }
 
@@ -177,8 +178,8 @@ func newDevice() *device { return newDeviceWith(partSize, content) }
 // newDeviceWith makes a device with partitions of size bytes, both slots
 // holding release 1.0 as data makes it.
 func newDeviceWith(size int, data func(name, version string) []byte) *device {
-	d := &device{boot: boottest.NewFake(), store: &statetest.Memory{}, parts: map[bootloader.Slot]map[string]*vpart{}, size: size, data: data}
-	for _, s := range []bootloader.Slot{bootloader.A, bootloader.B} {
+	d := &device{boot: boottest.NewFake(), store: &statetest.Memory{}, parts: map[bootchain.Slot]map[string]*vpart{}, size: size, data: data}
+	for _, s := range bootchain.Slots() {
 		d.parts[s] = map[string]*vpart{}
 		for _, n := range []string{"boot", "root"} {
 			d.parts[s][n] = newPart(&d.power, size, data(n, "1.0"))
@@ -190,7 +191,7 @@ func newDeviceWith(size int, data func(name, version string) []byte) *device {
 // powerOn brings the power back (losing caches, tearing the last write
 // if tear) and runs the boot script; with tear the power also goes while
 // the script writes pibake.env, leaving it unreadable.
-func (d *device) powerOn(tear bool) bootloader.Slot {
+func (d *device) powerOn(tear bool) bootchain.Slot {
 	for _, m := range d.parts {
 		for _, p := range m {
 			p.crash(tear)
@@ -204,7 +205,7 @@ func (d *device) powerOn(tear bool) bootloader.Slot {
 }
 
 // reboot is a clean reboot: caches written back, then the boot script.
-func (d *device) reboot() bootloader.Slot {
+func (d *device) reboot() bootchain.Slot {
 	for _, m := range d.parts {
 		for _, p := range m {
 			p.flush()
@@ -282,11 +283,11 @@ type check struct {
 func (c check) Name() string              { return c.name }
 func (c check) Run(context.Context) error { return c.err }
 
-func (d *device) agent(r *repo, booted bootloader.Slot, checks ...Check) *Agent {
+func (d *device) agent(r *repo, booted bootchain.Slot, checks ...Check) *Agent {
 	return &Agent{
 		Boot: cutBoot{d}, Store: cutStore{d}, Source: install.Dir{Path: r.dir}, Channel: "stable",
 		Trusted: []minisign.PublicKey{r.pub}, Board: "pi4", Booted: booted, Checks: checks,
-		Slots: func(s bootloader.Slot) (install.Target, install.Target, error) {
+		Slots: func(s bootchain.Slot) (install.Target, install.Target, error) {
 			return d.part(s, "boot"), d.part(s, "root"), nil
 		},
 		Reboot: func() error { return nil }, Now: func() time.Time { return now },
@@ -296,7 +297,7 @@ func (d *device) agent(r *repo, booted bootloader.Slot, checks ...Check) *Agent 
 
 // trybootAgent is the device's agent on the tryboot chain's fake: the
 // trial reboot carries the firmware's one-shot flag.
-func (d *device) trybootAgent(r *repo, fw *boottest.Tryboot, booted bootloader.Slot, checks ...Check) *Agent {
+func (d *device) trybootAgent(r *repo, fw *boottest.Tryboot, booted bootchain.Slot, checks ...Check) *Agent {
 	a := d.agent(r, booted, checks...)
 	a.Boot = fw
 	a.Reboot = func() error { fw.Reboot(""); return nil }
@@ -305,7 +306,7 @@ func (d *device) trybootAgent(r *repo, fw *boottest.Tryboot, booted bootloader.S
 }
 
 // holds reports whether slot s holds exactly version v.
-func (d *device) holds(s bootloader.Slot, v string) bool {
+func (d *device) holds(s bootchain.Slot, v string) bool {
 	for _, n := range []string{"boot", "root"} {
 		if !bytes.HasPrefix(d.part(s, n).live, d.data(n, v)) {
 			return false
@@ -325,11 +326,11 @@ func TestUpdateCommit(t *testing.T) {
 	if err := d.agent(r, booted).Update(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if !d.holds(bootloader.B, "2.0") || !d.holds(bootloader.A, "1.0") {
+	if !d.holds(bootchain.B, "2.0") || !d.holds(bootchain.A, "1.0") {
 		t.Fatal("slot contents wrong after install")
 	}
 	booted = d.boot.PowerOn()
-	if booted != bootloader.B {
+	if booted != bootchain.B {
 		t.Fatalf("trial boot started %s", booted)
 	}
 	if err := d.agent(r, booted, check{"api", nil}).AfterBoot(context.Background()); err != nil {
@@ -340,13 +341,13 @@ func TestUpdateCommit(t *testing.T) {
 		t.Errorf("state after commit: %+v", st)
 	}
 	for i := 0; i < 3; i++ {
-		if s := d.boot.PowerOn(); s != bootloader.B {
+		if s := d.boot.PowerOn(); s != bootchain.B {
 			t.Fatalf("boot %d after commit: %s", i, s)
 		}
-		d.agent(r, bootloader.B).AfterBoot(context.Background())
+		d.agent(r, bootchain.B).AfterBoot(context.Background())
 	}
 	// Same channel again: nothing to do.
-	if err := d.agent(r, bootloader.B).Update(context.Background()); !errors.Is(err, ErrNothingNew) {
+	if err := d.agent(r, bootchain.B).Update(context.Background()); !errors.Is(err, ErrNothingNew) {
 		t.Errorf("second update: %v", err)
 	}
 }
@@ -357,7 +358,7 @@ func TestHealthFailureRollsBack(t *testing.T) {
 	d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
 	r.publish(t, "3.0", false)
 	rebooted := false
-	a := d.agent(r, bootloader.A)
+	a := d.agent(r, bootchain.A)
 	if err := a.Update(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -372,14 +373,14 @@ func TestHealthFailureRollsBack(t *testing.T) {
 	if !rebooted || !ok || f.Check != "http:127.0.0.1:8080/health" || !strings.Contains(f.Reason, "503") || !strings.Contains(st.LastError, "rolled back") {
 		t.Fatalf("rebooted %v, state %+v", rebooted, st)
 	}
-	if s := d.boot.PowerOn(); s != bootloader.A {
+	if s := d.boot.PowerOn(); s != bootchain.A {
 		t.Fatalf("after the failed trial the device starts %s", s)
 	}
 	// The failed version is not retried, and slot A is untouched.
-	if err := d.agent(r, bootloader.A).Update(context.Background()); !errors.Is(err, ErrFailedBefore) {
+	if err := d.agent(r, bootchain.A).Update(context.Background()); !errors.Is(err, ErrFailedBefore) {
 		t.Errorf("retry of a failed version: %v", err)
 	}
-	if !d.holds(bootloader.A, "1.0") {
+	if !d.holds(bootchain.A, "1.0") {
 		t.Error("the active slot changed")
 	}
 }
@@ -414,8 +415,8 @@ func TestRefusals(t *testing.T) {
 			d.store.St.LastSerial = 5
 			r.serial = 5
 			setup(t, r)
-			before := bytes.Clone(d.part(bootloader.A, "root").live)
-			err := d.agent(r, bootloader.A).Update(context.Background())
+			before := bytes.Clone(d.part(bootchain.A, "root").live)
+			err := d.agent(r, bootchain.A).Update(context.Background())
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -423,10 +424,10 @@ func TestRefusals(t *testing.T) {
 			if st.Trial != nil || st.LastError == "" {
 				t.Errorf("state %+v", st)
 			}
-			if p, _ := d.boot.Primary(); p != bootloader.A || !bytes.Equal(before, d.part(bootloader.A, "root").live) {
+			if p, _ := d.boot.Primary(); p != bootchain.A || !bytes.Equal(before, d.part(bootchain.A, "root").live) {
 				t.Error("the active slot was touched")
 			}
-			if s := d.boot.PowerOn(); s != bootloader.A {
+			if s := d.boot.PowerOn(); s != bootchain.A {
 				t.Errorf("device starts %s after a refused update", s)
 			}
 		})
@@ -442,14 +443,14 @@ func TestRefusedByDevice(t *testing.T) {
 		d := newDevice()
 		d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
 		r.publish(t, "2.0", false)
-		a := d.agent(r, bootloader.A)
+		a := d.agent(r, bootchain.A)
 		mut(a)
-		before := bytes.Clone(d.part(bootloader.B, "root").live)
+		before := bytes.Clone(d.part(bootchain.B, "root").live)
 		if err := a.Update(context.Background()); err == nil {
 			t.Fatalf("%s: accepted", name)
 		}
 		st, _ := d.store.Load()
-		if !bytes.Equal(before, d.part(bootloader.B, "root").live) || st.LastError == "" || st.Trial != nil {
+		if !bytes.Equal(before, d.part(bootchain.B, "root").live) || st.LastError == "" || st.Trial != nil {
 			t.Errorf("%s: a byte was written or nothing recorded: %+v", name, st)
 		}
 	}
@@ -473,7 +474,7 @@ func TestRollout(t *testing.T) {
 	d := newDevice()
 	d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
 	r.publish(t, "2.0", false)
-	a := d.agent(r, bootloader.A)
+	a := d.agent(r, bootchain.A)
 	for i := 0; InRollout(a.DeviceID, "demo/2.0", 0.5); i++ {
 		a.DeviceID = fmt.Sprintf("x%d", i)
 	}
@@ -537,7 +538,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	bootLen, rootLen := int64(len(content("boot", "2.0"))), int64(len(content("root", "2.0")))
 
 	src := &flakySource{Source: install.Dir{Path: r.dir}, fail: bootLen + rootLen/2}
-	a := d.agent(r, bootloader.A)
+	a := d.agent(r, bootchain.A)
 	a.Source = src
 	a.Install.Checkpoint = 4096
 	if err := a.Update(context.Background()); err == nil || !strings.Contains(err.Error(), "connection reset") {
@@ -551,7 +552,7 @@ func TestResumeAfterRestart(t *testing.T) {
 
 	// A new agent (after a restart) on a good connection.
 	src = &flakySource{Source: install.Dir{Path: r.dir}}
-	a = d.agent(r, bootloader.A)
+	a = d.agent(r, bootchain.A)
 	a.Source = src
 	if err := a.Update(context.Background()); err != nil {
 		t.Fatal(err)
@@ -560,7 +561,7 @@ func TestResumeAfterRestart(t *testing.T) {
 		t.Errorf("after the restart %d bytes were downloaded, want %d (root %d from offset %d; boot was done)", src.served, want, rootLen, saved)
 	}
 	st, _ = d.store.Load()
-	if st.Download == nil || len(st.Download.Done) != 2 || st.Trial == nil || !st.Trial.Armed || !d.holds(bootloader.B, "2.0") {
+	if st.Download == nil || len(st.Download.Done) != 2 || st.Trial == nil || !st.Trial.Armed || !d.holds(bootchain.B, "2.0") {
 		t.Fatalf("after the resumed install: download %+v trial %+v", st.Download, st.Trial)
 	}
 	t.Logf("interrupted at %d of %d root bytes, resumed from checkpoint %d", rootLen/2, rootLen, saved)
@@ -569,18 +570,18 @@ func TestResumeAfterRestart(t *testing.T) {
 	// the read-back catches them, and the next try starts from zero.
 	d2 := newDevice()
 	d2.agent(r, d2.boot.PowerOn()).AfterBoot(context.Background())
-	a = d2.agent(r, bootloader.A)
+	a = d2.agent(r, bootchain.A)
 	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: bootLen + rootLen/2}
 	a.Install.Checkpoint = 4096
 	_ = a.Update(context.Background())
-	d2.part(bootloader.B, "root").live[100] ^= 0xff
-	if err := d2.agent(r, bootloader.A).Update(context.Background()); !errors.Is(err, install.ErrDigest) {
+	d2.part(bootchain.B, "root").live[100] ^= 0xff
+	if err := d2.agent(r, bootchain.A).Update(context.Background()); !errors.Is(err, install.ErrDigest) {
 		t.Fatalf("resume onto changed bytes: %v", err)
 	}
 	if st, _ := d2.store.Load(); st.Download == nil || st.Download.Offset != 0 || st.Trial != nil {
 		t.Fatalf("after a failed read-back: %+v", st.Download)
 	}
-	if err := d2.agent(r, bootloader.A).Update(context.Background()); err != nil {
+	if err := d2.agent(r, bootchain.A).Update(context.Background()); err != nil {
 		t.Fatalf("clean retry: %v", err)
 	}
 }
@@ -603,7 +604,7 @@ func (fullStore) Save(state.State) error {
 func TestDiskFull(t *testing.T) {
 	for name, mut := range map[string]func(d *device, a *Agent){
 		"slot": func(d *device, a *Agent) {
-			a.Slots = func(s bootloader.Slot) (install.Target, install.Target, error) {
+			a.Slots = func(s bootchain.Slot) (install.Target, install.Target, error) {
 				return d.part(s, "boot"), fullPart{d.part(s, "root")}, nil
 			}
 		},
@@ -614,21 +615,21 @@ func TestDiskFull(t *testing.T) {
 			d := newDevice()
 			d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
 			r.publish(t, "2.0", false)
-			before := bytes.Clone(d.part(bootloader.A, "root").live)
-			a := d.agent(r, bootloader.A)
+			before := bytes.Clone(d.part(bootchain.A, "root").live)
+			a := d.agent(r, bootchain.A)
 			mut(d, a)
 			err := a.Update(context.Background())
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("install on a full disk: %v", err)
 			}
 			t.Logf("refused: %v", err)
-			if !bytes.Equal(before, d.part(bootloader.A, "root").live) {
+			if !bytes.Equal(before, d.part(bootchain.A, "root").live) {
 				t.Error("the active slot changed")
 			}
-			if p, _ := d.boot.Primary(); p != bootloader.A || (name == "slot" && d.boot.St.Bootable(bootloader.B)) {
+			if p, _ := d.boot.Primary(); p != bootchain.A || (name == "slot" && d.boot.St.Bootable(bootchain.B)) {
 				t.Errorf("boot state %s: want slot a primary and, once writing began, b out of the rotation", d.boot.St.Marshal())
 			}
-			if s := d.boot.PowerOn(); s != bootloader.A {
+			if s := d.boot.PowerOn(); s != bootchain.A {
 				t.Errorf("device starts %s", s)
 			}
 			if name == "slot" {
@@ -687,10 +688,10 @@ func TestInstallFromBundle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			a := d.agent(&repo{dir: "/nonexistent", pub: r.pub}, bootloader.A)
+			a := d.agent(&repo{dir: "/nonexistent", pub: r.pub}, bootchain.A)
 			err = a.InstallFrom(context.Background(), b)
 			if tc.corrupt {
-				if !errors.Is(err, install.ErrDigest) || !d.holds(bootloader.A, "1.0") || d.boot.PowerOn() != bootloader.A {
+				if !errors.Is(err, install.ErrDigest) || !d.holds(bootchain.A, "1.0") || d.boot.PowerOn() != bootchain.A {
 					t.Fatalf("tampered bundle: %v", err)
 				}
 				return
@@ -698,7 +699,7 @@ func TestInstallFromBundle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !d.holds(bootloader.B, "2.0") || d.boot.PowerOn() != bootloader.B {
+			if !d.holds(bootchain.B, "2.0") || d.boot.PowerOn() != bootchain.B {
 				t.Fatal("bundle not installed into slot b for a trial")
 			}
 		})
@@ -713,13 +714,13 @@ func TestTrybootChain(t *testing.T) {
 		name    string
 		healthy bool
 		reset   bool // the trial slot resets before its health checks run
-		want    bootloader.Slot
-	}{{"commit", true, false, bootloader.B}, {"health fails", false, false, bootloader.A}, {"reset during trial", true, true, bootloader.A}} {
+		want    bootchain.Slot
+	}{{"commit", true, false, bootchain.B}, {"health fails", false, false, bootchain.A}, {"reset during trial", true, true, bootchain.A}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRepo(t)
 			d := newDevice()
 			fw := boottest.NewTryboot()
-			agentFor := func(booted bootloader.Slot, checks ...Check) *Agent { return d.trybootAgent(r, fw, booted, checks...) }
+			agentFor := func(booted bootchain.Slot, checks ...Check) *Agent { return d.trybootAgent(r, fw, booted, checks...) }
 			booted := fw.PowerOn()
 			if err := agentFor(booted).AfterBoot(context.Background()); err != nil {
 				t.Fatal(err)
@@ -729,7 +730,7 @@ func TestTrybootChain(t *testing.T) {
 				t.Fatal(err)
 			}
 			booted = fw.PowerOn()
-			if booted != bootloader.B {
+			if booted != bootchain.B {
 				t.Fatalf("the flagged reboot started %s", booted)
 			}
 			if tc.reset {
@@ -747,7 +748,7 @@ func TestTrybootChain(t *testing.T) {
 				if err := agentFor(booted).Update(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				if booted = fw.PowerOn(); booted != bootloader.B {
+				if booted = fw.PowerOn(); booted != bootchain.B {
 					t.Fatalf("the second trial started %s", booted)
 				}
 				booted = fw.PowerOn()
@@ -762,7 +763,7 @@ func TestTrybootChain(t *testing.T) {
 				t.Fatalf("device settles on %s, want %s", final, tc.want)
 			}
 			st, _ := d.store.Load()
-			if st.Trial != nil || (tc.want == bootloader.A) != (st.Failed["2.0"].Version == "2.0") {
+			if st.Trial != nil || (tc.want == bootchain.A) != (st.Failed["2.0"].Version == "2.0") {
 				t.Errorf("state: trial %+v failed %+v", st.Trial, st.Failed)
 			}
 		})
@@ -776,7 +777,7 @@ func TestTrybootPerSlotBoot(t *testing.T) {
 	r := newRepo(t)
 	d := newDevice()
 	fw := boottest.NewTryboot()
-	agentFor := func(booted bootloader.Slot, checks ...Check) *Agent { return d.trybootAgent(r, fw, booted, checks...) }
+	agentFor := func(booted bootchain.Slot, checks ...Check) *Agent { return d.trybootAgent(r, fw, booted, checks...) }
 	booted := fw.PowerOn()
 	agentFor(booted).AfterBoot(ctx)
 	for _, v := range []string{"2.0", "3.0"} {
@@ -813,7 +814,7 @@ func TestAdoptFlashedRelease(t *testing.T) {
 	}{
 		{"same bytes", func(*device) {}, true},
 		{"the slot holds other bytes", func(d *device) {
-			p := d.part(bootloader.A, "root")
+			p := d.part(bootchain.A, "root")
 			p.live[100] ^= 1
 			p.durable[100] ^= 1
 		}, false},
@@ -825,7 +826,7 @@ func TestAdoptFlashedRelease(t *testing.T) {
 			agent := func() *Agent {
 				a := d.agent(r, booted)
 				a.Image, a.Version = "demo", "1.0"
-				a.Running = func(s bootloader.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
+				a.Running = func(s bootchain.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
 				return a
 			}
 			if err := agent().AfterBoot(context.Background()); err != nil {
@@ -836,7 +837,7 @@ func TestAdoptFlashedRelease(t *testing.T) {
 			err := agent().Update(context.Background())
 			st, _ := d.store.Load()
 			if !tc.adopt {
-				if err != nil || st.Trial == nil || st.Trial.Slot != "b" || !d.holds(bootloader.B, "1.0") {
+				if err != nil || st.Trial == nil || st.Trial.Slot != "b" || !d.holds(bootchain.B, "1.0") {
 					t.Fatalf("update of a slot with other bytes: %v, trial %+v", err, st.Trial)
 				}
 				return
@@ -844,14 +845,14 @@ func TestAdoptFlashedRelease(t *testing.T) {
 			if !errors.Is(err, ErrNothingNew) || st.Trial != nil || st.Download != nil || st.Slots["a"].Version != "1.0" || st.Slots["a"].Serial != 1 || st.Serials["stable"] != 1 {
 				t.Fatalf("flashed release not adopted: %v, state %+v", err, st)
 			}
-			if s := d.boot.PowerOn(); s != bootloader.A {
+			if s := d.boot.PowerOn(); s != bootchain.A {
 				t.Fatalf("adopting rebooted into %s", s)
 			}
 			if err := agent().Update(context.Background()); !errors.Is(err, ErrNothingNew) {
 				t.Errorf("second check: %v", err)
 			}
 			r.publish(t, "2.0", false)
-			if err := agent().Update(context.Background()); err != nil || !d.holds(bootloader.B, "2.0") {
+			if err := agent().Update(context.Background()); err != nil || !d.holds(bootchain.B, "2.0") {
 				t.Fatalf("next release after adopting: %v", err)
 			}
 		})

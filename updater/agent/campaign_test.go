@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/install"
 )
 
@@ -53,7 +53,7 @@ func life(t *testing.T, v verdict, cutAt int, tear bool, how delivery) bool {
 		data = sharing
 	}
 	d := newDeviceWith(campaignSize+4096, data)
-	holds := func(s bootloader.Slot) string {
+	holds := func(s bootchain.Slot) string {
 		for _, ver := range []string{"1.0", "2.0"} {
 			if d.holds(s, ver) {
 				return ver
@@ -99,7 +99,7 @@ func life(t *testing.T, v verdict, cutAt int, tear bool, how delivery) bool {
 		a := d.agent(r, booted, c)
 		a.Install.Checkpoint = 300 << 10
 		if withDelta {
-			a.Running = func(s bootloader.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
+			a.Running = func(s bootchain.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
 		}
 		a.Reboot = func() error { rebooted = true; return nil }
 		err := a.AfterBoot(ctx)
@@ -137,11 +137,11 @@ func life(t *testing.T, v verdict, cutAt int, tear bool, how delivery) bool {
 			if want == "as flashed" {
 				want = "1.0"
 			}
-			if got := holds(bootloader.Slot(s)); got != want {
+			if got := holds(bootchain.Slot(s)); got != want {
 				t.Fatalf("%s: the state says slot %s holds %s, it holds %q", where, s, want, got)
 			}
 		}
-		for _, s := range []bootloader.Slot{bootloader.A, bootloader.B} {
+		for _, s := range bootchain.Slots() {
 			if d.boot.St.Bootable(s) && holds(s) == "" {
 				t.Fatalf("%s: slot %s is bootable and holds no whole release", where, s)
 			}

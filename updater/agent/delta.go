@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
 	"github.com/pibake/pibake/updater/delta"
@@ -26,7 +26,7 @@ type Readable interface {
 }
 
 // Running opens the booted slot's boot and root partitions for reading.
-type Running func(s bootloader.Slot) (boot, root Readable, err error)
+type Running func(s bootchain.Slot) (boot, root Readable, err error)
 
 // deltaInstall is what the delta downloads of one install share: the
 // verified chunk document, the booted slot's partitions, and (once a

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
 	"github.com/pibake/pibake/updater/install"
@@ -165,7 +165,7 @@ func TestDeltaUpdate(t *testing.T) {
 		// signed documents and little else.
 		{"patch", func(*device, *repo, *counted) {}, 2 * 60 << 10, 0, []func(string) []byte{v1}},
 		{"patch, the running slot holds other bytes", func(d *device, _ *repo, _ *counted) {
-			p := d.part(bootloader.A, "root")
+			p := d.part(bootchain.A, "root")
 			p.live[2<<20] ^= 1
 			p.durable[2<<20] ^= 1
 		}, full / 5, 0, []func(string) []byte{v1}},
@@ -185,7 +185,7 @@ func TestDeltaUpdate(t *testing.T) {
 		}, v1}},
 		{"delta", func(*device, *repo, *counted) {}, full / 10, 0, nil},
 		{"the running slot holds other bytes", func(d *device, _ *repo, _ *counted) {
-			p := d.part(bootloader.A, "root")
+			p := d.part(bootchain.A, "root")
 			p.live[2<<20] ^= 1
 			p.durable[2<<20] ^= 1
 		}, full / 5, -1, nil}, // -1: a chunk (16 KiB at least) more than "delta"
@@ -210,7 +210,7 @@ func TestDeltaUpdate(t *testing.T) {
 			url := c.serve(t, r.dir)
 			a := d.agent(r, booted)
 			a.Source = install.HTTP{Base: url}
-			a.Running = func(s bootloader.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
+			a.Running = func(s bootchain.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
 			a.PeakRSS = func() int64 { return 42 << 20 }
 			if err := a.AfterBoot(context.Background()); err != nil {
 				t.Fatal(err)
@@ -226,7 +226,7 @@ func TestDeltaUpdate(t *testing.T) {
 			if err := a.Update(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if !d.holds(bootloader.B, "2.0") {
+			if !d.holds(bootchain.B, "2.0") {
 				t.Fatal("slot B does not hold 2.0")
 			}
 			if tc.atLeast < 0 {

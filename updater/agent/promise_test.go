@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/bootloader/boottest"
 	"github.com/pibake/pibake/updater/channel"
@@ -51,25 +52,25 @@ func TestSlotBeingWrittenNeverBoots(t *testing.T) {
 			r := newRepo(t)
 			d := settledOn(t, r)
 			r.publish(t, "2.0", tc.corrupt)
-			a := d.agent(r, bootloader.A)
+			a := d.agent(r, bootchain.A)
 			a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: tc.fail}
 			if err := a.Update(ctx); err == nil {
 				t.Fatal("the install succeeded")
 			}
-			if d.holds(bootloader.B, "1.0") || d.holds(bootloader.B, "2.0") {
+			if d.holds(bootchain.B, "1.0") || d.holds(bootchain.B, "2.0") {
 				t.Fatal("slot b holds a whole release: the test cuts nothing")
 			}
-			if d.boot.St.Bootable(bootloader.B) {
-				t.Errorf("slot b is half written and still has %d tries", d.boot.St.Left[bootloader.B])
+			if d.boot.St.Bootable(bootchain.B) {
+				t.Errorf("slot b is half written and still has %d tries", d.boot.St.Left[bootchain.B])
 			}
-			if err := d.agent(r, bootloader.A).Rollback(ctx); !errors.Is(err, ErrNoFallback) {
+			if err := d.agent(r, bootchain.A).Rollback(ctx); !errors.Is(err, ErrNoFallback) {
 				t.Errorf("rollback onto the half-written slot: %v", err)
 			}
 			// The good slot's kernel now fails to come up, again and again
 			// (a bad SD card sector, a brown-out loop): U-Boot must keep
 			// to it, never the unverified slot.
 			for i := 0; i < 10; i++ {
-				if s := d.boot.PowerOn(); s != bootloader.A {
+				if s := d.boot.PowerOn(); s != bootchain.A {
 					t.Fatalf("failed boot %d of slot a: U-Boot started the half-written slot %s", i+1, s)
 				}
 			}
@@ -85,21 +86,21 @@ func TestFallbackIsNotSilent(t *testing.T) {
 	r := newRepo(t)
 	d := settledOn(t, r)
 	r.publish(t, "2.0", false)
-	if err := d.agent(r, bootloader.A).Update(ctx); err != nil {
+	if err := d.agent(r, bootchain.A).Update(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.agent(r, d.boot.PowerOn(), check{"ok", nil}).AfterBoot(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Slot b's kernel is damaged on the card: three boots fail.
-	d.part(bootloader.B, "boot").live[0] ^= 0xff
-	var booted bootloader.Slot
+	d.part(bootchain.B, "boot").live[0] ^= 0xff
+	var booted bootchain.Slot
 	for i := 0; i < 4; i++ {
-		if booted = d.boot.PowerOn(); booted == bootloader.A {
+		if booted = d.boot.PowerOn(); booted == bootchain.A {
 			break
 		}
 	}
-	if booted != bootloader.A {
+	if booted != bootchain.A {
 		t.Fatal("U-Boot did not fall back")
 	}
 	if err := d.agent(r, booted).AfterBoot(ctx); err != nil {
@@ -110,13 +111,13 @@ func TestFallbackIsNotSilent(t *testing.T) {
 		t.Errorf("status does not say the device runs a fallback: degraded %q", st.Degraded)
 	}
 	// The next poll reinstalls 2.0 (the same serial) into slot b.
-	if err := d.agent(r, bootloader.A).Update(ctx); err != nil {
+	if err := d.agent(r, bootchain.A).Update(ctx); err != nil {
 		t.Fatalf("the channel's release is not reinstalled: %v", err)
 	}
-	if !d.holds(bootloader.B, "2.0") {
+	if !d.holds(bootchain.B, "2.0") {
 		t.Fatal("slot b was not rewritten")
 	}
-	if booted = d.boot.PowerOn(); booted != bootloader.B {
+	if booted = d.boot.PowerOn(); booted != bootchain.B {
 		t.Fatalf("the reinstall's trial started %s", booted)
 	}
 	if err := d.agent(r, booted, check{"ok", nil}).AfterBoot(ctx); err != nil {
@@ -134,13 +135,13 @@ func TestArmingFailureIsNotAFailure(t *testing.T) {
 	r := newRepo(t)
 	d := settledOn(t, r)
 	r.publish(t, "2.0", false)
-	a := d.agent(r, bootloader.A)
+	a := d.agent(r, bootchain.A)
 	a.Boot = failTry{cutBoot{d}}
 	if err := a.Update(ctx); err == nil {
 		t.Fatal("arming error swallowed")
 	}
 	booted := d.boot.PowerOn()
-	if booted != bootloader.A {
+	if booted != bootchain.A {
 		t.Fatalf("started %s", booted)
 	}
 	if err := d.agent(r, booted).AfterBoot(ctx); err != nil {
@@ -150,7 +151,7 @@ func TestArmingFailureIsNotAFailure(t *testing.T) {
 		t.Fatalf("a trial that was never armed was recorded as failed: %+v", st.Failed)
 	}
 	src := &flakySource{Source: install.Dir{Path: r.dir}}
-	a = d.agent(r, bootloader.A)
+	a = d.agent(r, bootchain.A)
 	a.Source = src
 	if err := a.Update(ctx); err != nil {
 		t.Fatal(err)
@@ -158,14 +159,14 @@ func TestArmingFailureIsNotAFailure(t *testing.T) {
 	if src.served != 0 {
 		t.Errorf("%d artifact bytes downloaded again; the slot was already written and verified", src.served)
 	}
-	if d.boot.PowerOn() != bootloader.B {
+	if d.boot.PowerOn() != bootchain.B {
 		t.Error("the trial was not armed on the next poll")
 	}
 }
 
 type failTry struct{ cutBoot }
 
-func (failTry) TryOnce(bootloader.Slot) error { return errors.New("fatwrite: disk error") }
+func (failTry) TryOnce(bootchain.Slot) error { return errors.New("fatwrite: disk error") }
 
 // TestChannelBinding: a genuinely signed document of another channel,
 // served under this channel's name, is refused; serials are kept per
@@ -180,10 +181,10 @@ func TestChannelBinding(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(r.dir, f))
 		os.WriteFile(filepath.Join(r.dir, strings.Replace(f, "beta", "stable", 1)), b, 0o644)
 	}
-	if err := d.agent(r, bootloader.A).Update(ctx); !errors.Is(err, channel.ErrWrongChannel) {
+	if err := d.agent(r, bootchain.A).Update(ctx); !errors.Is(err, channel.ErrWrongChannel) {
 		t.Fatalf("beta's document served as stable: %v", err)
 	}
-	if d.boot.St.Bootable(bootloader.B) != true || !d.holds(bootloader.B, "1.0") {
+	if d.boot.St.Bootable(bootchain.B) != true || !d.holds(bootchain.B, "1.0") {
 		t.Error("a refused document touched slot b")
 	}
 
@@ -224,7 +225,7 @@ func halfWritten(t *testing.T) (*repo, *device) {
 	r := newRepo(t)
 	d := settledOn(t, r)
 	r.publish(t, "2.0", false)
-	a := d.agent(r, bootloader.A)
+	a := d.agent(r, bootchain.A)
 	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: 30000}
 	if err := a.Update(ctx); err == nil {
 		t.Fatal("install not interrupted")
@@ -234,7 +235,7 @@ func halfWritten(t *testing.T) (*repo, *device) {
 
 // booted is the slot the fake boot loader would start now, without
 // starting it: the committed one.
-func (d *device) booted(t *testing.T) bootloader.Slot {
+func (d *device) booted(t *testing.T) bootchain.Slot {
 	t.Helper()
 	p, _ := d.boot.Primary()
 	return p
@@ -247,7 +248,7 @@ func TestFailedReleaseKeepsTheChannelOpen(t *testing.T) {
 	r := newRepo(t)
 	d := settledOn(t, r)
 	r.publish(t, "3.0", false)
-	if err := d.agent(r, bootloader.A).Update(ctx); err != nil {
+	if err := d.agent(r, bootchain.A).Update(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.agent(r, d.boot.PowerOn(), check{"app", errors.New("503")}).AfterBoot(ctx); err != nil {
@@ -271,20 +272,20 @@ func TestUnreadableState(t *testing.T) {
 	for _, garbage := range []string{"", "{\"format\": 2, \"trial\": {\"slot\": \"c\"", "\x00\x00\x00", `{"format": 7}`} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "updater.json"), []byte(garbage), 0o600)
-		os.WriteFile(filepath.Join(dir, bootloader.StateFile), []byte("BOOT_ORDER=A C\n\x00garbage"), 0o644)
+		os.WriteFile(filepath.Join(dir, bootchain.StateFile), []byte("BOOT_ORDER=A C\n\x00garbage"), 0o644)
 		r := newRepo(t)
-		a := newDevice().agent(r, bootloader.B)
+		a := newDevice().agent(r, bootchain.B)
 		a.Store = state.File{Path: filepath.Join(dir, "updater.json")}
 		a.Boot = bootloader.UBoot{Dir: dir}
 		if err := a.AfterBoot(ctx); err != nil {
 			t.Fatalf("%q: %v", garbage, err)
 		}
-		env, _ := os.ReadFile(filepath.Join(dir, bootloader.StateFile))
-		st, err := bootloader.ParseState(env)
-		if err != nil || st.Primary() != bootloader.B || st.Left[bootloader.B] != bootloader.MaxTries {
+		env, _ := os.ReadFile(filepath.Join(dir, bootchain.StateFile))
+		st, err := bootchain.ParseState(env)
+		if err != nil || st.Primary() != bootchain.B || st.Left[bootchain.B] != bootchain.MaxTries {
 			t.Errorf("%q: boot state after marking b good: %q %v", garbage, env, err)
 		}
-		for _, kept := range []string{"updater.json.bad-1", bootloader.StateFile + bootloader.BadSuffix} {
+		for _, kept := range []string{"updater.json.bad-1", bootchain.StateFile + bootloader.BadSuffix} {
 			if _, err := os.Stat(filepath.Join(dir, kept)); err != nil {
 				t.Errorf("%q: %s not kept: %v", garbage, kept, err)
 			}
@@ -328,7 +329,7 @@ func TestRolloutStableAcrossRepublish(t *testing.T) {
 		dd.Serial, dd.Rollout = v.serial, v.frac
 		r.sign(t, &dd, "stable")
 		d := settledOn(t, r)
-		a := d.agent(r, bootloader.A)
+		a := d.agent(r, bootchain.A)
 		a.DeviceID = id
 		if err := a.Update(ctx); err != nil {
 			t.Errorf("serial %d at %.0f%%: a device inside 30%% is left out: %v", v.serial, v.frac*100, err)
@@ -362,7 +363,7 @@ func TestClockWithoutRTC(t *testing.T) {
 			json.Unmarshal(doc, &dd)
 			dd.Expires = tc.expires
 			r.sign(t, &dd, "stable")
-			a := d.agent(r, bootloader.A)
+			a := d.agent(r, bootchain.A)
 			a.Built = built
 			a.Now = func() time.Time { return tc.clock }
 			err := a.Update(ctx)
@@ -387,8 +388,8 @@ func TestLostBootStateIsRepaired(t *testing.T) {
 	if err := d.agent(r, booted).AfterBoot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d.boot.St.Bootable(bootloader.B) {
-		t.Errorf("after the boot state was lost, half-written slot b has %d tries", d.boot.St.Left[bootloader.B])
+	if d.boot.St.Bootable(bootchain.B) {
+		t.Errorf("after the boot state was lost, half-written slot b has %d tries", d.boot.St.Left[bootchain.B])
 	}
 }
 
@@ -397,7 +398,7 @@ func TestLostBootStateIsRepaired(t *testing.T) {
 // the verified slot.
 func TestRunningAnUnfinishedSlot(t *testing.T) {
 	r, d := halfWritten(t)
-	d.boot.St = bootloader.State{Order: []bootloader.Slot{bootloader.B, bootloader.A}, Left: map[bootloader.Slot]int{bootloader.A: 3, bootloader.B: 3}}
+	d.boot.St = bootchain.State{Order: []bootchain.Slot{bootchain.B, bootchain.A}, Left: map[bootchain.Slot]int{bootchain.A: 3, bootchain.B: 3}}
 	d.boot.Torn = false
 	rebooted := false
 	b := d.agent(r, d.boot.PowerOn())
@@ -405,7 +406,7 @@ func TestRunningAnUnfinishedSlot(t *testing.T) {
 	if err := b.AfterBoot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !rebooted || d.boot.PowerOn() != bootloader.A || d.boot.St.Bootable(bootloader.B) {
+	if !rebooted || d.boot.PowerOn() != bootchain.A || d.boot.St.Bootable(bootchain.B) {
 		t.Errorf("rebooted %v, boot state %s", rebooted, d.boot.St.Marshal())
 	}
 }

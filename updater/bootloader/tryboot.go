@@ -6,10 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-)
 
-// AutobootFile is the tryboot chain's state file on bootsel.
-const AutobootFile = "autoboot.txt"
+	"github.com/pibake/pibake/bootchain"
+)
 
 // TrybootRebootArg is what reboot(2) must carry for the firmware to start
 // the [tryboot] partition once.
@@ -20,9 +19,9 @@ const TrybootRebootArg = "0 tryboot"
 var ErrNoTrybootKernel = errors.New("the running kernel cannot pass the tryboot flag to the Pi firmware")
 
 // CheckTrybootKernel refuses kernels that drop the reboot argument: only
-// Raspberry Pi kernels (releases like 6.12.34+rpt-rpi-v8) hand "tryboot"
-// to the firmware; Debian's (6.12.48+deb13-arm64) ignores it, so a trial
-// would never start.
+// Raspberry Pi kernels (releases like 6.12.34+rpt-rpi-v8) hand the
+// tryboot flag of TrybootRebootArg to the firmware; Debian's
+// (6.12.48+deb13-arm64) ignores it, so a trial would never start.
 func CheckTrybootKernel(release string) error {
 	if strings.Contains(release, "+rpt") || strings.Contains(release, "-rpi-") {
 		return nil
@@ -37,38 +36,37 @@ func CheckTrybootKernel(release string) error {
 // slot again. There are no counters: the firmware's flag is one-shot.
 type Tryboot struct{ Dir string }
 
-func (t Tryboot) committed() (Slot, error) {
-	data, err := os.ReadFile(filepath.Join(t.Dir, AutobootFile))
+func (t Tryboot) committed() (bootchain.Slot, error) {
+	data, err := os.ReadFile(filepath.Join(t.Dir, bootchain.AutobootFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return A, nil // what the build writes
+		return bootchain.A, nil // what the build writes
 	}
 	if err != nil {
 		return "", fmt.Errorf("boot state: %w", err)
 	}
-	normal, _, enabled, err := ParseAutoboot(data)
+	normal, _, enabled, err := bootchain.ParseAutoboot(data)
 	if err != nil {
 		return "", fmt.Errorf("boot state: %w", err)
 	}
 	if !enabled {
-		return "", fmt.Errorf("boot state: %s lacks tryboot_a_b=1: %w", AutobootFile, ErrState)
+		return "", fmt.Errorf("boot state: %s lacks tryboot_a_b=1: %w", bootchain.AutobootFile, bootchain.ErrState)
 	}
-	switch normal {
-	case BootPartition(A):
-		return A, nil
-	case BootPartition(B):
-		return B, nil
+	if s, ok := bootchain.SlotBootingFrom(normal); ok {
+		return s, nil
 	}
-	return "", fmt.Errorf("boot state: %s boots partition %d, not a slot: %w", AutobootFile, normal, ErrState)
+	return "", fmt.Errorf("boot state: %s boots partition %d, not a slot: %w", bootchain.AutobootFile, normal, bootchain.ErrState)
 }
 
-func (t Tryboot) commit(s Slot) error { return writeFile(t.Dir, AutobootFile, AutobootTxt(s)) }
+func (t Tryboot) commit(s bootchain.Slot) error {
+	return writeFile(t.Dir, bootchain.AutobootFile, bootchain.AutobootTxt(s))
+}
 
 // Primary implements Bootloader: the committed slot.
-func (t Tryboot) Primary() (Slot, error) { return t.committed() }
+func (t Tryboot) Primary() (bootchain.Slot, error) { return t.committed() }
 
 // TryOnce implements Bootloader. autoboot.txt always names the other slot
 // in [tryboot]; it is rewritten in case it was changed by hand.
-func (t Tryboot) TryOnce(s Slot) error {
+func (t Tryboot) TryOnce(s bootchain.Slot) error {
 	c, err := t.committed()
 	if err != nil {
 		return err
@@ -80,7 +78,7 @@ func (t Tryboot) TryOnce(s Slot) error {
 }
 
 // MarkGood implements Bootloader.
-func (t Tryboot) MarkGood(s Slot) error {
+func (t Tryboot) MarkGood(s bootchain.Slot) error {
 	if c, err := t.committed(); err == nil && c == s {
 		return nil // nothing to write: the FAT is left alone
 	}
@@ -89,7 +87,7 @@ func (t Tryboot) MarkGood(s Slot) error {
 
 // MarkBad implements Bootloader: a bad committed slot gives way to the
 // other; a bad trial slot needs nothing (the next start is a normal one).
-func (t Tryboot) MarkBad(s Slot) error {
+func (t Tryboot) MarkBad(s bootchain.Slot) error {
 	c, err := t.committed()
 	if err != nil {
 		return err
@@ -101,4 +99,4 @@ func (t Tryboot) MarkBad(s Slot) error {
 }
 
 // Tried implements Bootloader: the firmware's flag leaves no trace.
-func (t Tryboot) Tried(Slot) (Evidence, error) { return Unknown, nil }
+func (t Tryboot) Tried(bootchain.Slot) (bootchain.Evidence, error) { return bootchain.Unknown, nil }

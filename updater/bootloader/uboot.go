@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/internal/atomicfile"
 )
 
@@ -18,44 +18,29 @@ type UBoot struct{ Dir string }
 
 // read returns the state the script would use: StateFile if it holds all
 // of the state, else the agent's copy, else the defaults.
-func (u UBoot) read() (State, error) {
+func (u UBoot) read() (bootchain.State, error) {
 	st, _, err := u.readRaw()
 	return st, err
 }
 
 // readRaw also returns StateFile's bytes and whether they were usable.
-func (u UBoot) readRaw() (State, []byte, error) {
-	main, err := os.ReadFile(filepath.Join(u.Dir, StateFile))
+func (u UBoot) readRaw() (bootchain.State, []byte, error) {
+	main, err := os.ReadFile(filepath.Join(u.Dir, bootchain.StateFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return State{}, nil, fmt.Errorf("boot state: %w", err)
+		return bootchain.State{}, nil, fmt.Errorf("boot state: %w", err)
 	}
-	if st, ok := parseFull(main); ok {
+	if st, ok := bootchain.ParseComplete(main); ok {
 		return st, main, nil
 	}
-	backup, err := os.ReadFile(filepath.Join(u.Dir, AgentStateFile))
+	backup, err := os.ReadFile(filepath.Join(u.Dir, bootchain.AgentStateFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return State{}, nil, fmt.Errorf("boot state: %w", err)
+		return bootchain.State{}, nil, fmt.Errorf("boot state: %w", err)
 	}
-	if st, ok := parseFull(backup); ok {
+	if st, ok := bootchain.ParseComplete(backup); ok {
 		return st, nil, nil
 	}
-	st, _ := ParseState(nil)
+	st, _ := bootchain.ParseState(nil)
 	return st, nil, nil
-}
-
-// parseFull parses a state file that holds every variable.
-func parseFull(data []byte) (State, bool) {
-	st, err := ParseState(data)
-	if err != nil {
-		return st, false
-	}
-	text := string(data)
-	for _, k := range []string{"BOOT_ORDER=", "BOOT_A_LEFT=", "BOOT_B_LEFT="} {
-		if !strings.Contains(text, k) {
-			return st, false
-		}
-	}
-	return st, true
 }
 
 // BadSuffix is appended to a state file that could not be read when it is
@@ -76,33 +61,33 @@ func writeFile(dir, name string, data []byte) error {
 // a power cut during U-Boot's own write, or garbage) is kept as
 // pibake.env.bad; f then starts from what the script reads instead (the
 // agent's copy, or the defaults), so a bad file never stops the agent.
-func (u UBoot) update(f func(State) State) error {
-	path := filepath.Join(u.Dir, StateFile)
+func (u UBoot) update(f func(bootchain.State) bootchain.State) error {
+	path := filepath.Join(u.Dir, bootchain.StateFile)
 	st, usable, err := u.readRaw()
 	if err != nil {
 		return err
 	}
 	if usable == nil {
 		if old, err := os.ReadFile(path); err == nil {
-			if err := writeFile(u.Dir, StateFile+BadSuffix, old); err != nil {
+			if err := writeFile(u.Dir, bootchain.StateFile+BadSuffix, old); err != nil {
 				return err
 			}
 		}
 	}
 	next := f(st).Marshal()
-	if backup, err := os.ReadFile(filepath.Join(u.Dir, AgentStateFile)); err != nil || !bytes.Equal(backup, next) {
-		if err := writeFile(u.Dir, AgentStateFile, next); err != nil {
+	if backup, err := os.ReadFile(filepath.Join(u.Dir, bootchain.AgentStateFile)); err != nil || !bytes.Equal(backup, next) {
+		if err := writeFile(u.Dir, bootchain.AgentStateFile, next); err != nil {
 			return err
 		}
 	}
 	if usable != nil && bytes.Equal(bytes.TrimRight(usable, "\x00"), next) {
 		return nil
 	}
-	return writeFile(u.Dir, StateFile, next)
+	return writeFile(u.Dir, bootchain.StateFile, next)
 }
 
 // Primary implements Bootloader.
-func (u UBoot) Primary() (Slot, error) {
+func (u UBoot) Primary() (bootchain.Slot, error) {
 	st, err := u.read()
 	if err != nil {
 		return "", err
@@ -111,24 +96,28 @@ func (u UBoot) Primary() (Slot, error) {
 }
 
 // State returns the current state (for status output).
-func (u UBoot) State() (State, error) { return u.read() }
+func (u UBoot) State() (bootchain.State, error) { return u.read() }
 
 // TryOnce implements Bootloader.
-func (u UBoot) TryOnce(s Slot) error { return u.update(func(st State) State { return st.TryOnce(s) }) }
+func (u UBoot) TryOnce(s bootchain.Slot) error {
+	return u.update(func(st bootchain.State) bootchain.State { return st.TryOnce(s) })
+}
 
 // MarkGood implements Bootloader.
-func (u UBoot) MarkGood(s Slot) error {
-	return u.update(func(st State) State { return st.MarkGood(s) })
+func (u UBoot) MarkGood(s bootchain.Slot) error {
+	return u.update(func(st bootchain.State) bootchain.State { return st.MarkGood(s) })
 }
 
 // MarkBad implements Bootloader.
-func (u UBoot) MarkBad(s Slot) error { return u.update(func(st State) State { return st.MarkBad(s) }) }
+func (u UBoot) MarkBad(s bootchain.Slot) error {
+	return u.update(func(st bootchain.State) bootchain.State { return st.MarkBad(s) })
+}
 
 // Tried implements Bootloader.
-func (u UBoot) Tried(s Slot) (Evidence, error) {
+func (u UBoot) Tried(s bootchain.Slot) (bootchain.Evidence, error) {
 	st, err := u.read()
 	if err != nil {
-		return Unknown, err
+		return bootchain.Unknown, err
 	}
 	return st.Tried(s), nil
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pibake/pibake/bootchain"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -182,8 +183,9 @@ func (c Config) Validate() error {
 		return errors.New("updater config: no trusted keys: this device would accept no update")
 	case c.Poll < time.Minute:
 		return fmt.Errorf("updater config: poll %s is shorter than a minute", c.Poll)
-	case c.Bootloader != "" && c.Bootloader != "uboot" && c.Bootloader != "tryboot":
-		return fmt.Errorf("updater config: bootloader %q: want uboot or tryboot", c.Bootloader)
+	}
+	if _, err := bootchain.ParseChain(c.Bootloader); err != nil {
+		return fmt.Errorf("updater config: %w", err)
 	}
 	for _, id := range c.Revoked {
 		if _, err := ParseKeyID(id); err != nil {

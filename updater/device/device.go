@@ -10,9 +10,9 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/bootinit"
 	"github.com/pibake/pibake/disk/layout"
-	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/install"
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +22,7 @@ const BootselMount = "/run/pibake/bootsel"
 
 // Device is the running system.
 type Device struct {
-	Booted    bootloader.Slot
+	Booted    bootchain.Slot
 	Signature uint32
 	root      bootinit.Block
 }
@@ -33,11 +33,11 @@ func Detect() (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := bootinit.ParseCmdline(string(raw))
+	cl, err := bootchain.ParseCmdline(string(raw))
 	if err != nil {
 		return nil, fmt.Errorf("not booted by pibake's boot chain: %w", err)
 	}
-	slot, err := bootloader.ParseSlot(cl.Slot)
+	slot, err := bootchain.ParseSlot(string(cl.Slot))
 	if err != nil {
 		return nil, fmt.Errorf("kernel command line: pibake.slot: %w", err)
 	}
@@ -58,11 +58,11 @@ func (d *Device) partition(num int) (string, error) {
 
 // Slots opens a slot's boot and root partitions for writing; it refuses
 // the running slot.
-func (d *Device) Slots(s bootloader.Slot) (install.Target, install.Target, error) {
+func (d *Device) Slots(s bootchain.Slot) (install.Target, install.Target, error) {
 	if s == d.Booted {
 		return nil, nil, fmt.Errorf("refusing to write slot %s: it is running", s)
 	}
-	nums := [2]int{bootloader.BootPartition(s), bootloader.RootPartition(s)}
+	nums := [2]int{s.BootPartition(), s.RootPartition()}
 	var out [2]install.Target
 	for i, n := range nums {
 		dev, err := d.partition(n)
@@ -85,9 +85,9 @@ func (d *Device) Slots(s bootloader.Slot) (install.Target, install.Target, error
 
 // Open opens a slot's boot and root partitions read-only (the running
 // slot's chunks are what a delta update reuses).
-func (d *Device) Open(s bootloader.Slot) (boot, root install.Partition, err error) {
+func (d *Device) Open(s bootchain.Slot) (boot, root install.Partition, err error) {
 	var out [2]install.Partition
-	for i, n := range [2]int{bootloader.BootPartition(s), bootloader.RootPartition(s)} {
+	for i, n := range [2]int{s.BootPartition(), s.RootPartition()} {
 		dev, err := d.partition(n)
 		if err != nil {
 			return boot, root, err

@@ -1,5 +1,5 @@
 // Package boottest holds fakes of the boot chains for tests: Fake, the
-// U-Boot script's semantics with power-on (internal/bootstate's Boot), and
+// U-Boot script's semantics with power-on (bootchain's State.Boot), and
 // Tryboot, the firmware's one-shot flag. They are kept out of the agent's
 // production packages.
 package boottest
@@ -7,24 +7,17 @@ package boottest
 import (
 	"fmt"
 
-	"github.com/pibake/pibake/internal/bootstate"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/bootloader"
-)
-
-type (
-	// Slot and State are the boot state's.
-	Slot     = bootstate.Slot
-	State    = bootstate.State
-	Evidence = bootstate.Evidence
 )
 
 // Fake is an in-memory U-Boot chain for tests: the same transitions as
 // bootloader.UBoot, plus PowerOn, which does what the boot script does.
 type Fake struct {
-	St State
+	St bootchain.State
 	// Copy is the agent's copy of the state (AgentStateFile); Torn means
 	// StateFile was torn by U-Boot's own write, so the script reads Copy.
-	Copy State
+	Copy bootchain.State
 	Torn bool
 	// Writes counts state writes; FailAfter > 0 makes write number
 	// FailAfter and later fail (a power cut: the write does not happen).
@@ -33,7 +26,7 @@ type Fake struct {
 
 // NewFake starts from the state a fresh image has.
 func NewFake() *Fake {
-	st, _ := bootstate.ParseState(nil)
+	st, _ := bootchain.ParseState(nil)
 	return &Fake{St: st, Copy: st.Clone()}
 }
 
@@ -44,7 +37,7 @@ type errPowerCut struct{}
 
 func (errPowerCut) Error() string { return "power cut" }
 
-func (f *Fake) write(st State) error {
+func (f *Fake) write(st bootchain.State) error {
 	f.Writes++
 	if f.FailAfter > 0 && f.Writes >= f.FailAfter {
 		return ErrPowerCut
@@ -54,7 +47,7 @@ func (f *Fake) write(st State) error {
 }
 
 // current is the state the agent and the script start from.
-func (f *Fake) current() State {
+func (f *Fake) current() bootchain.State {
 	if f.Torn {
 		return f.Copy
 	}
@@ -62,22 +55,22 @@ func (f *Fake) current() State {
 }
 
 // Primary implements Bootloader.
-func (f *Fake) Primary() (Slot, error) { return f.current().Primary(), nil }
+func (f *Fake) Primary() (bootchain.Slot, error) { return f.current().Primary(), nil }
 
 // TryOnce implements Bootloader.
-func (f *Fake) TryOnce(s Slot) error { return f.write(f.current().TryOnce(s)) }
+func (f *Fake) TryOnce(s bootchain.Slot) error { return f.write(f.current().TryOnce(s)) }
 
 // MarkGood implements Bootloader.
-func (f *Fake) MarkGood(s Slot) error { return f.write(f.current().MarkGood(s)) }
+func (f *Fake) MarkGood(s bootchain.Slot) error { return f.write(f.current().MarkGood(s)) }
 
 // MarkBad implements Bootloader.
-func (f *Fake) MarkBad(s Slot) error { return f.write(f.current().MarkBad(s)) }
+func (f *Fake) MarkBad(s bootchain.Slot) error { return f.write(f.current().MarkBad(s)) }
 
 // Tried implements Bootloader.
-func (f *Fake) Tried(s Slot) (Evidence, error) { return f.current().Tried(s), nil }
+func (f *Fake) Tried(s bootchain.Slot) (bootchain.Evidence, error) { return f.current().Tried(s), nil }
 
 // PowerOn runs the boot script: it returns the slot that starts.
-func (f *Fake) PowerOn() Slot {
+func (f *Fake) PowerOn() bootchain.Slot {
 	s, st := f.current().Boot()
 	f.St, f.Torn = st, false
 	return s
@@ -85,7 +78,7 @@ func (f *Fake) PowerOn() Slot {
 
 // PowerOnTorn is PowerOn with a power cut during the script's own write
 // of StateFile: the slot starts, and StateFile is left unreadable.
-func (f *Fake) PowerOnTorn() Slot {
+func (f *Fake) PowerOnTorn() bootchain.Slot {
 	s, _ := f.current().Boot()
 	f.Torn = true
 	return s
@@ -95,19 +88,19 @@ func (f *Fake) PowerOnTorn() Slot {
 // the firmware flag that a reboot with bootloader.TrybootRebootArg sets for the next
 // start only.
 type Tryboot struct {
-	Committed Slot
+	Committed bootchain.Slot
 	Flag      bool
 	Writes    int
 }
 
 // NewTryboot starts as a fresh image: slot A committed.
-func NewTryboot() *Tryboot { return &Tryboot{Committed: bootstate.A} }
+func NewTryboot() *Tryboot { return &Tryboot{Committed: bootchain.A} }
 
 // Primary implements Bootloader.
-func (f *Tryboot) Primary() (Slot, error) { return f.Committed, nil }
+func (f *Tryboot) Primary() (bootchain.Slot, error) { return f.Committed, nil }
 
 // TryOnce implements Bootloader.
-func (f *Tryboot) TryOnce(s Slot) error {
+func (f *Tryboot) TryOnce(s bootchain.Slot) error {
 	if s == f.Committed {
 		return fmt.Errorf("slot %s is the committed one", s)
 	}
@@ -116,7 +109,7 @@ func (f *Tryboot) TryOnce(s Slot) error {
 }
 
 // MarkGood implements Bootloader.
-func (f *Tryboot) MarkGood(s Slot) error {
+func (f *Tryboot) MarkGood(s bootchain.Slot) error {
 	if f.Committed != s {
 		f.Writes++
 		f.Committed = s
@@ -125,7 +118,7 @@ func (f *Tryboot) MarkGood(s Slot) error {
 }
 
 // MarkBad implements Bootloader.
-func (f *Tryboot) MarkBad(s Slot) error {
+func (f *Tryboot) MarkBad(s bootchain.Slot) error {
 	if f.Committed == s {
 		f.Writes++
 		f.Committed = s.Other()
@@ -134,14 +127,14 @@ func (f *Tryboot) MarkBad(s Slot) error {
 }
 
 // Tried implements Bootloader.
-func (f *Tryboot) Tried(Slot) (Evidence, error) { return bootstate.Unknown, nil }
+func (f *Tryboot) Tried(bootchain.Slot) (bootchain.Evidence, error) { return bootchain.Unknown, nil }
 
 // Reboot records the reboot argument, as the kernel hands it over.
 func (f *Tryboot) Reboot(arg string) { f.Flag = arg == bootloader.TrybootRebootArg }
 
 // PowerOn is what the firmware starts: the [tryboot] slot once after a
 // flagged reboot, the committed slot otherwise.
-func (f *Tryboot) PowerOn() Slot {
+func (f *Tryboot) PowerOn() bootchain.Slot {
 	if f.Flag {
 		f.Flag = false
 		return f.Committed.Other()

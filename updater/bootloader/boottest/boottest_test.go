@@ -3,12 +3,12 @@ package boottest
 import (
 	"testing"
 
-	"github.com/pibake/pibake/internal/bootstate"
+	"github.com/pibake/pibake/bootchain"
 )
 
 const (
-	A = bootstate.A
-	B = bootstate.B
+	A = bootchain.A
+	B = bootchain.B
 )
 
 func TestTrialSucceeds(t *testing.T) {
@@ -55,7 +55,7 @@ func TestTrialFallsBack(t *testing.T) {
 func TestPrimaryWithoutMarking(t *testing.T) {
 	// Without any marking, a slot is started MaxTries times, then the other.
 	f := NewFake()
-	var got []Slot
+	var got []bootchain.Slot
 	for i := 0; i < 4; i++ {
 		got = append(got, f.PowerOn())
 	}

@@ -1,4 +1,4 @@
-package bootloader
+package uboot
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pibake/pibake/firmware/uboot"
+	"github.com/pibake/pibake/bootchain"
 )
 
 // The U-Boot script the builder generates and the Go model the agent and
@@ -24,7 +24,7 @@ type hush struct {
 	out   []string
 }
 
-type stop struct{ why, slot string }
+type stop struct{ why, slot, bootargs string }
 
 type node struct {
 	cmd    string // simple command
@@ -269,15 +269,16 @@ func (h *hush) exec(cmd string) bool {
 	case "reset":
 		panic(stop{why: "reset"})
 	case "booti":
-		panic(stop{why: "booti", slot: h.env["pibake_slot"]})
+		panic(stop{why: "booti", slot: h.env["pibake_slot"], bootargs: h.env["bootargs"]})
 	default:
 		panic("unknown command " + w[0])
 	}
 	return true
 }
 
-// powerOn runs the script until it boots a slot, resetting as it asks.
-func (h *hush) powerOn(t *testing.T, prog []node) (slot string) {
+// powerOn runs the script until it boots a slot, resetting as it asks,
+// and returns the slot and the kernel command line it boots with.
+func (h *hush) powerOn(t *testing.T, prog []node) (slot, bootargs string) {
 	t.Helper()
 	for resets := 0; resets < 5; resets++ {
 		h.env = map[string]string{"scriptaddr": "0x100", "fdtcontroladdr": "0x200", "fdtfile": "broadcom/x.dtb"}
@@ -296,58 +297,57 @@ func (h *hush) powerOn(t *testing.T, prog []node) (slot string) {
 			s = stop{why: "end"}
 		}()
 		if s.why == "booti" {
-			return s.slot
+			return s.slot, s.bootargs
 		}
 		if s.why != "reset" {
 			t.Fatalf("the script ended without booting: %v", h.out)
 		}
 	}
 	t.Fatalf("the script reset 5 times: %v", h.out)
-	return ""
-}
-
-func TestStateFileNames(t *testing.T) {
-	if StateFile != uboot.StateFile || AgentStateFile != uboot.AgentStateFile {
-		t.Errorf("the agent writes %s/%s, the script reads %s/%s", StateFile, AgentStateFile, uboot.StateFile, uboot.AgentStateFile)
-	}
+	return "", ""
 }
 
 func TestScriptMatchesModel(t *testing.T) {
-	script := uboot.Script(uboot.ScriptParams{Signature: 0x1234abcd, Cmdline: "console=ttyS1", Kernel: "vmlinuz", Initrd: "initrd.img"})
+	script := Script(ScriptParams{Signature: 0x1234abcd, Cmdline: "console=ttyS1", Kernel: "vmlinuz", Initrd: "initrd.img"})
 	prog, _ := parse(statements(script), 0)
 	n := 0
 	// main: StateFile's bytes (nil: absent); file: the agent's copy.
-	check := func(name string, main []byte, file *State) {
+	check := func(name string, main []byte, file *bootchain.State) {
 		t.Helper()
 		h := &hush{files: map[string]string{}}
 		if main != nil {
-			h.files[StateFile] = string(main)
+			h.files[bootchain.StateFile] = string(main)
 		}
-		model, _ := ParseState(nil)
+		model, _ := bootchain.ParseState(nil)
 		if file != nil {
-			h.files[AgentStateFile] = string(file.Marshal())
+			h.files[bootchain.AgentStateFile] = string(file.Marshal())
 			model = *file
 		}
-		if st, ok := parseFull(main); ok {
+		if st, ok := bootchain.ParseComplete(main); ok {
 			model = st
 		}
 		wantSlot, wantState := model.Boot()
-		got := h.powerOn(t, prog)
-		gotState, err := ParseState([]byte(h.files[StateFile]))
+		got, bootargs := h.powerOn(t, prog)
+		gotState, err := bootchain.ParseState([]byte(h.files[bootchain.StateFile]))
 		if err != nil {
-			t.Fatalf("%s: the script wrote %q: %v", name, h.files[StateFile], err)
+			t.Fatalf("%s: the script wrote %q: %v", name, h.files[bootchain.StateFile], err)
 		}
 		if got != string(wantSlot) || string(gotState.Marshal()) != string(wantState.Marshal()) {
 			t.Errorf("%s: script boots %s and writes %q; the model boots %s and writes %q", name, got, gotState.Marshal(), wantSlot, wantState.Marshal())
 		}
+		// The init and the agent read the slot it boots from the command
+		// line: bootchain's parser finds it, its root and the disk.
+		if c, err := bootchain.ParseCmdline(bootargs); err != nil || c.Slot != wantSlot || c.RootPart != wantSlot.RootPartition() || c.Signature != 0x1234abcd {
+			t.Errorf("%s: the script boots slot %s with %q, read as %+v (%v)", name, wantSlot, bootargs, c, err)
+		}
 		n++
 	}
 	check("no state file", nil, nil)
-	for _, order := range [][]Slot{{A, B}, {B, A}} {
-		for a := 0; a <= MaxTries; a++ {
-			for b := 0; b <= MaxTries; b++ {
-				st := State{Order: order, Left: map[Slot]int{A: a, B: b}}
-				other := State{Order: []Slot{order[1], order[0]}, Left: map[Slot]int{A: MaxTries - a, B: MaxTries - b}}
+	for _, order := range [][]bootchain.Slot{{bootchain.A, bootchain.B}, {bootchain.B, bootchain.A}} {
+		for a := 0; a <= bootchain.MaxTries; a++ {
+			for b := 0; b <= bootchain.MaxTries; b++ {
+				st := bootchain.State{Order: order, Left: map[bootchain.Slot]int{bootchain.A: a, bootchain.B: b}}
+				other := bootchain.State{Order: []bootchain.Slot{order[1], order[0]}, Left: map[bootchain.Slot]int{bootchain.A: bootchain.MaxTries - a, bootchain.B: bootchain.MaxTries - b}}
 				check(fmt.Sprintf("%q", st.Marshal()), st.Marshal(), &other)
 				// StateFile torn by U-Boot's own write: zeroed, half
 				// written, or gone; the script must read the agent's copy.

@@ -1,4 +1,9 @@
-package uboot
+// Package ubootcheck holds the test oracles of the U-Boot chain, kept out
+// of the image builder: a reader of boot.scr's legacy image, a model of
+// how U-Boot resolves the boot script's booti addresses against its
+// default environment (read out of a real u-boot.bin), and a check that
+// the memory a boot uses does not overlap. Only tests import it.
+package ubootcheck
 
 import (
 	"bytes"
@@ -45,7 +50,7 @@ func DefaultEnv(ubootBin []byte) (map[string]string, error) {
 		}
 		return env, nil
 	}
-	return nil, fmt.Errorf("uboot: no default environment found in u-boot.bin (%d bytes)", len(ubootBin))
+	return nil, fmt.Errorf("ubootcheck: no default environment found in u-boot.bin (%d bytes)", len(ubootBin))
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*=`)
@@ -105,12 +110,12 @@ func ResolveBooti(script string, env map[string]string) (ScriptAddrs, error) {
 		}
 	}
 	if len(booti) != 3 {
-		return ScriptAddrs{}, fmt.Errorf("uboot: the script has no booti KERNEL INITRD:SIZE FDT line")
+		return ScriptAddrs{}, fmt.Errorf("ubootcheck: the script has no booti KERNEL INITRD:SIZE FDT line")
 	}
 	num := func(s string) (uint64, error) {
 		s = varRef.ReplaceAllStringFunc(s, func(m string) string { return vars[m[2:len(m)-1]] })
 		if s == "" {
-			return 0, fmt.Errorf("uboot: booti address is an unset variable")
+			return 0, fmt.Errorf("ubootcheck: booti address is an unset variable")
 		}
 		return strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
 	}

@@ -1,10 +1,8 @@
-package bootloader
+package bootchain
 
 import (
 	"fmt"
 	"strings"
-
-	"github.com/pibake/pibake/disk/layout"
 )
 
 // The Pi firmware's own A/B (bootloader: tryboot): autoboot.txt on bootsel
@@ -12,33 +10,28 @@ import (
 // [tryboot]; a reboot with the tryboot flag starts the [tryboot] partition
 // once, any other start the committed one.
 
-// BootPartition is the partition number of a slot's boot partition.
-func BootPartition(s Slot) int { return spec(s).BootNumber() }
+// AutobootFile is the tryboot chain's state file on bootsel.
+const AutobootFile = "autoboot.txt"
 
-// RootPartition is the partition number of a slot's root partition.
-func RootPartition(s Slot) int { return spec(s).RootNumber() }
-
-func spec(s Slot) layout.SlotSpec {
-	sp, ok := layout.Slot(string(s))
-	if !ok {
-		panic("bootloader: slot " + string(s) + " is not in the layout")
-	}
-	return sp
-}
+// The sections of autoboot.txt the firmware reads.
+const (
+	sectionAll     = "all"
+	sectionTryboot = "tryboot"
+)
 
 // AutobootTxt makes autoboot.txt with committed the slot booted normally
 // and the other one the slot a tryboot reboot starts once.
 func AutobootTxt(committed Slot) []byte {
 	return []byte(fmt.Sprintf("# Written by pibake: slot %s is committed.\n[all]\ntryboot_a_b=1\nboot_partition=%d\n[tryboot]\nboot_partition=%d\n",
-		committed, BootPartition(committed), BootPartition(committed.Other())))
+		committed, committed.BootPartition(), committed.Other().BootPartition()))
 }
 
 // ParseAutoboot returns the boot partition used normally and on a tryboot
 // reboot, following the firmware's reading: [all] applies always,
 // [tryboot] only on a tryboot boot, later lines override earlier ones.
 func ParseAutoboot(data []byte) (normal, tryboot int, enabled bool, err error) {
-	section := "all"
-	vals := map[string]map[string]string{"all": {}, "tryboot": {}}
+	section := sectionAll
+	vals := map[string]map[string]string{sectionAll: {}, sectionTryboot: {}}
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -62,11 +55,11 @@ func ParseAutoboot(data []byte) (normal, tryboot int, enabled bool, err error) {
 		fmt.Sscan(m[k], &n)
 		return n
 	}
-	normal = get(vals["all"], "boot_partition")
+	normal = get(vals[sectionAll], "boot_partition")
 	tryboot = normal
-	if _, ok := vals["tryboot"]["boot_partition"]; ok {
-		tryboot = get(vals["tryboot"], "boot_partition")
+	if _, ok := vals[sectionTryboot]["boot_partition"]; ok {
+		tryboot = get(vals[sectionTryboot], "boot_partition")
 	}
-	enabled = vals["all"]["tryboot_a_b"] == "1"
+	enabled = vals[sectionAll]["tryboot_a_b"] == "1"
 	return normal, tryboot, enabled, nil
 }

@@ -1,11 +1,12 @@
-// Package bootstate is the U-Boot chain's A/B state, declared once: the
-// file pibake.env on bootsel (BOOT_ORDER, BOOT_A_LEFT, BOOT_B_LEFT, as the
-// boot script reads and U-Boot's env export writes it), its parser, and
-// its transitions: what the agent does to it (TryOnce, MarkGood, MarkBad)
-// and what the script does at power-on (Boot). The builder writes the
-// initial state with it, the boot script generator's test runs the script
-// against Boot, and the agent edits the file through it.
-package bootstate
+package bootchain
+
+// The U-Boot chain's A/B state, declared once: the file pibake.env on
+// bootsel (BOOT_ORDER, BOOT_A_LEFT, BOOT_B_LEFT, as the boot script reads
+// and U-Boot's env export writes it), its parser, and its transitions:
+// what the agent does to it (TryOnce, MarkGood, MarkBad) and what the
+// script does at power-on (Boot). The builder writes the initial state
+// with it, the boot script generator's test runs the script against Boot,
+// and the agent edits the file through it.
 
 import (
 	"errors"
@@ -31,36 +32,6 @@ const (
 	Yes
 	No
 )
-
-// Slot names a slot: "a" or "b".
-type Slot string
-
-// Slots of the layout.
-const (
-	A Slot = "a"
-	B Slot = "b"
-)
-
-// Other returns the other slot.
-func (s Slot) Other() Slot {
-	if s == A {
-		return B
-	}
-	return A
-}
-
-func (s Slot) key() string { return strings.ToUpper(string(s)) }
-
-// ParseSlot accepts "a"/"b" in any case.
-func ParseSlot(s string) (Slot, error) {
-	switch strings.ToLower(s) {
-	case "a":
-		return A, nil
-	case "b":
-		return B, nil
-	}
-	return "", fmt.Errorf("unknown slot %q (want a or b)", s)
-}
 
 // Initial is the state an image is built with: A first, both slots with
 // full tries.
@@ -119,9 +90,27 @@ func ParseState(data []byte) (State, error) {
 	return st, nil
 }
 
+// ParseComplete parses a state file and reports whether it holds the
+// whole state: the boot script uses StateFile only then, else the agent's
+// copy if that is complete, else the defaults (a torn or zeroed file
+// parses, but lacks variables).
+func ParseComplete(data []byte) (State, bool) {
+	st, err := ParseState(data)
+	if err != nil {
+		return st, false
+	}
+	text := string(data)
+	for _, k := range []string{"BOOT_ORDER=", "BOOT_A_LEFT=", "BOOT_B_LEFT="} {
+		if !strings.Contains(text, k) {
+			return st, false
+		}
+	}
+	return st, true
+}
+
 // Marshal renders the state the way the boot script imports it.
 func (st State) Marshal() []byte {
-	return []byte(fmt.Sprintf("BOOT_ORDER=%s %s\nBOOT_A_LEFT=%d\nBOOT_B_LEFT=%d\n", st.Order[0].key(), st.Order[1].key(), st.Left[A], st.Left[B]))
+	return []byte(fmt.Sprintf("BOOT_ORDER=%s %s\nBOOT_A_LEFT=%d\nBOOT_B_LEFT=%d\n", st.Order[0].Key(), st.Order[1].Key(), st.Left[A], st.Left[B]))
 }
 
 // Primary is the first slot in the order with tries left, as the script
@@ -135,6 +124,7 @@ func (st State) Primary() Slot {
 	return st.Order[0]
 }
 
+// Clone returns a copy that shares nothing with st.
 func (st State) Clone() State {
 	return State{Order: append([]Slot(nil), st.Order...), Left: map[Slot]int{A: st.Left[A], B: st.Left[B]}}
 }
