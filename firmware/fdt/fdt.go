@@ -340,28 +340,6 @@ func (t *Tree) Walk(fn func(*Node)) {
 	walk(t.Root)
 }
 
-// Lookup finds a node by full path.
-func (t *Tree) Lookup(path string) *Node {
-	n := t.Root
-	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		var next *Node
-		for _, c := range n.Children {
-			if c.Name == part {
-				next = c
-				break
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		n = next
-	}
-	return n
-}
-
 // Phandle returns the node a phandle names, or nil.
 func (t *Tree) Phandle(h uint32) *Node {
 	if !t.phandleSet {
