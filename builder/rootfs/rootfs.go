@@ -311,15 +311,18 @@ func parents(k string) []string {
 	return out
 }
 
-// normalize is the one place that makes an entry reproducible.
+// normalize is the one place that makes an entry reproducible. An entry
+// keeps only its type, name, link, size, mode, numeric owner, device
+// numbers, its modification time clamped to epoch and whole seconds, and
+// its PAX records but times and POSIX ACLs. Extended attributes travel in
+// PAXRecords ("SCHILY.xattr." and the name); the reader also copies them
+// into the deprecated Xattrs field, which the writer would write back, so
+// the header is rebuilt without it.
 func normalize(h *tar.Header, epoch time.Time) {
-	if h.ModTime.IsZero() || h.ModTime.After(epoch) {
-		h.ModTime = epoch
+	mt := h.ModTime
+	if mt.IsZero() || mt.After(epoch) {
+		mt = epoch
 	}
-	h.ModTime = h.ModTime.Truncate(time.Second)
-	h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
-	h.Uname, h.Gname = "", ""
-	h.Format = tar.FormatPAX
 	for k := range h.PAXRecords {
 		// POSIX ACLs (systemd sets them on /var/log/journal) cannot be
 		// stored in squashfs; systemd-tmpfiles applies them again at boot.
@@ -327,11 +330,19 @@ func normalize(h *tar.Header, epoch time.Time) {
 			delete(h.PAXRecords, k)
 		}
 	}
-	//lint:ignore SA1019 the reader fills the deprecated Xattrs too, and the writer writes it.
-	for k := range h.Xattrs { //nolint:staticcheck
-		if strings.HasPrefix(k, "system.posix_acl_") {
-			delete(h.Xattrs, k) //nolint:staticcheck
-		}
+	*h = tar.Header{
+		Typeflag:   h.Typeflag,
+		Name:       h.Name,
+		Linkname:   h.Linkname,
+		Size:       h.Size,
+		Mode:       h.Mode,
+		Uid:        h.Uid,
+		Gid:        h.Gid,
+		ModTime:    mt.Truncate(time.Second),
+		Devmajor:   h.Devmajor,
+		Devminor:   h.Devminor,
+		PAXRecords: h.PAXRecords,
+		Format:     tar.FormatPAX,
 	}
 }
 
