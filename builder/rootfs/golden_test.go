@@ -91,7 +91,9 @@ func TestWriteGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		if h.Size > 0 {
-			tw.Write([]byte("run\n"))
+			if _, err := tw.Write([]byte("run\n")); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := tw.Close(); err != nil {
