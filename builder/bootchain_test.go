@@ -12,6 +12,7 @@ import (
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/firmware/fdt"
 	"github.com/pibake/pibake/firmware/initramfs"
+	"github.com/pibake/pibake/firmware/initramfs/initramfscheck"
 	"github.com/pibake/pibake/firmware/uboot"
 	"github.com/pibake/pibake/firmware/uboot/ubootcheck"
 )
@@ -110,7 +111,7 @@ func checkBootChain(t *testing.T, img string, board firmware.Board, env map[stri
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := initramfs.CheckLoaded(needs, loaded); err != nil {
+		if err := initramfscheck.CheckLoaded(needs, loaded); err != nil {
 			t.Errorf("board %s: %v (initramfs has %s)", board.Name, err, strings.Join(loaded, " "))
 		}
 		for _, n := range needs {

@@ -54,7 +54,7 @@ func Lock(ctx context.Context, opts LockOptions) (string, *debian.Lock, error) {
 		}
 	} else {
 		st.begin("resolve", fmt.Sprintf("%s from %s (the host's apt on its signed arm64 indexes: seconds)", def.Debian.Suite, def.Debian.Mirror))
-		lock, err = debian.Resolve(ctx, Inputs(def), def.Name, def.Debian.Mirror, debian.Cache{Dir: cacheDir}, opts.Epoch, opts.Log)
+		lock, err = debian.Resolve(ctx, Inputs(def), debian.ResolveOptions{Image: def.Name, Mirror: def.Debian.Mirror, Cache: debian.Cache{Dir: cacheDir}, Epoch: opts.Epoch, Log: opts.Log})
 		if err != nil {
 			return "", nil, err
 		}

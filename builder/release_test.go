@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pibake/pibake/disk/bmap"
+	"github.com/pibake/pibake/disk/bmap/bmapcheck"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/manifest"
 )
@@ -48,7 +49,7 @@ func TestBuildRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Verify(bytes.NewReader(img)); err != nil {
+	if err := bmapcheck.Verify(m, bytes.NewReader(img)); err != nil {
 		t.Fatal(err)
 	}
 	mapped := make([]bool, m.Blocks())

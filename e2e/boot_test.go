@@ -20,6 +20,7 @@ import (
 
 	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/disk/fat"
+	"github.com/pibake/pibake/disk/fat/fatcheck"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/vm"
@@ -527,7 +528,11 @@ func rewriteBootFiles(t *testing.T, img, part string, edit func(path string, dat
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := fat.Write(io.NewOffsetWriter(f, p.Offset), fat.Options{Size: p.Size, Label: fsys.Label(), VolumeID: fsys.VolumeID(), Time: time.Unix(1700000000, 0)}, files, nil); err != nil {
+	id, err := fatcheck.VolumeID(io.NewSectionReader(f, p.Offset, p.Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fat.Write(io.NewOffsetWriter(f, p.Offset), fat.Options{Size: p.Size, Label: fsys.Label(), VolumeID: id, Time: time.Unix(1700000000, 0)}, files, nil); err != nil {
 		t.Fatal(err)
 	}
 }

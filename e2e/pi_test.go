@@ -11,6 +11,7 @@ import (
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware/fdt"
+	"github.com/pibake/pibake/firmware/fdt/fdtcheck"
 	"github.com/pibake/pibake/firmware/uboot"
 	"github.com/pibake/pibake/firmware/uboot/ubootcheck"
 	"github.com/pibake/pibake/provision"
@@ -114,7 +115,7 @@ func editCmdline(t *testing.T, img, board string) {
 func editDTB(board string) func(*fdt.Tree) error {
 	return func(tree *fdt.Tree) error {
 		for _, e := range piDTBEdits[board] {
-			n := tree.Lookup(e.node)
+			n := fdtcheck.Lookup(tree, e.node)
 			if n == nil {
 				return fmt.Errorf("no node %s", e.node)
 			}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/pibake/pibake/disk/bmap"
+	"github.com/pibake/pibake/disk/bmap/bmapcheck"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/internal/hosttool"
@@ -37,7 +38,7 @@ func checkDisk(t *testing.T, disk string, ti *testImage, provision []byte) {
 			}
 		}
 	}
-	if err := m.Verify(f); err != nil {
+	if err := bmapcheck.Verify(m, f); err != nil {
 		t.Fatalf("read-back of the mapped ranges: %v", err)
 	}
 	sfdisk := hosttool.Need(t, "sfdisk", "fdisk")

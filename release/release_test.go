@@ -10,6 +10,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pibake/pibake/disk/bmap"
+	"github.com/pibake/pibake/disk/bmap/bmapcheck"
 )
 
 // testImage is 8 MiB: random data in two places, zeros elsewhere.
@@ -62,7 +63,7 @@ func TestWrite(t *testing.T) {
 	if m.MappedBlocks() != 1+768+1 {
 		t.Errorf("%d mapped blocks, want 770", m.MappedBlocks())
 	}
-	if err := m.Verify(bytes.NewReader(img)); err != nil {
+	if err := bmapcheck.Verify(m, bytes.NewReader(img)); err != nil {
 		t.Error(err)
 	}
 }

@@ -17,6 +17,16 @@ import (
 // a lock (the Debian package debian-archive-keyring).
 var ArchiveKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
+// ResolveOptions says what Resolve records in the lock and where it reads
+// and keeps the packages.
+type ResolveOptions struct {
+	Image  string       // the image definition's name, the lock's image
+	Mirror string       // the Debian mirror's URL
+	Cache  Cache        // where the downloaded .debs are kept
+	Epoch  int64        // the lock's source_date_epoch
+	Log    *slog.Logger // nil discards
+}
+
 // Resolve learns the exact package set a bootstrap of the inputs installs,
 // without bootstrapping: the host's apt, configured for arm64 only and an
 // empty root, reads the mirror's signed indexes and simulates the two
@@ -28,21 +38,22 @@ var ArchiveKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 //
 // The variants are mmdebstrap's; "extract" and "custom" are not offered
 // by image definitions.
-func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, epoch int64, log *slog.Logger) (*Lock, error) {
+func Resolve(ctx context.Context, in Inputs, o ResolveOptions) (*Lock, error) {
+	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	started := time.Now()
-	apt, err := newAptRoot(in, mirror)
+	apt, err := newAptRoot(in, o.Mirror)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
 	defer os.RemoveAll(apt.dir)
-	log.Info("reading the mirror's signed package indexes for arm64", "suite", in.Suite, "mirror", mirror)
+	log.Info("reading the mirror's signed package indexes for arm64", "suite", in.Suite, "mirror", o.Mirror)
 	// Error-Mode=any: a mirror that cannot be reached or whose index
 	// does not verify fails the update instead of leaving a warning.
 	if _, err := apt.run(ctx, log, "apt-get", "-oAPT::Update::Error-Mode=any", "update"); err != nil {
-		return nil, fmt.Errorf("lock: read the indexes of %s from %s (is the mirror reachable and the suite right?): %w", in.Suite, mirror, err)
+		return nil, fmt.Errorf("lock: read the indexes of %s from %s (is the mirror reachable and the suite right?): %w", in.Suite, o.Mirror, err)
 	}
 	index, err := readIndexes(filepath.Join(apt.dir, "var/lib/apt/lists"))
 	if err != nil {
@@ -81,7 +92,7 @@ func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, 
 		}
 		out, err := apt.run(ctx, log, "apt-get", append([]string{"--yes", "-oAPT::Get::Simulate=true"}, args...)...)
 		if err != nil {
-			return nil, fmt.Errorf("lock: resolve the packages of %s (a package the definition names may not exist in %s %s): %w", image, in.Suite, strings.Join(in.Components, ","), err)
+			return nil, fmt.Errorf("lock: resolve the packages of %s (a package the definition names may not exist in %s %s): %w", o.Image, in.Suite, strings.Join(in.Components, ","), err)
 		}
 		picked, err := simulatedInstalls(out, index)
 		if err != nil {
@@ -97,7 +108,7 @@ func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, 
 			}
 		}
 	}
-	lock := &Lock{Format: LockFormat, Image: image, Inputs: in.Digest(), Suite: in.Suite, SourceDateEpoch: epoch}
+	lock := &Lock{Format: LockFormat, Image: o.Image, Inputs: in.Digest(), Suite: in.Suite, SourceDateEpoch: o.Epoch}
 	for _, e := range installed {
 		lock.Packages = append(lock.Packages, e.pkg(RoleRoot))
 	}
@@ -120,7 +131,7 @@ func Resolve(ctx context.Context, in Inputs, image, mirror string, cache Cache, 
 		return a.Name < b.Name || a.Name == b.Name && a.Role > b.Role
 	})
 	log.Info("resolved", "packages", len(lock.Packages), "seconds", time.Since(started).Round(100*time.Millisecond).Seconds())
-	f := &Fetcher{Mirror: mirror, Cache: cache, Log: log}
+	f := &Fetcher{Mirror: o.Mirror, Cache: o.Cache, Log: log}
 	if _, err := f.Fetch(ctx, lock.Packages); err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}

@@ -110,7 +110,7 @@ func (a *fakeArchive) resolve(t *testing.T, variant string, pkgs ...string) (*Lo
 	ArchiveKeyring = a.keyring
 	t.Cleanup(func() { ArchiveKeyring = old })
 	cache := Cache{Dir: t.TempDir()}
-	lock, err := Resolve(context.Background(), Inputs{Suite: "testsuite", Components: []string{"main"}, Variant: variant, Packages: pkgs}, "test", a.url, cache, MinEpoch, nil)
+	lock, err := Resolve(context.Background(), Inputs{Suite: "testsuite", Components: []string{"main"}, Variant: variant, Packages: pkgs}, ResolveOptions{Image: "test", Mirror: a.url, Cache: cache, Epoch: MinEpoch})
 	return lock, cache, err
 }
 

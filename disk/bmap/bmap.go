@@ -174,25 +174,6 @@ func Full(size int64) *Map {
 	return m
 }
 
-// Verify reads every mapped range of img and compares its sha256.
-func (m *Map) Verify(img io.ReaderAt) error {
-	buf := make([]byte, 1<<20)
-	for _, r := range m.Ranges {
-		if r.SHA256 == "" {
-			continue
-		}
-		off, n := m.Span(r)
-		h := sha256.New()
-		if _, err := io.CopyBuffer(h, io.NewSectionReader(img, off, n), buf); err != nil {
-			return fmt.Errorf("bmap: reading blocks %d-%d: %w", r.First, r.Last, err)
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != r.SHA256 {
-			return fmt.Errorf("blocks %d-%d (bytes %d-%d) have sha256 %s, the bmap says %s: %w", r.First, r.Last, off, off+n-1, got, r.SHA256, ErrMismatch)
-		}
-	}
-	return nil
-}
-
 func human(n int64) string {
 	switch {
 	case n >= 1<<30:

@@ -1,4 +1,4 @@
-package bmap
+package bmap_test
 
 import (
 	"bytes"
@@ -11,26 +11,28 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pibake/pibake/disk/bmap"
+	"github.com/pibake/pibake/disk/bmap/bmapcheck"
 	"github.com/pibake/pibake/internal/hosttool"
 )
 
-func testImage() ([]byte, Extents) {
-	img := make([]byte, 10*BlockSize+100) // a short last block
-	var ext Extents
+func testImage() ([]byte, bmap.Extents) {
+	img := make([]byte, 10*bmap.BlockSize+100) // a short last block
+	var ext bmap.Extents
 	put := func(off int, s string) {
 		copy(img[off:], s)
 		ext.Add(int64(off), int64(len(s)))
 	}
 	put(0, "partition table")
-	put(3*BlockSize+10, strings.Repeat("x", BlockSize)) // blocks 3 and 4
-	ext.Add(6*BlockSize, 512)                           // written zeros are mapped too
-	put(10*BlockSize+90, "tail!")
+	put(3*bmap.BlockSize+10, strings.Repeat("x", bmap.BlockSize)) // blocks 3 and 4
+	ext.Add(6*bmap.BlockSize, 512)                                // written zeros are mapped too
+	put(10*bmap.BlockSize+90, "tail!")
 	return img, ext
 }
 
 func TestCreateRoundTrip(t *testing.T) {
 	img, ext := testImage()
-	m, err := Create(bytes.NewReader(img), int64(len(img)), ext)
+	m, err := bmap.Create(bytes.NewReader(img), int64(len(img)), ext)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,14 +45,14 @@ func TestCreateRoundTrip(t *testing.T) {
 			t.Errorf("range %d is %d-%d, want %d-%d", i, m.Ranges[i].First, m.Ranges[i].Last, w[0], w[1])
 		}
 	}
-	if got, want := m.MappedBytes(), int64(4*BlockSize+100); got != want {
+	if got, want := m.MappedBytes(), int64(4*bmap.BlockSize+100); got != want {
 		t.Errorf("mapped %d bytes, want %d", got, want)
 	}
 	data := m.Marshal()
 	if !bytes.Equal(data, m.Marshal()) {
 		t.Error("Marshal is not deterministic")
 	}
-	back, err := Parse(data)
+	back, err := bmap.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,18 +64,18 @@ func TestCreateRoundTrip(t *testing.T) {
 			t.Errorf("range %d: parsed %+v, wrote %+v", i, back.Ranges[i], m.Ranges[i])
 		}
 	}
-	if err := back.Verify(bytes.NewReader(img)); err != nil {
+	if err := bmapcheck.Verify(back, bytes.NewReader(img)); err != nil {
 		t.Error(err)
 	}
-	img[3*BlockSize+20] ^= 1
-	if err := back.Verify(bytes.NewReader(img)); !errors.Is(err, ErrMismatch) {
+	img[3*bmap.BlockSize+20] ^= 1
+	if err := bmapcheck.Verify(back, bytes.NewReader(img)); !errors.Is(err, bmap.ErrMismatch) {
 		t.Errorf("a changed byte: %v, want ErrMismatch", err)
 	}
 }
 
 func TestParseRefuses(t *testing.T) {
 	img, ext := testImage()
-	m, err := Create(bytes.NewReader(img), int64(len(img)), ext)
+	m, err := bmap.Create(bytes.NewReader(img), int64(len(img)), ext)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ func TestParseRefuses(t *testing.T) {
 		"version 3":      func(s string) string { return strings.Replace(s, `version="2.0"`, `version="3.0"`, 1) },
 		"not xml":        func(string) string { return "hello" },
 	} {
-		if _, err := Parse([]byte(edit(good))); !errors.Is(err, ErrFormat) {
+		if _, err := bmap.Parse([]byte(edit(good))); !errors.Is(err, bmap.ErrFormat) {
 			t.Errorf("%s: %v, want ErrFormat", name, err)
 		}
 	}
@@ -97,7 +99,7 @@ func TestParseRefuses(t *testing.T) {
 func TestBmaptoolReadsOurMap(t *testing.T) {
 	tool := hosttool.Need(t, "bmaptool", "bmap-tools")
 	img, ext := testImage()
-	m, err := Create(bytes.NewReader(img), int64(len(img)), ext)
+	m, err := bmap.Create(bytes.NewReader(img), int64(len(img)), ext)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,26 +122,26 @@ func TestBmaptoolReadsOurMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Verify(bytes.NewReader(got)); err != nil {
+	if err := bmapcheck.Verify(m, bytes.NewReader(got)); err != nil {
 		t.Errorf("after bmaptool copy: %v\n%s", err, out)
 	}
 }
 
 func FuzzParse(f *testing.F) {
 	img, ext := testImage()
-	m, _ := Create(bytes.NewReader(img), int64(len(img)), ext)
+	m, _ := bmap.Create(bytes.NewReader(img), int64(len(img)), ext)
 	f.Add(m.Marshal())
-	f.Add(Full(1 << 20).Marshal())
+	f.Add(bmap.Full(1 << 20).Marshal())
 	f.Add([]byte(`<bmap version="2.0"><ImageSize>1</ImageSize></bmap>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := Parse(data)
+		m, err := bmap.Parse(data)
 		if err != nil {
 			return
 		}
 		if m.MappedBlocks() > m.Blocks() {
 			t.Fatalf("%d mapped of %d blocks", m.MappedBlocks(), m.Blocks())
 		}
-		again, err := Parse(m.Marshal())
+		again, err := bmap.Parse(m.Marshal())
 		if err != nil {
 			t.Fatalf("a parsed map does not parse after Marshal: %v", err)
 		}
@@ -160,7 +162,7 @@ func TestWritten(t *testing.T) {
 		file[i] = 0xEE // garbage where nothing was written
 	}
 	want := make([]byte, size)
-	var ext Extents
+	var ext bmap.Extents
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 40 {
 		off, n := rng.Int64N(size), rng.Int64N(8192)+1
@@ -171,7 +173,7 @@ func TestWritten(t *testing.T) {
 		}
 		ext.Add(off, n)
 	}
-	w := Written{R: bytes.NewReader(file), Extents: ext.Normalize(), Size: size}
+	w := bmap.Written{R: bytes.NewReader(file), Extents: ext.Normalize(), Size: size}
 	for range 2000 {
 		off := rng.Int64N(size + 100)
 		buf := make([]byte, rng.IntN(20000))

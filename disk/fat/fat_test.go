@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/disk/fat/fatcheck"
 	"github.com/pibake/pibake/internal/hosttool"
 	"io"
 	"io/fs"
@@ -284,8 +285,12 @@ func readBack(t *testing.T, disk io.ReaderAt, size int64, files []File, dirs []D
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	if fsys.Label() != "PI BOOT" || fsys.VolumeID() != 0x1234abcd {
-		t.Errorf("label %q id %#x", fsys.Label(), fsys.VolumeID())
+	id, err := fatcheck.VolumeID(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fsys.Label() != "PI BOOT" || id != 0x1234abcd {
+		t.Errorf("label %q id %#x", fsys.Label(), id)
 	}
 	for _, f := range files {
 		got, err := fsys.ReadFile(f.Path)

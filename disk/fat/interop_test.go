@@ -3,6 +3,7 @@ package fat
 import (
 	"bytes"
 	"fmt"
+	"github.com/pibake/pibake/disk/fat/fatcheck"
 	"github.com/pibake/pibake/internal/hosttool"
 	"io"
 	"os"
@@ -138,8 +139,12 @@ func TestReadForeign(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	if fsys.Label() != "FOREIGN" || fsys.VolumeID() != 0x0badf00d {
-		t.Errorf("label %q id %#x", fsys.Label(), fsys.VolumeID())
+	id, err := fatcheck.VolumeID(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fsys.Label() != "FOREIGN" || id != 0x0badf00d {
+		t.Errorf("label %q id %#x", fsys.Label(), id)
 	}
 	var fileCount int
 	err = fsys.Walk(func(p string, isDir bool, size int64) error {

@@ -23,7 +23,6 @@ type FS struct {
 	clusters    uint32
 	root        uint32
 	label       string
-	volumeID    uint32
 
 	mu       sync.Mutex
 	cacheOff int64 // offset of the cached FAT sector, -1 if none
@@ -96,7 +95,6 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 		return nil, fmt.Errorf("fat: root directory cluster %d is out of range", f.root)
 	}
 	if bs[66] == 0x29 {
-		f.volumeID = le.Uint32(bs[67:])
 		f.label = trimLabel(bs[71:82])
 	}
 	// The root directory's volume-label entry is the authoritative label.
@@ -118,9 +116,6 @@ func trimLabel(b []byte) string {
 
 // Label returns the volume label, or "" if there is none.
 func (f *FS) Label() string { return f.label }
-
-// VolumeID returns the volume serial number.
-func (f *FS) VolumeID() uint32 { return f.volumeID }
 
 // next returns the FAT entry of cluster c.
 func (f *FS) next(c uint32) (uint32, error) {

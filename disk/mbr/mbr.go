@@ -196,18 +196,19 @@ func putCHS(b []byte, lba uint64) {
 	b[2] = byte(c)
 }
 
-// putEntry fills partition entry slot (0..3) of sec. rel is the value stored
-// in the start field, abs the absolute LBA it denotes (for the CHS fields).
-func putEntry(sec []byte, slot int, boot bool, typ byte, rel, abs, size uint64) {
+// putEntry fills partition entry slot (0..3) of sec with p. rel is the
+// value stored in the start field (p.Start itself in the MBR, an offset in
+// an EBR); p.Start is the absolute LBA it denotes, for the CHS fields.
+func putEntry(sec []byte, slot int, p Partition, rel uint64) {
 	e := sec[tableOffset+slot*entrySize:][:entrySize]
-	if boot {
+	if p.Bootable {
 		e[0] = bootFlag
 	}
-	putCHS(e[1:4], abs)
-	e[4] = typ
-	putCHS(e[5:8], abs+size-1)
+	putCHS(e[1:4], p.Start)
+	e[4] = p.Type
+	putCHS(e[5:8], p.Start+p.Sectors-1)
 	binary.LittleEndian.PutUint32(e[8:12], uint32(rel))
-	binary.LittleEndian.PutUint32(e[12:16], uint32(size))
+	binary.LittleEndian.PutUint32(e[12:16], uint32(p.Sectors))
 }
 
 func newSector() []byte {
@@ -235,10 +236,11 @@ func Write(w io.WriterAt, t Table, diskSectors uint64) error {
 	mbr := newSector()
 	binary.LittleEndian.PutUint32(mbr[signatureOffset:], t.DiskSignature)
 	for i, p := range t.Primary {
-		putEntry(mbr, i, p.Bootable, p.Type, p.Start, p.Start, p.Sectors)
+		putEntry(mbr, i, p, p.Start)
 	}
 	if len(t.Logical) > 0 {
-		putEntry(mbr, len(t.Primary), false, typeExtLBA, t.ExtendedStart, t.ExtendedStart, extEnd-t.ExtendedStart)
+		ext := Partition{Type: typeExtLBA, Start: t.ExtendedStart, Sectors: extEnd - t.ExtendedStart}
+		putEntry(mbr, len(t.Primary), ext, t.ExtendedStart)
 	}
 	if err := writeSector(w, 0, mbr); err != nil {
 		return fmt.Errorf("mbr: writing MBR (sector 0): %w", err)
@@ -246,11 +248,12 @@ func Write(w io.WriterAt, t Table, diskSectors uint64) error {
 	for i, p := range t.Logical {
 		ebr := t.EBRSector(i)
 		sec := newSector()
-		putEntry(sec, 0, p.Bootable, p.Type, p.Start-ebr, p.Start, p.Sectors)
+		putEntry(sec, 0, p, p.Start-ebr)
 		if i+1 < len(t.Logical) {
 			next := t.Logical[i+1]
 			nextEBR := t.EBRSector(i + 1)
-			putEntry(sec, 1, false, typeExtCHS, nextEBR-t.ExtendedStart, nextEBR, next.Start+next.Sectors-nextEBR)
+			link := Partition{Type: typeExtCHS, Start: nextEBR, Sectors: next.Start + next.Sectors - nextEBR}
+			putEntry(sec, 1, link, nextEBR-t.ExtendedStart)
 		}
 		if err := writeSector(w, ebr, sec); err != nil {
 			return fmt.Errorf("mbr: writing EBR of p%d at sector %d: %w", i+5, ebr, err)

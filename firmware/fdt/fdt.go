@@ -61,121 +61,192 @@ func formatErr(format string, a ...any) error {
 
 // Parse reads a device tree blob.
 func Parse(data []byte) (*Tree, error) {
+	h, err := parseHeader(data)
+	if err != nil {
+		return nil, err
+	}
+	data = data[:h.total]
+	t := &Tree{BootCPU: h.bootCPU}
+	if t.Reserve, err = parseReserve(data, h.offRsv); err != nil {
+		return nil, err
+	}
+	sp := &structParser{
+		st:   data[h.offStruct : h.offStruct+h.sizeStruct],
+		strs: data[h.offStrings : h.offStrings+h.sizeStrings],
+	}
+	if t.Root, err = sp.parse(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// header is what Parse takes from a blob's header: the blob's size, where
+// its blocks lie, and the boot CPU.
+type header struct {
+	total                   uint32
+	offStruct, sizeStruct   uint32
+	offStrings, sizeStrings uint32
+	offRsv                  uint32
+	bootCPU                 uint32
+}
+
+// parseHeader reads and checks the header: magic, version, and every
+// block inside the blob's total size.
+func parseHeader(data []byte) (header, error) {
 	if len(data) < headerSize {
-		return nil, formatErr("%d bytes is shorter than the header", len(data))
+		return header{}, formatErr("%d bytes is shorter than the header", len(data))
 	}
 	be := binary.BigEndian
 	if be.Uint32(data) != magic {
-		return nil, formatErr("bad magic %#x", be.Uint32(data))
+		return header{}, formatErr("bad magic %#x", be.Uint32(data))
 	}
-	total := be.Uint32(data[4:])
-	offStruct, offStrings, offRsv := be.Uint32(data[8:]), be.Uint32(data[12:]), be.Uint32(data[16:])
+	h := header{
+		total:       be.Uint32(data[4:]),
+		offStruct:   be.Uint32(data[8:]),
+		offStrings:  be.Uint32(data[12:]),
+		offRsv:      be.Uint32(data[16:]),
+		bootCPU:     be.Uint32(data[28:]),
+		sizeStrings: be.Uint32(data[32:]),
+		sizeStruct:  be.Uint32(data[36:]),
+	}
 	version, lastComp := be.Uint32(data[20:]), be.Uint32(data[24:])
-	sizeStrings, sizeStruct := be.Uint32(data[32:]), be.Uint32(data[36:])
-	if uint64(total) > uint64(len(data)) || total < headerSize {
-		return nil, formatErr("total size %d, blob has %d bytes", total, len(data))
+	if uint64(h.total) > uint64(len(data)) || h.total < headerSize {
+		return header{}, formatErr("total size %d, blob has %d bytes", h.total, len(data))
 	}
 	if version < 16 || lastComp > 17 {
-		return nil, formatErr("version %d (compatible with %d) is not supported", version, lastComp)
+		return header{}, formatErr("version %d (compatible with %d) is not supported", version, lastComp)
 	}
-	data = data[:total]
-	within := func(off, size uint32) bool { return uint64(off)+uint64(size) <= uint64(total) }
-	if !within(offStruct, sizeStruct) || !within(offStrings, sizeStrings) || offRsv < headerSize || offRsv >= total {
-		return nil, formatErr("blocks lie outside the blob")
+	within := func(off, size uint32) bool { return uint64(off)+uint64(size) <= uint64(h.total) }
+	if !within(h.offStruct, h.sizeStruct) || !within(h.offStrings, h.sizeStrings) || h.offRsv < headerSize || h.offRsv >= h.total {
+		return header{}, formatErr("blocks lie outside the blob")
 	}
-	t := &Tree{BootCPU: be.Uint32(data[28:])}
-	for p := offRsv; ; p += 16 {
-		if uint64(p)+16 > uint64(total) {
+	return h, nil
+}
+
+// parseReserve reads the memory reservation map at off of data (the whole
+// blob), up to its terminating all-zero entry.
+func parseReserve(data []byte, off uint32) ([][2]uint64, error) {
+	be := binary.BigEndian
+	var out [][2]uint64
+	for p := off; ; p += 16 {
+		if uint64(p)+16 > uint64(len(data)) {
 			return nil, formatErr("memory reservation map runs past the end")
 		}
 		addr, size := be.Uint64(data[p:]), be.Uint64(data[p+8:])
 		if addr == 0 && size == 0 {
-			break
+			return out, nil
 		}
-		t.Reserve = append(t.Reserve, [2]uint64{addr, size})
+		out = append(out, [2]uint64{addr, size})
 	}
-	strs := data[offStrings : offStrings+sizeStrings]
-	st := data[offStruct : offStruct+sizeStruct]
-	pos := 0
-	u32 := func() (uint32, error) {
-		if pos+4 > len(st) {
-			return 0, formatErr("structure block ends inside a token")
-		}
-		v := be.Uint32(st[pos:])
-		pos += 4
-		return v, nil
+}
+
+// structParser walks the structure block st, naming properties from the
+// strings block strs. stack holds the nodes begun and not yet ended.
+type structParser struct {
+	st, strs []byte
+	pos      int
+	stack    []*Node
+	root     *Node
+}
+
+func (p *structParser) u32() (uint32, error) {
+	if p.pos+4 > len(p.st) {
+		return 0, formatErr("structure block ends inside a token")
 	}
-	align := func() { pos = (pos + 3) &^ 3 }
-	var stack []*Node
+	v := binary.BigEndian.Uint32(p.st[p.pos:])
+	p.pos += 4
+	return v, nil
+}
+
+func (p *structParser) align() { p.pos = (p.pos + 3) &^ 3 }
+
+// parse reads tokens up to the end token and returns the root node.
+func (p *structParser) parse() (*Node, error) {
 	for {
-		tok, err := u32()
+		tok, err := p.u32()
 		if err != nil {
 			return nil, err
 		}
 		switch tok {
 		case tokNop:
 		case tokBeginNode:
-			end := bytes.IndexByte(st[pos:], 0)
-			if end < 0 {
-				return nil, formatErr("node name not terminated")
+			if err := p.beginNode(); err != nil {
+				return nil, err
 			}
-			n := &Node{Name: string(st[pos : pos+end])}
-			pos += end + 1
-			align()
-			if len(stack) == 0 {
-				if t.Root != nil {
-					return nil, formatErr("more than one root node")
-				}
-				t.Root = n
-			} else {
-				parent := stack[len(stack)-1]
-				n.Parent = parent
-				parent.Children = append(parent.Children, n)
-			}
-			if len(stack) >= maxDepth {
-				return nil, formatErr("nodes nested deeper than %d", maxDepth)
-			}
-			stack = append(stack, n)
 		case tokEndNode:
-			if len(stack) == 0 {
+			if len(p.stack) == 0 {
 				return nil, formatErr("end of a node that was not begun")
 			}
-			stack = stack[:len(stack)-1]
+			p.stack = p.stack[:len(p.stack)-1]
 		case tokProp:
-			if len(stack) == 0 {
-				return nil, formatErr("property outside any node")
-			}
-			l, err := u32()
-			if err != nil {
+			if err := p.prop(); err != nil {
 				return nil, err
 			}
-			nameOff, err := u32()
-			if err != nil {
-				return nil, err
-			}
-			if uint64(pos)+uint64(l) > uint64(len(st)) {
-				return nil, formatErr("property value runs past the structure block")
-			}
-			if int(nameOff) >= len(strs) {
-				return nil, formatErr("property name offset %d outside the strings block", nameOff)
-			}
-			end := bytes.IndexByte(strs[nameOff:], 0)
-			if end < 0 {
-				return nil, formatErr("property name not terminated")
-			}
-			n := stack[len(stack)-1]
-			n.Props = append(n.Props, Prop{Name: string(strs[nameOff : int(nameOff)+end]), Value: append([]byte(nil), st[pos:pos+int(l)]...)})
-			pos += int(l)
-			align()
 		case tokEnd:
-			if len(stack) != 0 || t.Root == nil {
+			if len(p.stack) != 0 || p.root == nil {
 				return nil, formatErr("structure ends inside a node")
 			}
-			return t, nil
+			return p.root, nil
 		default:
-			return nil, formatErr("unknown token %#x at offset %d", tok, pos-4)
+			return nil, formatErr("unknown token %#x at offset %d", tok, p.pos-4)
 		}
 	}
+}
+
+// beginNode reads a node's name and opens it under the current node.
+func (p *structParser) beginNode() error {
+	end := bytes.IndexByte(p.st[p.pos:], 0)
+	if end < 0 {
+		return formatErr("node name not terminated")
+	}
+	n := &Node{Name: string(p.st[p.pos : p.pos+end])}
+	p.pos += end + 1
+	p.align()
+	if len(p.stack) == 0 {
+		if p.root != nil {
+			return formatErr("more than one root node")
+		}
+		p.root = n
+	} else {
+		parent := p.stack[len(p.stack)-1]
+		n.Parent = parent
+		parent.Children = append(parent.Children, n)
+	}
+	if len(p.stack) >= maxDepth {
+		return formatErr("nodes nested deeper than %d", maxDepth)
+	}
+	p.stack = append(p.stack, n)
+	return nil
+}
+
+// prop reads a property (length, name offset, value) into the current node.
+func (p *structParser) prop() error {
+	if len(p.stack) == 0 {
+		return formatErr("property outside any node")
+	}
+	l, err := p.u32()
+	if err != nil {
+		return err
+	}
+	nameOff, err := p.u32()
+	if err != nil {
+		return err
+	}
+	if uint64(p.pos)+uint64(l) > uint64(len(p.st)) {
+		return formatErr("property value runs past the structure block")
+	}
+	if int(nameOff) >= len(p.strs) {
+		return formatErr("property name offset %d outside the strings block", nameOff)
+	}
+	end := bytes.IndexByte(p.strs[nameOff:], 0)
+	if end < 0 {
+		return formatErr("property name not terminated")
+	}
+	n := p.stack[len(p.stack)-1]
+	n.Props = append(n.Props, Prop{Name: string(p.strs[nameOff : int(nameOff)+end]), Value: append([]byte(nil), p.st[p.pos:p.pos+int(l)]...)})
+	p.pos += int(l)
+	p.align()
+	return nil
 }
 
 // Encode writes the tree as a version 17 blob.
@@ -338,28 +409,6 @@ func (t *Tree) Walk(fn func(*Node)) {
 		}
 	}
 	walk(t.Root)
-}
-
-// Lookup finds a node by full path.
-func (t *Tree) Lookup(path string) *Node {
-	n := t.Root
-	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
-		if part == "" {
-			continue
-		}
-		var next *Node
-		for _, c := range n.Children {
-			if c.Name == part {
-				next = c
-				break
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		n = next
-	}
-	return n
 }
 
 // Phandle returns the node a phandle names, or nil.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/firmware/fdt"
+	"github.com/pibake/pibake/firmware/fdt/fdtcheck"
 	"github.com/pibake/pibake/internal/testbase"
 )
 
@@ -48,7 +49,7 @@ func TestLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mmc := tree.Lookup("/emmc2bus/mmc@7e340000")
+	mmc := fdtcheck.Lookup(tree, "/emmc2bus/mmc@7e340000")
 	if mmc == nil || !mmc.Enabled() {
 		t.Fatalf("emmc2 not found or disabled: %v", mmc)
 	}
@@ -77,7 +78,7 @@ func TestLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := edited.Lookup("/emmc2bus/mmc@7e340000").Prop("vqmmc-supply"); ok {
+	if _, ok := fdtcheck.Lookup(edited, "/emmc2bus/mmc@7e340000").Prop("vqmmc-supply"); ok {
 		t.Error("the deleted property came back")
 	}
 }

@@ -57,33 +57,43 @@ func WriteCPIO(w io.Writer, entries []Entry, mtime int64) error {
 	for _, p := range names {
 		e := all[p]
 		ino++
-		mode, nlink := modeReg|e.Mode, 1
+		r := record{name: p, ino: ino, mode: modeReg | e.Mode, nlink: 1, mtime: mtime, data: e.Data}
 		switch {
 		case e.Dir:
-			mode, nlink = modeDir|e.Mode, 2
+			r.mode, r.nlink, r.data = modeDir|e.Mode, 2, nil
 		case e.Link:
-			mode = modeLink | 0o777
+			r.mode = modeLink | 0o777
 		}
-		data := e.Data
-		if e.Dir {
-			data = nil
-		}
-		if err := writeRecord(w, p, ino, mode, nlink, mtime, data); err != nil {
-			return err
+		if err := r.write(w); err != nil {
+			return fmt.Errorf("initramfs: writing %s: %w", p, err)
 		}
 	}
-	return writeRecord(w, "TRAILER!!!", 0, 0, 1, 0, nil)
+	if err := (record{name: "TRAILER!!!", nlink: 1}).write(w); err != nil {
+		return fmt.Errorf("initramfs: writing the trailer: %w", err)
+	}
+	return nil
 }
 
-func writeRecord(w io.Writer, name string, ino int, mode int64, nlink int, mtime int64, data []byte) error {
+// record is one newc header's fields and what follows it. The fields a
+// pibake archive leaves zero (uid, gid, device numbers, check) are not here.
+type record struct {
+	name  string
+	ino   int
+	mode  int64
+	nlink int
+	mtime int64
+	data  []byte
+}
+
+func (r record) write(w io.Writer) error {
 	hdr := fmt.Sprintf("070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		ino, mode, 0, 0, nlink, mtime, len(data), 0, 0, 0, 0, len(name)+1, 0)
-	buf := make([]byte, 0, len(hdr)+len(name)+8+len(data)+4)
+		r.ino, r.mode, 0, 0, r.nlink, r.mtime, len(r.data), 0, 0, 0, 0, len(r.name)+1, 0)
+	buf := make([]byte, 0, len(hdr)+len(r.name)+8+len(r.data)+4)
 	buf = append(buf, hdr...)
-	buf = append(buf, name...)
+	buf = append(buf, r.name...)
 	buf = append(buf, 0)
 	buf = pad4(buf)
-	buf = append(buf, data...)
+	buf = append(buf, r.data...)
 	buf = pad4(buf)
 	_, err := w.Write(buf)
 	return err

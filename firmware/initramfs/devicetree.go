@@ -112,22 +112,3 @@ func (db *ModuleDB) StorageModules(dtbName string, tree *fdt.Tree, storage []str
 	}
 	return needs, nil
 }
-
-// CheckLoaded reports the first need whose module is not among the loaded
-// module files (as Closure returns them).
-func CheckLoaded(needs []Need, loaded []string) error {
-	have := map[string]bool{}
-	for _, p := range loaded {
-		have[modName(p)] = true
-	}
-	for _, n := range needs {
-		if !have[n.Module] {
-			via := n.Via
-			if via == "" {
-				via = "the storage controller itself"
-			}
-			return fmt.Errorf("%s: %s (%s) needs module %s, which the initramfs lacks", n.DTB, n.Node, via, n.Module)
-		}
-	}
-	return nil
-}

@@ -26,8 +26,10 @@ type ModuleDB struct {
 	aliases []alias             // OF aliases of loadable modules (ParseAliases)
 }
 
-// modName turns "kernel/fs/ext4/ext4.ko.xz" into "ext4"; '-' and '_' are the same.
-func modName(p string) string {
+// ModuleName turns a module file ("kernel/fs/ext4/ext4.ko.xz") into the
+// module's name ("ext4"), with '-' written as '_' since the kernel takes
+// them as the same.
+func ModuleName(p string) string {
 	b := path.Base(p)
 	if i := strings.Index(b, ".ko"); i >= 0 {
 		b = b[:i]
@@ -47,11 +49,11 @@ func ParseModuleDB(dep, builtin []byte) (*ModuleDB, error) {
 			return nil, fmt.Errorf("modules.dep line %d: %q", i+1, line)
 		}
 		db.deps[mod] = strings.Fields(deps)
-		db.byName[modName(mod)] = mod
+		db.byName[ModuleName(mod)] = mod
 	}
 	for _, line := range strings.Split(string(builtin), "\n") {
 		if line = strings.TrimSpace(line); line != "" {
-			db.builtin[modName(line)] = true
+			db.builtin[ModuleName(line)] = true
 		}
 	}
 	return db, nil

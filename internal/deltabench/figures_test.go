@@ -193,8 +193,8 @@ func TestDeltaFigures(t *testing.T) {
 	}
 	fmt.Printf("a fixed 4 KiB block index (sha256 only) of one release: %d bytes\n", blockIndex)
 	type total struct {
-		full, served, chunked, blk, xd int64
-		reqs, chunkReqs, blkReqs       int
+		served, chunked, blk, xd int64
+		reqs, chunkReqs, blkReqs int
 	}
 	var totals []string
 	for _, rel := range rels[1:] {

@@ -40,155 +40,176 @@ func Write(path string, pkgs []Package) error {
 	if err != nil {
 		return err
 	}
-	tw := tar.NewWriter(f)
-	mt := time.Unix(1600000000, 0)
-	dir := func(name string, mode int64) error {
-		return tw.WriteHeader(&tar.Header{Name: "./" + name, Typeflag: tar.TypeDir, Mode: mode, ModTime: mt})
+	b := &base{tw: tar.NewWriter(f)}
+	b.etc()
+	b.usr()
+	b.deviceTrees()
+	b.symlink("bin", "usr/bin")
+	b.boot()
+	b.modules()
+	b.file("usr/sbin/sshd", 0o755, 0, "\x7fELF fake sshd\n")
+	b.runtimes(pkgs)
+	b.dpkg(pkgs)
+	b.leftovers()
+	if b.err == nil {
+		b.err = b.tw.Close()
 	}
-	file := func(name string, mode int64, gid int, data string) error {
-		if err := tw.WriteHeader(&tar.Header{Name: "./" + name, Typeflag: tar.TypeReg, Mode: mode, Gid: gid, Size: int64(len(data)), ModTime: mt}); err != nil {
-			return err
-		}
-		_, err := tw.Write([]byte(data))
-		return err
+	if b.err != nil {
+		f.Close()
+		return fmt.Errorf("testbase: writing %s: %w", path, b.err)
 	}
-	status := ""
-	for _, p := range pkgs {
-		status += fmt.Sprintf("Package: %s\nStatus: install ok installed\nVersion: %s\nArchitecture: %s\nDescription: test package\n multi-line\n\n", p.Name, p.Version, p.Arch)
+	return f.Close()
+}
+
+// base writes the entries of the base tar in order. The first error
+// sticks: every later entry is skipped, and Write returns it.
+type base struct {
+	tw  *tar.Writer
+	err error
+}
+
+// modTime is the time of every entry.
+var modTime = time.Unix(1600000000, 0)
+
+func (b *base) header(h *tar.Header) {
+	if b.err == nil {
+		b.err = b.tw.WriteHeader(h)
 	}
-	// A fake kernel big enough to span many FAT clusters.
+}
+
+func (b *base) dir(name string, mode int64) {
+	b.header(&tar.Header{Name: "./" + name, Typeflag: tar.TypeDir, Mode: mode, ModTime: modTime})
+}
+
+func (b *base) file(name string, mode int64, gid int, data string) {
+	b.header(&tar.Header{Name: "./" + name, Typeflag: tar.TypeReg, Mode: mode, Gid: gid, Size: int64(len(data)), ModTime: modTime})
+	if b.err == nil {
+		_, b.err = b.tw.Write([]byte(data))
+	}
+}
+
+func (b *base) symlink(name, target string) {
+	b.header(&tar.Header{Name: "./" + name, Typeflag: tar.TypeSymlink, Linkname: target, ModTime: modTime})
+}
+
+// etc writes the root and /etc: the account files, a host name, a host
+// key and an apt source the transform must replace or drop.
+func (b *base) etc() {
+	b.dir("", 0o755)
+	b.dir("etc/", 0o755)
+	b.file("etc/passwd", 0o644, 0, "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+	b.file("etc/group", 0o644, 0, "root:x:0:\ndaemon:x:1:\nadm:x:4:\nshadow:x:42:\nsystemd-journal:x:999:\n")
+	b.file("etc/shadow", 0o640, 42, "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+	b.file("etc/gshadow", 0o640, 42, "root:*::\ndaemon:*::\nadm:*::\nshadow:*::\nsystemd-journal:!*::\n")
+	b.file("etc/hostname", 0o644, 0, "build-host\n")
+	b.dir("etc/ssh/", 0o755)
+	b.file("etc/ssh/ssh_host_ed25519_key", 0o600, 0, "random key made at bootstrap\n")
+	b.dir("etc/apt/", 0o755)
+	b.file("etc/apt/sources.list", 0o644, 0, "deb file:///tmp/pibake-repo-123 ./\n")
+	b.dir("etc/systemd/", 0o755)
+	b.dir("etc/systemd/system/", 0o755)
+}
+
+// usr writes a few programs and the units the network setup enables,
+// with [Install] sections shaped like Debian's (Also=, Alias=, a template
+// with %i).
+func (b *base) usr() {
+	b.dir("usr/", 0o755)
+	b.dir("usr/bin/", 0o755)
+	b.file("usr/bin/true", 0o755, 0, "\x7fELF fake\n")
+	b.dir("usr/lib/", 0o755)
+	b.dir("usr/lib/systemd/", 0o755)
+	b.file("usr/lib/systemd/systemd", 0o755, 0, "\x7fELF fake systemd\n")
+	b.dir("usr/lib/systemd/system/", 0o755)
+	b.file("usr/lib/systemd/system/systemd-networkd.service", 0o644, 0,
+		"[Service]\nExecStart=/usr/lib/systemd/systemd-networkd\n[Install]\nWantedBy=multi-user.target\nAlso=systemd-networkd.socket\nAlias=dbus-org.freedesktop.network1.service\n")
+	b.file("usr/lib/systemd/system/systemd-networkd.socket", 0o644, 0, "[Socket]\n[Install]\nWantedBy=sockets.target\n")
+	b.file("usr/lib/systemd/system/systemd-resolved.service", 0o644, 0,
+		"[Service]\n[Install]\nWantedBy=sysinit.target\nAlias=dbus-org.freedesktop.resolve1.service\n")
+	b.file("usr/lib/systemd/system/systemd-timesyncd.service", 0o644, 0,
+		"[Service]\n[Install]\nWantedBy=sysinit.target\nAlias=dbus-org.freedesktop.timesync1.service\n")
+	b.file("usr/lib/systemd/system/wpa_supplicant@.service", 0o644, 0,
+		"[Service]\nExecStart=/sbin/wpa_supplicant -c/etc/wpa_supplicant/wpa_supplicant-%I.conf -i%I\n[Install]\nAlias=multi-user.target.wants/wpa_supplicant@%i.service\n")
+}
+
+// deviceTrees writes the kernel package's device trees of the Pi 3, 4 and 5.
+func (b *base) deviceTrees() {
+	d := "usr/lib/linux-image-" + KernelVersion + "/"
+	b.dir(d, 0o755)
+	b.dir(d+"broadcom/", 0o755)
+	b.file(d+"broadcom/bcm2711-rpi-4-b.dtb", 0o644, 0, string(Pi4DTB()))
+	b.file(d+"broadcom/bcm2837-rpi-3-b.dtb", 0o644, 0, string(Pi3DTB()))
+	b.file(d+"broadcom/bcm2712-rpi-5-b.dtb", 0o644, 0, string(Pi5DTB()))
+}
+
+// boot writes /boot: the kernel, the bootstrap's initramfs (which the
+// builder replaces) and the kernel config.
+func (b *base) boot() {
+	b.dir("boot/", 0o755)
+	b.file("boot/vmlinuz-"+KernelVersion, 0o644, 0, string(fakeKernel()))
+	b.file("boot/initrd.img-"+KernelVersion, 0o644, 0, "initramfs made at bootstrap\n")
+	b.file("boot/config-"+KernelVersion, 0o644, 0, "CONFIG_SQUASHFS=m\nCONFIG_SQUASHFS_XZ=y\nCONFIG_SQUASHFS_ZSTD=y\n")
+}
+
+// fakeKernel is a kernel big enough to span many FAT clusters, with an
+// arm64 Image header, as Debian's vmlinuz has: text_offset 0, image_size
+// 4 MiB (bss included), flags 0xa, the magic at 56.
+func fakeKernel() []byte {
 	kernel := make([]byte, 3<<20)
 	for i := range kernel {
 		kernel[i] = byte(i*7 + i>>11)
 	}
-	// With an arm64 Image header, as Debian's vmlinuz has: text_offset 0,
-	// image_size 4 MiB (bss included), flags 0xa, the magic at 56.
 	copy(kernel, make([]byte, 64))
 	binary.LittleEndian.PutUint64(kernel[16:], 4<<20)
 	binary.LittleEndian.PutUint64(kernel[24:], 0xa)
 	copy(kernel[56:], "ARM\x64")
-	steps := []func() error{
-		func() error { return dir("", 0o755) },
-		func() error { return dir("etc/", 0o755) },
-		func() error {
-			return file("etc/passwd", 0o644, 0, "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
-		},
-		func() error {
-			return file("etc/group", 0o644, 0, "root:x:0:\ndaemon:x:1:\nadm:x:4:\nshadow:x:42:\nsystemd-journal:x:999:\n")
-		},
-		func() error {
-			return file("etc/shadow", 0o640, 42, "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
-		},
-		func() error {
-			return file("etc/gshadow", 0o640, 42, "root:*::\ndaemon:*::\nadm:*::\nshadow:*::\nsystemd-journal:!*::\n")
-		},
-		func() error { return file("etc/hostname", 0o644, 0, "build-host\n") },
-		func() error { return dir("etc/ssh/", 0o755) },
-		func() error { return file("etc/ssh/ssh_host_ed25519_key", 0o600, 0, "random key made at bootstrap\n") },
-		func() error { return dir("etc/apt/", 0o755) },
-		func() error { return file("etc/apt/sources.list", 0o644, 0, "deb file:///tmp/pibake-repo-123 ./\n") },
-		func() error { return dir("etc/systemd/", 0o755) },
-		func() error { return dir("etc/systemd/system/", 0o755) },
-		func() error { return dir("usr/", 0o755) },
-		func() error { return dir("usr/bin/", 0o755) },
-		func() error { return file("usr/bin/true", 0o755, 0, "\x7fELF fake\n") },
-		func() error { return dir("usr/lib/", 0o755) },
-		func() error { return dir("usr/lib/systemd/", 0o755) },
-		func() error { return file("usr/lib/systemd/systemd", 0o755, 0, "\x7fELF fake systemd\n") },
-		// Units the network setup enables, with [Install] sections shaped
-		// like Debian's (Also=, Alias=, a template with %i).
-		func() error { return dir("usr/lib/systemd/system/", 0o755) },
-		func() error {
-			return file("usr/lib/systemd/system/systemd-networkd.service", 0o644, 0,
-				"[Service]\nExecStart=/usr/lib/systemd/systemd-networkd\n[Install]\nWantedBy=multi-user.target\nAlso=systemd-networkd.socket\nAlias=dbus-org.freedesktop.network1.service\n")
-		},
-		func() error {
-			return file("usr/lib/systemd/system/systemd-networkd.socket", 0o644, 0, "[Socket]\n[Install]\nWantedBy=sockets.target\n")
-		},
-		func() error {
-			return file("usr/lib/systemd/system/systemd-resolved.service", 0o644, 0,
-				"[Service]\n[Install]\nWantedBy=sysinit.target\nAlias=dbus-org.freedesktop.resolve1.service\n")
-		},
-		func() error {
-			return file("usr/lib/systemd/system/systemd-timesyncd.service", 0o644, 0,
-				"[Service]\n[Install]\nWantedBy=sysinit.target\nAlias=dbus-org.freedesktop.timesync1.service\n")
-		},
-		func() error {
-			return file("usr/lib/systemd/system/wpa_supplicant@.service", 0o644, 0,
-				"[Service]\nExecStart=/sbin/wpa_supplicant -c/etc/wpa_supplicant/wpa_supplicant-%I.conf -i%I\n[Install]\nAlias=multi-user.target.wants/wpa_supplicant@%i.service\n")
-		},
-		func() error { return dir("usr/lib/linux-image-"+KernelVersion+"/", 0o755) },
-		func() error { return dir("usr/lib/linux-image-"+KernelVersion+"/broadcom/", 0o755) },
-		func() error {
-			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2711-rpi-4-b.dtb", 0o644, 0, string(Pi4DTB()))
-		},
-		func() error {
-			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2837-rpi-3-b.dtb", 0o644, 0, string(Pi3DTB()))
-		},
-		func() error {
-			return file("usr/lib/linux-image-"+KernelVersion+"/broadcom/bcm2712-rpi-5-b.dtb", 0o644, 0, string(Pi5DTB()))
-		},
-		func() error {
-			return tw.WriteHeader(&tar.Header{Name: "./bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin", ModTime: mt})
-		},
-		func() error { return dir("boot/", 0o755) },
-		func() error { return file("boot/vmlinuz-"+KernelVersion, 0o644, 0, string(kernel)) },
-		func() error { return file("boot/initrd.img-"+KernelVersion, 0o644, 0, "initramfs made at bootstrap\n") },
-		func() error {
-			return file("boot/config-"+KernelVersion, 0o644, 0, "CONFIG_SQUASHFS=m\nCONFIG_SQUASHFS_XZ=y\nCONFIG_SQUASHFS_ZSTD=y\n")
-		},
-		func() error { return dir("usr/lib/modules/", 0o755) },
-		func() error { return dir("usr/lib/modules/"+KernelVersion+"/", 0o755) },
-		func() error {
-			return file("usr/lib/modules/"+KernelVersion+"/modules.dep", 0o644, 0, modulesDep)
-		},
-		func() error {
-			return file("usr/lib/modules/"+KernelVersion+"/modules.alias", 0o644, 0, ModulesAlias)
-		},
-		func() error {
-			return file("usr/lib/modules/"+KernelVersion+"/modules.builtin", 0o644, 0, "kernel/drivers/mmc/core/mmc_block.ko\nkernel/drivers/virtio/virtio_pci.ko\n")
-		},
-		func() error {
-			for _, line := range strings.Split(strings.TrimSpace(modulesDep), "\n") {
-				m, _, _ := strings.Cut(line, ":")
-				if err := file("usr/lib/modules/"+KernelVersion+"/"+m, 0o644, 0, "fake module "+m); err != nil {
-					return err
-				}
-			}
-			return nil
-		},
-		func() error { return file("usr/sbin/sshd", 0o755, 0, "\x7fELF fake sshd\n") },
-		func() error {
-			// The programs the container runtimes' packages bring.
-			bins := map[string][]string{"podman": {"usr/bin/podman"}, "docker.io": {"usr/sbin/dockerd"}, "docker-cli": {"usr/bin/docker"}}
-			for _, p := range pkgs {
-				for _, b := range bins[p.Name] {
-					if err := file(b, 0o755, 0, "\x7fELF fake "+b+"\n"); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		},
-		func() error { return dir("var/", 0o755) },
-		func() error { return dir("var/lib/", 0o755) },
-		func() error { return dir("var/lib/dpkg/", 0o755) },
-		func() error { return file("var/lib/dpkg/status", 0o644, 0, status) },
-		func() error { return dir("tmp/", 0o1777) },
-		func() error { return dir("tmp/pibake-repo-123/", 0o755) },
-		func() error { return dir("home/", 0o755) },
-		func() error { return dir("run/", 0o755) },
-		func() error { return file("run/leftover", 0o644, 0, "x") },
+	return kernel
+}
+
+// modules writes the kernel's module tables and a file for every module
+// modules.dep lists.
+func (b *base) modules() {
+	d := "usr/lib/modules/" + KernelVersion + "/"
+	b.dir("usr/lib/modules/", 0o755)
+	b.dir(d, 0o755)
+	b.file(d+"modules.dep", 0o644, 0, modulesDep)
+	b.file(d+"modules.alias", 0o644, 0, ModulesAlias)
+	b.file(d+"modules.builtin", 0o644, 0, "kernel/drivers/mmc/core/mmc_block.ko\nkernel/drivers/virtio/virtio_pci.ko\n")
+	for _, line := range strings.Split(strings.TrimSpace(modulesDep), "\n") {
+		m, _, _ := strings.Cut(line, ":")
+		b.file(d+m, 0o644, 0, "fake module "+m)
 	}
-	for _, s := range steps {
-		if err := s(); err != nil {
-			f.Close()
-			return err
+}
+
+// runtimes writes the programs the container runtimes' packages bring,
+// for those of pkgs.
+func (b *base) runtimes(pkgs []Package) {
+	bins := map[string][]string{"podman": {"usr/bin/podman"}, "docker.io": {"usr/sbin/dockerd"}, "docker-cli": {"usr/bin/docker"}}
+	for _, p := range pkgs {
+		for _, bin := range bins[p.Name] {
+			b.file(bin, 0o755, 0, "\x7fELF fake "+bin+"\n")
 		}
 	}
-	if err := tw.Close(); err != nil {
-		f.Close()
-		return err
+}
+
+// dpkg writes /var and a dpkg status that lists pkgs as installed.
+func (b *base) dpkg(pkgs []Package) {
+	status := ""
+	for _, p := range pkgs {
+		status += fmt.Sprintf("Package: %s\nStatus: install ok installed\nVersion: %s\nArchitecture: %s\nDescription: test package\n multi-line\n\n", p.Name, p.Version, p.Arch)
 	}
-	return f.Close()
+	b.dir("var/", 0o755)
+	b.dir("var/lib/", 0o755)
+	b.dir("var/lib/dpkg/", 0o755)
+	b.file("var/lib/dpkg/status", 0o644, 0, status)
+}
+
+// leftovers writes what a bootstrap leaves behind that the transform
+// must drop (/tmp's and /run's contents) and an empty /home.
+func (b *base) leftovers() {
+	b.dir("tmp/", 0o1777)
+	b.dir("tmp/pibake-repo-123/", 0o755)
+	b.dir("home/", 0o755)
+	b.dir("run/", 0o755)
+	b.file("run/leftover", 0o644, 0, "x")
 }

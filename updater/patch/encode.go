@@ -44,7 +44,7 @@ func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.Re
 			have[c.SHA256] = c.Offset
 		}
 	}
-	e := &encoder{p: p}
+	e := &encoder{p: p, old: old, new: new}
 	var prevEnd int64 // end in old of the last copy
 	for i := 0; i < len(newIx.Chunks); {
 		c := newIx.Chunks[i]
@@ -74,7 +74,7 @@ func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.Re
 		if hi-lo > MaxRegion {
 			hi = lo + MaxRegion
 		}
-		if err := e.region(ctx, old, lo, hi, new, start, end); err != nil {
+		if err := e.region(ctx, lo, hi, start, end); err != nil {
 			return nil, err
 		}
 		i = j
@@ -87,8 +87,9 @@ func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.Re
 }
 
 type encoder struct {
-	p   *Patch
-	lit []byte // literal bytes not yet emitted
+	p        *Patch
+	old, new io.ReaderAt // the two artifacts
+	lit      []byte      // literal bytes not yet emitted
 }
 
 func (e *encoder) flush() {
@@ -118,13 +119,13 @@ func window(b []byte) uint64 {
 }
 
 // region encodes new[start:end] against old[lo:hi].
-func (e *encoder) region(ctx context.Context, old io.ReaderAt, lo, hi int64, new io.ReaderAt, start, end int64) error {
+func (e *encoder) region(ctx context.Context, lo, hi, start, end int64) error {
 	ob := make([]byte, hi-lo)
-	if _, err := old.ReadAt(ob, lo); err != nil && err != io.EOF {
+	if _, err := e.old.ReadAt(ob, lo); err != nil && err != io.EOF {
 		return fmt.Errorf("patch: read the old artifact at %d: %w", lo, err)
 	}
 	nb := make([]byte, end-start)
-	if _, err := new.ReadAt(nb, start); err != nil && err != io.EOF {
+	if _, err := e.new.ReadAt(nb, start); err != nil && err != io.EOF {
 		return fmt.Errorf("patch: read the new artifact at %d: %w", start, err)
 	}
 	if err := ctx.Err(); err != nil {

@@ -221,11 +221,3 @@ func (f File) Save(st State) error {
 	}
 	return nil
 }
-
-// Clone deep-copies a state.
-func Clone(st State) State {
-	data, _ := json.Marshal(st)
-	var c State
-	_ = json.Unmarshal(data, &c)
-	return c
-}

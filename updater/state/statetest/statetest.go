@@ -2,7 +2,11 @@
 // of the agent's production packages.
 package statetest
 
-import "github.com/pibake/pibake/updater/state"
+import (
+	"encoding/json"
+
+	"github.com/pibake/pibake/updater/state"
+)
 
 // Memory is a Store in memory for tests: Save is atomic, like File's.
 type Memory struct {
@@ -15,13 +19,22 @@ func (m *Memory) Load() (state.State, error) {
 	if m.St.Format == 0 {
 		m.St.Format = state.Format
 	}
-	return state.Clone(m.St), nil
+	return Clone(m.St), nil
 }
 
 // Save implements Store.
 func (m *Memory) Save(st state.State) error {
 	m.Saves++
 	st.Format = state.Format
-	m.St = state.Clone(st)
+	m.St = Clone(st)
 	return nil
+}
+
+// Clone deep-copies a state through its JSON form, as a round trip
+// through File would.
+func Clone(st state.State) state.State {
+	data, _ := json.Marshal(st)
+	var c state.State
+	_ = json.Unmarshal(data, &c)
+	return c
 }
