@@ -21,11 +21,11 @@ import (
 	"strings"
 
 	"github.com/pibake/pibake/bootchain"
-	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/firmware/fdt"
+	"github.com/pibake/pibake/internal/cachedir"
 )
 
 // Forward maps a loopback port of the host to a port of the guest.
@@ -127,7 +127,7 @@ func QEMUFor(machine string) (string, error) {
 		}
 		return q, nil
 	}
-	dir, err := debian.DefaultCacheDir()
+	dir, err := cachedir.Default()
 	if err != nil {
 		return "", err
 	}

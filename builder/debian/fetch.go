@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pibake/pibake/internal/cachedir"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,17 +25,9 @@ var ErrDigest = errors.New("sha256 mismatch")
 // kept outside the repository (default ~/.cache/pibake).
 type Cache struct{ Dir string }
 
-// DefaultCacheDir returns $PIBAKE_CACHE, else $XDG_CACHE_HOME/pibake, else ~/.cache/pibake.
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("PIBAKE_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("find a cache folder (set PIBAKE_CACHE): %w", err)
-	}
-	return filepath.Join(d, "pibake"), nil
-}
+// DefaultCacheDir is where the cache lives unless a build names another
+// (internal/cachedir).
+func DefaultCacheDir() (string, error) { return cachedir.Default() }
 
 // DebPath is where the .deb with this sha256 lives in the cache.
 func (c Cache) DebPath(sha string) string { return filepath.Join(c.Dir, "debs", sha+".deb") }
