@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // The cloud-init NoCloud files Raspberry Pi Imager writes to the first FAT
@@ -106,9 +108,9 @@ func parseUserData(s *Spec, data []byte) error {
 	case len(bytes.TrimSpace(data)) == 0:
 		return nil
 	case bytes.HasPrefix(first, []byte("#!")):
-		return &Error{File: UserData, Line: 1, Msg: "a script: pibake runs no commands from the boot partition (nothing was applied); use #cloud-config settings or pibake-provision.yaml"}
+		return &yamlerr.Error{File: UserData, Line: 1, Msg: "a script: pibake runs no commands from the boot partition (nothing was applied); use #cloud-config settings or pibake-provision.yaml"}
 	case !bytes.Equal(first, []byte("#cloud-config")):
-		return &Error{File: UserData, Line: 1, Msg: "does not start with #cloud-config: only cloud-config user data is read (no MIME multipart, #include or scripts); nothing was applied"}
+		return &yamlerr.Error{File: UserData, Line: 1, Msg: "does not start with #cloud-config: only cloud-config user data is read (no MIME multipart, #include or scripts); nothing was applied"}
 	}
 	d := doc{file: UserData, src: data}
 	top, err := d.load(data)

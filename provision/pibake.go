@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // FileName is pibake's provisioning file in the root of bootsel.
@@ -35,7 +37,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 		return nil, err
 	}
 	if top == nil {
-		return nil, &Error{File: file, Line: 1, Msg: "the file sets nothing: give at least one of hostname, wifi, users, timezone, files, updater (see docs/provisioning.md)"}
+		return nil, &yamlerr.Error{File: file, Line: 1, Msg: "the file sets nothing: give at least one of hostname, wifi, users, timezone, files, updater (see docs/provisioning.md)"}
 	}
 	s := &Spec{Sources: []string{file}}
 	known := []string{"version", "hostname", "wifi", "users", "ssh_password_auth", "timezone", "files", "updater"}
