@@ -185,7 +185,7 @@ func (d doc) network(n *yaml.Node, field string) (Network, error) {
 			}
 		case "psk":
 			if nw.PSK, err = d.nonEmpty(v, f); err == nil && !hex64.MatchString(nw.PSK) {
-				return d.errAt(v, f, "want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in passphrase:")
+				return d.errAt(v, f, "want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in the passphrase field")
 			}
 		case "open":
 			nw.Open, err = d.boolean(v, f)

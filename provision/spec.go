@@ -183,7 +183,7 @@ func checkNetwork(n Network) error {
 	case n.Passphrase != "" && !passphraseOK(n.Passphrase):
 		return errors.New("passphrase: want 8 to 63 printable ASCII characters (WPA); or give psk: the 64 hex digits wpa_passphrase prints")
 	case n.PSK != "" && !hex64.MatchString(n.PSK):
-		return errors.New("psk: want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in passphrase:")
+		return errors.New("psk: want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in the passphrase field")
 	}
 	return nil
 }
