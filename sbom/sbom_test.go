@@ -27,7 +27,7 @@ func input() sbom.Input {
 			{Name: "u-boot-qemu", Version: "2025.01-3", Arch: "all", SHA256: sumB, Unused: true},
 		},
 		Containers: []sbom.Container{
-			{Name: "hello", Source: "go:containers/hello", Digest: "sha256:" + sumC},
+			{Name: "hello", Source: "go:examples/hello", Digest: "sha256:" + sumC},
 			{Name: "redis", Source: "docker.io/library/redis:7.4", Digest: "sha256:" + sumA},
 			{Name: "web", Source: "oci:images/web:1.2", Digest: "sha256:" + sumB},
 		},
