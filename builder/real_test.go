@@ -55,8 +55,8 @@ func copyTree(t *testing.T, src string) string {
 			t.Fatal(err)
 		}
 	}
-	for _, d := range []string{"images", "overlays", "services", "containers"} {
-		if _, err := os.Stat(filepath.Join(src, d)); errors.Is(err, os.ErrNotExist) && d == "containers" {
+	for _, d := range []string{"images", "overlays", "services", "examples"} {
+		if _, err := os.Stat(filepath.Join(src, d)); errors.Is(err, os.ErrNotExist) && d == "examples" {
 			continue
 		}
 		err := filepath.Walk(filepath.Join(src, d), func(p string, info os.FileInfo, err error) error {

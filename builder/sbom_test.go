@@ -84,7 +84,7 @@ func TestSBOMOfDemoLock(t *testing.T) {
 	}
 	m := &manifest.Manifest{Image: "demo", Version: "0.1.0", Board: "pi4", SourceDateEpoch: lock.SourceDateEpoch,
 		Disk:       manifest.Disk{File: "demo.img", SHA256: strings.Repeat("ab", 32)},
-		Containers: []manifest.Container{{Name: "hello", Source: "go:containers/hello", Digest: "sha256:" + strings.Repeat("cd", 32)}}}
+		Containers: []manifest.Container{{Name: "hello", Source: "go:examples/hello", Digest: "sha256:" + strings.Repeat("cd", 32)}}}
 	if dir := os.Getenv("PIBAKE_SBOM_BUILD"); dir != "" {
 		raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 		if err != nil {

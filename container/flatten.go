@@ -31,6 +31,20 @@ type fentry struct {
 	off int64 // of the data in the spool file
 }
 
+// flatTree is the tree the layers applied so far make, keyed by relative
+// path; regular files' data is in spool.
+type flatTree struct {
+	entries  map[string]*fentry
+	spool    *os.File
+	spoolLen int64
+}
+
+// layerChanges is what one layer does to the tree below it.
+type layerChanges struct {
+	added              []*fentry
+	whiteouts, opaques []string
+}
+
 // Flatten applies the image's layers in order (whiteouts and opaque
 // folders included) and writes the resulting tree to w as a tar with
 // relative names, sorted so that every folder comes before its contents.
@@ -48,77 +62,91 @@ func Flatten(img v1.Image, tmpDir string, w io.Writer) (int, error) {
 	}
 	defer os.Remove(spool.Name())
 	defer spool.Close()
-	var spoolLen int64
-	tree := map[string]*fentry{}
+	t := &flatTree{entries: map[string]*fentry{}, spool: spool}
 	for i, l := range layers {
-		rc, err := l.Uncompressed()
+		ch, err := t.read(l)
 		if err != nil {
 			return 0, fmt.Errorf("layer %d: %w", i, err)
 		}
-		var added []*fentry
-		var whiteouts, opaques []string
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				rc.Close()
-				return 0, fmt.Errorf("layer %d: %w", i, err)
-			}
-			k, err := clean(h.Name)
-			if err != nil {
-				rc.Close()
-				return 0, fmt.Errorf("layer %d: %w", i, err)
-			}
-			if k == "" {
-				continue // the layer's root folder
-			}
-			dir, base := path.Split(k)
-			dir = strings.TrimSuffix(dir, "/")
-			switch {
-			case base == whOpaque:
-				opaques = append(opaques, dir)
-				continue
-			case strings.HasPrefix(base, whPrefix):
-				whiteouts = append(whiteouts, path.Join(dir, strings.TrimPrefix(base, whPrefix)))
-				continue
-			}
-			e := &fentry{hdr: *h, off: spoolLen}
-			e.hdr.Name = k
-			if h.Typeflag == tar.TypeLink {
-				if e.hdr.Linkname, err = clean(h.Linkname); err != nil {
-					rc.Close()
-					return 0, fmt.Errorf("layer %d: %w", i, err)
-				}
-			}
-			if h.Typeflag == tar.TypeReg {
-				n, err := io.Copy(spool, tr)
-				if err != nil {
-					rc.Close()
-					return 0, fmt.Errorf("layer %d: %s: %w", i, k, err)
-				}
-				spoolLen += n
-			}
-			added = append(added, e)
-		}
-		rc.Close()
-		// A layer's whiteouts hide what the layers below it hold.
-		for _, d := range opaques {
-			removeUnder(tree, d)
-		}
-		for _, p := range whiteouts {
-			delete(tree, p)
-			removeUnder(tree, p)
-		}
-		for _, e := range added {
-			if old, ok := tree[e.hdr.Name]; ok && old.hdr.Typeflag == tar.TypeDir && e.hdr.Typeflag != tar.TypeDir {
-				removeUnder(tree, e.hdr.Name) // a file replaces a folder
-			}
-			tree[e.hdr.Name] = e
-		}
+		t.apply(ch)
 	}
+	return t.write(w)
+}
+
+// read reads one layer's entries, spooling the data of its files.
+func (t *flatTree) read(l v1.Layer) (layerChanges, error) {
+	var ch layerChanges
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return ch, err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return ch, nil
+		}
+		if err != nil {
+			return ch, err
+		}
+		k, err := clean(h.Name)
+		if err != nil {
+			return ch, err
+		}
+		if k == "" {
+			continue // the layer's root folder
+		}
+		dir, base := path.Split(k)
+		dir = strings.TrimSuffix(dir, "/")
+		switch {
+		case base == whOpaque:
+			ch.opaques = append(ch.opaques, dir)
+			continue
+		case strings.HasPrefix(base, whPrefix):
+			ch.whiteouts = append(ch.whiteouts, path.Join(dir, strings.TrimPrefix(base, whPrefix)))
+			continue
+		}
+		e := &fentry{hdr: *h, off: t.spoolLen}
+		e.hdr.Name = k
+		if h.Typeflag == tar.TypeLink {
+			if e.hdr.Linkname, err = clean(h.Linkname); err != nil {
+				return ch, err
+			}
+		}
+		if h.Typeflag == tar.TypeReg {
+			n, err := io.Copy(t.spool, tr)
+			if err != nil {
+				return ch, fmt.Errorf("%s: %w", k, err)
+			}
+			t.spoolLen += n
+		}
+		ch.added = append(ch.added, e)
+	}
+}
+
+// apply puts a layer over the tree: its whiteouts hide what the layers
+// below it hold, then its entries replace theirs.
+func (t *flatTree) apply(ch layerChanges) {
+	for _, d := range ch.opaques {
+		removeUnder(t.entries, d)
+	}
+	for _, p := range ch.whiteouts {
+		delete(t.entries, p)
+		removeUnder(t.entries, p)
+	}
+	for _, e := range ch.added {
+		if old, ok := t.entries[e.hdr.Name]; ok && old.hdr.Typeflag == tar.TypeDir && e.hdr.Typeflag != tar.TypeDir {
+			removeUnder(t.entries, e.hdr.Name) // a file replaces a folder
+		}
+		t.entries[e.hdr.Name] = e
+	}
+}
+
+// write writes the tree as a sorted tar, adding the folders no layer
+// named, and returns the number of entries.
+func (t *flatTree) write(w io.Writer) (int, error) {
+	tree := t.entries
 	keys := make([]string, 0, len(tree))
 	for k := range tree {
 		keys = append(keys, k)
@@ -152,7 +180,7 @@ func Flatten(img v1.Image, tmpDir string, w io.Writer) (int, error) {
 			return n, fmt.Errorf("flatten %s: %w", k, err)
 		}
 		if h.Typeflag == tar.TypeReg && h.Size > 0 {
-			if _, err := io.Copy(tw, io.NewSectionReader(spool, e.off, h.Size)); err != nil {
+			if _, err := io.Copy(tw, io.NewSectionReader(t.spool, e.off, h.Size)); err != nil {
 				return n, fmt.Errorf("flatten %s: %w", k, err)
 			}
 		}

@@ -24,7 +24,7 @@ import (
 // the folders podman mounts onto), no registry and no Docker involved.
 type GoBuild struct {
 	Module  string   // folder of the go.mod
-	Package string   // package path relative to Module, e.g. ./containers/hello
+	Package string   // package path relative to Module, e.g. ./examples/hello
 	Env     []string // extra environment for the image (KEY=value)
 	User    string   // user the process runs as, default 65534:65534
 	Ports   []string // exposed ports, e.g. 8080/tcp

@@ -102,7 +102,7 @@ func buildVariant(t *testing.T, v variant) (string, error) {
 	type cp struct{ src, dst string }
 	copies := []cp{
 		{"../overlays", "overlays"}, {"../services", "services"}, {"../images/" + v.def + ".lock", "images/" + v.def + ".lock"},
-		{"../containers", "containers"}, {"../go.mod", "go.mod"}, {"../go.sum", "go.sum"},
+		{"../examples", "examples"}, {"../go.mod", "go.mod"}, {"../go.sum", "go.sum"},
 		{"testdata/overlays/" + v.overlay, "overlays/" + v.overlay}, {"testdata/services/" + v.service + ".service", "services/" + v.service + ".service"},
 	}
 	if v.keys != "" {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pibake/pibake/internal/yamlerr"
 	"github.com/pibake/pibake/updater/config"
 )
 
@@ -97,7 +98,7 @@ func plan(root string, s *Spec) ([]change, error) {
 	hashes, locks := map[string]string{}, map[string]bool{}
 	for _, u := range s.Users {
 		if _, ok := acc.users[u.Name]; !ok {
-			return nil, &Error{File: u.File, Line: u.Line, Field: "user " + u.Name, Msg: fmt.Sprintf("no such user in this image (it has %s); provisioning adds keys and passwords to existing users only: add the user to the image definition's users", acc.loginNames())}
+			return nil, &yamlerr.Error{File: u.File, Line: u.Line, Field: "user " + u.Name, Msg: fmt.Sprintf("no such user in this image (it has %s); provisioning adds keys and passwords to existing users only: add the user to the image definition's users", acc.loginNames())}
 		}
 		if len(u.Keys) > 0 {
 			// root-owned and world-readable: sshd's StrictModes accepts it
@@ -131,10 +132,10 @@ func plan(root string, s *Spec) ([]change, error) {
 	for _, f := range s.Files {
 		uid, gid, err := acc.owner(f.Owner)
 		if err != nil {
-			return nil, &Error{File: f.File, Line: f.Line, Field: "file " + f.Path + " owner", Msg: err.Error()}
+			return nil, &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + f.Path + " owner", Msg: err.Error()}
 		}
 		if err := checkUnder(root, DataDir, f.Path); err != nil {
-			return nil, &Error{File: f.File, Line: f.Line, Field: "file " + f.Path, Msg: err.Error()}
+			return nil, &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + f.Path, Msg: err.Error()}
 		}
 		out = append(out, change{path: DataDir + "/" + f.Path, data: f.Data, mode: f.Mode, uid: uid, gid: gid})
 	}
@@ -246,11 +247,11 @@ func checkUnder(root, base, rel string) error {
 func updaterChange(root string, u *Updater) (change, error) {
 	data, err := u.override()
 	if err != nil {
-		return change{}, &Error{File: u.File, Line: u.Line, Field: "updater", Msg: err.Error()}
+		return change{}, &yamlerr.Error{File: u.File, Line: u.Line, Field: "updater", Msg: err.Error()}
 	}
 	img := filepath.Join(root, ImageConfig)
 	if _, err := os.Stat(img); err != nil {
-		return change{}, &Error{File: u.File, Line: u.Line, Field: "updater", Msg: "this image has no update agent (" + ImageConfig + "): leave updater out"}
+		return change{}, &yamlerr.Error{File: u.File, Line: u.Line, Field: "updater", Msg: "this image has no update agent (" + ImageConfig + "): leave updater out"}
 	}
 	tmp, err := os.CreateTemp("", "pibake-override-*.yaml")
 	if err != nil {
@@ -263,7 +264,7 @@ func updaterChange(root string, u *Updater) (change, error) {
 	}
 	if _, err := config.Load(img, tmp.Name()); err != nil {
 		msg := strings.ReplaceAll(err.Error(), tmp.Name(), "updater")
-		return change{}, &Error{File: u.File, Line: u.Line, Field: "updater", Msg: msg}
+		return change{}, &yamlerr.Error{File: u.File, Line: u.Line, Field: "updater", Msg: msg}
 	}
 	return change{path: UpdaterOverride, data: data, mode: 0o644}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // FileName is pibake's provisioning file in the root of bootsel.
@@ -35,7 +37,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 		return nil, err
 	}
 	if top == nil {
-		return nil, &Error{File: file, Line: 1, Msg: "the file sets nothing: give at least one of hostname, wifi, users, timezone, files, updater (see docs/provisioning.md)"}
+		return nil, &yamlerr.Error{File: file, Line: 1, Msg: "the file sets nothing: give at least one of hostname, wifi, users, timezone, files, updater (see docs/provisioning.md)"}
 	}
 	s := &Spec{Sources: []string{file}}
 	known := []string{"version", "hostname", "wifi", "users", "ssh_password_auth", "timezone", "files", "updater"}
@@ -183,7 +185,7 @@ func (d doc) network(n *yaml.Node, field string) (Network, error) {
 			}
 		case "psk":
 			if nw.PSK, err = d.nonEmpty(v, f); err == nil && !hex64.MatchString(nw.PSK) {
-				return d.errAt(v, f, "want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in passphrase:")
+				return d.errAt(v, f, "want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in the passphrase field")
 			}
 		case "open":
 			nw.Open, err = d.boolean(v, f)

@@ -71,7 +71,7 @@ func Run(ctx context.Context, bootsel, root string, log *slog.Logger) (Outcome, 
 			out.Already = true
 			log.Info("these files were applied before; only erasing them", "sha256", sum)
 		} else {
-			applyErr = apply(ctx, bootsel, root, files, sum, &out, log)
+			applyErr = firstBoot{bootsel: bootsel, root: root, log: log}.apply(ctx, files, sum, &out)
 		}
 	}
 	if applyErr != nil {
@@ -98,7 +98,15 @@ func Run(ctx context.Context, bootsel, root string, log *slog.Logger) (Outcome, 
 	return out, errors.Join(applyErr, wipeErr)
 }
 
-func apply(ctx context.Context, bootsel, root string, files map[string][]byte, sum string, out *Outcome, log *slog.Logger) error {
+// firstBoot is where Run reads and applies, and where it logs.
+type firstBoot struct {
+	bootsel, root string
+	log           *slog.Logger
+}
+
+// apply parses the files read from bootsel (sum identifies them), applies
+// them into root and records them as applied; out gets what was done.
+func (b firstBoot) apply(ctx context.Context, files map[string][]byte, sum string, out *Outcome) error {
 	var s *Spec
 	var err error
 	_, own := files[FileName]
@@ -110,27 +118,27 @@ func apply(ctx context.Context, bootsel, root string, files map[string][]byte, s
 		s, err = Parse(FileName, files[FileName])
 	default:
 		ci := CloudInit{UserData: files[UserData], NetworkConfig: files[NetworkConfig], MetaData: files[MetaData]}
-		ci.Cmdline, _ = readInput(filepath.Join(bootsel, "cmdline.txt"))
+		ci.Cmdline, _ = readInput(filepath.Join(b.bootsel, "cmdline.txt"))
 		s, err = ParseCloudInit(ci)
 	}
 	if err != nil {
 		return err
 	}
 	for _, n := range s.NotApplied {
-		log.Warn("not applied: pibake does not do this", "setting", n)
+		b.log.Warn("not applied: pibake does not do this", "setting", n)
 	}
 	out.NotApplied = s.NotApplied
-	res, err := Apply(ctx, root, s, log)
+	res, err := Apply(ctx, b.root, s, b.log)
 	if err != nil {
 		return err
 	}
 	out.Applied, out.Result = true, res
-	if err := record(filepath.Join(root, RecordPath), sum, out.Found); err != nil {
+	if err := record(filepath.Join(b.root, RecordPath), sum, out.Found); err != nil {
 		// Applied but not recorded: the next boot applies the same
 		// files again, which changes nothing.
-		log.Warn("could not record the provisioning as applied", "err", err)
+		b.log.Warn("could not record the provisioning as applied", "err", err)
 	}
-	log.Info("provisioning applied", "files", len(res.Paths), "sha256", sum)
+	b.log.Info("provisioning applied", "files", len(res.Paths), "sha256", sum)
 	return nil
 }
 

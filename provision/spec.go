@@ -5,32 +5,21 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/pibake/pibake/internal/yamlerr"
 	"os"
 	"path"
 	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // ErrInvalid is wrapped by every error about the content of a
-// provisioning file.
-var ErrInvalid = errors.New("invalid provisioning file")
-
-// Error is a problem at one place of a provisioning file. Its message never
-// carries a secret value (passphrase, hash, file content): it is written to
-// the journal and to pibake-provision.error.txt on bootsel.
-type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string { return yamlerr.Format(e.File, e.Line, e.Field, e.Msg) }
-
-func (e *Error) Unwrap() error { return ErrInvalid }
+// provisioning file. Each is a *yamlerr.Error whose message never carries
+// a secret value (passphrase, hash, file content): it is written to the
+// journal and to pibake-provision.error.txt on bootsel.
+var ErrInvalid = yamlerr.ErrInvalid
 
 // Spec is what a device is provisioned with, whichever file it came from.
 type Spec struct {
@@ -194,7 +183,7 @@ func checkNetwork(n Network) error {
 	case n.Passphrase != "" && !passphraseOK(n.Passphrase):
 		return errors.New("passphrase: want 8 to 63 printable ASCII characters (WPA); or give psk: the 64 hex digits wpa_passphrase prints")
 	case n.PSK != "" && !hex64.MatchString(n.PSK):
-		return errors.New("psk: want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in passphrase:")
+		return errors.New("psk: want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in the passphrase field")
 	}
 	return nil
 }
@@ -254,27 +243,27 @@ func (s *Spec) Validate() error {
 		}
 		for _, n := range s.WiFi.Networks {
 			if err := checkNetwork(n); err != nil {
-				return &Error{File: n.File, Line: n.Line, Field: "wifi network", Msg: err.Error()}
+				return &yamlerr.Error{File: n.File, Line: n.Line, Field: "wifi network", Msg: err.Error()}
 			}
 		}
 	}
 	seen := map[string]bool{}
 	for _, u := range s.Users {
 		if !userName.MatchString(u.Name) {
-			return &Error{File: u.File, Line: u.Line, Field: "user", Msg: fmt.Sprintf("%q is not a user name", truncate(u.Name, 40))}
+			return &yamlerr.Error{File: u.File, Line: u.Line, Field: "user", Msg: fmt.Sprintf("%q is not a user name", truncate(u.Name, 40))}
 		}
 		if seen[u.Name] {
-			return &Error{File: u.File, Line: u.Line, Field: "user " + u.Name, Msg: "given twice: merge the entries"}
+			return &yamlerr.Error{File: u.File, Line: u.Line, Field: "user " + u.Name, Msg: "given twice: merge the entries"}
 		}
 		seen[u.Name] = true
 		for _, k := range u.Keys {
 			if err := checkKey(k); err != nil {
-				return &Error{File: u.File, Line: u.Line, Field: "user " + u.Name + " ssh key", Msg: err.Error()}
+				return &yamlerr.Error{File: u.File, Line: u.Line, Field: "user " + u.Name + " ssh key", Msg: err.Error()}
 			}
 		}
 		if u.PasswordHash != "" {
 			if err := CheckPasswordHash(u.PasswordHash); err != nil {
-				return &Error{File: u.File, Line: u.Line, Field: "user " + u.Name + " password", Msg: err.Error()}
+				return &yamlerr.Error{File: u.File, Line: u.Line, Field: "user " + u.Name + " password", Msg: err.Error()}
 			}
 		}
 	}
@@ -287,17 +276,17 @@ func (s *Spec) Validate() error {
 	for _, f := range s.Files {
 		c, err := checkDataPath(f.Path)
 		if err != nil {
-			return &Error{File: f.File, Line: f.Line, Field: "file " + truncate(f.Path, 80), Msg: err.Error()}
+			return &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + truncate(f.Path, 80), Msg: err.Error()}
 		}
 		if paths[c] {
-			return &Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "given twice"}
+			return &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "given twice"}
 		}
 		paths[c] = true
 		if f.Mode&^0o777 != 0 {
-			return &Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "mode: permission bits only (0644, 0600, ...): setuid, setgid and sticky bits are refused"}
+			return &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "mode: permission bits only (0644, 0600, ...): setuid, setgid and sticky bits are refused"}
 		}
 		if _, _, ok := strings.Cut(f.Owner, ":"); !ok {
-			return &Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "owner: want user:group"}
+			return &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "owner: want user:group"}
 		}
 	}
 	return nil

@@ -1,17 +1,14 @@
 package provision
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"github.com/pibake/pibake/internal/yamlerr"
-	"io"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // MaxInput is the largest provisioning file read (each file).
@@ -25,37 +22,22 @@ type doc struct {
 	src  []byte
 }
 
-func (d doc) errAt(n *yaml.Node, field, format string, a ...any) *Error {
+func (d doc) errAt(n *yaml.Node, field, format string, a ...any) *yamlerr.Error {
 	line := 0
 	if n != nil {
 		line = n.Line
 	}
-	return &Error{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, a...)}
+	return &yamlerr.Error{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, a...)}
 }
 
 // load parses data into its top mapping; an empty document gives nil.
 func (d doc) load(data []byte) (*yaml.Node, error) {
 	if len(data) > MaxInput {
-		return nil, &Error{File: d.file, Msg: fmt.Sprintf("%d bytes: larger than the %d a provisioning file may have", len(data), MaxInput)}
+		return nil, &yamlerr.Error{File: d.file, Msg: fmt.Sprintf("%d bytes: larger than the %d a provisioning file may have", len(data), MaxInput)}
 	}
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, &Error{File: d.file, Line: yamlerr.Line(err), Msg: "malformed YAML: " + yamlErrMsg(err) + " (fix the syntax; nothing was applied)"}
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return nil, &Error{File: d.file, Line: extra.Line, Msg: "a second YAML document ('---'): want one"}
-	}
-	if len(root.Content) == 0 {
-		return nil, nil
-	}
-	top := root.Content[0]
-	if top.Kind == yaml.ScalarNode && top.Tag == "!!null" {
-		return nil, nil
+	top, err := yamlerr.Parse(d.file, data, yamlerr.Options{Hint: "(fix the syntax; nothing was applied)"})
+	if err != nil || top == nil {
+		return nil, err
 	}
 	if top.Kind != yaml.MappingNode {
 		return nil, d.errAt(top, "", "want a YAML mapping of settings (hostname:, wifi:, ...)")
@@ -198,22 +180,4 @@ func join(prefix, s string) string {
 		return s
 	}
 	return prefix + "." + s
-}
-
-var quoted = regexp.MustCompile("['`\"][^'`\"]{4,}['`\"]")
-
-// yamlErrMsg keeps the parser's message without its location and without
-// any quoted text (a scanner error can quote the input).
-func yamlErrMsg(err error) string {
-	s := strings.TrimPrefix(err.Error(), "yaml: ")
-	if strings.HasPrefix(s, "line ") {
-		if i := strings.Index(s, ": "); i > 0 {
-			s = s[i+2:]
-		}
-	}
-	s = quoted.ReplaceAllString(s, "…")
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
 }

@@ -2,8 +2,13 @@ package sbom
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strings"
+
+	ggname "github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/pibake/pibake/container"
 )
 
 // Package URLs (purl) as the purl specification's deb and oci types
@@ -50,41 +55,61 @@ func ParseContainer(name, source, digest string) (OCIRef, error) {
 		return r, fmt.Errorf("sbom: container %s has no source: %w", name, ErrSource)
 	case strings.HasPrefix(source, "go:"):
 		return r, nil // built by pibake from source: no registry, no tag
-	case strings.HasPrefix(source, "oci:"):
-		_, r.Tag = splitTag(strings.TrimPrefix(source, "oci:"))
-		return r, nil
-	case strings.HasPrefix(source, "docker-archive:"):
-		_, r.Tag = splitTag(strings.TrimPrefix(source, "docker-archive:"))
-		return r, nil
-	}
-	repo := source
-	if i := strings.IndexByte(repo, '@'); i >= 0 {
-		repo = repo[:i] // the digest that matters is the arm64 one passed in
-	}
-	repo, r.Tag = splitTag(repo)
-	parts := strings.Split(repo, "/")
-	// Docker's convention: a first element without '.' or ':' (and not
-	// localhost) is a Docker Hub path; a single element is an official
-	// image under library/.
-	if len(parts) == 1 || (!strings.ContainsAny(parts[0], ".:") && parts[0] != "localhost") {
-		if len(parts) == 1 {
-			parts = append([]string{"library"}, parts...)
+	case strings.HasPrefix(source, "oci:"), strings.HasPrefix(source, "docker-archive:"):
+		ref, err := container.ParseRef(source)
+		if err != nil {
+			return r, fmt.Errorf("sbom: container %s: %w (%w)", name, ErrSource, err)
 		}
-		parts = append([]string{"docker.io"}, parts...)
+		r.Tag = ref.Tag
+		return r, nil
 	}
-	r.Repository = strings.Join(parts, "/")
-	r.Name = strings.ToLower(parts[len(parts)-1])
+	repo, tag, err := registryRepository(source)
+	if err != nil {
+		return r, fmt.Errorf("sbom: container %s: %w (%w)", name, ErrSource, err)
+	}
+	r.Repository, r.Tag = repo, tag
+	r.Name = strings.ToLower(path.Base(repo))
 	return r, nil
 }
 
-// splitTag splits "path:tag"; a colon followed by a '/' later (a
-// registry port) is not a tag.
-func splitTag(s string) (string, string) {
-	i := strings.LastIndex(s, ":")
-	if i < 0 || strings.Contains(s[i+1:], "/") {
-		return s, ""
+// registryRepository names a registry image's repository as docker does,
+// with go-containerregistry's parser: docker.io/library/redis for redis:7.
+// A digest in the source is left out (the one that matters is the arm64
+// image's, passed apart). The parser refuses upper case in a repository
+// path, which a package URL keeps as written: the source is parsed
+// lower-cased, and where the name the parser gives ends with the source's
+// own spelling, that spelling is kept; so is the tag's.
+func registryRepository(source string) (repository, tag string, err error) {
+	src, _, _ := strings.Cut(source, "@")
+	t, err := ggname.NewTag(asciiLower(src), ggname.WithDefaultTag(""))
+	if err != nil {
+		return "", "", err
 	}
-	return s[:i], s[i+1:]
+	base := src
+	if tag = t.TagStr(); tag != "" {
+		tag = src[len(src)-len(tag):] // lower-casing ASCII keeps the offsets
+		base = src[:len(src)-len(tag)-1]
+	}
+	reg := t.RegistryStr()
+	if reg == ggname.DefaultRegistry {
+		reg = "docker.io" // how docker and the purl spec write Docker Hub
+	}
+	repository = reg + "/" + t.RepositoryStr()
+	if strings.HasSuffix(repository, asciiLower(base)) {
+		repository = repository[:len(repository)-len(base)] + base
+	}
+	return repository, tag, nil
+}
+
+// asciiLower lower-cases A to Z only, so that every byte keeps its offset.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // qualifiers renders ?k=v&... sorted by key, as the canonical form wants.

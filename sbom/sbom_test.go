@@ -27,7 +27,7 @@ func input() sbom.Input {
 			{Name: "u-boot-qemu", Version: "2025.01-3", Arch: "all", SHA256: sumB, Unused: true},
 		},
 		Containers: []sbom.Container{
-			{Name: "hello", Source: "go:containers/hello", Digest: "sha256:" + sumC},
+			{Name: "hello", Source: "go:examples/hello", Digest: "sha256:" + sumC},
 			{Name: "redis", Source: "docker.io/library/redis:7.4", Digest: "sha256:" + sumA},
 			{Name: "web", Source: "oci:images/web:1.2", Digest: "sha256:" + sumB},
 		},
@@ -164,6 +164,12 @@ func TestContainerNames(t *testing.T) {
 		{"127.0.0.1:5000/edge/redis:7", "pkg:oci/redis@D?arch=arm64&repository_url=127.0.0.1:5000/edge/redis&tag=7"},
 		{"localhost:5000/x", "pkg:oci/x@D?arch=arm64&repository_url=localhost:5000/x"},
 		{"docker-archive:dl/app.tar", "pkg:oci/c@D?arch=arm64"},
+		{"docker-archive:dl/app.tar:App_1", "pkg:oci/c@D?arch=arm64&tag=App_1"},
+		{"oci:dl/my:layout:v2", "pkg:oci/c@D?arch=arm64&tag=v2"},
+		{"oci:dl/host:5000/layout", "pkg:oci/c@D?arch=arm64"},
+		{"docker.io/essensyshub/essensys-backend:V.1.3.0", "pkg:oci/essensys-backend@D?arch=arm64&repository_url=docker.io/essensyshub/essensys-backend&tag=V.1.3.0"},
+		{"quay.io/prometheus/node-exporter@sha256:" + sumB, "pkg:oci/node-exporter@D?arch=arm64&repository_url=quay.io/prometheus/node-exporter"},
+		{"localhost/app:1", "pkg:oci/app@D?arch=arm64&repository_url=localhost/app&tag=1"},
 	} {
 		r, err := sbom.ParseContainer("c", c.source, "sha256:"+sumA)
 		if err != nil {

@@ -23,7 +23,7 @@ rm -rf v1 v2 v3 v4 art keys repo repo-v*
 git clone -q "$repo" v1
 (cd v1 && go build -trimpath -o bin/pibake ./cmd/pibake)
 cp -a v1 v2; cp -a v1 v3; cp -a v1 v4
-sed -i 's/hello from pibake: container version/hello from pibake v2: container version/' v2/containers/hello/main.go
+sed -i 's/hello from pibake: container version/hello from pibake v2: container version/' v2/examples/hello/main.go
 sed -i 's/HELLO_VERSION: "0.1.0"/HELLO_VERSION: "0.2.0"/; s/^version: 0.1.0/version: 0.2.0/' v2/images/demo.yaml
 echo "welcome to the v3 motd" >> v3/overlays/demo-base/etc/demo/motd
 sed -i 's/^version: 0.1.0/version: 0.3.0/' v3/images/demo.yaml

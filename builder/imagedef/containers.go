@@ -1,11 +1,8 @@
 package imagedef
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"github.com/pibake/pibake/internal/yamlerr"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // Container is an OCI image the image carries and runs as a systemd
@@ -60,8 +59,8 @@ func ContainerServiceFile(root, name string) string {
 
 // resolveServices fills container entries that name a service from
 // services/<name>.container.yaml. Errors carry that file's lines.
-func (d *Definition) resolveServices() Errors {
-	var errs Errors
+func (d *Definition) resolveServices() yamlerr.Errors {
+	var errs yamlerr.Errors
 	for i := range d.Containers {
 		c := &d.Containers[i]
 		if c.Service == "" {
@@ -70,16 +69,16 @@ func (d *Definition) resolveServices() Errors {
 		file := ContainerServiceFile(d.Dir, c.Service)
 		base, err := loadContainerService(file)
 		if err != nil {
-			var e *Error
+			var e *yamlerr.Error
 			if errors.As(err, &e) {
 				errs = append(errs, e)
 				continue
 			}
-			if es, ok := err.(Errors); ok {
+			if es, ok := err.(yamlerr.Errors); ok {
 				errs = append(errs, es...)
 				continue
 			}
-			errs = append(errs, &Error{File: d.File, Field: fmt.Sprintf("containers.%d.service", i), Msg: err.Error()})
+			errs = append(errs, &yamlerr.Error{File: d.File, Field: fmt.Sprintf("containers.%d.service", i), Msg: err.Error()})
 			continue
 		}
 		if base.Name == "" {
@@ -109,26 +108,21 @@ func loadContainerService(file string) (Container, error) {
 	if err != nil {
 		return c, fmt.Errorf("container service: %w (reusable containers live in services/NAME.container.yaml)", err)
 	}
-	var doc yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return c, &Error{File: file, Line: yamlerr.Line(err), Msg: "malformed YAML: " + yamlerr.StripPrefix(err.Error())}
+	top, err := yamlerr.Parse(file, data, yamlerr.Options{KeepQuotes: true})
+	if err != nil {
+		return c, err
 	}
-	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return c, &Error{File: file, Line: 1, Msg: "must be a YAML mapping (image:, ports:, ...)"}
+	if top == nil || top.Kind != yaml.MappingNode {
+		return c, &yamlerr.Error{File: file, Line: 1, Msg: "must be a YAML mapping (image:, ports:, ...)"}
 	}
-	var errs Errors
-	for _, e := range checkKnown(doc.Content[0], reflect.TypeOf(Container{}), "") {
-		e.File = file
-		errs = append(errs, e)
-	}
-	if len(errs) > 0 {
+	if errs := yamlerr.Unknown(file, top, Container{}, ""); len(errs) > 0 {
 		return c, errs
 	}
-	if err := doc.Content[0].Decode(&c); err != nil {
-		return c, &Error{File: file, Line: yamlerr.Line(err), Msg: yamlerr.StripPrefix(err.Error())}
+	if err := yamlerr.Decode(file, top, &c); err != nil {
+		return c, err
 	}
 	if c.Service != "" {
-		return c, &Error{File: file, Field: "service", Msg: "a container service cannot refer to another"}
+		return c, &yamlerr.Error{File: file, Field: "service", Msg: "a container service cannot refer to another"}
 	}
 	return c, nil
 }

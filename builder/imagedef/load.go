@@ -1,53 +1,21 @@
 package imagedef
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"github.com/pibake/pibake/internal/yamlerr"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pibake/pibake/internal/yamlerr"
 )
 
-// ErrInvalid is wrapped by every error about the content of a definition.
-var ErrInvalid = errors.New("invalid image definition")
-
-// Error is a problem at one place of a definition file.
-type Error struct {
-	File  string
-	Line  int
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string { return yamlerr.Format(e.File, e.Line, e.Field, e.Msg) }
-
-func (e *Error) Unwrap() error { return ErrInvalid }
-
-// Errors is a list of definition errors, reported together.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (es Errors) Unwrap() []error {
-	out := make([]error, len(es))
-	for i, e := range es {
-		out[i] = e
-	}
-	return out
-}
+// ErrInvalid is wrapped by every error about the content of a definition
+// (each a *yamlerr.Error, or yamlerr.Errors of them).
+var ErrInvalid = yamlerr.ErrInvalid
 
 // Options tells Load where the definition lives and which environment to merge.
 type Options struct {
@@ -78,22 +46,14 @@ func Load(path string, opts Options) (*Definition, error) {
 
 // Parse is Load on bytes already read; file is used in error messages.
 func Parse(file string, data []byte, root, env string) (*Definition, error) {
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&doc); err != nil {
-		return nil, &Error{File: file, Line: yamlerr.Line(err), Msg: "malformed YAML: " + yamlerr.StripPrefix(err.Error()) + " (fix the syntax; see docs/image-definition.md)"}
+	top, err := yamlerr.Parse(file, data, yamlerr.Options{Hint: "(fix the syntax; see docs/image-definition.md)", KeepQuotes: true})
+	if err != nil {
+		return nil, err
 	}
-	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, &Error{File: file, Line: 1, Msg: "the definition must be a YAML mapping (name:, version:, boards:, ...)"}
+	if top == nil || top.Kind != yaml.MappingNode {
+		return nil, &yamlerr.Error{File: file, Line: 1, Msg: "the definition must be a YAML mapping (name:, version:, boards:, ...)"}
 	}
-	top := doc.Content[0]
-
-	var errs Errors
-	for _, e := range checkKnown(top, reflect.TypeOf(Definition{}), "") {
-		e.File = file
-		errs = append(errs, e)
-	}
-	if len(errs) > 0 {
+	if errs := yamlerr.Unknown(file, top, Definition{}, ""); len(errs) > 0 {
 		return nil, errs
 	}
 
@@ -102,96 +62,34 @@ func Parse(file string, data []byte, root, env string) (*Definition, error) {
 		ov, ok := envNode(top, env)
 		if ok && ov == nil {
 			v := mapValue(mapValue(top, "environments"), env)
-			return nil, &Error{File: file, Line: v.Line, Field: "environments." + env, Msg: "must be a mapping of overrides, e.g. hostname: box-" + env}
+			return nil, &yamlerr.Error{File: file, Line: v.Line, Field: "environments." + env, Msg: "must be a mapping of overrides, e.g. hostname: box-" + env}
 		}
 		if !ok {
-			return nil, &Error{File: file, Line: top.Line, Field: "environments", Msg: fmt.Sprintf("no environment %q (declared: %s)", env, strings.Join(envList(top), ", "))}
+			return nil, &yamlerr.Error{File: file, Line: top.Line, Field: "environments", Msg: fmt.Sprintf("no environment %q (declared: %s)", env, strings.Join(envList(top), ", "))}
 		}
-		for _, e := range checkKnown(ov, reflect.TypeOf(Definition{}), "environments."+env) {
-			e.File = file
-			errs = append(errs, e)
-		}
-		if len(errs) > 0 {
+		if errs := yamlerr.Unknown(file, ov, Definition{}, "environments."+env); len(errs) > 0 {
 			return nil, errs
 		}
 		merged = mergeNodes(top, ov)
 	}
 
 	var d Definition
-	if err := merged.Decode(&d); err != nil {
-		return nil, &Error{File: file, Line: yamlerr.Line(err), Msg: yamlerr.StripPrefix(err.Error())}
+	if err := yamlerr.Decode(file, merged, &d); err != nil {
+		return nil, err
 	}
 	d.File, d.Env, d.Dir = file, env, root
 	if es := d.resolveServices(); len(es) > 0 {
 		return nil, es
 	}
 	d.applyDefaults()
+	var errs yamlerr.Errors
 	for _, fe := range d.validate() {
-		errs = append(errs, &Error{File: file, Line: lineOf(merged, fe.path), Field: strings.Join(fe.path, "."), Msg: fe.msg})
+		errs = append(errs, &yamlerr.Error{File: file, Line: lineOf(merged, fe.path), Field: strings.Join(fe.path, "."), Msg: fe.msg})
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	return &d, nil
-}
-
-// checkKnown reports mapping keys that t has no yaml field for.
-func checkKnown(n *yaml.Node, t reflect.Type, prefix string) []*Error {
-	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-		if t.Kind() == reflect.Slice {
-			if n.Kind != yaml.SequenceNode {
-				return nil // the decoder reports the type mismatch
-			}
-			var out []*Error
-			for i, c := range n.Content {
-				out = append(out, checkKnown(c, t.Elem(), join(prefix, strconv.Itoa(i)))...)
-			}
-			return out
-		}
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	fields := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		fields[name] = f.Type
-	}
-	var out []*Error
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		ft, ok := fields[k.Value]
-		if !ok {
-			out = append(out, &Error{Line: k.Line, Field: join(prefix, k.Value), Msg: "unknown field (known: " + strings.Join(sortedKeys(fields), ", ") + ")"})
-			continue
-		}
-		if ft == reflect.TypeOf(map[string]yamlIgnore{}) {
-			continue // environments: checked when merged
-		}
-		out = append(out, checkKnown(v, ft, join(prefix, k.Value))...)
-	}
-	return out
-}
-
-func sortedKeys(m map[string]reflect.Type) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func join(prefix, s string) string {
-	if prefix == "" {
-		return s
-	}
-	return prefix + "." + s
 }
 
 func mapValue(n *yaml.Node, key string) *yaml.Node {

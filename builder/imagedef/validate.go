@@ -77,6 +77,29 @@ func (d *Definition) validate() []fieldError {
 		}
 	}
 
+	d.validateDebian(bad)
+	d.validateSizes(bad)
+	errs = append(errs, d.Network.validate(d)...)
+	if !reHostname.MatchString(d.Hostname) {
+		bad(fmt.Sprintf("%q is not a valid host name (letters, digits, '-', max 63)", d.Hostname), "hostname")
+	}
+	d.validateUsers(bad)
+	d.validateOverlays(bad)
+	d.validateServices(bad)
+	d.validateContainers(bad)
+	d.validateUpdater(bad)
+
+	for _, e := range d.EnvNames() {
+		if !reName.MatchString(e) {
+			bad(fmt.Sprintf("%q is not a valid environment name (usual: %s)", e, strings.Join(KnownEnvs, ", ")), "environments", e)
+		}
+	}
+	return errs
+}
+
+// validateDebian checks the suite, mirror, components, variant, dpkg path
+// filters and packages.
+func (d *Definition) validateDebian(bad func(msg string, p ...string)) {
 	deb := d.Debian
 	if !regexpSuite(deb.Suite) {
 		bad(fmt.Sprintf("%q is not a valid suite name (e.g. trixie)", deb.Suite), "debian", "suite")
@@ -99,7 +122,7 @@ func (d *Definition) validate() []fieldError {
 			}
 		}
 	}
-	seen = map[string]bool{}
+	seen := map[string]bool{}
 	for i, p := range deb.Packages {
 		switch {
 		case !rePackage.MatchString(p):
@@ -109,7 +132,10 @@ func (d *Definition) validate() []fieldError {
 		}
 		seen[p] = true
 	}
+}
 
+// validateSizes checks the compression level and the partition sizes.
+func (d *Definition) validateSizes(bad func(msg string, p ...string)) {
 	if l := d.Rootfs.CompressionLevel; l < 1 || l > 22 {
 		bad(fmt.Sprintf("%d is not a compression level: 1 (fastest) to 22 (smallest)", l), "rootfs", "compression_level")
 	}
@@ -122,14 +148,11 @@ func (d *Definition) validate() []fieldError {
 			bad(fmt.Sprintf("%s is too small: the minimum is %s", c.v, c.n), "partitions", c.name)
 		}
 	}
+}
 
-	errs = append(errs, d.Network.validate(d)...)
-
-	if !reHostname.MatchString(d.Hostname) {
-		bad(fmt.Sprintf("%q is not a valid host name (letters, digits, '-', max 63)", d.Hostname), "hostname")
-	}
-
-	seen = map[string]bool{}
+// validateUsers checks the users: names, uids, shells and SSH keys.
+func (d *Definition) validateUsers(bad func(msg string, p ...string)) {
+	seen := map[string]bool{}
 	uids := map[int]bool{}
 	for i, u := range d.Users {
 		at := []string{"users", strconv.Itoa(i)}
@@ -156,7 +179,11 @@ func (d *Definition) validate() []fieldError {
 			}
 		}
 	}
+}
 
+// validateOverlays checks each overlay folder and the files it sets
+// modes or owners of.
+func (d *Definition) validateOverlays(bad func(msg string, p ...string)) {
 	for i, o := range d.Overlays {
 		at := []string{"overlays", strconv.Itoa(i)}
 		if o.Name == "" || strings.ContainsAny(o.Name, `/\`) || o.Name == "." || o.Name == ".." {
@@ -192,8 +219,12 @@ func (d *Definition) validate() []fieldError {
 			}
 		}
 	}
+}
 
-	seen = map[string]bool{}
+// validateServices checks that each unit is named once and exists in
+// services/.
+func (d *Definition) validateServices(bad func(msg string, p ...string)) {
+	seen := map[string]bool{}
 	for i, s := range d.Services {
 		at := []string{"services", strconv.Itoa(i), "name"}
 		if s.Name == "" || strings.ContainsAny(s.Name, `/\`) {
@@ -209,9 +240,10 @@ func (d *Definition) validate() []fieldError {
 			bad(fmt.Sprintf("no unit file %s (services are read from services/)", file), at...)
 		}
 	}
+}
 
-	d.validateContainers(bad)
-
+// validateUpdater checks the update agent's keys and configuration.
+func (d *Definition) validateUpdater(bad func(msg string, p ...string)) {
 	if u := d.Updater; u != nil {
 		if _, err := d.UpdaterKeys(); err != nil {
 			bad(err.Error(), "updater", "keys")
@@ -221,13 +253,6 @@ func (d *Definition) validate() []fieldError {
 			bad(strings.TrimPrefix(err.Error(), "updater config: "), "updater")
 		}
 	}
-
-	for _, e := range d.EnvNames() {
-		if !reName.MatchString(e) {
-			bad(fmt.Sprintf("%q is not a valid environment name (usual: %s)", e, strings.Join(KnownEnvs, ", ")), "environments", e)
-		}
-	}
-	return errs
 }
 
 func regexpSuite(s string) bool {

@@ -9,10 +9,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"slices"
@@ -22,6 +20,8 @@ import (
 
 	"github.com/pibake/pibake/bootchain"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // Default paths on the device.
@@ -78,12 +78,8 @@ type Config struct {
 // Parse reads one file's YAML strictly.
 func Parse(name string, data []byte) (Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("%s: %w", name, err)
-	}
-	return c, nil
+	err := yamlerr.Unmarshal(name, data, &c)
+	return c, err
 }
 
 // Override is what /data/pibake/updater.yaml may set.
@@ -97,8 +93,8 @@ type Override struct {
 // configuration that the override may not set is named in the error.
 func ParseOverride(name string, data []byte) (Override, error) {
 	var fields map[string]any
-	if err := yaml.Unmarshal(data, &fields); err != nil {
-		return Override{}, fmt.Errorf("%s: %w", name, err)
+	if err := yamlerr.Unmarshal(name, data, &fields); err != nil {
+		return Override{}, err
 	}
 	for k := range fields {
 		switch k {
@@ -110,12 +106,8 @@ func ParseOverride(name string, data []byte) (Override, error) {
 		}
 	}
 	var o Override
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&o); err != nil && !errors.Is(err, io.EOF) {
-		return o, fmt.Errorf("%s: %w", name, err)
-	}
-	return o, nil
+	err := yamlerr.Unmarshal(name, data, &o)
+	return o, err
 }
 
 // Load reads the image's configuration and merges the override, if any.
