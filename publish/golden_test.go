@@ -81,7 +81,7 @@ func TestPublishGolden(t *testing.T) {
 		res, err := Publish(ctx, o)
 		fmt.Fprintf(&out, "## %s\n", s.name)
 		if err != nil {
-			fmt.Fprintf(&out, "error\n")
+			fmt.Fprintf(&out, "error %s\n", strings.ReplaceAll(err.Error(), repo, "REPO"))
 		} else {
 			res.Document = nil // its bytes are in the repository
 			b, err := json.Marshal(res)
