@@ -96,10 +96,10 @@ func readHistory(repo, ch string) (*History, error) {
 		return h, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
+		return nil, err
 	}
 	bad := func(why string) error {
-		return fmt.Errorf("publish: %s: %s: it is only the publisher's record of the channel's releases (devices never read it); remove it and publish starts it again from the current release", path, why)
+		return fmt.Errorf("%s: %s: it is only the publisher's record of the channel's releases (devices never read it); remove it and publish starts it again from the current release", path, why)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

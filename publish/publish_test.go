@@ -147,7 +147,7 @@ func TestPublish(t *testing.T) {
 	// bucket) is not continued.
 	doc, _ = os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable")))
 	os.WriteFile(filepath.Join(repo, channel.DocumentPath("stable")), []byte(strings.Replace(string(doc), `"serial": 2`, `"serial": 18446744073709551614`, 1)), 0o644)
-	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "not one this key signed") {
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "not one this key signed") || !strings.HasPrefix(err.Error(), "publish: read the channel: ") {
 		t.Errorf("unsigned serial continued: %v", err)
 	}
 	os.WriteFile(filepath.Join(repo, channel.DocumentPath("stable")), doc, 0o644)
@@ -166,7 +166,7 @@ func TestPublish(t *testing.T) {
 	f, _ := os.OpenFile(filepath.Join(v2, "demo.img"), os.O_RDWR, 0)
 	f.WriteAt([]byte("evil"), 1<<20)
 	f.Close()
-	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v2, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "corrupt or modified") {
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v2, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "corrupt or modified") || !strings.HasPrefix(err.Error(), "publish: read the build: ") {
 		t.Errorf("modified build: %v", err)
 	}
 }

@@ -1,0 +1,94 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/chunks"
+)
+
+// store writes each of the build's artifacts and its chunk index as
+// blobs, those not in the repository already, and returns them in the
+// build's order with the bytes it wrote.
+func (b *build) store(ctx context.Context, repo string) ([]channel.Artifact, []channel.ChunkIndex, int64, error) {
+	var arts []channel.Artifact
+	var indexes []channel.ChunkIndex
+	var uploaded int64
+	for _, a := range b.parts {
+		sum, wrote, err := storeBlob(ctx, repo, io.NewSectionReader(b.img, a.off, a.n))
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("%s: %w", a.name, err)
+		}
+		uploaded += wrote
+		arts = append(arts, channel.Artifact{Name: a.name, Path: channel.BlobPath(sum), Size: a.n, SHA256: sum, PartitionSize: a.partition})
+		ix, wrote, err := storeIndex(ctx, repo, sum, io.NewSectionReader(b.img, a.off, a.n))
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("%s: chunk index: %w", a.name, err)
+		}
+		uploaded += wrote
+		indexes = append(indexes, ix)
+	}
+	return arts, indexes, uploaded, nil
+}
+
+// storeIndex chunks an artifact (updater/chunks, the default bounds) and
+// stores its index as a blob.
+func storeIndex(ctx context.Context, repo, artifact string, r io.Reader) (channel.ChunkIndex, int64, error) {
+	ix, err := chunks.Build(ctx, r, chunks.Default)
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	if ix.Hex() != artifact {
+		return channel.ChunkIndex{}, 0, fmt.Errorf("the artifact changed while it was chunked (sha256 %s, stored as %s)", ix.Hex(), artifact)
+	}
+	b, err := ix.MarshalBinary()
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	sum, wrote, err := storeBlob(ctx, repo, bytes.NewReader(b))
+	if err != nil {
+		return channel.ChunkIndex{}, 0, err
+	}
+	return channel.ChunkIndex{Artifact: artifact, Path: channel.BlobPath(sum), Size: int64(len(b)), SHA256: sum}, wrote, nil
+}
+
+// storeBlob writes r as the blob of its sha256 (channel.BlobPath) unless
+// it is there already.
+func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, error) {
+	dir := filepath.Join(repo, filepath.FromSlash(channel.BlobsDir))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", 0, err
+	}
+	tmp, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", 0, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	dst := filepath.Join(dir, sum)
+	if _, err := os.Stat(dst); err == nil {
+		return sum, 0, nil // content-addressed: the same bytes are there
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return "", 0, err
+	}
+	return sum, n, os.Rename(tmp.Name(), dst)
+}
