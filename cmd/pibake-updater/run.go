@@ -220,17 +220,20 @@ func agentFor(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 		checks = append(checks, health.Command{Argv: c})
 	}
 	machineID, _ := os.ReadFile("/etc/machine-id")
-	a := &agent.Agent{
-		DeviceID: strings.TrimSpace(string(machineID)),
-		Boot:     bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
-		Channel: cfg.Channel, Image: cfg.Image, Version: cfg.Version, Built: time.Unix(cfg.Built, 0), Trusted: keys, Revoked: revoked, Board: cfg.Board, Booted: dev.Booted, Slots: dev.Slots,
-		Checks: checks, Deadline: cfg.Health.Deadline, Reboot: device.Reboot, Log: log, PeakRSS: peakRSS,
+	a := agent.New(agent.Config{
+		Channel: cfg.Channel, Image: cfg.Image, Version: cfg.Version, Built: time.Unix(cfg.Built, 0),
+		Board: cfg.Board, Trusted: keys, Revoked: revoked, DeviceID: strings.TrimSpace(string(machineID)),
+		Checks: checks, Deadline: cfg.Health.Deadline,
+	}, agent.Ports{
+		Boot: bootloader.UBoot{Dir: dir}, Store: state.File{Path: statePath}, Source: source(cfg.Server),
+		Booted: dev.Booted, Slots: dev.Slots,
 		// Delta updates read the running slot's chunks.
 		Running: func(s bootchain.Slot) (agent.Readable, agent.Readable, error) {
 			boot, root, err := dev.Open(s)
 			return boot, root, err
 		},
-	}
+		Reboot: device.Reboot, Log: log, PeakRSS: peakRSS,
+	})
 	if chain, _ := bootchain.ParseChain(cfg.Bootloader); chain == bootchain.Tryboot { // Load validated it
 		rel, err := device.KernelRelease()
 		if err != nil {
@@ -258,7 +261,7 @@ func serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 	if every, _ := daemon.SdWatchdogEnabled(false); every > 0 {
 		go wd.feed(ctx, every, log)
 	}
-	a.Install.Beat = wd.beat
+	a.Beat = wd.beat
 	step := func(bound time.Duration, f func() error) error {
 		l, err := lock.Take(lock.Path, true)
 		if err != nil {
@@ -302,7 +305,7 @@ func serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 				log.Error("configuration change refused; keeping the last good one", "err", err, "channel", a.Channel, "poll", cfg.Poll)
 				continue
 			}
-			a.Install.Beat = wd.beat
+			a.Beat = wd.beat
 			log.Info("configuration reloaded", "channel", a.Channel, "server", a.Source, "poll", cfg.Poll)
 		case <-poll.C:
 			if d := clock.hold(time.Now(), log); d > 0 {

@@ -48,10 +48,12 @@ func TestSafeText(t *testing.T) {
 // configuration whole (its poll interval above all: a zero one would spin
 // the loop).
 func TestReloadKeepsTheLastGood(t *testing.T) {
-	a := &agent.Agent{Channel: "stable"}
+	a := agent.New(agent.Config{Channel: "stable"}, agent.Ports{})
 	cfg := config.Config{Channel: "stable", Poll: 15 * time.Minute}
 	bad := func() (config.Config, error) { return config.Config{}, errors.New("keys cannot be overridden") }
-	build := func(c config.Config) (*agent.Agent, error) { return &agent.Agent{Channel: c.Channel}, nil }
+	build := func(c config.Config) (*agent.Agent, error) {
+		return agent.New(agent.Config{Channel: c.Channel}, agent.Ports{}), nil
+	}
 	if err := reload(a, &cfg, bad, build); err == nil || cfg.Poll != 15*time.Minute || a.Channel != "stable" {
 		t.Errorf("after a bad override: %v, poll %s, channel %s", err, cfg.Poll, a.Channel)
 	}

@@ -129,7 +129,7 @@ func served(t *testing.T, new []byte, ix *chunks.Index, src []delta.Source, pol 
 	f := delta.HTTP{Base: srv.URL, Path: "a", Size: int64(len(new)), Client: install.NewClient()}
 	dst := &sink{b: make([]byte, len(new))}
 	plan := delta.NewPlan(ix, src, pol)
-	if _, err := delta.Apply(context.Background(), plan, ix, src, f, dst, delta.Options{}); err != nil {
+	if _, err := delta.Apply(context.Background(), plan, delta.Inputs{Index: ix, Sources: src, Fetcher: f}, dst, delta.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(dst.b, new) {

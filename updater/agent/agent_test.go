@@ -284,15 +284,16 @@ func (c check) Name() string              { return c.name }
 func (c check) Run(context.Context) error { return c.err }
 
 func (d *device) agent(r *repo, booted bootchain.Slot, checks ...Check) *Agent {
-	return &Agent{
-		Boot: cutBoot{d}, Store: cutStore{d}, Source: install.Dir{Path: r.dir}, Channel: "stable",
-		Trusted: []minisign.PublicKey{r.pub}, Board: "pi4", Booted: booted, Checks: checks,
+	return New(Config{
+		Channel: "stable", Trusted: []minisign.PublicKey{r.pub}, Board: "pi4", Checks: checks,
+		Download: Download{Attempts: 1, Backoff: time.Millisecond},
+	}, Ports{
+		Boot: cutBoot{d}, Store: cutStore{d}, Source: install.Dir{Path: r.dir}, Booted: booted,
 		Slots: func(s bootchain.Slot) (install.Target, install.Target, error) {
 			return d.part(s, "boot"), d.part(s, "root"), nil
 		},
 		Reboot: func() error { return nil }, Now: func() time.Time { return now },
-		Install: install.Options{Attempts: 1, Backoff: time.Millisecond},
-	}
+	})
 }
 
 // trybootAgent is the device's agent on the tryboot chain's fake: the
@@ -540,7 +541,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	src := &flakySource{Source: install.Dir{Path: r.dir}, fail: bootLen + rootLen/2}
 	a := d.agent(r, bootchain.A)
 	a.Source = src
-	a.Install.Checkpoint = 4096
+	a.Download.Checkpoint = 4096
 	if err := a.Update(context.Background()); err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("interrupted install: %v", err)
 	}
@@ -572,7 +573,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	d2.agent(r, d2.boot.PowerOn()).AfterBoot(context.Background())
 	a = d2.agent(r, bootchain.A)
 	a.Source = &flakySource{Source: install.Dir{Path: r.dir}, fail: bootLen + rootLen/2}
-	a.Install.Checkpoint = 4096
+	a.Download.Checkpoint = 4096
 	_ = a.Update(context.Background())
 	d2.part(bootchain.B, "root").live[100] ^= 0xff
 	if err := d2.agent(r, bootchain.A).Update(context.Background()); !errors.Is(err, install.ErrDigest) {

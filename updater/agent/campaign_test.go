@@ -97,7 +97,7 @@ func life(t *testing.T, v verdict, cutAt int, tear bool, how delivery) bool {
 			c = check{"app", errors.New("503")}
 		}
 		a := d.agent(r, booted, c)
-		a.Install.Checkpoint = 300 << 10
+		a.Download.Checkpoint = 300 << 10
 		if withDelta {
 			a.Running = func(s bootchain.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
 		}

@@ -51,9 +51,11 @@ type Result struct {
 	Rotten   int   // local chunks that no longer matched and were downloaded
 }
 
-// Apply runs plan: it writes every chunk of target into dst, in order,
-// each one only after its sha256 matched the index.
-func Apply(ctx context.Context, plan *Plan, target *chunks.Index, sources []Source, f Fetcher, dst install.Target, o Options) (Result, error) {
+// Apply runs plan (made from in.Index and in.Sources): it writes every
+// chunk of the target in.Index lists into dst, in order, each one only
+// after its sha256 matched the index.
+func Apply(ctx context.Context, plan *Plan, in Inputs, dst install.Target, o Options) (Result, error) {
+	target := in.Index
 	if target.Size > dst.Size() {
 		return Result{}, fmt.Errorf("delta: %d bytes for a %d-byte partition: %w", target.Size, dst.Size(), install.ErrTooLarge)
 	}
@@ -72,7 +74,7 @@ func Apply(ctx context.Context, plan *Plan, target *chunks.Index, sources []Sour
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &applier{plan: plan, ix: target, src: sources, f: f, dst: dst, o: o,
+	a := &applier{plan: plan, ix: target, src: in.Sources, f: in.Fetcher, dst: dst, o: o,
 		buf: make([]byte, target.Params.Max), next: o.Resume + o.Checkpoint}
 	for _, op := range plan.Ops {
 		if target.Chunks[op.Last].End() <= o.Resume {

@@ -134,7 +134,7 @@ func TestApplyBitRot(t *testing.T) {
 	src[0].R = bytes.NewReader(rotten)
 	srv := newServer(t, new)
 	dst := newSink(t, new)
-	plan, res, err := Write(context.Background(), artifact(new), index(t, new), src, srv.fetcher(), dst, DefaultPolicy, fast)
+	plan, res, err := Write(context.Background(), artifact(new), Inputs{Index: index(t, new), Sources: src, Fetcher: srv.fetcher()}, dst, DefaultPolicy, fast)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,12 +156,12 @@ func TestApplyResume(t *testing.T) {
 	o := fast
 	o.Checkpoint = 1 << 20
 	o.Progress = func(w int64) error { at = w; return stop }
-	if _, err := Apply(context.Background(), NewPlan(ix, src, DefaultPolicy), ix, src, srv.fetcher(), dst, o); !errors.Is(err, stop) {
+	if _, err := Apply(context.Background(), NewPlan(ix, src, DefaultPolicy), Inputs{Index: ix, Sources: src, Fetcher: srv.fetcher()}, dst, o); !errors.Is(err, stop) {
 		t.Fatalf("want the cut, got %v", err)
 	}
 	o.Progress, o.Resume = nil, at
 	before := dst.n
-	if _, _, err := Write(context.Background(), artifact(new), ix, src, srv.fetcher(), dst, DefaultPolicy, o); err != nil {
+	if _, _, err := Write(context.Background(), artifact(new), Inputs{Index: ix, Sources: src, Fetcher: srv.fetcher()}, dst, DefaultPolicy, o); err != nil {
 		t.Fatal(err)
 	}
 	if at == 0 || dst.n-before >= len(ix.Chunks) {

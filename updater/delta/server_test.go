@@ -154,7 +154,7 @@ func TestHostileServer(t *testing.T) {
 				dst := newSink(t, new)
 				o := fast
 				o.Attempts = 3
-				_, res, err := Write(context.Background(), artifact(new), ix, src, s.fetcher(), dst, Policy{}, o)
+				_, res, err := Write(context.Background(), artifact(new), Inputs{Index: ix, Sources: src, Fetcher: s.fetcher()}, dst, Policy{}, o)
 				if always {
 					if err == nil {
 						t.Fatal("a server that always fails was accepted")
@@ -185,7 +185,7 @@ func TestIgnoresRange(t *testing.T) {
 	}
 	src := []Source{{Name: "old", R: bytes.NewReader(old), Index: index(t, old)}}
 	dst := newSink(t, new)
-	_, res, err := Write(context.Background(), artifact(new), index(t, new), src, s.fetcher(), dst, Policy{}, fast)
+	_, res, err := Write(context.Background(), artifact(new), Inputs{Index: index(t, new), Sources: src, Fetcher: s.fetcher()}, dst, Policy{}, fast)
 	if !errors.Is(err, ErrNoRanges) || res.Requests != 1 {
 		t.Fatalf("%v after %d requests, want ErrNoRanges after 1", err, res.Requests)
 	}
@@ -209,7 +209,7 @@ func TestTooMuch(t *testing.T) {
 		return true
 	}
 	src := []Source{{Name: "old", R: bytes.NewReader(old), Index: index(t, old)}}
-	if _, _, err := Write(context.Background(), artifact(new), index(t, new), src, s.fetcher(), newSink(t, new), Policy{}, fast); err != nil {
+	if _, _, err := Write(context.Background(), artifact(new), Inputs{Index: index(t, new), Sources: src, Fetcher: s.fetcher()}, newSink(t, new), Policy{}, fast); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -220,7 +220,7 @@ func TestNotFound(t *testing.T) {
 	s := newServer(t, new)
 	s.fault = func(_ int, w http.ResponseWriter, r *http.Request) bool { http.NotFound(w, r); return true }
 	src := []Source{{Name: "old", R: bytes.NewReader(old), Index: index(t, old)}}
-	_, res, err := Write(context.Background(), artifact(new), index(t, new), src, s.fetcher(), newSink(t, new), Policy{}, fast)
+	_, res, err := Write(context.Background(), artifact(new), Inputs{Index: index(t, new), Sources: src, Fetcher: s.fetcher()}, newSink(t, new), Policy{}, fast)
 	if !errors.Is(err, install.ErrNotFound) || res.Requests != 1 {
 		t.Fatalf("%v after %d requests", err, res.Requests)
 	}
@@ -242,7 +242,7 @@ func TestKeepAlive(t *testing.T) {
 	src := []Source{{Name: "old", R: bytes.NewReader(old), Index: index(t, old)}}
 	f := s.fetcher()
 	f.Client = install.NewClient()
-	_, res, err := Write(context.Background(), artifact(new), index(t, new), src, f, newSink(t, new), Policy{}, fast)
+	_, res, err := Write(context.Background(), artifact(new), Inputs{Index: index(t, new), Sources: src, Fetcher: f}, newSink(t, new), Policy{}, fast)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,12 +46,22 @@ func ReadIndex(r io.Reader, size int64, sum string, a channel.Artifact) (*chunks
 	return ix, nil
 }
 
-// Write installs artifact a into dst from the local sources and f, then
-// reads the partition back and checks the artifact's signed sha256
-// (install.Verify), as install.Write does. Any error leaves dst unusable
-// but never switched to: the caller falls back to install.Write.
-func Write(ctx context.Context, a channel.Artifact, ix *chunks.Index, sources []Source, f Fetcher, dst install.Target, pol Policy, o Options) (*Plan, Result, error) {
-	if ix.Size != a.Size || ix.Hex() != a.SHA256 {
+// Inputs are where a chunked write takes its bytes from: the new
+// artifact's chunk index (verified by the caller, ReadIndex), the local
+// sources whose chunks it may reuse, and the server's byte ranges for the
+// rest.
+type Inputs struct {
+	Index   *chunks.Index
+	Sources []Source
+	Fetcher Fetcher
+}
+
+// Write installs artifact a into dst from in (its chunks, planned with
+// pol), then reads the partition back and checks the artifact's signed
+// sha256 (install.Verify), as install.Write does. Any error leaves dst
+// unusable but never switched to: the caller falls back to install.Write.
+func Write(ctx context.Context, a channel.Artifact, in Inputs, dst install.Target, pol Policy, o Options) (*Plan, Result, error) {
+	if in.Index.Size != a.Size || in.Index.Hex() != a.SHA256 {
 		return nil, Result{}, fmt.Errorf("%s: %w", a.Name, ErrIndex)
 	}
 	if a.PartitionSize > dst.Size() {
@@ -60,9 +70,9 @@ func Write(ctx context.Context, a channel.Artifact, ix *chunks.Index, sources []
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	plan := NewPlan(ix, sources, pol)
+	plan := NewPlan(in.Index, in.Sources, pol)
 	o.Log.Info("delta plan", "artifact", a.Name, "copy", plan.Copy, "fetch", plan.Fetch, "requests", plan.Requests)
-	res, err := Apply(ctx, plan, ix, sources, f, dst, o)
+	res, err := Apply(ctx, plan, in, dst, o)
 	if err != nil {
 		return plan, res, fmt.Errorf("%s: %w", a.Name, err)
 	}

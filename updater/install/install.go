@@ -223,7 +223,8 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 		log.Info("resuming download", "artifact", a.Name, "offset", off, "size", a.Size)
 	}
 	start := off
-	cp := &checkpoint{dst: dst, every: o.Checkpoint, next: off + o.Checkpoint, progress: o.Progress}
+	c := copier{src: src, a: a, dst: dst, stall: o.StallTimeout, beat: o.Beat,
+		cp: &checkpoint{dst: dst, every: o.Checkpoint, next: off + o.Checkpoint, progress: o.Progress}}
 	wait := o.Backoff
 	var lastErr error
 	for attempt := 1; attempt <= o.Attempts && off < a.Size; attempt++ {
@@ -236,7 +237,7 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 			}
 			wait *= 2
 		}
-		n, err := copyOnce(ctx, src, a, dst, off, cp, o.StallTimeout, o.Beat)
+		n, err := c.once(ctx, off)
 		off += n
 		if n > 0 {
 			attempt, wait = 0, o.Backoff // progress: the budget starts over
@@ -305,18 +306,30 @@ func (c *checkpoint) written(off int64) error {
 	return c.progress(off)
 }
 
-// copyOnce copies from one connection until EOF, error or stall.
-func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, off int64, cp *checkpoint, stall time.Duration, beat func()) (int64, error) {
+// copier is one artifact's download into its partition: each connection
+// (once) appends to what the ones before it wrote.
+type copier struct {
+	src   Source
+	a     channel.Artifact
+	dst   Target
+	cp    *checkpoint
+	stall time.Duration // no byte for this long cuts the connection
+	beat  func()
+}
+
+// once copies from one connection, from offset off of the artifact, until
+// EOF, error or stall; it returns the bytes it wrote.
+func (c copier) once(ctx context.Context, off int64) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The stall timer runs from the request on: a server that never
 	// sends its headers is cut like one that stops in the body.
-	timer := time.AfterFunc(stall, cancel)
+	timer := time.AfterFunc(c.stall, cancel)
 	defer timer.Stop()
-	body, err := src.Open(ctx, a.Path, off)
+	body, err := c.src.Open(ctx, c.a.Path, off)
 	if err != nil {
 		if ctx.Err() != nil && !timer.Stop() {
-			return 0, &retryable{fmt.Errorf("%s: no response within %s: %w", a.Name, stall, err)}
+			return 0, &retryable{fmt.Errorf("%s: no response within %s: %w", c.a.Name, c.stall, err)}
 		}
 		return 0, err
 	}
@@ -326,30 +339,30 @@ func copyOnce(ctx context.Context, src Source, a channel.Artifact, dst Target, o
 	for {
 		m, rerr := body.Read(buf)
 		if m > 0 {
-			timer.Reset(stall)
-			if off+n+int64(m) > a.Size {
-				return n, fmt.Errorf("%s: more than the %d bytes the channel document gives: %w", a.Name, a.Size, ErrDigest)
+			timer.Reset(c.stall)
+			if off+n+int64(m) > c.a.Size {
+				return n, fmt.Errorf("%s: more than the %d bytes the channel document gives: %w", c.a.Name, c.a.Size, ErrDigest)
 			}
-			if _, err := dst.WriteAt(buf[:m], off+n); err != nil {
-				return n, fmt.Errorf("%s: %w: %w", a.Name, errWrite, err)
+			if _, err := c.dst.WriteAt(buf[:m], off+n); err != nil {
+				return n, fmt.Errorf("%s: %w: %w", c.a.Name, errWrite, err)
 			}
 			n += int64(m)
-			if beat != nil {
-				beat()
+			if c.beat != nil {
+				c.beat()
 			}
-			if err := cp.written(off + n); err != nil {
-				return n, fmt.Errorf("%s: %w", a.Name, err)
+			if err := c.cp.written(off + n); err != nil {
+				return n, fmt.Errorf("%s: %w", c.a.Name, err)
 			}
 		}
 		if rerr == io.EOF {
-			if off+n < a.Size {
-				return n, &retryable{fmt.Errorf("%s: connection ended at %d of %d bytes", a.Name, off+n, a.Size)}
+			if off+n < c.a.Size {
+				return n, &retryable{fmt.Errorf("%s: connection ended at %d of %d bytes", c.a.Name, off+n, c.a.Size)}
 			}
 			return n, nil
 		}
 		if rerr != nil {
 			// A stall (our timer) or a broken connection: resume from here.
-			return n, &retryable{fmt.Errorf("%s: read: %w", a.Name, rerr)}
+			return n, &retryable{fmt.Errorf("%s: read: %w", c.a.Name, rerr)}
 		}
 	}
 }

@@ -1,0 +1,308 @@
+package agent
+
+// Deciding and installing an update: the channel document is fetched and
+// verified (Fetch), the release is adopted if the device already runs it
+// (adopt), else admitted (rollout, failed before) and written into the
+// other slot (install, artifact by artifact through an artifactWriter),
+// which is then armed for one trial boot (arm).
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pibake/pibake/bootchain"
+	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/state"
+)
+
+// InRollout reports whether a device takes a release offered to the
+// fraction rollout of the fleet: the device's place, a hash of its id and
+// the release (image and version, not the serial, which changes when the
+// release is re-published with a higher fraction), is uniform in [0, 1)
+// and stable for that release, so raising the fraction only adds devices.
+func InRollout(deviceID string, release string, rollout float64) bool {
+	if rollout >= 1 {
+		return true
+	}
+	sum := sha256.Sum256([]byte(deviceID + "/" + release))
+	place := float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
+	return place < rollout
+}
+
+// Fetch reads and verifies the channel document against this channel's
+// last committed serial.
+func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, error) {
+	base := channel.DocumentPath(a.Channel)
+	doc, err := readAll(ctx, a.Source, base)
+	if err != nil {
+		return nil, fmt.Errorf("channel %s from %s: %w", a.Channel, a.Source, err)
+	}
+	sig, err := readAll(ctx, a.Source, channel.SignaturePath(base))
+	if err != nil {
+		return nil, fmt.Errorf("channel %s signature from %s: %w", a.Channel, a.Source, err)
+	}
+	d, err := channel.Verify(doc, sig, channel.Check{Trusted: a.Trusted, Board: a.Board, Channel: a.Channel, Image: a.Image, Revoked: a.Revoked,
+		Now: a.expiryClock(), LastSerial: st.Serials[a.Channel], Reinstall: degraded(st)})
+	if errors.Is(err, channel.ErrExpired) {
+		err = fmt.Errorf("%w (this device's clock reads %s: if it is wrong, the document is refused until time sync sets it)", err, a.now().UTC().Format(time.RFC3339))
+	}
+	return d, err
+}
+
+// expiryClock is the time expiry is judged at: the clock, or the image's
+// build time when the clock reads earlier (it was never set). A clock
+// ahead refuses documents until it is corrected; nothing of it is kept.
+func (a *Agent) expiryClock() time.Time {
+	if now := a.now(); now.After(a.Built) {
+		return now
+	}
+	return a.Built
+}
+
+// Update installs the channel's release into the inactive slot and reboots
+// into it for a trial. It returns ErrNothingNew when the channel offers
+// nothing newer; every refusal is also recorded in the state.
+func (a *Agent) Update(ctx context.Context) error {
+	st, err := a.Load()
+	if err != nil {
+		return err
+	}
+	if st.Trial != nil {
+		if st.Trial.Armed {
+			return fmt.Errorf("a trial of %s in slot %s is pending: reboot first", st.Trial.Release.Version, st.Trial.Slot)
+		}
+		// Recorded, but the boot loader was never told: install again
+		// (the written artifacts are verified, not downloaded again).
+		st.Trial = nil
+	}
+	doc, err := a.Fetch(ctx, st)
+	if errors.Is(err, channel.ErrReplay) {
+		return ErrNothingNew
+	}
+	if err != nil {
+		return a.refuse(st, "verify", err)
+	}
+	if a.adopt(ctx, st, doc) {
+		return ErrNothingNew
+	}
+	return a.install(ctx, st, doc)
+}
+
+// adopt is for a device that runs, as flashed, the very release its
+// channel offers (the fleet was flashed with the image that was then
+// published): it records that release for the booted slot instead of
+// installing it into the other slot and rebooting into it. Only when the
+// booted partitions hold the channel's artifacts byte for byte (one read
+// of each, hashed); anything else installs as usual.
+func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document) bool {
+	cur, ok := st.Slots[string(a.Booted)]
+	if !ok || cur.Serial != 0 || a.Version == "" || doc.Version != a.Version || doc.Image != a.Image || a.Running == nil || degraded(st) {
+		return false
+	}
+	log := a.log()
+	arts, err := slotArtifacts(doc, a.Booted)
+	if err != nil {
+		return false
+	}
+	boot, root, err := a.Running(a.Booted)
+	if err != nil {
+		log.Warn("cannot read the running slot to compare it with the channel's release", "err", err)
+		return false
+	}
+	defer closeAll(boot, root)
+	for _, art := range arts {
+		// The read-back every install ends with, on the running slot.
+		if err := install.Verify(ctx, art, beatReader{partitionOf(art, boot, root), a.Beat}); err != nil {
+			log.Info("the channel offers the version this device was flashed with, but other bytes: installing it", "version", doc.Version, "artifact", art.Name, "err", err)
+			return false
+		}
+	}
+	st.Slots[string(a.Booted)] = state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: a.Channel}
+	if st.Serials == nil {
+		st.Serials = map[string]uint64{}
+	}
+	st.Serials[a.Channel] = doc.Serial
+	st.LastCheck, st.LastError = a.now(), ""
+	if err := a.Store.Save(st); err != nil {
+		log.Warn("cannot record the channel's release as the running one", "err", err)
+		return false
+	}
+	log.Info("the channel's release is the one this device runs: recorded, nothing to install", "version", doc.Version, "serial", doc.Serial, "slot", a.Booted)
+	return true
+}
+
+// InstallFrom installs from another source (a file or USB stick) with the
+// same verification.
+func (a *Agent) InstallFrom(ctx context.Context, src install.Source) error {
+	b := *a
+	b.Source = src
+	return b.Update(ctx)
+}
+
+// admit refuses, and records why, a release this device does not take:
+// one its rollout has not reached yet, or one that failed here before.
+func (a *Agent) admit(st state.State, doc *channel.Document) error {
+	if !InRollout(a.DeviceID, doc.Image+"/"+doc.Version, doc.Rollout) {
+		st.LastError = fmt.Sprintf("%s %s: %v (rollout %.0f%%)", doc.Image, doc.Version, ErrNotInRollout, doc.Rollout*100)
+		st.LastCheck = a.now()
+		_ = a.Store.Save(st)
+		return ErrNotInRollout
+	}
+	if f, ok := st.Failed[doc.Version]; ok {
+		st.LastError = fmt.Sprintf("%s %s: %v (%s: %s)", doc.Image, doc.Version, ErrFailedBefore, f.Stage, f.Reason)
+		st.LastCheck = a.now()
+		_ = a.Store.Save(st)
+		return fmt.Errorf("%s: %w", doc.Version, ErrFailedBefore)
+	}
+	return nil
+}
+
+// install writes the release of doc into the other slot, then arms it for
+// a trial and reboots.
+func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Document) error {
+	if err := a.admit(st, doc); err != nil {
+		return err
+	}
+	target := a.Booted.Other()
+	arts, err := slotArtifacts(doc, target)
+	if err != nil {
+		return a.refuse(st, "verify", err)
+	}
+	dl := st.Download
+	if dl == nil || dl.Serial != doc.Serial || dl.Slot != string(target) {
+		dl = &state.Download{Serial: doc.Serial, Slot: string(target)}
+	}
+	// The slot stops being a fallback before its first byte changes: the
+	// state forgets what it held, then the boot loader stops starting it.
+	delete(st.Slots, string(target))
+	st.Download = dl
+	if err := a.Store.Save(st); err != nil {
+		return err
+	}
+	if err := a.Boot.MarkBad(target); err != nil {
+		return a.refuse(st, "write", fmt.Errorf("take slot %s out of the boot rotation: %w", target, err))
+	}
+	bootT, rootT, err := a.Slots(target)
+	if err != nil {
+		return a.refuse(st, "write", err)
+	}
+	defer closeAll(bootT, rootT)
+	a.log().Info("installing", "image", doc.Image, "version", doc.Version, "serial", doc.Serial, "slot", target)
+	started := a.now()
+	w := a.newArtifactWriter(doc, arts)
+	defer w.close()
+	moved, err := a.writeArtifacts(ctx, st, w, bootT, rootT)
+	if err != nil {
+		return err
+	}
+	moved.Seconds = a.now().Sub(started).Round(100 * time.Millisecond).Seconds()
+	if a.PeakRSS != nil {
+		moved.PeakRSS = a.PeakRSS()
+	}
+	return a.arm(st, doc, target, moved)
+}
+
+// writeArtifacts writes every artifact of w's release into the slot's
+// partitions and returns what that moved. st.Download says what an
+// earlier run did: an artifact it wrote is verified again instead of
+// written, one it was writing resumes at its last checkpoint; each
+// checkpoint is saved. A failure is recorded as the refusal it returns.
+func (a *Agent) writeArtifacts(ctx context.Context, st state.State, w *artifactWriter, bootT, rootT install.Target) (*state.Transfer, error) {
+	dl, log := st.Download, a.log()
+	moved := &state.Transfer{Version: w.doc.Version}
+	for _, art := range w.arts {
+		moved.Full += art.Size
+	}
+	for _, art := range w.arts {
+		t := partitionOf(art, bootT, rootT)
+		if slices.Contains(dl.Done, art.SHA256) {
+			// Written before a restart: trusted only once it verifies again.
+			if err := install.Verify(ctx, art, t); err == nil {
+				log.Info("artifact already written and verified", "artifact", art.Name)
+				continue
+			}
+			dl.Done = slices.DeleteFunc(dl.Done, func(s string) bool { return s == art.SHA256 })
+		}
+		o := a.installOptions()
+		if dl.Current == art.SHA256 {
+			o.Resume = dl.Offset
+		}
+		dl.Current, dl.Offset = art.SHA256, o.Resume
+		o.Progress = func(written int64) error {
+			dl.Offset = written
+			st.Download = dl
+			return a.Store.Save(st)
+		}
+		m, err := w.write(ctx, art, t, o)
+		moved.Downloaded += m.fetched
+		moved.Reused += m.reused
+		if err != nil {
+			if errors.Is(err, install.ErrDigest) {
+				dl.Current, dl.Offset = "", 0 // bad bytes: never resume onto them
+			}
+			st.Download = dl
+			return nil, a.refuse(st, "download", err)
+		}
+		dl.Done = append(dl.Done, art.SHA256)
+		dl.Current, dl.Offset = "", 0
+		log.Info("artifact written and verified", "artifact", art.Name, "bytes", m.fetched)
+	}
+	return moved, nil
+}
+
+// arm records the written release as the trial of slot target (not armed
+// yet), has the boot loader try that slot once, records the trial armed
+// and reboots into it.
+func (a *Agent) arm(st state.State, doc *channel.Document, target bootchain.Slot, moved *state.Transfer) error {
+	log := a.log()
+	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
+	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now()}
+	log.Info("installed", "version", doc.Version, "downloaded", moved.Downloaded, "reused", moved.Reused, "seconds", moved.Seconds, "peak_rss", moved.PeakRSS)
+	st.LastInstall = moved
+	st.LastError = ""
+	if err := a.Store.Save(st); err != nil {
+		return err
+	}
+	if err := a.Boot.TryOnce(target); err != nil {
+		// Not armed: nothing was tried, nothing failed; the next poll
+		// verifies the slot again and arms it.
+		st.Trial = nil
+		return a.refuse(st, "switch", fmt.Errorf("arm the trial of slot %s: %w", target, err))
+	}
+	st.Trial.Armed = true
+	if err := a.Store.Save(st); err != nil {
+		return err
+	}
+	log.Info("rebooting into the trial", "slot", target)
+	if a.RebootTrial != nil {
+		return a.RebootTrial()
+	}
+	return a.Reboot()
+}
+
+// slotArtifacts picks what goes into slot s: "root", and "boot" or the
+// slot's own boot artifact (tryboot: boot.a, boot.b). Exactly one of each.
+func slotArtifacts(doc *channel.Document, s bootchain.Slot) ([]channel.Artifact, error) {
+	var boot, root []channel.Artifact
+	for _, art := range doc.Artifacts {
+		switch art.Name {
+		case "root":
+			root = append(root, art)
+		case "boot", channel.BootArtifact(string(s)):
+			boot = append(boot, art)
+		case channel.BootArtifact(string(s.Other())):
+		default:
+			return nil, fmt.Errorf("unknown artifact %q", art.Name)
+		}
+	}
+	if len(boot) != 1 || len(root) != 1 {
+		return nil, fmt.Errorf("%s %s has %d boot artifacts for slot %s and %d root artifacts, want one of each", doc.Image, doc.Version, len(boot), s, len(root))
+	}
+	return append(boot, root...), nil
+}
