@@ -20,24 +20,27 @@ import (
 // InstallFrom installs from a URL, a repository folder or a bundle file
 // made by pibake bundle. A bundle that does not carry the configured
 // channel but exactly one other is read from that one: it is signed and
-// checked all the same.
+// checked all the same. The install is a one-off: it runs on its own copy
+// of a, so the agent it was given (the service's, when the service runs)
+// keeps its channel and source.
 func InstallFrom(ctx context.Context, a *agent.Agent, from string, log *slog.Logger) error {
+	once := *a
 	if st, err := os.Stat(from); err == nil && st.Mode().IsRegular() {
 		b, err := install.OpenBundle(from)
 		if err != nil {
 			return err
 		}
 		chans := b.Channels()
-		if !slices.Contains(chans, a.Channel) {
+		if !slices.Contains(chans, once.Channel) {
 			if len(chans) != 1 {
-				return fmt.Errorf("%s: %w %q; it has %s", from, install.ErrNoChannel, a.Channel, strings.Join(chans, ", "))
+				return fmt.Errorf("%s: %w %q; it has %s", from, install.ErrNoChannel, once.Channel, strings.Join(chans, ", "))
 			}
-			log.Info("the bundle carries another channel; installing from it", "configured", a.Channel, "bundle", chans[0])
-			a.Channel = chans[0]
+			log.Info("the bundle carries another channel; installing from it", "configured", once.Channel, "bundle", chans[0])
+			once.Channel = chans[0]
 		}
-		return a.InstallFrom(ctx, b)
+		return once.InstallFrom(ctx, b)
 	}
-	return a.InstallFrom(ctx, Source(from))
+	return once.InstallFrom(ctx, Source(from))
 }
 
 // Check fetches and verifies the channel document and says on w what it
