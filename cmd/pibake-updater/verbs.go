@@ -82,7 +82,12 @@ func rollbackCmd(c call, a *agent.Agent, _ config.Config) error {
 }
 
 func statusCmd(c call) error {
-	return service.Status(c.args, c.stdout)
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(c.args); err != nil {
+		return err
+	}
+	return service.DeviceStatus().Print(c.stdout, *asJSON)
 }
 
 // provisionCmd is pibake-provision.service's first-boot step.
