@@ -1,9 +1,7 @@
-package main
+package service
 
 import (
 	"context"
-	"flag"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -14,28 +12,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// provisionCmd is pibake-provision.service's first-boot step: mount
-// bootsel, apply its provisioning files once, erase them, then tell the
-// running system. It needs no updater configuration.
-func provisionCmd(ctx context.Context, args []string, stderr io.Writer, log *slog.Logger) error {
-	fs := flag.NewFlagSet("provision", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bootsel := fs.String("bootsel", "", "a folder holding the provisioning files (default: mount bootsel at "+device.BootselMount+")")
-	root := fs.String("root", "/", "the system to provision")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *bootsel == "" {
+// Provision is pibake-provision.service's first-boot step: apply the
+// provisioning files in the folder bootsel to the system at root once,
+// erase them, then tell the running system. An empty bootsel mounts the
+// device's bootsel partition (at device.BootselMount). It needs no updater
+// configuration.
+func Provision(ctx context.Context, bootsel, root string, log *slog.Logger) error {
+	if bootsel == "" {
 		d, err := device.Detect()
 		if err != nil {
 			return err
 		}
-		if *bootsel, err = d.MountBootsel(); err != nil {
+		if bootsel, err = d.MountBootsel(); err != nil {
 			return err
 		}
 	}
-	out, err := provision.Run(ctx, *bootsel, *root, log)
-	if out.Applied && *root == "/" {
+	out, err := provision.Run(ctx, bootsel, root, log)
+	if out.Applied && root == "/" {
 		tell(out.Result, log)
 	}
 	return err

@@ -1,48 +1,13 @@
-package main
+package service
 
 import (
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pibake/pibake/updater/agent"
 	"github.com/pibake/pibake/updater/config"
 )
-
-// TestWatchdogFollowsProgress: the watchdog is fed only while the loop
-// beats or a bounded step is within its bound.
-func TestWatchdogFollowsProgress(t *testing.T) {
-	every := 2 * time.Minute
-	var w watchdog
-	w.beat()
-	now := time.Now()
-	if !w.alive(now, every) {
-		t.Error("just beat: not alive")
-	}
-	if w.alive(now.Add(every), every) {
-		t.Error("a loop stuck for a whole interval is still fed")
-	}
-	w.busy(5 * time.Minute)
-	if !w.alive(now.Add(4*time.Minute), every) {
-		t.Error("a health check within its deadline starves the watchdog")
-	}
-	if w.alive(now.Add(6*time.Minute), every) {
-		t.Error("a step past its bound is still fed")
-	}
-	w.busy(0)
-	if w.alive(now.Add(4*time.Minute), every) {
-		t.Error("a finished step still counts as busy")
-	}
-}
-
-func TestSafeText(t *testing.T) {
-	var b strings.Builder
-	safeText{&b}.Write([]byte("last error: GET x: HTTP 500 \x1b]0;pwned\x07\x1b[2J\u009b6n ok\tübel\n"))
-	if got := b.String(); got != "last error: GET x: HTTP 500 ?]0;pwned??[2J?6n ok\tübel\n" {
-		t.Errorf("%q", got)
-	}
-}
 
 // TestReloadKeepsTheLastGood: a refused override leaves the running
 // configuration whole (its poll interval above all: a zero one would spin

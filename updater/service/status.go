@@ -1,0 +1,173 @@
+package service
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pibake/pibake/bootchain"
+	"github.com/pibake/pibake/updater/config"
+	"github.com/pibake/pibake/updater/state"
+)
+
+// Status is what pibake-updater status reads: the agent's state file, the
+// configured boot chain and the device's boot state. It reads only: an
+// unreadable state file is reported, not set aside (the service does that
+// when it next starts), and bootsel is neither mounted nor written.
+// DeviceStatus gives the device's own sources; tests give fakes.
+type Status struct {
+	StatePath string
+	// Config is the configuration, for the boot chain it names.
+	Config func() (config.Config, error)
+	// Device finds the running system; an error leaves the booted slot
+	// and the boot state out.
+	Device func() (Device, error)
+}
+
+// Device is the running system as status sees it.
+type Device struct {
+	Booted bootchain.Slot
+	// Mounted is where bootsel is mounted already (by the service), ""
+	// if it is not: the boot state is read through that mount.
+	Mounted string
+	// Bootsel is bootsel's FAT filesystem, a partition or an image of
+	// one, opened read-only when it is not mounted; "" if not found.
+	Bootsel string
+}
+
+// DeviceStatus reads the device's own files: StatePath, updater.yaml with
+// its override, /proc/cmdline and bootsel.
+func DeviceStatus() Status {
+	return Status{
+		StatePath: StatePath,
+		Config:    func() (config.Config, error) { return config.Load(config.ImagePath, config.OverridePath) },
+		Device:    runningDevice,
+	}
+}
+
+// report is status's output; its JSON is that of status --json.
+type report struct {
+	Booted string      `json:"booted,omitempty"`
+	Boot   string      `json:"boot_state,omitempty"`
+	State  state.State `json:"state"`
+}
+
+// Print writes what each slot holds, the committed slot, a pending trial,
+// a fallback (degraded), failed releases and the last result to w: as
+// text, or as JSON.
+func (s Status) Print(w io.Writer, asJSON bool) error {
+	r, err := s.read()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	// Reasons and versions come from servers and documents: no terminal
+	// control sequence of theirs reaches the terminal.
+	printText(safeText{w}, r)
+	return nil
+}
+
+func (s Status) read() (report, error) {
+	var r report
+	if data, err := os.ReadFile(s.StatePath); err == nil {
+		if r.State, err = state.Parse(data); err != nil {
+			return r, fmt.Errorf("updater state %s is unreadable (%v); the service sets it aside and starts afresh", s.StatePath, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return r, fmt.Errorf("updater state: %w", err)
+	}
+	dev, err := s.Device()
+	if err != nil {
+		return r, nil
+	}
+	r.Booted = string(dev.Booted)
+	if dev.Mounted == "" && dev.Bootsel == "" {
+		return r, nil
+	}
+	// The configured chain: updater.yaml's bootloader, or the default.
+	cfg, err := s.Config()
+	if err != nil {
+		r.Boot = fmt.Sprintf("unknown (%v)", err)
+	} else if chain, err := bootchain.ParseChain(cfg.Bootloader); err == nil {
+		r.Boot = dev.bootState(chain)
+	}
+	return r, nil
+}
+
+func printText(w io.Writer, r report) {
+	st := r.State
+	fmt.Fprintf(w, "booted slot: %s\nboot state: %s\n", r.Booted, r.Boot)
+	if st.Committed != "" {
+		fmt.Fprintf(w, "committed slot: %s\n", st.Committed)
+	}
+	if st.Degraded != "" {
+		fmt.Fprintf(w, "degraded: %s\n", st.Degraded)
+	}
+	for _, ch := range slices.Sorted(maps.Keys(st.Serials)) {
+		fmt.Fprintf(w, "channel %s: serial %d committed\n", ch, st.Serials[ch])
+	}
+	for _, s := range bootchain.Slots() {
+		if r, ok := st.Slots[s.String()]; ok {
+			fmt.Fprintf(w, "slot %s: %s %s (serial %d)\n", s, r.Image, r.Version, r.Serial)
+		}
+	}
+	if st.Trial != nil {
+		fmt.Fprintf(w, "trial pending: %s in slot %s since %s\n", st.Trial.Release.Version, st.Trial.Slot, st.Trial.Since.Format(time.RFC3339))
+	}
+	for _, v := range slices.Sorted(maps.Keys(st.Failed)) {
+		f := st.Failed[v]
+		fmt.Fprintf(w, "failed: %s at %s", v, f.Stage)
+		if f.Check != "" {
+			fmt.Fprintf(w, " (%s)", f.Check)
+		}
+		fmt.Fprintf(w, ": %s\n", f.Reason)
+	}
+	if m := st.LastInstall; m != nil {
+		fmt.Fprintf(w, "last install: %s: downloaded %d bytes, reused %d from the running slot, of %d", m.Version, m.Downloaded, m.Reused, m.Full)
+		if m.Seconds > 0 {
+			fmt.Fprintf(w, ", in %.1f s", m.Seconds)
+		}
+		if m.PeakRSS > 0 {
+			fmt.Fprintf(w, ", agent peak RSS %.1f MiB", float64(m.PeakRSS)/(1<<20))
+		}
+		fmt.Fprintln(w)
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(w, "last error: %s\n", st.LastError)
+	}
+}
+
+// safeText replaces control characters (C0 but newline and tab, DEL, C1)
+// with '?': text a hostile server put into an error cannot move the
+// cursor, clear the screen or retitle the terminal of whoever reads
+// status.
+type safeText struct{ w io.Writer }
+
+func (s safeText) Write(p []byte) (int, error) {
+	var b strings.Builder
+	for _, r := range string(p) {
+		switch {
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError:
+			b.WriteByte('?')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	if _, err := io.WriteString(s.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,190 @@
+package service
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pibake/pibake/bootchain"
+	"github.com/pibake/pibake/disk/fat"
+	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/updater/config"
+	"github.com/pibake/pibake/updater/state"
+)
+
+func TestSafeText(t *testing.T) {
+	var b strings.Builder
+	safeText{&b}.Write([]byte("last error: GET x: HTTP 500 \x1b]0;pwned\x07\x1b[2J\u009b6n ok\tübel\n"))
+	if got := b.String(); got != "last error: GET x: HTTP 500 ?]0;pwned??[2J?6n ok\tübel\n" {
+		t.Errorf("%q", got)
+	}
+}
+
+// bootsel is a fake device's bootsel: a FAT32 image file holding files,
+// and the same files in a folder, as the service's mount shows them.
+func bootsel(t *testing.T, files map[string][]byte) (image, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	var fs []fat.File
+	for name, data := range files {
+		fs = append(fs, fat.File{Path: name, Data: data})
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	image = filepath.Join(t.TempDir(), "bootsel.img")
+	f, err := os.Create(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fat.Write(f, fat.Options{Size: 36 << 20, Label: "BOOTSEL"}, fs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return image, dir
+}
+
+// TestDescribeAsTheBootLoader: the boot state status reads from the FAT
+// is the line the boot loader's own Describe gives for the same files,
+// whichever file wins, for both chains.
+func TestDescribeAsTheBootLoader(t *testing.T) {
+	trial := bootchain.Initial().TryOnce(bootchain.B).Marshal()
+	good := bootchain.Initial().MarkGood(bootchain.B).Marshal()
+	cases := map[string]map[string][]byte{
+		"nothing":           {},
+		"state file":        {bootchain.StateFile: trial},
+		"torn state file":   {bootchain.StateFile: trial[:5], bootchain.AgentStateFile: good},
+		"agent's copy only": {bootchain.AgentStateFile: good},
+		"garbage":           {bootchain.StateFile: []byte("\xff\xfe"), bootchain.AgentStateFile: []byte("BOOT_ORDER=")},
+		"autoboot b":        {bootchain.AutobootFile: bootchain.AutobootTxt(bootchain.B)},
+		"autoboot disabled": {bootchain.AutobootFile: []byte("[all]\nboot_partition=2\n")},
+		"autoboot no slot":  {bootchain.AutobootFile: []byte("[all]\ntryboot_a_b=1\nboot_partition=7\n")},
+		"autoboot garbage":  {bootchain.AutobootFile: []byte("[none]\n")},
+	}
+	for name, files := range cases {
+		image, dir := bootsel(t, files)
+		for _, c := range bootchain.Chains() {
+			want := bootloader.Describe(c, dir)
+			if got := (Device{Bootsel: image}).bootState(c); got != want {
+				t.Errorf("%s, %s: read from the FAT %q, the boot loader says %q", name, c, got, want)
+			}
+			if got := (Device{Mounted: dir}).bootState(c); got != want {
+				t.Errorf("%s, %s: read through the mount %q, the boot loader says %q", name, c, got, want)
+			}
+		}
+	}
+}
+
+func sha(t *testing.T, path string) [sha256.Size]byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(data)
+}
+
+// TestStatusReadsOnly: status on a fake device (bootsel an image file,
+// not mounted) reports the boot state from the FAT, changes no byte of
+// the image or of the state file, and mounts nothing.
+func TestStatusReadsOnly(t *testing.T) {
+	for _, c := range bootchain.Chains() {
+		t.Run(string(c), func(t *testing.T) {
+			image, _ := bootsel(t, map[string][]byte{
+				bootchain.StateFile:    bootchain.Initial().TryOnce(bootchain.B).Marshal(),
+				bootchain.AutobootFile: bootchain.AutobootTxt(bootchain.B),
+			})
+			statePath := filepath.Join(t.TempDir(), "updater.json")
+			if err := (state.File{Path: statePath}).Save(state.State{Committed: "b"}); err != nil {
+				t.Fatal(err)
+			}
+			before, stateBefore := sha(t, image), sha(t, statePath)
+			mounts, err := os.ReadFile("/proc/self/mountinfo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := Status{StatePath: statePath,
+				Config: func() (config.Config, error) { return config.Config{Bootloader: string(c)}, nil },
+				Device: func() (Device, error) { return Device{Booted: bootchain.B, Bootsel: image}, nil }}
+			var out bytes.Buffer
+			if err := s.Print(&out, false); err != nil {
+				t.Fatal(err)
+			}
+			want := map[bootchain.Chain]string{
+				bootchain.UBoot:   "boot state: BOOT_ORDER=B A BOOT_A_LEFT=3 BOOT_B_LEFT=1\n",
+				bootchain.Tryboot: "boot state: tryboot: slot b committed (autoboot.txt)\n",
+			}[c]
+			if !strings.Contains(out.String(), "booted slot: b\n"+want+"committed slot: b\n") {
+				t.Errorf("status says\n%s\nwant the line %q", out.String(), want)
+			}
+			if sha(t, image) != before || sha(t, statePath) != stateBefore {
+				t.Error("status changed the device's bytes")
+			}
+			if after, err := os.ReadFile("/proc/self/mountinfo"); err != nil || !bytes.Equal(after, mounts) {
+				t.Errorf("status changed the mounts (%v)", err)
+			}
+		})
+	}
+}
+
+// TestStatusText: what status prints of the state, as text and as JSON,
+// and a state file it cannot read is reported, not touched.
+func TestStatusText(t *testing.T) {
+	since := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := state.State{Committed: "a", Degraded: "b failed its tries", Serials: map[string]uint64{"stable": 7, "beta": 9},
+		Slots:       map[string]state.Release{"a": {Image: "demo", Version: "1.2", Serial: 7}},
+		Trial:       &state.Trial{Slot: "b", Since: since, Release: state.Release{Image: "demo", Version: "1.3", Serial: 8}},
+		Failed:      map[string]state.Failure{"1.1": {Stage: "health", Check: "unit nginx", Reason: "inactive"}},
+		LastInstall: &state.Transfer{Version: "1.3", Downloaded: 10, Reused: 20, Full: 30, Seconds: 1.25, PeakRSS: 3 << 20},
+		LastError:   "GET x: \x1b[2J",
+	}
+	statePath := filepath.Join(t.TempDir(), "updater.json")
+	if err := (state.File{Path: statePath}).Save(st); err != nil {
+		t.Fatal(err)
+	}
+	nowhere := Status{StatePath: statePath, Device: func() (Device, error) { return Device{}, errors.New("not a device") }}
+	var out bytes.Buffer
+	if err := nowhere.Print(&out, false); err != nil {
+		t.Fatal(err)
+	}
+	want := `booted slot: 
+boot state: 
+committed slot: a
+degraded: b failed its tries
+channel beta: serial 9 committed
+channel stable: serial 7 committed
+slot a: demo 1.2 (serial 7)
+trial pending: 1.3 in slot b since 2025-03-01T12:00:00Z
+failed: 1.1 at health (unit nginx): inactive
+last install: 1.3: downloaded 10 bytes, reused 20 from the running slot, of 30, in 1.2 s, agent peak RSS 3.0 MiB
+last error: GET x: ?[2J
+`
+	if out.String() != want {
+		t.Errorf("status says\n%s\nwant\n%s", out.String(), want)
+	}
+	out.Reset()
+	if err := nowhere.Print(&out, true); err != nil {
+		t.Fatal(err)
+	}
+	var got report
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.State.LastError != st.LastError || got.State.Trial.Slot != "b" {
+		t.Errorf("status --json: %v\n%s", err, out.String())
+	}
+	if err := os.WriteFile(statePath, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := nowhere.Print(&out, false); err == nil || !strings.Contains(err.Error(), "is unreadable") {
+		t.Errorf("an unreadable state: %v", err)
+	}
+	if data, _ := os.ReadFile(statePath); string(data) != "{" {
+		t.Errorf("status changed an unreadable state file: %q", data)
+	}
+}
