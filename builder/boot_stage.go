@@ -8,7 +8,6 @@ import (
 
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/debian"
-	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/firmware"
@@ -48,12 +47,15 @@ const (
 	InitrdFile = "initrd.img"
 )
 
-func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, lock *debian.Lock, cache debian.Cache, rf *rootfsOut, initrd []byte, sig uint32) (*bootSet, error) {
+// bootFiles gathers bootsel's files and each boot slot's, for the
+// definition's boot chain.
+func (b *build) bootFiles(ctx context.Context) (*bootSet, error) {
+	def, board, rf := b.def, b.board, b.rf
 	chain, err := bootchain.ParseChain(def.Bootloader)
 	if err != nil {
-		return nil, fmt.Errorf("boot: %w", err)
+		return nil, err
 	}
-	in := &bootInputs{board: board, sig: sig, cmdline: firmware.CmdlineArgs(board), rf: rf, initrd: initrd}
+	in := &bootInputs{board: board, sig: b.sig, cmdline: firmware.CmdlineArgs(board), rf: rf, initrd: b.initrd, lock: b.lock, cache: b.cache}
 	info := SlotInfo{Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env), Kernel: rf.res.KernelVersion,
 		RootfsSHA256: rf.sha256, RootfsSize: rf.size, Compressor: rf.compressor, Bootloader: def.Bootloader, KernelCmdline: in.cmdline}
 	meta, err := json.MarshalIndent(info, "", "  ")
@@ -62,14 +64,14 @@ func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Boa
 	}
 	in.slot = []fat.File{
 		{Path: KernelFile, Data: rf.res.Kernel},
-		{Path: InitrdFile, Data: initrd},
+		{Path: InitrdFile, Data: b.initrd},
 		{Path: inspect.SlotInfoFile, Data: append(meta, '\n')},
 	}
 	if !board.Emulated {
 		if in.dtbs, err = board.SelectDTBs(rf.res.DTBs); err != nil {
 			return nil, err
 		}
-		if in.fw, err = packageFiles(ctx, lock, cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
+		if in.fw, err = packageFiles(ctx, b.lock, b.cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
 			return nil, err
 		}
 	}
@@ -77,7 +79,7 @@ func bootFiles(ctx context.Context, def *imagedef.Definition, board firmware.Boa
 	if chain == bootchain.Tryboot {
 		err = in.tryboot(bs)
 	} else {
-		err = in.uboot(ctx, lock, cache, bs)
+		err = in.uboot(ctx, bs)
 	}
 	if err != nil {
 		return nil, err
@@ -95,6 +97,8 @@ type bootInputs struct {
 	fw      map[string][]byte // raspi-firmware's files (Pi boards)
 	rf      *rootfsOut
 	initrd  []byte
+	lock    *debian.Lock // for the U-Boot package
+	cache   debian.Cache
 }
 
 // firmwareFiles are the Pi firmware's files the board needs.
@@ -103,7 +107,7 @@ func (in *bootInputs) firmwareFiles() ([]fat.File, error) {
 	for _, name := range in.board.Firmware {
 		data, ok := in.fw[firmware.FirmwareDir+"/"+name]
 		if !ok {
-			return nil, fmt.Errorf("boot: raspi-firmware has no %s (needed by board %s)", name, in.board.Name)
+			return nil, fmt.Errorf("raspi-firmware has no %s (needed by board %s)", name, in.board.Name)
 		}
 		out = append(out, fat.File{Path: name, Data: data})
 	}
@@ -136,7 +140,7 @@ func (in *bootInputs) tryboot(bs *bootSet) error {
 }
 
 // uboot: identical slots; the boot script adds root= and the slot.
-func (in *bootInputs) uboot(ctx context.Context, lock *debian.Lock, cache debian.Cache, bs *bootSet) error {
+func (in *bootInputs) uboot(ctx context.Context, bs *bootSet) error {
 	board, rf := in.board, in.rf
 	var fdtMax int64
 	for _, name := range in.dtbs {
@@ -144,7 +148,7 @@ func (in *bootInputs) uboot(ctx context.Context, lock *debian.Lock, cache debian
 	}
 	loads, err := uboot.PlanLoads(board.Loads, rf.res.Kernel, int64(len(in.initrd)), fdtMax)
 	if err != nil {
-		return fmt.Errorf("boot: board %s, kernel %s: %w", board.Name, rf.res.KernelVersion, err)
+		return fmt.Errorf("board %s, kernel %s: %w", board.Name, rf.res.KernelVersion, err)
 	}
 	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: in.sig, Cmdline: in.cmdline, Kernel: KernelFile, Initrd: InitrdFile, Loads: loads}))
 	if err != nil {
@@ -156,12 +160,12 @@ func (in *bootInputs) uboot(ctx context.Context, lock *debian.Lock, cache debian
 		fat.File{Path: bootchain.StateFile, Data: bootchain.Initial().Marshal()},
 		fat.File{Path: bootchain.AgentStateFile, Data: bootchain.Initial().Marshal()},
 	)
-	ub, err := packageFiles(ctx, lock, cache, board.UBootPackage, func(p string) bool { return p == board.UBoot })
+	ub, err := packageFiles(ctx, in.lock, in.cache, board.UBootPackage, func(p string) bool { return p == board.UBoot })
 	if err != nil {
 		return err
 	}
 	if ub[board.UBoot] == nil {
-		return fmt.Errorf("boot: %s has no %s", board.UBootPackage, board.UBoot)
+		return fmt.Errorf("%s has no %s", board.UBootPackage, board.UBoot)
 	}
 	// On the Pi the firmware starts it; for QEMU it is kept here so that
 	// 'pibake run' boots the image with the U-Boot it was built with.
@@ -189,14 +193,10 @@ func (in *bootInputs) uboot(ctx context.Context, lock *debian.Lock, cache debian
 func packageFiles(ctx context.Context, lock *debian.Lock, cache debian.Cache, name string, want func(string) bool) (map[string][]byte, error) {
 	p, ok := lock.Find(name, debian.RoleBoot)
 	if !ok {
-		return nil, fmt.Errorf("boot: the lock has no boot package %s: run 'pibake lock'", name)
+		return nil, fmt.Errorf("the lock has no boot package %s: run 'pibake lock'", name)
 	}
 	if err := cache.Verify(p); err != nil {
-		return nil, fmt.Errorf("boot: %w", err)
+		return nil, err
 	}
-	files, err := debian.ExtractFiles(ctx, cache.DebPath(p.SHA256), want)
-	if err != nil {
-		return nil, fmt.Errorf("boot: %w", err)
-	}
-	return files, nil
+	return debian.ExtractFiles(ctx, cache.DebPath(p.SHA256), want)
 }

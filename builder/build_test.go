@@ -379,6 +379,7 @@ func TestBuildFailuresLeaveNoOutput(t *testing.T) {
 		board string
 		want  error
 		text  string
+		stage string // the error starts "build small: STAGE: "
 	}{
 		{"root too large", func(t *testing.T, repo string) {
 			big := make([]byte, 40<<20)
@@ -386,15 +387,15 @@ func TestBuildFailuresLeaveNoOutput(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(repo, "overlays/base/big.bin"), big, 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, "", ErrTooLarge, "raise partitions.root"},
-		{"unknown board", nil, "pi5", nil, `board "pi5" is not a target`},
+		}, "", ErrTooLarge, "raise partitions.root", "rootfs"},
+		{"unknown board", nil, "pi5", nil, `board "pi5" is not a target`, "load"},
 		{"stale lock", func(t *testing.T, repo string) {
 			p := filepath.Join(repo, "images/small.yaml")
 			b, _ := os.ReadFile(p)
 			_ = os.WriteFile(p, []byte(strings.Replace(string(b), "[systemd-sysv]", "[systemd-sysv, curl]", 1)), 0o644)
-		}, "", debian.ErrStaleLock, "run 'pibake lock'"},
-		{"missing lock", func(t *testing.T, repo string) { os.Remove(filepath.Join(repo, "images/small.lock")) }, "", os.ErrNotExist, "run 'pibake lock'"},
-		{"missing overlay", func(t *testing.T, repo string) { os.RemoveAll(filepath.Join(repo, "overlays/base")) }, "", imagedef.ErrInvalid, "small.yaml:18: overlays.0.name"},
+		}, "", debian.ErrStaleLock, "run 'pibake lock'", "load"},
+		{"missing lock", func(t *testing.T, repo string) { os.Remove(filepath.Join(repo, "images/small.lock")) }, "", os.ErrNotExist, "run 'pibake lock'", "load"},
+		{"missing overlay", func(t *testing.T, repo string) { os.RemoveAll(filepath.Join(repo, "overlays/base")) }, "", imagedef.ErrInvalid, "small.yaml:18: overlays.0.name", "load"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -419,6 +420,9 @@ func TestBuildFailuresLeaveNoOutput(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.text) {
 				t.Errorf("error %q does not say %q", err, c.text)
+			}
+			if prefix := "build small: " + c.stage + ": "; !strings.HasPrefix(err.Error(), prefix) {
+				t.Errorf("error %q does not start %q", err, prefix)
 			}
 			if b, _ := os.ReadFile(filepath.Join(out, "small.img")); string(b) != "previous" {
 				t.Error("the previous output was touched")
@@ -574,7 +578,7 @@ func TestBuildPi5NeedsSDDriver(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "out")
 	_, err := Build(context.Background(), Options{Definition: def, OutDir: out, CacheDir: fx.cache})
-	if err == nil || !strings.Contains(err.Error(), "no driver module for the storage controller /soc/mmc@fff000 (brcm,bcm2712-sdhci") {
+	if err == nil || !strings.Contains(err.Error(), "no driver module for the storage controller /soc/mmc@fff000 (brcm,bcm2712-sdhci") || !strings.HasPrefix(err.Error(), "build small: boot: ") {
 		t.Fatalf("pi5 build with no bcm2712 SD driver: %v", err)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {

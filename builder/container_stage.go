@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/cache"
-	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/builder/rootfs"
 	"github.com/pibake/pibake/container"
@@ -49,57 +48,65 @@ firewall_driver = "nftables"
 )
 
 // prepareContainers resolves, verifies and flattens every container of
-// the definition into work/, and writes its unit.
-func prepareContainers(ctx context.Context, def *imagedef.Definition, lock *debian.Lock, lockPath, cacheDir string, epoch int64, work string) ([]preparedContainer, error) {
-	var out []preparedContainer
-	layers := cache.NewFilesystemCache(filepath.Join(cacheDir, "oci-layers"))
+// the definition (for linux/arm64, checked against the lock) into the
+// staging folder, and writes its unit.
+func (b *build) prepareContainers(ctx context.Context) (string, error) {
+	def := b.def
+	layers := cache.NewFilesystemCache(filepath.Join(b.cache.Dir, "oci-layers"))
+	var treeBytes int64
 	for _, c := range def.Containers {
-		var img v1.Image
-		var source string
-		switch {
-		case c.Build != nil:
-			pkgDir := filepath.Join(def.Dir, c.Build.Go)
-			mod, err := findModule(pkgDir)
-			if err != nil {
-				return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
-			}
-			rel, _ := filepath.Rel(mod, pkgDir)
-			var ports []string
-			for _, p := range c.Ports {
-				_, cp, _ := strings.Cut(p, ":")
-				if !strings.Contains(cp, "/") {
-					cp += "/tcp"
-				}
-				ports = append(ports, cp)
-			}
-			img, err = container.GoBuild{Module: mod, Package: "./" + filepath.ToSlash(rel), Ports: ports, Epoch: epoch}.Build(ctx, work)
-			if err != nil {
-				return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
-			}
-			source = "go:" + filepath.ToSlash(c.Build.Go)
-		default:
-			ref, err := container.ParseRef(c.Image)
-			if err != nil {
-				return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
-			}
-			pin, ok := lock.Container(c.Name, c.Image)
-			if !ok {
-				return nil, fmt.Errorf("%s: container %s: image %s is not pinned in %s: run 'pibake lock --containers %s'", def.File, c.Name, c.Image, lockPath, def.File)
-			}
-			r, err := container.Resolve(ctx, ref, pin.Digest, def.Dir)
-			if err != nil {
-				return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
-			}
-			img = cache.Image(r.Image, layers)
-			source = c.Image
-		}
-		p, err := prepareContainer(def.ContainerRuntime, c, img, source, work)
+		img, source, err := b.containerImage(ctx, c, layers)
 		if err != nil {
-			return nil, fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+			return "", fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
 		}
-		out = append(out, p)
+		p, err := prepareContainer(def.ContainerRuntime, c, img, source, b.staging)
+		if err != nil {
+			return "", fmt.Errorf("%s: container %s: %w", def.File, c.Name, err)
+		}
+		b.containers = append(b.containers, p)
+		treeBytes += p.treeBytes
 	}
-	return out, nil
+	return fmt.Sprintf("%d containers, %d bytes of trees", len(b.containers), treeBytes), nil
+}
+
+// containerImage is a container's image and where it comes from: built
+// from its Go package, or the locked digest of its image reference.
+func (b *build) containerImage(ctx context.Context, c imagedef.Container, layers cache.Cache) (v1.Image, string, error) {
+	def := b.def
+	if c.Build != nil {
+		pkgDir := filepath.Join(def.Dir, c.Build.Go)
+		mod, err := findModule(pkgDir)
+		if err != nil {
+			return nil, "", err
+		}
+		rel, _ := filepath.Rel(mod, pkgDir)
+		var ports []string
+		for _, p := range c.Ports {
+			_, cp, _ := strings.Cut(p, ":")
+			if !strings.Contains(cp, "/") {
+				cp += "/tcp"
+			}
+			ports = append(ports, cp)
+		}
+		img, err := container.GoBuild{Module: mod, Package: "./" + filepath.ToSlash(rel), Ports: ports, Epoch: b.epoch}.Build(ctx, b.staging)
+		if err != nil {
+			return nil, "", err
+		}
+		return img, "go:" + filepath.ToSlash(c.Build.Go), nil
+	}
+	ref, err := container.ParseRef(c.Image)
+	if err != nil {
+		return nil, "", err
+	}
+	pin, ok := b.lock.Container(c.Name, c.Image)
+	if !ok {
+		return nil, "", fmt.Errorf("image %s is not pinned in %s: run 'pibake lock --containers %s'", c.Image, b.lockPath, def.File)
+	}
+	r, err := container.Resolve(ctx, ref, pin.Digest, def.Dir)
+	if err != nil {
+		return nil, "", err
+	}
+	return cache.Image(r.Image, layers), c.Image, nil
 }
 
 // spec is the container as the container package's unit writers take it.

@@ -122,7 +122,7 @@ func TestBuildWithContainers(t *testing.T) {
 	fx, def, _, armDigest := containerRepo(t, "", testbase.Package{Name: "podman", Version: "5.4.2", Arch: "arm64"})
 
 	out := filepath.Join(t.TempDir(), "out")
-	if _, err := Build(context.Background(), Options{Definition: def, Board: "qemu", OutDir: out, CacheDir: fx.cache}); err == nil || !strings.Contains(err.Error(), "not pinned") {
+	if _, err := Build(context.Background(), Options{Definition: def, Board: "qemu", OutDir: out, CacheDir: fx.cache}); err == nil || !strings.Contains(err.Error(), "not pinned") || !strings.HasPrefix(err.Error(), "build small: containers: ") {
 		t.Fatalf("build with an unpinned image: %v", err)
 	}
 	if _, l, err := Lock(context.Background(), LockOptions{Definition: def, CacheDir: fx.cache, ContainersOnly: true}); err != nil || len(l.Containers) != 1 || l.Containers[0].Digest != armDigest.String() {
@@ -180,7 +180,7 @@ func TestBuildWithDocker(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	if _, err := Build(context.Background(), Options{Definition: def, Board: "qemu", OutDir: out, CacheDir: fx.cache}); err == nil || !strings.Contains(err.Error(), "docker.io and docker-cli") {
+	if _, err := Build(context.Background(), Options{Definition: def, Board: "qemu", OutDir: out, CacheDir: fx.cache}); err == nil || !strings.Contains(err.Error(), "docker.io and docker-cli") || !strings.HasPrefix(err.Error(), "build small: rootfs: ") {
 		t.Fatalf("docker runtime on a base without docker: %v", err)
 	}
 	if err := testbase.Write(base, []testbase.Package{{Name: "systemd-sysv", Version: "257.9-1", Arch: "arm64"}, {Name: "docker.io", Version: "26.1.5", Arch: "arm64"}, {Name: "docker-cli", Version: "26.1.5", Arch: "arm64"}}); err != nil {

@@ -1,17 +1,19 @@
 package builder
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/pibake/pibake/bootchain"
-	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/bmap"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
+	"github.com/pibake/pibake/release"
 )
 
 // FAT labels. Both boot slots carry the same label and volume id so that
@@ -27,12 +29,37 @@ const (
 // older image must get these bytes from a flash that skips unmapped blocks.
 const dataWipe = 1 << 20
 
+// assembleDisk writes the disk image, then its release forms (NAME.img.zst
+// and NAME.bmap of the blocks written) while hashing it for the manifest.
+func (b *build) assembleDisk(ctx context.Context) (string, error) {
+	imgPath := filepath.Join(b.staging, b.imgName)
+	written, err := b.assemble(imgPath)
+	if err != nil {
+		return "", err
+	}
+	os.Remove(b.rootImg)
+	// The manifest's checksums, on one core while the other compresses.
+	sumsc := make(chan imageSums, 1)
+	go func() { sumsc <- hashImageWritten(imgPath, b.lay, written) }()
+	rel, err := release.Write(ctx, b.staging, b.imgName, written)
+	b.sums = <-sumsc
+	if err != nil {
+		return "", err
+	}
+	if b.sums.err != nil {
+		return "", fmt.Errorf("checksums of %s: %w", b.imgName, b.sums.err)
+	}
+	b.release = releaseFiles(rel)
+	return fmt.Sprintf("%d MiB, disk signature %08x; %s: %d MiB mapped; %s: %d bytes", b.lay.DiskSize/layout.MiB, b.sig, rel.Bmap.Name, rel.Map.MappedBytes()/layout.MiB, rel.Zst.Name, rel.Zst.Size), nil
+}
+
 // assemble writes the disk image and returns the byte ranges it wrote: the
 // blocks a flasher must write (NAME.bmap).
-func assemble(imgPath string, lay layout.Layout, sig uint32, def *imagedef.Definition, bf *bootSet, rootImg string, epoch int64) (written bmap.Extents, err error) {
+func (b *build) assemble(imgPath string) (written bmap.Extents, err error) {
+	lay, name := b.lay, b.def.Name
 	file, err := os.OpenFile(imgPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("disk: %w", err)
+		return nil, err
 	}
 	f := &bmap.Recorder{W: file}
 	defer func() { written = f.Written }()
@@ -42,27 +69,27 @@ func assemble(imgPath string, lay layout.Layout, sig uint32, def *imagedef.Defin
 		}
 	}()
 	if err := file.Truncate(lay.DiskSize); err != nil {
-		return nil, fmt.Errorf("disk: size %s: %w", imgPath, err)
+		return nil, fmt.Errorf("size %s: %w", imgPath, err)
 	}
-	if err := mbr.Write(f, lay.MBR(sig), uint64(lay.DiskSize/mbr.SectorSize)); err != nil {
-		return nil, fmt.Errorf("disk: partition table: %w", err)
+	if err := mbr.Write(f, lay.MBR(b.sig), uint64(lay.DiskSize/mbr.SectorSize)); err != nil {
+		return nil, fmt.Errorf("partition table: %w", err)
 	}
-	t := time.Unix(epoch, 0).UTC()
+	t := time.Unix(b.epoch, 0).UTC()
 	for _, p := range lay.Parts {
 		var werr error
 		slot, inSlot := bootchain.SlotOf(p.Name)
 		switch {
 		case p.Name == layout.Bootsel:
-			werr = writeFAT(f, p, LabelBootsel, volumeID(def.Name, layout.Bootsel), t, bf.bootsel)
+			werr = writeFAT(f, p, LabelBootsel, volumeID(name, layout.Bootsel), t, b.boot.bootsel)
 		case inSlot && p.Name == slot.Boot():
-			werr = writeFAT(f, p, LabelBoot, volumeID(def.Name, "boot"), t, bf.slots[slot])
+			werr = writeFAT(f, p, LabelBoot, volumeID(name, "boot"), t, b.boot.slots[slot])
 		case inSlot && p.Name == slot.Root():
-			werr = copyInto(f, p, rootImg)
+			werr = copyInto(f, p, b.rootImg)
 		case p.Name == layout.Data:
 			_, werr = f.WriteAt(make([]byte, min(dataWipe, p.Size)), p.Offset)
 		}
 		if werr != nil {
-			return nil, fmt.Errorf("disk: write %s: %w", p.Name, werr)
+			return nil, fmt.Errorf("write %s: %w", p.Name, werr)
 		}
 	}
 	return nil, file.Sync()

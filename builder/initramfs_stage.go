@@ -33,7 +33,7 @@ func FindSource(dir string) (string, error) {
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("no pibake source above %s: the initramfs init (cmd/pibake-init) is compiled from it; run pibake from a pibake checkout or pass --src", dir)
+			return "", fmt.Errorf("no pibake source above %s: the initramfs init (cmd/pibake-init) is compiled from it; run pibake from inside a pibake checkout (the folder that holds its go.mod, or one below it)", dir)
 		}
 		d = parent
 	}
@@ -96,28 +96,46 @@ func storageNeeds(board firmware.Board, dtbs map[string][]byte, db *initramfs.Mo
 	return needs, nil
 }
 
-// buildInitramfs makes the initramfs: pibake-init plus the board's modules
-// from the image's own kernel, in load order.
-func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *rootfsOut, work string, epoch int64) ([]byte, string, error) {
-	initBin := filepath.Join(work, "pibake-init")
-	goVersion, err := buildDevice(ctx, src, "./cmd/pibake-init", initBin)
+// buildInitramfs makes the initramfs (b.initrd): pibake-init plus the
+// board's modules from the image's own kernel, in load order.
+func (b *build) buildInitramfs(ctx context.Context) error {
+	initBin := filepath.Join(b.staging, "pibake-init")
+	goVersion, err := buildDevice(ctx, b.src, "./cmd/pibake-init", initBin)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
 	initData, err := os.ReadFile(initBin)
+	os.Remove(initBin)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
+	entries, err := b.initramfsModules(ctx)
+	if err != nil {
+		return err
+	}
+	entries = append([]initramfs.Entry{{Path: "init", Mode: 0o755, Data: initData}}, entries...)
+	var buf bytes.Buffer
+	if err := initramfs.WriteCPIO(&buf, entries, b.epoch); err != nil {
+		return err
+	}
+	b.initrd, b.goVersion = buf.Bytes(), goVersion
+	return nil
+}
+
+// initramfsModules are the initramfs entries of the board's modules, in
+// load order, and their list (lib/modules/pibake.modules).
+func (b *build) initramfsModules(ctx context.Context) ([]initramfs.Entry, error) {
+	board, rf := b.board, b.rf
 	db, err := initramfs.ParseModuleDB(rf.res.ModulesDep, rf.res.ModulesBuiltin)
 	if err != nil {
-		return nil, "", fmt.Errorf("initramfs: %w", err)
+		return nil, fmt.Errorf("initramfs: %w", err)
 	}
 	if err := db.ParseAliases(rf.res.ModulesAlias); err != nil {
-		return nil, "", fmt.Errorf("initramfs: %w", err)
+		return nil, fmt.Errorf("initramfs: %w", err)
 	}
 	needs, err := storageNeeds(board, rf.res.DTBs, db)
 	if err != nil {
-		return nil, "", fmt.Errorf("initramfs for %s: %w", board.Name, err)
+		return nil, fmt.Errorf("initramfs for %s: %w", board.Name, err)
 	}
 	names := append([]string(nil), initramfs.Modules[board.Name]...)
 	for _, n := range needs {
@@ -125,7 +143,7 @@ func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *r
 	}
 	mods, err := db.Closure(names)
 	if err != nil {
-		return nil, "", fmt.Errorf("initramfs for %s: %w", board.Name, err)
+		return nil, fmt.Errorf("initramfs for %s: %w", board.Name, err)
 	}
 	modDir := "usr/lib/modules/" + rf.res.KernelVersion
 	var paths []string
@@ -134,9 +152,9 @@ func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *r
 	}
 	files, err := rf.base.ReadFiles(ctx, paths)
 	if err != nil {
-		return nil, "", fmt.Errorf("initramfs: %w", err)
+		return nil, fmt.Errorf("initramfs: %w", err)
 	}
-	entries := []initramfs.Entry{{Path: "init", Mode: 0o755, Data: initData}}
+	var entries []initramfs.Entry
 	var list strings.Builder
 	for _, m := range mods {
 		rel := path.Join(rf.res.KernelVersion, m)
@@ -144,9 +162,5 @@ func buildInitramfs(ctx context.Context, src string, board firmware.Board, rf *r
 		list.WriteString(rel + "\n")
 	}
 	entries = append(entries, initramfs.Entry{Path: "lib/modules/pibake.modules", Mode: 0o644, Data: []byte(list.String())})
-	var buf bytes.Buffer
-	if err := initramfs.WriteCPIO(&buf, entries, epoch); err != nil {
-		return nil, "", err
-	}
-	return buf.Bytes(), goVersion, nil
+	return entries, nil
 }

@@ -12,14 +12,13 @@ import (
 	"strings"
 
 	"github.com/pibake/pibake/builder/debian"
-	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/bmap"
 	"github.com/pibake/pibake/disk/layout"
-	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/release"
 )
 
+// releaseFiles are the release forms as the manifest lists them.
 func releaseFiles(r *release.Result) []manifest.File {
 	var out []manifest.File
 	for _, f := range []release.File{r.Zst, r.Bmap} {
@@ -28,8 +27,6 @@ func releaseFiles(r *release.Result) []manifest.File {
 	return out
 }
 
-// hashImage reads the image once and returns the sha256 of the whole disk
-// and of each partition (partitions do not overlap and are in disk order).
 // imageSums are the sha256 of the whole image and of each partition.
 type imageSums struct {
 	disk  string
@@ -49,6 +46,8 @@ func hashImageWritten(path string, lay layout.Layout, written bmap.Extents) imag
 	return imageSums{d, p, err}
 }
 
+// hashImage reads the image once and returns the sha256 of the whole disk
+// and of each partition (partitions do not overlap and are in disk order).
 func hashImage(r io.ReaderAt, lay layout.Layout) (string, []string, error) {
 	disk := sha256.New()
 	sums := make([]string, len(lay.Parts))
@@ -78,51 +77,61 @@ func hashImage(r io.ReaderAt, lay layout.Layout) (string, []string, error) {
 	return hex.EncodeToString(disk.Sum(nil)), sums, nil
 }
 
-func writeManifest(dir, imgName string, def *imagedef.Definition, board firmware.Board, lay layout.Layout, sig uint32, lock *debian.Lock, lockData []byte, lockPath string, rf *rootfsOut, epoch int64, goVersion, mmdebstrap string, initrdSize int, rel []manifest.File, hashes imageSums) (*manifest.Manifest, error) {
+// manifestOf gathers the manifest from what the stages left on the
+// build; mmdebstrap is the version of the tool that bootstrapped bases.
+func (b *build) manifestOf(mmdebstrap string) *manifest.Manifest {
+	def, rf := b.def, b.rf
 	m := &manifest.Manifest{
-		Format: manifest.Format, Image: def.Name, Version: def.Version, Board: board.Name, Env: orDefault(def.Env),
-		Bootloader: def.Bootloader, SourceDateEpoch: epoch, Kernel: rf.res.KernelVersion,
+		Format: manifest.Format, Image: def.Name, Version: def.Version, Board: b.board.Name, Env: orDefault(def.Env),
+		Bootloader: def.Bootloader, SourceDateEpoch: b.epoch, Kernel: rf.res.KernelVersion,
 		Rootfs:    manifest.Rootfs{Size: rf.size, SHA256: rf.sha256, Compressor: rf.compressor},
-		Initramfs: manifest.Initramfs{Size: int64(initrdSize), Go: goVersion},
-		Tools:     map[string]string{"go": goVersion, "tar2sqfs": rf.tool, "mmdebstrap": mmdebstrap},
-		Lock:      manifest.Lock{File: filepath.Base(lockPath), SHA256: strings.TrimPrefix(debian.Digest(lockData), "sha256:")},
-		Release:   rel,
+		Initramfs: manifest.Initramfs{Size: int64(len(b.initrd)), Go: b.goVersion},
+		Tools:     map[string]string{"go": b.goVersion, "tar2sqfs": rf.tool, "mmdebstrap": mmdebstrap},
+		Lock:      manifest.Lock{File: filepath.Base(b.lockPath), SHA256: strings.TrimPrefix(debian.Digest(b.lockData), "sha256:")},
+		Release:   b.release,
+		Disk:      manifest.Disk{File: b.imgName, Size: b.lay.DiskSize, Signature: fmt.Sprintf("0x%08x", b.sig), SHA256: b.sums.disk},
 	}
-	m.Disk = manifest.Disk{File: imgName, Size: lay.DiskSize, Signature: fmt.Sprintf("0x%08x", sig)}
-	if hashes.err != nil {
-		return nil, fmt.Errorf("manifest: %w", hashes.err)
-	}
-	m.Disk.SHA256 = hashes.disk
-	for i, p := range lay.Parts {
+	for i, p := range b.lay.Parts {
 		m.Partitions = append(m.Partitions, manifest.Partition{Number: p.Number, Name: p.Name, Type: fmt.Sprintf("0x%02x", p.Type), FS: p.FS,
-			PartUUID: fmt.Sprintf("%08x-%02x", sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: hashes.parts[i]})
+			PartUUID: fmt.Sprintf("%08x-%02x", b.sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: b.sums.parts[i]})
 	}
 	for _, p := range rf.res.Packages {
 		mp := manifest.Package{Name: p.Name, Version: p.Version, Arch: p.Arch}
-		if lp, ok := lock.Find(p.Name, debian.RoleRoot); ok && lp.Version == p.Version {
+		if lp, ok := b.lock.Find(p.Name, debian.RoleRoot); ok && lp.Version == p.Version {
 			mp.SHA256 = lp.SHA256
 		}
 		m.Packages = append(m.Packages, mp)
 	}
-	for _, p := range lock.Role(debian.RoleBoot) {
+	for _, p := range b.lock.Role(debian.RoleBoot) {
 		m.BootPackages = append(m.BootPackages, manifest.Package{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256})
 	}
 	sort.Slice(m.BootPackages, func(i, j int) bool { return m.BootPackages[i].Name < m.BootPackages[j].Name })
 	for _, c := range rf.containers {
 		m.Containers = append(m.Containers, manifest.Container{Name: c.name, Source: c.source, Digest: c.digest, Bytes: c.treeBytes, Entries: c.entries, Runtime: c.runtime, ImageID: c.imageID})
 	}
+	return m
+}
+
+// writeManifest writes manifest.json and SHA256SUMS into dir.
+func writeManifest(dir string, m *manifest.Manifest) error {
 	data, err := manifest.Write(dir, m)
 	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+		return err
 	}
-	msum := sha256.Sum256(data)
-	sums := fmt.Sprintf("%s  %s\n", m.Disk.SHA256, imgName)
-	for _, f := range rel {
+	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), checksums(m, data), 0o644); err != nil {
+		return fmt.Errorf("checksums: %w", err)
+	}
+	return nil
+}
+
+// checksums is SHA256SUMS before the SBOM's line: the image, its release
+// forms and the manifest (whose bytes are manifestJSON).
+func checksums(m *manifest.Manifest, manifestJSON []byte) []byte {
+	msum := sha256.Sum256(manifestJSON)
+	sums := fmt.Sprintf("%s  %s\n", m.Disk.SHA256, m.Disk.File)
+	for _, f := range m.Release {
 		sums += fmt.Sprintf("%s  %s\n", f.SHA256, f.File)
 	}
 	sums += fmt.Sprintf("%s  %s\n", hex.EncodeToString(msum[:]), manifest.FileName)
-	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sums), 0o644); err != nil {
-		return nil, fmt.Errorf("checksums: %w", err)
-	}
-	return m, nil
+	return []byte(sums)
 }

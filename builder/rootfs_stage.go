@@ -18,6 +18,7 @@ import (
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/builder/rootfs"
 	"github.com/pibake/pibake/builder/system"
+	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/config"
 )
@@ -91,82 +92,45 @@ func compressorLevel(comp string, level int) string {
 	return "level=" + strconv.Itoa(level)
 }
 
-func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.Board, baseTar string, epoch int64, out, src string, containers []preparedContainer) (*rootfsOut, error) {
-	base, err := rootfs.Scan(ctx, baseTar)
+// packRootfs customises the base into the read-only root filesystem, a
+// squashfs in the staging folder that must fit partitions.root.
+func (b *build) packRootfs(ctx context.Context) (string, error) {
+	b.rootImg = filepath.Join(b.staging, "root.sqfs")
+	rf, err := b.buildRootfs(ctx)
+	if err != nil {
+		return "", err
+	}
+	b.rf = rf
+	rootPart, _ := b.lay.Part(layout.RootA)
+	if rf.size > rootPart.Size {
+		return "", fmt.Errorf("root filesystem is %d MiB but partitions.root is %d MiB: %w; raise partitions.root in %s", (rf.size+layout.MiB-1)/layout.MiB, rootPart.Size/layout.MiB, ErrTooLarge, b.def.File)
+	}
+	return fmt.Sprintf("%d packages, kernel %s, squashfs %s %d bytes", len(rf.res.Packages), rf.res.KernelVersion, rf.compressor, rf.size), nil
+}
+
+// buildRootfs writes the squashfs at b.rootImg: the base, with what the
+// definition and pibake add, packed by tar2sqfs.
+func (b *build) buildRootfs(ctx context.Context) (*rootfsOut, error) {
+	base, err := rootfs.Scan(ctx, b.baseTar)
 	if err != nil {
 		return nil, err
 	}
 	if base.Kernel == nil {
-		return nil, fmt.Errorf("%s: the base has no kernel in /boot: add linux-image-arm64 to debian.packages and run 'pibake lock'", def.File)
+		return nil, fmt.Errorf("%s: the base has no kernel in /boot: add linux-image-arm64 to debian.packages and run 'pibake lock'", b.def.File)
 	}
-	spec, err := rootfsSpec(def, board, epoch)
+	spec, err := b.fullSpec(ctx, base)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range system.Files(bootchain.MaxTries, base.Has("usr/sbin/sshd"), def.Updater != nil) {
-		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
-	}
-	net := def.Network
-	sn := system.Network{DHCP: net.UseDHCP(), Addresses: net.Addresses, Gateway: net.Gateway, DNS: net.DNS, NTP: net.NTP, WiFi: net.UseWiFi()}
-	for _, f := range system.NetworkFiles(sn) {
-		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
-	}
-	if sn.WiFi && !base.Has("usr/lib/systemd/system/wpa_supplicant@.service") {
-		return nil, fmt.Errorf("%s: network.wifi: the base has no /usr/lib/systemd/system/wpa_supplicant@.service; run 'pibake lock %s' (the network section adds wpasupplicant)", def.File, def.File)
-	}
-	links, err := base.EnableBase(ctx, system.NetworkUnits(sn))
-	if err != nil {
-		return nil, fmt.Errorf("%s: network: %w; run 'pibake lock %s' after a change to the network section", def.File, err, def.File)
-	}
-	spec.Files = append(spec.Files, links...)
-	if len(containers) > 0 {
-		need := map[string][]string{"podman": {"usr/bin/podman"}, "docker": {"usr/sbin/dockerd", "usr/bin/docker"}}[def.ContainerRuntime]
-		pkgs := map[string]string{"podman": "podman", "docker": "docker.io and docker-cli"}[def.ContainerRuntime]
-		for _, f := range need {
-			if !base.Has(f) {
-				return nil, fmt.Errorf("%s: containers run with %s (container_runtime), but the base has no /%s: add %s to debian.packages and run 'pibake lock'", def.File, def.ContainerRuntime, f, pkgs)
-			}
-		}
-	}
-	containerFiles(&spec, containers)
-	// The agent binary is in every image: first-boot provisioning is one
-	// of its commands. Without an updater section it has no configuration
-	// and its service is not installed.
-	files, err := agentFiles(ctx, def, board, src, filepath.Dir(out), epoch)
-	if err != nil {
-		return nil, err
-	}
-	spec.Files = append(spec.Files, files...)
 	bin, err := debian.LookTool("tar2sqfs", "squashfs-tools-ng")
 	if err != nil {
 		return nil, err
 	}
 	comp := squashfsCompressor(base.KernelConfig)
-	cmd := exec.CommandContext(ctx, bin, "--quiet", "--no-skip", "--force",
-		"--compressor", comp, "--block-size", "131072", "--num-jobs", "2",
-		"--comp-extra", compressorLevel(comp, def.Rootfs.CompressionLevel),
-		"--defaults", "uid=0,gid=0,mode=0755,mtime="+strconv.FormatInt(epoch, 10), out)
-	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch, 10))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
+	if err := b.tar2sqfs(ctx, bin, comp, base, spec); err != nil {
 		return nil, err
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("rootfs: start tar2sqfs: %w", err)
-	}
-	_, werr := base.Write(ctx, spec, stdin)
-	stdin.Close()
-	if err := cmd.Wait(); err != nil {
-		// tar2sqfs failing (disk full, ...) is the cause of a broken pipe.
-		return nil, fmt.Errorf("rootfs: tar2sqfs: %w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	if werr != nil {
-		return nil, fmt.Errorf("%s: %w", def.File, werr)
-	}
-	f, err := os.Open(out)
+	f, err := os.Open(b.rootImg)
 	if err != nil {
 		return nil, err
 	}
@@ -178,17 +142,95 @@ func buildRootfs(ctx context.Context, def *imagedef.Definition, board firmware.B
 	}
 	ver, _ := exec.CommandContext(ctx, bin, "--version").Output()
 	tool, _, _ := strings.Cut(string(ver), "\n")
-	for _, c := range containers {
+	for _, c := range b.containers {
 		os.Remove(c.tree)
 	}
-	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp, tool: strings.TrimSpace(tool), containers: containers}, nil
+	return &rootfsOut{base: base, res: base.Result, size: n, sha256: hex.EncodeToString(h.Sum(nil)), compressor: comp, tool: strings.TrimSpace(tool), containers: b.containers}, nil
+}
+
+// fullSpec is everything the root filesystem adds to the base: the
+// definition's part (rootfsSpec), the system's files, the network, the
+// containers and the device agent.
+func (b *build) fullSpec(ctx context.Context, base *rootfs.Base) (rootfs.Spec, error) {
+	def := b.def
+	spec, err := rootfsSpec(def, b.board, b.epoch)
+	if err != nil {
+		return spec, err
+	}
+	for _, f := range system.Files(bootchain.MaxTries, base.Has("usr/sbin/sshd"), def.Updater != nil) {
+		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
+	}
+	net := def.Network
+	sn := system.Network{DHCP: net.UseDHCP(), Addresses: net.Addresses, Gateway: net.Gateway, DNS: net.DNS, NTP: net.NTP, WiFi: net.UseWiFi()}
+	for _, f := range system.NetworkFiles(sn) {
+		spec.Files = append(spec.Files, rootfs.File{Path: f.Path, Data: f.Data, Mode: f.Mode, Dir: f.Dir, Link: f.Link})
+	}
+	if sn.WiFi && !base.Has("usr/lib/systemd/system/wpa_supplicant@.service") {
+		return spec, fmt.Errorf("%s: network.wifi: the base has no /usr/lib/systemd/system/wpa_supplicant@.service; run 'pibake lock %s' (the network section adds wpasupplicant)", def.File, def.File)
+	}
+	links, err := base.EnableBase(ctx, system.NetworkUnits(sn))
+	if err != nil {
+		return spec, fmt.Errorf("%s: network: %w; run 'pibake lock %s' after a change to the network section", def.File, err, def.File)
+	}
+	spec.Files = append(spec.Files, links...)
+	if len(b.containers) > 0 {
+		need := map[string][]string{"podman": {"usr/bin/podman"}, "docker": {"usr/sbin/dockerd", "usr/bin/docker"}}[def.ContainerRuntime]
+		pkgs := map[string]string{"podman": "podman", "docker": "docker.io and docker-cli"}[def.ContainerRuntime]
+		for _, f := range need {
+			if !base.Has(f) {
+				return spec, fmt.Errorf("%s: containers run with %s (container_runtime), but the base has no /%s: add %s to debian.packages and run 'pibake lock'", def.File, def.ContainerRuntime, f, pkgs)
+			}
+		}
+	}
+	containerFiles(&spec, b.containers)
+	// The agent binary is in every image: first-boot provisioning is one
+	// of its commands. Without an updater section it has no configuration
+	// and its service is not installed.
+	files, err := b.agentFiles(ctx)
+	if err != nil {
+		return spec, err
+	}
+	spec.Files = append(spec.Files, files...)
+	return spec, nil
+}
+
+// tar2sqfs streams the base with spec applied into tar2sqfs, which
+// writes b.rootImg.
+func (b *build) tar2sqfs(ctx context.Context, bin, comp string, base *rootfs.Base, spec rootfs.Spec) error {
+	epoch := strconv.FormatInt(b.epoch, 10)
+	cmd := exec.CommandContext(ctx, bin, "--quiet", "--no-skip", "--force",
+		"--compressor", comp, "--block-size", "131072", "--num-jobs", "2",
+		"--comp-extra", compressorLevel(comp, b.def.Rootfs.CompressionLevel),
+		"--defaults", "uid=0,gid=0,mode=0755,mtime="+epoch, b.rootImg)
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+epoch)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	cmd.Stdout = &stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start tar2sqfs: %w", err)
+	}
+	_, werr := base.Write(ctx, spec, stdin)
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		// tar2sqfs failing (disk full, ...) is the cause of a broken pipe.
+		return fmt.Errorf("tar2sqfs: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if werr != nil {
+		return fmt.Errorf("%s: %w", b.def.File, werr)
+	}
+	return nil
 }
 
 // agentFiles are the device agent and, with an updater section, its
 // configuration.
-func agentFiles(ctx context.Context, def *imagedef.Definition, board firmware.Board, src, work string, epoch int64) ([]rootfs.File, error) {
-	bin := filepath.Join(work, "pibake-updater")
-	if _, err := buildDevice(ctx, src, "./cmd/pibake-updater", bin); err != nil {
+func (b *build) agentFiles(ctx context.Context) ([]rootfs.File, error) {
+	def := b.def
+	bin := filepath.Join(b.staging, "pibake-updater")
+	if _, err := buildDevice(ctx, b.src, "./cmd/pibake-updater", bin); err != nil {
 		return nil, err
 	}
 	defer os.Remove(bin)
@@ -207,7 +249,7 @@ func agentFiles(ctx context.Context, def *imagedef.Definition, board firmware.Bo
 	u := def.Updater
 	health := u.Health
 	health.Units = withContainerUnits(def, health.Units)
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: epoch, Board: board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait()}.Marshal()
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: b.epoch, Board: b.board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait()}.Marshal()
 	if err != nil {
 		return nil, err
 	}
