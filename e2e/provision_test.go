@@ -306,12 +306,12 @@ write_files:
 		t.Error("the console does not name the malformed field")
 	}
 	names = noSecrets(t, img, badSecret)
-	if !contains(names, "pibake-provision.error.txt") || contains(names, provision.FileName) {
+	if !containsFold(names, "pibake-provision.error.txt") || containsFold(names, provision.FileName) {
 		t.Errorf("bootsel after a malformed file: %v; want the error note and no provisioning file", names)
 	}
 }
 
-func contains(list []string, s string) bool {
+func containsFold(list []string, s string) bool {
 	for _, v := range list {
 		if strings.EqualFold(v, s) {
 			return true

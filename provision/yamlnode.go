@@ -2,6 +2,7 @@ package provision
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,7 +65,7 @@ func (d doc) fields(n *yaml.Node, prefix string, known []string, fn func(key str
 		if k.Value == "<<" {
 			return d.errAt(k, name, "YAML merge keys are not supported: write the fields out")
 		}
-		if known != nil && !contains(known, k.Value) {
+		if known != nil && !slices.Contains(known, k.Value) {
 			sorted := append([]string(nil), known...)
 			sort.Strings(sorted)
 			return d.errAt(k, name, "unknown field (known: %s)", strings.Join(sorted, ", "))
@@ -164,15 +165,6 @@ func kind(n *yaml.Node) string {
 		return "a string"
 	}
 	return "a " + strings.TrimPrefix(n.Tag, "!!") + " value"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func join(prefix, s string) string {

@@ -12,6 +12,7 @@ package imagedef
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -174,15 +175,6 @@ var (
 	reOwner    = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]*:[a-z0-9_][a-z0-9_-]*$`)
 	reMode     = regexp.MustCompile(`^0?[0-7]{3,4}$`)
 )
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
 
 // DefaultBoard is the board built when none is asked for: the first listed.
 func (d *Definition) DefaultBoard() string {
