@@ -438,7 +438,7 @@ func TestBoot(t *testing.T) {
 	if !strings.HasPrefix(first.fields["timezone"], "Europe/Paris ") || !strings.HasSuffix(first.fields["timezone"], "zoneinfo/Europe/Paris") {
 		t.Errorf("time zone %q", first.fields["timezone"])
 	}
-	if names := noSecrets(t, img, wifiSecret, tokenSecret); contains(names, provision.FileName) {
+	if names := noSecrets(t, img, wifiSecret, tokenSecret); containsFold(names, provision.FileName) {
 		t.Errorf("%s still on bootsel after first boot: %v", provision.FileName, names)
 	}
 	expect(t, first, "root", "/dev/vda5")

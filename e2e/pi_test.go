@@ -292,7 +292,7 @@ func checkPiProvision(t *testing.T, img string, r report, host string) {
 	expect(t, r, "provision", "active 1")
 	expect(t, r, "datafile", "placed by provisioning")
 	expect(t, r, "wifi", "600 country=DE")
-	if names := noSecrets(t, img, wifiSecret); contains(names, provision.FileName) {
+	if names := noSecrets(t, img, wifiSecret); containsFold(names, provision.FileName) {
 		t.Errorf("%s still on bootsel: %v", provision.FileName, names)
 	}
 }

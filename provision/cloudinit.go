@@ -3,6 +3,7 @@ package provision
 import (
 	"bytes"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,7 +62,7 @@ func ParseCloudInit(ci CloudInit) (*Spec, error) {
 			return nil, err
 		}
 	}
-	if s.Hostname == "" && metaHost != "" && !contains(s.NotApplied, "user-data: preserve_hostname") {
+	if s.Hostname == "" && metaHost != "" && !slices.Contains(s.NotApplied, "user-data: preserve_hostname") {
 		s.Hostname = metaHost
 	}
 	sort.Strings(s.NotApplied)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,7 +139,7 @@ func (d *Definition) validateContainers(bad func(msg string, p ...string)) {
 	for _, c := range d.Containers {
 		names[c.Name] = true
 	}
-	if !contains(KnownRuntimes, d.ContainerRuntime) {
+	if !slices.Contains(KnownRuntimes, d.ContainerRuntime) {
 		bad(fmt.Sprintf("unknown container runtime %q (known: %s)", d.ContainerRuntime, strings.Join(KnownRuntimes, ", ")), "container_runtime")
 	}
 	seen := map[string]bool{}

@@ -12,7 +12,6 @@ package imagedef
 import (
 	"fmt"
 	"regexp"
-	"slices"
 	"sort"
 	"strings"
 	"time"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -96,11 +97,11 @@ func (n Network) validate(d *Definition) []fieldError {
 	if n.TimeWait != nil && (*n.TimeWait < 0 || *n.TimeWait > time.Hour) {
 		bad(fmt.Sprintf("%s is outside 0s..1h", *n.TimeWait), "time_wait")
 	}
-	if n.UseWiFi() && !contains(d.Debian.Components, "non-free-firmware") {
+	if n.UseWiFi() && !slices.Contains(d.Debian.Components, "non-free-firmware") {
 		bad("wifi needs Debian's non-free-firmware component (firmware-brcm80211): add it to debian.components or set network.wifi: false", "wifi")
 	}
 	for i, p := range d.Debian.Packages {
-		if contains(n.Packages(), p) {
+		if slices.Contains(n.Packages(), p) {
 			errs = append(errs, fieldError{path: []string{"debian", "packages", strconv.Itoa(i)}, msg: fmt.Sprintf("package %q is added by the network section (docs/network.md); remove it here", p)})
 		}
 	}

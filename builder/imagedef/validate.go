@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,7 +61,7 @@ func (d *Definition) validate() []fieldError {
 	seen := map[string]bool{}
 	for i, b := range d.Boards {
 		switch {
-		case !contains(KnownBoards, b):
+		case !slices.Contains(KnownBoards, b):
 			bad(fmt.Sprintf("unknown board %q (known: %s)", b, strings.Join(KnownBoards, ", ")), "boards", strconv.Itoa(i))
 		case seen[b]:
 			bad(fmt.Sprintf("board %q listed twice", b), "boards", strconv.Itoa(i))
@@ -112,7 +113,7 @@ func (d *Definition) validateDebian(bad func(msg string, p ...string)) {
 			bad(fmt.Sprintf("%q is not a valid component", c), "debian", "components", strconv.Itoa(i))
 		}
 	}
-	if !contains(KnownVariants, deb.Variant) {
+	if !slices.Contains(KnownVariants, deb.Variant) {
 		bad(fmt.Sprintf("unknown variant %q (known: %s)", deb.Variant, strings.Join(KnownVariants, ", ")), "debian", "variant")
 	}
 	for field, globs := range map[string][]string{"path_exclude": deb.PathExclude, "path_include": deb.PathInclude} {
