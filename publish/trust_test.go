@@ -277,3 +277,24 @@ func TestPublishSerialJump(t *testing.T) {
 		t.Errorf("a rotation without a history, --serial-from 1: %v", err)
 	}
 }
+
+// TestBundleVerifiesBlobs: a bundle carries only artifacts that hold the
+// bytes its channel document names; one changed in the repository stops
+// it (the device would refuse it after the whole bundle was carried there).
+func TestBundleVerifiesBlobs(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	res, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuild(t, "1.0.0"), Key: priv, Expires: time.Hour, Rollout: 1, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := res.Document.Artifacts[len(res.Document.Artifacts)-1]
+	os.WriteFile(filepath.Join(repo, root.Path), fakeRoot("6.6.6"), 0o644)
+	out := filepath.Join(t.TempDir(), "b.tar")
+	if _, err := Bundle(context.Background(), repo, "stable", out); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("a bundle of a changed blob: %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("the refused bundle was written")
+	}
+}
