@@ -2,7 +2,12 @@
 // any static HTTP server, CDN or bucket can serve, named by the table in
 // updater/channel (repo.go): content-addressed blobs, and per channel its
 // signed document, its signed chunk document, and the publisher's history
-// and cost records.
+// (signed too: it decides which patches publish makes) and cost records.
+//
+// The repository is plain files others may write (a shared bucket), so
+// publish acts on nothing there it did not verify: documents and history
+// only if its key (or a previous key) signed them, a blob only once its
+// bytes hash to its name, a serial only if the signed history records it.
 //
 // A release has two artifacts, written by a device into its inactive slot:
 // "boot" (the boot partition's FAT filesystem, trailing free space cut off)
