@@ -109,3 +109,23 @@ func TestUnmarshal(t *testing.T) {
 		t.Errorf("empty document: %v, %+v", err, o)
 	}
 }
+
+// TestParseQuotesNothing: without KeepQuotes a syntax error keeps none of
+// the input, however short the text the parser would quote.
+func TestParseQuotesNothing(t *testing.T) {
+	for _, c := range []struct{ data, secret, want string }{
+		{"a: !!int pw1\n", "pw1", "f.yaml:1: malformed YAML: a tagged value (!!int, !!bool, ...) that is not of its tag's type"},
+		{"a: !!bool `x`\n", "`x`", "malformed YAML"},
+		{"a: *pw2\n", "pw2", "f.yaml:1: malformed YAML: unknown anchor … referenced"},
+		{"a: &pw3 [*pw3]\n", "pw3", "malformed YAML"},
+		{"a: 1\nb: 'Hunter2Secret\n", "Hunter2", "malformed YAML"},
+	} {
+		_, err := Parse("f.yaml", []byte(c.data), Options{})
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), c.secret) {
+			t.Errorf("%q: %v; want %q and no %q", c.data, err, c.want, c.secret)
+		}
+		if _, err := Parse("f.yaml", []byte(c.data), Options{KeepQuotes: true}); err == nil {
+			t.Errorf("%q: accepted with KeepQuotes", c.data)
+		}
+	}
+}

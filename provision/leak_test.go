@@ -1,0 +1,205 @@
+package provision
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// leakWindow is the length of the pieces of the input a message must not
+// carry: any run of that many characters of a key, a value, a tag or an
+// anchor of the input, unless the program's own text has it too (a field
+// name, a word of a fixed message).
+const leakWindow = 6
+
+var (
+	ownTextOnce sync.Once
+	ownTextAll  string
+)
+
+// ownText is every string literal of the provisioning readers and of the
+// shared YAML reader (non-test files): the only text a message may be
+// made of, besides the file name and numbers.
+func ownText(t testing.TB) string {
+	ownTextOnce.Do(func() {
+		var b strings.Builder
+		for _, dir := range []string{".", "../internal/yamlerr"} {
+			files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+			if err != nil {
+				panic(err)
+			}
+			for _, f := range files {
+				if strings.HasSuffix(f, "_test.go") {
+					continue
+				}
+				src, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
+				if err != nil {
+					panic(err)
+				}
+				ast.Inspect(src, func(n ast.Node) bool {
+					if l, ok := n.(*ast.BasicLit); ok && l.Kind == token.STRING {
+						if s, err := strconv.Unquote(l.Value); err == nil {
+							b.WriteString(s + "\x00")
+						}
+					}
+					return true
+				})
+			}
+		}
+		ownTextAll = b.String()
+	})
+	return ownTextAll
+}
+
+// inputPieces are the texts of an input a message could repeat: every
+// key, value, tag and anchor YAML reads in it (whatever the parse error),
+// and every run of characters between blanks and YAML's punctuation.
+func inputPieces(data []byte) []string {
+	var out []string
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n == nil {
+			return
+		}
+		out = append(out, n.Value, n.Anchor)
+		if !strings.HasPrefix(n.Tag, "!!") {
+			out = append(out, n.Tag)
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	for i := 0; i < 4; i++ {
+		var n yaml.Node
+		if err := dec.Decode(&n); err != nil {
+			break
+		}
+		walk(&n)
+	}
+	out = append(out, strings.FieldsFunc(string(data), func(r rune) bool {
+		return r <= ' ' || strings.ContainsRune(":,[]{}#&*!|>'\"%@`?-=\\", r)
+	})...)
+	return out
+}
+
+// position is what a message may say of a place: "line 12", "file:12:".
+var position = regexp.MustCompile(`(line |:)[0-9]+`)
+
+// leaks lists the pieces of the inputs that msg repeats: windows of
+// leakWindow characters of an input's piece that are not the program's
+// own text.
+func leaks(t testing.TB, msg string, inputs ...[]byte) []string {
+	own := ownText(t)
+	msg = position.ReplaceAllString(msg, "$1#")
+	var out []string
+	seen := map[string]bool{}
+	for _, in := range inputs {
+		for _, p := range inputPieces(in) {
+			r := []rune(p)
+			for i := 0; i+leakWindow <= len(r); i++ {
+				w := string(r[i : i+leakWindow])
+				if seen[w] || strings.Contains(own, w) || !strings.Contains(msg, w) {
+					continue
+				}
+				seen[w] = true
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// TestMessagesCarryNoValue: refusals that once repeated a key or a value
+// of the input (a value starting with '!' is a YAML tag; an unknown key;
+// a host name, a country, an SSID) now say where, never what.
+func TestMessagesCarryNoValue(t *testing.T) {
+	const s = "Hunter2Secret"
+	wifi := func(line string) string {
+		return "wifi:\n  country: FR\n  networks:\n    - ssid: x\n      " + line + "\n"
+	}
+	for _, c := range []struct{ name, body string }{
+		{"tag passphrase", wifi("passphrase: !" + s)},
+		{"tag psk", wifi("psk: !" + s)},
+		{"secondary tag", wifi("passphrase: !!" + s)},
+		{"tag hash", "users:\n  - name: pi\n    password_hash: !" + s + "\n"},
+		{"tag on a list", wifi("passphrase: !" + s + " [a]")},
+		{"key only", "{0fuzzsecret1}\n"},
+		{"unknown key", "{" + s + ": 1}\n"},
+		{"unknown nested key", wifi(s + ": x")},
+		{"anchor", "hostname: &" + s + " a\ntimezone: *" + s + "\n"},
+		{"unknown anchor", "hostname: *" + s + "\n"},
+		{"host name", "hostname: -" + s + "\n"},
+		{"country", "wifi:\n  country: " + s + "\n  networks: [{ssid: x, open: true}]\n"},
+		{"time zone", "timezone: ../" + s + "\n"},
+		{"user name", "users:\n  - {name: " + s + ", password_hash: x}\n"},
+		{"key type", "users:\n  - name: pi\n    ssh_keys: ['" + s + " AAAA']\n"},
+		{"long ssid", "wifi:\n  country: FR\n  networks:\n    - {ssid: " + strings.Repeat(s, 3) + ", open: true}\n"},
+		{"data path", "files:\n  - {path: pibake/" + s + ", content: x}\n"},
+		{"malformed quote", "hostname: \"" + s + "\n"},
+		{"short quote", "a: *'" + s[:3] + "'\n"},
+		{"version", "version: !" + s + " 1\n"},
+	} {
+		_, err := Parse(FileName, []byte(c.body))
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		if l := leaks(t, err.Error(), []byte(c.body)); len(l) > 0 {
+			t.Errorf("%s: the message repeats %q of the input: %v", c.name, l, err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		ci   CloudInit
+	}{
+		{"tag passwd", CloudInit{UserData: []byte("#cloud-config\nuser:\n  name: pi\n  passwd: !" + s + "\n")}},
+		{"tag password", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      regulatory-domain: GB\n      access-points:\n        home:\n          password: !" + s + "\n")}},
+		{"ssid in the field", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      regulatory-domain: GB\n      access-points:\n        " + s + ":\n          password: short\n")}},
+		{"interface", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    " + s + ":\n      access-points: [x]\n  ethernets:\n    eth0: 3\n")}},
+		{"user name", CloudInit{UserData: []byte("#cloud-config\nusers:\n  - name: " + s + "\n")}},
+		{"meta host", CloudInit{MetaData: []byte("local-hostname: _" + s + "\n")}},
+		{"regdom", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      regulatory-domain: " + s + "\n      access-points:\n        home: {password: longenough}\n")}},
+		{"unknown key, then an error", CloudInit{UserData: []byte("#cloud-config\n" + s + ":\n  - x\nssh_pwauth: [x]\n")}},
+	} {
+		_, err := ParseCloudInit(c.ci)
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+			continue
+		}
+		if l := leaks(t, err.Error(), c.ci.UserData, c.ci.NetworkConfig, c.ci.MetaData); len(l) > 0 {
+			t.Errorf("%s: the message repeats %q of the input: %v", c.name, l, err)
+		}
+	}
+}
+
+// TestNotAppliedCarriesNoKey: the settings pibake does not apply are
+// logged by their known names; a key it does not know is named by its
+// line only.
+func TestNotAppliedCarriesNoKey(t *testing.T) {
+	const s = "Hunter2Secret"
+	ci := CloudInit{
+		UserData:      []byte("#cloud-config\nruncmd: [x]\n" + s + ": 1\nuser:\n  name: pi\n  " + s + "x: 2\n"),
+		NetworkConfig: []byte("network:\n  version: 2\n  ethernets:\n    " + s + "0: {dhcp4: true}\n  wifis:\n    " + s + "1: {}\n    wlan0:\n      regulatory-domain: GB\n      access-points:\n        home:\n          auth: {key-management: " + s + "2}\n"),
+		MetaData:      []byte("instance-id: x\n" + s + "3: y\n"),
+	}
+	spec, err := ParseCloudInit(ci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(spec.NotApplied, "\n")
+	if !strings.Contains(got, "user-data: runcmd") {
+		t.Errorf("a known key is not named:\n%s", got)
+	}
+	if l := leaks(t, got, ci.UserData, ci.NetworkConfig, ci.MetaData); len(l) > 0 {
+		t.Errorf("not applied repeats %q of the input:\n%s", l, got)
+	}
+}
