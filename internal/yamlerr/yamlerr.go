@@ -106,9 +106,9 @@ func Parse(file string, data []byte, o Options) (*yaml.Node, error) {
 }
 
 func (o Options) syntaxError(file string, err error) *Error {
-	msg := stripPrefix(err.Error())
+	msg := ": " + stripPrefix(err.Error())
 	if !o.KeepQuotes {
-		msg = fixedMessage(msg)
+		msg = fixedMessage(msg[2:])
 	}
 	msg = "malformed YAML" + msg
 	if o.Hint != "" {
@@ -317,7 +317,6 @@ var known = []string{
 var quoting = []struct{ prefix, suffix, say string }{
 	{"unknown anchor '", "' referenced", "unknown anchor … referenced"},
 	{"anchor '", "' value contains itself", "an anchor's value contains itself"},
-	{"cannot decode ", "", "a tagged value (!!int, !!bool, ...) that is not of its tag's type"},
 	{"exceeded max depth of ", "", "nested too deep"},
 }
 
