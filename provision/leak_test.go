@@ -1,14 +1,19 @@
 package provision
 
 import (
+	"bytes"
+	"context"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -201,5 +206,86 @@ func TestNotAppliedCarriesNoKey(t *testing.T) {
 	}
 	if l := leaks(t, got, ci.UserData, ci.NetworkConfig, ci.MetaData); len(l) > 0 {
 		t.Errorf("not applied repeats %q of the input:\n%s", l, got)
+	}
+}
+
+// TestRunSaysNoValue: what Run writes where people read it (its error,
+// the journal, pibake-provision.error.txt on bootsel) repeats no key and
+// no value of the files, whether they are refused when parsed, refused
+// against the image, fail while being committed or are applied.
+func TestRunSaysNoValue(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	const s = "Hunter2Secret"
+	const l = "hunter2secret"
+	type setup func(root string)
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+		setup setup
+		fails bool
+	}{
+		{name: "tag passphrase", files: map[string]string{FileName: "wifi:\n  country: FR\n  networks:\n    - ssid: x\n      passphrase: !" + s + "\n"}, fails: true},
+		{name: "unknown key", files: map[string]string{FileName: "{0" + s + "1}\n"}, fails: true},
+		{name: "no such user", files: map[string]string{FileName: "users:\n  - name: " + l + "\n    password_hash: \"" + hash5 + "\"\n"}, fails: true},
+		{name: "unknown owner", files: map[string]string{FileName: "files:\n  - {path: a, owner: " + l + ":" + l + "g, content: x}\n"}, fails: true},
+		{name: "unknown group", files: map[string]string{FileName: "files:\n  - {path: a, owner: pi:" + l + ", content: x}\n"}, fails: true},
+		{name: "unknown zone", files: map[string]string{FileName: "timezone: Mars/" + s + "\n"}, fails: true},
+		{name: "channel", files: map[string]string{FileName: "updater:\n  channel: " + s + "\n"}, fails: true},
+		{name: "path through a symlink", files: map[string]string{FileName: "files:\n  - {path: " + s + "/x, content: x}\n"}, fails: true,
+			setup: func(root string) { os.Symlink("/etc", filepath.Join(root, "data", s)) }},
+		{name: "path is a folder", files: map[string]string{FileName: "files:\n  - {path: " + s + ", content: x}\n"}, fails: true,
+			setup: func(root string) { os.MkdirAll(filepath.Join(root, "data", s), 0o755) }},
+		{name: "path through a file", files: map[string]string{FileName: "files:\n  - {path: " + s + "/x, content: x}\n"}, fails: true,
+			setup: func(root string) { os.WriteFile(filepath.Join(root, "data", s), nil, 0o644) }},
+		{name: "commit fails", files: map[string]string{FileName: "files:\n  - {path: app/" + s + ", content: " + s + "}\n"}, fails: true,
+			setup: func(string) {
+				renameFile = func(string, string) error { return &os.LinkError{Op: "rename", Old: s, New: s, Err: syscall.EIO} }
+			}},
+		{name: "applied", files: map[string]string{FileName: "hostname: box-9\nfiles:\n  - {path: app/" + s + ", content: " + s + "}\n"}},
+		{name: "cloud-init", files: map[string]string{
+			UserData:      "#cloud-config\n" + s + ": 1\nuser:\n  name: pi\n  " + s + "x: 2\n",
+			NetworkConfig: "network:\n  version: 2\n  wifis:\n    " + s + "1: {}\n    wlan0:\n      regulatory-domain: GB\n      access-points:\n        " + s + "2:\n          password: !" + s + "\n",
+			MetaData:      "instance-id: x\n" + s + "3: y\n",
+		}, fails: true},
+		{name: "cloud-init applied", files: map[string]string{
+			UserData: "#cloud-config\n" + s + ": 1\nruncmd: [" + s + "]\n",
+			MetaData: s + "3: y\n",
+		}},
+	} {
+		boot, root := t.TempDir(), target(t)
+		var inputs [][]byte
+		for name, body := range c.files {
+			os.WriteFile(filepath.Join(boot, name), []byte(body), 0o600)
+			inputs = append(inputs, []byte(body))
+		}
+		if c.setup != nil {
+			c.setup(root)
+		}
+		var journal bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&journal, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+		_, err := Run(context.Background(), boot, root, log)
+		renameFile = os.Rename
+		if (err != nil) != c.fails {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		note, _ := os.ReadFile(filepath.Join(boot, ErrorFile))
+		if c.fails && len(note) == 0 {
+			t.Errorf("%s: no %s", c.name, ErrorFile)
+		}
+		said := journal.String() + "\n" + string(note)
+		if err != nil {
+			said += "\n" + err.Error()
+		}
+		said = strings.ReplaceAll(said, root, "ROOT")
+		if l := leaks(t, said, inputs...); len(l) > 0 {
+			t.Errorf("%s: repeats %q of the input:\n%s", c.name, l, said)
+		}
 	}
 }

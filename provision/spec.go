@@ -1,9 +1,9 @@
 package provision
 
 import (
-	"errors"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path"
 	"regexp"
