@@ -99,12 +99,29 @@ func inputPieces(data []byte) []string {
 // position is what a message may say of a place: "line 12", "file:12:".
 var position = regexp.MustCompile(`(line |:)[0-9]+`)
 
+// fieldPath matches what may be a field's path, as in wifi.networks.0.ssid.
+var fieldPath = regexp.MustCompile(`[A-Za-z0-9_?-]+(\.[A-Za-z0-9_?-]+)+`)
+
+// ownPaths replaces in msg each field path made of the formats' words,
+// list indices and '?' (the path of an unknown key) by '§': the words are
+// the program's own, but joined they are in none of its literals.
+func ownPaths(msg string) string {
+	return fieldPath.ReplaceAllStringFunc(msg, func(p string) string {
+		for _, w := range strings.Split(p, ".") {
+			if _, err := strconv.Atoi(w); err != nil && !words[w] && w != "?" {
+				return p
+			}
+		}
+		return "§"
+	})
+}
+
 // leaks lists the pieces of the inputs that msg repeats: windows of
 // leakWindow characters of an input's piece that are not the program's
 // own text.
 func leaks(t testing.TB, msg string, inputs ...[]byte) []string {
 	own := ownText(t)
-	msg = position.ReplaceAllString(msg, "$1#")
+	msg = ownPaths(position.ReplaceAllString(msg, "$1#"))
 	var out []string
 	seen := map[string]bool{}
 	for _, in := range inputs {
@@ -112,7 +129,7 @@ func leaks(t testing.TB, msg string, inputs ...[]byte) []string {
 			r := []rune(p)
 			for i := 0; i+leakWindow <= len(r); i++ {
 				w := string(r[i : i+leakWindow])
-				if seen[w] || strings.Contains(own, w) || !strings.Contains(msg, w) {
+				if seen[w] || !strings.Contains(msg, w) || strings.Contains(own, w) {
 					continue
 				}
 				seen[w] = true
