@@ -99,12 +99,14 @@ func inputPieces(data []byte) []string {
 // position is what a message may say of a place: "line 12", "file:12:".
 var position = regexp.MustCompile(`(line |:)[0-9]+`)
 
-// fieldPath matches what may be a field's path, as in wifi.networks.0.ssid.
-var fieldPath = regexp.MustCompile(`[A-Za-z0-9_?-]+(\.[A-Za-z0-9_?-]+)+`)
+// fieldPath matches a word, or words joined by dots: what may be a
+// field's path, as in wifi.networks.0.ssid.
+var fieldPath = regexp.MustCompile(`[A-Za-z0-9_?-]+(\.[A-Za-z0-9_?-]+)*`)
 
-// ownPaths replaces in msg each field path made of the formats' words,
-// list indices and '?' (the path of an unknown key) by '§': the words are
-// the program's own, but joined they are in none of its literals.
+// ownPaths replaces in msg each of the formats' words, and each field
+// path made of them, of list indices and of '?' (the path of an unknown
+// key), by '§': they are the program's own, but joined to each other or
+// to a list's ", " they are in none of its literals.
 func ownPaths(msg string) string {
 	return fieldPath.ReplaceAllStringFunc(msg, func(p string) string {
 		for _, w := range strings.Split(p, ".") {
