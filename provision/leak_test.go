@@ -110,7 +110,8 @@ var fieldPath = regexp.MustCompile(`[A-Za-z0-9_?-]+(\.[A-Za-z0-9_?-]+)*`)
 func ownPaths(msg string) string {
 	return fieldPath.ReplaceAllStringFunc(msg, func(p string) string {
 		for _, w := range strings.Split(p, ".") {
-			if _, err := strconv.Atoi(w); err != nil && !words[w] && w != "?" {
+			w = strings.TrimSuffix(w, "?") // "?" or "did you mean hostname?"
+			if _, err := strconv.Atoi(w); err != nil && !words[w] && w != "" {
 				return p
 			}
 		}
