@@ -132,7 +132,8 @@ func (r record) migrate() error {
 	var key []byte
 	if old {
 		if key, err = r.key(); err != nil {
-			return err
+			// Root's alone at least, until a key can be made.
+			return errors.Join(err, os.Chmod(r.path(), 0o600))
 		}
 	}
 	var out strings.Builder
