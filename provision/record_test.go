@@ -47,6 +47,9 @@ func TestMarkerConfirmsNoGuess(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("the marker's mode is %v, want 0600", st.Mode().Perm())
 	}
+	if st, err := os.Stat(filepath.Join(root, RecordKeyPath)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the marker's key: %v %v, want mode 0600", st, err)
+	}
 	data, _ := os.ReadFile(marker)
 	for _, guess := range []string{"password", "Summer2024!", "Winter2023!", "Winter2024!", "letmein123"} {
 		files := map[string][]byte{FileName: body(guess)}
@@ -98,5 +101,26 @@ func TestMarkerMigrates(t *testing.T) {
 		if read(t, root, "etc/hostname") != "demo\n" {
 			t.Errorf("files %v: applied again", withFiles)
 		}
+	}
+}
+
+// TestMarkerWithoutKey: a key that cannot be used (not 32 bytes) leaves
+// an old marker root's alone, and the files apply (again), unrecorded.
+func TestMarkerWithoutKey(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	boot, root := t.TempDir(), target(t)
+	marker := filepath.Join(root, RecordPath)
+	os.MkdirAll(filepath.Dir(marker), 0o755)
+	os.WriteFile(marker, []byte(strings.Repeat("ab", 32)+"  user-data\n"), 0o644)
+	os.WriteFile(filepath.Join(root, RecordKeyPath), []byte("short"), 0o600)
+	os.WriteFile(filepath.Join(boot, FileName), []byte("hostname: box-4\n"), 0o600)
+	out, err := Run(context.Background(), boot, root, nil)
+	if err != nil || !out.Applied || out.Mark != "" {
+		t.Fatalf("%+v %v", out, err)
+	}
+	if st, err := os.Stat(marker); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the old marker: %v %v, want mode 0600", st, err)
 	}
 }
