@@ -69,15 +69,15 @@ func good(t testing.TB) string {
 
 func TestHashes(t *testing.T) {
 	for _, h := range []string{hash6, hash5, hashY} {
-		if err := CheckPasswordHash(h); err != nil {
-			t.Errorf("%s: %v", h, err)
+		if m := checkHash(h); m != "" {
+			t.Errorf("%s: %v", h, m)
 		}
 	}
 	for _, h := range []string{"secret", "$1$abc$def", "!" + hash6, "$6$abcdefgh$short", "*", ""} {
-		if err := CheckPasswordHash(h); err == nil {
+		if m := checkHash(h); m == "" {
 			t.Errorf("%q accepted", h)
-		} else if h != "" && strings.Contains(err.Error(), h) {
-			t.Errorf("the message repeats the value: %v", err)
+		} else if h != "" && strings.Contains(string(m), h) {
+			t.Errorf("the message repeats the value: %v", m)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package provision
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"os"
 	"path"
 	"regexp"
@@ -132,16 +131,9 @@ func checkTimeZone(tz string) msg {
 	return ""
 }
 
-// CheckPasswordHash accepts the crypt(3) formats Debian's libcrypt reads
-// and recommends: yescrypt ($y$), SHA-512 ($6$) and SHA-256 ($5$). The
-// message never repeats the value: it may be a plaintext password.
-func CheckPasswordHash(h string) error {
-	if m := checkHash(h); m != "" {
-		return errors.New(string(m))
-	}
-	return nil
-}
-
+// checkHash accepts the crypt(3) formats Debian's libcrypt reads and
+// recommends: yescrypt ($y$), SHA-512 ($6$) and SHA-256 ($5$). The message
+// never repeats the value: it may be a plaintext password.
 func checkHash(h string) msg {
 	for _, re := range cryptHash {
 		if re.MatchString(h) {
