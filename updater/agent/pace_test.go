@@ -297,7 +297,9 @@ func TestRepublishedRolloutIsNotReinstalled(t *testing.T) {
 			d := settledOn(t, r)
 			agentOn := func(s bootchain.Slot) *Agent {
 				a := d.agent(r, s, check{"api", nil})
-				a.Running = func(sl bootchain.Slot) (Readable, Readable, error) { return d.part(sl, "boot"), d.part(sl, "root"), nil }
+				a.Running = func(sl bootchain.Slot) (Readable, Readable, error) {
+					return d.part(sl, "boot"), d.part(sl, "root"), nil
+				}
 				return a
 			}
 			r.publish(t, "2.0", false)
@@ -338,5 +340,53 @@ func TestRepublishedRolloutIsNotReinstalled(t *testing.T) {
 				t.Errorf("the next poll: %v", err)
 			}
 		})
+	}
+}
+
+// slowCard is a partition whose reads take time on the test's clock, as
+// a slow card's do.
+type slowCard struct {
+	*vpart
+	clk  *installtest.Clock
+	rate float64 // bytes per second
+}
+
+func (s slowCard) ReadAt(p []byte, off int64) (int, error) {
+	s.clk.Advance(time.Duration(float64(len(p)) / s.rate * float64(time.Second)))
+	return s.vpart.ReadAt(p, off)
+}
+
+// TestReadBackFeedsTheWatchdog: the read-back of an artifact against its
+// signed sha256 (after a download, and of an artifact written before a
+// restart) feeds the watchdog, however slow the card: a large root read
+// at a card's pace takes minutes.
+func TestReadBackFeedsTheWatchdog(t *testing.T) {
+	clk := installtest.NewClock(now)
+	r := newRepo(t)
+	d := newDeviceWith(deltaPart, release)
+	r.publishData(t, "stable", "1.0", func(n string) []byte { return release(n, "1.0") }, false)
+	if err := d.agent(r, d.boot.PowerOn()).AfterBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.publishData(t, "stable", "2.0", func(n string) []byte { return release(n, "2.0") }, false)
+	for _, life := range []string{"install", "after a restart"} {
+		w := newDog(clk, func() {})
+		a := d.agent(r, bootchain.A)
+		a.Now, a.Beat = clk.Now, w.beat
+		a.Slots = func(s bootchain.Slot) (install.Target, install.Target, error) {
+			return slowCard{d.part(s, "boot"), clk, 32 << 10}, slowCard{d.part(s, "root"), clk, 32 << 10}, nil
+		}
+		if life == "after a restart" {
+			st, _ := d.store.Load()
+			st.Trial = nil // recorded, never armed: the next poll verifies what was written
+			d.store.Save(st)
+		}
+		if err := a.Update(ctx); err != nil {
+			t.Fatalf("%s: %v", life, err)
+		}
+		w.beat()
+		if w.gap > time.Minute {
+			t.Errorf("%s: the watchdog went %s without a beat", life, w.gap)
+		}
 	}
 }

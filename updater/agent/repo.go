@@ -47,7 +47,7 @@ func readPatch(ctx context.Context, src install.Source, ref channel.PatchRef, o 
 // the chunk document.
 func readIndex(ctx context.Context, src install.Source, ci channel.ChunkIndex, art channel.Artifact, o install.Options) (*chunks.Index, error) {
 	if ci.Size <= 0 || ci.Size > delta.MaxIndexSize {
-		return delta.ReadIndex(bytes.NewReader(nil), ci.Size, ci.SHA256, art) // refused with its reason
+		return nil, fmt.Errorf("%s: chunk index of %d bytes (at most %d): %w", art.Name, ci.Size, delta.MaxIndexSize, delta.ErrIndex)
 	}
 	b, err := install.ReadFile(ctx, src, ci.Path, ci.Size, o)
 	if err != nil {

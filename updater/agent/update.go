@@ -243,7 +243,7 @@ func (a *Agent) writeArtifacts(ctx context.Context, st state.State, w *artifactW
 		return a.Store.Save(st)
 	}
 	for _, art := range w.arts {
-		t := partitionOf(art, bootT, rootT)
+		t := beatTarget{partitionOf(art, bootT, rootT), a.Beat}
 		if slices.Contains(dl.Done, art.SHA256) {
 			// Written before a restart: trusted only once it verifies again.
 			if err := install.Verify(ctx, art, t); err == nil {

@@ -186,12 +186,12 @@ type Options struct {
 	// restarted agent can Resume from there.
 	Progress   func(written int64) error
 	Checkpoint int64 // default 16 MiB
-	// Beat, if set, is fed from the download's pace: the service's
-	// watchdog is fed while the download keeps the slowest link's pace.
-	Beat func()
 	// Pace, if set, is the artifact's pace, shared by every way it is
-	// tried; nil: one of this download's own, beating Beat.
+	// tried: it beats the service's watchdog while the download keeps
+	// the slowest link's pace. Nil: one of this download's own, beating
+	// Beat.
 	Pace *Pace
+	Beat func()
 }
 
 // defaults fills in the zero fields.
