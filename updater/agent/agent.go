@@ -43,6 +43,7 @@ import (
 	"aead.dev/minisign"
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/bootloader"
+	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/delta"
 	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/state"
@@ -121,10 +122,15 @@ type Ports struct {
 	// bytes, recorded with each install.
 	PeakRSS func() int64
 	Log     *slog.Logger // nil: discard
-	// Beat, if set, is called on every write and read of a partition:
-	// the service's watchdog is fed from it while a download or the
-	// indexing of the running slot makes progress.
+	// Beat, if set, is called on every read and write of a partition
+	// and while a download keeps the slowest link's pace (install.Pace):
+	// the service's watchdog is fed from it while the agent makes
+	// progress, and not from a download that falls behind.
 	Beat func()
+	// Report, if set, is told how the current artifact's download goes
+	// (bytes, rate, since when) at every step of it: the service shows
+	// it in status.
+	Report func(install.Reading)
 }
 
 // Agent ties the parts together: what it is told (Config) and what it
@@ -162,12 +168,21 @@ func (a *Agent) now() time.Time {
 	return a.Now()
 }
 
-// installOptions are the options of every artifact's download, before its
-// resume point and progress are known.
-func (a *Agent) installOptions() install.Options {
+// installOptions are the options of art's download, before its resume
+// point and progress are known: one pace (install.Pace) for every way it
+// is tried, on the agent's clock, reported to the service.
+func (a *Agent) installOptions(art channel.Artifact) install.Options {
+	o := a.fileOptions()
+	o.Pace = &install.Pace{Name: art.Name, Size: art.Size, Now: a.Now, Beat: a.Beat, Report: a.Report}
+	return o
+}
+
+// fileOptions are the options of a read of a small file, the documents:
+// each gets a pace of its own.
+func (a *Agent) fileOptions() install.Options {
 	d := a.Download
 	return install.Options{Attempts: d.Attempts, Backoff: d.Backoff, StallTimeout: d.StallTimeout,
-		Checkpoint: d.Checkpoint, Beat: a.Beat, Log: a.log()}
+		Checkpoint: d.Checkpoint, Beat: a.Beat, Log: a.log(), Pace: &install.Pace{Now: a.Now, Beat: a.Beat}}
 }
 
 // Load reads the state. An unreadable state file has been set aside by

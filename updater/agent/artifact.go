@@ -36,6 +36,13 @@ type artifactWriter struct {
 	indexed  bool
 	sources  []delta.Source // the running slot's chunks; nil after indexErr
 	indexErr error
+
+	// triedPatch says whether a run before this one tried art's patch;
+	// tryPatch records that this one does, before its first byte. A
+	// patch is not resumed: a run killed in the middle of one (the
+	// watchdog, the power) goes on with chunks, never the same patch.
+	triedPatch func(art channel.Artifact) bool
+	tryPatch   func(art channel.Artifact) error
 }
 
 func (a *Agent) newArtifactWriter(doc *channel.Document, arts []channel.Artifact) *artifactWriter {
@@ -54,15 +61,19 @@ type moved struct {
 // write puts art into t, the cheapest way that works: a patch, else
 // chunks, else the whole artifact from o.Resume (the bytes a chunked
 // write left before it are kept, and checked by the read-back with the
-// rest). Only the whole download's error fails the artifact, or a
+// rest). Only the whole download's error fails the artifact, a download
+// that fell behind the slowest link's pace (the ways share o.Pace), or a
 // cancelled context.
 func (w *artifactWriter) write(ctx context.Context, art channel.Artifact, t install.Target, o install.Options) (moved, error) {
 	w.prepare(ctx)
 	var m moved
 	if w.chunks != nil {
 		started := w.a.now()
-		res, ok := w.fromPatch(ctx, art, t, o)
+		res, ok, err := w.fromPatch(ctx, art, t, o)
 		m.fetched += res.Fetched
+		if err != nil {
+			return m, err
+		}
 		if ok {
 			m.reused += res.Copied
 			o.Log.Info("artifact written from a patch", "artifact", art.Name, "reused", res.Copied, "downloaded", res.Fetched,
@@ -110,10 +121,10 @@ func (w *artifactWriter) prepare(ctx context.Context) {
 		return
 	}
 	path := channel.ChunksPath(a.Channel)
-	cdoc, err := readAll(ctx, a.Source, path)
+	cdoc, err := readAll(ctx, a.Source, path, a.fileOptions())
 	var csig []byte
 	if err == nil {
-		csig, err = readAll(ctx, a.Source, channel.SignaturePath(path))
+		csig, err = readAll(ctx, a.Source, channel.SignaturePath(path), a.fileOptions())
 	}
 	if err != nil {
 		log.Info("no chunk document: downloading the artifacts in full", "err", err)
@@ -134,25 +145,39 @@ func (w *artifactWriter) prepare(ctx context.Context) {
 
 // fromPatch installs art from a patch against the running slot's
 // partition, when the chunk document lists one made from what that
-// partition holds (its sha256, computed here, says which). ok false: no
-// patch applies, or it failed and the caller goes on with chunks; res
-// counts the patch's bytes if it was downloaded.
-func (w *artifactWriter) fromPatch(ctx context.Context, art channel.Artifact, t install.Target, o install.Options) (res delta.Result, ok bool) {
+// partition holds (its sha256, computed here, says which) and no run
+// before tried it. ok false: no patch applies, or it failed and the
+// caller goes on with chunks; res counts the patch's bytes if it was
+// downloaded. An error stops the artifact: the pace was lost, the
+// context cancelled, or the attempt could not be recorded.
+func (w *artifactWriter) fromPatch(ctx context.Context, art channel.Artifact, t install.Target, o install.Options) (res delta.Result, ok bool, _ error) {
 	refs := w.chunks.PatchesFor(art.SHA256)
-	if len(refs) == 0 {
-		return res, false
-	}
 	log := o.Log
+	if len(refs) == 0 {
+		return res, false, nil
+	}
+	if w.triedPatch != nil && w.triedPatch(art) {
+		log.Info("the patch was tried before and did not complete: using chunks", "artifact", art.Name)
+		return res, false, nil
+	}
 	src := partitionOf(art, w.boot, w.root)
 	ref, err := matchPatch(ctx, beatReader{src, o.Beat}, src.Size(), refs)
 	if err != nil {
 		log.Info("no patch for what the running slot holds: using chunks", "artifact", art.Name, "err", err)
-		return res, false
+		return res, false, nil
 	}
-	b, err := readPatch(ctx, w.a.Source, ref)
+	if w.tryPatch != nil {
+		if err := w.tryPatch(art); err != nil {
+			return res, false, err
+		}
+	}
+	b, err := readPatch(ctx, w.a.Source, ref, o)
+	if errors.Is(err, install.ErrTooSlow) || ctx.Err() != nil {
+		return res, false, err
+	}
 	if err != nil {
 		log.Warn("patch refused: using chunks", "artifact", art.Name, "err", err)
-		return res, false
+		return res, false, nil
 	}
 	res.Fetched, res.Requests = int64(len(b)), 1
 	p, err := patch.Parse(b)
@@ -171,14 +196,14 @@ func (w *artifactWriter) fromPatch(ctx context.Context, art channel.Artifact, t 
 	}
 	if err != nil {
 		log.Warn("patch failed: using chunks", "artifact", art.Name, "err", err)
-		return res, false
+		return res, false, nil
 	}
 	for _, op := range p.Ops {
 		if op.Data == nil {
 			res.Copied += op.Len
 		}
 	}
-	return res, true
+	return res, true, nil
 }
 
 // chunkWrite is how a chunked write of one artifact ended.
@@ -194,7 +219,7 @@ type chunkWrite struct {
 // fromChunks installs art from the chunks the running slot shares with it
 // and range requests for the rest, when the chunk document lists its
 // index. Not done and no error: download the whole artifact from resume.
-// An error only when the context is cancelled.
+// An error only when the context is cancelled or the pace was lost.
 func (w *artifactWriter) fromChunks(ctx context.Context, art channel.Artifact, t install.Target, o install.Options) (chunkWrite, error) {
 	log := o.Log
 	ci, ok := w.chunks.For(art.SHA256)
@@ -205,14 +230,17 @@ func (w *artifactWriter) fromChunks(ctx context.Context, art channel.Artifact, t
 		log.Warn("downloading the artifact in full", "artifact", art.Name, "err", err)
 		return chunkWrite{resume: o.Resume}, nil
 	}
-	ix, err := readIndex(ctx, w.a.Source, ci, art)
+	ix, err := readIndex(ctx, w.a.Source, ci, art, o)
+	if errors.Is(err, install.ErrTooSlow) || ctx.Err() != nil {
+		return chunkWrite{resume: o.Resume}, err
+	}
 	if err != nil {
 		log.Warn("chunk index refused: downloading the artifact in full", "artifact", art.Name, "err", err)
 		return chunkWrite{resume: o.Resume}, nil
 	}
 	written := o.Resume
 	do := delta.Options{Attempts: o.Attempts, Backoff: o.Backoff, StallTimeout: o.StallTimeout, Log: log,
-		Resume: o.Resume, Checkpoint: o.Checkpoint, Beat: o.Beat,
+		Resume: o.Resume, Checkpoint: o.Checkpoint, Beat: o.Beat, Pace: o.Pace,
 		Progress: func(n int64) error {
 			written = n
 			if o.Progress != nil {
@@ -230,7 +258,8 @@ func (w *artifactWriter) fromChunks(ctx context.Context, art channel.Artifact, t
 	switch {
 	case err == nil:
 		c.done = true
-	case ctx.Err() != nil:
+	case ctx.Err() != nil, errors.Is(err, install.ErrTooSlow):
+		c.resume = written
 		return c, err
 	default:
 		if errors.Is(err, install.ErrDigest) || errors.Is(err, delta.ErrNoRanges) {

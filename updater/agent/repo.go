@@ -1,17 +1,17 @@
 package agent
 
 // What the agent reads from the update repository besides the artifacts,
-// each read bounded in time and size: the channel and chunk documents
-// with their signatures, a chunk index, a patch.
+// each read bounded in size and kept to the slowest link's pace
+// (install.ReadFile): the channel and chunk documents with their
+// signatures, a chunk index, a patch.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"path/filepath"
-	"time"
 
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
@@ -20,44 +20,22 @@ import (
 	"github.com/pibake/pibake/updater/patch"
 )
 
-// FetchTimeout bounds reading the channel document and its signature.
-const FetchTimeout = 2 * time.Minute
-
 // readAll reads a document of the repository whole: at most one byte more
 // than channel.MaxSize, which the verifier then refuses.
-func readAll(ctx context.Context, src install.Source, path string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
-	defer cancel()
-	r, err := src.Open(ctx, path, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, channel.MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return data, nil
+func readAll(ctx context.Context, src install.Source, path string, o install.Options) ([]byte, error) {
+	return install.ReadFile(ctx, src, path, channel.MaxSize, o)
 }
 
-// readPatch downloads a patch and checks it against its signed digest.
-func readPatch(ctx context.Context, src install.Source, ref channel.PatchRef) ([]byte, error) {
+// readPatch downloads a patch, at art's pace (o), and checks it against
+// its signed digest. A patch that does not arrive in time is not resumed;
+// the chunks, which are, take over.
+func readPatch(ctx context.Context, src install.Source, ref channel.PatchRef, o install.Options) ([]byte, error) {
 	if ref.Size <= 0 || ref.Size > patch.MaxSize {
 		return nil, fmt.Errorf("patch %s: %d bytes, at most %d", ref.Path, ref.Size, patch.MaxSize)
 	}
-	// As long as a slow link needs: 2 minutes, plus a second per 8 KiB
-	// (64 kbit/s). A patch that does not arrive in time is not resumed;
-	// the chunks, which are, take over.
-	ctx, cancel := context.WithTimeout(ctx, FetchTimeout+time.Duration(ref.Size>>13)*time.Second)
-	defer cancel()
-	r, err := src.Open(ctx, ref.Path, 0)
+	b, err := install.ReadFile(ctx, src, ref.Path, ref.Size, o)
 	if err != nil {
-		return nil, fmt.Errorf("patch %s: %w", ref.Path, err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, ref.Size+1))
-	if err != nil {
-		return nil, fmt.Errorf("patch %s: %w", ref.Path, err)
+		return nil, fmt.Errorf("patch: %w", err)
 	}
 	if sum := sha256.Sum256(b); int64(len(b)) != ref.Size || hex.EncodeToString(sum[:]) != ref.SHA256 {
 		return nil, fmt.Errorf("patch %s: %d bytes with sha256 %x, the chunk document says %d bytes, %s: %w", ref.Path, len(b), sum, ref.Size, ref.SHA256, install.ErrDigest)
@@ -65,16 +43,17 @@ func readPatch(ctx context.Context, src install.Source, ref channel.PatchRef) ([
 	return b, nil
 }
 
-// readIndex reads and checks a chunk index named by the chunk document.
-func readIndex(ctx context.Context, src install.Source, ci channel.ChunkIndex, art channel.Artifact) (*chunks.Index, error) {
-	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
-	defer cancel()
-	r, err := src.Open(ctx, ci.Path, 0)
-	if err != nil {
-		return nil, fmt.Errorf("chunk index %s: %w", ci.Path, err)
+// readIndex reads, at art's pace (o), and checks a chunk index named by
+// the chunk document.
+func readIndex(ctx context.Context, src install.Source, ci channel.ChunkIndex, art channel.Artifact, o install.Options) (*chunks.Index, error) {
+	if ci.Size <= 0 || ci.Size > delta.MaxIndexSize {
+		return nil, fmt.Errorf("%s: chunk index of %d bytes (at most %d): %w", art.Name, ci.Size, delta.MaxIndexSize, delta.ErrIndex)
 	}
-	defer r.Close()
-	return delta.ReadIndex(r, ci.Size, ci.SHA256, art)
+	b, err := install.ReadFile(ctx, src, ci.Path, ci.Size, o)
+	if err != nil {
+		return nil, fmt.Errorf("chunk index: %w", err)
+	}
+	return delta.ReadIndex(bytes.NewReader(b), ci.Size, ci.SHA256, art)
 }
 
 // fetcher reads ranges of art from src; nil when src has no ranges.

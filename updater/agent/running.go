@@ -14,6 +14,7 @@ import (
 
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/updater/install"
 )
 
 // Readable is a partition read for its chunks.
@@ -55,6 +56,21 @@ func (b beatReader) ReadAt(p []byte, off int64) (int, error) {
 		b.beat()
 	}
 	return b.r.ReadAt(p, off)
+}
+
+// beatTarget feeds the watchdog on every read of a partition being
+// written: its read-back against the signed sha256 takes seconds to
+// minutes on a slow card, and it is progress.
+type beatTarget struct {
+	install.Target
+	beat func()
+}
+
+func (b beatTarget) ReadAt(p []byte, off int64) (int, error) {
+	if b.beat != nil {
+		b.beat()
+	}
+	return b.Target.ReadAt(p, off)
 }
 
 // squashfsLength is the length of the squashfs at the start of r, from its

@@ -39,11 +39,11 @@ func InRollout(deviceID string, release string, rollout float64) bool {
 // last committed serial.
 func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, error) {
 	base := channel.DocumentPath(a.Channel)
-	doc, err := readAll(ctx, a.Source, base)
+	doc, err := readAll(ctx, a.Source, base, a.fileOptions())
 	if err != nil {
 		return nil, fmt.Errorf("channel %s from %s: %w", a.Channel, a.Source, err)
 	}
-	sig, err := readAll(ctx, a.Source, channel.SignaturePath(base))
+	sig, err := readAll(ctx, a.Source, channel.SignaturePath(base), a.fileOptions())
 	if err != nil {
 		return nil, fmt.Errorf("channel %s signature from %s: %w", a.Channel, a.Source, err)
 	}
@@ -94,15 +94,16 @@ func (a *Agent) Update(ctx context.Context) error {
 	return a.install(ctx, st, doc)
 }
 
-// adopt is for a device that runs, as flashed, the very release its
-// channel offers (the fleet was flashed with the image that was then
-// published): it records that release for the booted slot instead of
-// installing it into the other slot and rebooting into it. Only when the
-// booted partitions hold the channel's artifacts byte for byte (one read
-// of each, hashed); anything else installs as usual.
+// adopt is for a device that already runs the release its channel
+// offers: one flashed with the image that was then published, or one
+// that committed the release, which is re-published with a new serial
+// (its rollout raised). It records that release and the serial for the
+// booted slot instead of installing it into the other slot and rebooting
+// into a trial. Only when the booted partitions hold the channel's
+// artifacts byte for byte (one read of each, hashed); anything else
+// (the same version rebuilt, a slot changed under it) installs as usual.
 func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document) bool {
-	cur, ok := st.Slots[string(a.Booted)]
-	if !ok || cur.Serial != 0 || a.Version == "" || doc.Version != a.Version || doc.Image != a.Image || a.Running == nil || degraded(st) {
+	if !a.runs(st, doc) {
 		return false
 	}
 	log := a.log()
@@ -119,7 +120,7 @@ func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document
 	for _, art := range arts {
 		// The read-back every install ends with, on the running slot.
 		if err := install.Verify(ctx, art, beatReader{partitionOf(art, boot, root), a.Beat}); err != nil {
-			log.Info("the channel offers the version this device was flashed with, but other bytes: installing it", "version", doc.Version, "artifact", art.Name, "err", err)
+			log.Info("the channel offers the version this device runs, but other bytes: installing it", "version", doc.Version, "artifact", art.Name, "err", err)
 			return false
 		}
 	}
@@ -135,6 +136,22 @@ func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document
 	}
 	log.Info("the channel's release is the one this device runs: recorded, nothing to install", "version", doc.Version, "serial", doc.Serial, "slot", a.Booted)
 	return true
+}
+
+// runs says whether the booted slot's record names the release doc
+// offers: the version it was flashed with (a slot as flashed), or the
+// image and version committed there. A degraded device, one without a
+// way to read its slot, or one running a slot it did not commit installs.
+func (a *Agent) runs(st state.State, doc *channel.Document) bool {
+	booted := string(a.Booted)
+	cur, ok := st.Slots[booted]
+	if !ok || a.Running == nil || degraded(st) {
+		return false
+	}
+	if cur.Serial == 0 {
+		return a.Version != "" && doc.Version == a.Version && doc.Image == a.Image
+	}
+	return st.Committed == booted && cur.Image == doc.Image && cur.Version == doc.Version
 }
 
 // InstallFrom installs from another source (a file or USB stick) with the
@@ -219,8 +236,14 @@ func (a *Agent) writeArtifacts(ctx context.Context, st state.State, w *artifactW
 	for _, art := range w.arts {
 		moved.Full += art.Size
 	}
+	w.triedPatch = func(art channel.Artifact) bool { return slices.Contains(dl.Patched, art.SHA256) }
+	w.tryPatch = func(art channel.Artifact) error {
+		dl.Patched = append(dl.Patched, art.SHA256)
+		st.Download = dl
+		return a.Store.Save(st)
+	}
 	for _, art := range w.arts {
-		t := partitionOf(art, bootT, rootT)
+		t := beatTarget{partitionOf(art, bootT, rootT), a.Beat}
 		if slices.Contains(dl.Done, art.SHA256) {
 			// Written before a restart: trusted only once it verifies again.
 			if err := install.Verify(ctx, art, t); err == nil {
@@ -229,7 +252,7 @@ func (a *Agent) writeArtifacts(ctx context.Context, st state.State, w *artifactW
 			}
 			dl.Done = slices.DeleteFunc(dl.Done, func(s string) bool { return s == art.SHA256 })
 		}
-		o := a.installOptions()
+		o := a.installOptions(art)
 		if dl.Current == art.SHA256 {
 			o.Resume = dl.Offset
 		}

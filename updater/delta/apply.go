@@ -30,7 +30,7 @@ type Fetcher interface {
 
 // Options tune Apply; the defaults are install.Write's.
 type Options struct {
-	Attempts     int           // per chunk, default 5
+	Attempts     int           // failed requests in a row (install.Budget), default 5
 	Backoff      time.Duration // first wait between attempts, doubled; default 1 s
 	StallTimeout time.Duration // no byte for this long cuts the request; default 30 s
 	Log          *slog.Logger
@@ -40,7 +40,13 @@ type Options struct {
 	Resume     int64
 	Progress   func(written int64) error
 	Checkpoint int64 // default 16 MiB
-	Beat       func()
+	// Beat, if set, is called on every chunk written, and fed from the
+	// pace while the ranges keep it.
+	Beat func()
+	// Pace, if set, is the artifact's pace (install.Pace), shared with
+	// the other ways it is tried; nil: one of Apply's own. The time spent
+	// copying local chunks is not counted against it.
+	Pace *install.Pace
 }
 
 // Result is what Apply moved.
@@ -75,7 +81,8 @@ func Apply(ctx context.Context, plan *Plan, in Inputs, dst install.Target, o Opt
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	a := &applier{plan: plan, ix: target, src: in.Sources, f: in.Fetcher, dst: dst, o: o,
-		buf: make([]byte, target.Params.Max), next: o.Resume + o.Checkpoint}
+		buf: make([]byte, target.Params.Max), next: o.Resume + o.Checkpoint,
+		pace: o.Pace.For(in.Fetcher.String(), target.Size, o.Beat), budget: install.Budget{Attempts: o.Attempts, Size: target.Size}}
 	for _, op := range plan.Ops {
 		if target.Chunks[op.Last].End() <= o.Resume {
 			continue
@@ -106,6 +113,9 @@ type applier struct {
 	buf  []byte
 	next int64 // next checkpoint
 	res  Result
+
+	pace   *install.Pace
+	budget install.Budget // failed requests of the whole artifact
 }
 
 // write puts a verified chunk into the target.
@@ -161,45 +171,44 @@ func (a *applier) fetch(ctx context.Context, first, last int) error {
 	for first < last && a.ix.Chunks[first].End() <= a.o.Resume {
 		first++
 	}
-	wait := a.o.Backoff
-	var lastErr error
-	for attempt := 1; attempt <= a.o.Attempts; attempt++ {
-		if attempt > 1 {
-			a.o.Log.Warn("retrying range", "from", a.f.String(), "chunk", first, "attempt", attempt, "err", lastErr)
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			wait *= 2
+	for {
+		if err := a.pace.Check(); err != nil {
+			return fmt.Errorf("delta: %w", err)
 		}
-		done, err := a.fetchOnce(ctx, first, last)
+		a.res.Requests++
+		done, got, received, err := a.fetchOnce(ctx, first, last)
 		first += done
 		if err == nil {
+			a.budget.Got(got)
 			return nil
 		}
-		if done > 0 {
-			attempt, wait = 0, a.o.Backoff // progress: the budget starts over
-		}
-		lastErr = err
 		if !retryable(err) || ctx.Err() != nil {
 			return err
 		}
+		retry, berr := a.budget.Failed(got, received, err)
+		if !retry {
+			return fmt.Errorf("delta: chunk %d from %s: %w", first, a.f, berr)
+		}
+		a.o.Log.Warn("retrying range", "from", a.f.String(), "chunk", first, "err", err)
+		if err := a.pace.Sleep(ctx, a.budget.Backoff(a.o.Backoff)); err != nil {
+			return err
+		}
 	}
-	return fmt.Errorf("delta: chunk %d from %s: %d attempts failed: %w", first, a.f, a.o.Attempts, lastErr)
 }
 
 // retryable: the next request may succeed. A server without ranges, an
 // artifact that is not there or a failing partition will not get better.
 func retryable(err error) bool {
-	return !errors.Is(err, ErrNoRanges) && !errors.Is(err, install.ErrNotFound) && !errors.Is(err, errPartition) && !errors.Is(err, install.ErrRedirect)
+	return !errors.Is(err, ErrNoRanges) && !errors.Is(err, install.ErrNotFound) && !errors.Is(err, errPartition) &&
+		!errors.Is(err, install.ErrRedirect) && !errors.Is(err, install.ErrTooSlow)
 }
 
 var errPartition = errors.New("partition failed")
 
 // fetchOnce makes one request for chunks first..last and writes the
-// chunks that verify; it returns how many it wrote.
-func (a *applier) fetchOnce(ctx context.Context, first, last int) (int, error) {
+// chunks that verify; it returns how many it wrote, their bytes, and the
+// bytes it received.
+func (a *applier) fetchOnce(ctx context.Context, first, last int) (done int, got, received int64, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stalled atomic.Bool
@@ -207,38 +216,57 @@ func (a *applier) fetchOnce(ctx context.Context, first, last int) (int, error) {
 	defer timer.Stop()
 	off := a.ix.Chunks[first].Offset
 	n := a.ix.Chunks[last].End() - off
-	a.res.Requests++
-	body, err := a.f.Range(ctx, off, n)
+	var body io.ReadCloser
+	err = a.pace.Timed(func() (err error) {
+		body, err = a.f.Range(ctx, off, n)
+		return err
+	})
 	if err != nil {
-		if stalled.Load() {
-			return 0, fmt.Errorf("delta: %s: no answer within %s: %w", a.f, a.o.StallTimeout, err)
+		if body != nil {
+			body.Close()
 		}
-		return 0, err
+		if stalled.Load() {
+			return 0, 0, 0, fmt.Errorf("delta: %s: no answer within %s: %w", a.f, a.o.StallTimeout, err)
+		}
+		return 0, 0, 0, err
 	}
 	defer body.Close()
-	r := &stallReader{r: body, t: timer, d: a.o.StallTimeout}
+	r := &counter{r: a.pace.Reader(&stallReader{r: body, t: timer, d: a.o.StallTimeout})}
 	for i := first; i <= last; i++ {
 		b := a.buf[:a.ix.Chunks[i].Length]
 		if _, err := io.ReadFull(r, b); err != nil {
 			if stalled.Load() {
 				err = fmt.Errorf("no byte for %s: %w", a.o.StallTimeout, err)
 			}
-			return i - first, fmt.Errorf("delta: %s: bytes %d-%d: chunk %d: %w", a.f, off, off+n-1, i, err)
+			return i - first, got, r.n, fmt.Errorf("delta: %s: bytes %d-%d: chunk %d: %w", a.f, off, off+n-1, i, err)
 		}
 		if err := a.write(i, b); err != nil {
 			if !errors.Is(err, ErrChunk) {
 				err = fmt.Errorf("%w: %w", errPartition, err)
 			}
-			return i - first, fmt.Errorf("delta: %s: %w", a.f, err)
+			return i - first, got, r.n, fmt.Errorf("delta: %s: %w", a.f, err)
 		}
 		a.res.Fetched += int64(len(b))
+		got += int64(len(b))
 	}
 	// Bytes after the range are never written; a server that sends them
 	// is logged (the connection is not reused).
 	if _, err := r.Read(a.buf[:1]); err != nil && !errors.Is(err, io.EOF) {
 		a.o.Log.Warn("range answered with more bytes than asked", "from", a.f.String(), "err", err)
 	}
-	return last - first + 1, nil
+	return last - first + 1, got, r.n, nil
+}
+
+// counter counts the bytes read through it.
+type counter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *counter) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // stallReader restarts the stall timer whenever bytes arrive.

@@ -173,7 +173,7 @@ type Target interface {
 
 // Options tune Write.
 type Options struct {
-	Attempts     int           // per artifact, default 5
+	Attempts     int           // failed connections in a row (see Budget), default 5
 	Backoff      time.Duration // first wait between attempts, doubled each time; default 1 s
 	StallTimeout time.Duration // no byte for this long cuts the connection; default 30 s
 	Log          *slog.Logger
@@ -186,19 +186,16 @@ type Options struct {
 	// restarted agent can Resume from there.
 	Progress   func(written int64) error
 	Checkpoint int64 // default 16 MiB
-	// Beat, if set, is called after every write: the service's watchdog
-	// is fed from it while a download makes progress.
+	// Pace, if set, is the artifact's pace, shared by every way it is
+	// tried: it beats the service's watchdog while the download keeps
+	// the slowest link's pace. Nil: one of this download's own, beating
+	// Beat.
+	Pace *Pace
 	Beat func()
 }
 
-// Write streams artifact a from src into dst and then verifies what the
-// partition holds against the size and sha256 of the signed document, by
-// reading it back: bytes from an earlier attempt (Resume) are checked like
-// the new ones. It returns the bytes downloaded by this call.
-func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Options) (int64, error) {
-	if a.Size > dst.Size() || a.PartitionSize > dst.Size() {
-		return 0, fmt.Errorf("%s: %d bytes for a %d-byte partition (made for %d): %w", a.Name, a.Size, dst.Size(), a.PartitionSize, ErrTooLarge)
-	}
+// defaults fills in the zero fields.
+func (o *Options) defaults() {
 	if o.Attempts <= 0 {
 		o.Attempts = 5
 	}
@@ -211,10 +208,25 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 	if o.Checkpoint <= 0 {
 		o.Checkpoint = 16 << 20
 	}
-	log := o.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
 	}
+}
+
+// Write streams artifact a from src into dst and then verifies what the
+// partition holds against the size and sha256 of the signed document, by
+// reading it back: bytes from an earlier attempt (Resume) are checked like
+// the new ones. It returns the bytes downloaded by this call. A stalled
+// or broken connection is resumed where it stopped, within the budget of
+// failed connections (Budget); the whole download keeps the slowest
+// link's pace (Pace), or ends with ErrTooSlow.
+func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Options) (int64, error) {
+	if a.Size > dst.Size() || a.PartitionSize > dst.Size() {
+		return 0, fmt.Errorf("%s: %d bytes for a %d-byte partition (made for %d): %w", a.Name, a.Size, dst.Size(), a.PartitionSize, ErrTooLarge)
+	}
+	o.defaults()
+	log := o.Log
+	pace := o.Pace.For(a.Name, a.Size, o.Beat)
 	off := o.Resume
 	if off < 0 || off > a.Size {
 		off = 0
@@ -223,35 +235,30 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 		log.Info("resuming download", "artifact", a.Name, "offset", off, "size", a.Size)
 	}
 	start := off
-	c := copier{src: src, a: a, dst: dst, stall: o.StallTimeout, beat: o.Beat,
+	c := copier{src: src, a: a, dst: dst, stall: o.StallTimeout, pace: pace,
 		cp: &checkpoint{dst: dst, every: o.Checkpoint, next: off + o.Checkpoint, progress: o.Progress}}
-	wait := o.Backoff
-	var lastErr error
-	for attempt := 1; attempt <= o.Attempts && off < a.Size; attempt++ {
-		if attempt > 1 {
-			log.Warn("retrying download", "artifact", a.Name, "offset", off, "attempt", attempt, "err", lastErr)
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-				return off - start, ctx.Err()
-			}
-			wait *= 2
+	budget := Budget{Attempts: o.Attempts, Size: a.Size}
+	for off < a.Size {
+		if err := pace.Check(); err != nil {
+			return off - start, err
 		}
 		n, err := c.once(ctx, off)
 		off += n
-		if n > 0 {
-			attempt, wait = 0, o.Backoff // progress: the budget starts over
-		}
 		if err == nil {
 			break
 		}
-		lastErr = err
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigest) || errors.Is(err, ErrRedirect) || errors.Is(err, errWrite) || ctx.Err() != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrDigest) || errors.Is(err, ErrRedirect) || errors.Is(err, errWrite) ||
+			errors.Is(err, ErrTooSlow) || ctx.Err() != nil {
 			return off - start, err
 		}
-	}
-	if off < a.Size {
-		return off - start, fmt.Errorf("%s: stopped at %d of %d bytes: %w", a.Name, off, a.Size, lastErr)
+		retry, berr := budget.Failed(n, n, err)
+		if !retry {
+			return off - start, fmt.Errorf("%s: stopped at %d of %d bytes: %w", a.Name, off, a.Size, berr)
+		}
+		log.Warn("retrying download", "artifact", a.Name, "offset", off, "err", err)
+		if err := pace.Sleep(ctx, budget.Backoff(o.Backoff)); err != nil {
+			return off - start, err
+		}
 	}
 	if err := dst.Sync(); err != nil {
 		return off - start, fmt.Errorf("%s: sync: %w", a.Name, err)
@@ -314,7 +321,7 @@ type copier struct {
 	dst   Target
 	cp    *checkpoint
 	stall time.Duration // no byte for this long cuts the connection
-	beat  func()
+	pace  *Pace
 }
 
 // once copies from one connection, from offset off of the artifact, until
@@ -326,20 +333,27 @@ func (c copier) once(ctx context.Context, off int64) (int64, error) {
 	// sends its headers is cut like one that stops in the body.
 	timer := time.AfterFunc(c.stall, cancel)
 	defer timer.Stop()
-	body, err := c.src.Open(ctx, c.a.Path, off)
+	var body io.ReadCloser
+	err := c.pace.Timed(func() (err error) {
+		body, err = c.src.Open(ctx, c.a.Path, off)
+		return err
+	})
 	if err != nil {
+		if body != nil {
+			body.Close()
+		}
 		if ctx.Err() != nil && !timer.Stop() {
 			return 0, &retryable{fmt.Errorf("%s: no response within %s: %w", c.a.Name, c.stall, err)}
 		}
 		return 0, err
 	}
 	defer body.Close()
+	r := c.pace.Reader(&stallReader{r: body, t: timer, d: c.stall})
 	buf := make([]byte, 256<<10)
 	var n int64
 	for {
-		m, rerr := body.Read(buf)
+		m, rerr := r.Read(buf)
 		if m > 0 {
-			timer.Reset(c.stall)
 			if off+n+int64(m) > c.a.Size {
 				return n, fmt.Errorf("%s: more than the %d bytes the channel document gives: %w", c.a.Name, c.a.Size, ErrDigest)
 			}
@@ -347,9 +361,6 @@ func (c copier) once(ctx context.Context, off int64) (int64, error) {
 				return n, fmt.Errorf("%s: %w: %w", c.a.Name, errWrite, err)
 			}
 			n += int64(m)
-			if c.beat != nil {
-				c.beat()
-			}
 			if err := c.cp.written(off + n); err != nil {
 				return n, fmt.Errorf("%s: %w", c.a.Name, err)
 			}
@@ -359,6 +370,9 @@ func (c copier) once(ctx context.Context, off int64) (int64, error) {
 				return n, &retryable{fmt.Errorf("%s: connection ended at %d of %d bytes", c.a.Name, off+n, c.a.Size)}
 			}
 			return n, nil
+		}
+		if errors.Is(rerr, ErrTooSlow) {
+			return n, rerr
 		}
 		if rerr != nil {
 			// A stall (our timer) or a broken connection: resume from here.

@@ -12,6 +12,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/pibake/pibake/updater/agent"
 	"github.com/pibake/pibake/updater/config"
+	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/lock"
 )
 
@@ -19,9 +20,12 @@ import (
 // then polls; it reloads the configuration when the override changes (a
 // bad override is refused and the last good configuration kept). The
 // systemd watchdog is fed only while the loop makes progress: it beats on
-// every turn, on every write of a download, and counts as busy for the
-// bounded steps (the health checks' deadline, the document fetch). It
-// returns when ctx is done.
+// every turn, on every read and write of a partition, while a download
+// keeps the slowest link's pace (install.Pace; one that falls behind ends
+// with install.ErrTooSlow and the loop polls again), and counts as busy
+// for the bounded steps (the health checks' deadline, the grace of the
+// first document). The download in progress is kept for status
+// (DownloadPath). It returns when ctx is done.
 func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Logger) error {
 	var wd watchdog
 	wd.beat()
@@ -29,7 +33,8 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 	if every, _ := daemon.SdWatchdogEnabled(false); every > 0 {
 		go wd.feed(ctx, every, log)
 	}
-	a.Beat = wd.beat
+	live := &liveDownload{path: DownloadPath, every: time.Second}
+	a.Beat, a.Report = wd.beat, live.report
 	step := func(bound time.Duration, f func() error) error {
 		l, err := lock.Take(lock.Path, true)
 		if err != nil {
@@ -73,14 +78,15 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 				log.Error("configuration change refused; keeping the last good one", "err", err, "channel", a.Channel, "poll", cfg.Poll)
 				continue
 			}
-			a.Beat = wd.beat
+			a.Beat, a.Report = wd.beat, live.report
 			log.Info("configuration reloaded", "channel", a.Channel, "server", a.Source, "poll", cfg.Poll)
 		case <-poll.C:
 			if d := clock.hold(time.Now(), log); d > 0 {
 				poll.Reset(d)
 				continue
 			}
-			err := step(agent.FetchTimeout+time.Minute, func() error { return a.Update(ctx) })
+			err := step(install.Grace+time.Minute, func() error { return a.Update(ctx) })
+			live.clear()
 			switch {
 			case errors.Is(err, agent.ErrNothingNew):
 				log.Info("up to date")

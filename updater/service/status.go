@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +15,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/pibake/pibake/bootchain"
+	"github.com/pibake/pibake/internal/atomicfile"
 	"github.com/pibake/pibake/updater/config"
+	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/state"
 )
 
@@ -25,6 +28,9 @@ import (
 // DeviceStatus gives the device's own sources; tests give fakes.
 type Status struct {
 	StatePath string
+	// DownloadPath is where the service keeps the download in progress
+	// ("" or no file: none).
+	DownloadPath string
 	// Config is the configuration, for the boot chain it names.
 	Config func() (config.Config, error)
 	// Device finds the running system; an error leaves the booted slot
@@ -47,22 +53,24 @@ type Device struct {
 // its override, /proc/cmdline and bootsel.
 func DeviceStatus() Status {
 	return Status{
-		StatePath: StatePath,
-		Config:    func() (config.Config, error) { return config.Load(config.ImagePath, config.OverridePath) },
-		Device:    runningDevice,
+		StatePath:    StatePath,
+		DownloadPath: DownloadPath,
+		Config:       func() (config.Config, error) { return config.Load(config.ImagePath, config.OverridePath) },
+		Device:       runningDevice,
 	}
 }
 
 // report is status's output; its JSON is that of status --json.
 type report struct {
-	Booted string      `json:"booted,omitempty"`
-	Boot   string      `json:"boot_state,omitempty"`
-	State  state.State `json:"state"`
+	Booted   string           `json:"booted,omitempty"`
+	Boot     string           `json:"boot_state,omitempty"`
+	State    state.State      `json:"state"`
+	Download *install.Reading `json:"download,omitempty"`
 }
 
-// Print writes what each slot holds, the committed slot, a pending trial,
-// a fallback (degraded), failed releases and the last result to w: as
-// text, or as JSON.
+// Print writes what each slot holds, the committed slot, the download in
+// progress, a pending trial, a fallback (degraded), failed releases and
+// the last result to w: as text, or as JSON.
 func (s Status) Print(w io.Writer, asJSON bool) error {
 	r, err := s.read()
 	if err != nil {
@@ -88,6 +96,7 @@ func (s Status) read() (report, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return r, fmt.Errorf("updater state: %w", err)
 	}
+	r.Download = readDownload(s.DownloadPath)
 	dev, err := s.Device()
 	if err != nil {
 		return r, nil
@@ -123,6 +132,13 @@ func printText(w io.Writer, r report) {
 			fmt.Fprintf(w, "slot %s: %s %s (serial %d)\n", s, r.Image, r.Version, r.Serial)
 		}
 	}
+	if d := r.Download; d != nil {
+		fmt.Fprintf(w, "downloading: %s, %s", d.Name, mib(d.Fetched))
+		if d.Size > 0 {
+			fmt.Fprintf(w, " (of %s)", mib(d.Size))
+		}
+		fmt.Fprintf(w, " at %.1f KiB/s since %s (as of %s)\n", d.Rate()/1024, d.Since.Format(time.RFC3339), d.At.Format(time.RFC3339))
+	}
 	if st.Trial != nil {
 		fmt.Fprintf(w, "trial pending: %s in slot %s since %s\n", st.Trial.Release.Version, st.Trial.Slot, st.Trial.Since.Format(time.RFC3339))
 	}
@@ -147,6 +163,57 @@ func printText(w io.Writer, r report) {
 	if st.LastError != "" {
 		fmt.Fprintf(w, "last error: %s\n", st.LastError)
 	}
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// DownloadPath is where the service keeps the download in progress for
+// status: in /run, so it never outlives the boot and costs the card no
+// writes.
+const DownloadPath = "/run/pibake/download.json"
+
+// liveDownload is the service's side of it: the agent's readings of the
+// download in progress (install.Reading), written at most once per
+// every, and removed when the step that downloads ends.
+type liveDownload struct {
+	path  string
+	every time.Duration
+	last  time.Time
+}
+
+func (l *liveDownload) report(r install.Reading) {
+	if !l.last.IsZero() && r.At.Sub(l.last) < l.every {
+		return
+	}
+	l.last = r.At
+	data, err := json.Marshal(r)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(l.path), 0o755)
+	}
+	if err == nil {
+		_ = atomicfile.Write(l.path, data, 0o644)
+	}
+}
+
+func (l *liveDownload) clear() {
+	_ = os.Remove(l.path)
+	l.last = time.Time{}
+}
+
+// readDownload is the download the service last reported, nil if none.
+func readDownload(path string) *install.Reading {
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var r install.Reading
+	if json.Unmarshal(data, &r) != nil {
+		return nil
+	}
+	return &r
 }
 
 // safeText replaces with '?' control characters (C0 but newline and tab,

@@ -15,6 +15,7 @@ import (
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/updater/bootloader"
 	"github.com/pibake/pibake/updater/config"
+	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/state"
 )
 
@@ -194,5 +195,42 @@ last error: GET x: ?[2J
 	}
 	if data, _ := os.ReadFile(statePath); string(data) != "{" {
 		t.Errorf("status changed an unreadable state file: %q", data)
+	}
+}
+
+// TestStatusShowsTheDownload: what the service reports of the download
+// in progress (at most once a second) is what status prints, as text
+// and as JSON, until the service clears it.
+func TestStatusShowsTheDownload(t *testing.T) {
+	dir := t.TempDir()
+	live := &liveDownload{path: filepath.Join(dir, "run", "download.json"), every: time.Second}
+	since := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	r := install.Reading{Name: "root", Size: 300 << 20, Fetched: 3 << 20, Since: since, At: since.Add(400 * time.Second), Waited: 384 * time.Second}
+	live.report(r)
+	later := r
+	later.Fetched, later.At = 4<<20, r.At.Add(500*time.Millisecond)
+	live.report(later) // within the second: not written
+	s := Status{StatePath: filepath.Join(dir, "updater.json"), DownloadPath: live.path,
+		Device: func() (Device, error) { return Device{}, errors.New("not a device") }}
+	var out bytes.Buffer
+	if err := s.Print(&out, false); err != nil {
+		t.Fatal(err)
+	}
+	want := "downloading: root, 3.0 MiB (of 300.0 MiB) at 8.0 KiB/s since 2026-11-23T12:00:00Z (as of 2026-11-23T12:06:40Z)\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("status says\n%s\nwant the line %q", out.String(), want)
+	}
+	out.Reset()
+	if err := s.Print(&out, true); err != nil {
+		t.Fatal(err)
+	}
+	var got report
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || got.Download == nil || *got.Download != r {
+		t.Errorf("status --json: %v\n%s", err, out.String())
+	}
+	live.clear()
+	out.Reset()
+	if err := s.Print(&out, false); err != nil || strings.Contains(out.String(), "downloading") {
+		t.Errorf("after the download: %v\n%s", err, out.String())
 	}
 }

@@ -10,9 +10,19 @@ import (
 )
 
 // watchdog feeds systemd's watchdog from the loop's progress.
-type watchdog struct{ last, until atomic.Int64 }
+type watchdog struct {
+	last, until atomic.Int64
+	now         func() time.Time // nil: time.Now
+}
 
-func (w *watchdog) beat() { w.last.Store(time.Now().UnixNano()) }
+func (w *watchdog) clock() time.Time {
+	if w.now == nil {
+		return time.Now()
+	}
+	return w.now()
+}
+
+func (w *watchdog) beat() { w.last.Store(w.clock().UnixNano()) }
 
 // busy marks a step that may take up to d without beating (0: done).
 func (w *watchdog) busy(d time.Duration) {
@@ -20,7 +30,7 @@ func (w *watchdog) busy(d time.Duration) {
 		w.until.Store(0)
 		return
 	}
-	w.until.Store(time.Now().Add(d).UnixNano())
+	w.until.Store(w.clock().Add(d).UnixNano())
 }
 
 // alive: a beat within half the watchdog interval, or a bounded step

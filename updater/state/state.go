@@ -56,6 +56,10 @@ type Failure struct {
 // the middle (a crash, a reboot, a power cut) resumes instead of starting
 // over. Done lists the artifacts (by sha256) already written and verified;
 // Offset is how far the artifact Current got, synced to the partition.
+// Patched lists the artifacts whose patch this install tried (recorded
+// before its first byte): a patch is not resumed, so an agent restarted
+// in the middle of one (a watchdog kill, a power cut) goes on with chunks
+// rather than the same patch from its first byte.
 // Interrupted counts trials of this release that came up and were cut
 // short (power, crash) before their health checks ended; Unbooted the
 // trials the boot loader spent without the trial coming up.
@@ -65,6 +69,7 @@ type Download struct {
 	Done        []string `json:"done,omitempty"`
 	Current     string   `json:"current,omitempty"`
 	Offset      int64    `json:"offset,omitempty"`
+	Patched     []string `json:"patched,omitempty"`
 	Interrupted int      `json:"interrupted,omitempty"`
 	Unbooted    int      `json:"unbooted,omitempty"`
 }

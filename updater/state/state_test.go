@@ -74,3 +74,21 @@ func TestFormat1(t *testing.T) {
 		t.Errorf("%+v", st)
 	}
 }
+
+// TestPatchedField: a download's tried patches round trip, and a state
+// file written before the field existed still reads, with none tried.
+func TestPatchedField(t *testing.T) {
+	old, err := Parse([]byte(`{"format": 2, "download": {"serial": 3, "slot": "b", "done": ["aa"], "current": "bb", "offset": 4096}}`))
+	if err != nil || old.Download == nil || old.Download.Offset != 4096 || len(old.Download.Patched) != 0 {
+		t.Fatalf("a state file of an earlier agent: %+v %v", old.Download, err)
+	}
+	f := File{Path: filepath.Join(t.TempDir(), "updater.json")}
+	old.Download.Patched = []string{"bb"}
+	if err := f.Save(old); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Load()
+	if err != nil || got.Download == nil || len(got.Download.Patched) != 1 || got.Download.Patched[0] != "bb" {
+		t.Fatalf("round trip: %+v %v", got.Download, err)
+	}
+}
