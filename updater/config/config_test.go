@@ -47,3 +47,39 @@ func TestLoadAndOverride(t *testing.T) {
 		t.Errorf("no keys: %v", err)
 	}
 }
+
+// TestImageConfigNeedsImageAndBuilt: an image's configuration without
+// image: would skip the image check, without built: a Pi at 1970 would
+// take an expired document; the build always writes both, so a file
+// without them is refused.
+func TestImageConfigNeedsImageAndBuilt(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "updater.yaml")
+	full := "server: http://x\nchannel: s\nboard: qemu\nkeys: [RWSkey]\nimage: demo\nbuilt: 1796083200\n"
+	for name, body := range map[string]string{
+		"no image": strings.Replace(full, "image: demo\n", "", 1),
+		"no built": strings.Replace(full, "built: 1796083200\n", "", 1),
+		"built 0":  strings.Replace(full, "built: 1796083200", "built: 0", 1),
+	} {
+		os.WriteFile(img, []byte(body), 0o644)
+		if _, err := Load(img, filepath.Join(dir, "none")); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	os.WriteFile(img, []byte(full), 0o644)
+	if _, err := Load(img, filepath.Join(dir, "none")); err != nil {
+		t.Errorf("a full image configuration: %v", err)
+	}
+}
+
+// TestImageConfigOutsideOverlays: the image's configuration holds the
+// keys, the revoked key IDs and the health commands run as root: it must
+// live where the data partition cannot shadow it. The initramfs init
+// puts overlays with an upper layer on /data over /etc and /var.
+func TestImageConfigOutsideOverlays(t *testing.T) {
+	for _, d := range []string{"/etc/", "/var/", "/data/"} {
+		if strings.HasPrefix(ImagePath, d) {
+			t.Errorf("ImagePath %s is under %s, which the data partition can shadow", ImagePath, d)
+		}
+	}
+}
