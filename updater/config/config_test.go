@@ -11,7 +11,7 @@ import (
 func TestLoadAndOverride(t *testing.T) {
 	dir := t.TempDir()
 	img, over := filepath.Join(dir, "updater.yaml"), filepath.Join(dir, "override.yaml")
-	os.WriteFile(img, []byte("server: http://10.0.2.100:8080\nchannel: stable\nchannels: [beta]\nboard: qemu\nkeys: [RWSkey]\nhealth:\n  units: [demo-hello.service]\n"), 0o644)
+	os.WriteFile(img, []byte("server: http://10.0.2.100:8080\nchannel: stable\nchannels: [beta]\nboard: qemu\nimage: demo\nbuilt: 1796083200\nkeys: [RWSkey]\nhealth:\n  units: [demo-hello.service]\n"), 0o644)
 	c, err := Load(img, over)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestLoadAndOverride(t *testing.T) {
 			t.Logf("%s: %v", name, err)
 		}
 	}
-	os.WriteFile(img, []byte("server: http://x\nchannel: s\nboard: qemu\n"), 0o644)
+	os.WriteFile(img, []byte("server: http://x\nchannel: s\nboard: qemu\nimage: demo\nbuilt: 1796083200\n"), 0o644)
 	os.Remove(over)
 	if _, err := Load(img, over); err == nil || !strings.Contains(err.Error(), "no trusted keys") {
 		t.Errorf("no keys: %v", err)
