@@ -17,21 +17,24 @@ import (
 // writes the agent's state file. The agent must not act on what it
 // cannot authenticate.
 
-// onFile is a device whose agent keeps its state in a real file, as on
-// a device, with the running slot readable (to check what it holds).
+// onFile is a device whose agent keeps its state in a real file on
+// "/data" and its trust files in a folder on "bootsel", as on a device,
+// with the slots readable (to check what they hold).
 type onFile struct {
 	*device
 	path string
+	keep state.Keep
 }
 
 func newOnFile(t *testing.T) *onFile {
-	return &onFile{device: newDevice(), path: filepath.Join(t.TempDir(), "updater.json")}
+	return &onFile{device: newDevice(), path: filepath.Join(t.TempDir(), "updater.json"), keep: state.Keep{Dir: filepath.Join(t.TempDir(), state.KeepDir)}}
 }
 
 func (d *onFile) agent(r *repo, booted bootchain.Slot, checks ...Check) *Agent {
 	a := d.device.agent(r, booted, checks...)
 	a.Image = "demo"
-	a.Store = state.File{Path: d.path}
+	a.Store = state.File{Path: d.path, KeyPath: d.keep.KeyPath()}
+	a.Keep = d.keep
 	a.Running = func(s bootchain.Slot) (Readable, Readable, error) { return d.part(s, "boot"), d.part(s, "root"), nil }
 	return a
 }
@@ -88,7 +91,10 @@ func TestForgedStateCannotDowngrade(t *testing.T) {
 	if s := d.boot.PowerOn(); s != bootchain.B {
 		t.Errorf("after a forged state file the device starts slot %s (1.0)", s)
 	}
-	st, _ := (state.File{Path: d.path}).Load()
+	st, err := (state.File{Path: d.path, KeyPath: d.keep.KeyPath()}).Load()
+	if err != nil {
+		t.Fatalf("the rebuilt state does not load: %v", err)
+	}
 	if _, failed := st.Failed["2.0"]; failed || st.Committed != "b" || st.Degraded != "" {
 		t.Errorf("the agent kept the forged state: %+v", st)
 	}
