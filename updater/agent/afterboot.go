@@ -43,12 +43,8 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 	if ch == "" {
 		ch = a.Channel
 	}
-	// Bootsel first: its floor is never below the state's. Then this
-	// agent runs as the committed slot: the state is authenticated from
-	// here on (seal).
-	if err := a.keepSigned(ch, tr.Signed); err != nil {
-		return err
-	}
+	// This agent runs as the committed slot: the state is authenticated
+	// from here on (seal).
 	if _, err := a.seal(); err != nil {
 		return err
 	}
@@ -69,7 +65,17 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 	st.Download = nil
 	st.LastError = ""
 	a.log().Info("committed", "version", tr.Release.Version, "slot", tr.Slot)
-	return a.Store.Save(st)
+	if err := a.Store.Save(st); err != nil {
+		return err
+	}
+	// Then bootsel keeps the release's document, the floor a lost state
+	// cannot lower. Never before the commit: a floor above the state's
+	// would refuse the trial's own release when it is tried again. A cut
+	// here is caught up by the next check of the channel (verify).
+	if err := a.keepSigned(ch, tr.Signed); err != nil {
+		a.log().Warn("cannot keep the committed release's document on bootsel", "err", err)
+	}
+	return nil
 }
 
 // settle confirms the running slot when no trial is pending. The boot

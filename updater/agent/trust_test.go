@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -16,6 +17,18 @@ import (
 // (a container with /data bind-mounted, anything that once ran as root)
 // writes the agent's state file. The agent must not act on what it
 // cannot authenticate.
+
+// cutKeep puts the kept documents' writes (a FAT file replaced by a
+// rename on bootsel) on the device's power switch.
+type cutKeep struct{ d *device }
+
+func (c cutKeep) SaveCommitted(ch string, s state.Signed) error {
+	if err := c.d.op(); err != nil {
+		return err
+	}
+	return c.d.keep.SaveCommitted(ch, s)
+}
+func (c cutKeep) Committed() (map[string]state.Signed, error) { return c.d.keep.Committed() }
 
 // onFile is a device whose agent keeps its state in a real file on
 // "/data" and its trust files in a folder on "bootsel", as on a device,
@@ -136,3 +149,95 @@ func TestGarbageStateKeepsTheSerialFloor(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeFromAgentWithoutKeys: a device whose agent predates the
+// device key. The new agent reads the old state until it runs as the
+// committed slot: a first trial that fails hands the older agent a state
+// it reads, and the next trial still runs its health checks. Once
+// committed, the state is authenticated, the channel's document is kept
+// (at the next check: the older agent kept nothing), and a state lost
+// afterwards keeps its serial floor.
+func TestUpgradeFromAgentWithoutKeys(t *testing.T) {
+	r := newRepo(t)
+	d := newOnFile(t)
+	older := func(booted bootchain.Slot) *Agent { // the older agent: no key, no keep, no trial document
+		a := d.agent(r, booted)
+		a.Store, a.Keep = state.File{Path: d.path}, nil
+		return a
+	}
+	stripTrial := func() {
+		f := state.File{Path: d.path}
+		st, _ := f.Load()
+		st.Trial.Signed = nil
+		f.Save(st)
+	}
+	keyExists := func() bool { _, err := os.Stat(d.keep.KeyPath()); return err == nil }
+	if err := older(d.boot.PowerOn()).AfterBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, "2.0", false)
+	if err := older(bootchain.A).Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stripTrial()
+	// 2.0 carries the new agent and fails its health checks.
+	rebooted := false
+	b := d.agent(r, d.boot.PowerOn(), check{"api", errors.New("503")})
+	b.Reboot = func() error { rebooted = true; return nil }
+	if err := b.AfterBoot(ctx); err != nil || !rebooted {
+		t.Fatalf("failing trial: %v, rebooted %v", err, rebooted)
+	}
+	if keyExists() {
+		t.Fatal("a trial that failed made the device key: the older agent's states would no longer be trusted")
+	}
+	if booted := d.boot.PowerOn(); booted != bootchain.A {
+		t.Fatalf("after the failed trial: slot %s", booted)
+	}
+	if err := older(bootchain.A).AfterBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := older(bootchain.A).Update(ctx); !errors.Is(err, ErrFailedBefore) {
+		t.Fatalf("the older agent lost the failure: %v", err)
+	}
+	r.publish(t, "2.1", false)
+	if err := older(bootchain.A).Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stripTrial()
+	// 2.1's trial: its checks run (a failing one would roll back), then
+	// it commits and the state is authenticated from then on.
+	ran := false
+	c := d.agent(r, d.boot.PowerOn(), checkFunc(func() error { ran = true; return nil }))
+	if err := c.AfterBoot(ctx); err != nil || !ran {
+		t.Fatalf("the second trial: %v, checks ran %v", err, ran)
+	}
+	if !keyExists() {
+		t.Fatal("committing did not make the device key")
+	}
+	sealed := state.File{Path: d.path, KeyPath: d.keep.KeyPath()}
+	if st, err := sealed.Load(); err != nil || st.Committed != "b" || st.Serials["stable"] != 2 {
+		t.Fatalf("the committed state: %+v %v", st, err)
+	}
+	if err := d.agent(r, bootchain.B).Update(ctx); !errors.Is(err, ErrNothingNew) {
+		t.Fatalf("check after the commit: %v", err)
+	}
+	if docs, _ := d.keep.Committed(); len(docs["stable"].Document) == 0 {
+		t.Fatal("the channel's document was not kept at the first check after the commit")
+	}
+	os.WriteFile(d.path, []byte("garbage"), 0o600)
+	if err := d.agent(r, bootchain.B).AfterBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sealed.Load()
+	if err != nil || st.Serials["stable"] != 2 || st.Slots["b"].Version != "2.1" || st.Committed != "b" {
+		t.Fatalf("state rebuilt after the commit: %+v %v", st, err)
+	}
+	if _, ok := st.Slots["a"]; ok {
+		t.Errorf("slot a (1.0, no kept document) is vouched for after the rebuild: %+v", st.Slots)
+	}
+}
+
+type checkFunc func() error
+
+func (f checkFunc) Name() string              { return "func" }
+func (f checkFunc) Run(context.Context) error { return f() }
