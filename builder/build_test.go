@@ -531,6 +531,7 @@ func TestBuildWithUpdater(t *testing.T) {
 	CheckImage(t, res.Image, ImageExpect{Files: map[string]string{
 		"/usr/bin/pibake-updater":                                            "-rwxr-xr-x 0/0",
 		"/usr/lib/pibake/updater.yaml":                                       "-rw-r--r-- 0/0",
+		"/usr/lib/pibake/etc.sha256":                                         "-rw-r--r-- 0/0",
 		"/etc/systemd/system/multi-user.target.wants/pibake-updater.service": "lrwxrwxrwx 0/0",
 	}})
 	root := extractRoot(t, res.Image)

@@ -19,6 +19,7 @@ import (
 	"github.com/pibake/pibake/builder/rootfs"
 	"github.com/pibake/pibake/builder/system"
 	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/etcsum"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/config"
 )
@@ -122,6 +123,11 @@ func (b *build) buildRootfs(ctx context.Context) (*rootfsOut, error) {
 	if err != nil {
 		return nil, err
 	}
+	etc, err := etcList(ctx, base, spec)
+	if err != nil {
+		return nil, err
+	}
+	spec.Files = append(spec.Files, rootfs.File{Path: etcsum.Path, Data: etc, Mode: 0o644})
 	bin, err := debian.LookTool("tar2sqfs", "squashfs-tools-ng")
 	if err != nil {
 		return nil, err
