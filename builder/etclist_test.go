@@ -3,7 +3,9 @@ package builder
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pibake/pibake/bootinit"
 	"github.com/pibake/pibake/builder/rootfs"
@@ -75,5 +77,15 @@ func TestTrustAnchorsOutsideOverlays(t *testing.T) {
 				t.Errorf("%s is under /%s, which the data partition overlays", p, d)
 			}
 		}
+	}
+}
+
+func TestStaleBuilt(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	if msg := staleBuilt(now.Add(-10*24*time.Hour).Unix(), now); msg != "" {
+		t.Errorf("a 10-day-old epoch: %s", msg)
+	}
+	if msg := staleBuilt(now.Add(-90*24*time.Hour).Unix(), now); !strings.Contains(msg, "90 days ago") || !strings.Contains(msg, "SOURCE_DATE_EPOCH") {
+		t.Errorf("a 90-day-old epoch: %q", msg)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/debian"
@@ -251,6 +252,9 @@ func (b *build) agentFiles(ctx context.Context) ([]rootfs.File, error) {
 	keys, err := def.UpdaterKeys()
 	if err != nil {
 		return nil, fmt.Errorf("%s: updater: %w", def.File, err)
+	}
+	if msg := staleBuilt(b.epoch, time.Now()); msg != "" {
+		b.log.Warn(msg)
 	}
 	u := def.Updater
 	health := u.Health
