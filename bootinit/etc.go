@@ -46,9 +46,23 @@ const (
 	ImageOwned = "pibake"
 )
 
+// DeviceOwned are the paths of /etc (relative, a folder covering what is
+// under it) that each device makes its own, at first boot or by
+// provisioning (provision's paths): their copy on the data partition is
+// kept even when a release changes the file.
+var DeviceOwned = []string{"hostname", "hosts", "localtime", "timezone", "machine-id",
+	"wpa_supplicant/wpa_supplicant-wlan0.conf", "ssh/authorized_keys.d", "ssh/sshd_config.d/pibake-provision.conf"}
+
+// accountFiles are merged rather than set aside when a release changes
+// them (mergeAccounts): the release's entries, each replaced by the
+// device's entry of the same name, then the device's own entries. A
+// provisioned password survives a release that adds a system user.
+var accountFiles = []string{"passwd", "group", "shadow", "gshadow"}
+
 // EtcReconcile reconciles /etc's upper layer with the booting release.
 type EtcReconcile struct {
 	List    string // this release's list (etcsum.Path in its root); missing: an image that has none
+	Lower   string // this release's /etc (before the overlay is mounted)
 	Release string // this release's /etc/pibake/release, for its version
 	Upper   string // the /etc overlay's upper layer
 	Dir     string // where its records live: the /etc overlay's folder
@@ -81,15 +95,28 @@ func (r EtcReconcile) Run() error {
 	case oldSum != curSum:
 		changed = etcsum.Changed(old, cur)
 	}
-	var aside []string
+	var aside, merge []string
 	for _, p := range append([]string{ImageOwned}, changed...) {
-		if h := r.hiding(p); h != "" && !slices.ContainsFunc(aside, func(a string) bool { return h == a || strings.HasPrefix(h, a+"/") }) {
+		h := r.hiding(p)
+		switch {
+		case h == "" || slices.ContainsFunc(aside, func(a string) bool { return h == a || strings.HasPrefix(h, a+"/") }):
+		case under(h, DeviceOwned):
+			r.Log("/etc/%s: this release changed it, but it is a setting of this device: the data partition's copy is kept", h)
+		case slices.Contains(accountFiles, h) && r.regular(h):
+			aside, merge = append(aside, h), append(merge, h)
+		default:
 			aside = append(aside, h)
 		}
 	}
 	if len(aside) > 0 {
-		if err := r.setAside(aside, oldSum, curSum); err != nil {
+		batch, err := r.setAside(aside, oldSum, curSum)
+		if err != nil {
 			return err
+		}
+		for _, p := range merge {
+			if err := r.merge(p, filepath.Join(batch, p)); err != nil {
+				return err
+			}
 		}
 	}
 	if undo != "" {
@@ -157,17 +184,18 @@ func (r EtcReconcile) count() int {
 	return n
 }
 
-// setAside moves each of paths from the upper layer into a new batch.
-func (r EtcReconcile) setAside(paths []string, from, to string) error {
+// setAside moves each of paths from the upper layer into a new batch and
+// returns the batch's folder.
+func (r EtcReconcile) setAside(paths []string, from, to string) (string, error) {
 	id := fmt.Sprintf("%04d-%s", r.nextBatch(), releaseVersion(r.Release))
 	dest := filepath.Join(r.Dir, ReplacedDir, id)
 	for _, p := range paths {
 		target := filepath.Join(dest, p)
 		if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
-			return fmt.Errorf("set aside /etc/%s: %w", p, err)
+			return "", fmt.Errorf("set aside /etc/%s: %w", p, err)
 		}
 		if err := os.Rename(filepath.Join(r.Upper, p), target); err != nil {
-			return fmt.Errorf("set aside /etc/%s: %w", p, err)
+			return "", fmt.Errorf("set aside /etc/%s: %w", p, err)
 		}
 		why := "this release changed it"
 		if p == ImageOwned {
@@ -177,9 +205,9 @@ func (r EtcReconcile) setAside(paths []string, from, to string) error {
 	}
 	data, err := json.Marshal(batch{From: from, To: to, Paths: paths})
 	if err != nil {
-		return err
+		return "", err
 	}
-	return atomicfile.Write(dest+".json", data, 0o600)
+	return dest, atomicfile.Write(dest+".json", data, 0o600)
 }
 
 // nextBatch is one more than the highest batch number so far.

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/pibake/pibake/etcsum"
+	"github.com/pibake/pibake/provision"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,12 +43,14 @@ func (w *etcWorld) boot(version string, files map[string]string) {
 		l := etcsum.List{}
 		for p, c := range files {
 			l[p] = etcsum.Digest(etcsum.File, 0o644, 0, 0, []byte(c))
+			os.MkdirAll(filepath.Dir(filepath.Join(w.root, "etc", p)), 0o755)
+			os.WriteFile(filepath.Join(w.root, "etc", p), []byte(c), 0o644)
 		}
 		os.MkdirAll(filepath.Dir(list), 0o755)
 		os.WriteFile(list, l.Marshal(), 0o644)
 	}
 	w.logs = nil
-	r := EtcReconcile{List: list, Release: filepath.Join(w.root, "etc/pibake/release"), Upper: w.upper, Dir: w.dir,
+	r := EtcReconcile{List: list, Lower: filepath.Join(w.root, "etc"), Release: filepath.Join(w.root, "etc/pibake/release"), Upper: w.upper, Dir: w.dir,
 		Log: func(f string, a ...any) { w.logs = append(w.logs, strings.TrimSpace(sprintf(f, a...))) }}
 	if err := r.Run(); err != nil {
 		w.t.Fatalf("reconcile %s: %v", version, err)
@@ -83,7 +87,7 @@ func (w *etcWorld) replaced(batch, p string) string {
 // copies back.
 func TestEtcReconcile(t *testing.T) {
 	w := newEtcWorld(t)
-	v1 := map[string]string{"hostname": "demo\n", "ssh/sshd_config": "PermitRootLogin no\n", "motd": "hello\n", "pibake/release": "1.0"}
+	v1 := map[string]string{"hostname": "demo\n", "ssh/sshd_config": "PermitRootLogin no\n", "motd": "hello\n", "pibake/release": "PIBAKE_VERSION=1.0\n"}
 	w.copyUp("hostname", "edited\n")
 	w.copyUp("ssh/sshd_config", "PermitRootLogin yes # edited on 1.0\n")
 	w.boot("1.0", v1) // the first boot with lists: nothing is known to have changed
@@ -94,7 +98,7 @@ func TestEtcReconcile(t *testing.T) {
 	w.copyUp("new.conf", "made here\n")
 	w.copyUp("local.conf", "only here\n")
 	w.copyUp("pibake/updater.yaml", "keys: [RWSattacker]\n")
-	v2 := map[string]string{"hostname": "demo\n", "ssh/sshd_config": "PermitRootLogin prohibit-password\n", "new.conf": "shipped\n", "pibake/release": "2.0"}
+	v2 := map[string]string{"hostname": "demo\n", "ssh/sshd_config": "PermitRootLogin prohibit-password\n", "new.conf": "shipped\n", "pibake/release": "PIBAKE_VERSION=2.0\n"}
 	w.boot("2.0", v2)
 	for p, want := range map[string]string{"hostname": "edited\n", "local.conf": "only here\n"} {
 		if got := w.upperHas(p); got != want {
@@ -180,6 +184,55 @@ func TestEtcReconcileHiders(t *testing.T) {
 	}
 	if w.upperHas("keep") != "local" {
 		t.Error("a copy of a file the release did not change was set aside")
+	}
+}
+
+// TestEtcReconcileDeviceSettings: what each device makes its own (a
+// provisioned host name, time zone, keys) stays when a release changes
+// the file; the account databases are merged, so a provisioned password
+// survives a release that adds a system user, and the user gets it.
+func TestEtcReconcileDeviceSettings(t *testing.T) {
+	w := newEtcWorld(t)
+	v1 := map[string]string{"hostname": "demo\n", "timezone": "Etc/UTC\n",
+		"shadow": "root:*:20000:0:99999:7:::\npi:*:20000:0:99999:7:::\n", "passwd": "root:x:0:0::/root:/bin/sh\npi:x:1000:1000::/home/pi:/bin/bash\n"}
+	w.boot("1.0", v1)
+	w.copyUp("hostname", "kitchen\n")
+	w.copyUp("timezone", "Europe/Paris\n")
+	w.copyUp("ssh/authorized_keys.d/pi", "ssh-ed25519 AAAA pi\n")
+	w.copyUp("shadow", "root:*:20000:0:99999:7:::\npi:$y$j9T$hash:20001:0:99999:7:::\nlocal:$y$x:20002::::::\n")
+	os.Chmod(filepath.Join(w.upper, "shadow"), 0o640)
+	v2 := map[string]string{"hostname": "demo2\n", "timezone": "Europe/Berlin\n", "ssh/authorized_keys.d/pi": "ssh-ed25519 BBBB release\n",
+		"shadow": "root:*:20000:0:99999:7:::\n_new:!:20100::::::\npi:*:20000:0:99999:7:::\n", "passwd": "root:x:0:0::/root:/bin/sh\n_new:x:990:990::/nonexistent:/usr/sbin/nologin\npi:x:1000:1000::/home/pi:/bin/bash\n"}
+	w.boot("2.0", v2)
+	for p, want := range map[string]string{"hostname": "kitchen\n", "timezone": "Europe/Paris\n", "ssh/authorized_keys.d/pi": "ssh-ed25519 AAAA pi\n"} {
+		if got := w.upperHas(p); got != want {
+			t.Errorf("/etc/%s: %q, want the device's %q", p, got, want)
+		}
+	}
+	want := "root:*:20000:0:99999:7:::\n_new:!:20100::::::\npi:$y$j9T$hash:20001:0:99999:7:::\nlocal:$y$x:20002::::::\n"
+	if got := w.upperHas("shadow"); got != want {
+		t.Errorf("merged shadow:\n%s\nwant:\n%s", got, want)
+	}
+	if fi, err := os.Stat(filepath.Join(w.upper, "shadow")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("merged shadow's mode: %v %v", fi, err)
+	}
+	if w.replaced("0001-2.0", "shadow") == "" {
+		t.Error("the copy before the merge is not kept")
+	}
+	if w.upperHas("passwd") != "" {
+		t.Error("passwd had no copy on the data partition and now has one")
+	}
+}
+
+// TestProvisionedPathsAreDeviceOwned: every file provisioning writes
+// under /etc is kept across releases (or merged: the account databases).
+func TestProvisionedPathsAreDeviceOwned(t *testing.T) {
+	for _, p := range []string{provision.HostnamePath, provision.HostsPath, provision.WPAPath, provision.KeysDir + "/pi",
+		provision.SSHDropIn, provision.LocaltimePath, provision.TimezonePath, provision.ShadowPath} {
+		rel, ok := strings.CutPrefix(p, "/etc/")
+		if !ok || !(under(rel, DeviceOwned) || slices.Contains(accountFiles, rel)) {
+			t.Errorf("provisioning writes %s, which a release would take back", p)
+		}
 	}
 }
 

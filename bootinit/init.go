@@ -208,7 +208,7 @@ func prepareData(log initLog, root Block) error {
 		}
 		if d == "etc" {
 			// Before the mount: the release's /etc changes apply (etc.go).
-			r := EtcReconcile{List: etcsum.Path, Release: "/etc/pibake/release", Upper: upper, Dir: filepath.Dir(upper), Log: log.printf}
+			r := EtcReconcile{List: etcsum.Path, Lower: "/etc", Release: "/etc/pibake/release", Upper: upper, Dir: filepath.Dir(upper), Log: log.printf}
 			if err := r.Run(); err != nil {
 				log.printf("reconciling /etc with the release: %v", err)
 			}
