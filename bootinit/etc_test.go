@@ -17,10 +17,10 @@ import (
 // etcWorld is a data partition's /etc overlay folder and a release's
 // root, for the reconciliation.
 type etcWorld struct {
-	t             *testing.T
-	dir, root     string
-	logs          []string
-	upper, record string
+	t         *testing.T
+	dir, root string
+	logs      []string
+	upper     string
 }
 
 func newEtcWorld(t *testing.T) *etcWorld {
@@ -158,7 +158,7 @@ func TestEtcReconcileHiders(t *testing.T) {
 	v1 := map[string]string{"a.conf": "1", "ssh/sshd_config": "1", "x/y/z": "1", "keep": "1"}
 	v2 := map[string]string{"a.conf": "2", "ssh/sshd_config": "2", "x/y/z": "2", "keep": "1"}
 	w.boot("1.0", v1)
-	whiteout := unix.Mknod(filepath.Join(w.upper, "a.conf"), unix.S_IFCHR|0o000, 0) == nil
+	whiteout := unix.Mknod(filepath.Join(w.upper, "a.conf"), unix.S_IFCHR, 0) == nil
 	w.copyUp("ssh", "a file where the folder was")
 	os.MkdirAll(filepath.Join(w.upper, "x/y"), 0o755)
 	w.copyUp("x/y/other", "local")
