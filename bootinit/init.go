@@ -15,6 +15,7 @@ import (
 
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/etcsum"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +34,12 @@ const (
 	// OverlayDir holds the writable layers of /etc and /var on the data partition.
 	OverlayDir = "pibake/overlay"
 )
+
+// Overlaid are the folders of the read-only root that get a writable
+// overlay on the data partition: whatever must come from the image alone
+// (the update agent's keys and health checks, the list of /etc) lives
+// elsewhere, under /usr.
+var Overlaid = []string{"etc", "var"}
 
 // initLog writes to the kernel log (w is /dev/kmsg) or, without one, to
 // stderr.
@@ -228,12 +235,19 @@ func prepareData(log initLog, root Block) error {
 	if err := unix.Mount(dataDev, mnt, "ext4", unix.MS_NOATIME, ""); err != nil {
 		return fmt.Errorf("mount data %s: %w", data.Name, err)
 	}
-	for _, d := range []string{"etc", "var"} {
+	for _, d := range Overlaid {
 		upper := filepath.Join(mnt, OverlayDir, d, "upper")
 		work := filepath.Join(mnt, OverlayDir, d, "work")
 		for _, p := range []string{upper, work} {
 			if err := os.MkdirAll(p, 0o755); err != nil {
 				return err
+			}
+		}
+		if d == "etc" {
+			// Before the mount: the release's /etc changes apply (etc.go).
+			r := EtcReconcile{List: etcsum.Path, Lower: "/etc", Release: "/etc/pibake/release", Upper: upper, Dir: filepath.Dir(upper), Log: log.printf}
+			if err := r.Run(); err != nil {
+				log.printf("reconciling /etc with the release: %v", err)
 			}
 		}
 		lower := "/" + d

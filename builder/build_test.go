@@ -529,16 +529,17 @@ func TestBuildWithUpdater(t *testing.T) {
 		t.Fatal(err)
 	}
 	CheckImage(t, res.Image, ImageExpect{Files: map[string]string{
-		"/usr/bin/pibake-updater":  "-rwxr-xr-x 0/0",
-		"/etc/pibake/updater.yaml": "-rw-r--r-- 0/0",
+		"/usr/bin/pibake-updater":                                            "-rwxr-xr-x 0/0",
+		"/usr/lib/pibake/updater.yaml":                                       "-rw-r--r-- 0/0",
+		"/usr/lib/pibake/etc.sha256":                                         "-rw-r--r-- 0/0",
 		"/etc/systemd/system/multi-user.target.wants/pibake-updater.service": "lrwxrwxrwx 0/0",
 	}})
 	root := extractRoot(t, res.Image)
-	cfg, err := exec.Command("unsquashfs", "-cat", root, "/etc/pibake/updater.yaml").Output()
+	cfg, err := exec.Command("unsquashfs", "-cat", root, "/usr/lib/pibake/updater.yaml").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"server: http://10.0.2.100:8080", "channel: stable", "board: qemu", "- RW", "hello.service"} {
+	for _, want := range []string{"server: http://10.0.2.100:8080", "channel: stable", "board: qemu", "- RW", "hello.service", "\nimage: ", "\nbuilt: "} {
 		if !strings.Contains(string(cfg), want) {
 			t.Errorf("updater.yaml lacks %q:\n%s", want, cfg)
 		}

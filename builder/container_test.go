@@ -153,7 +153,7 @@ func TestBuildWithContainers(t *testing.T) {
 	if sc := cat("/etc/containers/storage.conf"); !strings.Contains(sc, `graphroot = "/data/containers/storage"`) {
 		t.Errorf("storage.conf:\n%s", sc)
 	}
-	if u := cat("/etc/pibake/updater.yaml"); !strings.Contains(u, "- web.service") || !strings.Contains(u, "- redis.service") || !strings.Contains(u, "- hello.service") {
+	if u := cat("/usr/lib/pibake/updater.yaml"); !strings.Contains(u, "- web.service") || !strings.Contains(u, "- redis.service") || !strings.Contains(u, "- hello.service") {
 		t.Errorf("the health gate does not wait for the containers:\n%s", u)
 	}
 	raw, _ := os.ReadFile(filepath.Join(out, "manifest.json"))
@@ -243,7 +243,7 @@ func TestBuildWithDocker(t *testing.T) {
 	if l := cat("/usr/lib/pibake/docker/load-images"); !strings.Contains(l, "docker load") {
 		t.Errorf("load-images:\n%s", l)
 	}
-	if u := cat("/etc/pibake/updater.yaml"); !strings.Contains(u, "- web.service") || !strings.Contains(u, "- redis.service") {
+	if u := cat("/usr/lib/pibake/updater.yaml"); !strings.Contains(u, "- web.service") || !strings.Contains(u, "- redis.service") {
 		t.Errorf("the health gate does not wait for the containers:\n%s", u)
 	}
 	if ls, _ := exec.Command("unsquashfs", "-lln", root, "/usr/share/containers/systemd").CombinedOutput(); strings.Contains(string(ls), ".container") {

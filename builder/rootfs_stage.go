@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/debian"
@@ -19,6 +20,7 @@ import (
 	"github.com/pibake/pibake/builder/rootfs"
 	"github.com/pibake/pibake/builder/system"
 	"github.com/pibake/pibake/disk/layout"
+	"github.com/pibake/pibake/etcsum"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/config"
 )
@@ -122,6 +124,11 @@ func (b *build) buildRootfs(ctx context.Context) (*rootfsOut, error) {
 	if err != nil {
 		return nil, err
 	}
+	etc, err := etcList(ctx, base, spec)
+	if err != nil {
+		return nil, err
+	}
+	spec.Files = append(spec.Files, rootfs.File{Path: etcsum.Path, Data: etc, Mode: 0o644})
 	bin, err := debian.LookTool("tar2sqfs", "squashfs-tools-ng")
 	if err != nil {
 		return nil, err
@@ -245,6 +252,9 @@ func (b *build) agentFiles(ctx context.Context) ([]rootfs.File, error) {
 	keys, err := def.UpdaterKeys()
 	if err != nil {
 		return nil, fmt.Errorf("%s: updater: %w", def.File, err)
+	}
+	if msg := staleBuilt(b.epoch, time.Now()); msg != "" {
+		b.log.Warn(msg)
 	}
 	u := def.Updater
 	health := u.Health

@@ -22,7 +22,7 @@ func target(t testing.TB) string {
 		"etc/hostname":                    "demo\n",
 		"usr/share/zoneinfo/Europe/Paris": "TZif2...",
 		"usr/share/zoneinfo/UTC":          "TZif2...",
-		"etc/pibake/updater.yaml":         "server: http://10.0.2.100:8080\nchannel: stable\nchannels: [beta]\nboard: qemu\nkeys: [RWSkey]\n",
+		"usr/lib/pibake/updater.yaml":     "server: http://10.0.2.100:8080\nchannel: stable\nchannels: [beta]\nboard: qemu\nimage: demo\nbuilt: 1796083200\nkeys: [RWSkey]\n",
 	}
 	for p, body := range files {
 		full := filepath.Join(root, p)

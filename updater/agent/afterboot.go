@@ -16,7 +16,7 @@ import (
 
 // AfterBoot settles a pending trial, or confirms the running slot.
 func (a *Agent) AfterBoot(ctx context.Context) error {
-	st, err := a.Load()
+	st, err := a.load(ctx)
 	if err != nil {
 		return err
 	}
@@ -39,6 +39,15 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 		}
 		return a.fail(st, tr, "health", name, err, true)
 	}
+	ch := tr.Release.Channel
+	if ch == "" {
+		ch = a.Channel
+	}
+	// This agent runs as the committed slot: the state is authenticated
+	// from here on (seal).
+	if _, err := a.seal(); err != nil {
+		return err
+	}
 	if err := a.Boot.MarkGood(a.Booted); err != nil {
 		return err
 	}
@@ -49,10 +58,6 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 		st.Serials = map[string]uint64{}
 	}
 	st.Slots[tr.Slot] = tr.Release
-	ch := tr.Release.Channel
-	if ch == "" {
-		ch = a.Channel
-	}
 	st.Serials[ch] = max(st.Serials[ch], tr.Release.Serial)
 	st.Committed = tr.Slot
 	st.Degraded = ""
@@ -60,7 +65,17 @@ func (a *Agent) AfterBoot(ctx context.Context) error {
 	st.Download = nil
 	st.LastError = ""
 	a.log().Info("committed", "version", tr.Release.Version, "slot", tr.Slot)
-	return a.Store.Save(st)
+	if err := a.Store.Save(st); err != nil {
+		return err
+	}
+	// Then bootsel keeps the release's document, the floor a lost state
+	// cannot lower. Never before the commit: a floor above the state's
+	// would refuse the trial's own release when it is tried again. A cut
+	// here is caught up by the next check of the channel (verify).
+	if err := a.keepSigned(ch, tr.Signed); err != nil {
+		a.log().Warn("cannot keep the committed release's document on bootsel", "err", err)
+	}
+	return nil
 }
 
 // settle confirms the running slot when no trial is pending. The boot
@@ -102,6 +117,15 @@ func (a *Agent) settle(st state.State) error {
 	}
 	if err := a.Boot.MarkGood(a.Booted); err != nil {
 		return err
+	}
+	// This agent runs as the committed slot (or is about to record it as
+	// such): from here on the state is authenticated.
+	if made, err := a.seal(); err != nil {
+		return err
+	} else if made && st.Committed != "" {
+		if err := a.Store.Save(st); err != nil {
+			return err
+		}
 	}
 	if st.Committed != "" {
 		if !vouched(other) {
@@ -225,7 +249,7 @@ var ErrNoFallback = errors.New("the other slot holds no verified release to go b
 // if the other slot holds a release that was verified and committed (or
 // flashed) and the boot loader still starts it.
 func (a *Agent) Rollback(ctx context.Context) error {
-	st, err := a.Load()
+	st, err := a.load(ctx)
 	if err != nil {
 		return err
 	}

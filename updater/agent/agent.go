@@ -107,6 +107,10 @@ type Ports struct {
 	// Booted is the slot the device started (from its command line).
 	Booted bootchain.Slot
 	Slots  Slots
+	// Keep, if set, keeps the signed document of each committed release
+	// where the data partition cannot reach (bootsel: trust.go); Running
+	// then also identifies what a slot holds when the state is lost.
+	Keep Keep
 	// Running, if set, opens the booted slot's partitions for reading:
 	// an artifact the channel's chunk document lists is then written from
 	// a patch or from the chunks they hold plus range requests for the
@@ -139,6 +143,9 @@ type Ports struct {
 type Agent struct {
 	Config
 	Ports
+	// signed is the last channel document that verified, as signed: the
+	// trial's (arm) or the adopted release's, kept when it commits.
+	signed *state.Signed
 }
 
 // New returns the agent that follows cfg and drives p.
@@ -186,18 +193,30 @@ func (a *Agent) fileOptions() install.Options {
 }
 
 // Load reads the state. An unreadable state file has been set aside by
-// the store: the agent logs it and starts from the empty state (the
-// running slot is then marked good), never stopping on it.
+// the store, as has one that fails its authentication (or is gone once
+// the device has a key): the agent then rebuilds the state from what it
+// can verify (recoverState), never acting on it and never stopping on it.
+// Each channel's serial is raised to the floor of the kept documents.
 func (a *Agent) Load() (state.State, error) {
+	return a.load(context.Background())
+}
+
+func (a *Agent) load(ctx context.Context) (state.State, error) {
 	st, err := a.Store.Load()
-	if errors.Is(err, state.ErrCorrupt) {
-		a.log().Warn("starting from an empty state", "err", err)
-		st, err = state.State{Format: state.Format}, nil
+	if errors.Is(err, state.ErrCorrupt) || errors.Is(err, state.ErrUntrusted) {
+		a.log().Warn("the updater state is not trusted; rebuilding it from what this device can verify", "err", err)
+		return a.recoverState(ctx, err)
 	}
 	if err != nil {
 		return st, err
 	}
 	st.Upgrade(a.Channel)
+	for ch, d := range a.kept() {
+		if st.Serials == nil {
+			st.Serials = map[string]uint64{}
+		}
+		st.Serials[ch] = max(st.Serials[ch], d.Serial)
+	}
 	return st, nil
 }
 

@@ -124,6 +124,7 @@ type device struct {
 	power
 	boot  *boottest.Fake
 	store *statetest.Memory
+	keep  *statetest.Keep // bootsel's kept documents
 	parts map[bootchain.Slot]map[string]*vpart
 	size  int // partition size
 	// data is an artifact's content by name and version (content, or the
@@ -178,7 +179,7 @@ func newDevice() *device { return newDeviceWith(partSize, content) }
 // newDeviceWith makes a device with partitions of size bytes, both slots
 // holding release 1.0 as data makes it.
 func newDeviceWith(size int, data func(name, version string) []byte) *device {
-	d := &device{boot: boottest.NewFake(), store: &statetest.Memory{}, parts: map[bootchain.Slot]map[string]*vpart{}, size: size, data: data}
+	d := &device{boot: boottest.NewFake(), store: &statetest.Memory{}, keep: &statetest.Keep{}, parts: map[bootchain.Slot]map[string]*vpart{}, size: size, data: data}
 	for _, s := range bootchain.Slots() {
 		d.parts[s] = map[string]*vpart{}
 		for _, n := range []string{"boot", "root"} {
@@ -288,7 +289,7 @@ func (d *device) agent(r *repo, booted bootchain.Slot, checks ...Check) *Agent {
 		Channel: "stable", Trusted: []minisign.PublicKey{r.pub}, Board: "pi4", Checks: checks,
 		Download: Download{Attempts: 1, Backoff: time.Millisecond},
 	}, Ports{
-		Boot: cutBoot{d}, Store: cutStore{d}, Source: install.Dir{Path: r.dir}, Booted: booted,
+		Boot: cutBoot{d}, Store: cutStore{d}, Keep: cutKeep{d}, Source: install.Dir{Path: r.dir}, Booted: booted,
 		Slots: func(s bootchain.Slot) (install.Target, install.Target, error) {
 			return d.part(s, "boot"), d.part(s, "root"), nil
 		},

@@ -47,8 +47,7 @@ func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, e
 	if err != nil {
 		return nil, fmt.Errorf("channel %s signature from %s: %w", a.Channel, a.Source, err)
 	}
-	d, err := channel.Verify(doc, sig, channel.Check{Trusted: a.Trusted, Board: a.Board, Channel: a.Channel, Image: a.Image, Revoked: a.Revoked,
-		Now: a.expiryClock(), LastSerial: st.Serials[a.Channel], Reinstall: degraded(st)})
+	d, err := a.verify(doc, sig, st)
 	if errors.Is(err, channel.ErrExpired) {
 		err = fmt.Errorf("%w (this device's clock reads %s: if it is wrong, the document is refused until time sync sets it)", err, a.now().UTC().Format(time.RFC3339))
 	}
@@ -123,6 +122,9 @@ func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document
 			log.Info("the channel offers the version this device runs, but other bytes: installing it", "version", doc.Version, "artifact", art.Name, "err", err)
 			return false
 		}
+	}
+	if err := a.keepSigned(a.Channel, a.signed); err != nil {
+		log.Warn("cannot keep the channel's document on bootsel", "err", err)
 	}
 	st.Slots[string(a.Booted)] = state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: a.Channel}
 	if st.Serials == nil {
@@ -285,7 +287,7 @@ func (a *Agent) writeArtifacts(ctx context.Context, st state.State, w *artifactW
 func (a *Agent) arm(st state.State, doc *channel.Document, target bootchain.Slot, moved *state.Transfer) error {
 	log := a.log()
 	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
-	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now()}
+	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now(), Signed: a.signed}
 	log.Info("installed", "version", doc.Version, "downloaded", moved.Downloaded, "reused", moved.Reused, "seconds", moved.Seconds, "peak_rss", moved.PeakRSS)
 	st.LastInstall = moved
 	st.LastError = ""

@@ -1,11 +1,13 @@
-// Package config is the device agent's configuration: /etc/pibake/updater.yaml,
-// written by the image build from the definition, with an optional
+// Package config is the device agent's configuration:
+// /usr/lib/pibake/updater.yaml, written by the image build from the
+// definition into the read-only root filesystem (no overlay covers /usr,
+// so nothing on the data partition can shadow it), with an optional
 // override on the data partition (so a fleet operator can point one box
 // at another channel without a rebuild). The override may set only the
 // server, the poll interval and the channel, among the channels the
-// image allows: the keys and the health checks (commands run as root)
-// come from the signed image alone, never from the writable data
-// partition.
+// image allows: the keys, the revoked key IDs, the image's name and build
+// time and the health checks (commands run as root) come from the signed
+// image alone, never from the writable data partition.
 package config
 
 import (
@@ -24,9 +26,11 @@ import (
 	"github.com/pibake/pibake/internal/yamlerr"
 )
 
-// Default paths on the device.
+// Default paths on the device. ImagePath is in the read-only root, under
+// /usr, which the initramfs init never overlays (it overlays /etc and
+// /var): the image's own bytes, whatever /data holds.
 const (
-	ImagePath    = "/etc/pibake/updater.yaml"
+	ImagePath    = "/usr/lib/pibake/updater.yaml"
 	OverridePath = "/data/pibake/updater.yaml"
 )
 
@@ -51,13 +55,15 @@ type Config struct {
 	// Channels the override may switch to, besides Channel.
 	Channels []string `yaml:"channels,omitempty"`
 	// Image is the image's name: documents of other images are refused.
+	// Required in an image's configuration (Load).
 	Image string `yaml:"image,omitempty"`
 	// Version is the image's version: a device flashed with the release
 	// its channel offers recognises it and does not install it again.
 	Version string `yaml:"version,omitempty"`
-	// Built is the image's build epoch (SOURCE_DATE_EPOCH, Unix seconds):
-	// a device whose clock reads earlier (no RTC, no time sync yet) judges
-	// expiry against it instead.
+	// Built is a time the image cannot have been built before (Unix
+	// seconds; the build's epoch, see docs/updates.md): a device whose
+	// clock reads earlier (no RTC, no time sync yet) judges expiry
+	// against it instead. Required in an image's configuration (Load).
 	Built int64  `yaml:"built,omitempty"`
 	Board string `yaml:"board"`
 	// Bootloader is the image's boot chain: uboot (default) or tryboot.
@@ -120,6 +126,9 @@ func Load(image, override string) (Config, error) {
 	if err != nil {
 		return c, err
 	}
+	if err := c.checkImage(image); err != nil {
+		return c, err
+	}
 	if data, err := os.ReadFile(override); err == nil {
 		o, err := ParseOverride(override, data)
 		if err != nil {
@@ -140,6 +149,24 @@ func Load(image, override string) (Config, error) {
 	}
 	return c, c.Validate()
 }
+
+// checkImage checks what only an image's own configuration carries: the
+// build always writes the image's name and its build time, and without
+// them the agent would skip the image check of every document and judge
+// expiry at 1970 on a device without a clock.
+func (c Config) checkImage(file string) error {
+	switch {
+	case c.Image == "":
+		return fmt.Errorf("%s: no image: (the image's name, which every channel document must carry): the build writes it; rebuild the image", file)
+	case c.Built < minBuilt:
+		return fmt.Errorf("%s: built: %d is missing or before 1980 (the image's build time, the floor of the clock that judges expiry): the build writes it; rebuild the image", file, c.Built)
+	}
+	return nil
+}
+
+// minBuilt is the earliest build time an image can carry: its files' FAT
+// timestamps start in 1980 (the builder refuses an earlier epoch).
+const minBuilt = 315532800
 
 // merge: every field the override sets replaces the image's.
 func merge(c Config, o Override) Config {

@@ -11,7 +11,7 @@ import (
 func TestLoadAndOverride(t *testing.T) {
 	dir := t.TempDir()
 	img, over := filepath.Join(dir, "updater.yaml"), filepath.Join(dir, "override.yaml")
-	os.WriteFile(img, []byte("server: http://10.0.2.100:8080\nchannel: stable\nchannels: [beta]\nboard: qemu\nkeys: [RWSkey]\nhealth:\n  units: [demo-hello.service]\n"), 0o644)
+	os.WriteFile(img, []byte("server: http://10.0.2.100:8080\nchannel: stable\nchannels: [beta]\nboard: qemu\nimage: demo\nbuilt: 1796083200\nkeys: [RWSkey]\nhealth:\n  units: [demo-hello.service]\n"), 0o644)
 	c, err := Load(img, over)
 	if err != nil {
 		t.Fatal(err)
@@ -41,9 +41,45 @@ func TestLoadAndOverride(t *testing.T) {
 			t.Logf("%s: %v", name, err)
 		}
 	}
-	os.WriteFile(img, []byte("server: http://x\nchannel: s\nboard: qemu\n"), 0o644)
+	os.WriteFile(img, []byte("server: http://x\nchannel: s\nboard: qemu\nimage: demo\nbuilt: 1796083200\n"), 0o644)
 	os.Remove(over)
 	if _, err := Load(img, over); err == nil || !strings.Contains(err.Error(), "no trusted keys") {
 		t.Errorf("no keys: %v", err)
+	}
+}
+
+// TestImageConfigNeedsImageAndBuilt: an image's configuration without
+// image: would skip the image check, without built: a Pi at 1970 would
+// take an expired document; the build always writes both, so a file
+// without them is refused.
+func TestImageConfigNeedsImageAndBuilt(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "updater.yaml")
+	full := "server: http://x\nchannel: s\nboard: qemu\nkeys: [RWSkey]\nimage: demo\nbuilt: 1796083200\n"
+	for name, body := range map[string]string{
+		"no image": strings.Replace(full, "image: demo\n", "", 1),
+		"no built": strings.Replace(full, "built: 1796083200\n", "", 1),
+		"built 0":  strings.Replace(full, "built: 1796083200", "built: 0", 1),
+	} {
+		os.WriteFile(img, []byte(body), 0o644)
+		if _, err := Load(img, filepath.Join(dir, "none")); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	os.WriteFile(img, []byte(full), 0o644)
+	if _, err := Load(img, filepath.Join(dir, "none")); err != nil {
+		t.Errorf("a full image configuration: %v", err)
+	}
+}
+
+// TestImageConfigOutsideOverlays: the image's configuration holds the
+// keys, the revoked key IDs and the health commands run as root: it must
+// live where the data partition cannot shadow it. The initramfs init
+// puts overlays with an upper layer on /data over /etc and /var.
+func TestImageConfigOutsideOverlays(t *testing.T) {
+	for _, d := range []string{"/etc/", "/var/", "/data/"} {
+		if strings.HasPrefix(ImagePath, d) {
+			t.Errorf("ImagePath %s is under %s, which the data partition can shadow", ImagePath, d)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -35,8 +36,9 @@ func Load(log *slog.Logger) (*agent.Agent, config.Config, error) {
 }
 
 // New builds the agent for cfg on the running device: the booted slot and
-// the slot partitions, bootsel mounted for the boot chain's state, the
-// trusted and revoked keys, the health checks. This is the one place that
+// the slot partitions, bootsel mounted for the boot chain's state and the
+// agent's trust files (state.Keep), the trusted and revoked keys, the
+// health checks. This is the one place that
 // turns configuration and device into an agent.Agent.
 func New(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 	dev, err := device.Detect()
@@ -47,6 +49,10 @@ func New(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The agent's trust files live on bootsel, which only the agent mounts
+	// (root only): the key that authenticates the state on /data, and the
+	// signed document of each channel's last committed release.
+	keep := state.Keep{Dir: filepath.Join(dir, state.KeepDir)}
 	var keys []minisign.PublicKey
 	for _, k := range cfg.Keys {
 		pk, err := channel.ParsePublicKey(k)
@@ -76,7 +82,7 @@ func New(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 		Board: cfg.Board, Trusted: keys, Revoked: revoked, DeviceID: strings.TrimSpace(string(machineID)),
 		Checks: checks, Deadline: cfg.Health.Deadline,
 	}, agent.Ports{
-		Boot: bootloader.UBoot{Dir: dir}, Store: state.File{Path: StatePath}, Source: Source(cfg.Server),
+		Boot: bootloader.UBoot{Dir: dir}, Store: state.File{Path: StatePath, KeyPath: keep.KeyPath()}, Keep: keep, Source: Source(cfg.Server),
 		Booted: dev.Booted, Slots: dev.Slots,
 		// Delta updates read the running slot's chunks.
 		Running: func(s bootchain.Slot) (agent.Readable, agent.Readable, error) {

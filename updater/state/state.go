@@ -4,8 +4,14 @@
 // in progress; the releases that really failed (never retried) and the
 // last result. It is saved atomically: a new file, synced, renamed over
 // the old one, and the folder synced; a power cut leaves the old or the
-// new state. A file that cannot be read is set aside (ErrCorrupt) and the
-// agent starts afresh rather than stopping.
+// new state.
+//
+// The data partition is writable by more than the agent (a container with
+// /data bind-mounted, anything that once ran as root), so the file is
+// authenticated: an HMAC-SHA256 under a device key kept on bootsel (Keep),
+// which only the agent mounts. A file that cannot be read (ErrCorrupt) or
+// whose MAC fails (ErrUntrusted) is set aside and never acted on: the
+// agent rebuilds its state from what it can verify (seal.go, keep.go).
 package state
 
 import (
@@ -41,6 +47,16 @@ type Trial struct {
 	Since   time.Time `json:"since"`
 	Armed   bool      `json:"armed,omitempty"`
 	Boots   int       `json:"boots,omitempty"`
+	// Signed is the channel document the release was installed from, as
+	// signed: kept on bootsel when the trial commits.
+	Signed *Signed `json:"signed,omitempty"`
+}
+
+// Signed is a channel document and its minisign signature, byte for byte
+// as the repository served them.
+type Signed struct {
+	Document  []byte `json:"document"`
+	Signature []byte `json:"signature"`
 }
 
 // Failure records why a release was given up.
@@ -115,11 +131,20 @@ type State struct {
 
 	// LastSerial is format 1's single serial, read for conversion only.
 	LastSerial uint64 `json:"last_serial,omitempty"`
+
+	// MAC authenticates the file (seal.go); Load checks and clears it.
+	// Agents that predate it ignore the field.
+	MAC string `json:"mac,omitempty"`
 }
 
 // ErrCorrupt means the state file could not be read; Load returns a fresh
 // state with it and has set the file aside.
 var ErrCorrupt = errors.New("updater state file is unreadable")
+
+// ErrUntrusted means the state file, or its absence, fails the check of
+// its device key: Load returns a fresh state with it and has set the
+// file aside. The agent rebuilds its state from what it can verify.
+var ErrUntrusted = errors.New("updater state file fails its authentication")
 
 // ErrPowerCut is what the test stores return after the power is cut.
 var ErrPowerCut = errors.New("power cut")
@@ -179,25 +204,57 @@ type Store interface {
 	Save(State) error
 }
 
-// File keeps the state in one JSON file.
-type File struct{ Path string }
+// File keeps the state in one JSON file, authenticated with the key in
+// KeyPath (seal.go).
+type File struct {
+	Path string
+	// KeyPath is the device key's file, where the data partition cannot
+	// reach (Keep.KeyPath, on bootsel); "" reads and writes the state
+	// without authentication (tests, tools that only display it).
+	KeyPath string
+}
 
-// Load reads the state; a missing file is the empty state. A file that
+// Load reads the state. A missing file is the empty state, unless the
+// device has a key (then it was removed: ErrUntrusted). A file that
 // cannot be parsed (empty, truncated, garbage, a newer format, unknown
-// slot names) is renamed to Path.bad-N and Load returns the empty state
-// with an error wrapping ErrCorrupt that names the copy.
+// slot names) or, once the device has a key, whose MAC is missing or
+// wrong, is renamed to Path.bad-N and Load returns the empty state with
+// an error wrapping ErrCorrupt or ErrUntrusted that names the copy. While
+// the device has no key yet (an agent that took over from one that
+// predates keys) the file is read as it is: see Seal.
 func (f File) Load() (State, error) {
+	key, keyed, err := f.key()
+	if err != nil {
+		return State{}, err
+	}
 	data, err := os.ReadFile(f.Path)
 	if errors.Is(err, os.ErrNotExist) {
+		if keyed {
+			return State{Format: Format}, fmt.Errorf("%w: %s is missing, but this device has kept its state before", ErrUntrusted, f.Path)
+		}
 		return State{Format: Format}, nil
 	}
 	if err != nil {
 		return State{}, fmt.Errorf("updater state: %w", err)
 	}
 	st, perr := Parse(data)
-	if perr == nil {
+	if perr != nil {
+		return f.setAside(ErrCorrupt, perr)
+	}
+	if !keyed {
+		st.MAC = ""
 		return st, nil
 	}
+	if err := st.checkMAC(key); err != nil {
+		return f.setAside(ErrUntrusted, err)
+	}
+	st.MAC = ""
+	return st, nil
+}
+
+// setAside renames the state file to Path.bad-N and returns the empty
+// state with an error wrapping kind.
+func (f File) setAside(kind, why error) (State, error) {
 	keep := f.Path + ".bad"
 	for n := 1; ; n++ {
 		if _, err := os.Lstat(fmt.Sprintf("%s-%d", keep, n)); errors.Is(err, os.ErrNotExist) {
@@ -206,14 +263,23 @@ func (f File) Load() (State, error) {
 		}
 	}
 	if err := os.Rename(f.Path, keep); err != nil {
-		return State{}, fmt.Errorf("updater state %s is unreadable (%v) and cannot be set aside: %w", f.Path, perr, err)
+		return State{}, fmt.Errorf("updater state %s is unreadable (%v) and cannot be set aside: %w", f.Path, why, err)
 	}
-	return State{Format: Format}, fmt.Errorf("%w: %s (%v): kept as %s, starting afresh", ErrCorrupt, f.Path, perr, keep)
+	return State{Format: Format}, fmt.Errorf("%w: %s (%v): kept as %s, starting afresh", kind, f.Path, why, keep)
 }
 
-// Save writes the state atomically.
+// Save writes the state atomically, with its MAC once the device has a
+// key.
 func (f File) Save(st State) error {
 	st.Format = Format
+	st.MAC = ""
+	key, err := f.saveKey()
+	if err != nil {
+		return err
+	}
+	if key != nil {
+		st.MAC = st.mac(key)
+	}
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err

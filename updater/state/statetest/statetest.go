@@ -38,3 +38,28 @@ func Clone(st state.State) state.State {
 	_ = json.Unmarshal(data, &c)
 	return c
 }
+
+// Keep is a Keep in memory for tests: the signed documents by channel.
+type Keep struct {
+	Docs  map[string]state.Signed
+	Saves int
+}
+
+// SaveCommitted implements the agent's Keep.
+func (k *Keep) SaveCommitted(channel string, s state.Signed) error {
+	if k.Docs == nil {
+		k.Docs = map[string]state.Signed{}
+	}
+	k.Saves++
+	k.Docs[channel] = s
+	return nil
+}
+
+// Committed implements the agent's Keep.
+func (k *Keep) Committed() (map[string]state.Signed, error) {
+	out := map[string]state.Signed{}
+	for c, s := range k.Docs {
+		out[c] = s
+	}
+	return out, nil
+}
