@@ -80,6 +80,9 @@ func Verify(ctx context.Context, dir string, units map[string][]byte) error {
 	if err := copyTree("/usr/lib/systemd/system", unitDir); err != nil {
 		return fmt.Errorf("the host's units: %w", err)
 	}
+	if err := stub(filepath.Join(dir, "usr/bin/true"), "#!/bin/sh\n", 0o755); err != nil {
+		return err
+	}
 	var paths []string
 	for name, data := range units {
 		p := filepath.Join(unitDir, name)
@@ -94,7 +97,11 @@ func Verify(ctx context.Context, dir string, units map[string][]byte) error {
 		}
 		for _, u := range Required(data) {
 			if _, err := os.Lstat(filepath.Join(unitDir, u)); errors.Is(err, fs.ErrNotExist) {
-				if err := stub(filepath.Join(unitDir, u), "[Unit]\nDescription=stand-in for the image's "+u+"\n", 0o644); err != nil {
+				text := "[Unit]\nDescription=stand-in for the image's " + u + "\n"
+				if strings.HasSuffix(u, ".service") {
+					text += "[Service]\nExecStart=/usr/bin/true\n"
+				}
+				if err := stub(filepath.Join(unitDir, u), text, 0o644); err != nil {
 					return err
 				}
 			}
