@@ -9,9 +9,9 @@ package bootchain
 // and the agent edits the file through it.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -52,56 +52,98 @@ type State struct {
 var ErrState = errors.New("boot state file is malformed")
 
 // ParseState reads `BOOT_ORDER=A B\nBOOT_A_LEFT=3\n...` as U-Boot's
-// `env export -t` writes it (NUL-terminated, maybe).
+// `env import -t` reads what `env export -t` wrote (importText), and
+// accepts exactly what the boot script accepts: BOOT_ORDER holds each
+// slot's Key once and nothing else (words split on blanks, as hush's for
+// splits them), each count is one decimal digit (the script counts down
+// with setexpr, which reads hexadecimal: the two agree below 10). Anything
+// else is ErrState, and the script then reads the agent's copy, or the
+// defaults (ParseComplete). A variable the file lacks keeps its default.
 func ParseState(data []byte) (State, error) {
 	st := State{Order: []Slot{A, B}, Left: map[Slot]int{A: MaxTries, B: MaxTries}}
-	text := strings.TrimRight(string(data), "\x00")
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
+	vars := importText(data)
+	if v, ok := vars["BOOT_ORDER"]; ok {
+		order := strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' })
+		if len(order) != 2 || order[0] == order[1] || !isKey(order[0]) || !isKey(order[1]) {
+			return st, fmt.Errorf("%w: BOOT_ORDER=%q", ErrState, v)
+		}
+		st.Order = []Slot{Slot(strings.ToLower(order[0])), Slot(strings.ToLower(order[1]))}
+	}
+	for _, s := range Slots() {
+		k := "BOOT_" + s.Key() + "_LEFT"
+		v, ok := vars[k]
+		if !ok {
 			continue
 		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return st, fmt.Errorf("%w: %q", ErrState, line)
+		if len(v) != 1 || v[0] < '0' || v[0] > '9' {
+			return st, fmt.Errorf("%w: %s=%q", ErrState, k, v)
 		}
-		switch k {
-		case "BOOT_ORDER":
-			var order []Slot
-			for _, f := range strings.Fields(v) {
-				s, err := ParseSlot(f)
-				if err != nil {
-					return st, fmt.Errorf("%w: %v", ErrState, err)
-				}
-				order = append(order, s)
-			}
-			if len(order) != 2 || order[0] == order[1] {
-				return st, fmt.Errorf("%w: BOOT_ORDER=%q", ErrState, v)
-			}
-			st.Order = order
-		case "BOOT_A_LEFT", "BOOT_B_LEFT":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return st, fmt.Errorf("%w: %s=%q", ErrState, k, v)
-			}
-			st.Left[Slot(strings.ToLower(k[5:6]))] = n
-		}
+		st.Left[s] = int(v[0] - '0')
 	}
 	return st, nil
 }
 
+func isKey(w string) bool {
+	for _, s := range Slots() {
+		if w == s.Key() {
+			return true
+		}
+	}
+	return false
+}
+
+// importText reads a state file as U-Boot's `env import -t` does
+// (himport_r in its lib/hashtable.c): the text ends at the first NUL;
+// each line is name=value with leading blanks skipped; a line starting
+// with # is a comment; a backslash in a value takes the next character
+// as it is (a newline too); a name with no = or an empty value is
+// deleted; a later line wins.
+func importText(data []byte) map[string]string {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		data = data[:i]
+	}
+	vars := map[string]string{}
+	s := string(data)
+	for len(s) > 0 {
+		s = strings.TrimLeft(s, " \t")
+		line, _, _ := strings.Cut(s, "\n")
+		name, _, eq := strings.Cut(line, "=")
+		switch {
+		case strings.HasPrefix(s, "#"):
+			s = s[min(len(line)+1, len(s)):]
+			continue
+		case !eq || len(name)+1 == len(line):
+			delete(vars, name)
+			s = s[min(len(line)+1, len(s)):]
+			continue
+		}
+		var v strings.Builder
+		i := len(name) + 1
+		for ; i < len(s) && s[i] != '\n'; i++ {
+			if s[i] == '\\' && i+1 < len(s) {
+				i++
+			}
+			v.WriteByte(s[i])
+		}
+		vars[name] = v.String()
+		s = s[min(i+1, len(s)):]
+	}
+	return vars
+}
+
 // ParseComplete parses a state file and reports whether it holds the
-// whole state: the boot script uses StateFile only then, else the agent's
-// copy if that is complete, else the defaults (a torn or zeroed file
-// parses, but lacks variables).
+// whole state, every variable well formed: the boot script uses StateFile
+// only then, else the agent's copy if that is complete, else the defaults
+// (a torn or zeroed file parses, but lacks variables; a garbage one does
+// not parse).
 func ParseComplete(data []byte) (State, bool) {
 	st, err := ParseState(data)
 	if err != nil {
 		return st, false
 	}
-	text := string(data)
-	for _, k := range []string{"BOOT_ORDER=", "BOOT_A_LEFT=", "BOOT_B_LEFT="} {
-		if !strings.Contains(text, k) {
+	vars := importText(data)
+	for _, k := range []string{"BOOT_ORDER", "BOOT_A_LEFT", "BOOT_B_LEFT"} {
+		if _, ok := vars[k]; !ok {
 			return st, false
 		}
 	}

@@ -1,6 +1,7 @@
 package bootchain
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/pibake/pibake/disk/layout"
@@ -41,6 +42,39 @@ func TestInitialState(t *testing.T) {
 	for _, torn := range []string{"", "BOOT_ORDER=B A\nBOOT_A_", "\x00\x00\x00", "BOOT_ORDER=A A\n"} {
 		if _, ok := ParseComplete([]byte(torn)); ok {
 			t.Errorf("%q taken for a complete state", torn)
+		}
+	}
+}
+
+// TestParseStateAsTheScript: ParseState reads the file as U-Boot's env
+// import does and accepts exactly what the boot script accepts (the
+// script's own test runs it against these rules); anything else is
+// ErrState, so the script and the agent both fall back to the copy.
+func TestParseStateAsTheScript(t *testing.T) {
+	for _, c := range []struct {
+		in       string
+		want     string // Marshal of the result; "" for ErrState
+		complete bool
+	}{
+		{"BOOT_ORDER=B A\nBOOT_A_LEFT=0\nBOOT_B_LEFT=2\n", "BOOT_ORDER=B A\nBOOT_A_LEFT=0\nBOOT_B_LEFT=2\n", true},
+		{"BOOT_ORDER=B\tA\n  BOOT_A_LEFT=9\n# a comment\nBOOT_B_LEFT=\\2\n\x00BOOT_B_LEFT=1", "BOOT_ORDER=B A\nBOOT_A_LEFT=9\nBOOT_B_LEFT=2\n", true},
+		{"BOOT_ORDER=B A\nno value here\nBOOT_A_LEFT=1\nBOOT_B_LEFT=1\n", "BOOT_ORDER=B A\nBOOT_A_LEFT=1\nBOOT_B_LEFT=1\n", true},
+		{"BOOT_ORDER=B A\nBOOT_A_LEFT=1\nBOOT_B_LEFT=\n", "BOOT_ORDER=B A\nBOOT_A_LEFT=1\nBOOT_B_LEFT=3\n", false},
+		{"BOOT_ORDER=B A\nBOOT_A_LEFT=1\nBOOT_B_LEFT=1\nBOOT_ORDER\n", "BOOT_ORDER=A B\nBOOT_A_LEFT=1\nBOOT_B_LEFT=1\n", false},
+		{"BOOT_ORDER=\\\nB A\nBOOT_A_LEFT=1\nBOOT_B_LEFT=1\n", "BOOT_ORDER=B A\nBOOT_A_LEFT=1\nBOOT_B_LEFT=1\n", true},
+	} {
+		st, err := ParseState([]byte(c.in))
+		if err != nil || string(st.Marshal()) != c.want {
+			t.Errorf("%q: %q, %v; want %q", c.in, st.Marshal(), err, c.want)
+		}
+		if _, ok := ParseComplete([]byte(c.in)); ok != c.complete {
+			t.Errorf("%q: complete %v, want %v", c.in, ok, c.complete)
+		}
+	}
+	for _, bad := range []string{"BOOT_ORDER=C", "BOOT_ORDER=A C", "BOOT_ORDER=X Y", "BOOT_ORDER=a b", "BOOT_ORDER=A B C", "BOOT_ORDER=B",
+		"BOOT_ORDER=A A", "BOOT_A_LEFT=x", "BOOT_A_LEFT=-1", "BOOT_A_LEFT=10", "BOOT_A_LEFT=3 ", "BOOT_B_LEFT=+3", "BOOT_B_LEFT=3\r"} {
+		if _, err := ParseState([]byte(bad + "\n")); !errors.Is(err, ErrState) {
+			t.Errorf("%q: %v, want ErrState", bad, err)
 		}
 	}
 }

@@ -95,6 +95,7 @@ func TestFindPartition(t *testing.T) {
 	// Two disks: vda (ours) and vdb (another signature).
 	for disk, sig := range map[string]uint32{"vda": 0x1cf9920d, "vdb": 0x11111111} {
 		os.MkdirAll(filepath.Join(devices, disk), 0o755)
+		os.Symlink(filepath.Join(devices, ".."), filepath.Join(devices, disk, "device"))
 		os.Symlink(filepath.Join(devices, disk), filepath.Join(sys, disk))
 		mbrSector := make([]byte, 512)
 		binary.LittleEndian.PutUint32(mbrSector[440:], sig)

@@ -2,6 +2,7 @@ package bootinit
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,53 +20,88 @@ type Block struct {
 	Num  int
 }
 
-// FindPartition looks for partition num on the disk whose MBR signature is
-// sig. sysBlock is /sys/class/block, dev is /dev (parameters for tests).
+// ErrAmbiguous means more than one disk carries the image's disk
+// signature: a second card or stick flashed with the same image. Linux
+// cannot tell which of them the boot loader read (the kernel's own
+// root=PARTUUID= is as ambiguous), so nothing picks one of them.
+var ErrAmbiguous = errors.New("more than one disk carries the boot disk's signature")
+
+// FindPartition looks for partition num on the one disk whose MBR
+// signature is sig. sysBlock is /sys/class/block, dev is /dev (parameters
+// for tests). Only disks with a device behind them count (not loop, ram,
+// zram, device-mapper or md devices, which a boot loader cannot have
+// read); two or more with the signature is ErrAmbiguous.
 func FindPartition(sysBlock, dev string, sig uint32, num int) (Block, error) {
 	entries, err := os.ReadDir(sysBlock)
 	if err != nil {
 		return Block{}, err
 	}
+	var found []string
 	for _, e := range entries {
-		pn, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "partition"))
-		if err != nil {
-			continue // a whole disk
+		dir := filepath.Join(sysBlock, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, "partition")); err == nil {
+			continue // a partition
 		}
-		n, _ := strconv.Atoi(strings.TrimSpace(string(pn)))
-		if n != num {
-			continue
+		if _, err := os.Stat(filepath.Join(dir, "device")); err != nil {
+			continue // no hardware behind it
 		}
-		real, err := filepath.EvalSymlinks(filepath.Join(sysBlock, e.Name()))
-		if err != nil {
-			continue
-		}
-		disk := filepath.Base(filepath.Dir(real))
-		if s, err := diskSignature(filepath.Join(dev, disk)); err == nil && s == sig {
-			return Block{Disk: disk, Name: e.Name(), Num: n}, nil
+		if s, err := diskSignature(filepath.Join(dev, e.Name())); err == nil && s == sig {
+			found = append(found, e.Name())
 		}
 	}
-	return Block{}, fmt.Errorf("no partition %d on a disk with signature %08x (yet)", num, sig)
+	switch {
+	case len(found) == 0:
+		return Block{}, fmt.Errorf("no partition %d on a disk with signature %08x (yet)", num, sig)
+	case len(found) > 1:
+		return Block{}, fmt.Errorf("%w %08x: %s; remove all but the one this system boots from", ErrAmbiguous, sig, strings.Join(found, ", "))
+	}
+	return Sibling(sysBlock, Block{Disk: found[0]}, num)
 }
 
-// Sibling returns partition num of the same disk.
+// Sibling returns partition num of b's disk: the kernel lists a disk's
+// partitions as folders inside the disk's own (/sys/class/block/<disk>/
+// <partition>/partition holds the number), so no name is guessed from
+// another (nvme0n1 is a prefix of nvme0n10p1, sda of sdaa1).
 func Sibling(sysBlock string, b Block, num int) (Block, error) {
-	entries, err := os.ReadDir(sysBlock)
+	dir := filepath.Join(sysBlock, b.Disk)
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return Block{}, err
+		return Block{}, fmt.Errorf("disk %s: %w", b.Disk, err)
 	}
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), b.Disk) || e.Name() == b.Disk {
-			continue
-		}
-		pn, err := os.ReadFile(filepath.Join(sysBlock, e.Name(), "partition"))
+		pn, err := os.ReadFile(filepath.Join(dir, e.Name(), "partition"))
 		if err != nil {
-			continue
+			continue // not a partition: queue, holders, power, ...
 		}
-		if n, _ := strconv.Atoi(strings.TrimSpace(string(pn))); n == num {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(pn))); err == nil && n == num {
 			return Block{Disk: b.Disk, Name: e.Name(), Num: n}, nil
 		}
 	}
 	return Block{}, fmt.Errorf("disk %s has no partition %d", b.Disk, num)
+}
+
+// PartitionOf returns the partition whose device number is maj:min (the
+// device a mounted filesystem lives on), from sysDevBlock
+// (/sys/dev/block).
+func PartitionOf(sysDevBlock string, maj, min uint32) (Block, error) {
+	real, err := filepath.EvalSymlinks(filepath.Join(sysDevBlock, fmt.Sprintf("%d:%d", maj, min)))
+	if err != nil {
+		return Block{}, fmt.Errorf("block device %d:%d: %w", maj, min, err)
+	}
+	pn, err := os.ReadFile(filepath.Join(real, "partition"))
+	if err != nil {
+		return Block{}, fmt.Errorf("block device %d:%d (%s) is not a partition", maj, min, filepath.Base(real))
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(pn)))
+	if err != nil {
+		return Block{}, fmt.Errorf("block device %d:%d: partition %q", maj, min, pn)
+	}
+	return Block{Disk: filepath.Base(filepath.Dir(real)), Name: filepath.Base(real), Num: n}, nil
+}
+
+// DiskSignature reads the MBR disk signature of disk under dev (/dev).
+func DiskSignature(dev, disk string) (uint32, error) {
+	return diskSignature(filepath.Join(dev, disk))
 }
 
 func diskSignature(path string) (uint32, error) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,14 +34,27 @@ const (
 	OverlayDir = "pibake/overlay"
 )
 
-type initLog struct{ kmsg *os.File }
+// initLog writes to the kernel log (w is /dev/kmsg) or, without one, to
+// stderr.
+type initLog struct {
+	w    io.Writer
+	kmsg bool
+}
 
-func (l initLog) printf(format string, a ...any) {
+// printf logs at the kernel's notice level: the console shows it unless
+// the command line says quiet.
+func (l initLog) printf(format string, a ...any) { l.level(5, format, a...) }
+
+// alertf logs at the critical level, which the console shows even when
+// quiet: for what someone at the device must act on.
+func (l initLog) alertf(format string, a ...any) { l.level(2, format, a...) }
+
+func (l initLog) level(n int, format string, a ...any) {
 	msg := fmt.Sprintf("pibake-init: "+format, a...)
-	if l.kmsg != nil {
-		fmt.Fprintf(l.kmsg, "<5>%s\n", msg)
+	if l.kmsg {
+		fmt.Fprintf(l.w, "<%d>%s\n", n, msg)
 	} else {
-		fmt.Fprintln(os.Stderr, msg)
+		fmt.Fprintln(l.w, msg)
 	}
 }
 
@@ -53,8 +67,10 @@ func Main() error {
 			return fmt.Errorf("mount %s: %w", m.dst, err)
 		}
 	}
-	kmsg, _ := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
-	log := initLog{kmsg}
+	log := initLog{w: os.Stderr}
+	if kmsg, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+		log = initLog{w: kmsg, kmsg: true}
+	}
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		return err
@@ -70,16 +86,11 @@ func Main() error {
 	}
 	log.printf("loaded %d modules in %s; slot %s, root partition %d of disk %08x", n, time.Since(start).Round(time.Millisecond), cl.Slot, cl.RootPart, cl.Signature)
 
-	var root Block
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if root, err = FindPartition("/sys/class/block", "/dev", cl.Signature, cl.RootPart); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("root device: %w after 30 s", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	root, err := waitRoot(log, func() (Block, error) {
+		return FindPartition("/sys/class/block", "/dev", cl.Signature, cl.RootPart)
+	}, time.Now, time.Sleep)
+	if err != nil {
+		return err
 	}
 	_ = os.MkdirAll(newRoot, 0o755)
 	if err := unix.Mount("/dev/"+root.Name, newRoot, "squashfs", unix.MS_RDONLY, ""); err != nil {
@@ -113,6 +124,32 @@ func Main() error {
 	}
 	log.printf("switching to %s after %s", cl.Init, time.Since(start).Round(time.Millisecond))
 	return syscall.Exec(cl.Init, []string{cl.Init}, os.Environ())
+}
+
+// waitRoot calls find until it returns the root partition. A disk that is
+// not there waits 30 s for it to appear (modules still probing). Two disks
+// with the image's signature wait, nothing mounted or written, until all
+// but one are gone, with the reason on the console every 10 s: rebooting
+// instead would only spend the boot loader's tries and find both again.
+func waitRoot(log initLog, find func() (Block, error), now func() time.Time, sleep func(time.Duration)) (Block, error) {
+	deadline := now().Add(30 * time.Second)
+	var told time.Time
+	for {
+		b, err := find()
+		switch {
+		case err == nil:
+			return b, nil
+		case errors.Is(err, ErrAmbiguous):
+			if now().Sub(told) >= 10*time.Second {
+				log.alertf("cannot tell which disk this system booted from: %v", err)
+				told = now()
+			}
+			deadline = now().Add(30 * time.Second)
+		case now().After(deadline):
+			return Block{}, fmt.Errorf("root device: %w after 30 s", err)
+		}
+		sleep(50 * time.Millisecond)
+	}
 }
 
 // loadModules loads the modules listed (one path per line, dependencies

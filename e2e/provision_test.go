@@ -302,8 +302,8 @@ write_files:
 	if strings.TrimSpace(out2) != "kitchen-pi" {
 		t.Errorf("SSH after a malformed provisioning file: %q", out2)
 	}
-	if !strings.Contains(r2.console, "pasphrase") {
-		t.Error("the console does not name the malformed field")
+	if !strings.Contains(r2.console, "did you mean passphrase?") {
+		t.Error("the console does not name the field the unknown key may stand for")
 	}
 	names = noSecrets(t, img, badSecret)
 	if !containsFold(names, "pibake-provision.error.txt") || containsFold(names, provision.FileName) {

@@ -7,13 +7,20 @@
 // It refuses, before writing a byte: a disk that is mounted or has a
 // mounted partition (/proc/self/mountinfo) or that another holder has
 // open exclusively (O_EXCL), a partition instead of a whole disk, the
-// disk that holds / (unless Force), a disk smaller than the image, and a
-// bmap whose image size differs from the image's. A range whose bytes do
-// not match the bmap, or a .zst that is cut or damaged, stops the write
-// with an error that says the disk holds a partial image.
+// disk that holds / (unless Force), a disk smaller than the image, a
+// bmap whose image size differs from the image's, and, without a bmap,
+// an image shorter than what declares its size: the manifest.json next
+// to it that names it, else its own partition table (a raw image cut
+// short by an interrupted download is not "verified" onto a card). A
+// range whose bytes do not match the bmap (or, without one, an image
+// whose sha256 is not its manifest's), or a .zst that is cut or damaged,
+// stops with an error that says the disk holds a partial image.
 //
-// The target may also be a regular file (grown to the image's size) or a
-// loop device.
+// The target is a block device (a whole disk, or a loop device), or a
+// regular file outside /dev, grown to the image's size (an image file
+// for tests or a copy). Under /dev, by its path or through a symlink,
+// only a block device is accepted: a regular file there is in RAM
+// (/dev/shm), not on a card.
 package flash
 
 import (
@@ -49,7 +56,7 @@ type Options struct {
 	Image  string // NAME.img or NAME.img.zst
 	Bmap   string // "" looks for NAME.bmap (or NAME.img.bmap) next to Image
 	NoBmap bool   // write every block even if a bmap is there
-	Device string // a block device, or a regular file
+	Device string // a block device, or a regular file outside /dev
 	Force  bool   // allow the disk that holds /
 	// Provision, if not nil, is placed as ProvisionName in the root of the
 	// bootsel partition after the image is written and verified.
@@ -98,30 +105,9 @@ func Flash(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer src.Close()
 
-	// The map, checked against the image before anything is written.
-	var m *bmap.Map
-	if !opts.NoBmap {
-		res.Bmap = opts.Bmap
-		if res.Bmap == "" {
-			res.Bmap = FindBmap(opts.Image)
-		}
-	}
-	if res.Bmap != "" {
-		data, err := os.ReadFile(res.Bmap)
-		if err != nil {
-			return nil, fmt.Errorf("flash: bmap: %w", err)
-		}
-		if m, err = bmap.Parse(data); err != nil {
-			return nil, fmt.Errorf("flash: %s: %w (pass --bmap FILE with the image's own map, or --no-bmap to write every block)", res.Bmap, err)
-		}
-		if src.size >= 0 && src.size != m.ImageSize {
-			return nil, fmt.Errorf("flash: %s is %d bytes but %s is the map of a %d-byte image: %w; use the bmap built with this image", opts.Image, src.size, res.Bmap, m.ImageSize, ErrMismatch)
-		}
-	} else {
-		if src.size < 0 {
-			return nil, fmt.Errorf("flash: %s does not record its size and there is no bmap next to it: pass --bmap FILE", opts.Image)
-		}
-		m = bmap.Full(src.size)
+	m, raw, err := imageMap(opts, src, res)
+	if err != nil {
+		return nil, err
 	}
 	res.ImageSize = m.ImageSize
 
@@ -142,6 +128,9 @@ func Flash(ctx context.Context, opts Options) (*Result, error) {
 	if err := dev.f.Sync(); err != nil {
 		return res, fmt.Errorf("flash %s: sync: %w", opts.Device, err)
 	}
+	if err := raw.checkWritten(dev.f, sums, opts.Device, m.ImageSize); err != nil {
+		return res, fmt.Errorf("%w; %s now holds an image that is not the build's: flash it again", err, opts.Device)
+	}
 
 	prog = newProgress(opts.Progress, opts.Terminal, "verify", m.MappedBytes())
 	res.Verify, err = verify(ctx, dev, m, sums, prog)
@@ -161,10 +150,69 @@ func Flash(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// imageMap is the map the image is written by: its bmap, checked
+// against the image's size, or without one every block, once the image
+// is checked against what declares its size (manifest.json, else its
+// partition table). raw is that declaration (nil with a bmap).
+func imageMap(opts Options, src *source, res *Result) (*bmap.Map, *declared, error) {
+	if !opts.NoBmap {
+		res.Bmap = opts.Bmap
+		if res.Bmap == "" {
+			res.Bmap = FindBmap(opts.Image)
+		}
+	}
+	if res.Bmap == "" {
+		if src.size < 0 {
+			return nil, nil, fmt.Errorf("flash: %s does not record its size and there is no bmap next to it: pass --bmap FILE", opts.Image)
+		}
+		raw := manifestFor(opts.Image)
+		if err := raw.checkSize(opts.Image, src.size); err != nil {
+			return nil, nil, err
+		}
+		if raw.size < 0 && src.at != nil {
+			if err := checkTable(src.at, opts.Image, src.size); err != nil {
+				return nil, nil, err
+			}
+		}
+		return bmap.Full(src.size), &raw, nil
+	}
+	data, err := os.ReadFile(res.Bmap)
+	if err != nil {
+		return nil, nil, fmt.Errorf("flash: bmap: %w", err)
+	}
+	m, err := bmap.Parse(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("flash: %s: %w (pass --bmap FILE with the image's own map, or --no-bmap to write every block)", res.Bmap, err)
+	}
+	if src.size >= 0 && src.size != m.ImageSize {
+		return nil, nil, fmt.Errorf("flash: %s is %d bytes but %s is the map of a %d-byte image: %w; use the bmap built with this image", opts.Image, src.size, res.Bmap, m.ImageSize, ErrMismatch)
+	}
+	return m, nil, nil
+}
+
+// checkWritten checks an image written without a bmap (sums is its one
+// range's sha256 as written) against its manifest's sha256, or, for a
+// compressed one with no manifest, the partition table it put on the
+// disk against its size. Nothing to check with a bmap (raw nil): every
+// range was checked against the map's sha256.
+func (raw *declared) checkWritten(disk io.ReaderAt, sums []string, name string, size int64) error {
+	switch {
+	case raw == nil:
+		return nil
+	case raw.sha256 != "":
+		if sums[0] != raw.sha256 {
+			return fmt.Errorf("flash: the image written has sha256 %s, %s says %s: %w (the image was changed or damaged; compare SHA256SUMS)", sums[0], raw.by, raw.sha256, ErrMismatch)
+		}
+		return nil
+	}
+	return checkTable(disk, name, size)
+}
+
 // source is the image as a stream: a plain file or a zstd decoder.
 type source struct {
 	r     io.Reader
-	size  int64 // -1 if unknown
+	at    io.ReaderAt // the file, when it is not compressed
+	size  int64       // -1 if unknown
 	zst   bool
 	name  string
 	close func()
@@ -183,7 +231,7 @@ func openSource(path string) (*source, error) {
 		return nil, fmt.Errorf("flash: %w", err)
 	}
 	if !strings.HasSuffix(path, ".zst") {
-		return &source{r: f, size: st.Size(), name: path, close: func() { f.Close() }}, nil
+		return &source{r: f, at: f, size: st.Size(), name: path, close: func() { f.Close() }}, nil
 	}
 	s := &source{size: -1, zst: true, name: path}
 	var hdr zstd.Header
@@ -293,6 +341,9 @@ func openDevice(path, image string, imageSize int64, force bool, h host) (*devic
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("flash: %w", err)
 	}
+	if err := checkTarget(path, st); err != nil {
+		return nil, err
+	}
 	if err == nil && st.Mode()&os.ModeDevice != 0 {
 		if st.Mode()&os.ModeCharDevice != 0 {
 			return nil, fmt.Errorf("flash: %s is a character device, not a disk: %w", path, ErrNotDisk)
@@ -314,9 +365,6 @@ func openDevice(path, image string, imageSize int64, force bool, h host) (*devic
 			return nil, fmt.Errorf("flash: %s has %d bytes (%d MiB), the image needs %d (%d MiB): %w; use a larger card", path, size, size>>20, imageSize, (imageSize+1<<20-1)>>20, ErrTooSmall)
 		}
 		return &device{f: f, path: path, block: true, size: size}, nil
-	}
-	if err != nil && strings.HasPrefix(filepath.Clean(path), "/dev/") {
-		return nil, fmt.Errorf("flash: %s does not exist: is the card in the reader? (lsblk lists the disks)", path)
 	}
 	if err == nil && !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("flash: %s is neither a block device nor a regular file: %w", path, ErrNotDisk)

@@ -278,7 +278,7 @@ func TestCheckProvisionParses(t *testing.T) {
 		t.Fatalf("a good file: %v", err)
 	}
 	err := CheckProvision([]byte("hostname: box-7\nhostnme: typo\n"))
-	if !errors.Is(err, ErrProvision) || !strings.Contains(err.Error(), "hostnme") {
+	if !errors.Is(err, ErrProvision) || !strings.Contains(err.Error(), ":2: unknown field: did you mean hostname?") || strings.Contains(err.Error(), "hostnme") {
 		t.Fatalf("a file with an unknown field: %v", err)
 	}
 }

@@ -34,9 +34,17 @@ import (
 	"github.com/pibake/pibake/manifest"
 )
 
-// InitFormats are the init_format values Imager accepts (any other makes
-// it drop the entry: oslistmodel.cpp VALID_INIT_FORMATS).
-var InitFormats = []string{"", "none", "systemd", "cloudinit", "cloudinit-rpi", "rpi-preseed"}
+// InitFormats are the init_format values an entry may have: those of
+// Imager's (oslistmodel.cpp VALID_INIT_FORMATS; any other makes it drop
+// the entry) whose files a pibake device reads. "" and "none" write
+// nothing; cloudinit and cloudinit-rpi write the cloud-init NoCloud files
+// (user-data, network-config, meta-data) that the device applies and
+// erases at first boot (provision, docs/provisioning.md).
+var InitFormats = []string{"", "none", "cloudinit", "cloudinit-rpi"}
+
+// unreadFormats are Imager's other formats, with the file each writes to
+// the first FAT partition: a pibake device never runs or erases it.
+var unreadFormats = map[string]string{"systemd": "firstrun.sh", "rpi-preseed": "rpi-preseed.toml"}
 
 // ErrNoCompressed means a build folder has no NAME.img.zst.
 var ErrNoCompressed = errors.New("no compressed image")
@@ -149,6 +157,9 @@ func checkOptions(o Options) error {
 		if o.InitFormat == f {
 			return nil
 		}
+	}
+	if file, ok := unreadFormats[o.InitFormat]; ok {
+		return fmt.Errorf("imager: --init-format %s: Imager would write its settings (the password hash, the Wi-Fi passphrase) as %s to bootsel, which a pibake device neither runs nor reads: nothing would apply, and the file would stay on the card, never erased; want cloudinit-rpi (the device applies the cloud-init files and erases them) or none", o.InitFormat, file)
 	}
 	return fmt.Errorf("imager: --init-format %q: Imager drops entries with it; want one of %s", o.InitFormat, strings.Join(InitFormats[1:], ", "))
 }

@@ -176,3 +176,24 @@ func TestRefuses(t *testing.T) {
 		t.Errorf("two builds, one URL: %v", err)
 	}
 }
+
+// TestInitFormats: only the formats a pibake device reads are offered.
+// Imager's systemd format writes firstrun.sh, and rpi-preseed
+// rpi-preseed.toml, with the password hash and the Wi-Fi passphrase, to
+// bootsel: a pibake image runs neither, so they would stay on the card,
+// never erased, and nothing the user set would apply.
+func TestInitFormats(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "b")
+	fakeBuild(t, dir, "pi4", 6)
+	for _, f := range []string{"systemd", "rpi-preseed"} {
+		_, err := imager.Make([]string{dir}, imager.Options{BaseURL: "https://h/", InitFormat: f})
+		if err == nil || !strings.Contains(err.Error(), "never erased") {
+			t.Errorf("--init-format %s: %v", f, err)
+		}
+	}
+	for _, f := range []string{"", "none", "cloudinit", "cloudinit-rpi"} {
+		if _, err := imager.Make([]string{dir}, imager.Options{BaseURL: "https://h/", InitFormat: f}); err != nil {
+			t.Errorf("--init-format %q: %v", f, err)
+		}
+	}
+}

@@ -9,11 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 
-	"github.com/pibake/pibake/internal/yamlerr"
 	"github.com/pibake/pibake/updater/config"
 )
 
@@ -33,6 +32,17 @@ type change struct {
 	link     string // a symlink's target instead of data
 	mode     os.FileMode
 	uid, gid int
+	// name is what messages call it when its path comes from the input
+	// (a file under /data), "" to use the path.
+	name string
+}
+
+// label is what messages and logs call the change.
+func (c change) label() string {
+	if c.name != "" {
+		return c.name
+	}
+	return c.path
 }
 
 // renameFile is os.Rename; tests make it fail part-way through a commit.
@@ -63,7 +73,7 @@ func Apply(ctx context.Context, root string, s *Spec, log *slog.Logger) (Result,
 	}
 	for _, c := range changes {
 		res.Paths = append(res.Paths, c.path)
-		log.Info("provisioned", "path", c.path)
+		log.Info("provisioned", "path", c.label())
 	}
 	res.Hostname = s.Hostname != ""
 	res.WiFi = s.WiFi != nil
@@ -96,9 +106,9 @@ func plan(root string, s *Spec) ([]change, error) {
 		out = append(out, change{path: WPAPath, data: wpaConf(s.WiFi), mode: 0o600})
 	}
 	hashes, locks := map[string]string{}, map[string]bool{}
-	for _, u := range s.Users {
+	for i, u := range s.Users {
 		if _, ok := acc.users[u.Name]; !ok {
-			return nil, &yamlerr.Error{File: u.File, Line: u.Line, Field: "user " + u.Name, Msg: fmt.Sprintf("no such user in this image (it has %s); provisioning adds keys and passwords to existing users only: add the user to the image definition's users", acc.loginNames())}
+			return nil, fail(u.File, u.Line, field("users").at(i), fromImage("no such user in this image (it has ", acc.loginNames(), "); provisioning adds keys and passwords to existing users only: add the user to the image definition's users"))
 		}
 		if len(u.Keys) > 0 {
 			// root-owned and world-readable: sshd's StrictModes accepts it
@@ -122,22 +132,24 @@ func plan(root string, s *Spec) ([]change, error) {
 		out = append(out, change{path: SSHDropIn, data: sshDropIn(*s.SSHPasswordAuth), mode: 0o644})
 	}
 	if s.TimeZone != "" {
-		if err := checkZoneinfo(in(ZoneinfoDir), s.TimeZone); err != nil {
-			return nil, fmt.Errorf("timezone: %w", err)
+		if m := checkZoneinfo(in(ZoneinfoDir), s.TimeZone); m != "" {
+			return nil, fail(strings.Join(s.Sources, ", "), 0, "timezone", m)
 		}
 		out = append(out,
 			change{path: LocaltimePath, link: "../usr/share/zoneinfo/" + s.TimeZone},
 			change{path: TimezonePath, data: []byte(s.TimeZone + "\n"), mode: 0o644})
 	}
-	for _, f := range s.Files {
-		uid, gid, err := acc.owner(f.Owner)
-		if err != nil {
-			return nil, &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + f.Path + " owner", Msg: err.Error()}
+	for i, f := range s.Files {
+		at := field("files").at(i)
+		uid, gid, m := acc.owner(f.Owner)
+		if m != "" {
+			return nil, fail(f.File, f.Line, at+".owner", m)
 		}
-		if err := checkUnder(root, DataDir, f.Path); err != nil {
-			return nil, &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + f.Path, Msg: err.Error()}
+		if m := checkUnder(root, DataDir, f.Path); m != "" {
+			return nil, fail(f.File, f.Line, at+".path", m)
 		}
-		out = append(out, change{path: DataDir + "/" + f.Path, data: f.Data, mode: f.Mode, uid: uid, gid: gid})
+		name := fmt.Sprintf("the file of %s (%s:%d)", at, f.File, f.Line)
+		out = append(out, change{path: DataDir + "/" + f.Path, data: f.Data, mode: f.Mode, uid: uid, gid: gid, name: name})
 	}
 	if s.Updater != nil {
 		c, err := updaterChange(root, s.Updater)
@@ -148,7 +160,7 @@ func plan(root string, s *Spec) ([]change, error) {
 	}
 	for _, c := range out {
 		if st, err := os.Lstat(in(c.path)); err == nil && !st.Mode().IsRegular() && st.Mode()&fs.ModeSymlink == 0 {
-			return nil, fmt.Errorf("%s exists and is not a file: remove it first", c.path)
+			return nil, fmt.Errorf("%s exists and is not a file: remove it first", c.label())
 		}
 	}
 	return out, nil
@@ -200,58 +212,67 @@ func shadowHashes(data []byte) map[string]string {
 
 // checkZoneinfo: the zone must be a compiled zone file of the target's
 // tzdata.
-func checkZoneinfo(dir, tz string) error {
+func checkZoneinfo(dir, tz string) msg {
 	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("the image has no %s: add tzdata to the image definition's debian.packages (and run pibake lock), or leave timezone out (the device runs on UTC)", ZoneinfoDir)
+		return "the image has no " + ZoneinfoDir + ": add tzdata to the image definition's debian.packages (and run pibake lock), or leave timezone out (the device runs on UTC)"
 	}
 	f, err := os.Open(filepath.Join(dir, tz))
 	if err != nil {
-		return fmt.Errorf("%q is not a zone of this image's tzdata (see %s, or timedatectl list-timezones)", tz, ZoneinfoDir)
+		return "not a zone of this image's tzdata (see " + ZoneinfoDir + ", or timedatectl list-timezones)"
 	}
 	defer f.Close()
 	magic := make([]byte, 4)
 	if _, err := f.Read(magic); err != nil || string(magic) != "TZif" {
-		return fmt.Errorf("%q is not a zone file of this image's tzdata", tz)
+		return "not a zone file of this image's tzdata"
 	}
-	return nil
+	return ""
 }
 
 // checkUnder refuses a path below base that goes through a symlink (it
 // could point anywhere) or whose folders are not folders.
-func checkUnder(root, base, rel string) error {
+func checkUnder(root, base, rel string) msg {
 	p := filepath.Join(root, base)
 	parts := strings.Split(rel, "/")
 	for i, c := range parts {
 		p = filepath.Join(p, c)
 		st, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return ""
 		}
 		if err != nil {
-			return err
+			return "cannot be looked at on the data partition"
 		}
 		switch {
 		case st.Mode()&fs.ModeSymlink != 0:
-			return fmt.Errorf("%s/%s is a symlink: refused (it could lead out of %s)", base, strings.Join(parts[:i+1], "/"), base)
+			return "goes through a symlink on the data partition: refused (it could lead out of " + DataDir + ")"
 		case i < len(parts)-1 && !st.IsDir():
-			return fmt.Errorf("%s/%s is not a folder", base, strings.Join(parts[:i+1], "/"))
+			return "goes through a file that is not a folder on the data partition"
 		case i == len(parts)-1 && !st.Mode().IsRegular():
-			return fmt.Errorf("%s/%s exists and is not a file", base, rel)
+			return "exists on the data partition and is not a file"
 		}
 	}
-	return nil
+	return ""
 }
 
 // updaterChange renders the override and checks it as the agent will:
-// merged with the image's configuration, by config.Load.
+// merged with the image's configuration, by config.Load. What config.Load
+// says of the override is not repeated (it quotes values): the message
+// names what the image allows instead.
 func updaterChange(root string, u *Updater) (change, error) {
-	data, err := u.override()
-	if err != nil {
-		return change{}, &yamlerr.Error{File: u.File, Line: u.Line, Field: "updater", Msg: err.Error()}
+	data, m := u.override()
+	if m != "" {
+		return change{}, fail(u.File, u.Line, "updater", m)
 	}
 	img := filepath.Join(root, ImageConfig)
 	if _, err := os.Stat(img); err != nil {
-		return change{}, &yamlerr.Error{File: u.File, Line: u.Line, Field: "updater", Msg: "this image has no update agent (" + ImageConfig + "): leave updater out"}
+		return change{}, fail(u.File, u.Line, "updater", "this image has no update agent ("+ImageConfig+"): leave updater out")
+	}
+	base, err := config.Load(img, "")
+	if err != nil {
+		return change{}, fmt.Errorf("the image's update agent configuration: %w", err)
+	}
+	if allowed := append([]string{base.Channel}, base.Channels...); u.Channel != "" && !slices.Contains(allowed, u.Channel) {
+		return change{}, fail(u.File, u.Line, "updater.channel", fromImage("not one this image allows (", allowed, ")"))
 	}
 	tmp, err := os.CreateTemp("", "pibake-override-*.yaml")
 	if err != nil {
@@ -263,8 +284,7 @@ func updaterChange(root string, u *Updater) (change, error) {
 		return change{}, err
 	}
 	if _, err := config.Load(img, tmp.Name()); err != nil {
-		msg := strings.ReplaceAll(err.Error(), tmp.Name(), "updater")
-		return change{}, &yamlerr.Error{File: u.File, Line: u.Line, Field: "updater", Msg: msg}
+		return change{}, fail(u.File, u.Line, "updater", "the update agent refuses this override merged with the image's configuration")
 	}
 	return change{path: UpdaterOverride, data: data, mode: 0o644}, nil
 }
@@ -304,12 +324,12 @@ func commit(root string, changes []change) (err error) {
 		dirs, err := mkdirs(filepath.Dir(dst))
 		createdDirs = append(createdDirs, dirs...)
 		if err != nil {
-			return fmt.Errorf("stage %s: %w", c.path, err)
+			return fmt.Errorf("stage %s: %w", c.label(), osErr(err))
 		}
 		tmp := dst + ".pibake-new"
 		if err := stage(tmp, c); err != nil {
 			_ = os.Remove(tmp)
-			return fmt.Errorf("stage %s: %w", c.path, err)
+			return fmt.Errorf("stage %s: %w", c.label(), osErr(err))
 		}
 		staged = append(staged, tmp)
 	}
@@ -319,12 +339,12 @@ func commit(root string, changes []change) (err error) {
 			b := dst + ".pibake-old"
 			_ = os.Remove(b)
 			if err := os.Link(dst, b); err != nil {
-				return fmt.Errorf("keep the previous %s: %w", c.path, err)
+				return fmt.Errorf("keep the previous %s: %w", c.label(), osErr(err))
 			}
 			backups[i] = b
 		}
 		if err := renameFile(dst+".pibake-new", dst); err != nil {
-			return fmt.Errorf("put %s in place: %w (the previous files are back)", c.path, err)
+			return fmt.Errorf("put %s in place: %w (the previous files are back)", c.label(), osErr(err))
 		}
 		done = i + 1
 	}
@@ -335,7 +355,7 @@ func commit(root string, changes []change) (err error) {
 		if !synced[dir] {
 			synced[dir] = true
 			if err := syncDir(dir); err != nil {
-				return fmt.Errorf("sync %s: %w", filepath.Dir(c.path), err)
+				return fmt.Errorf("sync the folder of %s: %w", c.label(), osErr(err))
 			}
 		}
 	}
@@ -353,7 +373,7 @@ func mkdirs(dir string) ([]string, error) {
 		st, err := os.Lstat(d)
 		if err == nil {
 			if !st.IsDir() {
-				return nil, fmt.Errorf("%s is not a folder", d)
+				return nil, &fs.PathError{Op: "mkdir", Path: d, Err: syscall.ENOTDIR}
 			}
 			break
 		}
@@ -401,68 +421,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// accounts are the target's users and groups.
-type accounts struct {
-	users  map[string][2]int // name → uid, gid
-	logins []string
-	groups map[string]int
-}
-
-func readAccounts(passwd, group string) (accounts, error) {
-	a := accounts{users: map[string][2]int{}, groups: map[string]int{}}
-	p, err := os.ReadFile(passwd)
-	if err != nil {
-		return a, fmt.Errorf("read the image's accounts: %w", err)
-	}
-	g, err := os.ReadFile(group)
-	if err != nil {
-		return a, fmt.Errorf("read the image's accounts: %w", err)
-	}
-	for _, l := range strings.Split(string(p), "\n") {
-		f := strings.Split(l, ":")
-		if len(f) < 7 {
-			continue
-		}
-		uid, err1 := strconv.Atoi(f[2])
-		gid, err2 := strconv.Atoi(f[3])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		a.users[f[0]] = [2]int{uid, gid}
-		if uid == 0 || (uid >= 1000 && uid < 60000) {
-			a.logins = append(a.logins, f[0])
-		}
-	}
-	for _, l := range strings.Split(string(g), "\n") {
-		f := strings.Split(l, ":")
-		if len(f) < 3 {
-			continue
-		}
-		if gid, err := strconv.Atoi(f[2]); err == nil {
-			a.groups[f[0]] = gid
-		}
-	}
-	return a, nil
-}
-
-func (a accounts) loginNames() string {
-	if len(a.logins) == 0 {
-		return "no login users"
-	}
-	return strings.Join(a.logins, ", ")
-}
-
-func (a accounts) owner(o string) (int, int, error) {
-	un, gn, _ := strings.Cut(o, ":")
-	u, ok := a.users[un]
-	if !ok {
-		return 0, 0, fmt.Errorf("user %q does not exist in this image (%s)", un, a.loginNames())
-	}
-	g, ok := a.groups[gn]
-	if !ok {
-		return 0, 0, fmt.Errorf("group %q does not exist in this image", gn)
-	}
-	return u[0], g, nil
 }

@@ -187,9 +187,9 @@ func snapshot(t testing.TB, root string) string {
 func TestApplyRefusesAgainstTarget(t *testing.T) {
 	for _, c := range []struct{ name, body, want string }{
 		{"no such user", "users:\n  - name: bob\n    password_hash: \"" + hash5 + "\"\n", "users.0" /* line */},
-		{"unknown owner", "files:\n  - {path: a, owner: bob:pi, content: x}\n", "user \"bob\" does not exist"},
+		{"unknown owner", "files:\n  - {path: a, owner: bob:pi, content: x}\n", ":2: files.0.owner: the user does not exist in this image (it has root, pi)"},
 		{"unknown zone", "timezone: Mars/Olympus\n", "not a zone of this image's tzdata"},
-		{"channel not allowed", "updater:\n  channel: attacker\n", "channel \"attacker\" is not one this image allows"},
+		{"channel not allowed", "updater:\n  channel: attacker\n", ":2: updater.channel: not one this image allows (stable, beta)"},
 	} {
 		root := target(t)
 		before := snapshot(t, root)

@@ -5,12 +5,9 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // The cloud-init NoCloud files Raspberry Pi Imager writes to the first FAT
@@ -76,22 +73,17 @@ func parseMetaData(s *Spec, data []byte) (string, error) {
 		return "", err
 	}
 	var host string
-	err = d.fields(top, "", nil, func(key string, k, v *yaml.Node) error {
+	err = d.fields(top, "", nil, func(key string, f field, k, v *yaml.Node) error {
 		switch key {
 		case "instance-id":
-			_, err := d.str(v, key)
+			_, err := d.str(v, f)
 			return err
 		case "local-hostname":
-			h, err := d.nonEmpty(v, key)
-			if err == nil {
-				if err := checkHostname(h); err != nil {
-					return d.errAt(v, key, "%v", err)
-				}
-			}
-			host = h
+			var err error
+			host, err = d.checked(v, f, checkHostname)
 			return err
 		}
-		s.NotApplied = append(s.NotApplied, MetaData+": "+key)
+		d.notApplied(s, k, f, "")
 		return nil
 	})
 	return host, err
@@ -107,15 +99,15 @@ func parseUserData(s *Spec, data []byte) error {
 		return err
 	}
 	var h userDataHost
-	err = d.fields(top, "", nil, func(key string, k, v *yaml.Node) error {
-		return d.userDataField(s, &h, key, v)
+	err = d.fields(top, "", nil, func(key string, f field, k, v *yaml.Node) error {
+		return d.userDataField(s, &h, key, f, k, v)
 	})
 	if err != nil {
 		return err
 	}
 	if h.host != "" {
 		if h.preserve {
-			s.NotApplied = append(s.NotApplied, UserData+": hostname (preserve_hostname: true)")
+			d.notApplied(s, h.at, "hostname", "preserve_hostname: true")
 		} else {
 			s.Hostname = h.host
 		}
@@ -132,9 +124,9 @@ func isCloudConfig(data []byte) (bool, error) {
 	case len(bytes.TrimSpace(data)) == 0:
 		return false, nil
 	case bytes.HasPrefix(first, []byte("#!")):
-		return false, &yamlerr.Error{File: UserData, Line: 1, Msg: "a script: pibake runs no commands from the boot partition (nothing was applied); use #cloud-config settings or pibake-provision.yaml"}
+		return false, fail(UserData, 1, "", "a script: pibake runs no commands from the boot partition (nothing was applied); use #cloud-config settings or pibake-provision.yaml")
 	case !bytes.Equal(first, []byte("#cloud-config")):
-		return false, &yamlerr.Error{File: UserData, Line: 1, Msg: "does not start with #cloud-config: only cloud-config user data is read (no MIME multipart, #include or scripts); nothing was applied"}
+		return false, fail(UserData, 1, "", "does not start with #cloud-config: only cloud-config user data is read (no MIME multipart, #include or scripts); nothing was applied")
 	}
 	return true, nil
 }
@@ -144,89 +136,72 @@ func isCloudConfig(data []byte) (bool, error) {
 type userDataHost struct {
 	host     string
 	preserve bool
+	at       *yaml.Node
 }
 
 // userDataField reads one top-level key of user-data; a key pibake does
 // not apply is listed in s.NotApplied.
-func (d doc) userDataField(s *Spec, h *userDataHost, key string, v *yaml.Node) error {
+func (d doc) userDataField(s *Spec, h *userDataHost, key string, f field, k, v *yaml.Node) error {
+	var err error
 	switch key {
 	case "hostname":
-		host, err := d.nonEmpty(v, key)
-		if err != nil {
-			return err
-		}
-		if err := checkHostname(host); err != nil {
-			return d.errAt(v, key, "%v", err)
-		}
-		h.host = host
+		h.host, err = d.checked(v, f, checkHostname)
+		h.at = k
 	case "preserve_hostname":
-		b, err := d.boolean(v, key)
-		h.preserve = b
-		return err
+		h.preserve, err = d.boolean(v, f)
 	case "manage_etc_hosts":
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!bool" {
-			b, _ := d.boolean(v, key)
+			b, _ := d.boolean(v, f)
 			s.KeepHosts = !b
 			return nil
 		}
-		m, err := d.str(v, key)
+		m, err := d.str(v, f)
 		if err != nil || (m != "localhost" && m != "template") {
-			return d.errAt(v, key, "want true, false, localhost or template")
+			return d.errAt(v, f, "want true, false, localhost or template")
 		}
 	case "timezone":
-		tz, err := d.nonEmpty(v, key)
-		if err != nil {
-			return err
-		}
-		if err := checkTimeZone(tz); err != nil {
-			return d.errAt(v, key, "%v", err)
-		}
-		s.TimeZone = tz
+		s.TimeZone, err = d.checked(v, f, checkTimeZone)
 	case "user":
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!str" {
 			return nil // a name alone sets nothing pibake applies
 		}
-		u, err := d.ciUser(s, v, key)
-		if err != nil {
-			return err
+		var u User
+		if u, err = d.ciUser(s, v, f); err == nil {
+			s.addUser(u)
 		}
-		s.addUser(u)
 	case "users":
-		return d.ciUsers(s, v, key)
+		err = d.ciUsers(s, v, f)
 	case "ssh_pwauth":
 		if v.Kind == yaml.ScalarNode && v.Tag == "!!str" && v.Value == "unchanged" {
 			return nil
 		}
-		b, err := d.boolean(v, key)
-		if err != nil {
-			return err
+		var b bool
+		if b, err = d.boolean(v, f); err == nil {
+			s.SSHPasswordAuth = &b
 		}
-		s.SSHPasswordAuth = &b
 	case "manage_resolv_conf":
-		_, err := d.boolean(v, key) // pibake's image uses systemd-resolved: nothing to do
-		return err
+		_, err = d.boolean(v, f) // pibake's image uses systemd-resolved: nothing to do
 	default:
-		s.NotApplied = append(s.NotApplied, UserData+": "+key)
+		d.notApplied(s, k, f, "")
 	}
-	return nil
+	return err
 }
 
 // ciUsers reads cloud-init's users: list; "default" and users given by
 // name only set nothing pibake applies.
-func (d doc) ciUsers(s *Spec, v *yaml.Node, key string) error {
-	items, err := d.seq(v, key)
+func (d doc) ciUsers(s *Spec, v *yaml.Node, f field) error {
+	items, err := d.seq(v, f)
 	if err != nil {
 		return err
 	}
 	for i, it := range items {
-		f := key + "." + strconv.Itoa(i)
 		if it.Kind == yaml.ScalarNode && it.Tag == "!!str" {
 			if it.Value != "default" {
-				s.NotApplied = append(s.NotApplied, UserData+": "+f+" (a user by name only: pibake creates no users)")
+				d.notApplied(s, it, f.at(i), "a user by name only: pibake creates no users")
 			}
 			continue
 		}
-		u, err := d.ciUser(s, it, f)
+		u, err := d.ciUser(s, it, f.at(i))
 		if err != nil {
 			return err
 		}
@@ -252,45 +227,31 @@ func (s *Spec) addUser(u User) {
 
 // ciUser reads one cloud-init user. lock_passwd defaults to true, as in
 // cloud-init: a hash without lock_passwd: false is stored locked.
-func (d doc) ciUser(s *Spec, n *yaml.Node, field string) (User, error) {
+func (d doc) ciUser(s *Spec, n *yaml.Node, at field) (User, error) {
 	u := User{Line: n.Line, File: d.file, Lock: true}
-	err := d.fields(n, field, nil, func(key string, k, v *yaml.Node) error {
-		f := field + "." + key
+	err := d.fields(n, at, nil, func(key string, f field, k, v *yaml.Node) error {
 		var err error
 		switch key {
 		case "name":
-			if u.Name, err = d.nonEmpty(v, f); err == nil && !userName.MatchString(u.Name) {
-				return d.errAt(v, f, "%q is not a user name", truncate(u.Name, 40))
-			}
+			u.Name, err = d.checked(v, f, checkUserName)
 		case "passwd", "hashed_passwd":
-			if u.PasswordHash, err = d.nonEmpty(v, f); err == nil {
-				if err := CheckPasswordHash(u.PasswordHash); err != nil {
-					return d.errAt(v, f, "%v", err)
-				}
-			}
+			u.PasswordHash, err = d.checked(v, f, checkHash)
 		case "plain_text_passwd":
 			return d.errAt(v, f, "a plaintext password is never applied (nothing was): give passwd: with a crypt hash (mkpasswd -m yescrypt)")
 		case "lock_passwd":
 			u.Lock, err = d.boolean(v, f)
 		case "ssh_authorized_keys":
 			var keys []string
-			if keys, err = d.strings(v, f); err != nil {
-				return err
-			}
-			for i, key := range keys {
-				if err := checkKey(strings.TrimSpace(key)); err != nil {
-					return d.errAt(v.Content[i], f+"."+strconv.Itoa(i), "%v", err)
-				}
-				u.Keys = append(u.Keys, strings.TrimSpace(key))
-			}
+			keys, err = d.sshKeys(v, f, true)
+			u.Keys = append(u.Keys, keys...)
 		default:
 			// shell, groups, sudo, gecos, ...: the account is the image's.
-			s.NotApplied = append(s.NotApplied, UserData+": "+f)
+			d.notApplied(s, k, f, "")
 		}
 		return err
 	})
 	if err == nil && u.Name == "" {
-		err = d.errAt(n, field+".name", "missing: which user of the image")
+		err = d.errAt(n, at+".name", "missing: which user of the image")
 	}
 	return u, err
 }

@@ -141,7 +141,7 @@ func TestCloudInitRules(t *testing.T) {
 		{"bad key", CloudInit{UserData: []byte("#cloud-config\nuser:\n  name: pi\n  ssh_authorized_keys: [nonsense]\n")}, "user.ssh_authorized_keys.0"},
 		{"wrong type", CloudInit{UserData: []byte("#cloud-config\nssh_pwauth: [x]\n")}, "user-data:2: ssh_pwauth: want true or false"},
 		{"version 1", CloudInit{NetworkConfig: []byte("version: 1\nconfig: []\n")}, "network-config:1: version: want 2"},
-		{"short password", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      regulatory-domain: GB\n      access-points:\n        home:\n          password: short\n")}, "network-config:8: network.wifis.wlan0.access-points.\"home\".password: want 8 to 63"},
+		{"short password", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      regulatory-domain: GB\n      access-points:\n        home:\n          password: short\n")}, "network-config:8: network.wifis.wlan0.access-points.0.password: want 8 to 63"},
 		{"no country", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      access-points:\n        home:\n          password: longenough\n")}, "regulatory-domain: missing"},
 		{"country from cmdline", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      access-points:\n        home:\n          password: longenough\n"), Cmdline: []byte("quiet cfg80211.ieee80211_regdom=de\n")}, ""},
 		{"open network", CloudInit{NetworkConfig: []byte("network:\n  version: 2\n  wifis:\n    wlan0:\n      regulatory-domain: GB\n      access-points:\n        cafe:\n          auth:\n            key-management: none\n")}, ""},

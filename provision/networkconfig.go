@@ -2,8 +2,6 @@ package provision
 
 import (
 	"bytes"
-	"fmt"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -18,13 +16,12 @@ func parseNetworkConfig(s *Spec, data []byte, regdom string) error {
 	if err != nil || top == nil {
 		return err
 	}
-	prefix := ""
+	prefix := field("")
 	if len(top.Content) == 2 && top.Content[0].Value == "network" {
 		prefix, top = "network", top.Content[1]
 	}
 	var version bool
-	return d.fields(top, prefix, nil, func(key string, k, v *yaml.Node) error {
-		f := join(prefix, key)
+	return d.fields(top, prefix, nil, func(key string, f field, k, v *yaml.Node) error {
 		switch key {
 		case "version":
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || v.Value != "2" {
@@ -34,12 +31,12 @@ func parseNetworkConfig(s *Spec, data []byte, regdom string) error {
 		case "ethernets":
 			// The image's systemd-networkd runs DHCP on every wired link:
 			// only a DHCP request matches what it does already.
-			return d.fields(v, f, nil, func(iface string, _, cfg *yaml.Node) error {
-				return d.fields(cfg, f+"."+iface, nil, func(key string, _, val *yaml.Node) error {
+			return d.fields(v, f, nil, func(_ string, fi field, _, cfg *yaml.Node) error {
+				return d.fields(cfg, fi, nil, func(key string, fk field, k, val *yaml.Node) error {
 					if (key == "dhcp4" || key == "dhcp6") && val.Tag == "!!bool" && val.Value == "true" || key == "optional" {
 						return nil
 					}
-					s.NotApplied = append(s.NotApplied, NetworkConfig+": "+f+"."+iface+"."+key+" (wired links use DHCP)")
+					d.notApplied(s, k, fk, "wired links use DHCP")
 					return nil
 				})
 			})
@@ -47,25 +44,24 @@ func parseNetworkConfig(s *Spec, data []byte, regdom string) error {
 			if !version {
 				return d.errAt(k, f, "version: 2 must come first")
 			}
-			return d.fields(v, f, nil, func(iface string, _, cfg *yaml.Node) error {
+			return d.fields(v, f, nil, func(iface string, fi field, k, cfg *yaml.Node) error {
 				if iface != "wlan0" {
-					s.NotApplied = append(s.NotApplied, NetworkConfig+": "+f+"."+iface+" (only wlan0 is configured)")
+					d.notApplied(s, k, fi, "only wlan0 is configured")
 					return nil
 				}
-				return d.wlan(s, cfg, f+"."+iface, regdom)
+				return d.wlan(s, cfg, fi, regdom)
 			})
 		default:
-			s.NotApplied = append(s.NotApplied, NetworkConfig+": "+f)
+			d.notApplied(s, k, f, "")
 		}
 		return nil
 	})
 }
 
-func (d doc) wlan(s *Spec, n *yaml.Node, field, regdom string) error {
+func (d doc) wlan(s *Spec, n *yaml.Node, at field, regdom string) error {
 	w := &WiFi{Country: regdom}
 	var aps *yaml.Node
-	err := d.fields(n, field, nil, func(key string, k, v *yaml.Node) error {
-		f := field + "." + key
+	err := d.fields(n, at, nil, func(key string, f field, k, v *yaml.Node) error {
 		switch key {
 		case "regulatory-domain":
 			c, err := d.nonEmpty(v, f)
@@ -73,18 +69,18 @@ func (d doc) wlan(s *Spec, n *yaml.Node, field, regdom string) error {
 				return err
 			}
 			c = strings.ToUpper(c)
-			if err := checkCountry(c); err != nil {
-				return d.errAt(v, f, "%v", err)
+			if m := checkCountry(c); m != "" {
+				return d.errAt(v, f, m)
 			}
 			w.Country = c
 		case "access-points":
 			aps = v
 		case "dhcp4", "dhcp6", "optional":
 			if key != "optional" && !(v.Tag == "!!bool" && v.Value == "true") {
-				s.NotApplied = append(s.NotApplied, NetworkConfig+": "+f+" (wlan0 uses DHCP)")
+				d.notApplied(s, k, f, "wlan0 uses DHCP")
 			}
 		default:
-			s.NotApplied = append(s.NotApplied, NetworkConfig+": "+f+" (wlan0 uses DHCP)")
+			d.notApplied(s, k, f, "wlan0 uses DHCP")
 		}
 		return nil
 	})
@@ -92,14 +88,18 @@ func (d doc) wlan(s *Spec, n *yaml.Node, field, regdom string) error {
 		return err
 	}
 	if aps == nil {
-		return d.errAt(n, field+".access-points", "missing: no network to join")
+		return d.errAt(n, at+".access-points", "missing: no network to join")
 	}
-	err = d.fields(aps, field+".access-points", nil, func(_ string, k, v *yaml.Node) error {
-		ssid, err := d.ssidKey(k)
+	i := 0
+	err = d.fields(aps, at+".access-points", nil, func(_ string, _ field, k, v *yaml.Node) error {
+		// An SSID is named by its place in the list, never by itself.
+		f := (at + ".access-points").at(i)
+		i++
+		ssid, err := d.ssidKey(k, f)
 		if err != nil {
 			return err
 		}
-		nw, ok, err := d.accessPoint(s, v, field+".access-points."+ssidLabel(ssid), ssid)
+		nw, ok, err := d.accessPoint(s, v, f, ssid)
 		if err != nil || !ok {
 			return err
 		}
@@ -114,10 +114,10 @@ func (d doc) wlan(s *Spec, n *yaml.Node, field, regdom string) error {
 		return nil
 	}
 	if w.Country == "" {
-		return d.errAt(n, field+".regulatory-domain", "missing (and no cfg80211.ieee80211_regdom= in cmdline.txt): the radio needs its country, e.g. regulatory-domain: \"FR\"")
+		return d.errAt(n, at+".regulatory-domain", "missing (and no cfg80211.ieee80211_regdom= in cmdline.txt): the radio needs its country, e.g. regulatory-domain: \"FR\"")
 	}
 	if s.WiFi != nil {
-		return d.errAt(n, field, "wlan0 given twice")
+		return d.errAt(n, at, "wlan0 given twice")
 	}
 	s.WiFi = w
 	return nil
@@ -126,9 +126,9 @@ func (d doc) wlan(s *Spec, n *yaml.Node, field, regdom string) error {
 // ssidKey reads an access point's SSID. Imager writes each octet of a
 // non-ASCII SSID as \xHH in a double-quoted key, which YAML reads as the
 // code point U+00HH: such a key is turned back into those octets.
-func (d doc) ssidKey(k *yaml.Node) ([]byte, error) {
+func (d doc) ssidKey(k *yaml.Node, f field) ([]byte, error) {
 	if k.Kind != yaml.ScalarNode || k.Value == "" {
-		return nil, d.errAt(k, "access-points", "an SSID must be a non-empty string")
+		return nil, d.errAt(k, f, "an SSID must be a non-empty string")
 	}
 	raw := ""
 	if lines := bytes.Split(d.src, []byte("\n")); k.Line >= 1 && k.Line <= len(lines) {
@@ -141,7 +141,7 @@ func (d doc) ssidKey(k *yaml.Node) ([]byte, error) {
 		out := make([]byte, 0, len(k.Value))
 		for _, r := range k.Value {
 			if r > 0xff {
-				return nil, d.errAt(k, "access-points", "an SSID mixes \\x escapes and characters beyond U+00FF: write it either as \\xHH octets or as plain text")
+				return nil, d.errAt(k, f, "an SSID mixes \\x escapes and characters beyond U+00FF: write it either as \\xHH octets or as plain text")
 			}
 			out = append(out, byte(r))
 		}
@@ -150,13 +150,9 @@ func (d doc) ssidKey(k *yaml.Node) ([]byte, error) {
 	return []byte(k.Value), nil
 }
 
-func ssidLabel(ssid []byte) string {
-	return strconv.Quote(truncate(string(ssid), 32))
-}
-
 // accessPoint reads one netplan access point; ok is false for one pibake
 // cannot join (listed as not applied).
-func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Network, bool, error) {
+func (d doc) accessPoint(s *Spec, n *yaml.Node, at field, ssid []byte) (Network, bool, error) {
 	nw := Network{SSID: ssid, File: d.file}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		nw.Open = true
@@ -164,9 +160,8 @@ func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Netw
 	}
 	var password string
 	var passwordNode *yaml.Node
-	keyMgmt, otherAuth := "", ""
-	err := d.fields(n, field, nil, func(key string, k, v *yaml.Node) error {
-		f := field + "." + key
+	keyMgmt, otherAuth := "", field("")
+	err := d.fields(n, at, nil, func(key string, f field, k, v *yaml.Node) error {
 		var err error
 		switch key {
 		case "password":
@@ -175,23 +170,21 @@ func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Netw
 		case "hidden":
 			nw.Hidden, err = d.boolean(v, f)
 		case "auth":
-			err = d.fields(v, f, nil, func(key string, _, av *yaml.Node) error {
+			err = d.fields(v, f, nil, func(key string, fa field, _, av *yaml.Node) error {
+				var e error
 				switch key {
 				case "key-management":
-					var e error
-					keyMgmt, e = d.nonEmpty(av, f+"."+key)
-					return e
+					keyMgmt, e = d.nonEmpty(av, fa)
 				case "password":
-					var e error
-					password, e = d.nonEmpty(av, f+"."+key)
+					password, e = d.nonEmpty(av, fa)
 					passwordNode = av
-					return e
+				default:
+					otherAuth = fa
 				}
-				otherAuth = key
-				return nil
+				return e
 			})
 		default:
-			s.NotApplied = append(s.NotApplied, NetworkConfig+": "+f)
+			d.notApplied(s, k, f, "")
 		}
 		return err
 	})
@@ -199,13 +192,13 @@ func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Netw
 		return nw, false, err
 	}
 	if otherAuth != "" {
-		s.NotApplied = append(s.NotApplied, fmt.Sprintf("%s: %s (auth.%s: pibake joins WPA-PSK and open networks only)", NetworkConfig, field, otherAuth))
+		d.notApplied(s, n, otherAuth, "pibake joins WPA-PSK and open networks only")
 		return nw, false, nil
 	}
 	switch keyMgmt {
 	case "none":
 		if password != "" {
-			return nw, false, d.errAt(n, field, "key-management none with a password: give one or the other")
+			return nw, false, d.errAt(n, at, "key-management none with a password: give one or the other")
 		}
 		nw.Open = true
 	case "", "psk":
@@ -217,10 +210,10 @@ func (d doc) accessPoint(s *Spec, n *yaml.Node, field string, ssid []byte) (Netw
 		case passphraseOK(password):
 			nw.Passphrase = password
 		default:
-			return nw, false, d.errAt(passwordNode, field+".password", "want 8 to 63 printable ASCII characters or 64 hex digits (WPA-PSK)")
+			return nw, false, d.errAt(passwordNode, at+".password", "want 8 to 63 printable ASCII characters or 64 hex digits (WPA-PSK)")
 		}
 	default:
-		s.NotApplied = append(s.NotApplied, fmt.Sprintf("%s: %s (key-management %s: pibake joins WPA-PSK and open networks only)", NetworkConfig, field, truncate(keyMgmt, 20)))
+		d.notApplied(s, n, at.dot("auth").dot("key-management").dot(keyMgmt), "pibake joins WPA-PSK and open networks only")
 		return nw, false, nil
 	}
 	return nw, true, nil

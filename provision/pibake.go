@@ -2,7 +2,7 @@ package provision
 
 import (
 	"encoding/base64"
-	"fmt"
+	"errors"
 	"os"
 	"regexp"
 	"strconv"
@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"github.com/pibake/pibake/internal/yamlerr"
 )
 
 // FileName is pibake's provisioning file in the root of bootsel.
@@ -29,7 +27,9 @@ func Validate(data []byte) error {
 }
 
 // Parse reads pibake-provision.yaml strictly (see docs/provisioning.md);
-// file names it in errors. It checks what needs no target system.
+// file names it in errors. It checks what needs no target system. An
+// error names the file, the line and the field, never a key or a value
+// of the file (say.go).
 func Parse(file string, data []byte) (*Spec, error) {
 	d := doc{file: file, src: data}
 	top, err := d.load(data)
@@ -37,78 +37,11 @@ func Parse(file string, data []byte) (*Spec, error) {
 		return nil, err
 	}
 	if top == nil {
-		return nil, &yamlerr.Error{File: file, Line: 1, Msg: "the file sets nothing: give at least one of hostname, wifi, users, timezone, files, updater (see docs/provisioning.md)"}
+		return nil, fail(file, 1, "", "the file sets nothing: give at least one of hostname, wifi, users, timezone, files, updater (see docs/provisioning.md)")
 	}
 	s := &Spec{Sources: []string{file}}
-	known := []string{"version", "hostname", "wifi", "users", "ssh_password_auth", "timezone", "files", "updater"}
-	err = d.fields(top, "", known, func(key string, k, v *yaml.Node) error {
-		switch key {
-		case "version":
-			if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || v.Value != "1" {
-				return d.errAt(v, key, "want 1 (the only version of this format)")
-			}
-		case "hostname":
-			h, err := d.nonEmpty(v, key)
-			if err != nil {
-				return err
-			}
-			if err := checkHostname(h); err != nil {
-				return d.errAt(v, key, "%v", err)
-			}
-			s.Hostname = h
-		case "wifi":
-			w, err := d.wifi(v)
-			if err != nil {
-				return err
-			}
-			s.WiFi = w
-		case "users":
-			items, err := d.seq(v, key)
-			if err != nil {
-				return err
-			}
-			for i, it := range items {
-				u, err := d.user(it, "users."+strconv.Itoa(i))
-				if err != nil {
-					return err
-				}
-				s.Users = append(s.Users, u)
-			}
-		case "ssh_password_auth":
-			b, err := d.boolean(v, key)
-			if err != nil {
-				return err
-			}
-			s.SSHPasswordAuth = &b
-		case "timezone":
-			tz, err := d.nonEmpty(v, key)
-			if err != nil {
-				return err
-			}
-			if err := checkTimeZone(tz); err != nil {
-				return d.errAt(v, key, "%v", err)
-			}
-			s.TimeZone = tz
-		case "files":
-			items, err := d.seq(v, key)
-			if err != nil {
-				return err
-			}
-			for i, it := range items {
-				f, err := d.file1(it, "files."+strconv.Itoa(i))
-				if err != nil {
-					return err
-				}
-				s.Files = append(s.Files, f)
-			}
-		case "updater":
-			u, err := d.updater(v)
-			if err != nil {
-				return err
-			}
-			s.Updater = u
-		}
-		return nil
+	err = d.fields(top, "", topKeys, func(key string, f field, k, v *yaml.Node) error {
+		return d.topField(s, key, f, v)
 	})
 	if err != nil {
 		return nil, err
@@ -116,30 +49,87 @@ func Parse(file string, data []byte) (*Spec, error) {
 	return s, s.Validate()
 }
 
-func (d doc) wifi(n *yaml.Node) (*WiFi, error) {
-	w := &WiFi{}
-	var sawCountry bool
-	err := d.fields(n, "wifi", []string{"country", "networks"}, func(key string, k, v *yaml.Node) error {
-		switch key {
-		case "country":
-			c, err := d.nonEmpty(v, "wifi.country")
+// topField reads one top-level key of the file into s.
+func (d doc) topField(s *Spec, key string, f field, v *yaml.Node) error {
+	var err error
+	switch key {
+	case "version":
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" || v.Value != "1" {
+			return d.errAt(v, f, "want 1 (the only version of this format)")
+		}
+	case "hostname":
+		s.Hostname, err = d.checked(v, f, checkHostname)
+	case "wifi":
+		s.WiFi, err = d.wifi(v)
+	case "users":
+		var items []*yaml.Node
+		if items, err = d.seq(v, f); err != nil {
+			return err
+		}
+		for i, it := range items {
+			u, err := d.user(it, f.at(i))
 			if err != nil {
 				return err
 			}
-			if err := checkCountry(c); err != nil {
-				return d.errAt(v, "wifi.country", "%v", err)
+			s.Users = append(s.Users, u)
+		}
+	case "ssh_password_auth":
+		var b bool
+		b, err = d.boolean(v, f)
+		s.SSHPasswordAuth = &b
+	case "timezone":
+		s.TimeZone, err = d.checked(v, f, checkTimeZone)
+	case "files":
+		var items []*yaml.Node
+		if items, err = d.seq(v, f); err != nil {
+			return err
+		}
+		for i, it := range items {
+			fl, err := d.file1(it, f.at(i))
+			if err != nil {
+				return err
+			}
+			s.Files = append(s.Files, fl)
+		}
+	case "updater":
+		s.Updater, err = d.updater(v)
+	}
+	return err
+}
+
+// checked is a non-empty string that check accepts.
+func (d doc) checked(v *yaml.Node, f field, check func(string) msg) (string, error) {
+	s, err := d.nonEmpty(v, f)
+	if err != nil {
+		return "", err
+	}
+	if m := check(s); m != "" {
+		return "", d.errAt(v, f, m)
+	}
+	return s, nil
+}
+
+func (d doc) wifi(n *yaml.Node) (*WiFi, error) {
+	w := &WiFi{}
+	var sawCountry bool
+	err := d.fields(n, "wifi", wifiKeys, func(key string, f field, k, v *yaml.Node) error {
+		switch key {
+		case "country":
+			c, err := d.checked(v, f, checkCountry)
+			if err != nil {
+				return err
 			}
 			w.Country, sawCountry = c, true
 		case "networks":
-			items, err := d.seq(v, "wifi.networks")
+			items, err := d.seq(v, f)
 			if err != nil {
 				return err
 			}
 			if len(items) == 0 {
-				return d.errAt(v, "wifi.networks", "empty: give at least one network, or leave wifi out")
+				return d.errAt(v, f, "empty: give at least one network, or leave wifi out")
 			}
 			for i, it := range items {
-				nw, err := d.network(it, "wifi.networks."+strconv.Itoa(i))
+				nw, err := d.network(it, f.at(i))
 				if err != nil {
 					return err
 				}
@@ -160,11 +150,10 @@ func (d doc) wifi(n *yaml.Node) (*WiFi, error) {
 	return w, nil
 }
 
-func (d doc) network(n *yaml.Node, field string) (Network, error) {
+func (d doc) network(n *yaml.Node, at field) (Network, error) {
 	nw := Network{Line: n.Line, File: d.file}
 	var ssid, ssidHex bool
-	err := d.fields(n, field, []string{"ssid", "ssid_hex", "passphrase", "psk", "open", "hidden"}, func(key string, k, v *yaml.Node) error {
-		f := field + "." + key
+	err := d.fields(n, at, networkKeys, func(key string, f field, k, v *yaml.Node) error {
 		var err error
 		switch key {
 		case "ssid":
@@ -199,129 +188,136 @@ func (d doc) network(n *yaml.Node, field string) (Network, error) {
 	}
 	switch {
 	case ssid == ssidHex:
-		return nw, d.errAt(n, field, "want exactly one of ssid (the name) or ssid_hex (its octets in hex)")
+		return nw, d.errAt(n, at, "want exactly one of ssid (the name) or ssid_hex (its octets in hex)")
 	case len(nw.SSID) > 32:
-		return nw, d.errAt(n, field+".ssid", "%d octets: an SSID has at most 32", len(nw.SSID))
+		return nw, d.errAt(n, at+".ssid", "longer than 32 octets, the most an SSID has")
 	}
-	if err := checkNetwork(nw); err != nil {
-		return nw, d.errAt(n, field, "%v", err)
+	if m := checkNetwork(nw); m != "" {
+		return nw, d.errAt(n, at, m)
 	}
 	return nw, nil
 }
 
-func (d doc) user(n *yaml.Node, field string) (User, error) {
+func (d doc) user(n *yaml.Node, at field) (User, error) {
 	u := User{Line: n.Line, File: d.file}
-	err := d.fields(n, field, []string{"name", "ssh_keys", "password_hash"}, func(key string, k, v *yaml.Node) error {
-		f := field + "." + key
+	err := d.fields(n, at, userKeys, func(key string, f field, k, v *yaml.Node) error {
 		var err error
 		switch key {
 		case "name":
-			if u.Name, err = d.nonEmpty(v, f); err == nil && !userName.MatchString(u.Name) {
-				return d.errAt(v, f, "%q is not a user name", truncate(u.Name, 40))
-			}
+			u.Name, err = d.checked(v, f, checkUserName)
 		case "ssh_keys":
-			var keys []string
-			if keys, err = d.strings(v, f); err != nil {
-				return err
-			}
-			for i, key := range keys {
-				if err := checkKey(key); err != nil {
-					return d.errAt(v.Content[i], f+"."+strconv.Itoa(i), "%v", err)
-				}
-			}
-			u.Keys = keys
+			u.Keys, err = d.sshKeys(v, f, false)
 		case "password_hash":
-			if u.PasswordHash, err = d.nonEmpty(v, f); err == nil {
-				if err := CheckPasswordHash(u.PasswordHash); err != nil {
-					return d.errAt(v, f, "%v", err)
-				}
-			}
+			u.PasswordHash, err = d.checked(v, f, checkHash)
 		}
 		return err
 	})
 	if err == nil && u.Name == "" {
-		err = d.errAt(n, field+".name", "missing: which user of the image")
+		err = d.errAt(n, at+".name", "missing: which user of the image")
 	}
 	if err == nil && len(u.Keys) == 0 && u.PasswordHash == "" {
-		err = d.errAt(n, field, "sets nothing: give ssh_keys or password_hash")
+		err = d.errAt(n, at, "sets nothing: give ssh_keys or password_hash")
 	}
 	return u, err
 }
 
-func (d doc) file1(n *yaml.Node, field string) (File, error) {
-	f := File{Line: n.Line, File: d.file, Mode: 0o644, Owner: "root:root"}
+// sshKeys reads a list of OpenSSH public key lines, trimmed of blanks
+// at both ends if trim.
+func (d doc) sshKeys(v *yaml.Node, f field, trim bool) ([]string, error) {
+	keys, err := d.strings(v, f)
+	if err != nil {
+		return nil, err
+	}
+	for i, key := range keys {
+		if trim {
+			keys[i] = strings.TrimSpace(key)
+		}
+		if m := checkKey(keys[i]); m != "" {
+			return nil, d.errAt(v.Content[i], f.at(i), m)
+		}
+	}
+	return keys, nil
+}
+
+func checkUserName(s string) msg {
+	if !userName.MatchString(s) {
+		return "not a user name (lower-case letters, digits, '_' and '-')"
+	}
+	return ""
+}
+
+func (d doc) file1(n *yaml.Node, at field) (File, error) {
+	fl := File{Line: n.Line, File: d.file, Mode: 0o644, Owner: "root:root"}
 	var content, b64 bool
-	err := d.fields(n, field, []string{"path", "mode", "owner", "content", "base64"}, func(key string, k, v *yaml.Node) error {
-		fl := field + "." + key
+	err := d.fields(n, at, fileKeys, func(key string, f field, k, v *yaml.Node) error {
 		switch key {
 		case "path":
-			p, err := d.nonEmpty(v, fl)
+			p, err := d.nonEmpty(v, f)
 			if err != nil {
 				return err
 			}
-			c, err := checkDataPath(p)
-			if err != nil {
-				return d.errAt(v, fl, "%v", err)
+			c, m := checkDataPath(p)
+			if m != "" {
+				return d.errAt(v, f, m)
 			}
-			f.Path = c
+			fl.Path = c
 		case "mode":
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!int" {
-				return d.errAt(v, fl, "put the mode in quotes, as in mode: \"0640\" (YAML reads a bare 0640 as a number)")
+				return d.errAt(v, f, "put the mode in quotes, as in mode: \"0640\" (YAML reads a bare 0640 as a number)")
 			}
-			m, err := d.nonEmpty(v, fl)
+			m, err := d.nonEmpty(v, f)
 			if err != nil {
 				return err
 			}
 			if !modeRe.MatchString(m) {
-				return d.errAt(v, fl, "want permission bits in octal, such as \"0640\" (setuid, setgid and sticky are refused)")
+				return d.errAt(v, f, "want permission bits in octal, such as \"0640\" (setuid, setgid and sticky are refused)")
 			}
 			x, _ := strconv.ParseUint(m, 8, 32)
-			f.Mode = os.FileMode(x)
+			fl.Mode = os.FileMode(x)
 		case "owner":
-			o, err := d.nonEmpty(v, fl)
+			o, err := d.nonEmpty(v, f)
 			if err != nil {
 				return err
 			}
 			un, gn, ok := strings.Cut(o, ":")
 			if !ok || !userName.MatchString(un) || !userName.MatchString(gn) {
-				return d.errAt(v, fl, "want user:group, names of the image's accounts (e.g. root:root, pi:pi)")
+				return d.errAt(v, f, "want user:group, names of the image's accounts (e.g. root:root, pi:pi)")
 			}
-			f.Owner = o
+			fl.Owner = o
 		case "content":
-			s, err := d.str(v, fl)
+			s, err := d.str(v, f)
 			if err != nil {
 				return err
 			}
-			f.Data, content = []byte(s), true
+			fl.Data, content = []byte(s), true
 		case "base64":
-			s, err := d.str(v, fl)
+			s, err := d.str(v, f)
 			if err != nil {
 				return err
 			}
 			data, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
 			if err != nil {
-				return d.errAt(v, fl, "not base64 (standard alphabet, with padding)")
+				return d.errAt(v, f, "not base64 (standard alphabet, with padding)")
 			}
-			f.Data, b64 = data, true
+			fl.Data, b64 = data, true
 		}
 		return nil
 	})
 	if err != nil {
-		return f, err
+		return fl, err
 	}
 	switch {
-	case f.Path == "":
-		return f, d.errAt(n, field+".path", "missing: where under /data")
+	case fl.Path == "":
+		return fl, d.errAt(n, at+".path", "missing: where under /data")
 	case content == b64:
-		return f, d.errAt(n, field, "want exactly one of content (text) or base64")
+		return fl, d.errAt(n, at, "want exactly one of content (text) or base64")
 	}
-	return f, nil
+	return fl, nil
 }
 
 func (d doc) updater(n *yaml.Node) (*Updater, error) {
 	u := &Updater{Line: n.Line, File: d.file}
-	err := d.fields(n, "updater", []string{"server", "channel", "poll"}, func(key string, k, v *yaml.Node) error {
-		f := "updater." + key
+	err := d.fields(n, "updater", updaterKeys, func(key string, f field, k, v *yaml.Node) error {
 		var err error
 		switch key {
 		case "server":
@@ -344,8 +340,8 @@ func (d doc) updater(n *yaml.Node) (*Updater, error) {
 	if u.Server == "" && u.Channel == "" && u.Poll == 0 {
 		return nil, d.errAt(n, "updater", "sets nothing: give server, channel or poll")
 	}
-	if _, err := u.override(); err != nil {
-		return nil, d.errAt(n, "updater", "%v", err)
+	if _, m := u.override(); m != "" {
+		return nil, d.errAt(n, "updater", m)
 	}
 	return u, nil
 }
@@ -353,7 +349,7 @@ func (d doc) updater(n *yaml.Node) (*Updater, error) {
 func decodeHex(s string) ([]byte, error) {
 	out := make([]byte, 0, len(s)/2)
 	if len(s)%2 != 0 {
-		return nil, fmt.Errorf("odd length")
+		return nil, errors.New("odd length")
 	}
 	for i := 0; i < len(s); i += 2 {
 		b, err := strconv.ParseUint(s[i:i+2], 16, 8)

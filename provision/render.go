@@ -4,7 +4,6 @@ import (
 	"crypto/pbkdf2"
 	"crypto/sha1"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -27,7 +26,8 @@ const (
 	TimezonePath    = "/etc/timezone"
 	ZoneinfoDir     = "/usr/share/zoneinfo"
 	DataDir         = "/data"
-	RecordPath      = "/data/pibake/provisioned"
+	RecordPath      = "/data/pibake/provisioned"     // the sets of files applied (record.go)
+	RecordKeyPath   = "/data/pibake/provisioned.key" // the key of RecordPath's marks
 	ImageConfig     = config.ImagePath
 	UpdaterOverride = config.OverridePath
 )
@@ -71,30 +71,28 @@ func derivePSK(passphrase string, ssid []byte) string {
 }
 
 // override renders the update agent's override in exactly the form
-// config.ParseOverride reads, and checks it with it.
-func (u *Updater) override() ([]byte, error) {
+// config.ParseOverride reads, and checks it with it; the msg says what is
+// wrong, "" when nothing is.
+func (u *Updater) override() ([]byte, msg) {
 	o := config.Override{Server: u.Server, Channel: u.Channel, Poll: u.Poll}
 	if u.Server != "" {
 		p, err := url.Parse(u.Server)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return nil, errors.New("server: want an http:// or https:// URL of the update repository")
+			return nil, "server: want an http:// or https:// URL of the update repository"
 		}
 		if p.User != nil {
-			return nil, errors.New("server: credentials in the URL are refused (the repository is public, its documents are signed)")
+			return nil, "server: credentials in the URL are refused (the repository is public, its documents are signed)"
 		}
 	}
 	data, err := yaml.Marshal(o)
 	if err != nil {
-		return nil, err
+		return nil, "the override cannot be written as YAML"
 	}
 	back, err := config.ParseOverride("updater override", data)
-	if err != nil {
-		return nil, err
+	if err != nil || back != o {
+		return nil, "the override does not read back as written: the update agent would not read it"
 	}
-	if back != o {
-		return nil, fmt.Errorf("the override does not read back as written (%+v)", back)
-	}
-	return append([]byte("# Written by pibake-provision on first boot.\n"), data...), nil
+	return append([]byte("# Written by pibake-provision on first boot.\n"), data...), ""
 }
 
 // hostsWith replaces the 127.0.1.1 line of /etc/hosts (or adds one).

@@ -2,8 +2,6 @@ package provision
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +25,7 @@ var Inputs = []string{FileName, UserData, NetworkConfig, MetaData}
 // Outcome is what Run did.
 type Outcome struct {
 	Found      []string // the input files found on bootsel
-	Sum        string   // their sha256, as recorded
+	Mark       string   // what the record keeps of them (record.go)
 	Applied    bool
 	Already    bool // the same files were applied before (only wiped now)
 	Result     Result
@@ -44,6 +42,10 @@ func Run(ctx context.Context, bootsel, root string, log *slog.Logger) (Outcome, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	var out Outcome
+	rec := record{root: root}
+	if err := rec.migrate(); err != nil {
+		log.Warn("could not rewrite the record of applied provisioning", "err", err)
+	}
 	files := map[string][]byte{}
 	var readErr error
 	for _, name := range Inputs {
@@ -63,15 +65,18 @@ func Run(ctx context.Context, bootsel, root string, log *slog.Logger) (Outcome, 
 		return out, nil
 	}
 	log.Info("provisioning files found on bootsel", "files", strings.Join(out.Found, ", "))
-	sum := digest(files)
-	out.Sum = sum
+	mark, markErr := rec.markOf(digest(files))
+	if markErr != nil {
+		log.Warn("could not look in the record of applied provisioning: the files apply (again)", "err", markErr)
+	}
+	out.Mark = mark
 	applyErr := readErr
 	if applyErr == nil {
-		if applied(filepath.Join(root, RecordPath), sum) {
+		if markErr == nil && rec.has(mark) {
 			out.Already = true
-			log.Info("these files were applied before; only erasing them", "sha256", sum)
+			log.Info("these files were applied before; only erasing them", "mark", mark)
 		} else {
-			applyErr = firstBoot{bootsel: bootsel, root: root, log: log}.apply(ctx, files, sum, &out)
+			applyErr = firstBoot{bootsel: bootsel, root: root, log: log}.apply(ctx, files, mark, &out)
 		}
 	}
 	if applyErr != nil {
@@ -104,9 +109,9 @@ type firstBoot struct {
 	log           *slog.Logger
 }
 
-// apply parses the files read from bootsel (sum identifies them), applies
-// them into root and records them as applied; out gets what was done.
-func (b firstBoot) apply(ctx context.Context, files map[string][]byte, sum string, out *Outcome) error {
+// apply parses the files read from bootsel, applies them into root and
+// records their mark ("": none) as applied; out gets what was done.
+func (b firstBoot) apply(ctx context.Context, files map[string][]byte, mark string, out *Outcome) error {
 	var s *Spec
 	var err error
 	_, own := files[FileName]
@@ -133,12 +138,14 @@ func (b firstBoot) apply(ctx context.Context, files map[string][]byte, sum strin
 		return err
 	}
 	out.Applied, out.Result = true, res
-	if err := record(filepath.Join(b.root, RecordPath), sum, out.Found); err != nil {
+	if mark == "" {
+		b.log.Warn("provisioning applied but not recorded: the next boot applies the same files again, which changes nothing")
+	} else if err := (record{root: b.root}).add(mark, out.Found); err != nil {
 		// Applied but not recorded: the next boot applies the same
 		// files again, which changes nothing.
 		b.log.Warn("could not record the provisioning as applied", "err", err)
 	}
-	b.log.Info("provisioning applied", "files", len(res.Paths), "sha256", sum)
+	b.log.Info("provisioning applied", "files", len(res.Paths), "mark", mark)
 	return nil
 }
 
@@ -171,43 +178,6 @@ func readInput(path string) ([]byte, error) {
 		err = fmt.Errorf("larger than %d bytes", MaxInput)
 	}
 	return data, err
-}
-
-// digest identifies a set of input files (names and contents).
-func digest(files map[string][]byte) string {
-	h := sha256.New()
-	for _, name := range Inputs {
-		if data, ok := files[name]; ok {
-			fmt.Fprintf(h, "%s %d\n", name, len(data))
-			h.Write(data)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func applied(record, sum string) bool {
-	data, err := os.ReadFile(record)
-	if err != nil {
-		return false
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && f[0] == sum {
-			return true
-		}
-	}
-	return false
-}
-
-func record(path, sum string, found []string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	line := sum + "  " + strings.Join(found, ",") + "\n"
-	return atomicfile.Write(path, append(old, line...), 0o644)
 }
 
 // Wipe overwrites every byte of a file with zeros in place, syncs it,

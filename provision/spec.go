@@ -3,8 +3,6 @@ package provision
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"path"
 	"regexp"
@@ -103,45 +101,46 @@ var (
 )
 
 // checkHostname: one or more RFC 1123 labels, at most 64 characters (the
-// kernel's limit).
-func checkHostname(h string) error {
+// kernel's limit). Like every check here it says what is wrong ("" when
+// nothing is), never the value.
+func checkHostname(h string) msg {
 	if h == "" || len(h) > 64 {
-		return errors.New("want 1 to 64 characters")
+		return "want 1 to 64 characters"
 	}
 	for _, l := range strings.Split(h, ".") {
 		if !hostLabel.MatchString(l) {
-			return fmt.Errorf("%q is not a valid host name: letters, digits and '-' (not first or last), labels separated by '.'", h)
+			return "not a valid host name: letters, digits and '-' (not first or last), labels separated by '.'"
 		}
 	}
-	return nil
+	return ""
 }
 
-func checkCountry(c string) error {
+func checkCountry(c string) msg {
 	if !country.MatchString(c) {
-		return fmt.Errorf("%q is not a two-letter country code (ISO 3166-1, e.g. FR, US, GB): the radio's regulatory domain needs it", c)
+		return "not a two-letter country code (ISO 3166-1, e.g. FR, US, GB): the radio's regulatory domain needs it"
 	}
-	return nil
+	return ""
 }
 
 // checkTimeZone checks a zone name's syntax (the target root's zoneinfo is
 // checked by Apply).
-func checkTimeZone(tz string) error {
+func checkTimeZone(tz string) msg {
 	if len(tz) > 128 || !tzName.MatchString(tz) {
-		return fmt.Errorf("%q is not a time zone name such as Europe/Paris or UTC", tz)
+		return "not a time zone name such as Europe/Paris or UTC"
 	}
-	return nil
+	return ""
 }
 
-// CheckPasswordHash accepts the crypt(3) formats Debian's libcrypt reads
-// and recommends: yescrypt ($y$), SHA-512 ($6$) and SHA-256 ($5$). The
-// message never repeats the value: it may be a plaintext password.
-func CheckPasswordHash(h string) error {
+// checkHash accepts the crypt(3) formats Debian's libcrypt reads and
+// recommends: yescrypt ($y$), SHA-512 ($6$) and SHA-256 ($5$). The message
+// never repeats the value: it may be a plaintext password.
+func checkHash(h string) msg {
 	for _, re := range cryptHash {
 		if re.MatchString(h) {
-			return nil
+			return ""
 		}
 	}
-	return errors.New("not a yescrypt ($y$), SHA-512 ($6$) or SHA-256 ($5$) crypt hash (a plaintext password is never accepted): make one with `mkpasswd -m yescrypt` (Debian's whois package) or `openssl passwd -6`")
+	return "not a yescrypt ($y$), SHA-512 ($6$) or SHA-256 ($5$) crypt hash (a plaintext password is never accepted): make one with `mkpasswd -m yescrypt` (Debian's whois package) or `openssl passwd -6`"
 }
 
 var keyTypes = map[string]bool{
@@ -151,41 +150,41 @@ var keyTypes = map[string]bool{
 
 // checkKey accepts "type base64 [comment]" with no options: an option such
 // as command="..." would run a program.
-func checkKey(k string) error {
+func checkKey(k string) msg {
 	if strings.ContainsAny(k, "\r\n\x00") {
-		return errors.New("an SSH key is one line")
+		return "an SSH key is one line"
 	}
 	f := strings.Fields(k)
 	if len(f) < 2 {
-		return errors.New("want an OpenSSH public key line: TYPE BASE64 [COMMENT], as in ~/.ssh/id_ed25519.pub")
+		return "want an OpenSSH public key line: TYPE BASE64 [COMMENT], as in ~/.ssh/id_ed25519.pub"
 	}
 	if !keyTypes[f[0]] {
-		return fmt.Errorf("key type %q: want one of ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521, sk-ssh-ed25519@openssh.com (options such as command= are refused)", truncate(f[0], 40))
+		return "unknown key type: want one of ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp256/384/521, sk-ssh-ed25519@openssh.com (options such as command= are refused)"
 	}
 	blob, err := base64.StdEncoding.DecodeString(f[1])
 	if err != nil || len(blob) < 4 {
-		return fmt.Errorf("%s key: the key data is not base64", f[0])
+		return "the key data is not base64"
 	}
 	n := int(blob[0])<<24 | int(blob[1])<<16 | int(blob[2])<<8 | int(blob[3])
 	if n != len(f[0]) || len(blob) < 4+n || string(blob[4:4+n]) != f[0] {
-		return fmt.Errorf("%s key: the key data is of another type (copied from the wrong line?)", f[0])
+		return "the key data is of another type than the line's first word (copied from the wrong line?)"
 	}
-	return nil
+	return ""
 }
 
 // checkNetwork checks one Wi-Fi network block.
-func checkNetwork(n Network) error {
+func checkNetwork(n Network) msg {
 	switch {
 	case len(n.SSID) == 0 || len(n.SSID) > 32:
-		return errors.New("ssid: want 1 to 32 octets")
+		return "ssid: want 1 to 32 octets"
 	case boolInt(n.Passphrase != "")+boolInt(n.PSK != "")+boolInt(n.Open) != 1:
-		return errors.New("want exactly one of passphrase (8 to 63 characters), psk (64 hex digits) or open: true")
+		return "want exactly one of passphrase (8 to 63 characters), psk (64 hex digits) or open: true"
 	case n.Passphrase != "" && !passphraseOK(n.Passphrase):
-		return errors.New("passphrase: want 8 to 63 printable ASCII characters (WPA); or give psk: the 64 hex digits wpa_passphrase prints")
+		return "passphrase: want 8 to 63 printable ASCII characters (WPA); or give psk: the 64 hex digits wpa_passphrase prints"
 	case n.PSK != "" && !hex64.MatchString(n.PSK):
-		return errors.New("psk: want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in the passphrase field")
+		return "psk: want exactly 64 hex digits (wpa_passphrase SSID prints them); a passphrase goes in the passphrase field"
 	}
-	return nil
+	return ""
 }
 
 func passphraseOK(p string) bool {
@@ -204,89 +203,106 @@ func passphraseOK(p string) bool {
 // it or touches pibake's own state: the overlays of /etc and /var, the
 // update agent's state and the container stores live there, and a file
 // placed in them could change what the device runs.
-func checkDataPath(p string) (string, error) {
+func checkDataPath(p string) (string, msg) {
 	if p == "" || strings.HasPrefix(p, "/") || strings.ContainsRune(p, 0) || strings.Contains(p, "\\") {
-		return "", errors.New("want a path relative to /data, such as app/config.json")
+		return "", "want a path relative to /data, such as app/config.json"
 	}
 	for _, c := range strings.Split(p, "/") {
 		if c == ".." {
-			return "", errors.New("'..' is refused: the path must stay under /data")
+			return "", "'..' is refused: the path must stay under /data"
 		}
 	}
 	c := path.Clean(p)
 	if c == "." {
-		return "", errors.New("want a file under /data, not /data itself")
+		return "", "want a file under /data, not /data itself"
 	}
 	top, _, _ := strings.Cut(c, "/")
-	switch top {
-	case "pibake", "containers", "docker", "lost+found":
-		return "", fmt.Errorf("/data/%s belongs to the system (pibake's state and overlays, container stores): place files elsewhere under /data", top)
+	if m, ok := systemDirs[top]; ok {
+		return "", m
 	}
 	if !utf8.ValidString(c) || len(c) > 1024 {
-		return "", errors.New("the path must be UTF-8, at most 1024 bytes")
+		return "", "the path must be UTF-8, at most 1024 bytes"
 	}
-	return c, nil
+	return c, ""
+}
+
+// systemDirs are the folders of /data that belong to the system.
+var systemDirs = map[string]msg{
+	"pibake":     "/data/pibake belongs to the system (pibake's state and overlays): place files elsewhere under /data",
+	"containers": "/data/containers belongs to the system (a container store): place files elsewhere under /data",
+	"docker":     "/data/docker belongs to the system (a container store): place files elsewhere under /data",
+	"lost+found": "/data/lost+found belongs to the system (e2fsck's): place files elsewhere under /data",
 }
 
 // Validate checks everything that does not need the target system; Apply
 // checks the rest (users and owners exist, zoneinfo, the image's
 // updater configuration).
 func (s *Spec) Validate() error {
+	src := strings.Join(s.Sources, ", ")
 	if s.Hostname != "" {
-		if err := checkHostname(s.Hostname); err != nil {
-			return fmt.Errorf("hostname: %w", err)
+		if m := checkHostname(s.Hostname); m != "" {
+			return fail(src, 0, "hostname", m)
 		}
 	}
 	if s.WiFi != nil {
-		if err := checkCountry(s.WiFi.Country); err != nil {
-			return fmt.Errorf("wifi country: %w", err)
+		if m := checkCountry(s.WiFi.Country); m != "" {
+			return fail(src, 0, "wifi.country", m)
 		}
-		for _, n := range s.WiFi.Networks {
-			if err := checkNetwork(n); err != nil {
-				return &yamlerr.Error{File: n.File, Line: n.Line, Field: "wifi network", Msg: err.Error()}
+		for i, n := range s.WiFi.Networks {
+			if m := checkNetwork(n); m != "" {
+				return fail(n.File, n.Line, field("wifi.networks").at(i), m)
 			}
 		}
 	}
-	seen := map[string]bool{}
-	for _, u := range s.Users {
-		if !userName.MatchString(u.Name) {
-			return &yamlerr.Error{File: u.File, Line: u.Line, Field: "user", Msg: fmt.Sprintf("%q is not a user name", truncate(u.Name, 40))}
-		}
-		if seen[u.Name] {
-			return &yamlerr.Error{File: u.File, Line: u.Line, Field: "user " + u.Name, Msg: "given twice: merge the entries"}
-		}
-		seen[u.Name] = true
-		for _, k := range u.Keys {
-			if err := checkKey(k); err != nil {
-				return &yamlerr.Error{File: u.File, Line: u.Line, Field: "user " + u.Name + " ssh key", Msg: err.Error()}
-			}
-		}
-		if u.PasswordHash != "" {
-			if err := CheckPasswordHash(u.PasswordHash); err != nil {
-				return &yamlerr.Error{File: u.File, Line: u.Line, Field: "user " + u.Name + " password", Msg: err.Error()}
-			}
-		}
+	if err := s.validateUsers(); err != nil {
+		return err
 	}
 	if s.TimeZone != "" {
-		if err := checkTimeZone(s.TimeZone); err != nil {
-			return fmt.Errorf("timezone: %w", err)
+		if m := checkTimeZone(s.TimeZone); m != "" {
+			return fail(src, 0, "timezone", m)
 		}
 	}
 	paths := map[string]bool{}
-	for _, f := range s.Files {
-		c, err := checkDataPath(f.Path)
-		if err != nil {
-			return &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + truncate(f.Path, 80), Msg: err.Error()}
-		}
-		if paths[c] {
-			return &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "given twice"}
+	for i, f := range s.Files {
+		at := field("files").at(i)
+		c, m := checkDataPath(f.Path)
+		switch {
+		case m != "":
+			return fail(f.File, f.Line, at+".path", m)
+		case paths[c]:
+			return fail(f.File, f.Line, at+".path", "the same path as an earlier entry: give each file once")
+		case f.Mode&^0o777 != 0:
+			return fail(f.File, f.Line, at+".mode", "permission bits only (0644, 0600, ...): setuid, setgid and sticky bits are refused")
 		}
 		paths[c] = true
-		if f.Mode&^0o777 != 0 {
-			return &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "mode: permission bits only (0644, 0600, ...): setuid, setgid and sticky bits are refused"}
-		}
 		if _, _, ok := strings.Cut(f.Owner, ":"); !ok {
-			return &yamlerr.Error{File: f.File, Line: f.Line, Field: "file " + c, Msg: "owner: want user:group"}
+			return fail(f.File, f.Line, at+".owner", "want user:group")
+		}
+	}
+	return nil
+}
+
+// validateUsers checks Spec.Users: names, keys and hashes, each user once.
+func (s *Spec) validateUsers() error {
+	seen := map[string]bool{}
+	for i, u := range s.Users {
+		at := field("users").at(i)
+		if !userName.MatchString(u.Name) {
+			return fail(u.File, u.Line, at+".name", "not a user name")
+		}
+		if seen[u.Name] {
+			return fail(u.File, u.Line, at, "the same user as an earlier entry: merge the entries")
+		}
+		seen[u.Name] = true
+		for j, k := range u.Keys {
+			if m := checkKey(k); m != "" {
+				return fail(u.File, u.Line, at.dot("ssh_keys").at(j), m)
+			}
+		}
+		if u.PasswordHash != "" {
+			if m := checkHash(u.PasswordHash); m != "" {
+				return fail(u.File, u.Line, at.dot("password_hash"), m)
+			}
 		}
 	}
 	return nil
@@ -297,13 +313,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
 }
 
 // ssidField renders an SSID for wpa_supplicant.conf: a quoted string when

@@ -133,7 +133,7 @@ func TestRunWipesOnVFAT(t *testing.T) {
 			if raw := umount(); bytes.Contains(raw, []byte(secret)) {
 				t.Errorf("the secret is still in the FAT image's bytes at %d", bytes.Index(raw, []byte(secret)))
 			}
-			if c.ok && !applied(filepath.Join(root, RecordPath), out.Sum) {
+			if c.ok && !(record{root: root}).has(out.Mark) {
 				t.Error("not recorded")
 			}
 		})

@@ -1,13 +1,8 @@
 package provision
 
 import (
-	"fmt"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
-
 	"go.yaml.in/yaml/v3"
+	"slices"
 
 	"github.com/pibake/pibake/internal/yamlerr"
 )
@@ -17,24 +12,30 @@ const MaxInput = 1 << 20
 
 // doc walks a YAML document node by node, so that every error names the
 // line and the field, and so that no decoder message (which may quote a
-// value, a passphrase) reaches the user.
+// value, a passphrase) reaches the user. Its messages are made as say.go
+// says.
 type doc struct {
 	file string
 	src  []byte
 }
 
-func (d doc) errAt(n *yaml.Node, field, format string, a ...any) *yamlerr.Error {
+func (d doc) errAt(n *yaml.Node, f field, m msg) *yamlerr.Error {
 	line := 0
 	if n != nil {
 		line = n.Line
 	}
-	return &yamlerr.Error{File: d.file, Line: line, Field: field, Msg: fmt.Sprintf(format, a...)}
+	return fail(d.file, line, f, m)
+}
+
+// notApplied records, in s, a setting at n that pibake does not apply.
+func (d doc) notApplied(s *Spec, n *yaml.Node, f field, why msg) {
+	s.NotApplied = append(s.NotApplied, notApplied(d.file, f, n.Line, why))
 }
 
 // load parses data into its top mapping; an empty document gives nil.
 func (d doc) load(data []byte) (*yaml.Node, error) {
 	if len(data) > MaxInput {
-		return nil, &yamlerr.Error{File: d.file, Msg: fmt.Sprintf("%d bytes: larger than the %d a provisioning file may have", len(data), MaxInput)}
+		return nil, fail(d.file, 0, "", "larger than the 1 MiB a provisioning file may have")
 	}
 	top, err := yamlerr.Parse(d.file, data, yamlerr.Options{Hint: "(fix the syntax; nothing was applied)"})
 	if err != nil || top == nil {
@@ -47,13 +48,14 @@ func (d doc) load(data []byte) (*yaml.Node, error) {
 }
 
 // fields calls fn for every key of a mapping, in file order, after
-// refusing unknown and repeated keys. A nil known accepts every key.
-func (d doc) fields(n *yaml.Node, prefix string, known []string, fn func(key string, k, v *yaml.Node) error) error {
+// refusing unknown and repeated keys; fn gets the key's path. A nil known
+// accepts every key.
+func (d doc) fields(n *yaml.Node, prefix field, known []string, fn func(key string, f field, k, v *yaml.Node) error) error {
 	if n.Kind == yaml.AliasNode {
 		return d.errAt(n, prefix, "YAML aliases (*name) are not supported: write the value out")
 	}
 	if n.Kind != yaml.MappingNode {
-		return d.errAt(n, prefix, "want a mapping (key: value lines), got %s", kind(n))
+		return d.errAt(n, prefix, "want a mapping (key: value lines), got "+kind(n))
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -61,79 +63,77 @@ func (d doc) fields(n *yaml.Node, prefix string, known []string, fn func(key str
 		if k.Kind != yaml.ScalarNode {
 			return d.errAt(k, prefix, "a key must be a plain name")
 		}
-		name := join(prefix, k.Value)
 		if k.Value == "<<" {
-			return d.errAt(k, name, "YAML merge keys are not supported: write the fields out")
+			return d.errAt(k, prefix, "YAML merge keys (<<) are not supported: write the fields out")
 		}
 		if known != nil && !slices.Contains(known, k.Value) {
-			sorted := append([]string(nil), known...)
-			sort.Strings(sorted)
-			return d.errAt(k, name, "unknown field (known: %s)", strings.Join(sorted, ", "))
+			return d.errAt(k, prefix, unknownField(k.Value, known))
 		}
+		f := prefix.dot(k.Value)
 		if seen[k.Value] {
-			return d.errAt(k, name, "given twice")
+			return d.errAt(k, f, "given twice")
 		}
 		seen[k.Value] = true
 		if v.Kind == yaml.AliasNode {
-			return d.errAt(v, name, "YAML aliases (*name) are not supported: write the value out")
+			return d.errAt(v, f, "YAML aliases (*name) are not supported: write the value out")
 		}
-		if err := fn(k.Value, k, v); err != nil {
+		if err := fn(k.Value, f, k, v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d doc) str(n *yaml.Node, field string) (string, error) {
+func (d doc) str(n *yaml.Node, f field) (string, error) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
 		if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
-			return "", d.errAt(n, field, "want a string, got %s (put it in quotes)", kind(n))
+			return "", d.errAt(n, f, "want a string, got "+kind(n)+" (put it in quotes)")
 		}
-		return "", d.errAt(n, field, "want a string, got %s", kind(n))
+		return "", d.errAt(n, f, "want a string, got "+kind(n))
 	}
 	return n.Value, nil
 }
 
 // nonEmpty is str that refuses "".
-func (d doc) nonEmpty(n *yaml.Node, field string) (string, error) {
-	s, err := d.str(n, field)
+func (d doc) nonEmpty(n *yaml.Node, f field) (string, error) {
+	s, err := d.str(n, f)
 	if err == nil && s == "" {
-		err = d.errAt(n, field, "empty")
+		err = d.errAt(n, f, "empty")
 	}
 	return s, err
 }
 
-func (d doc) boolean(n *yaml.Node, field string) (bool, error) {
+func (d doc) boolean(n *yaml.Node, f field) (bool, error) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		return false, d.errAt(n, field, "want true or false, got %s", kind(n))
+		return false, d.errAt(n, f, "want true or false, got "+kind(n))
 	}
 	var b bool
 	if err := n.Decode(&b); err != nil {
-		return false, d.errAt(n, field, "want true or false")
+		return false, d.errAt(n, f, "want true or false")
 	}
 	return b, nil
 }
 
-func (d doc) seq(n *yaml.Node, field string) ([]*yaml.Node, error) {
+func (d doc) seq(n *yaml.Node, f field) ([]*yaml.Node, error) {
 	if n.Kind != yaml.SequenceNode {
-		return nil, d.errAt(n, field, "want a list (lines starting with '- '), got %s", kind(n))
+		return nil, d.errAt(n, f, "want a list (lines starting with '- '), got "+kind(n))
 	}
 	for _, c := range n.Content {
 		if c.Kind == yaml.AliasNode {
-			return nil, d.errAt(c, field, "YAML aliases (*name) are not supported: write the value out")
+			return nil, d.errAt(c, f, "YAML aliases (*name) are not supported: write the value out")
 		}
 	}
 	return n.Content, nil
 }
 
-func (d doc) strings(n *yaml.Node, field string) ([]string, error) {
-	items, err := d.seq(n, field)
+func (d doc) strings(n *yaml.Node, f field) ([]string, error) {
+	items, err := d.seq(n, f)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for i, c := range items {
-		s, err := d.nonEmpty(c, field+"."+strconv.Itoa(i))
+		s, err := d.nonEmpty(c, f.at(i))
 		if err != nil {
 			return nil, err
 		}
@@ -142,8 +142,8 @@ func (d doc) strings(n *yaml.Node, field string) ([]string, error) {
 	return out, nil
 }
 
-// kind names a node's type for messages, never its value.
-func kind(n *yaml.Node) string {
+// kind names a node's type for messages, never its value nor its tag.
+func kind(n *yaml.Node) msg {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -155,21 +155,16 @@ func kind(n *yaml.Node) string {
 	switch n.Tag {
 	case "!!null":
 		return "nothing"
-	case "!!int":
-		return "a number"
-	case "!!float":
+	case "!!int", "!!float":
 		return "a number"
 	case "!!bool":
 		return "true/false"
 	case "!!str":
 		return "a string"
+	case "!!timestamp":
+		return "a date"
+	case "!!binary":
+		return "binary data"
 	}
-	return "a " + strings.TrimPrefix(n.Tag, "!!") + " value"
-}
-
-func join(prefix, s string) string {
-	if prefix == "" {
-		return s
-	}
-	return prefix + "." + s
+	return "a YAML tag (a value starting with '!')"
 }

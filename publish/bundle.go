@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,9 +37,12 @@ func Bundle(ctx context.Context, repo, name, out string) (*channel.Document, err
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("bundle: %s: %w: publish the channel again", docPath, err)
 	}
-	files := []string{channel.DocumentPath(name), channel.SignaturePath(channel.DocumentPath(name))}
+	// Each artifact is checked against the document's sha256 as it is
+	// packed: the device would refuse a blob someone changed in the
+	// repository, after carrying the whole bundle to it.
+	files := []bundled{{path: channel.DocumentPath(name)}, {path: channel.SignaturePath(channel.DocumentPath(name))}}
 	for _, a := range d.Artifacts {
-		files = append(files, a.Path)
+		files = append(files, bundled{path: a.Path, size: a.Size, sha256: a.SHA256})
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
 	if err != nil {
@@ -79,7 +84,16 @@ func Bundle(ctx context.Context, repo, name, out string) (*channel.Document, err
 	return &d, nil
 }
 
-func addFile(tw *tar.Writer, repo, name string, dirs map[string]bool) error {
+// bundled is a file to pack; an artifact has the size and sha256 its
+// document gives.
+type bundled struct {
+	path   string
+	size   int64
+	sha256 string
+}
+
+func addFile(tw *tar.Writer, repo string, b bundled, dirs map[string]bool) error {
+	name := b.path
 	var parents []string
 	for d := filepath.ToSlash(filepath.Dir(name)); d != "." && !dirs[d]; d = filepath.ToSlash(filepath.Dir(d)) {
 		parents = append([]string{d}, parents...)
@@ -99,9 +113,18 @@ func addFile(tw *tar.Writer, repo, name string, dirs map[string]bool) error {
 	if err != nil {
 		return err
 	}
+	if b.sha256 != "" && st.Size() != b.size {
+		return fmt.Errorf("%s is %d bytes, the channel document says %d: %w: publish the channel again", name, st.Size(), b.size, errCorrupt)
+	}
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: st.Size(), ModTime: time.Unix(0, 0), Format: tar.FormatUSTAR}); err != nil {
 		return err
 	}
-	_, err = io.Copy(tw, f)
-	return err
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tw, h), f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); b.sha256 != "" && got != b.sha256 {
+		return fmt.Errorf("%s has sha256 %s, the channel document says %s: %w: publish the channel again", name, got, b.sha256, errCorrupt)
+	}
+	return nil
 }

@@ -3,51 +3,20 @@ package publish
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 
-	"crypto/sha256"
-	"encoding/hex"
-
-	"aead.dev/minisign"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
 	"github.com/pibake/pibake/updater/delta"
 	"github.com/pibake/pibake/updater/patch"
 )
-
-// HistoryFormat and CostFormat are the versions of the publisher's two
-// records of a channel, at channel.HistoryPath and channel.CostPath.
-// Devices never read either.
-const (
-	HistoryFormat = 1
-	CostFormat    = 1
-)
-
-// DefaultHistory is how many earlier releases of a channel publish keeps
-// in its history and prices an update from.
-const DefaultHistory = 10
-
-// History lists a channel's releases, newest first: what devices in the
-// field may still run. Releases with the same artifacts appear once (a
-// re-publish with another rollout adds no new entry).
-type History struct {
-	Format   int       `json:"format"`
-	Channel  string    `json:"channel"`
-	Releases []Release `json:"releases"`
-}
-
-// Release is one published release: its artifacts and their chunk indexes.
-type Release struct {
-	Serial    uint64               `json:"serial"`
-	Version   string               `json:"version"`
-	Artifacts []channel.Artifact   `json:"artifacts"`
-	Indexes   []channel.ChunkIndex `json:"indexes,omitempty"`
-}
 
 // Cost is what a device running an earlier release downloads for this
 // one with delta updates (the plan its agent makes, the chunk indexes
@@ -87,78 +56,6 @@ type CostReport struct {
 	From    []Cost `json:"from"`
 }
 
-// readHistory reads a channel's history; a missing file is an empty one.
-func readHistory(repo, ch string) (*History, error) {
-	path := filepath.Join(repo, filepath.FromSlash(channel.HistoryPath(ch)))
-	h := &History{Format: HistoryFormat, Channel: ch}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return h, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	bad := func(why string) error {
-		return fmt.Errorf("%s: %s: it is only the publisher's record of the channel's releases (devices never read it); remove it and publish starts it again from the current release", path, why)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(h); err != nil {
-		return nil, bad("malformed (" + err.Error() + ")")
-	}
-	if h.Format != HistoryFormat || h.Channel != ch {
-		return nil, bad(fmt.Sprintf("format %d of channel %q, this pibake writes format %d of channel %q", h.Format, h.Channel, HistoryFormat, ch))
-	}
-	for _, r := range h.Releases {
-		for _, a := range r.Artifacts {
-			if !channel.IsBlobPath(a.Path) || a.Size <= 0 {
-				return nil, bad(fmt.Sprintf("release %s: artifact %q at %q", r.Version, a.Name, a.Path))
-			}
-		}
-		for _, ix := range r.Indexes {
-			if !channel.IsBlobPath(ix.Path) || ix.Size <= 0 {
-				return nil, bad(fmt.Sprintf("release %s: chunk index at %q", r.Version, ix.Path))
-			}
-		}
-	}
-	return h, nil
-}
-
-func sameArtifacts(a, b []channel.Artifact) bool {
-	return slices.EqualFunc(a, b, func(x, y channel.Artifact) bool { return x.Name == y.Name && x.SHA256 == y.SHA256 })
-}
-
-// add puts r first and drops older entries with the same artifacts, then
-// keeps at most keep+1 releases (the newest and keep earlier ones).
-func (h *History) add(r Release, keep int) {
-	out := []Release{r}
-	for _, o := range h.Releases {
-		if !sameArtifacts(o.Artifacts, r.Artifacts) && len(out) <= keep {
-			out = append(out, o)
-		}
-	}
-	h.Releases = out
-}
-
-// currentIndexes are the chunk indexes of the channel's current release,
-// from its signed chunk document; nil when there is none that verifies.
-func currentIndexes(repo string, prev *channel.Document, keys []minisign.PublicKey) []channel.ChunkIndex {
-	base := filepath.Join(repo, filepath.FromSlash(channel.ChunksPath(prev.Channel)))
-	doc, err := os.ReadFile(base)
-	if err != nil {
-		return nil
-	}
-	sig, err := os.ReadFile(channel.SignaturePath(base))
-	if err != nil {
-		return nil
-	}
-	c, err := channel.VerifyChunks(doc, sig, prev, keys, nil)
-	if err != nil {
-		return nil
-	}
-	return c.Indexes
-}
-
 // releaseSources are the chunk indexes of an earlier release's artifacts,
 // as a device running it finds them in its slots: read from the stored
 // index where there is one (verified against its digest and artifact),
@@ -193,7 +90,7 @@ func releaseSources(ctx context.Context, repo string, r Release) ([]delta.Source
 			return nil, nil, err
 		}
 		if s.Index.Hex() != a.SHA256 {
-			return nil, nil, fmt.Errorf("%s of %s: the stored blob %s has sha256 %s: the repository is corrupt", a.Name, r.Version, a.Path, s.Index.Hex())
+			return nil, nil, fmt.Errorf("%s of %s: %w: the blob %s has sha256 %s, not %s: restore it, or remove it (publish then prices that release as a full download of it)", a.Name, r.Version, errCorrupt, a.Path, s.Index.Hex(), a.SHA256)
 		}
 		s.R = nil
 		sources = append(sources, s)
@@ -208,19 +105,15 @@ func releaseSources(ctx context.Context, repo string, r Release) ([]delta.Source
 // artifact of the same kind (boot or root), stored as blobs. It returns
 // the costs, newest release first, the patches and the bytes stored.
 func deltaCost(ctx context.Context, repo string, earlier []Release, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, []channel.PatchRef, int64, error) {
-	targets := make([]*chunks.Index, len(arts))
-	for i, a := range arts {
-		f, err := os.Open(filepath.Join(repo, filepath.FromSlash(indexes[i].Path)))
-		if err != nil {
-			return nil, nil, 0, err
-		}
-		ix, err := delta.ReadIndex(f, indexes[i].Size, indexes[i].SHA256, a)
-		f.Close()
-		if err != nil {
-			return nil, nil, 0, fmt.Errorf("%s: %w", a.Name, err)
-		}
-		targets[i] = ix
+	targets, err := openTargets(repo, arts, indexes)
+	if err != nil {
+		return nil, nil, 0, err
 	}
+	defer func() {
+		for _, t := range targets {
+			t.f.Close()
+		}
+	}()
 	var costs []Cost
 	var refs []channel.PatchRef
 	var stored int64
@@ -232,7 +125,7 @@ func deltaCost(ctx context.Context, repo string, earlier []Release, arts []chann
 		}
 		c := Cost{From: r.Version, Serial: r.Serial, Missing: missing}
 		for i, a := range arts {
-			p := delta.NewPlan(targets[i], sources, delta.DefaultPolicy)
+			p := delta.NewPlan(targets[i].ix, sources, delta.DefaultPolicy)
 			cost, reqs := p.Fetch+indexes[i].Size, p.Requests+1
 			for _, s := range sources {
 				if kind(s.Name) != kind(a.Name) {
@@ -293,11 +186,71 @@ type encoded struct {
 	stored bool
 }
 
-// makePatch encodes the patch from old to a; nil when old is gone from
-// the repository or the patch would be larger than a device may download
-// (patch.MaxSize).
-func makePatch(ctx context.Context, repo string, old channel.Artifact, oldIx *chunks.Index, a channel.Artifact, newIx *chunks.Index) (*encoded, error) {
-	of, err := os.Open(filepath.Join(repo, filepath.FromSlash(old.Path)))
+// target is a new artifact as publish reads it to make patches: its
+// blob, checked against its sha256, and its chunk index.
+type target struct {
+	f  *os.File
+	ix *chunks.Index
+}
+
+// openTargets opens the new artifacts' blobs and reads their chunk
+// indexes, each checked against the sha256 the documents will sign.
+func openTargets(repo string, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]target, error) {
+	var targets []target
+	fail := func(err error) ([]target, error) {
+		for _, t := range targets {
+			t.f.Close()
+		}
+		return nil, err
+	}
+	for i, a := range arts {
+		f, err := os.Open(filepath.Join(repo, filepath.FromSlash(indexes[i].Path)))
+		if err != nil {
+			return fail(err)
+		}
+		ix, err := delta.ReadIndex(f, indexes[i].Size, indexes[i].SHA256, a)
+		f.Close()
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w", a.Name, err))
+		}
+		if f, err = openBlob(repo, a); err != nil {
+			return fail(fmt.Errorf("%s: %w", a.Name, err))
+		}
+		targets = append(targets, target{f: f, ix: ix})
+	}
+	return targets, nil
+}
+
+// errCorrupt means a blob does not hold the bytes its name and the
+// documents say.
+var errCorrupt = errors.New("the repository is corrupt")
+
+// openBlob opens an artifact's blob after reading it whole to check its
+// size and sha256: the repository is plain files others may write, and a
+// patch made from other bytes than a device holds fails on every device.
+// The checked file stays open, so a blob replaced afterwards is not read.
+func openBlob(repo string, a channel.Artifact) (*os.File, error) {
+	f, err := os.Open(filepath.Join(repo, filepath.FromSlash(a.Path)))
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if got := hex.EncodeToString(h.Sum(nil)); err == nil && (n != a.Size || got != a.SHA256) {
+		err = fmt.Errorf("%w: the blob %s holds %d bytes with sha256 %s, not the %d bytes with sha256 %s stored there: restore it, or remove it (publish then makes no patch from it)", errCorrupt, a.Path, n, got, a.Size, a.SHA256)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// makePatch encodes the patch from old to a (its verified blob and
+// index in t); nil when old is gone from the repository or the patch
+// would be larger than a device may download (patch.MaxSize).
+func makePatch(ctx context.Context, repo string, old channel.Artifact, oldIx *chunks.Index, a channel.Artifact, t target) (*encoded, error) {
+	of, err := openBlob(repo, old)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -305,12 +258,7 @@ func makePatch(ctx context.Context, repo string, old channel.Artifact, oldIx *ch
 		return nil, err
 	}
 	defer of.Close()
-	nf, err := os.Open(filepath.Join(repo, filepath.FromSlash(a.Path)))
-	if err != nil {
-		return nil, err
-	}
-	defer nf.Close()
-	p, err := patch.Encode(ctx, of, oldIx, nf, newIx)
+	p, err := patch.Encode(ctx, of, oldIx, t.f, t.ix)
 	if err != nil {
 		return nil, err
 	}

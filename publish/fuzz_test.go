@@ -1,26 +1,22 @@
 package publish
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/pibake/pibake/updater/channel"
 )
 
 // FuzzReadHistory: the publisher's history file sits in a repository
-// others may write (a shared bucket): any bytes give a history whose paths
-// are all blobs, or an error; never a panic.
+// others may write (a shared bucket). Publish reads only a history its
+// key signed, and parses even that strictly: any bytes give a history
+// whose paths are all blobs, or an error; never a panic.
 func FuzzReadHistory(f *testing.F) {
 	f.Add([]byte(`{"format": 1, "channel": "stable", "releases": [{"serial": 2, "version": "1.0", "artifacts": [{"name": "root", "path": "` + channel.BlobPath("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef") + `", "size": 10, "sha256": "x"}]}]}`))
 	f.Add([]byte(`{"format": 1, "channel": "stable", "releases": [{"artifacts": [{"path": "../../etc/passwd", "size": 1}]}]}`))
 	f.Add([]byte(`{"format": 2}`))
 	f.Add([]byte(`not json`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		repo := t.TempDir()
-		os.MkdirAll(filepath.Join(repo, channel.ChannelsDir), 0o755)
-		os.WriteFile(filepath.Join(repo, channel.HistoryPath("stable")), data, 0o644)
-		h, err := readHistory(repo, "stable")
+		h, err := parseHistory(channel.HistoryPath("stable"), data, "stable")
 		if err != nil {
 			return
 		}

@@ -2,7 +2,12 @@
 // any static HTTP server, CDN or bucket can serve, named by the table in
 // updater/channel (repo.go): content-addressed blobs, and per channel its
 // signed document, its signed chunk document, and the publisher's history
-// and cost records.
+// (signed too: it decides which patches publish makes) and cost records.
+//
+// The repository is plain files others may write (a shared bucket), so
+// publish acts on nothing there it did not verify: documents and history
+// only if its key (or a previous key) signed them, a blob only once its
+// bytes hash to its name, a serial only if the signed history records it.
 //
 // A release has two artifacts, written by a device into its inactive slot:
 // "boot" (the boot partition's FAT filesystem, trailing free space cut off)
@@ -35,6 +40,11 @@ type Options struct {
 	// History is how many earlier releases publish keeps and prices an
 	// update from (0: DefaultHistory).
 	History int
+	// SerialFrom, if not 0, is the serial the new document follows (it
+	// gets SerialFrom+1) instead of the current document's: to go on
+	// past a current document publish refuses to continue from, or to
+	// recover after a leaked key's serial (docs/updates.md).
+	SerialFrom uint64
 }
 
 // Result is what was published.
@@ -49,6 +59,9 @@ type Result struct {
 	// channel's history downloads for this one, newest first (also
 	// written to channel.CostPath).
 	Delta []Cost
+	// Warnings are what the publisher should read: a history set aside,
+	// a serial continued from a previous key's document.
+	Warnings []string `json:",omitempty"`
 }
 
 // Publish verifies the build against its manifest, stores its artifacts and
@@ -57,10 +70,11 @@ type Result struct {
 // Its steps, in the order they touch the repository: read and check the
 // build (build.go); store its artifacts and their chunk indexes as blobs
 // (store.go); read the channel's current document and history
-// (previous.go); price the update from each earlier release and store the
-// patches that make it cheaper (cost.go); sign, then write the chunk
-// document, the cost report and history, and last the channel document
-// (write.go). An error names the step that failed.
+// (previous.go, history.go), each only if its key signed it, and decide
+// the serial (serial.go); price the update from each earlier release and store the
+// patches that make it cheaper, from blobs whose sha256 it checked
+// (cost.go); sign, then write the chunk document, the cost report, the
+// signed history, and last the channel document (write.go). An error names the step that failed.
 func Publish(ctx context.Context, o Options) (*Result, error) {
 	b, err := readBuild(ctx, o.Build)
 	if err != nil {
@@ -77,6 +91,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: read the channel: %w", err)
 	}
+	res.Warnings = st.warnings
 	var stored int64
 	if res.Delta, res.Patches, stored, err = deltaCost(ctx, o.Repo, st.earlier(arts, keep(o.History)), arts, indexes); err != nil {
 		return nil, fmt.Errorf("publish: the cost of an update: %w", err)
@@ -84,12 +99,12 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	res.Uploaded += stored
 	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: b.m.Image, Version: b.m.Version, Serial: st.serial,
 		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{b.m.Board}, Rollout: o.Rollout, Artifacts: arts}
-	docs, err := sign(d, indexes, res.Patches, o.Key)
+	st.hist.add(Release{Serial: d.Serial, Version: d.Version, Artifacts: arts, Indexes: indexes}, keep(o.History))
+	docs, err := sign(d, indexes, res.Patches, st.hist, o.Key)
 	if err != nil {
 		return nil, fmt.Errorf("publish: sign: %w", err)
 	}
-	st.hist.add(Release{Serial: d.Serial, Version: d.Version, Artifacts: arts, Indexes: indexes}, keep(o.History))
-	if err := docs.write(o.Repo, o.Channel, costReport(d, res.Delta), st.hist); err != nil {
+	if err := docs.write(o.Repo, o.Channel, costReport(d, res.Delta)); err != nil {
 		return nil, fmt.Errorf("publish: write channel %s: %w", o.Channel, err)
 	}
 	res.Chunks = indexes

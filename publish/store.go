@@ -60,7 +60,7 @@ func storeIndex(ctx context.Context, repo, artifact string, r io.Reader) (channe
 }
 
 // storeBlob writes r as the blob of its sha256 (channel.BlobPath) unless
-// it is there already.
+// it is there already with those bytes.
 func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, error) {
 	dir := filepath.Join(repo, filepath.FromSlash(channel.BlobsDir))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -84,11 +84,29 @@ func storeBlob(ctx context.Context, repo string, r io.Reader) (string, int64, er
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
 	dst := filepath.Join(dir, sum)
-	if _, err := os.Stat(dst); err == nil {
-		return sum, 0, nil // content-addressed: the same bytes are there
+	// Content-addressed: a blob of this name holds these bytes, unless
+	// someone else wrote it (the name of an artifact can be known before
+	// it is published: a reproducible build, a re-publish). Only bytes
+	// read back with this sha256 are kept; anything else is replaced.
+	if got, err := fileSum(dst); err == nil && got == sum {
+		return sum, 0, nil
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return "", 0, err
 	}
 	return sum, n, os.Rename(tmp.Name(), dst)
+}
+
+// fileSum is the sha256 of the file at path.
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -10,16 +10,17 @@ import (
 	"github.com/pibake/pibake/updater/channel"
 )
 
-// signed are a release's two signed documents: the channel document and
-// the chunk document that goes with it.
+// signed are a release's two signed documents, the channel document and
+// the chunk document that goes with it, and the channel's signed history.
 type signed struct {
 	doc, sig           []byte
 	chunkDoc, chunkSig []byte
+	hist, histSig      []byte
 }
 
-// sign signs the channel document d and the chunk document listing the
-// artifacts' chunk indexes and the patches to them.
-func sign(d *channel.Document, indexes []channel.ChunkIndex, patches []channel.PatchRef, key minisign.PrivateKey) (*signed, error) {
+// sign signs the channel document d, the chunk document listing the
+// artifacts' chunk indexes and the patches to them, and the history.
+func sign(d *channel.Document, indexes []channel.ChunkIndex, patches []channel.PatchRef, hist *History, key minisign.PrivateKey) (*signed, error) {
 	doc, sig, err := channel.Sign(d, key)
 	if err != nil {
 		return nil, err
@@ -28,7 +29,11 @@ func sign(d *channel.Document, indexes []channel.ChunkIndex, patches []channel.P
 	if err != nil {
 		return nil, err
 	}
-	return &signed{doc: doc, sig: sig, chunkDoc: chunkDoc, chunkSig: chunkSig}, nil
+	h, hsig, err := signHistory(hist, key)
+	if err != nil {
+		return nil, err
+	}
+	return &signed{doc: doc, sig: sig, chunkDoc: chunkDoc, chunkSig: chunkSig, hist: h, histSig: hsig}, nil
 }
 
 // costReport is the cost record of the release d: its full size and what
@@ -45,7 +50,7 @@ func costReport(d *channel.Document, from []Cost) CostReport {
 // atomically, in the order that keeps every moment consistent for a
 // reader: the chunk document, the publisher's records, and last the
 // channel document that makes the release current.
-func (s *signed) write(repo, name string, report CostReport, hist *History) error {
+func (s *signed) write(repo, name string, report CostReport) error {
 	if err := os.MkdirAll(filepath.Join(repo, channel.ChannelsDir), 0o755); err != nil {
 		return err
 	}
@@ -57,18 +62,17 @@ func (s *signed) write(repo, name string, report CostReport, hist *History) erro
 		return err
 	}
 	// The publisher's records, before the channel document that makes
-	// the release current: its cost, and the history with it first.
-	for _, rec := range []struct {
-		path string
-		v    any
-	}{{channel.CostPath(name), report}, {channel.HistoryPath(name), hist}} {
-		b, err := json.MarshalIndent(rec.v, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := atomicfile.Write(filepath.Join(repo, filepath.FromSlash(rec.path)), append(b, '\n'), 0o644); err != nil {
-			return err
-		}
+	// the release current: its cost, and the history with it first (the
+	// history's serial is then never below the document's).
+	b, err := json.MarshalIndent(report, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(repo, filepath.FromSlash(channel.CostPath(name))), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := writeHistory(filepath.Join(repo, filepath.FromSlash(channel.HistoryPath(name))), s.hist, s.histSig); err != nil {
+		return err
 	}
 	return writeSigned(filepath.Join(repo, filepath.FromSlash(channel.DocumentPath(name))), s.doc, s.sig)
 }

@@ -12,8 +12,8 @@ import (
 )
 
 func cmdFlash(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("flash", "flash [flags] IMAGE DEVICE   (IMAGE is NAME.img or NAME.img.zst)", stdout, stderr)
-	bmapFile := fs.String("bmap", "", "block map to write by (default: NAME.bmap next to IMAGE; without one every block is written)")
+	fs := newFlags("flash", "flash [flags] IMAGE DEVICE   (IMAGE is NAME.img or NAME.img.zst; DEVICE is a whole disk, e.g. /dev/sdX or /dev/mmcblk0, or a regular file outside /dev, written as an image file)", stdout, stderr)
+	bmapFile := fs.String("bmap", "", "block map to write by (default: NAME.bmap next to IMAGE; without one every block is written, once IMAGE is checked against the manifest.json next to it or its own partition table)")
 	noBmap := fs.Bool("no-bmap", false, "write every block of the image, ignoring any bmap")
 	force := fs.Bool("force", false, "allow writing to the disk that holds this system's /")
 	provision := fs.String("provision", "", "after writing, place FILE as "+flash.ProvisionName+" on the bootsel partition")

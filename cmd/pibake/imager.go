@@ -15,7 +15,7 @@ func cmdImager(_ context.Context, args []string, stdout, stderr io.Writer) error
 	base := fs.String("base-url", "", "URL the NAME.img.zst files are served from; {build} is replaced by each build folder's name")
 	icon := fs.String("icon", "", "URL of the icon Imager shows for the images")
 	desc := fs.String("description", "", `description Imager shows (default "pibake image NAME VERSION for BOARD")`)
-	initFormat := fs.String("init-format", "cloudinit-rpi", "Imager's OS customisation: cloudinit-rpi writes cloud-init files to the first FAT partition (the image must run cloud-init); none turns it off")
+	initFormat := fs.String("init-format", "cloudinit-rpi", "Imager's OS customisation: cloudinit-rpi (or cloudinit) writes cloud-init files to bootsel, which the device applies and erases at first boot; none turns it off (systemd and rpi-preseed are refused: the device never runs or erases their files)")
 	out := fs.String("out", "", "write the os_list JSON to this file (default: stdout)")
 	pos, err := parse(fs, args)
 	if err != nil {

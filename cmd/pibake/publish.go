@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +28,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	expires := fs.Duration("expires", 30*24*time.Hour, "how long devices accept this channel document")
 	rollout := fs.Float64("rollout", 1, "fraction of devices that take this release, in (0, 1]")
 	history := fs.Int("history", publish.DefaultHistory, "earlier releases to keep in "+channel.HistoryPath("NAME")+" and price the update from")
+	serialFrom := fs.Uint64("serial-from", 0, "continue the channel's serial from N (the release gets N+1) instead of the current document's: when publish refuses a serial it did not record, or to recover after a leaked key's (docs/updates.md)")
 	var prev []string
 	fs.Func("previous-key", "public key file (.pub) whose channel documents the serial may continue from: the old key after a rotation (repeatable)", func(v string) error {
 		prev = append(prev, v)
@@ -68,9 +70,12 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		previous = append(previous, pk)
 	}
-	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous, History: *history})
+	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous, History: *history, SerialFrom: *serialFrom})
 	if err != nil {
 		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	d := res.Document
 	var ixBytes int64
@@ -154,10 +159,58 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer root.Close()
-	files := http.FileServerFS(root.FS())
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newRepoServer(root.FS(), log, defaultServeLimits)
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(stdout, "serving %s on http://%s/ (Ctrl-C stops)\n", dir, ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// serveLimits bound what one connection to pibake serve may hold.
+//
+// There is no limit on a whole response: http.Server's WriteTimeout (and
+// ReadTimeout, which also ends the request's context while a response is
+// still going out) counts from the request, and a 300 MB artifact takes
+// 40 minutes at 1 Mbit/s and 10 hours at 64 kbit/s, so any value that lets
+// the slowest device finish holds a stalled connection as long. Instead
+// each write of a response must go out within stall (a deadline set
+// through http.ResponseController before every write): a client that
+// stops reading is cut off, one that reads at any pace is not. A request
+// has header to arrive, and a kept-alive connection idle to bring the
+// next one; a request with a body (nothing here reads one) is refused and
+// its connection closed, so no body is read without a deadline.
+type serveLimits struct {
+	header time.Duration // to read a request's line and headers
+	idle   time.Duration // between two requests on a kept-alive connection
+	stall  time.Duration // for one write of a response to go out
+}
+
+var defaultServeLimits = serveLimits{header: 10 * time.Second, idle: 2 * time.Minute, stall: time.Minute}
+
+// newRepoServer serves the repository in root, read-only: files only
+// (a folder is not found: no listing), never a name starting with a dot
+// or ending in .new (publish's uploads and atomic writes in progress).
+func newRepoServer(root fs.FS, log *slog.Logger, l serveLimits) *http.Server {
+	files := http.FileServerFS(filesOnly{root})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every response, even one of headers only, has stall to go out.
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Now().Add(l.stall))
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Connection", "close")
 			http.Error(w, "read-only repository", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.ContentLength != 0 {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "a request with a body", http.StatusBadRequest)
 			return
 		}
 		log.Info("request", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("range", r.Header.Get("Range")))
@@ -170,17 +223,43 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return
 			}
 		}
-		files.ServeHTTP(w, r)
-	})}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	fmt.Fprintf(stdout, "serving %s on http://%s/ (Ctrl-C stops)\n", dir, ln.Addr())
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+		files.ServeHTTP(&stallWriter{ResponseWriter: w, rc: rc, stall: l.stall}, r)
+	})
+	return &http.Server{ReadHeaderTimeout: l.header, IdleTimeout: l.idle, MaxHeaderBytes: 64 << 10, Handler: handler}
+}
+
+// stallWriter gives every write of a response stall to go out. It has no
+// ReadFrom, so a file goes out in bounded writes (not one sendfile the
+// deadline could not be renewed during).
+type stallWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+}
+
+func (s *stallWriter) Write(p []byte) (int, error) {
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.stall)); err != nil {
+		return 0, err
 	}
-	return nil
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *stallWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// filesOnly is a file system in which a folder does not exist: a
+// repository is read by the paths its documents name, and a listing
+// would show every channel and blob (and http.FileServer would serve a
+// folder's index.html).
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, nil
 }

@@ -120,7 +120,7 @@ func TestProvisionCheck(t *testing.T) {
 		t.Errorf("good: %v %q", err, out)
 	}
 	_, _, err := runCmd("provision", "check", bad)
-	if err == nil || !strings.Contains(err.Error(), "bad.yaml:6: wifi.networks.0.pasword: unknown field") || strings.Contains(err.Error(), "hunter2") {
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:6: wifi.networks.0: unknown field") || strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "pasword") {
 		t.Errorf("bad: %v", err)
 	}
 	ud := filepath.Join(dir, "user-data")

@@ -31,6 +31,34 @@ type ScriptParams struct {
 	Loads Loads
 }
 
+// checkState writes the lines that set pibake_state to "ok" if the
+// imported state is one bootchain.ParseComplete accepts, else unset it:
+// BOOT_ORDER names each slot once and nothing else, each count is one
+// decimal digit.
+func checkState(w func(string, ...any), in string) {
+	slots := bootchain.Slots()
+	w("%ssetenv pibake_state ok", in)
+	w("%ssetenv pibake_seen", in)
+	w("%sfor BOOT_SLOT in \"${BOOT_ORDER}\"; do", in)
+	for i, s := range slots {
+		kw := "if"
+		if i > 0 {
+			kw = "elif"
+		}
+		w("%s  %s test \"x${BOOT_SLOT}\" = \"x%s\"; then setenv pibake_seen \"${pibake_seen}%s\"", in, kw, s.Key(), s.Key())
+	}
+	w("%s  else setenv pibake_state; fi", in)
+	w("%sdone", in)
+	// Two slots: each once is "AB" or "BA".
+	w("%sif test \"x${pibake_seen}\" != \"x%s%s\"; then if test \"x${pibake_seen}\" != \"x%s%s\"; then setenv pibake_state; fi; fi",
+		in, slots[0].Key(), slots[1].Key(), slots[1].Key(), slots[0].Key())
+	for _, s := range slots {
+		w("%ssetenv pibake_count", in)
+		w("%sfor pibake_n in 0 1 2 3 4 5 6 7 8 9; do if test \"x${BOOT_%s_LEFT}\" = \"x${pibake_n}\"; then setenv pibake_count ok; fi; done", in, s.Key())
+		w("%sif test -z \"${pibake_count}\"; then setenv pibake_state; fi", in)
+	}
+}
+
 // Script returns the U-Boot boot script. It runs under U-Boot's hush shell
 // on the Pi (firmware → U-Boot from bootsel) and under QEMU's virt machine
 // (-bios u-boot.bin): devtype/devnum come from U-Boot's boot scan, and the
@@ -51,31 +79,32 @@ func Script(p ScriptParams) string {
 	for _, s := range bootchain.Slots() {
 		vars += " BOOT_" + s.Key() + "_LEFT"
 	}
-	// The state: pibake.env; if any of it is missing (torn, zeroed, not
-	// there), the updater's copy; what is still missing, the defaults.
+	// The state: pibake.env if all of it is there and well formed (torn,
+	// zeroed, absent or garbage: not), else the updater's copy if that
+	// is, else the defaults. Never a mix: a BOOT_ORDER naming no slot
+	// would leave the loops below nothing to boot and reset for ever.
 	unset := func(indent string) {
 		for _, v := range strings.Fields(vars) {
 			w("%ssetenv %s", indent, v)
 		}
 	}
-	missing := func(indent string) {
-		w("%ssetenv pibake_state ok", indent)
-		for _, v := range strings.Fields(vars) {
-			w("%sif test -z \"${%s}\"; then setenv pibake_state; fi", indent, v)
-		}
-	}
 	unset("")
 	w("if load ${devtype} ${devnum}:1 ${scriptaddr} %s; then env import -t ${scriptaddr} ${filesize} %s; fi", bootchain.StateFile, vars)
-	missing("")
+	checkState(w, "")
 	w("if test -z \"${pibake_state}\"; then")
 	w("  echo \"pibake: %s is unreadable: using %s\"", bootchain.StateFile, bootchain.AgentStateFile)
 	unset("  ")
 	w("  if load ${devtype} ${devnum}:1 ${scriptaddr} %s; then env import -t ${scriptaddr} ${filesize} %s; fi", bootchain.AgentStateFile, vars)
-	w("fi")
-	w("if test -z \"${BOOT_ORDER}\"; then setenv BOOT_ORDER \"A B\"; fi")
+	checkState(w, "  ")
+	w("  if test -z \"${pibake_state}\"; then")
+	w("    echo \"pibake: %s is unreadable too: using the defaults\"", bootchain.AgentStateFile)
+	def := bootchain.Initial()
+	w("    setenv BOOT_ORDER \"%s %s\"", def.Order[0].Key(), def.Order[1].Key())
 	for _, s := range bootchain.Slots() {
-		w("if test -z \"${BOOT_%s_LEFT}\"; then setenv BOOT_%s_LEFT %d; fi", s.Key(), s.Key(), bootchain.MaxTries)
+		w("    setenv BOOT_%s_LEFT %d", s.Key(), def.Left[s])
 	}
+	w("  fi")
+	w("fi")
 	w("for BOOT_SLOT in \"${BOOT_ORDER}\"; do")
 	w("  if test -z \"${pibake_slot}\"; then")
 	for i, s := range bootchain.Slots() {

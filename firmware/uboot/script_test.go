@@ -173,7 +173,7 @@ func (h *hush) run(body []node) {
 		case n.cmd != "":
 			h.exec(n.cmd)
 		case n.forVar != "":
-			for _, w := range strings.Fields(strings.Join(h.words(n.words), " ")) {
+			for _, w := range strings.FieldsFunc(strings.Join(h.words(n.words), " "), func(r rune) bool { return r == ' ' || r == '\t' || r == '\n' }) {
 				h.env[n.forVar] = w
 				h.run(n.bodies[0])
 			}
@@ -214,6 +214,8 @@ func (h *hush) exec(cmd string) bool {
 			return len(w) > 2 && w[2] != ""
 		case w[2] == "=":
 			return w[1] == w[3]
+		case w[2] == "!=":
+			return w[1] != w[3]
 		case w[2] == "-gt":
 			a, _ := strconv.Atoi(w[1])
 			b, _ := strconv.Atoi(w[3])
@@ -233,22 +235,24 @@ func (h *hush) exec(cmd string) bool {
 		h.env["filesize"] = "1000"
 		return w[4] != "" // a kernel, initramfs or device tree of the slot
 	case "env":
-		if w[1] == "import" { // env import -t addr size vars...
-			data := h.mem[w[3]][:hexval(w[4])]
+		if w[1] == "import" { // env import -t addr size vars...: up to the first NUL
+			data, _, _ := strings.Cut(h.mem[w[3]][:hexval(w[4])], "\x00")
 			vals := map[string]string{}
-			for _, l := range strings.Split(strings.TrimRight(data, "\x00"), "\n") {
-				if l == "" {
+			for _, l := range strings.Split(data, "\n") {
+				// Leading blanks skipped; a name without a value
+				// (no =, or nothing after it) deleted.
+				k, v, _ := strings.Cut(strings.TrimLeft(l, " \t"), "=")
+				if v == "" {
+					delete(vals, k)
 					continue
-				}
-				k, v, ok := strings.Cut(l, "=")
-				if !ok {
-					return false
 				}
 				vals[k] = v
 			}
 			for _, k := range w[5:] {
 				if v, ok := vals[k]; ok {
 					h.env[k] = v
+				} else {
+					delete(h.env, k)
 				}
 			}
 			return true
@@ -277,9 +281,9 @@ func (h *hush) exec(cmd string) bool {
 }
 
 // powerOn runs the script until it boots a slot, resetting as it asks,
-// and returns the slot and the kernel command line it boots with.
-func (h *hush) powerOn(t *testing.T, prog []node) (slot, bootargs string) {
-	t.Helper()
+// and returns the slot and the kernel command line it boots with; an
+// error if it never does.
+func (h *hush) powerOn(prog []node) (slot, bootargs string, err error) {
 	for resets := 0; resets < 5; resets++ {
 		h.env = map[string]string{"scriptaddr": "0x100", "fdtcontroladdr": "0x200", "fdtfile": "broadcom/x.dtb"}
 		h.mem = map[string]string{}
@@ -297,48 +301,78 @@ func (h *hush) powerOn(t *testing.T, prog []node) (slot, bootargs string) {
 			s = stop{why: "end"}
 		}()
 		if s.why == "booti" {
-			return s.slot, s.bootargs
+			return s.slot, s.bootargs, nil
 		}
 		if s.why != "reset" {
-			t.Fatalf("the script ended without booting: %v", h.out)
+			return "", "", fmt.Errorf("the script ended without booting: %v", h.out)
 		}
 	}
-	t.Fatalf("the script reset 5 times: %v", h.out)
-	return "", ""
+	return "", "", fmt.Errorf("the script reset 5 times: %.100q", h.out[0])
+}
+
+// modelBoot is what bootchain says the script does with the two files
+// (nil: absent): StateFile if it holds the whole state, else the agent's
+// copy if that does, else the defaults (the order updater/bootloader
+// reads them in); then State.Boot.
+func modelBoot(main, copy []byte) (bootchain.Slot, bootchain.State) {
+	model, _ := bootchain.ParseState(nil)
+	if st, ok := bootchain.ParseComplete(copy); ok {
+		model = st
+	}
+	if st, ok := bootchain.ParseComplete(main); ok {
+		model = st
+	}
+	return model.Boot()
+}
+
+// agree runs the script on the two files and reports where it and the
+// model differ: the slot booted, the state written, the command line.
+func agree(prog []node, main, copy []byte) error {
+	h := &hush{files: map[string]string{}}
+	if main != nil {
+		h.files[bootchain.StateFile] = string(main)
+	}
+	if copy != nil {
+		h.files[bootchain.AgentStateFile] = string(copy)
+	}
+	wantSlot, wantState := modelBoot(main, copy)
+	got, bootargs, err := h.powerOn(prog)
+	if err != nil {
+		return fmt.Errorf("the model boots %s: %w", wantSlot, err)
+	}
+	gotState, err := bootchain.ParseState([]byte(h.files[bootchain.StateFile]))
+	if err != nil {
+		return fmt.Errorf("the script wrote %.100q: %w", h.files[bootchain.StateFile], err)
+	}
+	if got != string(wantSlot) || string(gotState.Marshal()) != string(wantState.Marshal()) {
+		return fmt.Errorf("script boots %s and writes %.100q; the model boots %s and writes %.100q", got, gotState.Marshal(), wantSlot, wantState.Marshal())
+	}
+	// The init and the agent read the slot it boots from the command
+	// line: bootchain's parser finds it, its root and the disk.
+	if c, err := bootchain.ParseCmdline(bootargs); err != nil || c.Slot != wantSlot || c.RootPart != wantSlot.RootPartition() || c.Signature != 0x1234abcd {
+		return fmt.Errorf("the script boots slot %s with %q, read as %+v (%v)", wantSlot, bootargs, c, err)
+	}
+	return nil
+}
+
+func testScript() []node {
+	script := Script(ScriptParams{Signature: 0x1234abcd, Cmdline: "console=ttyS1", Kernel: "vmlinuz", Initrd: "initrd.img"})
+	prog, _ := parse(statements(script), 0)
+	return prog
 }
 
 func TestScriptMatchesModel(t *testing.T) {
-	script := Script(ScriptParams{Signature: 0x1234abcd, Cmdline: "console=ttyS1", Kernel: "vmlinuz", Initrd: "initrd.img"})
-	prog, _ := parse(statements(script), 0)
+	prog := testScript()
 	n := 0
-	// main: StateFile's bytes (nil: absent); file: the agent's copy.
-	check := func(name string, main []byte, file *bootchain.State) {
+	// main: StateFile's bytes (nil: absent); copy: the agent's copy.
+	check := func(name string, main []byte, copy *bootchain.State) {
 		t.Helper()
-		h := &hush{files: map[string]string{}}
-		if main != nil {
-			h.files[bootchain.StateFile] = string(main)
+		var c []byte
+		if copy != nil {
+			c = copy.Marshal()
 		}
-		model, _ := bootchain.ParseState(nil)
-		if file != nil {
-			h.files[bootchain.AgentStateFile] = string(file.Marshal())
-			model = *file
-		}
-		if st, ok := bootchain.ParseComplete(main); ok {
-			model = st
-		}
-		wantSlot, wantState := model.Boot()
-		got, bootargs := h.powerOn(t, prog)
-		gotState, err := bootchain.ParseState([]byte(h.files[bootchain.StateFile]))
-		if err != nil {
-			t.Fatalf("%s: the script wrote %q: %v", name, h.files[bootchain.StateFile], err)
-		}
-		if got != string(wantSlot) || string(gotState.Marshal()) != string(wantState.Marshal()) {
-			t.Errorf("%s: script boots %s and writes %q; the model boots %s and writes %q", name, got, gotState.Marshal(), wantSlot, wantState.Marshal())
-		}
-		// The init and the agent read the slot it boots from the command
-		// line: bootchain's parser finds it, its root and the disk.
-		if c, err := bootchain.ParseCmdline(bootargs); err != nil || c.Slot != wantSlot || c.RootPart != wantSlot.RootPartition() || c.Signature != 0x1234abcd {
-			t.Errorf("%s: the script boots slot %s with %q, read as %+v (%v)", name, wantSlot, bootargs, c, err)
+		if err := agree(prog, main, c); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 		n++
 	}
@@ -358,4 +392,46 @@ func TestScriptMatchesModel(t *testing.T) {
 		}
 	}
 	t.Logf("%d states: the generated script and the model agree", n)
+}
+
+// TestScriptGarbageOrder: a BOOT_ORDER (or a count) the model does not
+// read, in the state file, in the agent's copy, or in both, never makes
+// the script reset for ever: it boots what the model boots, a slot with
+// tries left, and writes back a state the model reads.
+func TestScriptGarbageOrder(t *testing.T) {
+	prog := testScript()
+	orders := []string{"", "C", "A C", "X Y", "A A", "B", "A B C", "a b", "A\tB", strings.Repeat("Z ", 4000) + "A B"}
+	counts := []string{"", "x", "-1", "10", "3 ", "0x2"}
+	n := 0
+	for _, copyOK := range []bool{true, false} {
+		good := bootchain.State{Order: []bootchain.Slot{bootchain.B, bootchain.A}, Left: map[bootchain.Slot]int{bootchain.A: 0, bootchain.B: 2}}
+		copy := good.Marshal()
+		for _, o := range orders {
+			for a := 0; a <= bootchain.MaxTries; a++ {
+				main := []byte(fmt.Sprintf("BOOT_ORDER=%s\nBOOT_A_LEFT=%d\nBOOT_B_LEFT=%d\n", o, a, bootchain.MaxTries-a))
+				if !copyOK {
+					copy = []byte(fmt.Sprintf("BOOT_ORDER=%s\nBOOT_A_LEFT=1\nBOOT_B_LEFT=1\n", o))
+				}
+				if err := agree(prog, main, copy); err != nil {
+					t.Errorf("BOOT_ORDER=%.20q (%d bytes), copy %.60q: %v", o, len(o), copy, err)
+				}
+				n++
+			}
+		}
+		for _, c := range counts {
+			main := []byte(fmt.Sprintf("BOOT_ORDER=A B\nBOOT_A_LEFT=%s\nBOOT_B_LEFT=1\n", c))
+			if !copyOK {
+				copy = []byte(fmt.Sprintf("BOOT_ORDER=B A\nBOOT_A_LEFT=2\nBOOT_B_LEFT=%s\n", c))
+			}
+			if err := agree(prog, main, copy); err != nil {
+				t.Errorf("BOOT_A_LEFT=%q, copy %q: %v", c, copy, err)
+			}
+			n++
+		}
+	}
+	// The agent's copy holding part of the state: the defaults, not a mix.
+	if err := agree(prog, nil, []byte("BOOT_ORDER=B A\n")); err != nil {
+		t.Errorf("a copy with the order only: %v", err)
+	}
+	t.Logf("%d garbage states: the generated script and the model agree", n+1)
 }

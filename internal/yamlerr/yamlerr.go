@@ -6,11 +6,11 @@
 // both in [Unmarshal]); every problem is an [*Error] that names the file,
 // the line and the field: "file:line: field: what".
 //
-// A syntax error keeps the parser's words but, unless asked, none of the
-// text the parser quotes from the input, since a provisioning file carries
-// passphrases. [Decode] keeps the decoder's message as it is (it can quote
-// a value): a reader of secrets walks the nodes instead and words its own
-// messages.
+// A syntax error says the line, and the parser's words only when they are
+// one of the parser's fixed messages: unless asked (KeepQuotes), no text
+// of the input reaches it, since a provisioning file carries passphrases.
+// [Decode] and [Unknown] name what the input says (a key, a value): a
+// reader of secrets walks the nodes instead and words its own messages.
 package yamlerr
 
 import (
@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -70,8 +69,10 @@ func (es Errors) Unwrap() []error {
 type Options struct {
 	// Hint is added to the message: what to do about it.
 	Hint string
-	// KeepQuotes keeps the text the parser quotes from the input (an
-	// anchor's name). Without it, none is kept: the file may hold secrets.
+	// KeepQuotes keeps the parser's message as it is, with the text it
+	// quotes from the input (an anchor's name, a tagged value). Without
+	// it, the message is one of the parser's fixed messages (known) or
+	// none: the file may hold secrets.
 	KeepQuotes bool
 }
 
@@ -105,11 +106,11 @@ func Parse(file string, data []byte, o Options) (*yaml.Node, error) {
 }
 
 func (o Options) syntaxError(file string, err error) *Error {
-	msg := stripPrefix(err.Error())
+	msg := ": " + stripPrefix(err.Error())
 	if !o.KeepQuotes {
-		msg = redact(msg)
+		msg = fixedMessage(msg[2:])
 	}
-	msg = "malformed YAML: " + msg
+	msg = "malformed YAML" + msg
 	if o.Hint != "" {
 		msg += " " + o.Hint
 	}
@@ -242,18 +243,81 @@ func stripPrefix(s string) string {
 	return strings.ReplaceAll(s, "\n  ", "; ")
 }
 
-// quoted matches text of 4 characters or more in quotes ('name', "text",
-// `value`), but not what lies between two quoted characters (',' or ']').
-var quoted = regexp.MustCompile("'[^'\\s][^']{3,}'|\"[^\"]{4,}\"|`[^`]{4,}`")
-
-// redact drops any text quoted from the input, and keeps at most 200
-// bytes.
-func redact(s string) string {
-	s = quoted.ReplaceAllString(s, "…")
-	if len(s) > 200 {
-		s = s[:200]
+// fixedMessage is ": " and the parser's message when it is one of the
+// parser's own fixed texts (known), the same with the quoted name left out
+// for a message that quotes an anchor, else "" (the line alone says where).
+// What comes out is always text of this file, never of the input.
+func fixedMessage(s string) string {
+	for _, k := range known {
+		if s == k {
+			return ": " + k
+		}
 	}
-	return s
+	for _, q := range quoting {
+		if strings.HasPrefix(s, q.prefix) && strings.HasSuffix(s, q.suffix) {
+			return ": " + q.say
+		}
+	}
+	return ""
+}
+
+// known are the YAML library's syntax error messages that quote nothing
+// (go.yaml.in/yaml/v3's scanner and parser problems).
+var known = []string{
+	"block sequence entries are not allowed in this context",
+	"control characters are not allowed",
+	"could not find expected ':'",
+	"could not find expected directive name",
+	"did not find URI escaped octet",
+	"did not find expected '!'",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"did not find expected '-' indicator",
+	"did not find expected <document start>",
+	"did not find expected alphabetic or numeric character",
+	"did not find expected comment or line break",
+	"did not find expected digit or '.' character",
+	"did not find expected hexdecimal number",
+	"did not find expected key",
+	"did not find expected node content",
+	"did not find expected tag URI",
+	"did not find expected version number",
+	"did not find expected whitespace or line break",
+	"did not find expected whitespace",
+	"did not find the expected '>'",
+	"document contains excessive aliasing",
+	"found a tab character that violates indentation",
+	"found a tab character where an indentation space is expected",
+	"found an incorrect leading UTF-8 octet",
+	"found an incorrect trailing UTF-8 octet",
+	"found an indentation indicator equal to 0",
+	"found character that cannot start any token",
+	"found duplicate %TAG directive",
+	"found duplicate %YAML directive",
+	"found extremely long version number",
+	"found incompatible YAML document",
+	"found invalid Unicode character escape code",
+	"found undefined tag handle",
+	"found unexpected document indicator",
+	"found unexpected end of stream",
+	"found unexpected non-alphabetical character",
+	"found unknown directive name",
+	"found unknown escape character",
+	"incomplete UTF-8 octet sequence",
+	"invalid Unicode character",
+	"invalid leading UTF-8 octet",
+	"invalid length of a UTF-8 sequence",
+	"invalid trailing UTF-8 octet",
+	"mapping keys are not allowed in this context",
+	"mapping values are not allowed in this context",
+}
+
+// quoting are the messages that quote the input, and what is said
+// instead.
+var quoting = []struct{ prefix, suffix, say string }{
+	{"unknown anchor '", "' referenced", "unknown anchor … referenced"},
+	{"anchor '", "' value contains itself", "an anchor's value contains itself"},
+	{"exceeded max depth of ", "", "nested too deep"},
 }
 
 func join(prefix, s string) string {

@@ -109,3 +109,46 @@ func TestUnmarshal(t *testing.T) {
 		t.Errorf("empty document: %v, %+v", err, o)
 	}
 }
+
+// TestParseQuotesNothing: without KeepQuotes a syntax error keeps none of
+// the input, however short the text the parser would quote: the line and
+// one of the parser's fixed messages, or the line alone. With KeepQuotes
+// the parser's message is kept as it is.
+func TestParseQuotesNothing(t *testing.T) {
+	for _, c := range []struct{ data, secret, want, keep string }{
+		{"a: *pw2\n", "pw2", "f.yaml: malformed YAML: unknown anchor … referenced", "f.yaml: malformed YAML: unknown anchor 'pw2' referenced"},
+		{"a: !<pw1secret\n", "pw1", "f.yaml: malformed YAML: did not find the expected '>'", ""},
+		{"a: 1\nb: 'Hunter2Secret\n", "Hunter2", "f.yaml:2: malformed YAML: found unexpected end of stream", ""},
+		{"a: \"pw4\\q\"\n", "pw4", "f.yaml: malformed YAML: found unknown escape character", ""},
+		{"a:\n\t- pw7\n", "pw7", "f.yaml:2: malformed YAML: found character that cannot start any token", ""},
+		{"{pw8: [pw9\n", "pw", "f.yaml:1: malformed YAML: did not find expected ',' or ']'", ""},
+	} {
+		_, err := Parse("f.yaml", []byte(c.data), Options{})
+		if err == nil || err.Error() != c.want || strings.Contains(err.Error(), c.secret) {
+			t.Errorf("%q: %v; want %q (and no %q)", c.data, err, c.want, c.secret)
+		}
+		keep := c.keep
+		if keep == "" {
+			keep = c.want
+		}
+		if _, err := Parse("f.yaml", []byte(c.data), Options{KeepQuotes: true}); err == nil || err.Error() != keep {
+			t.Errorf("%q with KeepQuotes: %v; want %q", c.data, err, keep)
+		}
+	}
+}
+
+// TestFixedMessage: a message of the parser that is not one of its fixed
+// texts (the library changed, an input error) leaves the line alone.
+func TestFixedMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		"did not find expected key":              ": did not find expected key",
+		"anchor 'Hunter2' value contains itself": ": an anchor's value contains itself",
+		"input error: Hunter2":                   "",
+		"did not find expected key near Hunter2": "",
+		"exceeded max depth of 10000":            ": nested too deep",
+	} {
+		if got := fixedMessage(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+}

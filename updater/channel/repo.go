@@ -13,6 +13,7 @@ import "strings"
 //	channels/<name>.chunks.json          ChunksPath: the signed chunk document of the same release (Chunks)
 //	channels/<name>.chunks.json.minisig  SignaturePath of it
 //	channels/<name>.history.json         HistoryPath: the publisher's record of earlier releases
+//	channels/<name>.history.json.minisig SignaturePath of it (publish trusts only a signed history)
 //	channels/<name>.cost.json            CostPath: what a device on each of them downloads
 //
 // Devices read the documents, their signatures and the blobs; the history

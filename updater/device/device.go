@@ -25,15 +25,36 @@ type Device struct {
 	Booted    bootchain.Slot
 	Signature uint32
 	root      bootinit.Block
+	sysBlock  string // /sys/class/block
 }
 
-// Detect reads /proc/cmdline and finds the disk.
+// paths are where the kernel shows block devices (a fake tree in tests).
+type paths struct{ sysBlock, sysDevBlock, dev string }
+
+var host = paths{"/sys/class/block", "/sys/dev/block", "/dev"}
+
+// Detect reads /proc/cmdline and finds the disk: the one the running root
+// filesystem is mounted from (what pibake-init chose), checked against
+// the command line's partition and disk signature.
 func Detect() (*Device, error) {
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		return nil, err
 	}
-	cl, err := bootchain.ParseCmdline(string(raw))
+	var st unix.Stat_t
+	if err := unix.Stat("/", &st); err != nil {
+		return nil, fmt.Errorf("stat /: %w", err)
+	}
+	return detect(host, string(raw), st.Dev)
+}
+
+// detect finds the disk of the root partition rootDev (the device number
+// of /). A root on no partition (not started by pibake-init) falls back to
+// the one disk with the command line's signature, as the init finds it;
+// two such disks are refused (bootinit.ErrAmbiguous): the agent writes
+// slots and the boot state, and must not write another card's.
+func detect(p paths, cmdline string, rootDev uint64) (*Device, error) {
+	cl, err := bootchain.ParseCmdline(cmdline)
 	if err != nil {
 		return nil, fmt.Errorf("not booted by pibake's boot chain: %w", err)
 	}
@@ -41,15 +62,23 @@ func Detect() (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel command line: pibake.slot: %w", err)
 	}
-	root, err := bootinit.FindPartition("/sys/class/block", "/dev", cl.Signature, cl.RootPart)
+	root, err := bootinit.PartitionOf(p.sysDevBlock, unix.Major(rootDev), unix.Minor(rootDev))
 	if err != nil {
-		return nil, err
+		if root, err = bootinit.FindPartition(p.sysBlock, p.dev, cl.Signature, cl.RootPart); err != nil {
+			return nil, err
+		}
+	} else {
+		sig, err := bootinit.DiskSignature(p.dev, root.Disk)
+		if err != nil || sig != cl.Signature || root.Num != cl.RootPart {
+			return nil, fmt.Errorf("/ is mounted from %s (partition %d of disk %s, signature %08x, %v); the kernel command line says partition %d of disk %08x",
+				root.Name, root.Num, root.Disk, sig, err, cl.RootPart, cl.Signature)
+		}
 	}
-	return &Device{Booted: slot, Signature: cl.Signature, root: root}, nil
+	return &Device{Booted: slot, Signature: cl.Signature, root: root, sysBlock: p.sysBlock}, nil
 }
 
 func (d *Device) partition(num int) (string, error) {
-	b, err := bootinit.Sibling("/sys/class/block", d.root, num)
+	b, err := bootinit.Sibling(d.sysBlock, d.root, num)
 	if err != nil {
 		return "", err
 	}

@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -152,8 +154,10 @@ func (h HTTP) Run(ctx context.Context) error {
 // OutputLimit bounds what a health command's output adds to an error.
 const OutputLimit = 4096
 
-// Command passes when the program exits 0. At the deadline the program
-// and every process it started (its process group) are killed.
+// Command passes when the program exits 0. Each run starts in a session
+// of its own; when it returns, or at the deadline, the program and every
+// process it started are killed, also those that left its session or
+// were left behind by a parent that exited (see sweep.go).
 type Command struct{ Argv []string }
 
 // Name implements agent.Check.
@@ -161,24 +165,54 @@ func (c Command) Name() string { return "command " + strings.Join(c.Argv, " ") }
 
 // Run implements agent.Check.
 func (c Command) Run(ctx context.Context) error {
-	return retry(ctx, func(ctx context.Context) error {
-		cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-		cmd.WaitDelay = time.Second
-		out := &tail{max: OutputLimit}
-		cmd.Stdout, cmd.Stderr = out, out
-		err := cmd.Run()
-		if cmd.Process != nil {
-			// Children left behind by a program that exited are part of
-			// its check too.
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	return retry(ctx, c.once)
+}
+
+// once runs the command once, then sweeps what it started.
+func (c Command) once(ctx context.Context) (err error) {
+	release, err := holdReaper()
+	if err != nil {
+		return err
+	}
+	defer release()
+	// The output goes to a pipe of ours, not one exec copies: Wait
+	// returns when the program exits, whoever else holds the pipe, and
+	// the sweep then closes it by killing them.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer r.Close()
+	out := &tail{max: OutputLimit}
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(out, r)
+		close(copied)
+	}()
+	token := newToken()
+	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	cmd.Env = append(os.Environ(), EnvToken+"="+token)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	w.Close()
+	if err == nil {
+		err = cmd.Wait()
+		left, serr := sweep("/proc", cmd.Process.Pid, token)
+		if serr == nil && len(left) > 0 {
+			serr = fmt.Errorf("processes %v it started could not be stopped", left)
 		}
-		if err != nil {
-			return fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()))
-		}
-		return nil
-	})
+		err = errors.Join(err, serr)
+	}
+	// A holder of the pipe the sweep could not find (one that replaced
+	// its environment and left the session) is not waited for.
+	_ = r.SetReadDeadline(time.Now().Add(time.Second))
+	<-copied
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()))
+	}
+	return nil
 }
 
 // tail keeps the last max bytes written to it.

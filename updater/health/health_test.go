@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -36,7 +37,9 @@ func TestHTTP(t *testing.T) {
 }
 
 func TestCommand(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// Generous: each run ends with a sweep of /proc, which a loaded
+	// machine makes slow; the deadline is TestCommandDeadline's subject.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := (Command{Argv: []string{"/bin/true"}}).Run(ctx); err != nil {
 		t.Error(err)
@@ -111,5 +114,67 @@ func TestUnitMustStayActive(t *testing.T) {
 	defer cancel()
 	if err := stays(ctx, "app.service", 50*time.Millisecond, steady); err != nil {
 		t.Errorf("steady unit: %v", err)
+	}
+}
+
+// TestCommandLeavesNothing: whatever a command starts dies with its check,
+// at the deadline or when it returns, even what left its process group and
+// session (setsid) and what its parent left behind (a double fork).
+func TestCommandLeavesNothing(t *testing.T) {
+	for _, c := range []struct {
+		name, tail string
+		timeout    time.Duration
+		pass       bool
+	}{
+		{"at the deadline", "sleep 60", 700 * time.Millisecond, false},
+		{"after it passed", "exit 0", 20 * time.Second, true},
+		{"after it failed", "exit 1", 700 * time.Millisecond, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			script := strings.Join([]string{
+				// Its own session, in the background, the shell alive.
+				`setsid sh -c 'echo $$ > ` + dir + `/setsid; exec sleep 1000' &`,
+				// A double fork: the middle process exits at once.
+				`(setsid sleep 1000 & echo $! > ` + dir + `/double)`,
+				`(sleep 1000 & echo $! > ` + dir + `/group)`,
+				// A double fork that also daemonises its output away.
+				`(setsid sh -c 'echo $$ > ` + dir + `/daemon; exec sleep 1000' </dev/null >/dev/null 2>&1 &)`,
+				`while [ ! -s ` + dir + `/setsid ] || [ ! -s ` + dir + `/daemon ]; do sleep 0.05; done`,
+				c.tail,
+			}, "\n")
+			// A process of the agent's own, started meanwhile in its
+			// session: not the command's, so left alone and not reaped.
+			bystander := exec.Command("sleep", "30")
+			if err := bystander.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				bystander.Process.Kill()
+				if err := bystander.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+					t.Errorf("the agent's own child: %v, want killed by the test only", err)
+				}
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+			defer cancel()
+			start := time.Now()
+			err := (Command{Argv: []string{"/bin/sh", "-c", script}}).Run(ctx)
+			if (err == nil) != c.pass || time.Since(start) > c.timeout+5*time.Second {
+				t.Fatalf("check: %v after %s", err, time.Since(start))
+			}
+			for _, name := range []string{"setsid", "double", "group", "daemon"} {
+				b, _ := os.ReadFile(dir + "/" + name)
+				pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+				if pid <= 0 {
+					t.Errorf("%s: no pid written", name)
+					continue
+				}
+				// Gone: neither alive nor a zombie left for the agent.
+				if stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+					t.Errorf("%s: process %d outlived the check: %s", name, pid, stat)
+				}
+			}
+		})
 	}
 }

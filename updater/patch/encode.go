@@ -80,7 +80,7 @@ func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.Re
 		i = j
 	}
 	e.flush()
-	if err := p.check(); err != nil {
+	if err := p.walk(nil); err != nil {
 		return nil, fmt.Errorf("patch: encoder made a bad patch: %w", err)
 	}
 	return p, nil
@@ -89,23 +89,31 @@ func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.Re
 type encoder struct {
 	p        *Patch
 	old, new io.ReaderAt // the two artifacts
-	lit      []byte      // literal bytes not yet emitted
+	cp       Op          // a copy not yet emitted, which the next may extend (Len 0: none)
+	lit      []byte      // literal bytes not yet emitted, after cp
 }
 
+// flush emits the pending copy and literal bytes.
 func (e *encoder) flush() {
+	if e.cp.Len > 0 {
+		e.p.appendOp(e.cp)
+		e.cp = Op{}
+	}
 	if len(e.lit) > 0 {
-		e.p.Ops = append(e.p.Ops, Op{Len: int64(len(e.lit)), Data: e.lit})
-		e.lit = nil
+		e.p.appendOp(Op{Len: int64(len(e.lit)), Data: e.lit})
+		e.lit = e.lit[:0]
 	}
 }
 
+// copy adds a copy of n bytes of old from off, joined to the pending copy
+// when it continues it with no literal bytes between.
 func (e *encoder) copy(off, n int64) {
-	e.flush()
-	if k := len(e.p.Ops) - 1; k >= 0 && e.p.Ops[k].Data == nil && e.p.Ops[k].Off+e.p.Ops[k].Len == off {
-		e.p.Ops[k].Len += n
+	if len(e.lit) == 0 && e.cp.Len > 0 && e.cp.Off+e.cp.Len == off {
+		e.cp.Len += n
 		return
 	}
-	e.p.Ops = append(e.p.Ops, Op{Off: off, Len: n})
+	e.flush()
+	e.cp = Op{Off: off, Len: n}
 }
 
 // window hashes the MinMatch bytes at b[0:]: four 8-byte words mixed.

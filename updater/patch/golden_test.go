@@ -22,6 +22,6 @@ func TestEncodeGolden(t *testing.T) {
 	}
 	sum := sha256.Sum256(b)
 	if got, want := hex.EncodeToString(sum[:]), "6f455b600eb6fd2fe5efaf6482c763b0dcd58e4ba71607ccfae827f45901b31f"; got != want {
-		t.Errorf("patch of %d bytes, %d ops has sha256 %s, want %s", len(b), len(p.Ops), got, want)
+		t.Errorf("patch of %d bytes, %d ops has sha256 %s, want %s", len(b), len(opsOf(p)), got, want)
 	}
 }

@@ -14,7 +14,10 @@
 // (the device then falls back to chunks, then to the full artifact).
 //
 // Limits: a patch is at most MaxSize bytes (the device holds it in
-// memory); copies come from one source artifact.
+// memory); copies come from one source artifact. A Patch keeps its ops in
+// their encoded form and decodes them one at a time (Parse, Apply, Ops),
+// so the memory beyond the patch's own bytes does not grow with the number
+// of ops: a MaxSize patch of 3-byte copies holds 11 million of them.
 package patch
 
 import (
@@ -23,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 )
 
 // The patch file, version 1. Integers in the header are big-endian; op
@@ -62,131 +66,149 @@ type Op struct {
 	Data []byte // non-nil: an add
 }
 
-// Patch is a parsed patch file.
+// Patch is a patch file: its header, and its ops as the file encodes them.
 type Patch struct {
 	SourceSize   int64
 	SourceSHA256 [32]byte
 	TargetSize   int64
 	TargetSHA256 [32]byte
-	Ops          []Op
+	ops          []byte // the file from offset 88
+}
+
+// Ops yields the ops in order with their index (for _, op := range p.Ops),
+// decoding each from the patch's bytes; an add's Data points into them.
+// It stops at the first op that breaks a rule above (never, for a patch
+// from Parse or Encode).
+func (p *Patch) Ops(yield func(int, Op) bool) {
+	_ = p.walk(func(i int, op Op) error {
+		if !yield(i, op) {
+			return errStop
+		}
+		return nil
+	})
+}
+
+var errStop = errors.New("stop")
+
+// appendOp encodes op after the ops p has; it checks nothing (walk does).
+func (p *Patch) appendOp(op Op) {
+	if op.Data != nil {
+		p.ops = append(p.ops, opAdd)
+		p.ops = binary.AppendUvarint(p.ops, uint64(len(op.Data)))
+		p.ops = append(p.ops, op.Data...)
+		return
+	}
+	p.ops = append(p.ops, opCopy)
+	p.ops = binary.AppendUvarint(p.ops, uint64(op.Off))
+	p.ops = binary.AppendUvarint(p.ops, uint64(op.Len))
 }
 
 // MarshalBinary writes the patch file.
 func (p *Patch) MarshalBinary() ([]byte, error) {
-	if err := p.check(); err != nil {
+	if err := p.walk(nil); err != nil {
 		return nil, err
 	}
-	b := make([]byte, headerSize)
+	b := make([]byte, headerSize, headerSize+len(p.ops))
 	copy(b, Magic)
 	be := binary.BigEndian
 	be.PutUint64(b[8:], uint64(p.SourceSize))
 	copy(b[16:48], p.SourceSHA256[:])
 	be.PutUint64(b[48:], uint64(p.TargetSize))
 	copy(b[56:88], p.TargetSHA256[:])
-	for _, op := range p.Ops {
-		if op.Data != nil {
-			b = append(b, opAdd)
-			b = binary.AppendUvarint(b, uint64(len(op.Data)))
-			b = append(b, op.Data...)
-			continue
-		}
-		b = append(b, opCopy)
-		b = binary.AppendUvarint(b, uint64(op.Off))
-		b = binary.AppendUvarint(b, uint64(op.Len))
-	}
-	return b, nil
+	return append(b, p.ops...), nil
 }
 
-// Parse reads a patch file strictly; adds point into b.
+// Parse reads a patch file strictly: every op is decoded and checked, and
+// none is kept apart from b, which the Patch goes on using (adds point
+// into it).
 func Parse(b []byte) (*Patch, error) {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
-	}
 	if len(b) < headerSize || !bytes.Equal(b[:8], []byte(Magic)) {
-		return nil, bad("no %q header", Magic)
+		return nil, malformed("no %q header", Magic)
 	}
 	be := binary.BigEndian
 	p := &Patch{}
 	ss, ts := be.Uint64(b[8:]), be.Uint64(b[48:])
 	if ss > 1<<62 || ts > 1<<62 {
-		return nil, bad("sizes %d and %d", ss, ts)
+		return nil, malformed("sizes %d and %d", ss, ts)
 	}
 	p.SourceSize, p.TargetSize = int64(ss), int64(ts)
 	copy(p.SourceSHA256[:], b[16:48])
 	copy(p.TargetSHA256[:], b[56:88])
-	r := b[headerSize:]
-	uv := func(what string) (int64, error) {
-		v, n := binary.Uvarint(r)
-		if n <= 0 || v > 1<<62 || n != len(binary.AppendUvarint(nil, v)) { // minimal encodings only
-			return 0, bad("op %d: bad %s", len(p.Ops), what)
-		}
-		r = r[n:]
-		return int64(v), nil
-	}
-	var at int64
-	for at < p.TargetSize {
-		if len(r) == 0 {
-			return nil, bad("ops end at %d of %d bytes", at, p.TargetSize)
-		}
-		tag := r[0]
-		r = r[1:]
-		var op Op
-		switch tag {
-		case opCopy:
-			off, err := uv("offset")
-			if err != nil {
-				return nil, err
-			}
-			n, err := uv("length")
-			if err != nil {
-				return nil, err
-			}
-			op = Op{Off: off, Len: n}
-		case opAdd:
-			n, err := uv("length")
-			if err != nil {
-				return nil, err
-			}
-			if n > int64(len(r)) {
-				return nil, bad("op %d: %d literal bytes, %d left", len(p.Ops), n, len(r))
-			}
-			op = Op{Len: n, Data: r[:n:n]}
-			r = r[n:]
-		default:
-			return nil, bad("op %d: unknown tag %#x", len(p.Ops), tag)
-		}
-		p.Ops = append(p.Ops, op)
-		at += op.Len
-	}
-	if len(r) != 0 {
-		return nil, bad("%d bytes after the last op", len(r))
-	}
-	if err := p.check(); err != nil {
+	p.ops = b[headerSize:len(b):len(b)]
+	if err := p.walk(nil); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *Patch) check() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
-	}
+func malformed(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
+}
+
+// walk decodes the ops one by one, checks each against the rules above
+// and hands it to fn (if not nil); it returns the first broken rule or the
+// first error of fn.
+func (p *Patch) walk(fn func(int, Op) error) error {
+	r := p.ops
 	var at int64
-	for i, op := range p.Ops {
+	for i := 0; len(r) > 0; i++ {
+		op, n, err := decode(r)
+		if err != nil {
+			return malformed("op %d: %v", i, err)
+		}
+		r = r[n:]
 		switch {
-		case op.Len <= 0 || op.Data != nil && int64(len(op.Data)) != op.Len:
-			return bad("op %d: length %d", i, op.Len)
-		case op.Data == nil && (op.Off < 0 || op.Off > p.SourceSize || op.Len > p.SourceSize-op.Off):
-			return bad("op %d: copy of %d bytes from %d, outside the %d-byte source", i, op.Len, op.Off, p.SourceSize)
+		case op.Data == nil && op.Len > p.SourceSize-op.Off:
+			return malformed("op %d: copy of %d bytes from %d, outside the %d-byte source", i, op.Len, op.Off, p.SourceSize)
 		case op.Len > p.TargetSize-at:
-			return bad("op %d: ends after the %d-byte target", i, p.TargetSize)
+			return malformed("op %d: ends after the %d-byte target", i, p.TargetSize)
+		}
+		if fn != nil {
+			if err := fn(i, op); err != nil {
+				return err
+			}
 		}
 		at += op.Len
 	}
 	if at != p.TargetSize {
-		return bad("ops produce %d bytes, the target is %d", at, p.TargetSize)
+		return malformed("ops produce %d bytes, the target is %d", at, p.TargetSize)
 	}
 	return nil
+}
+
+// decode reads the op at the start of r and how many bytes it takes.
+func decode(r []byte) (Op, int, error) {
+	k := 1
+	uv := func(what string) (int64, error) {
+		v, n := binary.Uvarint(r[k:])
+		if n <= 0 || v > 1<<62 || n != (max(bits.Len64(v), 1)+6)/7 { // minimal encodings only
+			return 0, fmt.Errorf("bad %s", what)
+		}
+		k += n
+		return int64(v), nil
+	}
+	switch r[0] {
+	case opCopy:
+		off, err := uv("offset")
+		if err != nil {
+			return Op{}, 0, err
+		}
+		n, err := uv("length")
+		if err != nil || n == 0 {
+			return Op{}, 0, fmt.Errorf("bad length %d (%v)", n, err)
+		}
+		return Op{Off: off, Len: n}, k, nil
+	case opAdd:
+		n, err := uv("length")
+		if err != nil || n == 0 {
+			return Op{}, 0, fmt.Errorf("bad length %d (%v)", n, err)
+		}
+		if n > int64(len(r)-k) {
+			return Op{}, 0, fmt.Errorf("%d literal bytes, %d left", n, len(r)-k)
+		}
+		return Op{Len: n, Data: r[k : k+int(n) : k+int(n)]}, k + int(n), nil
+	}
+	return Op{}, 0, fmt.Errorf("unknown tag %#x", r[0])
 }
 
 // Target is where Apply writes (install.Target has these).
@@ -197,15 +219,16 @@ type Target interface {
 }
 
 // Apply writes the target of p into dst at offset 0, copies read from src
-// (the source artifact), and syncs. beat, if not nil, is called after
-// each megabyte or op. The caller checks the result's sha256.
+// (the source artifact), and syncs. It decodes the ops as it goes and
+// holds one 1 MiB buffer whatever their number. beat, if not nil, is
+// called after each megabyte or op. The caller checks the result's sha256.
 func Apply(p *Patch, src io.ReaderAt, dst Target, beat func()) error {
 	if p.TargetSize > dst.Size() {
 		return fmt.Errorf("patch: %d bytes for a %d-byte partition", p.TargetSize, dst.Size())
 	}
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, min(1<<20, p.TargetSize))
 	var at int64
-	for _, op := range p.Ops {
+	err := p.walk(func(_ int, op Op) error {
 		if op.Data != nil {
 			if _, err := dst.WriteAt(op.Data, at); err != nil {
 				return fmt.Errorf("patch: write at %d: %w", at, err)
@@ -229,6 +252,10 @@ func Apply(p *Patch, src io.ReaderAt, dst Target, beat func()) error {
 		if beat != nil {
 			beat()
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := dst.Sync(); err != nil {
 		return fmt.Errorf("patch: sync: %w", err)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pibake/pibake/bootchain"
@@ -148,10 +149,14 @@ func printText(w io.Writer, r report) {
 	}
 }
 
-// safeText replaces control characters (C0 but newline and tab, DEL, C1)
-// with '?': text a hostile server put into an error cannot move the
-// cursor, clear the screen or retitle the terminal of whoever reads
-// status.
+// safeText replaces with '?' control characters (C0 but newline and tab,
+// DEL, C1), format characters (Unicode Cf: the bidirectional embeddings,
+// overrides and isolates U+202A-U+202E and U+2066-U+2069, the marks
+// U+200E, U+200F and U+061C, zero-width and invisible characters),
+// the line and paragraph separators and invalid UTF-8: text a hostile
+// server put into an error cannot move the cursor, clear the screen or
+// retitle the terminal of whoever reads status, nor show itself reordered
+// or hidden.
 type safeText struct{ w io.Writer }
 
 func (s safeText) Write(p []byte) (int, error) {
@@ -160,7 +165,7 @@ func (s safeText) Write(p []byte) (int, error) {
 		switch {
 		case r == '\n' || r == '\t':
 			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError:
+		case unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp) || r == utf8.RuneError:
 			b.WriteByte('?')
 		default:
 			b.WriteRune(r)

@@ -24,6 +24,14 @@ func TestSafeText(t *testing.T) {
 	if got := b.String(); got != "last error: GET x: HTTP 500 ?]0;pwned??[2J?6n ok\tübel\n" {
 		t.Errorf("%q", got)
 	}
+	// Bidirectional overrides and isolates (a server's text shown
+	// reversed: "evil.exe" as "exe.live"), the marks, invisible format
+	// characters and line separators are replaced too.
+	b.Reset()
+	safeText{&b}.Write([]byte("version \u202egpj.exe\u202c, \u202a\u202b\u202d \u2066\u2067\u2068\u2069 \u200e\u200f\u061c \u200b\ufeff\u2028\u2029 ok ü 🙂\n"))
+	if got := b.String(); got != "version ?gpj.exe?, ??? ???? ??? ???? ok ü 🙂\n" {
+		t.Errorf("%q", got)
+	}
 }
 
 // bootsel is a fake device's bootsel: a FAT32 image file holding files,
