@@ -116,7 +116,7 @@ func TestUnitsCanDoTheirJob(t *testing.T) {
 		{unit: "pibake-updater.service",
 			writes: []string{service.StatePath, config.OverridePath, lock.Path, device.BootselMount,
 				"/run/systemd/reboot-param"}, // systemctl reboot "0 tryboot"
-			caps: []string{"CAP_SYS_ADMIN", "CAP_SYS_BOOT"}, calls: append([]string{"mount", "adjtimex", "inotify_add_watch"}, goRuntime...),
+			caps: []string{"CAP_SYS_ADMIN", "CAP_SYS_BOOT"}, calls: append([]string{"mount", "adjtimex", "inotify_add_watch", "prctl", "kill"}, goRuntime...),
 			families: []string{"AF_UNIX", "AF_INET", "AF_INET6"}, disks: true,
 			not: []string{
 				"ProtectClock=yes", // its filter denies adjtimex(2), which the clock gate reads
@@ -126,7 +126,7 @@ func TestUnitsCanDoTheirJob(t *testing.T) {
 		{unit: "pibake-provision.service",
 			writes: []string{provision.HostnamePath, provision.HostsPath, provision.WPAPath, provision.KeysDir + "/pi",
 				provision.SSHDropIn, provision.ShadowPath, provision.LocaltimePath, provision.TimezonePath,
-				provision.RecordPath, provision.DataDir + "/app/file", provision.UpdaterOverride, device.BootselMount},
+				provision.RecordPath, provision.RecordKeyPath, provision.DataDir + "/app/file", provision.UpdaterOverride, device.BootselMount},
 			caps:  []string{"CAP_SYS_ADMIN", "CAP_CHOWN", "CAP_FOWNER", "CAP_DAC_OVERRIDE"},
 			calls: append([]string{"mount", "sethostname", "fchown", "linkat"}, goRuntime...), families: []string{"AF_UNIX"}, disks: true,
 			not: []string{
