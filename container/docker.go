@@ -289,7 +289,9 @@ func dockerVolumeArg(v, user string) (string, []string, error) {
 			if strings.HasPrefix(src, "/") {
 				return "", nil, fmt.Errorf("volume %q: option U is for named volumes; a host path of the read-only root filesystem cannot change owner", v)
 			}
-			pre = append(pre, DockerDir+"/volume "+quote(src)+" "+user)
+			// "+": outside the unit's sandbox, which leaves the docker
+			// client no capability and a read-only /data.
+			pre = append(pre, "+"+DockerDir+"/volume "+quote(src)+" "+user)
 		default:
 			keep = append(keep, o)
 		}

@@ -140,7 +140,7 @@ func TestDockerUnit(t *testing.T) {
 	}
 	for _, want := range []string{
 		"After=docker.service\nRequires=docker.service\n", "Requires=pibake-docker-images.service\n", "After=redis.service\n", "After=network-online.target\n",
-		"ExecStartPre=-/usr/bin/docker rm --force hello\n", "ExecStartPre=/usr/lib/pibake/docker/volume hello-data 65534\n",
+		"ExecStartPre=-/usr/bin/docker rm --force hello\n", "ExecStartPre=+/usr/lib/pibake/docker/volume hello-data 65534\n",
 		`ExecStart=/usr/bin/docker run --rm --name hello --pull never --network host --publish 8080:8080 --volume hello-data:/data:ro --volume /etc/app:/etc/app:ro --env "A=hi there" --env "B=100%%" sha256:abc --listen :8080` + "\n",
 		"ExecStartPost=/usr/lib/pibake/docker/wait-healthy hello\n", "ExecStop=/usr/bin/docker stop hello\n", "SuccessExitStatus=143\n", "WantedBy=multi-user.target\n",
 	} {

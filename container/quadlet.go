@@ -125,6 +125,14 @@ func Unit(s Spec, cf *v1.ConfigFile) []byte {
 	if len(args) > 0 {
 		line("Exec", joinArgs(args))
 	}
+	// No systemd sandbox in [Service] (Quadlet passes it on as it is):
+	// podman runs the container from this unit, as root, with its
+	// namespaces, mounts, cgroups and network, and the container's
+	// processes inherit what the unit denies (a system call filter,
+	// MemoryDenyWriteExecute=, a capability bound); a private mount
+	// namespace (ProtectSystem=, PrivateTmp=, PrivateMounts=) hides the
+	// container's mounts from podman's other commands and breaks its
+	// cleanup. The container is confined by podman (docs/security.md).
 	b.WriteString("\n[Service]\nRestart=always\nTimeoutStartSec=300\n\n[Install]\nWantedBy=multi-user.target\n")
 	return []byte(b.String())
 }

@@ -35,6 +35,8 @@ tools=(
   xdelta3:xdelta3
   # scripts/delta-demo.sh fetches the security archive's index and one .deb
   curl:curl
+  # the units' sandbox tests rate and load them (builder/system/unitcheck)
+  systemd-analyze:systemd
 )
 
 sudo=""
