@@ -231,7 +231,7 @@ func (a *applier) fetchOnce(ctx context.Context, first, last int) (done int, got
 		return 0, 0, 0, err
 	}
 	defer body.Close()
-	r := &counter{r: a.pace.Reader(&stallReader{r: body, t: timer, d: a.o.StallTimeout})}
+	r := &counter{r: a.pace.Reader(install.StallReader(body, timer, a.o.StallTimeout))}
 	for i := first; i <= last; i++ {
 		b := a.buf[:a.ix.Chunks[i].Length]
 		if _, err := io.ReadFull(r, b); err != nil {
@@ -266,20 +266,5 @@ type counter struct {
 func (c *counter) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n += int64(n)
-	return n, err
-}
-
-// stallReader restarts the stall timer whenever bytes arrive.
-type stallReader struct {
-	r io.Reader
-	t *time.Timer
-	d time.Duration
-}
-
-func (s *stallReader) Read(b []byte) (int, error) {
-	n, err := s.r.Read(b)
-	if n > 0 {
-		s.t.Reset(s.d)
-	}
 	return n, err
 }

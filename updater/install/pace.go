@@ -284,7 +284,13 @@ func ReadFile(ctx context.Context, src Source, path string, limit int64, o Optio
 	return b, nil
 }
 
-// stallReader restarts the stall timer whenever bytes arrive.
+// StallReader reads r and restarts the stall timer t (to d) whenever bytes
+// arrive: the timer fires only when r gives nothing for d. Every download
+// path (whole artifacts here, ranges in delta) wraps its body in one.
+func StallReader(r io.Reader, t *time.Timer, d time.Duration) io.Reader {
+	return &stallReader{r: r, t: t, d: d}
+}
+
 type stallReader struct {
 	r io.Reader
 	t *time.Timer
