@@ -96,7 +96,7 @@ func updatePhases(last phase) []phase {
 		{name: phDownload, marker: "msg=installing"},
 		{name: phWrite, marker: `msg="artifact written and verified"`},
 		{name: phArm, marker: "msg=installed"},
-		{name: phTrialUBoot, marker: "## Executing script"},
+		{name: phTrialUBoot, marker: "with script"},
 		{name: phTrialBoot, marker: "pibake: booting slot"},
 		{name: phHealth, marker: "Started pibake-updater.service"},
 		last,
@@ -272,6 +272,9 @@ func (s soakStatus) verified() error {
 			return fmt.Errorf("slot %s runs %s, the pending trial is %s", s.slot, s.version, v)
 		}
 		return nil
+	}
+	if len(a.State.Slots) == 0 && a.State.Committed == "" {
+		return nil // a fresh device: the agent has not settled yet, the slots hold what was flashed
 	}
 	v, ok := a.slotVersion(s.slot)
 	if !ok {

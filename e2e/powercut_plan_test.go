@@ -73,7 +73,7 @@ func TestPowerCutTracker(t *testing.T) {
 		line, enters string
 	}{
 		{"U-Boot 2025.01-3 (Jan 01 2025)", phBoot},
-		{"## Executing script at 40200000", ""}, // not the trial's yet
+		{"** Booting bootflow 'virtio-blk#33.bootdev.part_1' with script", ""}, // not the trial's yet
 		{"[   20.1] pibake-updater[301]: time=... level=INFO msg=installing image=demo version=2.0.0", phDownload},
 		{`E2E-SOAK version=1.0.0 slot=a msg="artifact written and verified"`, ""}, // never from a status line
 		{`[   30.2] pibake-updater[301]: level=INFO msg="artifact already written and verified" artifact=boot`, ""},
@@ -81,7 +81,7 @@ func TestPowerCutTracker(t *testing.T) {
 		{`[   40.0] pibake-updater[301]: level=INFO msg="artifact written and verified" artifact=root`, ""},
 		{"[   40.1] pibake-updater[301]: level=INFO msg=installed version=2.0.0", phArm},
 		{"U-Boot 2025.01-3", ""},
-		{"## Executing script at 40200000", phTrialUBoot},
+		{"** Booting bootflow 'virtio-blk#33.bootdev.part_1' with script", phTrialUBoot},
 		{"pibake: booting slot b (tries left: A 3, B 0)", phTrialBoot},
 		{"[  OK  ] Started pibake-updater.service - pibake: A/B update agent", phHealth},
 		{"pibake-updater[288]: level=INFO msg=committed version=2.0.0 slot=b", phCommit},

@@ -101,13 +101,17 @@ type runSpec struct {
 	name    string
 	cut     *plannedCut
 	delay   time.Duration
-	harvest bool // stop at the reboot into the trial (leg.mid)
+	harvest bool    // stop at the reboot into the trial (leg.mid)
+	phases  []phase // the phases to follow, if not the leg's
 }
 
 // run boots the card once, until the guest powers off after its verdict,
 // the cut, the harvest stop or the timeout.
 func (c *campaign) run(sp runSpec) runResult {
 	res := runResult{log: filepath.Join(c.dir, sp.name+".log")}
+	if sp.phases == nil {
+		sp.phases = sp.leg.phases
+	}
 	logf, err := os.Create(res.log)
 	if err != nil {
 		res.err = err
@@ -128,7 +132,7 @@ func (c *campaign) run(sp runSpec) runResult {
 		res.err = err
 		return res
 	}
-	w := &watcher{spec: sp, c: c, cmd: cmd, res: &res, start: time.Now(), tr: newTracker(sp.leg.phases)}
+	w := &watcher{spec: sp, c: c, cmd: cmd, res: &res, start: time.Now(), tr: newTracker(sp.phases)}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
