@@ -216,7 +216,7 @@ func (c *campaign) keepCard(rec *cutRecord) {
 // defaultLength is a phase's length before one was measured in this
 // campaign (a 2-core host under TCG).
 var defaultLength = map[string]time.Duration{
-	phDataCreate: 4 * time.Second, phProvision: 15 * time.Second, phDataGrow: 6 * time.Second,
+	phDataCreate: 2 * time.Second, phProvision: 4 * time.Second, phDataGrow: 2 * time.Second,
 	phDownload: 30 * time.Second, phWrite: 30 * time.Second, phArm: 30 * time.Second,
 	phTrialUBoot: 50 * time.Millisecond, phTrialBoot: 60 * time.Second, phHealth: 60 * time.Second,
 	phRollback: 120 * time.Second,

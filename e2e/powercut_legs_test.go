@@ -119,7 +119,7 @@ func soakLegs() []*leg {
 				{name: phBoot, marker: ubootBanner},
 				{name: phDataCreate, marker: initLoaded},
 				{name: phBoot, marker: initSwitching},
-				{name: phProvision, marker: "Starting pibake-provision.service"},
+				{name: phProvision, marker: `msg="provisioning files found on bootsel"`},
 				{name: phBoot, marker: "Finished pibake-provision.service"},
 			}},
 		{name: "grow", family: "grow", from: cpV1, grow: 256 << 20, verdict: v1, version: "1.0.0", slot: "a",

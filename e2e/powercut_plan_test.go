@@ -18,7 +18,7 @@ func TestPowerCutPlan(t *testing.T) {
 	if len(sample) != 3 {
 		t.Fatalf("sample of %d cuts", len(sample))
 	}
-	groups := [][]string{{"first", "grow"}, {"v2"}, {"v2t"}}
+	groups := [][]string{{"first"}, {"v2"}, {"v2t"}}
 	for i, pc := range sample {
 		if pc.n != i+1 || !contains(groups[i], pc.leg.name) || !contains(pc.leg.aims, pc.phase) || pc.u < 0 || pc.u >= 1 {
 			t.Errorf("sample cut %d: %d %s %s %f", i, pc.n, pc.leg.name, pc.phase, pc.u)

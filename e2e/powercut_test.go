@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/publish"
 	"github.com/pibake/pibake/updater/channel"
 )
@@ -28,10 +29,10 @@ import (
 // written before the first update, byte for byte.
 //
 // PIBAKE_SOAK_SAMPLE=1 runs a sample of three cuts: one in the first boot
-// (data partition creation, provisioning) or a card grown later, one while
-// v2 is installed, one in v2's trial. make test does not run it yet: its
-// cost beside the other stories has not been measured on an idle machine.
-// make soak runs PIBAKE_SOAK_CUTS of them
+// (data partition creation, provisioning), one while v2 is installed, one
+// in v2's trial (17 min 30 s on a loaded 2-core machine). make test does
+// not run it yet: its cost beside the other stories is too high until the
+// stories are made cheaper. make soak runs PIBAKE_SOAK_CUTS of them
 // over every phase; PIBAKE_SOAK_SEED replays a campaign, PIBAKE_SOAK_ONLY
 // (cut numbers) only some of its cuts.
 func TestPowerCut(t *testing.T) {
@@ -167,7 +168,7 @@ func newCampaign(t *testing.T, cfg soakConfig) *campaign {
 	if err := os.Truncate(c0, fileSize(t, c0)+256<<20); err != nil {
 		t.Fatal(err)
 	}
-	putBootsel(t, c0, map[string]string{"pibake-provision.yaml": soakProvisionFile})
+	putBootsel(t, c0, map[string]string{provision.FileName: soakProvisionFile})
 	c.checkpoints[cpFlashed] = c0
 	c.started = time.Now()
 	return c
@@ -187,7 +188,11 @@ func (c *campaign) build() {
 	}
 	good := updater("  deadline: 3m\n  units: [demo-hello.service]\n")
 	bad := updater("  deadline: 45s\n  http:\n    - url: http://127.0.0.1:8099/healthz\n")
-	for _, v := range []struct{ version, updater string }{{"1.0.0", good}, {"2.0.0", good}, {"3.0.0", bad}} {
+	versions := []struct{ version, updater string }{{"1.0.0", good}, {"2.0.0", good}, {"3.0.0", bad}}
+	if c.cfg.sample {
+		versions = versions[:2] // the sample's cuts end with v2
+	}
+	for _, v := range versions {
 		img, err := buildVariant(t, variant{version: v.version, hello: v.version, overlay: "e2e-soak", service: "e2e-soak", updater: v.updater, keys: keys})
 		if err != nil {
 			t.Fatal(err)
@@ -211,9 +216,11 @@ func (c *campaign) build() {
 	pub(t.TempDir(), "1.0.0")
 	c.repos["2.0.0"] = t.TempDir()
 	pub(c.repos["2.0.0"], "2.0.0")
-	c.repos["3.0.0"] = t.TempDir()
-	pub(c.repos["3.0.0"], "2.0.0")
-	pub(c.repos["3.0.0"], "3.0.0")
+	if c.releases["3.0.0"] != nil {
+		c.repos["3.0.0"] = t.TempDir()
+		pub(c.repos["3.0.0"], "2.0.0")
+		pub(c.repos["3.0.0"], "3.0.0")
+	}
 }
 
 func fileSize(t *testing.T, path string) int64 {
@@ -224,9 +231,14 @@ func fileSize(t *testing.T, path string) int64 {
 	return st.Size()
 }
 
-// cleanup removes the cards, keeping the console logs and the records.
+// cleanup removes the cards, keeping the console logs and the records;
+// make test's sample keeps nothing when it passed.
 func (c *campaign) cleanup() {
 	if c.cfg.keep {
+		return
+	}
+	if c.cfg.sample && !c.t.Failed() {
+		os.RemoveAll(c.dir)
 		return
 	}
 	for _, p := range c.checkpoints {
@@ -246,8 +258,7 @@ type plannedCut struct {
 
 // planCuts draws the campaign from the seed: every (leg, phase) pair in
 // a shuffled order, again and again, or for the sample one pair from the
-// first boot or the grown card, one from v2's install, one from v2's
-// trial. The cuts run in the story's order (each leg's checkpoint is made
+// first boot, one from v2's install, one from v2's trial. The cuts run in the story's order (each leg's checkpoint is made
 // once) and are numbered in that order.
 func planCuts(legs []*leg, cfg soakConfig) []*plannedCut {
 	rng := rand.New(rand.NewSource(cfg.seed))
@@ -265,7 +276,7 @@ func planCuts(legs []*leg, cfg soakConfig) []*plannedCut {
 	}
 	var picks []pair
 	if cfg.sample {
-		for _, group := range [][]string{{"first", "grow"}, {"v2"}, {"v2t"}} {
+		for _, group := range [][]string{{"first"}, {"v2"}, {"v2t"}} {
 			var ps []pair
 			for _, g := range group {
 				ps = append(ps, byLeg[g]...)
