@@ -5,7 +5,8 @@ package bootinit
 // ever, a trial boot included, and the boot loader's try counter would
 // never move to the other slot. So the init arms the hardware watchdog as
 // soon as its driver is loaded (bcm2835_wdt on the Pis, i6300esb on QEMU's
-// virt), feeds it while it works, for at most watchdogBudget, and leaves
+// virt), feeds it while it works, for at most watchdogBudget (unless it
+// waits for one of two disks with the image's signature to go), and leaves
 // it armed when it hands over: systemd (RuntimeWatchdogSec, the builder's
 // system.conf drop-in) opens the same device and feeds it from then on. A
 // hang between the two, /sbin/init that never gets going included, resets
@@ -27,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pibake/pibake/bootchain"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,9 +90,25 @@ func armWatchdog(log initLog) {
 		log.alertf("watchdog %s %s: %v", WatchdogDevice, w.identity(), err)
 	}
 	log.printf("watchdog %s %s %s", WatchdogDevice, w.identity(), msg)
-	go feed(w, WatchdogTimeout/4, time.After(watchdogBudget), func(err error) {
+	go feed(w, WatchdogTimeout/4, watchdogBudget, twoRoots, func(err error) {
 		log.alertf("watchdog %s: keepalive: %v", WatchdogDevice, err)
 	})
+}
+
+// twoRoots reports whether two disks carry the image's signature, the one
+// wait of the init meant to last (waitRoot: until someone removes one):
+// while it does, the init's budget does not run out.
+func twoRoots() bool {
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return false
+	}
+	cl, err := bootchain.ParseCmdline(string(raw))
+	if err != nil {
+		return false
+	}
+	_, err = FindPartition("/sys/class/block", "/dev", cl.Signature, cl.RootPart)
+	return errors.Is(err, ErrAmbiguous)
 }
 
 // watchdogTurnedOff reports whether the command line says WatchdogOff.
@@ -120,16 +138,22 @@ func arm(w watchdogDevice, timeout time.Duration) (string, error) {
 		got/time.Second, watchdogBudget), nil
 }
 
-// feed feeds w every interval until stop, reporting failed feeds to
-// fail (once each in a row, not every interval).
-func feed(w watchdogDevice, every time.Duration, stop <-chan time.Time, fail func(error)) {
+// feed feeds w every interval for budget, and for another budget each
+// time hold says the init is in a wait meant to last; then it stops, so
+// that an init that hangs is reset. Failed feeds go to fail (once each in
+// a row, not every interval).
+func feed(w watchdogDevice, every, budget time.Duration, hold func() bool, fail func(error)) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	end := time.After(budget)
 	failing := false
 	for {
 		select {
-		case <-stop:
-			return
+		case <-end:
+			if !hold() {
+				return
+			}
+			end = time.After(budget)
 		case <-t.C:
 			err := w.Keepalive()
 			if err != nil && !failing {

@@ -76,28 +76,29 @@ func TestArm(t *testing.T) {
 }
 
 // TestFeedStops: the init feeds the watchdog until its budget is spent,
-// then stops, so that an init that hangs is reset.
+// then stops, so that an init that hangs is reset; a wait meant to last
+// (two disks with the image's signature) holds the budget back.
 func TestFeedStops(t *testing.T) {
-	w := &fakeWatchdog{magic: true}
-	stop := make(chan time.Time)
-	done := make(chan struct{})
-	go func() {
-		feed(w, time.Millisecond, stop, func(err error) { t.Error(err) })
-		close(done)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for w.fed() < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if w.fed() < 3 {
-		t.Fatalf("fed %d times in 10 s at an interval of 1 ms", w.fed())
-	}
-	close(stop)
-	<-done
-	n := w.fed()
-	time.Sleep(20 * time.Millisecond)
-	if w.fed() != n {
-		t.Errorf("fed %d more times after the budget was spent", w.fed()-n)
+	for _, holds := range []int{0, 2} {
+		w := &fakeWatchdog{magic: true}
+		asked := 0
+		start := time.Now()
+		feed(w, time.Millisecond, 30*time.Millisecond, func() bool { asked++; return asked <= holds }, func(err error) { t.Error(err) })
+		took := time.Since(start)
+		if asked != holds+1 {
+			t.Errorf("hold asked %d times, want %d", asked, holds+1)
+		}
+		if want := time.Duration(holds+1) * 30 * time.Millisecond; took < want {
+			t.Errorf("%d holds: fed for %s, want at least %s", holds, took, want)
+		}
+		if w.fed() < 3 {
+			t.Errorf("%d holds: fed %d times in %s at an interval of 1 ms", holds, w.fed(), took)
+		}
+		n := w.fed()
+		time.Sleep(20 * time.Millisecond)
+		if w.fed() != n {
+			t.Errorf("fed %d more times after the budget was spent", w.fed()-n)
+		}
 	}
 }
 
@@ -105,20 +106,10 @@ func TestFeedStops(t *testing.T) {
 // not every interval.
 func TestFeedReportsOnce(t *testing.T) {
 	w := &fakeWatchdog{magic: true, feedErr: errors.New("EIO")}
-	stop := make(chan time.Time)
-	var reports int
-	done := make(chan struct{})
-	go func() {
-		feed(w, time.Millisecond, stop, func(error) { reports++ })
-		close(done)
-	}()
-	for w.fed() < 5 {
-		time.Sleep(time.Millisecond)
-	}
-	close(stop)
-	<-done
-	if reports != 1 {
-		t.Errorf("%d reports of a failing keepalive, want 1", reports)
+	reports := 0
+	feed(w, time.Millisecond, 30*time.Millisecond, func() bool { return false }, func(error) { reports++ })
+	if w.fed() < 3 || reports != 1 {
+		t.Errorf("%d reports of %d failing keepalives, want 1", reports, w.fed())
 	}
 }
 
