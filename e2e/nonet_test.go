@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,7 +23,13 @@ var noNIC = []string{"-nic", "none"}
 // removes the user-mode NIC vm gives every virt guest: QEMU's -nic none
 // only turns off the default NIC, not one already named. The Pi machines
 // never get one.
+//
+// PIBAKE_E2E_QEMU_EXTRA, if set, is added to every QEMU's arguments (split
+// at spaces): for a diagnostic run (-trace, -D, -qmp, -gdb).
 func runQEMU(ctx context.Context, opts vm.Options) error {
+	if extra := os.Getenv("PIBAKE_E2E_QEMU_EXTRA"); extra != "" {
+		opts.Extra = append(append([]string(nil), opts.Extra...), strings.Fields(extra)...)
+	}
 	if !hasPair(opts.Extra, noNIC) {
 		return vm.Run(ctx, opts)
 	}
@@ -111,6 +119,7 @@ func noNetworkBoot(t *testing.T, board string, timeout time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(filepath.Dir(filepath.Dir(built))) })
 	img := copyImage(t, built, 0)
 	opts := vm.Options{Image: img, Persist: true, Extra: noNIC}
 	if board != "qemu" {
