@@ -55,7 +55,9 @@ func TestPi3InitFails(t *testing.T) {
 	putBootsel(t, img, map[string]string{provision.FileName: piProvision("pi3-box")})
 	// The init's own kernel-log line (its stderr line may be cut by the
 	// kernel's on the shared console).
-	failed := func(l string) bool { return strings.Contains(l, "pibake-init: mount root") && strings.Contains(l, "; rebooting") }
+	failed := func(l string) bool {
+		return strings.Contains(l, "pibake-init: mount root") && strings.Contains(l, "; rebooting")
+	}
 	run := runConsole(t, "pi3-initfails", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi3")}, 25*time.Minute,
 		func(line string, _ time.Duration) bool {
 			return strings.Contains(line, "reboot: Power down") || strings.Contains(line, "Reboot failed")
