@@ -92,6 +92,7 @@ func Main() error {
 		return err
 	}
 	log.printf("loaded %d modules in %s; slot %s, root partition %d of disk %08x", n, time.Since(start).Round(time.Millisecond), cl.Slot, cl.RootPart, cl.Signature)
+	armWatchdog(log)
 
 	root, err := waitRoot(log, func() (Block, error) {
 		return FindPartition("/sys/class/block", "/dev", cl.Signature, cl.RootPart)

@@ -345,7 +345,8 @@ type consoleRun struct {
 // the timeout, or when it exits by itself).
 //
 // grace, if not nil, may answer a line with a duration: QEMU is then
-// ended that long after it unless stop says yes first (consoleRun.graced).
+// ended that long after it unless stop says yes first (consoleRun.graced),
+// or a later line is answered with a negative duration, which disarms it.
 func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duration, stop func(line string, at time.Duration) bool, grace ...func(line string) time.Duration) consoleRun {
 	t.Helper()
 	logPath := filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log")
@@ -377,16 +378,20 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 				}
 				cancel()
 			}
-			if len(grace) > 0 && timer == nil && r.stopAt == 0 {
-				if d := grace[0](sc.Text()); d > 0 {
+			if len(grace) > 0 && r.stopAt == 0 {
+				switch d := grace[0](sc.Text()); {
+				case d > 0 && timer == nil:
 					timer = time.AfterFunc(d, func() { graced.Store(true); cancel() })
+				case d < 0 && timer != nil:
+					timer.Stop()
+					timer = nil
 				}
 			}
 		}
 		io.Copy(io.Discard, pr) // a line past the buffer: keep QEMU writing
 	}()
 	opts.Stdout = io.MultiWriter(logf, pw)
-	r.err = vm.Run(ctx, opts)
+	r.err = runQEMU(ctx, opts)
 	pw.Close()
 	wg.Wait()
 	r.elapsed = time.Since(start)

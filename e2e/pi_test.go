@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pibake/pibake/bootinit"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware/fdt"
@@ -73,11 +74,22 @@ var piDTBEdits = map[string][]struct{ node, prop, why string }{
 // (in boot.scr on the test's card), old → new, each for a fault of QEMU's
 // model; the built image is not changed.
 var piCmdlineEdits = map[string][]struct{ old, new, why string }{
+	"pi3": {piWatchdogOff},
 	"pi4": {
 		{"console=ttyS1,115200", "console=ttyAMA0,115200", "the mini UART is disabled (piDTBEdits): the console is the PL011"},
 		{" panic=10", " panic=10 clk_ignore_unused", "the unused-clock sweep stops fw-clk-arm, after which QEMU's raspi4b delivers CPU 0 no interrupts"},
+		piWatchdogOff,
 	},
 }
+
+// piWatchdogOff turns the hardware watchdog off for the boot (pibake-init
+// and systemd both read it): QEMU's model of the Pi's power manager
+// (hw/misc/bcm2835_powermgt.c) has no countdown, and resets the machine
+// at once when PM_RSTC gets the full-reset bit, which is how bcm2835_wdt
+// starts the watchdog. Its restart handler (the same write, 150 µs ahead)
+// is a reset on hardware too, so reboots and power-off still work.
+var piWatchdogOff = struct{ old, new, why string }{" panic=10", " panic=10 " + bootinit.WatchdogOff,
+	"QEMU's bcm2835 power manager resets the machine the moment bcm2835_wdt starts the watchdog: it models no countdown"}
 
 // editCmdline applies the board's command-line edits to boot.scr on the
 // test's card.
@@ -259,6 +271,7 @@ func TestPi3Fallback(t *testing.T) {
 	growTo(t, img, piCard)
 	breakKernel(t, img, layout.BootA)
 	editSlotDTBs(t, img, "pi3")
+	editCmdline(t, img, "pi3")
 	putBootsel(t, img, map[string]string{provision.FileName: piProvision("pi3-box")})
 	r := bootWith(t, "pi3-fallback", vm.Options{Image: img, Persist: true, EditDTB: editDTB("pi3")}, 20*time.Minute)
 	expect(t, r, "state", "running")

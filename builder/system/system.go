@@ -27,6 +27,13 @@ var provisionUnit []byte
 //go:embed pibake-authorized-keys.conf
 var authorizedKeysConf []byte
 
+//go:embed pibake-watchdog.conf
+var watchdogConf []byte
+
+// WatchdogDropIn makes systemd feed the hardware watchdog pibake-init
+// armed (package bootinit), in every image.
+const WatchdogDropIn = "/usr/lib/systemd/system.conf.d/50-pibake-watchdog.conf"
+
 // SSHDropIn makes sshd read the keys first-boot provisioning writes
 // (package provision) from /etc, the only writable place of the root.
 const SSHDropIn = "/etc/ssh/sshd_config.d/pibake-authorized-keys.conf"
@@ -51,6 +58,7 @@ func Files(tries int, hasSSH, withUpdater bool) []File {
 	const unitDir = "/usr/lib/systemd/system/"
 	fs := []File{
 		{Path: "/data", Mode: 0o755, Dir: true},
+		{Path: WatchdogDropIn, Data: watchdogConf, Mode: 0o644},
 		{Path: unitDir + "pibake-provision.service", Data: provisionUnit, Mode: 0o644},
 		{Path: "/etc/systemd/system/sysinit.target.wants/pibake-provision.service", Link: unitDir + "pibake-provision.service"},
 	}

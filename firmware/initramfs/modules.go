@@ -12,10 +12,26 @@ import (
 // nor as a module is an error.
 // ext4 asks the crypto API for crc32c at mount time (a soft dependency
 // modules.dep does not list), so crc32c_generic is named explicitly.
+// The board's watchdog driver (WatchdogModules) comes first.
 var Modules = map[string][]string{
-	"qemu": {"virtio_pci", "virtio_mmio", "virtio_blk", "squashfs", "crc32c_generic", "ext4", "overlay"},
-	"pi3":  {"mmc_block", "sdhci_iproc", "bcm2835", "squashfs", "crc32c_generic", "ext4", "overlay"},
-	"pi4":  {"mmc_block", "sdhci_iproc", "squashfs", "crc32c_generic", "ext4", "overlay"},
+	"qemu": {WatchdogModules["qemu"], "virtio_pci", "virtio_mmio", "virtio_blk", "squashfs", "crc32c_generic", "ext4", "overlay"},
+	"pi3":  {WatchdogModules["pi3"], "mmc_block", "sdhci_iproc", "bcm2835", "squashfs", "crc32c_generic", "ext4", "overlay"},
+	"pi4":  {WatchdogModules["pi4"], "mmc_block", "sdhci_iproc", "squashfs", "crc32c_generic", "ext4", "overlay"},
+}
+
+// WatchdogModules is each board's hardware watchdog driver, which the
+// init loads first and arms at once (bootinit): a boot that hangs
+// without panicking is then reset, and the boot loader's try counter
+// moves on. On the Pis, bcm2835_wdt is also the kernel's only way to
+// reset the board (its restart handler: the Pi's device trees name no
+// PSCI firmware), so without it in the initramfs, the init's "rebooting"
+// after a failure and panic=10 before udev loads it halted the board
+// instead. QEMU's virt has a watchdog only when given -device i6300esb (a
+// PCI device, which no device tree names, so it is listed here).
+var WatchdogModules = map[string]string{
+	"qemu": "i6300esb",
+	"pi3":  "bcm2835_wdt",
+	"pi4":  "bcm2835_wdt",
 }
 
 // ModuleDB is what the kernel's modules.dep and modules.builtin say.

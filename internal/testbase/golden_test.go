@@ -16,8 +16,8 @@ func TestWriteGolden(t *testing.T) {
 		pkgs []Package
 		want string
 	}{
-		{"no packages", nil, "10e3056211e8f54ad961ed02ede8cb3b208d051c814cbfbc48d3b9e13dc75064"},
-		{"runtimes", []Package{{"base-files", "13.8", "arm64"}, {"podman", "5.4.2", "arm64"}, {"docker.io", "26.1", "arm64"}, {"docker-cli", "26.1", "arm64"}}, "cb2665478cac865bb868e714f79d4cc5197f3220453f8370939807db74696833"},
+		{"no packages", nil, "545c0bfad1ac7dfba4aef541cbae1c0d4d4418945cbfef5980fb18471299ed29"},
+		{"runtimes", []Package{{"base-files", "13.8", "arm64"}, {"podman", "5.4.2", "arm64"}, {"docker.io", "26.1", "arm64"}, {"docker-cli", "26.1", "arm64"}}, "687e76f9bff1b5d4548c6f0dfb37bb15512ac04edd619e9900ea8b808ebf229c"},
 	} {
 		path := filepath.Join(t.TempDir(), "base.tar")
 		if err := Write(path, c.pkgs); err != nil {

@@ -29,6 +29,8 @@ kernel/drivers/mmc/host/sdhci-iproc.ko.xz:
 kernel/drivers/mmc/host/bcm2835.ko.xz:
 kernel/drivers/regulator/gpio-regulator.ko.xz:
 kernel/drivers/regulator/fixed.ko.xz:
+kernel/drivers/watchdog/i6300esb.ko.xz:
+kernel/drivers/watchdog/bcm2835_wdt.ko.xz:
 `
 
 // Package is a package the fake dpkg status lists.
