@@ -50,12 +50,15 @@ lock: deps build
 # and unsquashfs (PIBAKE_REAL=1), and the QEMU boots of e2e/ (PIBAKE_E2E=1).
 # Packages run one at a time (-p 1): bootstraps and QEMU each want both
 # cores. Inside e2e, TestUpdate runs beside the other QEMU stories, which
-# take turns (e2e/boot_test.go, story); -parallel 3 leaves it a slot.
+# take turns, when the machine has a core free for it (e2e/sched_test.go);
+# a story fails when its guest makes no progress for 10 minutes, not at a
+# fixed time, so a busy machine is slower, not failing. The time of each
+# story is printed at the end.
 # Caches live in ~/.cache/pibake.
 # Each package's time is printed at the end, slowest first.
 test: deps
 	$(GO) vet ./...
-	set -o pipefail; PIBAKE_REAL=1 PIBAKE_E2E=1 $(GO) test -p 1 -parallel 3 -timeout 80m -count=1 ./... 2>&1 | tee .test.log; \
+	set -o pipefail; PIBAKE_REAL=1 PIBAKE_E2E=1 $(GO) test -p 1 -parallel 3 -timeout 150m -count=1 ./... 2>&1 | tee .test.log; \
 	  rc=$$?; echo "package times, slowest first:"; \
 	  awk '$$1 == "ok" || $$1 == "FAIL" && NF >= 3 { t = $$NF; sub(/s$$/, "", t); if (t + 0 > 0) printf "%9.1f s  %-4s %s\n", t, $$1, $$2 }' .test.log | sort -rn | head -15; \
 	  rm -f .test.log; exit $$rc
@@ -64,7 +67,7 @@ test: deps
 # update and rollback story, the demo under Docker, and the pi3 (slot
 # fallback) and pi4 builds on QEMU's raspi3b and raspi4b.
 e2e: deps
-	PIBAKE_E2E=1 $(GO) test -timeout 60m -count=1 -parallel 3 -v ./e2e/
+	PIBAKE_E2E=1 $(GO) test -timeout 150m -count=1 -parallel 3 -v ./e2e/
 
 # Real power cuts (e2e/powercut_test.go): QEMU is killed SOAK_CUTS times
 # at random moments of the update story, in every phase of it; after each

@@ -133,7 +133,7 @@ const sshMarker = "e2e-wait-ssh"
 
 func waitForSSH(t *testing.T, img string) {
 	t.Helper()
-	putBootsel(t, img, map[string]string{sshMarker: "the e2e report waits for an SSH login\n"})
+	putBootsel(t, img, map[string]string{sshMarker: "wait: the e2e report waits for an SSH login\n"})
 }
 
 // provisionedBoot boots img with SSH forwarded and the test's name server;
@@ -172,7 +172,7 @@ func provisionedBoot(t *testing.T, name, img, key, cmd string) (report, string) 
 		}
 	}
 	opts := vm.Options{Image: img, Persist: true, Forwards: []vm.Forward{{HostPort: port, GuestPort: 22}}, GuestCmd: map[string]string{guestDNS: guestRelay(t, dns.addr)}}
-	r := bootHook(t, name, opts, 10*time.Minute, func(line string) {
+	r := bootHook(t, name, opts, 10*time.Minute, func(line string, _ time.Duration) {
 		if strings.Contains(line, "E2E-SSH-READY") {
 			once.Do(func() { wg.Add(1); go login() })
 		}

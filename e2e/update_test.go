@@ -62,7 +62,7 @@ func watch(t *testing.T, img, name string, fwd, cmds map[string]string, timeout 
 	t.Helper()
 	run := runConsole(t, name, vm.Options{Image: img, Persist: true, GuestFwd: fwd, GuestCmd: cmds}, timeout, done)
 	if run.stopAt == 0 {
-		t.Fatalf("%s: gave up after %s (console in %s)", name, run.elapsed.Round(time.Second), run.log)
+		t.Fatalf("%s: gave up after %s: %v (console in %s)", name, run.elapsed.Round(time.Second), run.err, run.log)
 	}
 	t.Logf("%s: console in %s", name, run.log)
 }
