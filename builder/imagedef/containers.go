@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/internal/yamlerr"
 )
 
@@ -182,6 +183,10 @@ func (d *Definition) validateContainers(bad func(msg string, p ...string)) {
 				bad(fmt.Sprintf("volume %q: write NAME:/path[:OPTIONS] (a named volume, kept on the data partition) or /host/path:/path[:ro] (options ro, rw, U, z, Z, nocopy)", v), at("volumes", strconv.Itoa(j))...)
 			case strings.HasPrefix(m[1], "/") && path.Clean(m[1]) != m[1]:
 				bad(fmt.Sprintf("volume %q: the host path must be clean and absolute", v), at("volumes", strconv.Itoa(j))...)
+			case strings.HasPrefix(m[1], "/"):
+				if why := hostMountRisk(m[1], slices.Contains(strings.Split(m[3], ","), "ro")); why != "" {
+					bad(fmt.Sprintf("volume %q: %s", v, why), at("volumes", strconv.Itoa(j))...)
+				}
 			}
 		}
 		switch c.Network {
@@ -217,4 +222,35 @@ func m2(m []string, i int) string {
 		return ""
 	}
 	return m[i]
+}
+
+// The host's trees a container must not write: what the device trusts
+// (the image's /usr, /etc's files, the boot partitions) and where its
+// state lives. layout.StateDir (the agent's state, provisioning's
+// records, /etc's upper layer) must not even be read: a container that
+// could write there would rewrite /etc at the next boot.
+var (
+	noWrite = []string{"/usr", "/etc", "/boot", "/var/lib/containers", "/run/pibake"}
+	noMount = []string{layout.StateDir}
+)
+
+// hostMountRisk says why a bind mount of the host's path p into a
+// container is refused, "" when it is not: p is, holds or lies inside
+// the data partition's pibake folder, or it is a protected tree mounted
+// writable (ro is fine: a read-only /etc/localtime is common).
+func hostMountRisk(p string, readOnly bool) string {
+	overlaps := func(tree string) bool {
+		return p == "/" || p == tree || strings.HasPrefix(p, tree+"/") || strings.HasPrefix(tree, p+"/")
+	}
+	for _, tree := range noMount {
+		if overlaps(tree) {
+			return fmt.Sprintf("it would give the container %s, where the device keeps its state and /etc's local layer: whoever writes there rewrites the device's trust at the next boot; use a named volume (NAME:/path) or another folder of %s", tree, layout.DataMount)
+		}
+	}
+	for _, tree := range noWrite {
+		if overlaps(tree) && !readOnly {
+			return fmt.Sprintf("it would let the container write %s, which belongs to the image (the device's trust and configuration); mount it read-only (:ro) or use a named volume", tree)
+		}
+	}
+	return ""
 }

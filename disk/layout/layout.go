@@ -41,6 +41,14 @@ const (
 	Data    = "data"
 )
 
+// Where the running system mounts the data partition, and the folder of
+// it that belongs to pibake (the update agent's state, provisioning's
+// records, the overlays' upper layers, /etc's among them).
+const (
+	DataMount = "/data"
+	StateDir  = DataMount + "/pibake"
+)
+
 // Spec declares one partition of the layout.
 type Spec struct {
 	Number  int    // Linux partition number
