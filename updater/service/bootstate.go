@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/pibake/pibake/bootchain"
@@ -109,4 +110,29 @@ func trybootCommitted(read func(string) ([]byte, error)) (bootchain.Slot, bool) 
 		return "", false
 	}
 	return bootchain.SlotBootingFrom(normal)
+}
+
+// readBootsel reads a file of bootsel (a slash-separated path): through the
+// service's mount, or from the partition opened read-only.
+func (d Device) readBootsel(name string) ([]byte, error) {
+	if d.Mounted != "" {
+		return os.ReadFile(filepath.Join(d.Mounted, filepath.FromSlash(name)))
+	}
+	if d.Bootsel == "" {
+		return nil, errors.New("bootsel not found")
+	}
+	f, err := os.Open(d.Bootsel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, err
+	}
+	vol, err := fat.Open(f, size)
+	if err != nil {
+		return nil, err
+	}
+	return vol.ReadFile(name)
 }

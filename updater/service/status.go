@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -62,8 +63,12 @@ func DeviceStatus() Status {
 
 // report is status's output; its JSON is that of status --json.
 type report struct {
-	Booted   string           `json:"booted,omitempty"`
-	Boot     string           `json:"boot_state,omitempty"`
+	Booted string `json:"booted,omitempty"`
+	Boot   string `json:"boot_state,omitempty"`
+	// Trust says whether State was checked against the device key:
+	// "authenticated", "not authenticated (...)", or "UNTRUSTED (...)",
+	// when State is left empty.
+	Trust    string           `json:"state_trust"`
 	State    state.State      `json:"state"`
 	Download *install.Reading `json:"download,omitempty"`
 }
@@ -89,16 +94,20 @@ func (s Status) Print(w io.Writer, asJSON bool) error {
 
 func (s Status) read() (report, error) {
 	var r report
-	if data, err := os.ReadFile(s.StatePath); err == nil {
-		if r.State, err = state.Parse(data); err != nil {
-			return r, fmt.Errorf("updater state %s is unreadable (%v); the service sets it aside and starts afresh", s.StatePath, err)
+	dev, devErr := s.Device()
+	data, err := os.ReadFile(s.StatePath)
+	switch {
+	case err == nil:
+		if r.State, r.Trust, err = s.check(data, dev, devErr); err != nil {
+			return r, err
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
+	case errors.Is(err, os.ErrNotExist):
+		r.Trust = "no state file"
+	default:
 		return r, fmt.Errorf("updater state: %w", err)
 	}
 	r.Download = readDownload(s.DownloadPath)
-	dev, err := s.Device()
-	if err != nil {
+	if devErr != nil {
 		return r, nil
 	}
 	r.Booted = string(dev.Booted)
@@ -113,6 +122,33 @@ func (s Status) read() (report, error) {
 		r.Boot = dev.bootState(chain)
 	}
 	return r, nil
+}
+
+// check reads the state file's bytes as the agent would trust them: under
+// the device key on bootsel. A state whose MAC fails is not shown (the
+// agent sets it aside and starts afresh), only said to be untrusted.
+func (s Status) check(data []byte, dev Device, devErr error) (state.State, string, error) {
+	key, keyErr := []byte(nil), devErr
+	if devErr == nil {
+		key, keyErr = dev.readBootsel(state.KeepDir + "/state.key")
+	}
+	if keyErr != nil && !errors.Is(keyErr, fs.ErrNotExist) {
+		st, err := state.Parse(data)
+		if err != nil {
+			return st, "", fmt.Errorf("updater state %s is unreadable (%v); the service sets it aside and starts afresh", s.StatePath, err)
+		}
+		return st, fmt.Sprintf("not authenticated (the device key on bootsel cannot be read: %v)", keyErr), nil
+	}
+	st, authenticated, err := state.Check(data, key)
+	switch {
+	case errors.Is(err, state.ErrUntrusted):
+		return state.State{}, fmt.Sprintf("UNTRUSTED (%s: %v): its content is not shown; the service sets it aside and starts afresh from what bootsel keeps", s.StatePath, err), nil
+	case err != nil:
+		return st, "", fmt.Errorf("updater state %s is unreadable (%v); the service sets it aside and starts afresh", s.StatePath, err)
+	case !authenticated:
+		return st, "not authenticated (this device has no key yet: the agent makes one when it runs as the committed slot)", nil
+	}
+	return st, "authenticated", nil
 }
 
 func printText(w io.Writer, r report) {
@@ -163,6 +199,7 @@ func printText(w io.Writer, r report) {
 	if st.LastError != "" {
 		fmt.Fprintf(w, "last error: %s\n", st.LastError)
 	}
+	fmt.Fprintf(w, "state: %s\n", r.Trust)
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

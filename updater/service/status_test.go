@@ -43,6 +43,9 @@ func bootsel(t *testing.T, files map[string][]byte) (image, dir string) {
 	var fs []fat.File
 	for name, data := range files {
 		fs = append(fs, fat.File{Path: name, Data: data})
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -175,6 +178,7 @@ trial pending: 1.3 in slot b since 2025-03-01T12:00:00Z
 failed: 1.1 at health (unit nginx): inactive
 last install: 1.3: downloaded 10 bytes, reused 20 from the running slot, of 30, in 1.2 s, agent peak RSS 3.0 MiB
 last error: GET x: ?[2J
+state: not authenticated (the device key on bootsel cannot be read: not a device)
 `
 	if out.String() != want {
 		t.Errorf("status says\n%s\nwant\n%s", out.String(), want)
@@ -232,5 +236,69 @@ func TestStatusShowsTheDownload(t *testing.T) {
 	out.Reset()
 	if err := s.Print(&out, false); err != nil || strings.Contains(out.String(), "downloading") {
 		t.Errorf("after the download: %v\n%s", err, out.String())
+	}
+}
+
+// TestStatusChecksTheStateMAC: status shows the state file's content only
+// when its MAC holds under the device key on bootsel (read through the
+// service's mount or from the partition); a state someone else wrote (a
+// forced downgrade planted on /data) is reported as untrusted, never as
+// the device's state.
+func TestStatusChecksTheStateMAC(t *testing.T) {
+	keyDir := t.TempDir()
+	keyPath := filepath.Join(keyDir, "state.key")
+	statePath := filepath.Join(t.TempDir(), "updater.json")
+	f := state.File{Path: statePath, KeyPath: keyPath}
+	if _, err := f.Seal(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Save(state.State{Committed: "b", Slots: map[string]state.Release{"b": {Image: "demo", Version: "2.0", Serial: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	image, dir := bootsel(t, map[string][]byte{
+		bootchain.StateFile:               bootchain.Initial().MarkGood(bootchain.B).Marshal(),
+		state.KeepDir + "/" + "state.key": key,
+	})
+	forged, err := json.Marshal(state.State{Format: state.Format, Committed: "a", Slots: map[string]state.Release{"a": {Image: "demo", Version: "1.0", Serial: 9}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dev := range []Device{{Booted: bootchain.B, Mounted: dir}, {Booted: bootchain.B, Bootsel: image}} {
+		for _, c := range []struct {
+			name string
+			data []byte
+			want []string
+			not  string
+		}{
+			{"sealed", good, []string{"committed slot: b\n", "slot b: demo 2.0 (serial 5)\n", "state: authenticated"}, "UNTRUSTED"},
+			{"forged", forged, []string{"state: UNTRUSTED", "updater.json"}, "committed slot: a"},
+		} {
+			if err := os.WriteFile(statePath, c.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s := Status{StatePath: statePath,
+				Config: func() (config.Config, error) { return config.Config{Bootloader: string(bootchain.UBoot)}, nil },
+				Device: func() (Device, error) { return dev, nil }}
+			var out bytes.Buffer
+			if err := s.Print(&out, false); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("mounted %q: %s: status says\n%s\nwant %q", dev.Mounted, c.name, out.String(), w)
+				}
+			}
+			if strings.Contains(out.String(), c.not) {
+				t.Errorf("mounted %q: %s: status says\n%s\nwhich has %q", dev.Mounted, c.name, out.String(), c.not)
+			}
+		}
 	}
 }

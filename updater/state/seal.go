@@ -127,3 +127,28 @@ func (f File) newKey() ([]byte, error) {
 	}
 	return key, nil
 }
+
+// Check parses a state file's bytes and checks its MAC under the device
+// key's file content, as Load would, without setting anything aside: for
+// readers (pibake-updater status) that must not trust or show a state the
+// agent would refuse. keyFile nil means the device has no key yet: the
+// state is returned as it is, unauthenticated (authenticated false).
+func Check(data, keyFile []byte) (st State, authenticated bool, err error) {
+	st, err = Parse(data)
+	if err != nil {
+		return State{}, false, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if keyFile == nil {
+		st.MAC = ""
+		return st, false, nil
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(keyFile)))
+	if err != nil || len(key) != keySize {
+		key = nil
+	}
+	if err := st.checkMAC(key); err != nil {
+		return State{}, false, fmt.Errorf("%w: %v", ErrUntrusted, err)
+	}
+	st.MAC = ""
+	return st, true, nil
+}
