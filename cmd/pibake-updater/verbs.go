@@ -60,11 +60,13 @@ func serveCmd(c call, a *agent.Agent, cfg config.Config) error {
 	return service.Serve(c.ctx, a, cfg, c.log)
 }
 
-func checkCmd(c call, a *agent.Agent, _ config.Config) error {
-	return service.Check(c.ctx, a, c.stdout)
-}
-
 // The writing verbs are refused while another writer holds the lock.
+// check is one: loading the state may set an untrusted one aside and
+// rebuild it.
+
+func checkCmd(c call, a *agent.Agent, _ config.Config) error {
+	return service.AsWriter(func() error { return service.Check(c.ctx, a, c.stdout) })
+}
 
 func installCmd(c call, a *agent.Agent, _ config.Config) error {
 	if len(c.args) != 1 {

@@ -58,7 +58,9 @@ func Check(ctx context.Context, a *agent.Agent, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "available: %s %s (serial %d, expires %s)\n", d.Image, d.Version, d.Serial, d.Expires.Format(time.RFC3339))
+	// The image's name and version come from the server's document: no
+	// control sequence of theirs reaches the terminal.
+	fmt.Fprintf(safeText{w}, "available: %s %s (serial %d, expires %s)\n", d.Image, d.Version, d.Serial, d.Expires.Format(time.RFC3339))
 	return nil
 }
 
