@@ -178,7 +178,7 @@ func TestUpdate(t *testing.T) {
 	var artifacts int64
 	var agentLines []string
 	i := 0
-	watch(t, img, "update", nil, map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr)}, 45*time.Minute, func(line string, at time.Duration) bool {
+	stepReached := func(line string, at time.Duration) bool {
 		s := steps[i]
 		if !s.want(line) {
 			return false
@@ -197,7 +197,38 @@ func TestUpdate(t *testing.T) {
 		}
 		i++
 		return i == len(steps)
-	})
+	}
+	// One real power cut, make test's sample of make soak's campaign: QEMU
+	// is killed (SIGKILL: the guest's page cache is lost) a seeded random
+	// moment after the agent starts installing v2, in its download or its
+	// write into slot b (23 s on an idle machine). The device must come
+	// back on v1 with its volume intact and take v2 all the same.
+	cut := newStoryCut(t, 20*time.Second)
+	var logs []string
+	backOnV1 := false
+	for run := 1; i < len(steps) && run <= 2; run++ {
+		name := "update"
+		if run > 1 {
+			name = "update-after-cut"
+		}
+		logs = append(logs, filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log"))
+		watch(t, img, name, nil, map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr)}, 45*time.Minute, func(line string, at time.Duration) bool {
+			if run == 1 && i == 1 && cut.now(line, at) {
+				return true
+			}
+			if run == 2 && !backOnV1 && status("1.0.0", "a", hello("1.0.0"))(line) {
+				backOnV1 = true
+				t.Logf("after the power cut: v1 up again in slot a, its volume intact, %s after QEMU started", at.Round(time.Second))
+			}
+			return stepReached(line, at)
+		})
+	}
+	if cut.at != 0 && !backOnV1 {
+		t.Errorf("after the power cut in v2's install the device did not come back on v1 in slot a with its container and volume")
+	}
+	if cut.at == 0 && !cut.installed {
+		t.Errorf("no power cut was made and the install of v2 was never seen ending")
+	}
 	if i < len(steps) {
 		t.Fatalf("stuck before step %q", steps[i].name)
 	}
@@ -208,9 +239,13 @@ func TestUpdate(t *testing.T) {
 		t.Logf("the device resolved %s %d times", serverName, n)
 	}
 	// The console must show each fallback for what it is.
-	log, err := os.ReadFile(filepath.Join(os.TempDir(), "pibake-e2e-update.log"))
-	if err != nil {
-		t.Fatal(err)
+	var log []byte
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = append(log, b...)
 	}
 	// No time server answered: the agent said it checked anyway.
 	if !strings.Contains(string(log), "the clock is not synchronised") {
