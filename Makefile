@@ -74,7 +74,7 @@ e2e: deps
 # cut the device must settle on the release's verdict with /data clean.
 # The seed is printed; SOAK_SEED=N replays a campaign, SOAK_ONLY=3,17
 # only those cuts of it. PIBAKE_SOAK_SAMPLE=1 make e2e adds a sample of
-# three to the stories (not yet in make test).
+# three to the stories; make test makes one, in TestUpdate.
 SOAK_CUTS ?= 100
 soak: deps
 	PIBAKE_E2E=1 PIBAKE_SOAK_CUTS=$(SOAK_CUTS) $(if $(SOAK_SEED),PIBAKE_SOAK_SEED=$(SOAK_SEED)) $(if $(SOAK_ONLY),PIBAKE_SOAK_ONLY=$(SOAK_ONLY)) \
