@@ -77,7 +77,7 @@ func Parse(file string, data []byte, root, env string) (*Definition, error) {
 	if err := yamlerr.Decode(file, merged, &d); err != nil {
 		return nil, err
 	}
-	d.File, d.Env, d.Dir = file, env, root
+	d.File, d.Env, d.Dir, d.node = file, env, root, merged
 	if es := d.resolveServices(); len(es) > 0 {
 		return nil, es
 	}
