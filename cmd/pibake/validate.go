@@ -86,7 +86,7 @@ func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("validate: %d problems in %d of %d definitions", n, bad, len(pos))
+		return fmt.Errorf("validate: %s in %s of %d", plural(n, "problem"), plural(bad, "definition"), len(pos))
 	}
 	return nil
 }
@@ -121,9 +121,9 @@ func validateOne(path, env string) validation {
 			}
 		}
 	}
-	d, err := imagedef.Load(path, imagedef.Options{Env: env})
-	if err != nil {
-		add("", path, err)
+	d, err := imagedef.LoadChecked(path, imagedef.Options{Env: env})
+	add("", path, err)
+	if d == nil {
 		return v
 	}
 	v.Name, v.Version, v.Boards, v.Environments = d.Name, d.Version, d.Boards, append(v.Environments, d.EnvNames()...)
@@ -134,8 +134,9 @@ func validateOne(path, env string) validation {
 	for _, e := range envs {
 		de := d
 		if e != env {
-			if de, err = imagedef.Load(path, imagedef.Options{Env: e}); err != nil {
-				add(e, path, err)
+			de, err = imagedef.LoadChecked(path, imagedef.Options{Env: e})
+			add(e, path, err)
+			if de == nil {
 				continue
 			}
 		}
@@ -149,6 +150,12 @@ func validateOne(path, env string) validation {
 	if v.Lock == "missing" {
 		v.Notes = append(v.Notes, fmt.Sprintf("no lock file %s yet: run 'pibake lock %s' before building", lockPath, path))
 	}
+	slices.SortStableFunc(v.Problems, func(a, b problem) int {
+		if a.File != b.File {
+			return strings.Compare(a.File, b.File)
+		}
+		return a.Line - b.Line
+	})
 	v.OK = len(v.Problems) == 0
 	return v
 }
@@ -203,4 +210,11 @@ func problems(file string, err error) []problem {
 		msg = rest
 	}
 	return []problem{{File: file, Message: msg}}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -128,7 +128,7 @@ func TestValidateAllFiles(t *testing.T) {
 	b := validRepo(t, dir, "b", "hostnam: x\n")
 	good := validRepo(t, dir, "good", "")
 	out, _, err := runCmd("validate", a, b, good)
-	if err == nil || err.Error() != "validate: 3 problems in 2 of 3 definitions" {
+	if err == nil || err.Error() != "validate: 3 problems in 2 definitions of 3" {
 		t.Errorf("error %v", err)
 	}
 	for _, w := range []string{"a.yaml:5: boards.0", "a.yaml:6: users.0.groups.0", "b.yaml:6: hostnam: unknown field", "good.yaml: ok"} {
