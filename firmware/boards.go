@@ -41,6 +41,10 @@ type Board struct {
 	QEMUMachine, QEMUDTB string
 	// Tryboot: the board's firmware has tryboot_a_b (EEPROM bootloader).
 	Tryboot bool
+	// Unsupported says why a build for the board cannot give a bootable
+	// image with the packages pibake fetches today ("" when it can):
+	// pibake validate refuses the board with it, pibake boards shows it.
+	Unsupported string
 }
 
 // piLoads: the firmware puts U-Boot at 0x80000 and U-Boot moves itself to
@@ -92,6 +96,7 @@ var Boards = []Board{
 		Loads:        piLoads,
 		Storage:      []string{"brcm,bcm2712-sdhci"},
 		Tryboot:      true,
+		Unsupported:  "Debian trixie's kernel has no driver for the Pi 5's SD controller (MMC_SDHCI_BRCMSTB), so the build stops at the initramfs (docs/boot.md#boards)",
 	},
 	{
 		Name:         "qemu",
@@ -112,6 +117,17 @@ func Names() []string {
 	var out []string
 	for _, b := range Boards {
 		out = append(out, b.Name)
+	}
+	return out
+}
+
+// Supported lists the boards a build gives a bootable image for.
+func Supported() []string {
+	var out []string
+	for _, b := range Boards {
+		if b.Unsupported == "" {
+			out = append(out, b.Name)
+		}
 	}
 	return out
 }

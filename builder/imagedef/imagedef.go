@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/config"
@@ -48,6 +50,8 @@ type Definition struct {
 	File string `yaml:"-"` // path the definition was read from
 	Env  string `yaml:"-"` // environment merged in, "" for none
 	Dir  string `yaml:"-"` // repository root that overlays/ and services/ are relative to
+
+	node *yaml.Node // the merged YAML, for the lines of Check's errors
 }
 
 // yamlIgnore accepts any YAML value; environments are merged before decoding.

@@ -33,19 +33,51 @@ func Load(path string, opts Options) (*Definition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read image definition: %w", err)
 	}
-	root := opts.Root
-	if root == "" {
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return nil, fmt.Errorf("read image definition: %w", err)
-		}
-		root = filepath.Dir(filepath.Dir(abs))
+	root, err := rootOf(path, opts)
+	if err != nil {
+		return nil, err
 	}
 	return Parse(path, data, root, opts.Env)
 }
 
 // Parse is Load on bytes already read; file is used in error messages.
 func Parse(file string, data []byte, root, env string) (*Definition, error) {
+	d, err := parse(file, data, root, env)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// LoadChecked is Load for pibake validate: a definition that decodes
+// but fails validation comes back with its errors, so that Check can
+// report its own problems beside them.
+func LoadChecked(path string, opts Options) (*Definition, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read image definition: %w", err)
+	}
+	root, err := rootOf(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, data, root, opts.Env)
+}
+
+func rootOf(path string, opts Options) (string, error) {
+	if opts.Root != "" {
+		return opts.Root, nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("read image definition: %w", err)
+	}
+	return filepath.Dir(filepath.Dir(abs)), nil
+}
+
+// parse decodes and validates; after a validation error it returns the
+// definition too.
+func parse(file string, data []byte, root, env string) (*Definition, error) {
 	top, err := yamlerr.Parse(file, data, yamlerr.Options{Hint: "(fix the syntax; see docs/image-definition.md)", KeepQuotes: true})
 	if err != nil {
 		return nil, err
@@ -77,7 +109,7 @@ func Parse(file string, data []byte, root, env string) (*Definition, error) {
 	if err := yamlerr.Decode(file, merged, &d); err != nil {
 		return nil, err
 	}
-	d.File, d.Env, d.Dir = file, env, root
+	d.File, d.Env, d.Dir, d.node = file, env, root, merged
 	if es := d.resolveServices(); len(es) > 0 {
 		return nil, es
 	}
@@ -87,7 +119,7 @@ func Parse(file string, data []byte, root, env string) (*Definition, error) {
 		errs = append(errs, &yamlerr.Error{File: file, Line: lineOf(merged, fe.path), Field: strings.Join(fe.path, "."), Msg: fe.msg})
 	}
 	if len(errs) > 0 {
-		return nil, errs
+		return &d, errs
 	}
 	return &d, nil
 }

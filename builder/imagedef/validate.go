@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/pibake/pibake/bootchain"
+	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/config"
@@ -149,6 +150,29 @@ func (d *Definition) validateSizes(bad func(msg string, p ...string)) {
 			bad(fmt.Sprintf("%s is too small: the minimum is %s", c.v, c.n), "partitions", c.name)
 		}
 	}
+	if l, err := layout.Compute(layout.Sizes{Bootsel: int64(pt.Bootsel), Boot: int64(pt.Boot), Root: int64(pt.Root), Data: int64(pt.Data)}); err == nil && l.DiskSize > MaxCard {
+		bad(fmt.Sprintf("the image would be %.1f GiB, larger than the largest card a Pi reads (SDXC, 2 TB, and an MBR disk addresses at most 2 TiB): this is the data partition's size in the image, which first boot grows to fill the card, so keep it small (the default is %s)",
+			float64(l.DiskSize)/float64(GiB), DefaultPartitions.Data), "partitions", largest(pt))
+	}
+}
+
+// MaxCard is the largest card an image may fill: SDXC's 2 TB, below the
+// 2 TiB an MBR partition table addresses.
+const MaxCard = 2_000_000_000_000
+
+// largest names the largest partition, the one to blame for a disk
+// that is too large.
+func largest(pt Partitions) string {
+	name, v := "data", pt.Data
+	for _, c := range []struct {
+		n string
+		v Size
+	}{{"root", 2 * pt.Root}, {"boot", 2 * pt.Boot}, {"bootsel", pt.Bootsel}} {
+		if c.v > v {
+			name, v = c.n, c.v
+		}
+	}
+	return name
 }
 
 // validateUsers checks the users: names, uids, shells and SSH keys.
@@ -248,6 +272,15 @@ func (d *Definition) validateUpdater(bad func(msg string, p ...string)) {
 	if u := d.Updater; u != nil {
 		if _, err := d.UpdaterKeys(); err != nil {
 			bad(err.Error(), "updater", "keys")
+		}
+		for i, ch := range append([]string{u.Channel}, u.Channels...) {
+			if err := channel.CheckName(ch); err != nil {
+				at := []string{"updater", "channel"}
+				if i > 0 {
+					at = []string{"updater", "channels", strconv.Itoa(i - 1)}
+				}
+				bad(err.Error()+"; pibake publish signs no other", at...)
+			}
 		}
 		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Revoked: u.Revoked, Poll: u.Poll, Health: u.Health}
 		if err := c.Validate(); err != nil {

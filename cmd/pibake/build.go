@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/builder"
-	"github.com/pibake/pibake/builder/imagedef"
 )
 
 func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,38 +38,5 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m := res.Manifest
 	fmt.Fprintf(stdout, "built %s %s for %s (env %s) in %s\n  %s\n  sha256 %s\n", m.Image, m.Version, m.Board, m.Env,
 		time.Since(start).Round(100*time.Millisecond), res.Image, m.Disk.SHA256)
-	return nil
-}
-
-func cmdValidate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "validate [--env ENV] images/NAME.yaml...", stdout, stderr)
-	env := fs.String("env", "", "also merge this environment (default: the base and every declared environment)")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 0 {
-		fs.Usage()
-		return fmt.Errorf("no definition given: %w", errUsage)
-	}
-	for _, p := range pos {
-		d, err := imagedef.Load(p, imagedef.Options{Env: *env})
-		if err != nil {
-			return err
-		}
-		envs := []string{*env}
-		if *env == "" {
-			envs = d.EnvNames()
-		}
-		for _, e := range envs {
-			if e == "" {
-				continue
-			}
-			if _, err := imagedef.Load(p, imagedef.Options{Env: e}); err != nil {
-				return err
-			}
-		}
-		fmt.Fprintf(stdout, "%s: ok (%s %s, boards %s, environments: %s)\n", p, d.Name, d.Version, strings.Join(d.Boards, ","), strings.Join(d.EnvNames(), ","))
-	}
 	return nil
 }

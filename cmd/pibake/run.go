@@ -27,9 +27,12 @@ Usage:
   pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
   pibake imager --base-url URL BUILD_DIR...  write a Raspberry Pi Imager repository (os_list JSON) for builds
   pibake flash [--provision FILE] IMAGE DEVICE  write NAME.img(.zst) by its bmap to a card, verified
+  pibake boards [--json]                    list the boards pibake builds for
+  pibake completion bash|zsh                print a shell completion script
+  pibake help [VERB]                        print this, or what VERB does, an example and its flags
   pibake version                            print the version
 
-'pibake VERB --help' prints a verb's flags.
+'pibake help VERB' or 'pibake VERB --help' prints what a verb does, an example and its flags.
 Docs: README.md, docs/image-definition.md, docs/building.md, docs/releases.md, docs/provisioning.md, docs/flashing.md
 `
 
@@ -53,20 +56,28 @@ type command struct {
 }
 
 // commands is every verb; 'pibake VERB --help' prints each one's usage.
-var commands = []command{
-	{"build", cmdBuild},
-	{"lock", cmdLock},
-	{"inspect", cmdInspect},
-	{"run", cmdRun},
-	{"validate", cmdValidate},
-	{"keygen", cmdKeygen},
-	{"publish", cmdPublish},
-	{"bundle", cmdBundle},
-	{"serve", cmdServe},
-	{"imager", cmdImager},
-	{"provision", cmdProvision},
-	{"flash", cmdFlash},
-	{"version", cmdVersion},
+// It is set by init: help and completion read it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"build", cmdBuild},
+		{"lock", cmdLock},
+		{"inspect", cmdInspect},
+		{"run", cmdRun},
+		{"validate", cmdValidate},
+		{"keygen", cmdKeygen},
+		{"publish", cmdPublish},
+		{"bundle", cmdBundle},
+		{"serve", cmdServe},
+		{"imager", cmdImager},
+		{"provision", cmdProvision},
+		{"flash", cmdFlash},
+		{"boards", cmdBoards},
+		{"completion", cmdCompletion},
+		{"help", cmdHelp},
+		{"version", cmdVersion},
+	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -78,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch name {
 	case "--version":
 		name = "version"
-	case "help", "-h", "--help":
+	case "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
@@ -123,7 +134,9 @@ func newFlags(name, synopsis string, stdout, stderr io.Writer) *flagSet {
 	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), stdout: stdout, stderr: stderr}
 	fs.SetOutput(stderr)
 	fs.FlagSet.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pibake %s\n\nFlags:\n", synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: pibake %s\n\n", synopsis)
+		describe(fs.Output(), name)
+		fmt.Fprintln(fs.Output(), "Flags:")
 		fs.PrintDefaults()
 	}
 	return fs

@@ -92,8 +92,8 @@ func (d *Document) Validate() error {
 	switch {
 	case d.Format != Format:
 		return bad("format %d, this agent reads format %d", d.Format, Format)
-	case !reName.MatchString(d.Channel):
-		return bad("channel %q", d.Channel)
+	case CheckName(d.Channel) != nil:
+		return bad("%v", CheckName(d.Channel))
 	case d.Image == "" || d.Version == "":
 		return bad("image and version are required")
 	case d.Serial == 0:
