@@ -30,7 +30,7 @@ func (b *build) load(context.Context) (string, error) {
 	if err := b.settle(); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s %s, board %s, env %s, %d locked packages", b.def.Name, b.def.Version, b.board.Name, orDefault(b.def.Env), len(b.lock.Packages)), nil
+	return fmt.Sprintf("%s %s, board %s, env %s, %d locked packages, device programs %s, into %s", b.def.Name, b.def.Version, b.board.Name, orDefault(b.def.Env), len(b.lock.Packages), b.progs, b.outDir), nil
 }
 
 // loadDefinition reads the definition and picks the board.

@@ -163,13 +163,13 @@ func FindCheckout(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for {
+	for start := d; ; {
 		if isCheckout(d) {
 			return d, nil
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("no pibake checkout is above %s", d)
+			return "", fmt.Errorf("no pibake checkout is above %s", start)
 		}
 		d = parent
 	}
