@@ -34,7 +34,10 @@ func TestInstalledTool(t *testing.T) {
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "root")
 	start := time.Now()
-	install := exec.Command("make", "-s", "-C", top, "install", "DESTDIR="+root, "PREFIX=/usr", "PIBAKE="+filepath.Join(tmp, "pibake"))
+	// The version the Makefile would take, read once: the checkout may
+	// change while the test runs.
+	version := deviceprog.CheckoutVersion(context.Background(), top)
+	install := exec.Command("make", "-s", "-C", top, "install", "DESTDIR="+root, "PREFIX=/usr", "PIBAKE="+filepath.Join(tmp, "pibake"), "VERSION="+version)
 	if b, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, b)
 	}
@@ -102,8 +105,8 @@ func TestInstalledTool(t *testing.T) {
 	if _, err := deviceprog.Compile(context.Background(), top, deviceprog.Programs[deviceprog.Updater], agent); err != nil {
 		t.Fatal(err)
 	}
-	if sum := sha256File(t, agent); m.Agent.SHA256 != sum || m.Agent.Version != deviceprog.CheckoutVersion(context.Background(), top) {
-		t.Errorf("manifest agent %+v, the checkout's %s %s", m.Agent, deviceprog.CheckoutVersion(context.Background(), top), sum)
+	if sum := sha256File(t, agent); m.Agent.SHA256 != sum || m.Agent.Version != version {
+		t.Errorf("manifest agent %+v, the checkout's %s %s", m.Agent, version, sum)
 	}
 
 	pibake(fleet, "keygen", "--name", "fleet")
