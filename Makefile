@@ -10,37 +10,56 @@ IMAGE ?= images/demo.yaml
 ENV ?=
 BOARD ?=
 IMAGE_NAME := $(basename $(notdir $(IMAGE)))
+# The board: BOARD=, else the first of the definition's boards: list.
+FIRST_BOARD = $(shell awk '/^boards:/ { sub(/^boards:[ \t]*\[?[ \t]*/, ""); if ($$0 != "") { split($$0, a, /[] ,]+/); print a[1]; exit } f = 1; next } f && /^[ \t]*- / { sub(/^[ \t]*- */, ""); print; exit }' $(IMAGE))
+TARGET_BOARD = $(or $(BOARD),$(FIRST_BOARD))
+# pibake build's own default: out/NAME-BOARD, out/NAME-BOARD-ENV.
+OUT = out/$(IMAGE_NAME)-$(TARGET_BOARD)$(if $(ENV),-$(ENV))
+PREFIX ?= /usr/local
+DESTDIR ?=
+# The device programs (the initramfs init, the update agent), compiled
+# for arm64 with the flags every build uses, to be embedded in pibake.
+DEVICE_PROGRAMS := internal/deviceprog/programs
 
-.PHONY: all deps build image flash publish test test-unit e2e soak bench fuzz lock clean
+.PHONY: all deps build install image flash publish test test-unit e2e soak bench fuzz lock clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
+# pibake with the device programs inside (build tag pibake_embed): it
+# builds images from any folder, with no pibake source or Go around.
 build:
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(PIBAKE) ./cmd/pibake
+	$(GO) run internal/deviceprog/gen.go -version $(VERSION) -out $(DEVICE_PROGRAMS)
+	$(GO) build -tags pibake_embed -trimpath -ldflags "-X main.version=$(VERSION)" -o $(PIBAKE) ./cmd/pibake
 
-# Build the default image into out/<name>/ (IMAGE=, ENV=, BOARD= to change).
+# Install pibake as a tool: make install [PREFIX=/usr/local] [DESTDIR=]
+# (docs/install.md).
+install: build
+	install -D -m 0755 $(PIBAKE) $(DESTDIR)$(PREFIX)/bin/pibake
+
+# Build the default image into out/NAME-BOARD[-ENV]/ (IMAGE=, ENV=,
+# BOARD= to change; BOARD defaults to the definition's first board).
 image: deps build
-	$(PIBAKE) build $(if $(ENV),--env $(ENV)) $(if $(BOARD),--board $(BOARD)) --out out/$(IMAGE_NAME) $(IMAGE)
-	$(PIBAKE) inspect out/$(IMAGE_NAME)/$(IMAGE_NAME).img
+	$(PIBAKE) build $(if $(ENV),--env $(ENV)) --board $(TARGET_BOARD) --out $(OUT) $(IMAGE)
+	$(PIBAKE) inspect $(OUT)/$(IMAGE_NAME).img
 
-# Write the image to a card (builds it first if out/<name>/ has none):
-# make flash DEVICE=/dev/sdX [PROVISION=FILE]. Only the blocks of
-# <name>.bmap are written, then read back and checked (docs/flashing.md).
-FLASH_IMAGE := out/$(IMAGE_NAME)/$(IMAGE_NAME).img.zst
+# Write the image to a card (builds it first if out/NAME-BOARD[-ENV]/ has
+# none): make flash DEVICE=/dev/sdX [BOARD=pi4] [ENV=] [PROVISION=FILE].
+# Only the blocks of NAME.bmap are written, then read back and checked
+# (docs/flashing.md).
 flash: build
 	@test -n "$(DEVICE)" || { echo "make flash: set DEVICE=/dev/sdX (the whole card, not a partition)" >&2; exit 2; }
-	@test -e $(FLASH_IMAGE) || $(MAKE) image IMAGE=$(IMAGE) ENV=$(ENV) BOARD=$(BOARD)
-	$(PIBAKE) flash $(if $(PROVISION),--provision $(PROVISION)) $(FLASH_IMAGE) $(DEVICE)
+	@test -e $(OUT)/$(IMAGE_NAME).img.zst || $(MAKE) image IMAGE=$(IMAGE) ENV=$(ENV) BOARD=$(TARGET_BOARD)
+	$(PIBAKE) flash $(if $(PROVISION),--provision $(PROVISION)) $(OUT)/$(IMAGE_NAME).img.zst $(DEVICE)
 
-# Add the build in out/<name>/ to an update repository:
-# make publish CHANNEL=stable REPO=DIR KEY=FILE (docs/updates.md).
+# Add the build in out/NAME-BOARD[-ENV]/ to an update repository:
+# make publish CHANNEL=stable REPO=DIR KEY=FILE [BOARD=] [ENV=] (docs/updates.md).
 publish: build
 	@test -n "$(CHANNEL)" -a -n "$(REPO)" -a -n "$(KEY)" || { echo "make publish: set CHANNEL=, REPO= and KEY= (a key from 'pibake keygen')" >&2; exit 2; }
-	@test -e out/$(IMAGE_NAME)/manifest.json || $(MAKE) image IMAGE=$(IMAGE) ENV=$(ENV) BOARD=$(BOARD)
-	$(PIBAKE) publish --repo $(REPO) --channel $(CHANNEL) --key $(KEY) out/$(IMAGE_NAME)
+	@test -e $(OUT)/manifest.json || $(MAKE) image IMAGE=$(IMAGE) ENV=$(ENV) BOARD=$(TARGET_BOARD)
+	$(PIBAKE) publish --repo $(REPO) --channel $(CHANNEL) --key $(KEY) $(OUT)
 
 # Resolve and pin the Debian packages of IMAGE again.
 lock: deps build
@@ -110,4 +129,4 @@ test-unit:
 	$(GO) test -count=1 ./...
 
 clean:
-	rm -rf bin out
+	rm -rf bin out $(DEVICE_PROGRAMS)

@@ -27,6 +27,7 @@ import (
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/internal/deviceprog"
 	"github.com/pibake/pibake/manifest"
 )
 
@@ -35,9 +36,10 @@ type Options struct {
 	Definition string // path of images/<name>.yaml
 	Env        string // environment overrides to merge ("" for none)
 	Board      string // "" means the definition's first board
-	OutDir     string // final output folder
+	OutDir     string // final output folder; "" means DefaultOutDir
+
 	CacheDir   string // "" means debian.DefaultCacheDir()
-	Source     string // pibake's source tree, for the initramfs init; "" means FindSource(".")
+	Source     string // a pibake checkout to compile the device programs from; "" means deviceprog.Find's choice
 	Progress   io.Writer
 	Log        *slog.Logger
 	HTTPClient *http.Client
@@ -84,9 +86,9 @@ type build struct {
 	lay      layout.Layout
 	sig      uint32 // the MBR disk signature
 	cache    debian.Cache
-	src      string // pibake's source tree
-	outDir   string // absolute
-	staging  string // the folder next to outDir the outputs are written to
+	progs    *deviceprog.Source // where pibake-init and pibake-updater come from
+	outDir   string             // absolute
+	staging  string             // the folder next to outDir the outputs are written to
 
 	// Left by the later stages, in order.
 	containers []preparedContainer
@@ -94,7 +96,8 @@ type build struct {
 	rootImg    string // the squashfs, in staging until the disk holds it
 	rf         *rootfsOut
 	initrd     []byte
-	goVersion  string // the Go that compiled the device programs
+	goVersion  string         // the Go that compiled the device programs
+	agent      manifest.Agent // the update agent's version and digest
 	boot       *bootSet
 	imgName    string
 	sums       imageSums
@@ -233,8 +236,13 @@ func (b *build) writeOutputs(ctx context.Context) (string, error) {
 	return b.outDir, nil
 }
 
-// moveIntoPlace replaces outDir with the finished staging folder.
+// moveIntoPlace replaces outDir with the finished staging folder. What
+// outDir holds was checked by the load stage; it is checked again, for
+// what was put there during the build.
 func moveIntoPlace(staging, outDir string) error {
+	if err := checkReplaceable(outDir); err != nil {
+		return err
+	}
 	old := ""
 	if _, err := os.Stat(outDir); err == nil {
 		old = staging + ".old"

@@ -405,12 +405,7 @@ func TestBuildFailuresLeaveNoOutput(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), "out")
 			// A previous good output must survive a failed build untouched.
-			if err := os.MkdirAll(out, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(out, "small.img"), []byte("previous"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			earlierOutput(t, out)
 			_, err := Build(context.Background(), Options{Definition: filepath.Join(repo, "images", "small.yaml"), Board: c.board, OutDir: out, CacheDir: fx.cache})
 			if err == nil {
 				t.Fatal("build succeeded")

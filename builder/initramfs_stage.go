@@ -3,72 +3,19 @@ package builder
 import (
 	"bytes"
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"os"
-	"os/exec"
 	"path"
-	"path/filepath"
 	"strings"
 
+	"github.com/pibake/pibake/builder/rootfs"
 	"github.com/pibake/pibake/firmware"
 	"github.com/pibake/pibake/firmware/fdt"
 	"github.com/pibake/pibake/firmware/initramfs"
+	"github.com/pibake/pibake/internal/deviceprog"
+	"github.com/pibake/pibake/manifest"
 )
-
-// ModulePath is the module path of pibake's own source, which holds
-// cmd/pibake-init.
-const ModulePath = "github.com/pibake/pibake"
-
-// FindSource walks up from dir to the checkout of pibake's source, whose
-// cmd/pibake-init becomes the initramfs init.
-func FindSource(dir string) (string, error) {
-	d, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module "+ModulePath+"\n")) {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("no pibake source above %s: the initramfs init (cmd/pibake-init) is compiled from it; run pibake from inside a pibake checkout (the folder that holds its go.mod, or one below it)", dir)
-		}
-		d = parent
-	}
-}
-
-func goTool() (string, error) {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p, nil
-	}
-	if _, err := os.Stat("/usr/local/go/bin/go"); err == nil {
-		return "/usr/local/go/bin/go", nil
-	}
-	return "", errors.New("the Go toolchain is needed to compile the initramfs init: put go on PATH")
-}
-
-// buildDevice cross-compiles a device program (./cmd/pibake-init,
-// ./cmd/pibake-updater) for arm64. The flags make the binary depend only on
-// the source and the Go version, not the path or the time.
-func buildDevice(ctx context.Context, src, pkg, out string) (string, error) {
-	gobin, err := goTool()
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("compile %s in %s: %w\n%s", pkg, src, err, b)
-	}
-	v, err := exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env: %w", err)
-	}
-	return strings.TrimSpace(string(v)), nil
-}
 
 // storageNeeds walks the root storage controller of every device tree the
 // board ships and returns the modules its supplies, clocks and power
@@ -96,16 +43,22 @@ func storageNeeds(board firmware.Board, dtbs map[string][]byte, db *initramfs.Mo
 	return needs, nil
 }
 
+// agentProgram is the update agent (/usr/bin/pibake-updater); it
+// records its version and digest for the manifest.
+func (b *build) agentProgram(ctx context.Context) (rootfs.File, error) {
+	p, err := b.progs.Program(ctx, deviceprog.Updater, b.staging)
+	if err != nil {
+		return rootfs.File{}, err
+	}
+	sum := sha256.Sum256(p.Data)
+	b.agent = manifest.Agent{Version: b.progs.Version(ctx), SHA256: hex.EncodeToString(sum[:])}
+	return rootfs.File{Path: "/usr/bin/pibake-updater", Data: p.Data, Mode: 0o755}, nil
+}
+
 // buildInitramfs makes the initramfs (b.initrd): pibake-init plus the
 // board's modules from the image's own kernel, in load order.
 func (b *build) buildInitramfs(ctx context.Context) error {
-	initBin := filepath.Join(b.staging, "pibake-init")
-	goVersion, err := buildDevice(ctx, b.src, "./cmd/pibake-init", initBin)
-	if err != nil {
-		return err
-	}
-	initData, err := os.ReadFile(initBin)
-	os.Remove(initBin)
+	init, err := b.progs.Program(ctx, deviceprog.Init, b.staging)
 	if err != nil {
 		return err
 	}
@@ -113,12 +66,12 @@ func (b *build) buildInitramfs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	entries = append([]initramfs.Entry{{Path: "init", Mode: 0o755, Data: initData}}, entries...)
+	entries = append([]initramfs.Entry{{Path: "init", Mode: 0o755, Data: init.Data}}, entries...)
 	var buf bytes.Buffer
 	if err := initramfs.WriteCPIO(&buf, entries, b.epoch); err != nil {
 		return err
 	}
-	b.initrd, b.goVersion = buf.Bytes(), goVersion
+	b.initrd, b.goVersion = buf.Bytes(), init.Go
 	return nil
 }
 

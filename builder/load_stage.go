@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/pibake/pibake/builder/imagedef"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/internal/deviceprog"
 )
 
 // load checks everything before any slow work: the definition and its
@@ -30,7 +30,7 @@ func (b *build) load(context.Context) (string, error) {
 	if err := b.settle(); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%s %s, board %s, env %s, %d locked packages", b.def.Name, b.def.Version, b.board.Name, orDefault(b.def.Env), len(b.lock.Packages)), nil
+	return fmt.Sprintf("%s %s, board %s, env %s, %d locked packages, device programs %s, into %s", b.def.Name, b.def.Version, b.board.Name, orDefault(b.def.Env), len(b.lock.Packages), b.progs, b.outDir), nil
 }
 
 // loadDefinition reads the definition and picks the board.
@@ -77,8 +77,9 @@ func (b *build) loadLock() error {
 	return nil
 }
 
-// settle computes the partition layout, finds the cache and the source
-// and creates the staging folder next to the output folder.
+// settle computes the partition layout, finds the cache and the device
+// programs, checks the output folder (checkOutDir) and creates the
+// staging folder next to it.
 func (b *build) settle() error {
 	def := b.def
 	var err error
@@ -94,15 +95,17 @@ func (b *build) settle() error {
 		}
 	}
 	b.cache = debian.Cache{Dir: cacheDir}
-	if b.src = b.opts.Source; b.src == "" {
-		if b.src, err = FindSource("."); err != nil {
-			return err
-		}
+	if b.progs, err = deviceprog.Find(b.opts.Source); err != nil {
+		return err
 	}
-	if b.opts.OutDir == "" {
-		return errors.New("no output folder: pass --out DIR")
+	out := b.opts.OutDir
+	if out == "" {
+		out = DefaultOutDir(def.Name, b.board.Name, def.Env)
 	}
-	if b.outDir, err = filepath.Abs(b.opts.OutDir); err != nil {
+	if b.outDir, err = filepath.Abs(out); err != nil {
+		return err
+	}
+	if err := checkOutDir(b.outDir, b.opts.Definition, def.Dir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(b.outDir), 0o755); err != nil {

@@ -86,6 +86,7 @@ func (b *build) manifestOf(mmdebstrap string) *manifest.Manifest {
 		Bootloader: def.Bootloader, SourceDateEpoch: b.epoch, Kernel: rf.res.KernelVersion,
 		Rootfs:    manifest.Rootfs{Size: rf.size, SHA256: rf.sha256, Compressor: rf.compressor},
 		Initramfs: manifest.Initramfs{Size: int64(len(b.initrd)), Go: b.goVersion},
+		Agent:     b.agent,
 		Tools:     map[string]string{"go": b.goVersion, "tar2sqfs": rf.tool, "mmdebstrap": mmdebstrap},
 		Lock:      manifest.Lock{File: filepath.Base(b.lockPath), SHA256: strings.TrimPrefix(debian.Digest(b.lockData), "sha256:")},
 		Release:   b.release,

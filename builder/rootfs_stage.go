@@ -236,16 +236,10 @@ func (b *build) tar2sqfs(ctx context.Context, bin, comp string, base *rootfs.Bas
 // configuration.
 func (b *build) agentFiles(ctx context.Context) ([]rootfs.File, error) {
 	def := b.def
-	bin := filepath.Join(b.staging, "pibake-updater")
-	if _, err := buildDevice(ctx, b.src, "./cmd/pibake-updater", bin); err != nil {
-		return nil, err
-	}
-	defer os.Remove(bin)
-	data, err := os.ReadFile(bin)
+	agent, err := b.agentProgram(ctx)
 	if err != nil {
 		return nil, err
 	}
-	agent := rootfs.File{Path: "/usr/bin/pibake-updater", Data: data, Mode: 0o755}
 	if def.Updater == nil {
 		return []rootfs.File{agent}, nil
 	}

@@ -53,6 +53,7 @@ func fakeBuild(t *testing.T) *build {
 		},
 		initrd:    make([]byte, 1234),
 		goVersion: "go1.25.0",
+		agent:     manifest.Agent{Version: "v1.0-3-gabc", SHA256: "agentsum"},
 		imgName:   "small.img",
 		sums:      imageSums{disk: "disksum", parts: []string{"p1", "p2", "p3", "p5", "p6", "p7"}},
 		release:   []manifest.File{{File: "small.img.zst", Size: 10, SHA256: "zst"}, {File: "small.bmap", Size: 20, SHA256: "bmap"}},
@@ -70,6 +71,7 @@ func TestManifestOf(t *testing.T) {
 		SourceDateEpoch: 1700000000, Kernel: "6.12.38+deb13-arm64",
 		Rootfs:    manifest.Rootfs{Size: 3 << 20, SHA256: "rootsum", Compressor: "zstd"},
 		Initramfs: manifest.Initramfs{Size: 1234, Go: "go1.25.0"},
+		Agent:     manifest.Agent{Version: "v1.0-3-gabc", SHA256: "agentsum"},
 		Tools:     map[string]string{"go": "go1.25.0", "tar2sqfs": "tar2sqfs (fake) 1.3", "mmdebstrap": "mmdebstrap 1.5.7"},
 		// sha256 of "lock bytes\n"
 		Lock:    manifest.Lock{File: "small.lock", SHA256: "85953d0d3c71365c128ebc0c620fa773b1255cebd3efea42dd776c6019bccb96"},
@@ -120,17 +122,5 @@ func TestWriteManifest(t *testing.T) {
 	}
 	if !bytes.Equal(checksums(m, data), sums) {
 		t.Error("checksums differs from the file written")
-	}
-}
-
-// The error for a missing source says what to do, and names no flag that
-// does not exist.
-func TestFindSourceSaysWhatToDo(t *testing.T) {
-	_, err := FindSource(t.TempDir())
-	if err == nil {
-		t.Fatal("found a pibake source in an empty folder")
-	}
-	if msg := err.Error(); !strings.Contains(msg, "run pibake from inside a pibake checkout") || strings.Contains(msg, "--") {
-		t.Errorf("error %q", msg)
 	}
 }

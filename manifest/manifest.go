@@ -38,7 +38,8 @@ type Manifest struct {
 	Kernel          string            `json:"kernel"`
 	Rootfs          Rootfs            `json:"rootfs"`
 	Initramfs       Initramfs         `json:"initramfs"`
-	Tools           map[string]string `json:"tools"` // host tools whose version shapes the output
+	Agent           Agent             `json:"agent,omitzero"` // absent in manifests before the field
+	Tools           map[string]string `json:"tools"`          // host tools whose version shapes the output
 	Lock            Lock              `json:"lock"`
 	Packages        []Package         `json:"packages"`
 	BootPackages    []Package         `json:"boot_packages"`
@@ -101,6 +102,12 @@ type Rootfs struct {
 type Initramfs struct {
 	Size int64  `json:"size"`
 	Go   string `json:"go"` // the toolchain that compiled pibake-init
+}
+
+// Agent is the update agent the image carries (/usr/bin/pibake-updater).
+type Agent struct {
+	Version string `json:"version"` // the pibake version it was compiled from
+	SHA256  string `json:"sha256"`
 }
 
 // Lock identifies the lock file the build used.

@@ -22,6 +22,7 @@ func full() *manifest.Manifest {
 		Kernel:       "6.12.0-rpi",
 		Rootfs:       manifest.Rootfs{Size: 300 << 20, SHA256: "cc", Compressor: "zstd"},
 		Initramfs:    manifest.Initramfs{Size: 4096, Go: "go1.24.1"},
+		Agent:        manifest.Agent{Version: "v1.0-3-gabc", SHA256: "ab"},
 		Tools:        map[string]string{"go": "go1.24.1", "tar2sqfs": "tar2sqfs 1.3", "mmdebstrap": "1.5"},
 		Lock:         manifest.Lock{File: "demo.lock", SHA256: "dd"},
 		Packages:     []manifest.Package{{Name: "base-files", Version: "13", Arch: "arm64", SHA256: "ee"}, {Name: "local", Version: "1", Arch: "all"}},

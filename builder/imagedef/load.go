@@ -22,8 +22,7 @@ type Options struct {
 	// Env is the environment whose overrides are merged ("" for none).
 	Env string
 	// Root is the folder overlays/ and services/ are relative to. Empty means
-	// the parent of the folder holding the definition (the repository root for
-	// images/<name>.yaml).
+	// ProjectRoot of the definition.
 	Root string
 }
 
@@ -38,6 +37,31 @@ func Load(path string, opts Options) (*Definition, error) {
 		return nil, err
 	}
 	return Parse(path, data, root, opts.Env)
+}
+
+// ProjectRoot is the folder a definition in dir (absolute) takes
+// overlays/, services/ and container build folders from: the nearest of
+// dir and the folders above it that holds overlays/ or services/, looking
+// no higher than the top of a git repository (the folder holding .git);
+// dir itself when none does. A definition in <root>/images/ of a
+// repository with overlays/ or services/ gets <root>, as it always did;
+// one next to its own overlays/ gets its own folder.
+func ProjectRoot(dir string) string {
+	for d := dir; ; {
+		for _, sub := range []string{"overlays", "services"} {
+			if st, err := os.Stat(filepath.Join(d, sub)); err == nil && st.IsDir() {
+				return d
+			}
+		}
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return dir
+		}
+		d = parent
+	}
 }
 
 // Parse is Load on bytes already read; file is used in error messages.
@@ -72,7 +96,7 @@ func rootOf(path string, opts Options) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read image definition: %w", err)
 	}
-	return filepath.Dir(filepath.Dir(abs)), nil
+	return ProjectRoot(filepath.Dir(abs)), nil
 }
 
 // parse decodes and validates; after a validation error it returns the

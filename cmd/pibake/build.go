@@ -4,39 +4,40 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/pibake/pibake/builder"
 )
 
 func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("build", "build [flags] images/NAME.yaml", stdout, stderr)
+	fs := newFlags("build", "build [flags] images/NAME.yaml...", stdout, stderr)
 	env := fs.String("env", "", "merge the overrides of this environment (test, preprod, prod, ...)")
 	board := fs.String("board", "", "target board (default: the definition's first board)")
-	out := fs.String("out", "", "output folder (default: out/NAME)")
+	out := fs.String("out", "", "output folder, for one definition: missing, empty or an earlier build's (default: out/NAME-BOARD, out/NAME-BOARD-ENV with --env)")
 	cache := fs.String("cache", "", "cache folder for packages and bases (default: $PIBAKE_CACHE or ~/.cache/pibake)")
+	src := fs.String("src", "", "compile the device programs (pibake-init, pibake-updater) from this pibake checkout instead of taking the ones built into pibake")
 	verbose := fs.Bool("v", false, "verbose: log every command run")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	def, err := oneArg(fs, pos, "image definition")
-	if err != nil {
-		return err
+	if len(pos) == 0 {
+		fs.Usage()
+		return fmt.Errorf("no image definition given: %w", errUsage)
 	}
-	if *out == "" {
-		*out = filepath.Join("out", strings.TrimSuffix(filepath.Base(def), filepath.Ext(def)))
+	if *out != "" && len(pos) > 1 {
+		return fmt.Errorf("--out names one folder and %d definitions were given: build them one at a time, or drop --out for out/NAME-BOARD each: %w", len(pos), errUsage)
 	}
-	start := time.Now()
-	res, err := builder.Build(ctx, builder.Options{Definition: def, Env: *env, Board: *board, OutDir: *out, CacheDir: *cache,
-		Progress: stderr, Log: logger(stderr, *verbose)})
-	if err != nil {
-		return err
+	for _, def := range pos {
+		start := time.Now()
+		res, err := builder.Build(ctx, builder.Options{Definition: def, Env: *env, Board: *board, OutDir: *out, CacheDir: *cache, Source: *src,
+			Progress: stderr, Log: logger(stderr, *verbose)})
+		if err != nil {
+			return err
+		}
+		m := res.Manifest
+		fmt.Fprintf(stdout, "built %s %s for %s (env %s, agent %s) in %s\n  %s\n  sha256 %s\n", m.Image, m.Version, m.Board, m.Env, m.Agent.Version,
+			time.Since(start).Round(100*time.Millisecond), res.Image, m.Disk.SHA256)
 	}
-	m := res.Manifest
-	fmt.Fprintf(stdout, "built %s %s for %s (env %s) in %s\n  %s\n  sha256 %s\n", m.Image, m.Version, m.Board, m.Env,
-		time.Since(start).Round(100*time.Millisecond), res.Image, m.Disk.SHA256)
 	return nil
 }

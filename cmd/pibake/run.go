@@ -14,6 +14,7 @@ import (
 const usage = `pibake builds reproducible A/B Raspberry Pi appliance images.
 
 Usage:
+  pibake init    [--name NAME] DIR         write a new repository for an image (definition, overlay, Makefile, CI)
   pibake build   [flags] images/NAME.yaml   build a disk image (see 'pibake build -h')
   pibake lock    [flags] images/NAME.yaml   resolve and pin the Debian packages into images/NAME.lock
   pibake inspect [--json] IMAGE             show an image's layout and what each slot holds
@@ -61,6 +62,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"init", cmdInit},
 		{"build", cmdBuild},
 		{"lock", cmdLock},
 		{"inspect", cmdInspect},
