@@ -161,7 +161,8 @@ func loadCertDir(dir string, pool *x509.CertPool, cfg *tls.Config) ([]string, er
 
 // httpsOnly refuses plain HTTP except to loopback and the registries
 // named in PIBAKE_REGISTRY_INSECURE: go-containerregistry falls back to
-// HTTP for private addresses and .local names, pibake does not.
+// HTTP for private addresses (10/8, 172.16/12, 192.168/16) and *.localhost
+// names, pibake does not.
 type httpsOnly struct {
 	next    http.RoundTripper
 	allowed map[string]bool
@@ -227,7 +228,7 @@ func (a *access) explain(err error) error {
 		return fmt.Errorf("%w: registry %s refused %s from %s (HTTP %d): log in again ('podman login %s') or correct that file (%w)",
 			ErrRegistryAuth, a.host, who, a.cred.source, terr.StatusCode, a.host, err)
 	case errors.Is(err, ErrPlainHTTP):
-		return err
+		return fmt.Errorf("registry %s: HTTPS failed and plain HTTP is refused off loopback: give the registry HTTPS, or list %s in %s if plain HTTP is meant (%w)", a.host, a.host, EnvInsecure, err)
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {

@@ -4,11 +4,17 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
 )
 
 func writeAuth(t *testing.T, path, body string) string {
@@ -118,26 +124,38 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // TestPlainHTTP: go-containerregistry falls back to HTTP for private
-// addresses and .local names; pibake only for loopback and the
+// addresses and *.localhost names; pibake only for loopback and the
 // registries PIBAKE_REGISTRY_INSECURE lists.
 func TestPlainHTTP(t *testing.T) {
 	ok := roundTripFunc(func(*http.Request) (*http.Response, error) { return &http.Response{StatusCode: 200}, nil })
 	h := httpsOnly{next: ok, allowed: map[string]bool{"10.0.0.9:5000": true}}
 	for url, allowed := range map[string]bool{
-		"http://127.0.0.1:5000/v2/":       true,
-		"http://localhost:5000/v2/":       true,
-		"http://[::1]:5000/v2/":           true,
-		"http://10.0.0.9:5000/v2/":        true,
-		"https://192.168.1.20:5000/v2/":   true,
-		"http://192.168.1.20:5000/v2/":    false,
-		"http://registry.local:5000/v2/":  false,
-		"http://registry.example.com/v2/": false,
+		"http://127.0.0.1:5000/v2/":          true,
+		"http://localhost:5000/v2/":          true,
+		"http://[::1]:5000/v2/":              true,
+		"http://10.0.0.9:5000/v2/":           true,
+		"https://192.168.1.20:5000/v2/":      true,
+		"http://192.168.1.20:5000/v2/":       false,
+		"http://registry.localhost:5000/v2/": false,
+		"http://registry.example.com/v2/":    false,
 	} {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
 		_, err := h.RoundTrip(req)
 		if allowed != (err == nil) || err != nil && (!errors.Is(err, ErrPlainHTTP) || !strings.Contains(err.Error(), EnvInsecure)) {
 			t.Errorf("%s: %v", url, err)
 		}
+	}
+	// Through a whole resolve: a registry named NAME.localhost (which
+	// go-containerregistry would try over HTTP) that speaks only HTTP.
+	cleanRegistryEnv(t)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := "registry.localhost" + srv.URL[strings.LastIndex(srv.URL, ":"):]
+	ref, _ := ParseRef(host + "/essensys/backend:1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := Resolve(ctx, ref, "", ""); !errors.Is(err, ErrPlainHTTP) || !strings.Contains(err.Error(), "list "+host+" in "+EnvInsecure) {
+		t.Errorf("plain HTTP off loopback: %v", err)
 	}
 	t.Setenv(EnvInsecure, "registry.lan:5000, 10.0.0.9:5000")
 	s := settingsFromEnv()
