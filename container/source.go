@@ -120,24 +120,31 @@ func checkPlatform(img v1.Image) error {
 	return nil
 }
 
+// fromRegistry fetches an image from a registry with the login and trust
+// podman and docker would use for it (see settingsFromEnv).
 func fromRegistry(ctx context.Context, raw, pinned string) (v1.Image, error) {
-	ref, err := name.ParseReference(raw)
+	s := settingsFromEnv()
+	ref, err := name.ParseReference(raw, s.nameOptions(raw)...)
 	if err != nil {
 		return nil, err
 	}
 	if pinned != "" {
-		if ref, err = name.NewDigest(ref.Context().Name() + "@" + pinned); err != nil {
+		if ref, err = name.NewDigest(ref.Context().Name()+"@"+pinned, s.nameOptions(raw)...); err != nil {
 			return nil, err
 		}
 	}
-	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithPlatform(Platform))
+	a, err := s.forRepo(ctx, ref.Context().Name())
 	if err != nil {
 		return nil, err
+	}
+	desc, err := remote.Get(ref, a.options(ctx)...)
+	if err != nil {
+		return nil, a.explain(err)
 	}
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, err
+			return nil, a.explain(err)
 		}
 		return pickArm64(idx)
 	}

@@ -37,6 +37,7 @@ tools=(
   curl:curl
   # the units' sandbox tests rate and load them (builder/system/unitcheck)
   systemd-analyze:systemd
+  docker-registry:docker-registry # a real registry with TLS and a login for the pull tests (internal/registrytest)
 )
 
 sudo=""
