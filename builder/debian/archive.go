@@ -96,3 +96,13 @@ func BackportsRequest(pkg string) (name, suite string) {
 	name, suite, _ = strings.Cut(pkg, "/")
 	return name, suite
 }
+
+// MirrorField is the definition's field that names the mirror of suite:
+// debian.security_mirror for the security archive, debian.mirror for the
+// others.
+func MirrorField(main, suite string) string {
+	if ArchiveKind(main, suite) == KindSecurity {
+		return "debian.security_mirror"
+	}
+	return "debian.mirror"
+}

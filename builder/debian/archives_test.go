@@ -142,7 +142,7 @@ func TestResolveArchiveFaults(t *testing.T) {
 		want  []string
 	}{
 		{"unsigned", func() { a.writeSecurity(t, securityPackages, "", "") }, []string{"app"},
-			[]string{"archive testsuite-security at " + a.url + "/security", "no signed Release", "point the archive's mirror"}},
+			[]string{"archive testsuite-security at " + a.url + "/security", "no signed Release", "point debian.security_mirror"}},
 		{"another key", func() { a.writeSecurity(t, securityPackages, other, "") }, []string{"app"},
 			[]string{"archive testsuite-security", "not in Debian's archive keyring", "debian-archive-keyring"}},
 		{"expired", func() { a.writeSecurity(t, securityPackages, a.gnupg, "Valid-Until: Sat, 08 Nov 2025 00:00:00 UTC\n") }, []string{"app"},

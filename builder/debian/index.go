@@ -109,6 +109,7 @@ func (r *aptRoot) readIndexes(ctx context.Context, log *slog.Logger, main string
 // and what to do, from what apt printed.
 func updateError(archives []Archive, components []string, out string, err error) error {
 	for _, a := range archives {
+		field := MirrorField(archives[0].Suite, a.Suite)
 		var lines []string
 		in := false // inside a message about a: its line and the indented ones after it
 		for _, l := range strings.Split(out, "\n") {
@@ -121,15 +122,15 @@ func updateError(archives []Archive, components []string, out string, err error)
 		var why string
 		switch {
 		case strings.Contains(text, "is expired") || strings.Contains(text, "Valid-Until"):
-			why = "its Release is past its Valid-Until date, so its packages may lack current security fixes: the mirror is stale (point the archive's mirror at a current one) or this machine's clock is wrong"
+			why = "its Release is past its Valid-Until date, so its packages may lack current security fixes: the mirror is stale (point " + field + " at a current one) or this machine's clock is wrong"
 		case strings.Contains(text, "NO_PUBKEY") || strings.Contains(text, "couldn't be verified") || strings.Contains(text, "BADSIG") || strings.Contains(text, "EXPKEYSIG"):
-			why = "its Release is signed by a key that is not in Debian's archive keyring (" + ArchiveKeyring + "): the mirror is not Debian's, or the keyring is too old (update debian-archive-keyring)"
+			why = "its Release is signed by a key that is not in Debian's archive keyring (" + ArchiveKeyring + "): " + field + " is not a mirror of Debian's, or the keyring is too old (update debian-archive-keyring)"
 		case strings.Contains(text, "is not signed") || strings.Contains(text, "does not have a Release file"):
-			why = "it serves no signed Release (InRelease or Release.gpg): pibake reads only signed archives; point the archive's mirror at one that signs its indexes"
+			why = "it serves no signed Release (InRelease or Release.gpg): pibake reads only signed archives; point " + field + " at a mirror of Debian's that signs its indexes"
 		case strings.Contains(text, "Hash Sum mismatch") || strings.Contains(text, "unexpected size"):
-			why = "an index does not match the sha256 its signed Release lists: the mirror is syncing or altered; try again later or use another mirror"
+			why = "an index does not match the sha256 its signed Release lists: the mirror is syncing or altered; try again later or point " + field + " at another mirror"
 		case strings.Contains(text, "Err:") || strings.Contains(text, "Failed to fetch") || strings.HasPrefix(text, "E:"):
-			why = "apt could not fetch its indexes (is the mirror reachable and the suite right? components: " + strings.Join(components, ", ") + ")"
+			why = "apt could not fetch its indexes (is the mirror reachable, " + field + " right, and the suite right? components: " + strings.Join(components, ", ") + ")"
 		default:
 			continue
 		}

@@ -16,6 +16,7 @@ const usage = `pibake builds reproducible A/B Raspberry Pi appliance images.
 Usage:
   pibake build   [flags] images/NAME.yaml   build a disk image (see 'pibake build -h')
   pibake lock    [flags] images/NAME.yaml   resolve and pin the Debian packages into images/NAME.lock
+  pibake outdated [--json] images/NAME.yaml  list locked packages with newer versions (exit 3 if any)
   pibake inspect [--json] IMAGE             show an image's layout and what each slot holds
   pibake run [--persist] [--forward H:G] IMAGE  boot a qemu-board image under QEMU
   pibake validate [--env ENV] images/NAME.yaml...  check definitions without building
@@ -56,6 +57,7 @@ type command struct {
 var commands = []command{
 	{"build", cmdBuild},
 	{"lock", cmdLock},
+	{"outdated", cmdOutdated},
 	{"inspect", cmdInspect},
 	{"run", cmdRun},
 	{"validate", cmdValidate},
