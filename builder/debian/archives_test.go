@@ -3,6 +3,7 @@ package debian
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +20,7 @@ var (
 	securityPackages = []fakePackage{
 		{"libx", "2.0+sec1", "Priority: optional"},
 		{"base-a", "1.0", "Essential: yes\nPriority: required\nDepends: libx (>= 2)"}, // the same bytes as main's
+		{"u-boot-rpi", "2025.02", "Priority: optional"},
 	}
 	backportsPackages = []fakePackage{
 		{"app", "2.0~bpo1", "Priority: optional\nDepends: base-a, liby (>= 1.0), libnew"},
@@ -170,5 +172,118 @@ func TestResolveArchiveFaults(t *testing.T) {
 	}
 	if _, _, err := a.resolveArchives(t, all, "app/testsuite-backports"); !errors.Is(err, ErrNotRead) {
 		t.Errorf("backport without backports: %v", err)
+	}
+}
+
+// TestOutdated: a lock made from the main suite alone, against the
+// archives with their updates: the newer versions are listed, the
+// security fix marked, the backport not (app was not taken from there),
+// a package security lists with its locked version not at all.
+func TestOutdated(t *testing.T) {
+	a := newFakeArchive(t)
+	a.withSuites(t)
+	old, _, err := a.resolveArchives(t, a.archives(), "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Inputs{Suite: "testsuite", Components: []string{"main"}, Variant: "minbase", Packages: []string{"app"}, Archives: []string{"testsuite-updates", "testsuite-security", "testsuite-backports"}}
+	ups, err := Outdated(context.Background(), old, in, a.archives(KindUpdates, KindSecurity, KindBackports), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range ups {
+		got = append(got, fmt.Sprintf("%s %s->%s@%s security=%v", u.Name, u.Locked, u.Newest, u.NewestArchive, u.Security))
+	}
+	want := []string{
+		"libx 2.0->2.0+sec1@testsuite-security security=true",
+		"liby 1.0->1.1@testsuite-updates security=false",
+		"u-boot-rpi 2025.01->2025.02@testsuite-security security=true",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("outdated:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Relocked with the archives: nothing is outdated.
+	now, _, err := a.resolveArchives(t, a.archives(KindUpdates, KindSecurity, KindBackports), "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ups, err := Outdated(context.Background(), now, in, a.archives(KindUpdates, KindSecurity, KindBackports), nil); err != nil || len(ups) != 0 {
+		t.Errorf("after the relock: %+v, %v", ups, err)
+	}
+	// The security archive's index must verify here too.
+	a.writeSecurity(t, securityPackages, "", "")
+	if _, err := Outdated(context.Background(), old, in, a.archives(KindUpdates, KindSecurity, KindBackports), nil); err == nil || !strings.Contains(err.Error(), "archive testsuite-security") {
+		t.Errorf("unsigned security archive: %v", err)
+	}
+}
+
+// TestFetchOutlivesMirror: the mirror dropped a locked version (as
+// Debian's does at a point release). The cache still serves it; without
+// it, the archive's snapshot does; without either, the error names the
+// package, version, archive, every place tried and the fix.
+func TestFetchOutlivesMirror(t *testing.T) {
+	a := newFakeArchive(t)
+	a.withSuites(t)
+	archives := a.archives(KindUpdates, KindSecurity)
+	lock, cache, err := a.resolveArchives(t, archives, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	libx, _ := lock.Find("libx", RoleRoot)
+	// A snapshot of the security mirror as it was, then the mirror drops libx.
+	snap := filepath.Join(t.TempDir(), "snapshot")
+	if err := os.CopyFS(snap, os.DirFS(filepath.Join(a.dir, "security"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(a.dir, "security", libx.Path)); err != nil {
+		t.Fatal(err)
+	}
+	f := &Fetcher{Archives: archives, Suite: lock.Suite, Cache: cache}
+	if n, err := f.Fetch(context.Background(), lock.Packages); err != nil || n != 0 {
+		t.Errorf("from the cache: %d bytes, %v", n, err)
+	}
+	f.Cache = Cache{Dir: t.TempDir()}
+	_, err = f.Fetch(context.Background(), lock.Packages)
+	for _, w := range []string{"libx 2.0+sec1", "archive testsuite-security", a.url + "/security/" + libx.Path + " (HTTP 404)", "not in the cache " + f.Cache.DebPath(libx.SHA256), "debian.security_snapshot", "pibake lock"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("without a snapshot, the error does not say %q: %v", w, err)
+		}
+	}
+	if !errors.Is(err, ErrGone) {
+		t.Errorf("not ErrGone: %v", err)
+	}
+	f.Archives = append([]Archive(nil), archives...)
+	f.Archives[2].Snapshot = "file://" + snap
+	if _, err := f.Fetch(context.Background(), lock.Packages); err != nil {
+		t.Fatalf("with the snapshot: %v", err)
+	}
+	if err := f.Cache.Verify(libx); err != nil {
+		t.Errorf("libx from the snapshot: %v", err)
+	}
+	// Neither the mirror nor the snapshot: both named.
+	os.Remove(filepath.Join(snap, libx.Path))
+	f.Cache = Cache{Dir: t.TempDir()}
+	if _, err := f.Fetch(context.Background(), lock.Packages); err == nil || !strings.Contains(err.Error(), "file://"+snap+"/"+libx.Path) || !strings.Contains(err.Error(), "(HTTP 404)") {
+		t.Errorf("neither has it: %v", err)
+	}
+}
+
+// TestOldLockMeansMainSuite: a package without an archive comes from the
+// lock's main suite, and an archive of another release is refused.
+func TestOldLockMeansMainSuite(t *testing.T) {
+	l := &Lock{Suite: "trixie"}
+	if got := l.ArchiveOf(Package{Name: "x"}); got != "trixie" {
+		t.Errorf("no archive: %s", got)
+	}
+	in := Inputs{Suite: "trixie", Components: []string{"main"}, Variant: "minbase", Packages: []string{"a"}}
+	plain := in.Digest()
+	in.Archives = []string{"trixie-security"}
+	if in.Digest() == plain {
+		t.Error("the archives are not part of the inputs")
+	}
+	bad := "format: 1\nimage: x\nsuite: trixie\nsource_date_epoch: 1700000000\npackages:\n  - {name: a, version: \"1\", arch: arm64, role: root, size: 1, sha256: " + strings.Repeat("a", 64) + ", path: pool/a.deb, archive: bookworm-security}\n"
+	if _, _, err := ReadLock(writeTemp(t, []byte(bad))); err == nil || !strings.Contains(err.Error(), "bookworm-security") {
+		t.Errorf("an archive of another release: %v", err)
 	}
 }
