@@ -134,11 +134,11 @@ func (d *Definition) validateDebian(bad func(msg string, p ...string)) {
 	}
 	seen := map[string]bool{}
 	for i, p := range deb.Packages {
-		p, suite, _ := strings.Cut(p, "/")
+		p, suite, from := strings.Cut(p, "/")
 		switch {
-		case suite != "" && suite != deb.Suite+"-backports":
+		case from && suite != deb.Suite+"-backports":
 			bad(fmt.Sprintf("%s/%s: a package is asked for from one archive only as %s/%s-backports (versions are pinned by the lock file)", p, suite, p, deb.Suite), "debian", "packages", strconv.Itoa(i))
-		case suite != "" && !deb.Backports:
+		case from && !deb.Backports:
 			bad(fmt.Sprintf("%s/%s asks for the backports archive, which this definition does not read: set debian.backports: true (or ask for %s alone)", p, suite, p), "debian", "packages", strconv.Itoa(i))
 		case !rePackage.MatchString(p):
 			bad(fmt.Sprintf("%q is not a Debian package name (versions are pinned by the lock file, not here)", p), "debian", "packages", strconv.Itoa(i))
