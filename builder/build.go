@@ -64,7 +64,11 @@ func LockPath(definition string) string {
 // Inputs returns the Debian inputs a lock resolves.
 func Inputs(d *imagedef.Definition) debian.Inputs {
 	pk := append(append([]string(nil), d.Debian.Packages...), d.Network.Packages()...)
-	return debian.Inputs{Suite: d.Debian.Suite, Components: d.Debian.Components, Variant: d.Debian.Variant, Packages: pk}
+	in := debian.Inputs{Suite: d.Debian.Suite, Components: d.Debian.Components, Variant: d.Debian.Variant, Packages: pk}
+	for _, a := range Archives(d)[1:] {
+		in.Archives = append(in.Archives, a.Suite)
+	}
+	return in
 }
 
 // build is one run of the pipeline. The load stage fills in what the
@@ -158,7 +162,7 @@ func (b *build) removeStaging() {
 
 // fetch puts every locked .deb, verified, in the cache.
 func (b *build) fetch(ctx context.Context) (string, error) {
-	fetcher := &debian.Fetcher{Mirror: b.def.Debian.Mirror, Cache: b.cache, Client: b.opts.HTTPClient, Log: b.log}
+	fetcher := &debian.Fetcher{Archives: Archives(b.def), Suite: b.lock.Suite, Cache: b.cache, Client: b.opts.HTTPClient, Log: b.log}
 	n, err := fetcher.Fetch(ctx, b.lock.Packages)
 	if err != nil {
 		return "", err

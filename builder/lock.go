@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pibake/pibake/builder/debian"
 	"github.com/pibake/pibake/builder/imagedef"
@@ -53,8 +54,13 @@ func Lock(ctx context.Context, opts LockOptions) (string, *debian.Lock, error) {
 			return "", nil, err
 		}
 	} else {
-		st.begin("resolve", fmt.Sprintf("%s from %s (the host's apt on its signed arm64 indexes: seconds)", def.Debian.Suite, def.Debian.Mirror))
-		lock, err = debian.Resolve(ctx, Inputs(def), debian.ResolveOptions{Image: def.Name, Mirror: def.Debian.Mirror, Cache: debian.Cache{Dir: cacheDir}, Epoch: opts.Epoch, Log: opts.Log})
+		archives := Archives(def)
+		suites := make([]string, len(archives))
+		for i, a := range archives {
+			suites[i] = a.Suite
+		}
+		st.begin("resolve", fmt.Sprintf("%s from %s (the host's apt on their signed arm64 indexes: seconds)", strings.Join(suites, ", "), def.Debian.Mirror))
+		lock, err = debian.Resolve(ctx, Inputs(def), debian.ResolveOptions{Image: def.Name, Archives: archives, Cache: debian.Cache{Dir: cacheDir}, Epoch: opts.Epoch, Log: opts.Log})
 		if err != nil {
 			return "", nil, err
 		}
@@ -86,6 +92,23 @@ func Lock(ctx context.Context, opts LockOptions) (string, *debian.Lock, error) {
 	return path, lock, nil
 }
 
+// Archives are the Debian archives a definition reads, the main suite
+// first, then -updates, -security and -backports as it says.
+func Archives(d *imagedef.Definition) []debian.Archive {
+	deb := d.Debian
+	ar := []debian.Archive{{Suite: deb.Suite, Mirror: deb.Mirror, Snapshot: deb.Snapshot}}
+	if deb.UsesUpdates() {
+		ar = append(ar, debian.Archive{Suite: deb.Suite + "-updates", Mirror: deb.Mirror, Snapshot: deb.Snapshot})
+	}
+	if deb.UsesSecurity() {
+		ar = append(ar, debian.Archive{Suite: deb.Suite + "-security", Mirror: deb.SecurityMirror, Snapshot: deb.SecuritySnapshot})
+	}
+	if deb.Backports {
+		ar = append(ar, debian.Archive{Suite: deb.Suite + "-backports", Mirror: deb.Mirror, Snapshot: deb.Snapshot})
+	}
+	return ar
+}
+
 // PinContainers resolves every container image of the definition (not the
 // ones pibake builds from source) to the digest of its linux/arm64 image.
 func PinContainers(ctx context.Context, def *imagedef.Definition) ([]debian.ContainerPin, error) {
@@ -105,4 +128,49 @@ func PinContainers(ctx context.Context, def *imagedef.Definition) ([]debian.Cont
 		pins = append(pins, debian.ContainerPin{Name: c.Name, Image: c.Image, Digest: r.Digest.String()})
 	}
 	return pins, nil
+}
+
+// OutdatedReport is what `pibake outdated` found for one lock.
+type OutdatedReport struct {
+	Lock     string          `json:"lock"`
+	Archives []string        `json:"archives"`
+	Packages int             `json:"packages"` // locked
+	Updates  []debian.Update `json:"outdated"`
+	Security int             `json:"security"` // updates that fix a vulnerability
+	// Stale, if not empty, says the lock no longer matches the
+	// definition: the list is against the definition's archives.
+	Stale string `json:"stale,omitempty"`
+}
+
+// Outdated lists the locked packages of a definition (its lock, or
+// lockPath) of which its archives now carry a newer version.
+func Outdated(ctx context.Context, definition, lockPath string, log *slog.Logger) (*OutdatedReport, error) {
+	def, err := imagedef.Load(definition, imagedef.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if lockPath == "" {
+		lockPath = LockPath(definition)
+	}
+	lock, _, err := debian.ReadLock(lockPath)
+	if err != nil {
+		return nil, err
+	}
+	r := &OutdatedReport{Lock: lockPath, Packages: len(lock.Packages)}
+	if err := lock.Check(Inputs(def), lockPath); err != nil {
+		r.Stale = err.Error()
+	}
+	archives := Archives(def)
+	for _, a := range archives {
+		r.Archives = append(r.Archives, a.Suite)
+	}
+	if r.Updates, err = debian.Outdated(ctx, lock, Inputs(def), archives, log); err != nil {
+		return nil, err
+	}
+	for _, u := range r.Updates {
+		if u.Security {
+			r.Security++
+		}
+	}
+	return r, nil
 }

@@ -42,7 +42,7 @@ func ReleaseFile(def *imagedef.Definition, board string) []byte {
 
 func rootfsSpec(def *imagedef.Definition, board firmware.Board, epoch int64) (rootfs.Spec, error) {
 	spec := rootfs.Spec{
-		Epoch: epoch, Hostname: def.Hostname, Mirror: def.Debian.Mirror, Suite: def.Debian.Suite, Components: def.Debian.Components,
+		Epoch: epoch, Hostname: def.Hostname, Sources: debian.SourcesList(Archives(def), def.Debian.Components),
 		Files: []rootfs.File{{Path: "/etc/pibake/release", Data: ReleaseFile(def, board.Name), Mode: 0o644}},
 	}
 	for _, u := range def.Users {

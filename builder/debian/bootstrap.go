@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -107,43 +106,6 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (t *tailBuffer) String() string { return string(t.b) }
-
-type indexEntry struct{ s Stanza }
-
-func (e indexEntry) pkg(role string) Package {
-	size, _ := strconv.ParseInt(e.s.Get("Size"), 10, 64)
-	return Package{Name: e.s.Get("Package"), Version: e.s.Get("Version"), Arch: e.s.Get("Architecture"),
-		Role: role, Size: size, SHA256: e.s.Get("SHA256"), Path: e.s.Get("Filename")}
-}
-
-type indexes struct {
-	byKey map[string]indexEntry // "name version arch"
-}
-
-func readIndexes(dir string) (*indexes, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*_Packages"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no Packages index in %s", dir)
-	}
-	sort.Strings(files)
-	ix := &indexes{byKey: map[string]indexEntry{}}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			return nil, err
-		}
-		stanzas, err := ParseControl(fh)
-		fh.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		for _, s := range stanzas {
-			e := indexEntry{s}
-			ix.byKey[s.Get("Package")+" "+s.Get("Version")+" "+s.Get("Architecture")] = e
-		}
-	}
-	return ix, nil
-}
 
 // BaseOptions shape a bootstrapped base beyond its packages.
 type BaseOptions struct {

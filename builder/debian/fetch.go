@@ -38,9 +38,16 @@ func (c Cache) Has(p Package) bool {
 	return err == nil && st.Size() == p.Size
 }
 
-// Fetcher downloads locked packages into the cache.
+// Fetcher downloads locked packages into the cache. A package comes from
+// the mirror of the archive the lock took it from and, if the mirror no
+// longer has it (Debian drops superseded versions at each point release),
+// from the archive's snapshot.
 type Fetcher struct {
-	Mirror   string
+	// Archives are the archives the lock's packages come from, the main
+	// suite first; empty means the main suite alone, on Mirror.
+	Archives []Archive
+	Suite    string // the lock's main suite: packages without an archive come from it
+	Mirror   string // the main suite's mirror when Archives is empty
 	Cache    Cache
 	Client   *http.Client // nil means a client with a 10-minute limit per download
 	Log      *slog.Logger // nil means discard
@@ -69,7 +76,7 @@ func (f *Fetcher) Fetch(ctx context.Context, pkgs []Package) (int64, error) {
 	if len(todo) == 0 {
 		return 0, nil
 	}
-	log.Info("downloading packages", "count", len(todo), "bytes", total, "mirror", f.Mirror)
+	log.Info("downloading packages", "count", len(todo), "bytes", total, "mirror", f.archive("").Mirror)
 	par := f.Parallel
 	if par <= 0 {
 		par = 4
@@ -116,7 +123,59 @@ func (f *Fetcher) Fetch(ctx context.Context, pkgs []Package) (int64, error) {
 	return total, nil
 }
 
+// archive is where a package of the given archive comes from ("" for
+// the main suite).
+func (f *Fetcher) archive(suite string) Archive {
+	if len(f.Archives) == 0 {
+		return Archive{Suite: f.Suite, Mirror: f.Mirror}
+	}
+	if suite == "" {
+		return f.Archives[0]
+	}
+	for _, a := range f.Archives {
+		if a.Suite == suite {
+			return a
+		}
+	}
+	return Archive{Suite: suite}
+}
+
+// ErrGone means a locked package is neither in the cache nor on any
+// source of its archive.
+var ErrGone = errors.New("no source has it")
+
+// fetchOne tries the package's archive mirror, then its snapshot.
 func (f *Fetcher) fetchOne(ctx context.Context, p Package) error {
+	a := f.archive(p.Archive)
+	if a.Mirror == "" {
+		return fmt.Errorf("fetch %s %s: the lock takes it from archive %s, which the definition does not read: run 'pibake lock'", p.Name, p.Version, a.Suite)
+	}
+	var tried []string
+	for _, base := range []string{a.Mirror, a.Snapshot} {
+		if base == "" {
+			continue
+		}
+		err := f.fetchFrom(ctx, base, p)
+		if err == nil || !errors.Is(err, errNotFound) {
+			return err
+		}
+		tried = append(tried, err.Error())
+	}
+	name := "the main suite's"
+	fix := "debian.snapshot (e.g. https://snapshot.debian.org/archive/debian/<date>T000000Z from when the lock was made)"
+	switch ArchiveKind(f.archive("").Suite, a.Suite) {
+	case KindSecurity:
+		name = "the security archive's"
+		fix = "debian.security_snapshot (e.g. https://snapshot.debian.org/archive/debian-security/<date>T000000Z)"
+	case KindUpdates, KindBackports:
+		name = "the mirror's"
+	}
+	return fmt.Errorf("fetch %s %s (archive %s): %w: not in the cache %s, and %s: name %s snapshot in %s, or run 'pibake lock' to move to current versions",
+		p.Name, p.Version, a.Suite, ErrGone, f.Cache.DebPath(p.SHA256), strings.Join(tried, "; "), name, fix)
+}
+
+// fetchFrom downloads the package from one source, retrying what may pass.
+func (f *Fetcher) fetchFrom(ctx context.Context, base string, p Package) error {
 	tries := f.Retries
 	if tries <= 0 {
 		tries = 3
@@ -130,7 +189,7 @@ func (f *Fetcher) fetchOne(ctx context.Context, p Package) error {
 				return ctx.Err()
 			}
 		}
-		err = f.tryFetch(ctx, p)
+		err = f.tryFetch(ctx, base, p)
 		if err == nil || errors.Is(err, ErrDigest) || errors.Is(err, errNotFound) || ctx.Err() != nil {
 			break
 		}
@@ -138,10 +197,10 @@ func (f *Fetcher) fetchOne(ctx context.Context, p Package) error {
 	return err
 }
 
-var errNotFound = errors.New("not on the mirror")
+var errNotFound = errors.New("not found")
 
-func (f *Fetcher) tryFetch(ctx context.Context, p Package) error {
-	src := strings.TrimRight(f.Mirror, "/") + "/" + p.Path
+func (f *Fetcher) tryFetch(ctx context.Context, base string, p Package) error {
+	src := strings.TrimRight(base, "/") + "/" + p.Path
 	var body io.ReadCloser
 	if strings.HasPrefix(src, "file://") {
 		u, err := url.Parse(src)
@@ -150,7 +209,7 @@ func (f *Fetcher) tryFetch(ctx context.Context, p Package) error {
 		}
 		fh, err := os.Open(u.Path)
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("fetch %s %s: %s %w: the mirror no longer has this version; point debian.mirror at a mirror or snapshot that has it, or run 'pibake lock' to move to current versions", p.Name, p.Version, src, errNotFound)
+			return fmt.Errorf("%s: %w", src, errNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("fetch %s: %w", src, err)
@@ -169,9 +228,9 @@ func (f *Fetcher) tryFetch(ctx context.Context, p Package) error {
 		if err != nil {
 			return fmt.Errorf("fetch %s %s from %s: %w (is the mirror reachable? check debian.mirror)", p.Name, p.Version, src, err)
 		}
-		if resp.StatusCode == http.StatusNotFound {
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
 			resp.Body.Close()
-			return fmt.Errorf("fetch %s %s: %s %w (HTTP 404): the mirror no longer has this version; point debian.mirror at a mirror or snapshot that has it, or run 'pibake lock' to move to current versions", p.Name, p.Version, src, errNotFound)
+			return fmt.Errorf("%s (HTTP %d): %w", src, resp.StatusCode, errNotFound)
 		}
 		if resp.StatusCode != http.StatusOK {
 			resp.Body.Close()

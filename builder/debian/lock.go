@@ -46,7 +46,11 @@ type Inputs struct {
 	Suite      string
 	Components []string
 	Variant    string
-	Packages   []string
+	Packages   []string // names, or name/SUITE-backports for a backport
+	// Archives are the suites read beside the main one (trixie-updates,
+	// trixie-security, trixie-backports): adding or removing one needs a
+	// new lock. Empty for the main suite alone, as every lock before them.
+	Archives []string
 }
 
 // Digest is the hash recorded in the lock to detect stale locks. The mirror
@@ -59,6 +63,11 @@ func (in Inputs) Digest() string {
 	sort.Strings(bp)
 	s := fmt.Sprintf("arch=arm64\nsuite=%s\ncomponents=%s\nvariant=%s\npackages=%s\nboot=%s\n",
 		in.Suite, strings.Join(in.Components, ","), in.Variant, strings.Join(pk, ","), strings.Join(bp, ","))
+	if len(in.Archives) > 0 {
+		ar := append([]string(nil), in.Archives...)
+		sort.Strings(ar)
+		s += "archives=" + strings.Join(ar, ",") + "\n"
+	}
 	sum := sha256.Sum256([]byte(s))
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
@@ -71,7 +80,11 @@ type Package struct {
 	Role    string `yaml:"role"`
 	Size    int64  `yaml:"size"`
 	SHA256  string `yaml:"sha256"`
-	Path    string `yaml:"path"` // pool path relative to the mirror
+	Path    string `yaml:"path"` // pool path relative to the archive's mirror
+	// Archive is the suite the package was taken from (trixie-security);
+	// a lock without it (every lock before pibake read several archives)
+	// means the main suite.
+	Archive string `yaml:"archive,omitempty"`
 }
 
 // FileName is the conventional .deb file name.
@@ -122,9 +135,18 @@ func (l *Lock) Check(in Inputs, lockPath string) error {
 		return fmt.Errorf("%s: lock format %d, this pibake reads format %d: run 'pibake lock' to regenerate it", lockPath, l.Format, LockFormat)
 	}
 	if l.Inputs != in.Digest() {
-		return fmt.Errorf("%s: %w: the definition's debian suite, components, variant or packages changed since it was made; run 'pibake lock' to resolve them again", lockPath, ErrStaleLock)
+		return fmt.Errorf("%s: %w: the definition's debian suite, archives (updates, security, backports), components, variant or packages changed since it was made; run 'pibake lock' to resolve them again", lockPath, ErrStaleLock)
 	}
 	return nil
+}
+
+// ArchiveOf is the suite a locked package came from: its archive, or
+// the lock's main suite for a package that records none.
+func (l *Lock) ArchiveOf(p Package) string {
+	if p.Archive == "" {
+		return l.Suite
+	}
+	return p.Archive
 }
 
 // Role returns the packages with the given role, sorted by name.
@@ -162,8 +184,12 @@ func (l *Lock) Marshal() []byte {
 	fmt.Fprintf(&b, "# Pins every Debian package of the image by version and sha256.\n")
 	fmt.Fprintf(&b, "format: %d\nimage: %s\ninputs: %s\nsuite: %s\nsource_date_epoch: %d\npackages:\n", l.Format, l.Image, l.Inputs, l.Suite, l.SourceDateEpoch)
 	for _, p := range pk {
-		fmt.Fprintf(&b, "  - {name: %s, version: %q, arch: %s, role: %s, size: %d, sha256: %s, path: %s}\n",
-			p.Name, p.Version, p.Arch, p.Role, p.Size, p.SHA256, p.Path)
+		archive := ""
+		if p.Archive != "" {
+			archive = ", archive: " + p.Archive
+		}
+		fmt.Fprintf(&b, "  - {name: %s, version: %q, arch: %s, role: %s, size: %d, sha256: %s, path: %s%s}\n",
+			p.Name, p.Version, p.Arch, p.Role, p.Size, p.SHA256, p.Path, archive)
 	}
 	if len(l.Containers) > 0 {
 		cs := append([]ContainerPin(nil), l.Containers...)
@@ -198,6 +224,9 @@ func ReadLock(path string) (*Lock, []byte, error) {
 	for i, p := range l.Packages {
 		if p.Name == "" || p.Version == "" || len(p.SHA256) != 64 || p.Size <= 0 || p.Path == "" || strings.Contains(p.Path, "..") || (p.Role != RoleRoot && p.Role != RoleBoot) {
 			return nil, nil, fmt.Errorf("%s: package %d (%s) is incomplete or invalid: run 'pibake lock' to regenerate the lock", path, i+1, p.Name)
+		}
+		if p.Archive != "" && ArchiveKind(l.Suite, p.Archive) == "" {
+			return nil, nil, fmt.Errorf("%s: package %s: archive %q is not %s or its -updates, -security or -backports suite: run 'pibake lock' to regenerate the lock", path, p.Name, p.Archive, l.Suite)
 		}
 		k := p.Role + "/" + p.Name
 		if seen[k] {

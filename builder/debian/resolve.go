@@ -3,11 +3,13 @@ package debian
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,21 +22,70 @@ var ArchiveKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 // ResolveOptions says what Resolve records in the lock and where it reads
 // and keeps the packages.
 type ResolveOptions struct {
-	Image  string       // the image definition's name, the lock's image
-	Mirror string       // the Debian mirror's URL
-	Cache  Cache        // where the downloaded .debs are kept
-	Epoch  int64        // the lock's source_date_epoch
-	Log    *slog.Logger // nil discards
+	Image  string // the image definition's name, the lock's image
+	Mirror string // the main suite's mirror, when Archives is empty
+	// Archives are the archives to read, the main suite first; empty
+	// means the main suite alone, on Mirror.
+	Archives []Archive
+	Cache    Cache        // where the downloaded .debs are kept
+	Epoch    int64        // the lock's source_date_epoch
+	Log      *slog.Logger // nil discards
+}
+
+// ErrNotRead means a package asks for an archive the definition does not read.
+var ErrNotRead = errors.New("asks for an archive the definition does not read")
+
+// archives are the archives to read for in, checked against it: the
+// suites beside the main one are in's, and a package asked for from one
+// archive (name/trixie-backports) asks for one of them.
+func (o ResolveOptions) archives(in Inputs) ([]Archive, error) {
+	ar := o.Archives
+	if len(ar) == 0 {
+		ar = []Archive{{Suite: in.Suite, Mirror: o.Mirror}}
+	}
+	if err := checkArchives(in.Suite, ar); err != nil {
+		return nil, err
+	}
+	var extra []string
+	for _, a := range ar[1:] {
+		extra = append(extra, a.Suite)
+	}
+	want := append([]string(nil), in.Archives...)
+	sort.Strings(extra)
+	sort.Strings(want)
+	if strings.Join(extra, ",") != strings.Join(want, ",") {
+		return nil, fmt.Errorf("the archives %v are not the inputs' %v", extra, want)
+	}
+	for _, p := range in.Packages {
+		name, suite := BackportsRequest(p)
+		if suite == "" || slices.ContainsFunc(ar, func(a Archive) bool { return a.Suite == suite }) {
+			continue
+		}
+		fix := "set debian.backports: true"
+		if ArchiveKind(in.Suite, suite) != KindBackports {
+			fix = fmt.Sprintf("ask for %s/%s-backports with debian.backports: true, or for %s alone", name, in.Suite, name)
+		}
+		return nil, fmt.Errorf("package %s %w (%s): %s", p, ErrNotRead, suite, fix)
+	}
+	return ar, nil
 }
 
 // Resolve learns the exact package set a bootstrap of the inputs installs,
 // without bootstrapping: the host's apt, configured for arm64 only and an
-// empty root, reads the mirror's signed indexes and simulates the two
+// empty root, reads the archives' signed indexes and simulates the two
 // installs mmdebstrap makes (the Essential set first, then the variant's
 // priority set and the definition's packages with the Essential set
 // installed). It then resolves the boot packages as `apt-get download`
 // would, downloads every .deb into the cache (each verified against the
 // index's size and sha256) and returns the lock. No emulation, no chroot.
+//
+// Several archives are apt's business, with apt's priorities: the main
+// suite, -updates and -security at 500 (the highest version of a package
+// among them wins), -backports at 100 (its Release says NotAutomatic and
+// ButAutomaticUpgrades), so a backport is taken only for a package asked
+// for as name/SUITE-backports, and for a dependency of one only when no
+// version at 500 satisfies it (apt then selects the backport "because of"
+// the package asked for). Each package records the archive it came from.
 //
 // The variants are mmdebstrap's; "extract" and "custom" are not offered
 // by image definitions.
@@ -44,25 +95,85 @@ func Resolve(ctx context.Context, in Inputs, o ResolveOptions) (*Lock, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	started := time.Now()
-	apt, err := newAptRoot(in, o.Mirror)
+	archives, err := o.archives(in)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	apt, ix, err := openIndexes(ctx, log, in, archives)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
 	defer os.RemoveAll(apt.dir)
-	log.Info("reading the mirror's signed package indexes for arm64", "suite", in.Suite, "mirror", o.Mirror)
-	// Error-Mode=any: a mirror that cannot be reached or whose index
-	// does not verify fails the update instead of leaving a warning.
-	if _, err := apt.run(ctx, log, "apt-get", "-oAPT::Update::Error-Mode=any", "update"); err != nil {
-		return nil, fmt.Errorf("lock: read the indexes of %s from %s (is the mirror reachable and the suite right?): %w", in.Suite, o.Mirror, err)
-	}
-	index, err := readIndexes(filepath.Join(apt.dir, "var/lib/apt/lists"))
+	installed, err := apt.simulate(ctx, log, in, ix)
 	if err != nil {
 		return nil, fmt.Errorf("lock: %w", err)
 	}
+	lock := &Lock{Format: LockFormat, Image: o.Image, Inputs: in.Digest(), Suite: in.Suite, SourceDateEpoch: o.Epoch}
+	for _, e := range installed {
+		lock.Packages = append(lock.Packages, e.pkg(RoleRoot, in.Suite))
+	}
+	out, err := apt.run(ctx, log, "apt-get", append([]string{"--print-uris", "download"}, BootPackages...)...)
+	if err != nil {
+		return nil, fmt.Errorf("lock: boot packages %s (is the component holding them in debian.components?): %w", strings.Join(BootPackages, ", "), err)
+	}
+	boot, err := printedURIs(out, ix)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if len(boot) != len(BootPackages) {
+		return nil, fmt.Errorf("lock: apt offers %d of the boot packages %s", len(boot), strings.Join(BootPackages, ", "))
+	}
+	for _, e := range boot {
+		lock.Packages = append(lock.Packages, e.pkg(RoleBoot, in.Suite))
+	}
+	sort.Slice(lock.Packages, func(i, j int) bool {
+		a, b := lock.Packages[i], lock.Packages[j]
+		return a.Name < b.Name || a.Name == b.Name && a.Role > b.Role
+	})
+	log.Info("resolved", "packages", len(lock.Packages), "seconds", time.Since(started).Round(100*time.Millisecond).Seconds())
+	f := &Fetcher{Archives: archives, Suite: in.Suite, Cache: o.Cache, Log: log}
+	if _, err := f.Fetch(ctx, lock.Packages); err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return lock, nil
+}
+
+// openIndexes makes an apt root for the archives and has apt fetch and
+// verify their signed indexes. The caller removes the root's folder.
+func openIndexes(ctx context.Context, log *slog.Logger, in Inputs, archives []Archive) (*aptRoot, *indexes, error) {
+	apt, err := newAptRoot(in, archives)
+	if err != nil {
+		return nil, nil, err
+	}
+	var suites []string
+	for _, a := range archives {
+		suites = append(suites, a.Suite)
+	}
+	log.Info("reading the archives' signed package indexes for arm64", "suites", strings.Join(suites, " "), "mirror", archives[0].Mirror)
+	// Error-Mode=any: an archive that cannot be reached or whose index
+	// does not verify (unsigned, another key, past its Valid-Until)
+	// fails the update instead of leaving a warning.
+	if _, err := apt.run(ctx, log, "apt-get", "-oAPT::Update::Error-Mode=any", "update"); err != nil {
+		os.RemoveAll(apt.dir)
+		return nil, nil, updateError(archives, in.Components, err.Error(), err)
+	}
+	ix, err := apt.readIndexes(ctx, log, in.Suite)
+	if err != nil {
+		os.RemoveAll(apt.dir)
+		return nil, nil, err
+	}
+	return apt, ix, nil
+}
+
+// simulate runs the two installs of a bootstrap in apt's simulation and
+// returns what they install, by name.
+func (r *aptRoot) simulate(ctx context.Context, log *slog.Logger, in Inputs, ix *indexes) (map[string]indexEntry, error) {
 	narrow := func(pattern string) string {
 		return "?narrow(?or(?archive(^" + in.Suite + "$),?codename(^" + in.Suite + "$)),?architecture(arm64)," + pattern + ")"
 	}
-	// Stage 1, as mmdebstrap's download of the Essential set.
+	// Stage 1, as mmdebstrap's download of the Essential set. The
+	// pattern selects packages of the main suite; apt installs each one's
+	// candidate, the highest version at the top priority (a security fix).
 	var first []string
 	var second []string
 	switch in.Variant {
@@ -83,59 +194,32 @@ func Resolve(ctx context.Context, in Inputs, o ResolveOptions) (*Lock, error) {
 			second = append(second, narrow("?and(?or(~prequired,~pimportant,~pstandard),?not(?essential))"))
 		}
 	default:
-		return nil, fmt.Errorf("lock: variant %q: pibake resolves essential, apt, required, minbase, buildd, important and standard", in.Variant)
+		return nil, fmt.Errorf("variant %q: pibake resolves essential, apt, required, minbase, buildd, important and standard", in.Variant)
 	}
 	installed := map[string]indexEntry{}
 	for stage, args := range [][]string{first, second} {
 		if len(args) == 1 {
 			continue // the apt variant without packages of its own
 		}
-		out, err := apt.run(ctx, log, "apt-get", append([]string{"--yes", "-oAPT::Get::Simulate=true"}, args...)...)
+		out, err := r.run(ctx, log, "apt-get", append([]string{"--yes", "-oAPT::Get::Simulate=true"}, args...)...)
 		if err != nil {
-			return nil, fmt.Errorf("lock: resolve the packages of %s (a package the definition names may not exist in %s %s): %w", o.Image, in.Suite, strings.Join(in.Components, ","), err)
+			return nil, fmt.Errorf("resolve the packages (a package the definition names may not exist in %s %s): %w", in.Suite, strings.Join(in.Components, ","), err)
 		}
-		picked, err := simulatedInstalls(out, index)
+		picked, err := simulatedInstalls(out, ix)
 		if err != nil {
-			return nil, fmt.Errorf("lock: %w", err)
+			return nil, err
 		}
 		for _, e := range picked {
 			installed[e.s.Get("Package")] = e
 		}
 		if stage == 0 {
 			// What mmdebstrap's dpkg has installed before its second apt run.
-			if err := apt.writeStatus(installed); err != nil {
-				return nil, fmt.Errorf("lock: %w", err)
+			if err := r.writeStatus(installed); err != nil {
+				return nil, err
 			}
 		}
 	}
-	lock := &Lock{Format: LockFormat, Image: o.Image, Inputs: in.Digest(), Suite: in.Suite, SourceDateEpoch: o.Epoch}
-	for _, e := range installed {
-		lock.Packages = append(lock.Packages, e.pkg(RoleRoot))
-	}
-	out, err := apt.run(ctx, log, "apt-get", append([]string{"--print-uris", "download"}, BootPackages...)...)
-	if err != nil {
-		return nil, fmt.Errorf("lock: boot packages %s (is the component holding them in debian.components?): %w", strings.Join(BootPackages, ", "), err)
-	}
-	boot, err := printedURIs(out, index)
-	if err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	if len(boot) != len(BootPackages) {
-		return nil, fmt.Errorf("lock: apt offers %d of the boot packages %s", len(boot), strings.Join(BootPackages, ", "))
-	}
-	for _, e := range boot {
-		lock.Packages = append(lock.Packages, e.pkg(RoleBoot))
-	}
-	sort.Slice(lock.Packages, func(i, j int) bool {
-		a, b := lock.Packages[i], lock.Packages[j]
-		return a.Name < b.Name || a.Name == b.Name && a.Role > b.Role
-	})
-	log.Info("resolved", "packages", len(lock.Packages), "seconds", time.Since(started).Round(100*time.Millisecond).Seconds())
-	f := &Fetcher{Mirror: o.Mirror, Cache: o.Cache, Log: log}
-	if _, err := f.Fetch(ctx, lock.Packages); err != nil {
-		return nil, fmt.Errorf("lock: %w", err)
-	}
-	return lock, nil
+	return installed, nil
 }
 
 // aptRoot is an apt configuration of its own: arm64 only, an empty dpkg
@@ -144,7 +228,7 @@ type aptRoot struct {
 	dir, conf string
 }
 
-func newAptRoot(in Inputs, mirror string) (*aptRoot, error) {
+func newAptRoot(in Inputs, archives []Archive) (*aptRoot, error) {
 	if _, err := LookTool("apt-get", "apt"); err != nil {
 		return nil, err
 	}
@@ -162,7 +246,10 @@ func newAptRoot(in Inputs, mirror string) (*aptRoot, error) {
 		}
 	}
 	r := &aptRoot{dir: dir, conf: filepath.Join(dir, "apt.conf")}
-	src := fmt.Sprintf("deb [signed-by=%q] %s %s %s\n", ArchiveKeyring, mirror, in.Suite, strings.Join(in.Components, " "))
+	var src string
+	for _, a := range archives {
+		src += fmt.Sprintf("deb [signed-by=%q] %s %s %s\n", ArchiveKeyring, a.Mirror, a.Suite, strings.Join(in.Components, " "))
+	}
 	conf := strings.Join([]string{
 		`Apt::Architecture "arm64";`,
 		`Apt::Architectures "arm64";`,
@@ -243,9 +330,9 @@ func simulatedInstalls(out []byte, ix *indexes) ([]indexEntry, error) {
 			continue
 		}
 		name, _, _ := strings.Cut(m[1], ":")
-		e, ok := ix.byKey[name+" "+m[2]+" "+m[3]]
-		if !ok {
-			return nil, fmt.Errorf("apt picked %s %s %s, which is not in the mirror's index", name, m[2], m[3])
+		e, err := ix.pick(name, m[2], m[3])
+		if err != nil {
+			return nil, err
 		}
 		picked = append(picked, e)
 	}
@@ -269,9 +356,9 @@ func printedURIs(out []byte, ix *indexes) ([]indexEntry, error) {
 			return nil, fmt.Errorf("apt printed an unexpected file name %q", f[1])
 		}
 		version := strings.ReplaceAll(parts[1], "%3a", ":")
-		e, ok := ix.byKey[parts[0]+" "+version+" "+parts[2]]
-		if !ok {
-			return nil, fmt.Errorf("apt offers %s %s %s, which is not in the mirror's index", parts[0], version, parts[2])
+		e, err := ix.pick(parts[0], version, parts[2])
+		if err != nil {
+			return nil, err
 		}
 		picked = append(picked, e)
 	}

@@ -25,7 +25,7 @@ type fakeArchive struct {
 
 // archive packages: name, version, fields. Each gets a pool file of
 // made-up bytes, listed with its size and sha256.
-var archivePackages = []struct{ name, version, fields string }{
+var archivePackages = []fakePackage{
 	{"base-a", "1.0", "Essential: yes\nPriority: required\nDepends: libx (>= 2)"},
 	{"libx", "1.0", "Priority: optional"},
 	{"libx", "2.0", "Priority: optional"}, // the newest satisfies base-a
@@ -63,45 +63,69 @@ func newFakeArchive(t *testing.T) *fakeArchive {
 	gpgRun(t, a.gnupg, "--quick-gen-key", "pibake test archive <archive@pibake.test>", "ed25519", "sign", "never")
 	a.keyring = filepath.Join(t.TempDir(), "archive.gpg")
 	gpgRun(t, a.gnupg, "--output", a.keyring, "--export")
-	var idx strings.Builder
-	for _, p := range archivePackages {
-		arch := "arm64"
-		fields := p.fields
-		if strings.Contains(fields, "Architecture-All") {
-			arch, fields = "all", strings.ReplaceAll(fields, "\nArchitecture-All: yes", "")
-		}
-		data := []byte("not really a deb: " + p.name + " " + p.version)
-		sum := sha256.Sum256(data)
-		v := p.version // pool file names carry no epoch
-		if _, after, ok := strings.Cut(v, ":"); ok {
-			v = after
-		}
-		file := fmt.Sprintf("pool/main/%s_%s_%s.deb", p.name, v, arch)
-		os.MkdirAll(filepath.Join(a.dir, "pool/main"), 0o755)
-		os.WriteFile(filepath.Join(a.dir, file), data, 0o644)
-		fmt.Fprintf(&idx, "Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: nobody <nobody@pibake.test>\n%s\nFilename: %s\nSize: %d\nSHA256: %s\nDescription: test package %s\n\n",
-			p.name, p.version, arch, fields, file, len(data), hex.EncodeToString(sum[:]), p.name)
-	}
-	a.writeIndex(t, idx.String(), a.gnupg)
+	a.writeIndex(t, a.packages(t, "", "pool/main", archivePackages), a.gnupg)
 	srv := httptest.NewServer(http.FileServer(http.Dir(a.dir)))
 	t.Cleanup(srv.Close)
 	a.url = srv.URL
 	return a
 }
 
-// writeIndex writes the Packages index, a Release listing its sha256 and
-// the Release signed inline (InRelease) with the key in gnupg.
+// fakePackage is a package of a fake archive: name, version, fields.
+type fakePackage struct{ name, version, fields string }
+
+// packages writes each package's pool file (made-up bytes, the same for
+// the same name and version whatever the archive, unless the fields say
+// "Bytes: ...") under root/pool and returns their Packages index.
+func (a *fakeArchive) packages(t *testing.T, root, pool string, pkgs []fakePackage) string {
+	t.Helper()
+	var idx strings.Builder
+	for _, p := range pkgs {
+		arch := "arm64"
+		fields := p.fields
+		if strings.Contains(fields, "Architecture-All") {
+			arch, fields = "all", strings.ReplaceAll(fields, "\nArchitecture-All: yes", "")
+		}
+		data := []byte("not really a deb: " + p.name + " " + p.version)
+		if before, bytes, ok := strings.Cut(fields, "\nBytes: "); ok {
+			fields, data = before, []byte(bytes)
+		}
+		sum := sha256.Sum256(data)
+		v := p.version // pool file names carry no epoch
+		if _, after, ok := strings.Cut(v, ":"); ok {
+			v = after
+		}
+		file := fmt.Sprintf("%s/%s_%s_%s.deb", pool, p.name, v, arch)
+		os.MkdirAll(filepath.Join(a.dir, root, pool), 0o755)
+		os.WriteFile(filepath.Join(a.dir, root, file), data, 0o644)
+		fmt.Fprintf(&idx, "Package: %s\nVersion: %s\nArchitecture: %s\nMaintainer: nobody <nobody@pibake.test>\n%s\nFilename: %s\nSize: %d\nSHA256: %s\nDescription: test package %s\n\n",
+			p.name, p.version, arch, fields, file, len(data), hex.EncodeToString(sum[:]), p.name)
+	}
+	return idx.String()
+}
+
+// writeIndex writes the main suite's index, signed with the key in gnupg.
 func (a *fakeArchive) writeIndex(t *testing.T, packages, gnupg string) {
 	t.Helper()
-	d := filepath.Join(a.dir, "dists/testsuite")
+	a.writeSuite(t, "", "testsuite", packages, gnupg, "")
+}
+
+// writeSuite writes a suite's Packages index under root (the mirror's
+// folder below the archive's), a Release listing its sha256 with the
+// extra fields, and the Release signed inline (InRelease) with the key in
+// gnupg; no gnupg leaves the suite unsigned.
+func (a *fakeArchive) writeSuite(t *testing.T, root, suite, packages, gnupg, extra string) {
+	t.Helper()
+	d := filepath.Join(a.dir, root, "dists", suite)
 	os.MkdirAll(filepath.Join(d, "main/binary-arm64"), 0o755)
 	os.WriteFile(filepath.Join(d, "main/binary-arm64/Packages"), []byte(packages), 0o644)
 	sum := sha256.Sum256([]byte(packages))
-	release := fmt.Sprintf("Origin: pibake test\nSuite: testsuite\nCodename: testsuite\nDate: Sat, 01 Nov 2025 00:00:00 UTC\nArchitectures: arm64\nComponents: main\nSHA256:\n %s %d main/binary-arm64/Packages\n",
-		hex.EncodeToString(sum[:]), len(packages))
+	release := fmt.Sprintf("Origin: pibake test\nSuite: %s\nCodename: %s\nDate: Sat, 01 Nov 2025 00:00:00 UTC\n%sArchitectures: arm64\nComponents: main\nSHA256:\n %s %d main/binary-arm64/Packages\n",
+		suite, suite, extra, hex.EncodeToString(sum[:]), len(packages))
 	os.WriteFile(filepath.Join(d, "Release"), []byte(release), 0o644)
 	os.Remove(filepath.Join(d, "InRelease"))
-	gpgRun(t, gnupg, "--output", filepath.Join(d, "InRelease"), "--clearsign", filepath.Join(d, "Release"))
+	if gnupg != "" {
+		gpgRun(t, gnupg, "--output", filepath.Join(d, "InRelease"), "--clearsign", filepath.Join(d, "Release"))
+	}
 }
 
 func (a *fakeArchive) resolve(t *testing.T, variant string, pkgs ...string) (*Lock, Cache, error) {
@@ -173,7 +197,7 @@ func TestResolveRefuses(t *testing.T) {
 
 	// The Packages file changed after the Release was signed.
 	os.WriteFile(filepath.Join(a.dir, "dists/testsuite/main/binary-arm64/Packages"), append(idx, []byte("Package: evil\nVersion: 1\nArchitecture: arm64\n\n")...), 0o644)
-	if _, cache, err := a.resolve(t, "minbase", "app"); err == nil || !strings.Contains(err.Error(), "read the indexes") {
+	if _, cache, err := a.resolve(t, "minbase", "app"); err == nil || !strings.Contains(err.Error(), "archive testsuite at") || !strings.Contains(err.Error(), "does not match the sha256") {
 		t.Errorf("tampered Packages: %v", err)
 	} else if ents, _ := os.ReadDir(filepath.Join(cache.Dir, "debs")); len(ents) != 0 {
 		t.Errorf("tampered Packages: %d files cached", len(ents))
@@ -183,7 +207,7 @@ func TestResolveRefuses(t *testing.T) {
 	os.Mkdir(other, 0o700)
 	gpgRun(t, other, "--quick-gen-key", "someone else <else@pibake.test>", "ed25519", "sign", "never")
 	a.writeIndex(t, string(idx), other)
-	if _, _, err := a.resolve(t, "minbase", "app"); err == nil || !strings.Contains(err.Error(), "read the indexes") {
+	if _, _, err := a.resolve(t, "minbase", "app"); err == nil || !strings.Contains(err.Error(), "not in Debian's archive keyring") {
 		t.Errorf("Release signed by another key: %v", err)
 	}
 	a.writeIndex(t, string(idx), a.gnupg)
@@ -208,14 +232,14 @@ func TestResolveRefuses(t *testing.T) {
 // qualifiers included, map to index entries; a line naming a package not
 // in the index is refused.
 func TestSimulatedInstalls(t *testing.T) {
-	ix := &indexes{byKey: map[string]indexEntry{}}
+	ix := &indexes{byKey: map[string][]indexEntry{}}
 	for _, k := range []string{"zlib1g 1:1.3-1 arm64", "tzdata 2025a-1 all"} {
 		f := strings.Fields(k)
 		var s Stanza
 		s.Set("Package", f[0])
 		s.Set("Version", f[1])
 		s.Set("Architecture", f[2])
-		ix.byKey[k] = indexEntry{s}
+		ix.byKey[k] = []indexEntry{{s: s, archive: "trixie"}}
 	}
 	out := "Reading package lists...\nInst zlib1g (1:1.3-1 Debian:13.2/stable [arm64])\nInst tzdata:all [2024a-1] (2025a-1 Debian:13.2/stable [all])\nConf zlib1g (1:1.3-1 Debian:13.2/stable [arm64])\n"
 	got, err := simulatedInstalls([]byte(out), ix)

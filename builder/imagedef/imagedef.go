@@ -12,6 +12,7 @@ package imagedef
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -70,7 +71,39 @@ type Debian struct {
 	// exclude matched (licence texts under /usr/share/doc/*/copyright).
 	PathExclude []string `yaml:"path_exclude"`
 	PathInclude []string `yaml:"path_include"`
+	// Updates and Security read SUITE-updates (on Mirror) and
+	// SUITE-security (on SecurityMirror) beside the suite; unset means on,
+	// except for sid, unstable and experimental, which have neither.
+	// Backports reads SUITE-backports (off unless set), whose packages
+	// are taken only when asked for as name/SUITE-backports.
+	Updates        *bool  `yaml:"updates"`
+	Security       *bool  `yaml:"security"`
+	SecurityMirror string `yaml:"security_mirror"`
+	Backports      bool   `yaml:"backports"`
+	// Snapshot and SecuritySnapshot are snapshots of the two mirrors
+	// (e.g. of the day the lock was made), tried for a locked package
+	// the mirror no longer has.
+	Snapshot         string `yaml:"snapshot"`
+	SecuritySnapshot string `yaml:"security_snapshot"`
 }
+
+// UsesUpdates reports whether the definition reads SUITE-updates.
+func (d Debian) UsesUpdates() bool { return orRolling(d.Updates, d.Suite) }
+
+// UsesSecurity reports whether the definition reads SUITE-security.
+func (d Debian) UsesSecurity() bool { return orRolling(d.Security, d.Suite) }
+
+// orRolling is *b, or when unset whether suite is a release with
+// -updates and -security archives (not sid, unstable or experimental).
+func orRolling(b *bool, suite string) bool {
+	if b != nil {
+		return *b
+	}
+	return !slices.Contains(rollingSuites, suite)
+}
+
+// rollingSuites have no -updates, -security or -backports archive.
+var rollingSuites = []string{"sid", "unstable", "experimental", "rc-buggy"}
 
 // Rootfs shapes the read-only root filesystem (squashfs).
 type Rootfs struct {
@@ -143,11 +176,13 @@ func (s Service) Enabled() bool { return s.Enable == nil || *s.Enable }
 
 // Defaults applied when a field is absent.
 const (
-	DefaultSuite      = "trixie"
-	DefaultMirror     = "http://deb.debian.org/debian"
-	DefaultVariant    = "minbase"
-	DefaultBootloader = string(bootchain.DefaultChain)
-	DefaultRuntime    = "podman"
+	DefaultSuite  = "trixie"
+	DefaultMirror = "http://deb.debian.org/debian"
+	// DefaultSecurityMirror serves SUITE-security.
+	DefaultSecurityMirror = "http://deb.debian.org/debian-security"
+	DefaultVariant        = "minbase"
+	DefaultBootloader     = string(bootchain.DefaultChain)
+	DefaultRuntime        = "podman"
 )
 
 // DefaultComponents are the archive components used when none are given;
@@ -211,6 +246,10 @@ func (d *Definition) applyDefaults() {
 		d.Debian.Mirror = DefaultMirror
 	}
 	d.Debian.Mirror = strings.TrimRight(d.Debian.Mirror, "/")
+	if d.Debian.SecurityMirror == "" {
+		d.Debian.SecurityMirror = DefaultSecurityMirror
+	}
+	d.Debian.SecurityMirror = strings.TrimRight(d.Debian.SecurityMirror, "/")
 	if len(d.Debian.Components) == 0 {
 		d.Debian.Components = append([]string(nil), DefaultComponents...)
 	}

@@ -106,8 +106,17 @@ func (d *Definition) validateDebian(bad func(msg string, p ...string)) {
 	if !regexpSuite(deb.Suite) {
 		bad(fmt.Sprintf("%q is not a valid suite name (e.g. trixie)", deb.Suite), "debian", "suite")
 	}
-	if !(strings.HasPrefix(deb.Mirror, "http://") || strings.HasPrefix(deb.Mirror, "https://") || strings.HasPrefix(deb.Mirror, "file:///")) {
-		bad(fmt.Sprintf("mirror %q must be an http://, https:// or file:/// URL", deb.Mirror), "debian", "mirror")
+	for field, u := range map[string]string{"mirror": deb.Mirror, "security_mirror": deb.SecurityMirror, "snapshot": deb.Snapshot, "security_snapshot": deb.SecuritySnapshot} {
+		if (u != "" || field == "mirror") && !(strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "file:///")) {
+			bad(fmt.Sprintf("%s %q must be an http://, https:// or file:/// URL", strings.ReplaceAll(field, "_", " "), u), "debian", field)
+		}
+	}
+	if slices.Contains(rollingSuites, deb.Suite) {
+		for field, on := range map[string]bool{"updates": deb.Updates != nil && *deb.Updates, "security": deb.Security != nil && *deb.Security, "backports": deb.Backports} {
+			if on {
+				bad(fmt.Sprintf("%s has no %s-%s archive: remove debian.%s", deb.Suite, deb.Suite, field, field), "debian", field)
+			}
+		}
 	}
 	for i, c := range deb.Components {
 		if !regexpSuite(c) {
@@ -126,7 +135,12 @@ func (d *Definition) validateDebian(bad func(msg string, p ...string)) {
 	}
 	seen := map[string]bool{}
 	for i, p := range deb.Packages {
+		p, suite, from := strings.Cut(p, "/")
 		switch {
+		case from && suite != deb.Suite+"-backports":
+			bad(fmt.Sprintf("%s/%s: a package is asked for from one archive only as %s/%s-backports (versions are pinned by the lock file)", p, suite, p, deb.Suite), "debian", "packages", strconv.Itoa(i))
+		case from && !deb.Backports:
+			bad(fmt.Sprintf("%s/%s asks for the backports archive, which this definition does not read: set debian.backports: true (or ask for %s alone)", p, suite, p), "debian", "packages", strconv.Itoa(i))
 		case !rePackage.MatchString(p):
 			bad(fmt.Sprintf("%q is not a Debian package name (versions are pinned by the lock file, not here)", p), "debian", "packages", strconv.Itoa(i))
 		case seen[p]:

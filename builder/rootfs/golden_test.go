@@ -109,7 +109,7 @@ func TestWriteGolden(t *testing.T) {
 		spec       Spec
 		want       string
 	}{
-		{"test base", basePath, Spec{Epoch: spec.Epoch, Hostname: spec.Hostname, Mirror: spec.Mirror, Suite: spec.Suite, Components: spec.Components}, "9a9e9b37a1c4c6c8ad92d9e3d9a7931b338c5080906969c036b599c3f589d4b3"},
+		{"test base", basePath, Spec{Epoch: spec.Epoch, Hostname: spec.Hostname, Sources: spec.Sources}, "9a9e9b37a1c4c6c8ad92d9e3d9a7931b338c5080906969c036b599c3f589d4b3"},
 		{"xattrs, overlays, users, units, a tree", xbase, spec, "4c5dd59d8d45487c209e4d279017f8f8ef88681d6d09b3537a84ef296017b119"},
 	} {
 		b, err := Scan(context.Background(), c.base)

@@ -41,7 +41,7 @@ func plan(spec Spec, base *baseInfo) (map[string]*entry, error) {
 
 	ch["etc/hostname"] = fileEntry("etc/hostname", []byte(spec.Hostname+"\n"), 0o644, 0, 0)
 	ch["etc/hosts"] = fileEntry("etc/hosts", []byte(fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n", spec.Hostname)), 0o644, 0, 0)
-	ch["etc/apt/sources.list"] = fileEntry("etc/apt/sources.list", []byte(fmt.Sprintf("deb %s %s %s\n", spec.Mirror, spec.Suite, strings.Join(spec.Components, " "))), 0o644, 0, 0)
+	ch["etc/apt/sources.list"] = fileEntry("etc/apt/sources.list", spec.Sources, 0o644, 0, 0)
 
 	for _, u := range spec.Users {
 		uid, gid, err := acc.addUser(u, lastChange)

@@ -54,16 +54,16 @@ type File struct {
 
 // Spec is everything that shapes the root filesystem beyond the base.
 type Spec struct {
-	Epoch      int64
-	Hostname   string
-	Mirror     string
-	Suite      string
-	Components []string
-	Users      []User
-	Overlays   []Overlay
-	Units      []Unit
-	Files      []File
-	Trees      []Tree
+	Epoch    int64
+	Hostname string
+	// Sources is /etc/apt/sources.list: the archives the image's
+	// packages came from (builder/debian.SourcesList).
+	Sources  []byte
+	Users    []User
+	Overlays []Overlay
+	Units    []Unit
+	Files    []File
+	Trees    []Tree
 }
 
 // Tree is a whole folder tree added under Dest (which the base must not

@@ -68,7 +68,7 @@ func setup(t testing.TB) (string, Spec) {
 		t.Fatal(err)
 	}
 	spec := Spec{
-		Epoch: 1700000000, Hostname: "box", Mirror: "http://mirror.example/debian", Suite: "trixie", Components: []string{"main"},
+		Epoch: 1700000000, Hostname: "box", Sources: []byte("deb http://mirror.example/debian trixie main\n"),
 		Users: []User{{Name: "pi", Groups: []string{"adm"}, Shell: "/bin/bash", SSHKeys: []string{"ssh-ed25519 AAAA pi@x"}}},
 		Overlays: []Overlay{{Name: "app", Dir: ov, Dest: "/", Owner: "root:root", Overrides: map[string]Override{
 			"etc/app/secret": {Mode: 0o640, Owner: "pi:adm"},

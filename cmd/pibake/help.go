@@ -45,6 +45,8 @@ var helps = map[string]verbHelp{
 		"pibake boards"},
 	"completion": {"Prints a completion script for bash or zsh, made from pibake's verbs and their flags.",
 		"source <(pibake completion bash)"},
+	"outdated": {"Reads the signed indexes of the definition's Debian archives (the suite, -updates, -security, -backports as the definition asks) and lists the locked packages of which a newer version is available, marking security fixes. Exit status: 0 nothing is outdated, 3 something is, 1 an error, 2 misuse: a scheduled CI job relocks on 3 (docs/ci.md).",
+		"pibake outdated images/demo.yaml"},
 	"help": {"Prints a verb's help: what it does, an example and its flags.", "pibake help build"},
 	"init": {"Writes a starting repository a team keeps: a definition, an overlay, a Makefile, a .gitignore and a CI recipe.",
 		"pibake init my-fleet"},

@@ -17,6 +17,7 @@ Usage:
   pibake init    [--name NAME] DIR         write a new repository for an image (definition, overlay, Makefile, CI)
   pibake build   [flags] images/NAME.yaml   build a disk image (see 'pibake build -h')
   pibake lock    [flags] images/NAME.yaml   resolve and pin the Debian packages into images/NAME.lock
+  pibake outdated [--json] images/NAME.yaml  list locked packages with newer versions (exit 3 if any)
   pibake inspect [--json] IMAGE             show an image's layout and what each slot holds
   pibake run [--persist] [--forward H:G] IMAGE  boot a qemu-board image under QEMU
   pibake validate [--env ENV] images/NAME.yaml...  check definitions without building
@@ -65,6 +66,7 @@ func init() {
 		{"init", cmdInit},
 		{"build", cmdBuild},
 		{"lock", cmdLock},
+		{"outdated", cmdOutdated},
 		{"inspect", cmdInspect},
 		{"run", cmdRun},
 		{"validate", cmdValidate},

@@ -116,7 +116,7 @@ func TestValidateLock(t *testing.T) {
 	}
 	os.WriteFile(lock, demo, 0o644)
 	out, _, err = runCmd("validate", p)
-	if err == nil || !strings.Contains(out, "box.lock: lock file is stale: the definition's debian suite, components, variant or packages changed") {
+	if err == nil || !strings.Contains(out, "box.lock: lock file is stale: the definition's debian suite, archives (updates, security, backports), components, variant or packages changed") {
 		t.Errorf("stale lock: %v\n%s", err, out)
 	}
 }
