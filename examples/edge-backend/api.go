@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,8 @@ type api struct {
 	queue *queue
 	token [sha256.Size]byte // of the API token: compared in constant time
 	log   *slog.Logger
+
+	redisDown atomic.Bool // as the last health check found it
 }
 
 func (a *api) routes() *http.ServeMux {
@@ -46,8 +49,17 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	if !a.sub.connected() {
 		h.MQTT, h.Status, code = "disconnected", "unhealthy", http.StatusServiceUnavailable
 	}
-	if err := a.store.ping(ctx); err != nil {
+	err := a.store.ping(ctx)
+	if err != nil {
 		h.Redis, h.Status, code = "unreachable", "unhealthy", http.StatusServiceUnavailable
+	}
+	// The log says why, once per change.
+	if down := err != nil; a.redisDown.Swap(down) != down {
+		if down {
+			a.log.Error("health: redis check failed", "err", err)
+		} else {
+			a.log.Info("health: redis answers again")
+		}
 	}
 	writeJSON(w, code, h)
 }

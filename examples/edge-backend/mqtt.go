@@ -41,6 +41,7 @@ func newSubscriber(c subscriberConfig, q *queue, log *slog.Logger) *subscriber {
 		SetMaxReconnectInterval(5 * time.Second).
 		SetConnectTimeout(5 * time.Second).
 		SetKeepAlive(30 * time.Second).
+		SetProtocolVersion(4).
 		SetOrderMatters(false).
 		SetOnConnectHandler(func(cl mqtt.Client) {
 			tok := cl.Subscribe(c.topic, 1, handle)
@@ -57,7 +58,7 @@ func newSubscriber(c subscriberConfig, q *queue, log *slog.Logger) *subscriber {
 		}).
 		SetConnectionNotificationHandler(func(_ mqtt.Client, n mqtt.ConnectionNotification) {
 			switch n := n.(type) {
-			case mqtt.ConnectionNotificationBrokerFailed:
+			case mqtt.ConnectionNotificationFailed:
 				// Once per outage, not once per retry.
 				if !s.failing.Swap(true) {
 					log.Error("mqtt connect failed; retrying", "broker", c.url, "err", n.Reason)
