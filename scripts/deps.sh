@@ -37,6 +37,8 @@ tools=(
   curl:curl
   # the units' sandbox tests rate and load them (builder/system/unitcheck)
   systemd-analyze:systemd
+  # the edge stack's tests run the real broker and Redis (internal/servicetest)
+  mosquitto:mosquitto redis-server:redis-server
 )
 
 sudo=""
