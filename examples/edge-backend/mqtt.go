@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // subscriber holds the MQTT session: it connects (retrying while the
@@ -61,7 +63,7 @@ func newSubscriber(c subscriberConfig, q *queue, log *slog.Logger) *subscriber {
 			case mqtt.ConnectionNotificationFailed:
 				// Once per outage, not once per retry.
 				if !s.failing.Swap(true) {
-					log.Error("mqtt connect failed; retrying", "broker", c.url, "err", n.Reason)
+					log.Error("mqtt connect failed; retrying", "broker", c.url, "err", n.Reason, "hint", connectHint(n.Reason))
 				}
 			case mqtt.ConnectionNotificationLost:
 				log.Error("mqtt connection lost; reconnecting", "broker", c.url, "err", n.Reason)
@@ -85,4 +87,15 @@ func (s *subscriber) stop() { s.client.Disconnect(250) }
 func refused(tok mqtt.Token, topic string) bool {
 	st, ok := tok.(*mqtt.SubscribeToken)
 	return ok && st.Result()[topic] == 0x80
+}
+
+// connectHint says what to do about a failed connect.
+func connectHint(err error) string {
+	switch {
+	case errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword), errors.Is(err, packets.ErrorRefusedNotAuthorised):
+		return "the broker refused our user: check the " + fileMQTTUser + " and " + fileMQTTPassword + " files against its password file"
+	case errors.Is(err, packets.ErrorRefusedIDRejected):
+		return "the broker refused the client ID: set -client-id"
+	}
+	return "is the broker running and listening there? (-mqtt, EDGE_MQTT)"
 }
