@@ -15,11 +15,12 @@ import (
 
 // api serves the stored messages and the health of the backend's links.
 type api struct {
-	store *store
-	sub   interface{ connected() bool }
-	queue *queue
-	token [sha256.Size]byte // of the API token: compared in constant time
-	log   *slog.Logger
+	store   *store
+	sub     interface{ connected() bool }
+	queue   *queue
+	token   [sha256.Size]byte // of the API token: compared in constant time
+	version string
+	log     *slog.Logger
 
 	redisDown atomic.Bool // as the last health check found it
 }
@@ -40,11 +41,12 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	h := struct {
 		Status  string `json:"status"`
+		Version string `json:"version"`
 		MQTT    string `json:"mqtt"`
 		Redis   string `json:"redis"`
 		Waiting int64  `json:"waiting"`
 		Dropped int64  `json:"dropped"`
-	}{Status: "ok", MQTT: "connected", Redis: "ok", Waiting: a.queue.pending.Load(), Dropped: a.queue.dropped.Load()}
+	}{Status: "ok", Version: a.version, MQTT: "connected", Redis: "ok", Waiting: a.queue.pending.Load(), Dropped: a.queue.dropped.Load()}
 	code := http.StatusOK
 	if !a.sub.connected() {
 		h.MQTT, h.Status, code = "disconnected", "unhealthy", http.StatusServiceUnavailable

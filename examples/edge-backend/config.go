@@ -23,6 +23,7 @@ type config struct {
 	keep     int
 	secrets  string // folder of the four secret files
 	check    string
+	version  string // EDGE_VERSION: shown by /healthz, so a release can be told apart
 }
 
 // The secret files, in the -secrets folder. Their contents are never
@@ -49,7 +50,7 @@ func envOr(name, def string) string {
 
 // parseFlags reads the flags; each has an EDGE_… variable as its default.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
-	var c config
+	c := config{version: envOr("EDGE_VERSION", "dev")}
 	fs := flag.NewFlagSet("edge-backend", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.listen, "listen", envOr("EDGE_LISTEN", "127.0.0.1:8081"), "HTTP address (env EDGE_LISTEN); the proxy forwards /api here")

@@ -82,7 +82,7 @@ func serve(ctx context.Context, cfg config, sec secrets, log *slog.Logger) error
 	st := &store{redis: &redisClient{addr: cfg.redis, password: sec.redisPassword, timeout: 3 * time.Second}, key: cfg.key, keep: cfg.keep}
 	q := newQueue(1024)
 	sub := newSubscriber(subscriberConfig{url: cfg.mqttURL, clientID: cfg.clientID, topic: cfg.topic, user: sec.mqttUser, password: sec.mqttPassword}, q, log)
-	a := &api{store: st, sub: sub, queue: q, token: sha256.Sum256([]byte(sec.apiToken)), log: log}
+	a := &api{store: st, sub: sub, queue: q, token: sha256.Sum256([]byte(sec.apiToken)), version: cfg.version, log: log}
 	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	drainCtx, stopDrain := context.WithCancel(context.Background())
@@ -91,7 +91,7 @@ func serve(ctx context.Context, cfg config, sec secrets, log *slog.Logger) error
 	sub.start()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("edge-backend listening", "addr", ln.Addr().String(), "mqtt", cfg.mqttURL, "topic", cfg.topic, "redis", cfg.redis, "key", cfg.key)
+	log.Info("edge-backend listening", "version", cfg.version, "addr", ln.Addr().String(), "mqtt", cfg.mqttURL, "topic", cfg.topic, "redis", cfg.redis, "key", cfg.key)
 
 	select {
 	case err = <-served:

@@ -45,6 +45,10 @@ func newSubscriber(c subscriberConfig, q *queue, log *slog.Logger) *subscriber {
 		SetKeepAlive(30 * time.Second).
 		SetProtocolVersion(4).
 		SetOrderMatters(false).
+		// A resumed session's queued messages can arrive right after
+		// CONNACK, before the subscription below registers its handler:
+		// without a default handler paho would acknowledge and drop them.
+		SetDefaultPublishHandler(handle).
 		SetOnConnectHandler(func(cl mqtt.Client) {
 			tok := cl.Subscribe(c.topic, 1, handle)
 			s.failing.Store(false)

@@ -16,8 +16,12 @@ func TestStack(t *testing.T) {
 	mosq, redis := stack(t)
 	secretsDir := writeSecrets(t, creds)
 	args := []string{"-mqtt", mosq.URL(), "-redis", redis.Addr(), "-secrets", secretsDir, "-keep", "10"}
+	t.Setenv("EDGE_VERSION", "2.0.0")
 	b := startBackend(t, args...)
 	waitFor(t, "healthy backend", 5*time.Second, func() bool { code, _ := b.get(t, "/healthz", ""); return code == http.StatusOK })
+	if _, body := b.get(t, "/healthz", ""); !strings.Contains(body, `"version":"2.0.0"`) {
+		t.Errorf("/healthz: %s, want EDGE_VERSION in it", body)
+	}
 
 	publish(t, mosq.URL(), "edge/temp", "21.5")
 	waitFor(t, "the message in the API", 5*time.Second, func() bool { return contains(b.messages(t), "edge/temp=21.5") })
