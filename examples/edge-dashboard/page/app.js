@@ -17,7 +17,7 @@ async function health() {
   try {
     const r = await fetch("api/healthz", { cache: "no-store" });
     const h = await r.json();
-    show("health", `backend: ${h.status} (MQTT ${h.mqtt}, Redis ${h.redis}, waiting ${h.waiting})`, r.ok ? "ok" : "bad");
+    show("health", `backend ${h.version}: ${h.status} (MQTT ${h.mqtt}, Redis ${h.redis}, waiting ${h.waiting})`, r.ok ? "ok" : "bad");
   } catch (e) {
     show("health", "backend: unreachable", "bad");
   }
