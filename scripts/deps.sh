@@ -38,6 +38,8 @@ tools=(
   # the units' sandbox tests rate and load them (builder/system/unitcheck)
   systemd-analyze:systemd
   docker-registry:docker-registry # a real registry with TLS and a login for the pull tests (internal/registrytest)
+  # the edge stack's tests run the real broker and Redis (internal/servicetest)
+  mosquitto:mosquitto redis-server:redis-server
 )
 
 sudo=""
