@@ -37,6 +37,9 @@ tools=(
   curl:curl
   # the units' sandbox tests rate and load them (builder/system/unitcheck)
   systemd-analyze:systemd
+  # keygen's key files and publish's signatures are checked with the CLI
+  # both ways (updater/channel/minisign_test.go)
+  minisign:minisign
 )
 
 sudo=""

@@ -48,11 +48,9 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	password := ""
 	if *pwFile != "" {
-		b, err := os.ReadFile(*pwFile)
-		if err != nil {
+		if password, err = readPassword(*pwFile); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
-		password = strings.TrimRight(string(b), "\r\n")
 	}
 	k, err := channel.LoadPrivateKey(*key, password)
 	if err != nil {
