@@ -104,8 +104,10 @@ func releaseSources(ctx context.Context, repo string, r Release) ([]delta.Source
 // cost a device less than that plan: one per new artifact and earlier
 // artifact of the same kind (boot or root), stored as blobs. It returns
 // the costs, newest release first, the patches and the bytes stored.
-func deltaCost(ctx context.Context, repo string, earlier []Release, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, []channel.PatchRef, int64, error) {
-	targets, err := openTargets(repo, arts, indexes)
+// The earlier releases are read from repo; the new artifacts, their
+// indexes and the patches are in store (repo, or a dry run's folder).
+func deltaCost(ctx context.Context, repo, store string, earlier []Release, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, []channel.PatchRef, int64, error) {
+	targets, err := openTargets(store, arts, indexes)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -143,7 +145,7 @@ func deltaCost(ctx context.Context, repo string, earlier []Release, arts []chann
 				}
 				if e != nil && e.ref.Size < cost {
 					if !e.stored {
-						sum, n, err := storeBlob(ctx, repo, bytes.NewReader(e.data))
+						sum, n, err := storeBlob(ctx, store, bytes.NewReader(e.data))
 						if err != nil {
 							return nil, nil, 0, fmt.Errorf("patch of %s from %s: %w", a.Name, r.Version, err)
 						}

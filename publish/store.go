@@ -110,3 +110,23 @@ func fileSum(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// missingBytes is what a dry run's blobs in store add to repo: the bytes
+// of those repo does not hold with that size (a blob is named by its
+// sha256).
+func missingBytes(repo, store string) int64 {
+	dir := filepath.Join(store, filepath.FromSlash(channel.BlobsDir))
+	entries, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range entries {
+		st, err := e.Info()
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if have, err := os.Stat(filepath.Join(repo, filepath.FromSlash(channel.BlobsDir), e.Name())); err == nil && have.Size() == st.Size() {
+			continue
+		}
+		n += st.Size()
+	}
+	return n
+}
