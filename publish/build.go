@@ -41,6 +41,8 @@ func readBuild(ctx context.Context, dir string) (*build, error) {
 	m, err := manifest.Read(dir)
 	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 		return nil, fmt.Errorf("%s is not a build output folder: %w", dir, err)
+	} else if st, serr := os.Stat(filepath.Join(dir, manifest.FileName)); serr == nil && st.Size() == 0 {
+		return nil, fmt.Errorf("%s is empty: the build did not finish, or the file was cut; build again", filepath.Join(dir, manifest.FileName))
 	} else if err != nil {
 		return nil, err
 	}

@@ -287,3 +287,14 @@ func readBundled(t *testing.T, bu *install.Bundle, path string) []byte {
 	}
 	return b
 }
+
+// TestPublishEmptyManifest: an empty manifest.json is named, not a JSON
+// decoder's "unexpected end".
+func TestPublishEmptyManifest(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	build := fakeBuild(t, "1.0.0")
+	os.WriteFile(filepath.Join(build, manifest.FileName), nil, 0o644)
+	if _, err := Publish(context.Background(), Options{Repo: t.TempDir(), Channel: "stable", Build: build, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty manifest: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -68,6 +69,9 @@ func LoadPrivateKey(path, password string) (minisign.PrivateKey, error) {
 	if err != nil {
 		return minisign.PrivateKey{}, fmt.Errorf("signing key: %w", err)
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return minisign.PrivateKey{}, fmt.Errorf("signing key %s is empty: not a key (pibake keygen writes NAME.key)", path)
+	}
 	if minisign.IsEncrypted(data) {
 		if password == "" {
 			return minisign.PrivateKey{}, fmt.Errorf("signing key %s is encrypted: give its password", path)
@@ -92,8 +96,12 @@ func LoadPrivateKey(path, password string) (minisign.PrivateKey, error) {
 func ParsePublicKey(text string) (minisign.PublicKey, error) {
 	lines := strings.Split(strings.TrimSpace(text), "\n")
 	var k minisign.PublicKey
-	if err := k.UnmarshalText([]byte(strings.TrimSpace(lines[len(lines)-1]))); err != nil {
-		return k, fmt.Errorf("public key: %w", errors.Join(ErrUnknownKey, err))
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if last == "" {
+		return k, fmt.Errorf("public key: the text is empty, not a minisign public key (pibake keygen writes NAME.pub): %w", ErrUnknownKey)
+	}
+	if err := k.UnmarshalText([]byte(last)); err != nil {
+		return k, fmt.Errorf("public key: not a minisign public key (%v): %w", err, ErrUnknownKey)
 	}
 	return k, nil
 }

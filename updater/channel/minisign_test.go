@@ -136,3 +136,15 @@ func TestOlderPublicKeyFiles(t *testing.T) {
 		t.Errorf("a file without a key: %v", err)
 	}
 }
+
+// TestEmptyKeyFiles: an empty key file is named as such.
+func TestEmptyKeyFiles(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "empty.key")
+	os.WriteFile(p, nil, 0o600)
+	if _, err := LoadPrivateKey(p, ""); err == nil || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("empty secret key: %v", err)
+	}
+	if _, err := ParsePublicKey("\n"); !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty public key: %v", err)
+	}
+}
