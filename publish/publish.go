@@ -18,7 +18,6 @@ package publish
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"aead.dev/minisign"
@@ -54,7 +53,8 @@ type Options struct {
 	AllowDowngrade bool
 	// DryRun checks the build and the channel and prices the update from
 	// each earlier release, and signs and writes nothing: the artifacts
-	// and patches are made in a temporary folder, then removed.
+	// are read from the build's image, the indexes and patches made in
+	// memory.
 	DryRun bool
 }
 
@@ -108,20 +108,17 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	res := &Result{DryRun: o.DryRun, Warnings: st.warnings}
-	store := o.Repo
+	bs := &blobStore{repo: o.Repo}
 	if o.DryRun {
-		if store, err = os.MkdirTemp("", "pibake-publish-dry-run-"); err != nil {
-			return nil, fmt.Errorf("publish: --dry-run: %w", err)
-		}
-		defer os.RemoveAll(store)
+		bs.dry = map[string]sizedReaderAt{}
 	}
-	arts, indexes, uploaded, err := b.store(ctx, store)
+	arts, indexes, uploaded, err := b.store(ctx, bs)
 	if err != nil {
 		return nil, fmt.Errorf("publish: store the artifacts: %w", err)
 	}
 	res.Uploaded += uploaded
 	var stored int64
-	if res.Delta, res.Patches, stored, err = deltaCost(ctx, o.Repo, store, st.earlier(arts, keep(o.History)), arts, indexes); err != nil {
+	if res.Delta, res.Patches, stored, err = deltaCost(ctx, bs, st.earlier(arts, keep(o.History)), arts, indexes); err != nil {
 		return nil, fmt.Errorf("publish: the cost of an update: %w", err)
 	}
 	res.Uploaded += stored
@@ -129,7 +126,6 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{b.m.Board}, Rollout: o.Rollout, Artifacts: arts}
 	res.Chunks, res.Document = indexes, d
 	if o.DryRun {
-		res.Uploaded = missingBytes(o.Repo, store)
 		return res, d.Validate()
 	}
 	st.hist.add(Release{Serial: d.Serial, Version: d.Version, Artifacts: arts, Indexes: indexes}, keep(o.History))
