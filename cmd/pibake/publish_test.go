@@ -99,3 +99,27 @@ func TestPublishGuardsCLI(t *testing.T) {
 		t.Errorf("--allow-downgrade: %v %s", err, out)
 	}
 }
+
+// TestBundleExpiresCLI: bundle warns of a document that dies soon, and
+// --expires with --key gives the bundle one of its own.
+func TestBundleExpiresCLI(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := runCmd("keygen", "--out", dir, "--name", "fleet"); err != nil {
+		t.Fatal(err)
+	}
+	key, repo := filepath.Join(dir, "fleet.key"), filepath.Join(dir, "repo")
+	if _, _, err := runCmd("publish", "--repo", repo, "--channel", "stable", "--key", key, "--expires", "48h", smallBuild(t, "1.0.0", "pi4", "root")); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "b.tar")
+	if _, stderr, err := runCmd("bundle", "--repo", repo, "--channel", "stable", out); err != nil || !strings.Contains(stderr, "warning: the bundle's channel document expires") {
+		t.Errorf("a bundle with 2 days left: %v, stderr %q", err, stderr)
+	}
+	if _, _, err := runCmd("bundle", "--repo", repo, "--channel", "stable", "--expires", "8760h", out); err == nil || exitCode(err) != 2 {
+		t.Errorf("--expires without --key: %v", err)
+	}
+	stdout, stderr, err := runCmd("bundle", "--repo", repo, "--channel", "stable", "--expires", "8760h", "--key", key, out)
+	if err != nil || stderr != "" || !strings.Contains(stdout, "devices accept it until") {
+		t.Errorf("--expires 8760h: %v\n%s%s", err, stdout, stderr)
+	}
+}
