@@ -1,10 +1,15 @@
 // Package flash writes a pibake image (NAME.img or NAME.img.zst) to a
-// disk: only the blocks its bmap lists (every block when there is none),
+// disk, once it has read what the image says of itself (ReadImage: its
+// partition table is pibake's layout, its boot slot A's pibake.json
+// names image, version, board and environment): only the blocks its bmap lists (every block when there is none),
 // each run checked against the map's sha256 as it is written and again by
 // reading the disk back past the page cache, then optionally places a
 // provisioning file on the bootsel partition.
 //
-// It refuses, before writing a byte: a disk that is mounted or has a
+// It refuses, before opening the target: a file that is not a pibake
+// image (a folder, a block map, a manifest, an empty or foreign file),
+// and for a card an image of an emulated board (qemu). It refuses,
+// before writing a byte: a disk that is mounted or has a
 // mounted partition (/proc/self/mountinfo) or that another holder has
 // open exclusively (O_EXCL), a partition instead of a whole disk, the
 // disk that holds / (unless Force), a disk smaller than the image, a
@@ -38,6 +43,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/pibake/pibake/disk/bmap"
+	"github.com/pibake/pibake/release"
 )
 
 // Sentinel errors callers and tests branch on.
@@ -45,7 +51,7 @@ var (
 	ErrMounted  = errors.New("the disk is in use")
 	ErrRootDisk = errors.New("the disk holds the running system's /")
 	ErrTooSmall = errors.New("the disk is smaller than the image")
-	ErrDamaged  = errors.New("the compressed image is cut or damaged")
+	ErrDamaged  = release.ErrDamaged
 	ErrNotDisk  = errors.New("not a whole disk")
 	// ErrMismatch is bmap.ErrMismatch: image and map disagree.
 	ErrMismatch = bmap.ErrMismatch
@@ -65,6 +71,9 @@ type Options struct {
 	Time     time.Time
 	Progress io.Writer // nil means none
 	Terminal bool      // Progress is a terminal: one redrawn bar
+	// Announce, if not nil, gets one line before the target is opened:
+	// the image's name, version, board and environment, and the target.
+	Announce io.Writer
 	Log      *slog.Logger
 
 	host host // /proc and /sys; the zero value is the real ones
@@ -72,6 +81,7 @@ type Options struct {
 
 // Result says what Flash did.
 type Result struct {
+	Info      *ImageInfo // what the image says of itself
 	ImageSize int64
 	Bmap      string // the map used, "" if none
 	Written   int64  // bytes written to the device
@@ -98,7 +108,17 @@ func Flash(ctx context.Context, opts Options) (*Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	res := &Result{}
+	info, err := ReadImage(opts.Image)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBoard(info, isBlock(opts.Device)); err != nil {
+		return nil, err
+	}
+	res := &Result{Info: info}
+	if opts.Announce != nil {
+		fmt.Fprintf(opts.Announce, "writing %s to %s: %s\n", opts.Image, opts.Device, info)
+	}
 	src, err := openSource(opts.Image)
 	if err != nil {
 		return nil, err
@@ -326,6 +346,12 @@ func orEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// isBlock says whether path is (or leads to) a block device: a card.
+func isBlock(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode()&os.ModeDevice != 0 && st.Mode()&os.ModeCharDevice == 0
 }
 
 // device is the opened target.

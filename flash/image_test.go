@@ -29,6 +29,18 @@ var testEpoch = time.Date(2024, 1, 2, 3, 4, 6, 0, time.UTC)
 
 func makeImage(t testing.TB) *testImage {
 	t.Helper()
+	return makeImageFor(t, "pi4")
+}
+
+// slotInfo is the pibake.json a build writes on each boot slot.
+func slotInfo(board string) []byte {
+	return []byte(`{"image": "t", "version": "1.2.3", "board": "` + board + `", "env": "prod", "bootloader": "uboot"}` + "\n")
+}
+
+// makeImageFor makes a test image whose slots say they are for board
+// ("" for slots without pibake.json).
+func makeImageFor(t testing.TB, board string) *testImage {
+	t.Helper()
 	lay, err := layout.Compute(layout.Sizes{Bootsel: 36 << 20, Boot: 36 << 20, Root: 4 << 20, Data: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +74,11 @@ func makeImage(t testing.TB) *testImage {
 		case layout.Bootsel:
 			err = fat.Write(partAt(rec, p), fat.Options{Size: p.Size, Label: "BOOTSEL", Time: testEpoch}, []fat.File{{Path: "u-boot.bin", Data: random(500000)}, {Path: "boot.scr", Data: []byte("script")}}, nil)
 		case layout.BootA, layout.BootB:
-			err = fat.Write(partAt(rec, p), fat.Options{Size: p.Size, Label: "PIBOOT", Time: testEpoch}, []fat.File{{Path: "vmlinuz", Data: random(2 << 20)}, {Path: "cmdline.txt", Data: []byte("root=PARTUUID=1234abcd-05\n")}, {Path: "dtbs/x.dtb", Data: random(9000)}}, nil)
+			files := []fat.File{{Path: "vmlinuz", Data: random(2 << 20)}, {Path: "cmdline.txt", Data: []byte("root=PARTUUID=1234abcd-05\n")}, {Path: "dtbs/x.dtb", Data: random(9000)}}
+			if board != "" {
+				files = append(files, fat.File{Path: "pibake.json", Data: slotInfo(board)})
+			}
+			err = fat.Write(partAt(rec, p), fat.Options{Size: p.Size, Label: "PIBOOT", Time: testEpoch}, files, nil)
 		case layout.RootA, layout.RootB:
 			_, err = rec.WriteAt(root, p.Offset)
 		case layout.Data:

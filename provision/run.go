@@ -112,20 +112,10 @@ type firstBoot struct {
 // apply parses the files read from bootsel, applies them into root and
 // records their mark ("": none) as applied; out gets what was done.
 func (b firstBoot) apply(ctx context.Context, files map[string][]byte, mark string, out *Outcome) error {
-	var s *Spec
-	var err error
-	_, own := files[FileName]
-	cloud := len(files) > 1 || !own
-	switch {
-	case own && cloud:
-		return fmt.Errorf("both %s and cloud-init files (%s) are on bootsel: keep one kind", FileName, strings.Join(without(out.Found, FileName), ", "))
-	case own:
-		s, err = Parse(FileName, files[FileName])
-	default:
-		ci := CloudInit{UserData: files[UserData], NetworkConfig: files[NetworkConfig], MetaData: files[MetaData]}
-		ci.Cmdline, _ = readInput(filepath.Join(b.bootsel, "cmdline.txt"))
-		s, err = ParseCloudInit(ci)
-	}
+	s, err := ParseInputs(files, func() []byte {
+		cmdline, _ := readInput(filepath.Join(b.bootsel, "cmdline.txt"))
+		return cmdline
+	})
 	if err != nil {
 		return err
 	}
@@ -147,6 +137,35 @@ func (b firstBoot) apply(ctx context.Context, files map[string][]byte, mark stri
 	}
 	b.log.Info("provisioning applied", "files", len(res.Paths), "mark", mark)
 	return nil
+}
+
+// ParseInputs reads the provisioning files of one bootsel, by their
+// names there (Inputs), as the device does at first boot (Run): pibake's
+// own file, or cloud-init's files, never both. cmdline gives bootsel's
+// cmdline.txt when cloud-init's files need it (nil: none). pibake
+// provision check uses it, so the check refuses what the device refuses.
+func ParseInputs(files map[string][]byte, cmdline func() []byte) (*Spec, error) {
+	var found []string
+	for _, name := range Inputs {
+		if _, ok := files[name]; ok {
+			found = append(found, name)
+		}
+	}
+	_, own := files[FileName]
+	cloud := len(found) > 1 || !own
+	switch {
+	case len(found) == 0:
+		return nil, fmt.Errorf("no provisioning file (%s)", strings.Join(Inputs, ", "))
+	case own && cloud:
+		return nil, fmt.Errorf("both %s and cloud-init files (%s) are on bootsel: keep one kind", FileName, strings.Join(without(found, FileName), ", "))
+	case own:
+		return Parse(FileName, files[FileName])
+	}
+	ci := CloudInit{UserData: files[UserData], NetworkConfig: files[NetworkConfig], MetaData: files[MetaData]}
+	if cmdline != nil {
+		ci.Cmdline = cmdline()
+	}
+	return ParseCloudInit(ci)
 }
 
 func without(list []string, s string) []string {

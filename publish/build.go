@@ -41,6 +41,8 @@ func readBuild(ctx context.Context, dir string) (*build, error) {
 	m, err := manifest.Read(dir)
 	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
 		return nil, fmt.Errorf("%s is not a build output folder: %w", dir, err)
+	} else if st, serr := os.Stat(filepath.Join(dir, manifest.FileName)); serr == nil && st.Size() == 0 {
+		return nil, fmt.Errorf("%s is empty: the build did not finish, or the file was cut; build again", filepath.Join(dir, manifest.FileName))
 	} else if err != nil {
 		return nil, err
 	}
@@ -60,7 +62,7 @@ func readBuild(ctx context.Context, dir string) (*build, error) {
 // its artifacts: the boot partition's used bytes (with tryboot, each
 // slot's), then the root filesystem.
 func imageParts(ctx context.Context, img *os.File, m *manifest.Manifest) ([]part, error) {
-	if got, err := fileSHA256(ctx, img); err != nil {
+	if got, err := readerSHA256(ctx, io.NewSectionReader(img, 0, 1<<62)); err != nil {
 		return nil, err
 	} else if got != m.Disk.SHA256 {
 		return nil, fmt.Errorf("%s has sha256 %s, its manifest says %s: corrupt or modified build", m.Disk.File, got, m.Disk.SHA256)
@@ -107,9 +109,9 @@ func usedLength(r io.ReaderAt, off, size int64) (int64, error) {
 	return 0, errors.New("boot partition is empty")
 }
 
-func fileSHA256(ctx context.Context, f *os.File) (string, error) {
+func readerSHA256(ctx context.Context, r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<62)); err != nil {
+	if _, err := io.Copy(h, r); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), ctx.Err()

@@ -22,18 +22,19 @@ import (
 func TestBundle(t *testing.T) {
 	_, priv, _ := minisign.GenerateKey(rand.Reader)
 	repo := t.TempDir()
-	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuild(t, "1.0.0"), Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err != nil {
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuild(t, "1.0.0"), Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	out := filepath.Join(dir, "demo.tar")
-	d, err := Bundle(context.Background(), repo, "stable", out)
+	br, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "stable", Out: out, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := br.Document
 	// Same repository, same bytes.
 	again := filepath.Join(dir, "again.tar")
-	if _, err := Bundle(context.Background(), repo, "stable", again); err != nil {
+	if _, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "stable", Out: again, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(out)
@@ -75,11 +76,11 @@ func TestBundle(t *testing.T) {
 	docPath := filepath.Join(repo, channel.DocumentPath("stable"))
 	orig, _ := os.ReadFile(docPath)
 	os.WriteFile(docPath, []byte(strings.Replace(string(orig), `"path": "`+channel.BlobsDir+"/", `"path": "../../../../etc/passwd#`, 1)), 0o644)
-	if _, err := Bundle(context.Background(), repo, "stable", filepath.Join(dir, "evil.tar")); err == nil {
+	if _, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "stable", Out: filepath.Join(dir, "evil.tar"), Now: now}); err == nil {
 		t.Error("a bundle packed a path outside the repository's blobs")
 	}
 	os.WriteFile(docPath, orig, 0o644)
-	if _, err := Bundle(context.Background(), repo, "beta", filepath.Join(dir, "x.tar")); err == nil {
+	if _, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "beta", Out: filepath.Join(dir, "x.tar"), Now: now}); err == nil {
 		t.Error("bundle of a missing channel")
 	}
 	os.WriteFile(filepath.Join(dir, "junk.tar"), []byte("not a tar file at all"), 0o644)

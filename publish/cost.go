@@ -104,14 +104,17 @@ func releaseSources(ctx context.Context, repo string, r Release) ([]delta.Source
 // cost a device less than that plan: one per new artifact and earlier
 // artifact of the same kind (boot or root), stored as blobs. It returns
 // the costs, newest release first, the patches and the bytes stored.
-func deltaCost(ctx context.Context, repo string, earlier []Release, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, []channel.PatchRef, int64, error) {
-	targets, err := openTargets(repo, arts, indexes)
+// The earlier releases are read from the repository; the new artifacts,
+// their indexes and the patches are in bs.
+func deltaCost(ctx context.Context, bs *blobStore, earlier []Release, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]Cost, []channel.PatchRef, int64, error) {
+	repo := bs.repo
+	targets, err := openTargets(bs, arts, indexes)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	defer func() {
 		for _, t := range targets {
-			t.f.Close()
+			t.close()
 		}
 	}()
 	var costs []Cost
@@ -143,7 +146,7 @@ func deltaCost(ctx context.Context, repo string, earlier []Release, arts []chann
 				}
 				if e != nil && e.ref.Size < cost {
 					if !e.stored {
-						sum, n, err := storeBlob(ctx, repo, bytes.NewReader(e.data))
+						sum, n, err := bs.put(ctx, bytes.NewReader(e.data))
 						if err != nil {
 							return nil, nil, 0, fmt.Errorf("patch of %s from %s: %w", a.Name, r.Version, err)
 						}
@@ -189,34 +192,37 @@ type encoded struct {
 // target is a new artifact as publish reads it to make patches: its
 // blob, checked against its sha256, and its chunk index.
 type target struct {
-	f  *os.File
-	ix *chunks.Index
+	r     io.ReaderAt
+	close func()
+	ix    *chunks.Index
 }
 
 // openTargets opens the new artifacts' blobs and reads their chunk
 // indexes, each checked against the sha256 the documents will sign.
-func openTargets(repo string, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]target, error) {
+func openTargets(bs *blobStore, arts []channel.Artifact, indexes []channel.ChunkIndex) ([]target, error) {
 	var targets []target
 	fail := func(err error) ([]target, error) {
 		for _, t := range targets {
-			t.f.Close()
+			t.close()
 		}
 		return nil, err
 	}
 	for i, a := range arts {
-		f, err := os.Open(filepath.Join(repo, filepath.FromSlash(indexes[i].Path)))
+		ci := indexes[i]
+		r, closeIx, err := bs.open(ci.Path, ci.Size, ci.SHA256)
 		if err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("%s: chunk index: %w", a.Name, err))
 		}
-		ix, err := delta.ReadIndex(f, indexes[i].Size, indexes[i].SHA256, a)
-		f.Close()
+		ix, err := delta.ReadIndex(io.NewSectionReader(r, 0, ci.Size), ci.Size, ci.SHA256, a)
+		closeIx()
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", a.Name, err))
 		}
-		if f, err = openBlob(repo, a); err != nil {
+		r, closeArt, err := bs.open(a.Path, a.Size, a.SHA256)
+		if err != nil {
 			return fail(fmt.Errorf("%s: %w", a.Name, err))
 		}
-		targets = append(targets, target{f: f, ix: ix})
+		targets = append(targets, target{r: r, close: closeArt, ix: ix})
 	}
 	return targets, nil
 }
@@ -258,7 +264,7 @@ func makePatch(ctx context.Context, repo string, old channel.Artifact, oldIx *ch
 		return nil, err
 	}
 	defer of.Close()
-	p, err := patch.Encode(ctx, of, oldIx, t.f, t.ix)
+	p, err := patch.Encode(ctx, of, oldIx, t.r, t.ix)
 	if err != nil {
 		return nil, err
 	}

@@ -61,14 +61,14 @@ func TestPublishGolden(t *testing.T) {
 	}{
 		{name: "stable 1.0.0", o: Options{Channel: "stable", Build: v1, Expires: 720 * time.Hour, Rollout: 1}},
 		{name: "stable 2.0.0", o: Options{Channel: "stable", Build: v2, Expires: 720 * time.Hour, Rollout: 0.25}},
-		{name: "stable 2.0.0 again", o: Options{Channel: "stable", Build: v2, Expires: time.Hour, Rollout: 1, History: 1}},
-		{name: "beta tryboot 1.0.0", o: Options{Channel: "beta", Build: t1, Expires: time.Hour, Rollout: 1}},
-		{name: "beta tryboot 2.0.0", o: Options{Channel: "beta", Build: t2, Expires: time.Hour, Rollout: 1}},
-		{name: "stable 3.0.0 over a damaged history", o: Options{Channel: "stable", Build: v3, Expires: time.Hour, Rollout: 1},
+		{name: "stable 2.0.0 again", o: Options{Channel: "stable", Build: v2, Expires: time.Hour, Rollout: 1, History: 1, Force: true}},
+		{name: "beta tryboot 1.0.0", o: Options{Channel: "beta", Build: t1, Expires: time.Hour, Rollout: 1, Force: true}},
+		{name: "beta tryboot 2.0.0", o: Options{Channel: "beta", Build: t2, Expires: time.Hour, Rollout: 1, Force: true}},
+		{name: "stable 3.0.0 over a damaged history", o: Options{Channel: "stable", Build: v3, Expires: time.Hour, Rollout: 1, Force: true},
 			prep: func() {
 				os.WriteFile(filepath.Join(repo, channel.HistoryPath("stable")), []byte(`{"format": 2}`), 0o644)
 			}},
-		{name: "stable 3.0.0 without a history", o: Options{Channel: "stable", Build: v3, Expires: time.Hour, Rollout: 1},
+		{name: "stable 3.0.0 without a history", o: Options{Channel: "stable", Build: v3, Expires: time.Hour, Rollout: 1, Force: true},
 			prep: func() { os.Remove(filepath.Join(repo, channel.HistoryPath("stable"))) }},
 	}
 	var out strings.Builder

@@ -45,60 +45,89 @@ type Options struct {
 	// past a current document publish refuses to continue from, or to
 	// recover after a leaked key's serial (docs/updates.md).
 	SerialFrom uint64
+	// Force publishes a document that lives less than MinExpires, and a
+	// build of another board than the channel's current release.
+	Force bool
+	// AllowDowngrade publishes a version not newer than the channel's
+	// current one (a roll back: it gets the next serial).
+	AllowDowngrade bool
+	// DryRun checks the build and the channel and prices the update from
+	// each earlier release, and signs and writes nothing: the artifacts
+	// are read from the build's image, the indexes and patches made in
+	// memory.
+	DryRun bool
 }
 
-// Result is what was published.
+// Result is what was published (with DryRun: what would be).
 type Result struct {
-	Document *channel.Document
-	Uploaded int64 // bytes of new blobs written
+	DryRun   bool              `json:"dry_run"`
+	Document *channel.Document `json:"document"`
+	// Uploaded is the bytes of new blobs written (with DryRun: the
+	// bytes of blobs the repository does not hold yet).
+	Uploaded int64 `json:"uploaded_bytes"`
 	// Chunks are the artifacts' chunk indexes (channel.ChunksPath).
-	Chunks []channel.ChunkIndex
+	Chunks []channel.ChunkIndex `json:"chunk_indexes"`
 	// Patches are the patches from earlier releases in the chunk document.
-	Patches []channel.PatchRef
+	Patches []channel.PatchRef `json:"patches"`
 	// Delta is what a device running each earlier release of the
 	// channel's history downloads for this one, newest first (also
 	// written to channel.CostPath).
-	Delta []Cost
+	Delta []Cost `json:"from"`
 	// Warnings are what the publisher should read: a history set aside,
 	// a serial continued from a previous key's document.
-	Warnings []string `json:",omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Publish verifies the build against its manifest, stores its artifacts and
 // signs a new channel document whose serial follows the current one.
 //
-// Its steps, in the order they touch the repository: read and check the
-// build (build.go); store its artifacts and their chunk indexes as blobs
-// (store.go); read the channel's current document and history
-// (previous.go, history.go), each only if its key signed it, and decide
-// the serial (serial.go); price the update from each earlier release and store the
+// Its steps, in the order they touch the repository: check the expiry,
+// read and check the build (build.go), read the channel's current
+// document and history (previous.go, history.go), each only if its key
+// signed it, decide the serial (serial.go) and refuse a build of another
+// board or an older version (guard.go): nothing is written before these
+// pass. Then store its artifacts and their chunk indexes as blobs
+// (store.go); price the update from each earlier release and store the
 // patches that make it cheaper, from blobs whose sha256 it checked
 // (cost.go); sign, then write the chunk document, the cost report, the
 // signed history, and last the channel document (write.go). An error names the step that failed.
 func Publish(ctx context.Context, o Options) (*Result, error) {
+	if err := checkExpires(o); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
 	b, err := readBuild(ctx, o.Build)
 	if err != nil {
 		return nil, fmt.Errorf("publish: read the build: %w", err)
 	}
 	defer b.img.Close()
-	res := &Result{}
-	arts, indexes, uploaded, err := b.store(ctx, o.Repo)
-	if err != nil {
-		return nil, fmt.Errorf("publish: store the artifacts: %w", err)
-	}
-	res.Uploaded += uploaded
 	st, err := readChannel(o)
 	if err != nil {
 		return nil, fmt.Errorf("publish: read the channel: %w", err)
 	}
-	res.Warnings = st.warnings
+	if err := checkRelease(ctx, o, b, st.prev); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	res := &Result{DryRun: o.DryRun, Warnings: st.warnings}
+	bs := &blobStore{repo: o.Repo}
+	if o.DryRun {
+		bs.dry = map[string]sizedReaderAt{}
+	}
+	arts, indexes, uploaded, err := b.store(ctx, bs)
+	if err != nil {
+		return nil, fmt.Errorf("publish: store the artifacts: %w", err)
+	}
+	res.Uploaded += uploaded
 	var stored int64
-	if res.Delta, res.Patches, stored, err = deltaCost(ctx, o.Repo, st.earlier(arts, keep(o.History)), arts, indexes); err != nil {
+	if res.Delta, res.Patches, stored, err = deltaCost(ctx, bs, st.earlier(arts, keep(o.History)), arts, indexes); err != nil {
 		return nil, fmt.Errorf("publish: the cost of an update: %w", err)
 	}
 	res.Uploaded += stored
 	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: b.m.Image, Version: b.m.Version, Serial: st.serial,
 		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{b.m.Board}, Rollout: o.Rollout, Artifacts: arts}
+	res.Chunks, res.Document = indexes, d
+	if o.DryRun {
+		return res, d.Validate()
+	}
 	st.hist.add(Release{Serial: d.Serial, Version: d.Version, Artifacts: arts, Indexes: indexes}, keep(o.History))
 	docs, err := sign(d, indexes, res.Patches, st.hist, o.Key)
 	if err != nil {
@@ -107,7 +136,5 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if err := docs.write(o.Repo, o.Channel, costReport(d, res.Delta)); err != nil {
 		return nil, fmt.Errorf("publish: write channel %s: %w", o.Channel, err)
 	}
-	res.Chunks = indexes
-	res.Document = d
 	return res, nil
 }

@@ -134,8 +134,11 @@ func TestPublish(t *testing.T) {
 
 	// The same build again: a new serial, no new artifact bytes; only a
 	// patch per artifact, one copy each.
-	res, err = Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 0.5, Now: now})
-	if err != nil || res.Document.Serial != 2 || len(res.Patches) != 2 || res.Uploaded != res.Patches[0].Size+res.Patches[1].Size || res.Uploaded > 2*100 {
+	res, err = Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: 24 * time.Hour, Rollout: 0.5, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Document.Serial != 2 || len(res.Patches) != 2 || res.Uploaded != res.Patches[0].Size+res.Patches[1].Size || res.Uploaded > 2*100 {
 		t.Fatalf("republish: serial %d, %d bytes uploaded, patches %+v, %v", res.Document.Serial, res.Uploaded, res.Patches, err)
 	}
 	// The same bytes: a device running the release before downloads the
@@ -147,17 +150,17 @@ func TestPublish(t *testing.T) {
 	// bucket) is not continued.
 	doc, _ = os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable")))
 	os.WriteFile(filepath.Join(repo, channel.DocumentPath("stable")), []byte(strings.Replace(string(doc), `"serial": 2`, `"serial": 18446744073709551614`, 1)), 0o644)
-	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "not one this key signed") || !strings.HasPrefix(err.Error(), "publish: read the channel: ") {
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "not one this key signed") || !strings.HasPrefix(err.Error(), "publish: read the channel: ") {
 		t.Errorf("unsigned serial continued: %v", err)
 	}
 	os.WriteFile(filepath.Join(repo, channel.DocumentPath("stable")), doc, 0o644)
 	// A rotation: the new key continues the old key's serial only when
 	// told the old public key.
 	_, newKey, _ := minisign.GenerateKey(rand.Reader)
-	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: newKey, Expires: time.Hour, Rollout: 1, Now: now}); err == nil {
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: newKey, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err == nil {
 		t.Error("a new key continued a serial it did not sign")
 	}
-	res, err = Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: newKey, Expires: time.Hour, Rollout: 1, Now: now, PreviousKeys: []minisign.PublicKey{pub}})
+	res, err = Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v1, Key: newKey, Expires: 24 * time.Hour, Rollout: 1, Now: now, PreviousKeys: []minisign.PublicKey{pub}})
 	if err != nil || res.Document.Serial != 3 {
 		t.Fatalf("rotation publish: %v", err)
 	}
@@ -166,7 +169,7 @@ func TestPublish(t *testing.T) {
 	f, _ := os.OpenFile(filepath.Join(v2, "demo.img"), os.O_RDWR, 0)
 	f.WriteAt([]byte("evil"), 1<<20)
 	f.Close()
-	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v2, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "corrupt or modified") || !strings.HasPrefix(err.Error(), "publish: read the build: ") {
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: v2, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "corrupt or modified") || !strings.HasPrefix(err.Error(), "publish: read the build: ") {
 		t.Errorf("modified build: %v", err)
 	}
 }
@@ -176,7 +179,7 @@ func TestPublish(t *testing.T) {
 func TestPublishTryboot(t *testing.T) {
 	_, priv, _ := minisign.GenerateKey(rand.Reader)
 	repo := t.TempDir()
-	res, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuildWith(t, "1.0.0", "tryboot"), Key: priv, Expires: time.Hour, Rollout: 1, Now: now})
+	res, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuildWith(t, "1.0.0", "tryboot"), Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +223,7 @@ func TestPublishHistory(t *testing.T) {
 	ctx := context.Background()
 	pub := func(build string, history int) *Result {
 		t.Helper()
-		res, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: build, Key: priv, Expires: time.Hour, Rollout: 1, Now: now, History: history})
+		res, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: build, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now, History: history, AllowDowngrade: true}) // older builds again, to price from their releases
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +338,7 @@ func TestPublishHistory(t *testing.T) {
 	// A damaged history is refused with what to do, and nothing published.
 	os.WriteFile(filepath.Join(repo, channel.HistoryPath("stable")), []byte(`{"format": 1, "channel": "stable", "releases": [{"serial": 1, "version": "x", "artifacts": [{"name": "root", "path": "../../etc/passwd", "size": 1}]}]}`), 0o644)
 	before, _ := os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable")))
-	if _, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "remove it") {
+	if _, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "remove it") {
 		t.Errorf("damaged history: %v", err)
 	}
 	if after, _ := os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable"))); string(after) != string(before) {

@@ -14,21 +14,72 @@ import (
 	"github.com/pibake/pibake/updater/chunks"
 )
 
+// blobStore is where publish puts the new blobs: the repository; or, in
+// a dry run (dry not nil), nowhere: a blob is hashed and kept as the
+// reader it came from (a section of the build's image, or bytes in
+// memory), so the cost is computed from it without a copy, and it counts
+// as new unless the repository holds a blob of its name and size.
+type blobStore struct {
+	repo string
+	dry  map[string]sizedReaderAt
+}
+
+// sizedReaderAt is a blob's bytes: an *io.SectionReader or a *bytes.Reader.
+type sizedReaderAt interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// put stores r as the blob of its sha256; it returns the sha256 and the
+// bytes that are (or, in a dry run, would be) new in the repository.
+func (s *blobStore) put(ctx context.Context, r sizedReaderAt) (string, int64, error) {
+	if s.dry == nil {
+		return storeBlob(ctx, s.repo, io.NewSectionReader(r, 0, r.Size()))
+	}
+	sum, err := readerSHA256(ctx, io.NewSectionReader(r, 0, r.Size()))
+	if err != nil {
+		return "", 0, err
+	}
+	s.dry[sum] = r
+	if st, err := os.Stat(filepath.Join(s.repo, filepath.FromSlash(channel.BlobPath(sum)))); err == nil && st.Size() == r.Size() {
+		return sum, 0, nil
+	}
+	return sum, r.Size(), nil
+}
+
+// open returns a blob put before, checked against the size and sha256
+// the documents will sign (openBlob; in a dry run, put hashed it), and
+// what closes it.
+func (s *blobStore) open(path string, size int64, sum string) (io.ReaderAt, func(), error) {
+	if s.dry != nil {
+		r, ok := s.dry[sum]
+		if !ok || r.Size() != size {
+			return nil, nil, fmt.Errorf("%s: %w: not the blob put", path, errCorrupt)
+		}
+		return r, func() {}, nil
+	}
+	f, err := openBlob(s.repo, channel.Artifact{Path: path, Size: size, SHA256: sum})
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
 // store writes each of the build's artifacts and its chunk index as
 // blobs, those not in the repository already, and returns them in the
 // build's order with the bytes it wrote.
-func (b *build) store(ctx context.Context, repo string) ([]channel.Artifact, []channel.ChunkIndex, int64, error) {
+func (b *build) store(ctx context.Context, bs *blobStore) ([]channel.Artifact, []channel.ChunkIndex, int64, error) {
 	var arts []channel.Artifact
 	var indexes []channel.ChunkIndex
 	var uploaded int64
 	for _, a := range b.parts {
-		sum, wrote, err := storeBlob(ctx, repo, io.NewSectionReader(b.img, a.off, a.n))
+		sum, wrote, err := bs.put(ctx, io.NewSectionReader(b.img, a.off, a.n))
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("%s: %w", a.name, err)
 		}
 		uploaded += wrote
 		arts = append(arts, channel.Artifact{Name: a.name, Path: channel.BlobPath(sum), Size: a.n, SHA256: sum, PartitionSize: a.partition})
-		ix, wrote, err := storeIndex(ctx, repo, sum, io.NewSectionReader(b.img, a.off, a.n))
+		ix, wrote, err := storeIndex(ctx, bs, sum, io.NewSectionReader(b.img, a.off, a.n))
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("%s: chunk index: %w", a.name, err)
 		}
@@ -40,7 +91,7 @@ func (b *build) store(ctx context.Context, repo string) ([]channel.Artifact, []c
 
 // storeIndex chunks an artifact (updater/chunks, the default bounds) and
 // stores its index as a blob.
-func storeIndex(ctx context.Context, repo, artifact string, r io.Reader) (channel.ChunkIndex, int64, error) {
+func storeIndex(ctx context.Context, bs *blobStore, artifact string, r io.Reader) (channel.ChunkIndex, int64, error) {
 	ix, err := chunks.Build(ctx, r, chunks.Default)
 	if err != nil {
 		return channel.ChunkIndex{}, 0, err
@@ -52,7 +103,7 @@ func storeIndex(ctx context.Context, repo, artifact string, r io.Reader) (channe
 	if err != nil {
 		return channel.ChunkIndex{}, 0, err
 	}
-	sum, wrote, err := storeBlob(ctx, repo, bytes.NewReader(b))
+	sum, wrote, err := bs.put(ctx, bytes.NewReader(b))
 	if err != nil {
 		return channel.ChunkIndex{}, 0, err
 	}

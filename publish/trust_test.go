@@ -93,7 +93,7 @@ func TestPublishPlantedHistory(t *testing.T) {
 			repo := t.TempDir()
 			sources := map[string][]byte{}
 			for _, b := range []string{v1, v2} {
-				res, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: b, Key: priv, Expires: time.Hour, Rollout: 1, Now: now})
+				res, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: b, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -122,7 +122,7 @@ func TestPublishPlantedHistory(t *testing.T) {
 				os.Remove(channel.SignaturePath(hpath))
 			}
 			before, _ := os.ReadFile(filepath.Join(repo, channel.DocumentPath("stable")))
-			res, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v3, Key: priv, Expires: time.Hour, Rollout: 1, Now: now})
+			res, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v3, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now})
 			if sig == "kept" {
 				// Someone without the key changed a signed history: said so,
 				// nothing published.
@@ -147,7 +147,7 @@ func TestPublishPlantedHistory(t *testing.T) {
 			checkAllPatches(t, repo, sources)
 			// The history publish wrote is signed and read back without
 			// a warning.
-			res, err = Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: time.Hour, Rollout: 1, Now: now})
+			res, err = Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v1, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now, AllowDowngrade: true})
 			if err != nil || len(res.Warnings) != 0 || len(res.Delta) != 2 {
 				t.Errorf("after a restart of the history: %v, warnings %q, priced from %+v", err, res.Warnings, res.Delta)
 			}
@@ -163,7 +163,7 @@ func TestPublishVerifiesBlobs(t *testing.T) {
 	ctx := context.Background()
 	repo := t.TempDir()
 	pub := func(build string) (*Result, error) {
-		return Publish(ctx, Options{Repo: repo, Channel: "stable", Build: build, Key: priv, Expires: time.Hour, Rollout: 1, Now: now})
+		return Publish(ctx, Options{Repo: repo, Channel: "stable", Build: build, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now})
 	}
 	// A blob planted where the next release's root will go (its sha256 is
 	// known before it is published: a reproducible build, a re-publish).
@@ -217,7 +217,7 @@ func TestPublishSerialJump(t *testing.T) {
 	repo := t.TempDir()
 	v1, v2, v3 := fakeBuild(t, "1.0.0"), fakeBuild(t, "2.0.0"), fakeBuild(t, "3.0.0")
 	for _, b := range []string{v1, v2} {
-		if _, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: b, Key: oldKey, Expires: time.Hour, Rollout: 1, Now: now}); err != nil {
+		if _, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: b, Key: oldKey, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -234,11 +234,11 @@ func TestPublishSerialJump(t *testing.T) {
 	os.WriteFile(channel.SignaturePath(docPath), sig, 0o644)
 	os.WriteFile(docPath, doc, 0o644)
 	rotate := func(serialFrom uint64) (*Result, error) {
-		return Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v3, Key: newKey, Expires: time.Hour, Rollout: 1, Now: now,
+		return Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v3, Key: newKey, Expires: 24 * time.Hour, Rollout: 1, Now: now,
 			PreviousKeys: []minisign.PublicKey{oldPub}, SerialFrom: serialFrom})
 	}
 	// The publishing key's own documents are held to the bound too.
-	if _, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v3, Key: oldKey, Expires: time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "--serial-from 2") {
+	if _, err := Publish(ctx, Options{Repo: repo, Channel: "stable", Build: v3, Key: oldKey, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err == nil || !strings.Contains(err.Error(), "--serial-from 2") {
 		t.Errorf("a serial far ahead under the publishing key: %v", err)
 	}
 	if res, err := rotate(0); err == nil || !strings.Contains(err.Error(), "--serial-from 2") {
@@ -263,12 +263,12 @@ func TestPublishSerialJump(t *testing.T) {
 	// A rotation with no signed history to compare with: the previous
 	// key's document alone does not set the serial.
 	repo2 := t.TempDir()
-	if _, err := Publish(ctx, Options{Repo: repo2, Channel: "stable", Build: v1, Key: oldKey, Expires: time.Hour, Rollout: 1, Now: now}); err != nil {
+	if _, err := Publish(ctx, Options{Repo: repo2, Channel: "stable", Build: v1, Key: oldKey, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(repo2, channel.HistoryPath("stable")))
 	os.Remove(filepath.Join(repo2, channel.SignaturePath(channel.HistoryPath("stable"))))
-	o := Options{Repo: repo2, Channel: "stable", Build: v2, Key: newKey, Expires: time.Hour, Rollout: 1, Now: now, PreviousKeys: []minisign.PublicKey{oldPub}}
+	o := Options{Repo: repo2, Channel: "stable", Build: v2, Key: newKey, Expires: 24 * time.Hour, Rollout: 1, Now: now, PreviousKeys: []minisign.PublicKey{oldPub}}
 	if _, err := Publish(ctx, o); err == nil || !strings.Contains(err.Error(), "--serial-from 1") {
 		t.Errorf("a rotation without a history: %v", err)
 	}
@@ -284,14 +284,14 @@ func TestPublishSerialJump(t *testing.T) {
 func TestBundleVerifiesBlobs(t *testing.T) {
 	_, priv, _ := minisign.GenerateKey(rand.Reader)
 	repo := t.TempDir()
-	res, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuild(t, "1.0.0"), Key: priv, Expires: time.Hour, Rollout: 1, Now: now})
+	res, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuild(t, "1.0.0"), Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := res.Document.Artifacts[len(res.Document.Artifacts)-1]
 	os.WriteFile(filepath.Join(repo, root.Path), fakeRoot("6.6.6"), 0o644)
 	out := filepath.Join(t.TempDir(), "b.tar")
-	if _, err := Bundle(context.Background(), repo, "stable", out); err == nil || !strings.Contains(err.Error(), "corrupt") {
+	if _, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "stable", Out: out, Now: now}); err == nil || !strings.Contains(err.Error(), "corrupt") {
 		t.Errorf("a bundle of a changed blob: %v", err)
 	}
 	if _, err := os.Stat(out); err == nil {

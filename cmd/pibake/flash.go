@@ -12,7 +12,7 @@ import (
 )
 
 func cmdFlash(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("flash", "flash [flags] IMAGE DEVICE   (IMAGE is NAME.img or NAME.img.zst; DEVICE is a whole disk, e.g. /dev/sdX or /dev/mmcblk0, or a regular file outside /dev, written as an image file)", stdout, stderr)
+	fs := newFlags("flash", "flash [flags] IMAGE DEVICE   (IMAGE is a pibake image, NAME.img or NAME.img.zst, for a Raspberry Pi board; DEVICE is a whole disk, e.g. /dev/sdX or /dev/mmcblk0, or a regular file outside /dev, written as an image file). It prints the image's name, version, board and environment before it opens DEVICE", stdout, stderr)
 	bmapFile := fs.String("bmap", "", "block map to write by (default: NAME.bmap next to IMAGE; without one every block is written, once IMAGE is checked against the manifest.json next to it or its own partition table)")
 	noBmap := fs.Bool("no-bmap", false, "write every block of the image, ignoring any bmap")
 	force := fs.Bool("force", false, "allow writing to the disk that holds this system's /")
@@ -27,7 +27,7 @@ func cmdFlash(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("want IMAGE and DEVICE, got %d arguments: %w", len(pos), errUsage)
 	}
 	opts := flash.Options{Image: pos[0], Device: pos[1], Bmap: *bmapFile, NoBmap: *noBmap, Force: *force,
-		Progress: stderr, Terminal: isTerminal(stderr), Log: logger(stderr, *verbose), Time: time.Now()}
+		Progress: stderr, Terminal: isTerminal(stderr), Announce: stdout, Log: logger(stderr, *verbose), Time: time.Now()}
 	if *provision != "" {
 		data, err := os.ReadFile(*provision)
 		if err != nil {
@@ -46,8 +46,8 @@ func cmdFlash(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if res.Bmap != "" {
 		how = "the blocks mapped by " + res.Bmap
 	}
-	fmt.Fprintf(stdout, "flashed %s to %s: %d of %d bytes written (%s), verified by %s, in %s\n",
-		opts.Image, opts.Device, res.Written, res.ImageSize, how, res.Verify, res.Elapsed.Round(100*time.Millisecond))
+	fmt.Fprintf(stdout, "flashed %s (%s) to %s: %d of %d bytes written (%s), verified by %s, in %s\n",
+		opts.Image, res.Info, opts.Device, res.Written, res.ImageSize, how, res.Verify, res.Elapsed.Round(100*time.Millisecond))
 	if opts.Provision != nil {
 		fmt.Fprintf(stdout, "placed %s (%d bytes) on the bootsel partition\n", flash.ProvisionName, len(opts.Provision))
 	}

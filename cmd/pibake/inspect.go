@@ -5,14 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/pibake/pibake/disk/inspect"
+	"github.com/pibake/pibake/disk/mbr"
+	"github.com/pibake/pibake/release"
 )
 
 func cmdInspect(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", "inspect [--json] IMAGE", stdout, stderr)
+	fs := newFlags("inspect", "inspect [--json] IMAGE   (NAME.img or NAME.img.zst)", stdout, stderr)
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -22,16 +23,17 @@ func cmdInspect(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(path)
+	// NAME.img.zst is read as flash reads it: decompressed as far as
+	// inspect reads, into an unlinked temporary file.
+	im, err := release.Open(path)
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("inspect: %w", err)
+	defer im.Close()
+	if im.Size() < mbr.SectorSize {
+		return fmt.Errorf("inspect: %s is %d bytes, but a disk image starts with a %d-byte partition table: not an image, or one cut short", path, im.Size(), mbr.SectorSize)
 	}
-	rep, err := inspect.Image(f, st.Size())
+	rep, err := inspect.Image(im, im.Size())
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,10 +26,14 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ch := fs.String("channel", "", "channel name, e.g. stable")
 	key := fs.String("key", "", "signing key made by 'pibake keygen'")
 	pwFile := fs.String("password-file", "", "password of an encrypted signing key")
-	expires := fs.Duration("expires", 30*24*time.Hour, "how long devices accept this channel document")
+	expires := fs.Duration("expires", 30*24*time.Hour, fmt.Sprintf("how long devices accept this channel document (at least %s unless --force)", publish.MinExpires))
 	rollout := fs.Float64("rollout", 1, "fraction of devices that take this release, in (0, 1]")
 	history := fs.Int("history", publish.DefaultHistory, "earlier releases to keep in "+channel.HistoryPath("NAME")+" and price the update from")
 	serialFrom := fs.Uint64("serial-from", 0, "continue the channel's serial from N (the release gets N+1) instead of the current document's: when publish refuses a serial it did not record, or to recover after a leaked key's (docs/updates.md)")
+	force := fs.Bool("force", false, fmt.Sprintf("publish an --expires shorter than %s, or a build of another board than the channel's current release (the channel's devices of the old board then get no update)", publish.MinExpires))
+	downgrade := fs.Bool("allow-downgrade", false, "publish a version not newer than the channel's current one: it gets the next serial, and every device installs it (docs/updates.md)")
+	dryRun := fs.Bool("dry-run", false, "check the build and the channel and print what each earlier release would download; sign and write nothing")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	var prev []string
 	fs.Func("previous-key", "public key file (.pub) whose channel documents the serial may continue from: the old key after a rotation (repeatable)", func(v string) error {
 		prev = append(prev, v)
@@ -46,17 +51,9 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return fmt.Errorf("--repo, --channel and --key are required: %w", errUsage)
 	}
-	password := ""
-	if *pwFile != "" {
-		b, err := os.ReadFile(*pwFile)
-		if err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-	}
-	k, err := channel.LoadPrivateKey(*key, password)
+	k, err := loadKey(*key, *pwFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("publish: %w", err)
 	}
 	var previous []minisign.PublicKey
 	for _, p := range prev {
@@ -70,13 +67,42 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		previous = append(previous, pk)
 	}
-	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous, History: *history, SerialFrom: *serialFrom})
+	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous, History: *history, SerialFrom: *serialFrom,
+		Force: *force, AllowDowngrade: *downgrade, DryRun: *dryRun})
 	if err != nil {
 		return err
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
+	if *asJSON {
+		return writeJSON(stdout, res)
+	}
+	printPublished(stdout, res, *repo)
+	return nil
+}
+
+// loadKey reads a signing key, with the password in pwFile ("" for none).
+func loadKey(path, pwFile string) (minisign.PrivateKey, error) {
+	password := ""
+	if pwFile != "" {
+		var err error
+		if password, err = readPassword(pwFile); err != nil {
+			return minisign.PrivateKey{}, err
+		}
+	}
+	return channel.LoadPrivateKey(path, password)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printPublished says what publish did (or, in a dry run, would do), and
+// what each earlier release downloads.
+func printPublished(stdout io.Writer, res *publish.Result, repo string) {
 	d := res.Document
 	var ixBytes int64
 	for _, c := range res.Chunks {
@@ -86,11 +112,15 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, p := range res.Patches {
 		patchBytes += p.Size
 	}
-	fmt.Fprintf(stdout, "published %s %s for %s on channel %s: serial %d, expires %s, %d new bytes (chunk indexes: %d bytes, %d patches: %d bytes)\n",
-		d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded, ixBytes, len(res.Patches), patchBytes)
+	verb, downloads := "published", "downloads"
+	if res.DryRun {
+		verb, downloads = "dry run, nothing signed or written: would publish", "would download"
+	}
+	fmt.Fprintf(stdout, "%s %s %s for %s on channel %s: serial %d, expires %s, %d new bytes (chunk indexes: %d bytes, %d patches: %d bytes)\n",
+		verb, d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded, ixBytes, len(res.Patches), patchBytes)
 	for _, c := range res.Delta {
-		fmt.Fprintf(stdout, "a device running %s (serial %d) downloads %d bytes in %d requests (%.2f%% of the full %d bytes)",
-			c.From, c.Serial, c.Bytes, c.Requests, c.Percent(), c.Full)
+		fmt.Fprintf(stdout, "a device running %s (serial %d) %s %d bytes in %d requests (%.2f%% of the full %d bytes)",
+			c.From, c.Serial, downloads, c.Bytes, c.Requests, c.Percent(), c.Full)
 		if len(c.Patched) > 0 {
 			fmt.Fprintf(stdout, "; %s as a patch", strings.Join(c.Patched, ", "))
 		}
@@ -99,16 +129,20 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintln(stdout)
 	}
-	if len(res.Delta) > 0 {
-		fmt.Fprintf(stdout, "update costs written to %s\n", filepath.Join(*repo, filepath.FromSlash(channel.CostPath(*ch))))
+	if len(res.Delta) > 0 && !res.DryRun {
+		fmt.Fprintf(stdout, "update costs written to %s\n", filepath.Join(repo, filepath.FromSlash(channel.CostPath(d.Channel))))
 	}
-	return nil
 }
 
 func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bundle", "bundle --repo DIR --channel NAME OUT.tar", stdout, stderr)
+	fs := newFlags("bundle", "bundle --repo DIR --channel NAME [--expires DURATION --key FILE] OUT.tar", stdout, stderr)
 	repo := fs.String("repo", "", "update repository folder")
 	ch := fs.String("channel", "", "channel whose current release to pack")
+	expires := fs.Duration("expires", 0, "give the bundle a document of its own that devices accept this long (signed with --key; the repository is not changed); default: the published document, which devices refuse after it expires")
+	key := fs.String("key", "", "the channel's signing key, for --expires")
+	pwFile := fs.String("password-file", "", "password of an encrypted signing key")
+	force := fs.Bool("force", false, fmt.Sprintf("allow an --expires shorter than %s", publish.MinExpires))
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -121,16 +155,29 @@ func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return fmt.Errorf("--repo and --channel are required: %w", errUsage)
 	}
-	d, err := publish.Bundle(ctx, *repo, *ch, out)
+	o := publish.BundleOptions{Repo: *repo, Channel: *ch, Out: out, Now: time.Now(), Expires: *expires, Force: *force}
+	if (*expires != 0) != (*key != "") {
+		fs.Usage()
+		return fmt.Errorf("--expires and --key go together (the bundle's own document is signed with the key): %w", errUsage)
+	}
+	if *key != "" {
+		if o.Key, err = loadKey(*key, *pwFile); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+	}
+	res, err := publish.Bundle(ctx, o)
 	if err != nil {
 		return err
 	}
-	st, err := os.Stat(out)
-	if err != nil {
-		return err
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	fmt.Fprintf(stdout, "bundled %s %s (channel %s, serial %d) into %s: %d bytes; on the device: pibake-updater install %s\n",
-		d.Image, d.Version, d.Channel, d.Serial, out, st.Size(), filepath.Base(out))
+	if *asJSON {
+		return writeJSON(stdout, res)
+	}
+	d := res.Document
+	fmt.Fprintf(stdout, "bundled %s %s (channel %s, serial %d) into %s: %d bytes; devices accept it until %s; on the device: pibake-updater install %s\n",
+		d.Image, d.Version, d.Channel, d.Serial, out, res.Size, d.Expires.UTC().Format(time.RFC3339), filepath.Base(out))
 	return nil
 }
 

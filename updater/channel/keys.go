@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -11,10 +12,18 @@ import (
 	"aead.dev/minisign"
 )
 
+// ErrKeyName means a key's name is not a plain file name.
+var ErrKeyName = errors.New("a key name is a file name, without a path")
+
 // GenerateKeyFiles writes a new minisign key pair as dir/name.key (mode
-// 0600; encrypted when password is not empty) and dir/name.pub. It never
+// 0600; encrypted when password is not empty) and dir/name.pub, in
+// minisign's own form (one comment line, then the key), so the minisign
+// CLI reads both. name is a file name: never a path out of dir. It never
 // overwrites an existing key.
 func GenerateKeyFiles(dir, name, password string) (pubPath, keyPath string, err error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+		return "", "", fmt.Errorf("keygen: --name %q: %w (and no leading dot): the files are NAME.key and NAME.pub in the output folder", name, ErrKeyName)
+	}
 	pub, priv, err := minisign.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", "", fmt.Errorf("keygen: %w", err)
@@ -44,7 +53,10 @@ func GenerateKeyFiles(dir, name, password string) (pubPath, keyPath string, err 
 	if err := os.WriteFile(keyPath, append(keyText, '\n'), 0o600); err != nil {
 		return "", "", fmt.Errorf("keygen: %w", err)
 	}
-	if err := os.WriteFile(pubPath, append([]byte(fmt.Sprintf("untrusted comment: pibake public key %s\n", name)), append(pubText, '\n')...), 0o644); err != nil {
+	// minisign's comment line names the key's ID; the key line follows.
+	// (pibake wrote a comment line of its own above them before:
+	// ParsePublicKey reads those files too.)
+	if err := os.WriteFile(pubPath, append(pubText, '\n'), 0o644); err != nil {
 		return "", "", fmt.Errorf("keygen: %w", err)
 	}
 	return pubPath, keyPath, nil
@@ -56,6 +68,9 @@ func LoadPrivateKey(path, password string) (minisign.PrivateKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return minisign.PrivateKey{}, fmt.Errorf("signing key: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return minisign.PrivateKey{}, fmt.Errorf("signing key %s is empty: not a key (pibake keygen writes NAME.key)", path)
 	}
 	if minisign.IsEncrypted(data) {
 		if password == "" {
@@ -74,13 +89,19 @@ func LoadPrivateKey(path, password string) (minisign.PrivateKey, error) {
 	return k, nil
 }
 
-// ParsePublicKey reads a public key in minisign's text form (the second
-// line of a .pub file, or the whole file).
+// ParsePublicKey reads a public key in minisign's text form: a .pub file
+// (its last line is the key, after minisign's comment line and, in files
+// older pibake versions wrote, a comment line of pibake's), or the key
+// line alone.
 func ParsePublicKey(text string) (minisign.PublicKey, error) {
 	lines := strings.Split(strings.TrimSpace(text), "\n")
 	var k minisign.PublicKey
-	if err := k.UnmarshalText([]byte(strings.TrimSpace(lines[len(lines)-1]))); err != nil {
-		return k, fmt.Errorf("public key: %w", errors.Join(ErrUnknownKey, err))
+	last := strings.TrimSpace(lines[len(lines)-1])
+	if last == "" {
+		return k, fmt.Errorf("public key: the text is empty, not a minisign public key (pibake keygen writes NAME.pub): %w", ErrUnknownKey)
+	}
+	if err := k.UnmarshalText([]byte(last)); err != nil {
+		return k, fmt.Errorf("public key: not a minisign public key (%v): %w", err, ErrUnknownKey)
 	}
 	return k, nil
 }
