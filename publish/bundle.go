@@ -7,10 +7,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"aead.dev/minisign"
@@ -93,6 +95,9 @@ func Bundle(ctx context.Context, o BundleOptions) (*BundleResult, error) {
 	// repository, after carrying the whole bundle to it.
 	for _, a := range d.Artifacts {
 		files = append(files, bundled{path: a.Path, size: a.Size, sha256: a.SHA256})
+	}
+	if err := replaceable(out); err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
 	if err != nil {
@@ -228,6 +233,32 @@ func addFile(tw *tar.Writer, repo string, b bundled, dirs map[string]bool) error
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); b.sha256 != "" && got != b.sha256 {
 		return fmt.Errorf("%s has sha256 %s, the channel document says %s: %w: publish the channel again", name, got, b.sha256, errCorrupt)
+	}
+	return nil
+}
+
+// replaceable says whether bundle may write out: nothing is there, or an
+// earlier bundle (a tar whose first entry is under channels/, as every
+// bundle's is). Any other file is the user's and is never replaced.
+func replaceable(out string) error {
+	st, err := os.Lstat(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s exists and is not a file: give the bundle a file name", out)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h, err := tar.NewReader(f).Next()
+	if err != nil || !strings.HasPrefix(h.Name, "channels/") {
+		return fmt.Errorf("%s exists and is not a pibake bundle: it is left as it is; choose another name, or remove it yourself", out)
 	}
 	return nil
 }

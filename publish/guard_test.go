@@ -298,3 +298,33 @@ func TestPublishEmptyManifest(t *testing.T) {
 		t.Errorf("empty manifest: %v", err)
 	}
 }
+
+// TestBundleKeepsOtherFiles: bundle writes OUT only where nothing is, or
+// over an earlier bundle; any other file there is the user's and stays.
+func TestBundleKeepsOtherFiles(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuild(t, "1.0.0"), Key: priv, Expires: 30 * 24 * time.Hour, Rollout: 1, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	precious := filepath.Join(dir, "thesis.tar")
+	if err := os.WriteFile(precious, []byte("four years of work\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "stable", Out: precious, Now: time.Now()}); err == nil || !strings.Contains(err.Error(), "not a pibake bundle") {
+		t.Errorf("bundle over another file: %v", err)
+	}
+	if b, _ := os.ReadFile(precious); string(b) != "four years of work\n" {
+		t.Errorf("the file was overwritten (%d bytes now)", len(b))
+	}
+	if _, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "stable", Out: dir, Now: time.Now()}); err == nil {
+		t.Error("bundle onto a folder was accepted")
+	}
+	again := filepath.Join(dir, "demo.tar")
+	for i := 0; i < 2; i++ { // the second replaces the first
+		if _, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "stable", Out: again, Now: time.Now()}); err != nil {
+			t.Fatalf("bundle %d: %v", i+1, err)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/pibake/pibake/imager"
@@ -41,23 +40,8 @@ func cmdImager(_ context.Context, args []string, stdout, stderr io.Writer) error
 		_, err := stdout.Write(data)
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(*out), ".os_list-*")
-	if err != nil {
-		return fmt.Errorf("imager: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("imager: write %s: %w", *out, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("imager: write %s: %w", *out, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("imager: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
-		return fmt.Errorf("imager: write %s: %w", *out, err)
+	if err := imager.WriteFile(*out, data); err != nil {
+		return err
 	}
 	fmt.Fprintf(stderr, "wrote %s: %d images; in Imager: rpi-imager --repo URL-of-%s\n", *out, len(l.OSList), filepath.Base(*out))
 	return nil
