@@ -27,7 +27,7 @@ func writeSBOM(dir string, m *manifest.Manifest, lock *debian.Lock, board firmwa
 		Epoch: m.SourceDateEpoch, Suite: lock.Suite,
 	}
 	for _, p := range lock.Packages {
-		in.Debs = append(in.Debs, sbom.Deb{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256, Unused: !bootPackageUsed(p, board)})
+		in.Debs = append(in.Debs, sbom.Deb{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256, Unused: !bootPackageUsed(p, board), Archive: lock.ArchiveOf(p)})
 	}
 	for _, c := range m.Containers {
 		in.Containers = append(in.Containers, sbom.Container{Name: c.Name, Source: c.Source, Digest: c.Digest})

@@ -14,6 +14,7 @@ package sbom
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -49,6 +50,9 @@ type Deb struct {
 	// carry (a boot package of another board): it is listed, related
 	// as OTHER instead of CONTAINS.
 	Unused bool
+	// Archive is the archive it was locked from (trixie-security), ""
+	// for Input.Suite.
+	Archive string
 }
 
 // Container is one container image the image carries.
@@ -204,8 +208,8 @@ func build(in Input) (*document, error) {
 		}
 		seen[id] = true
 		comment := "locked Debian package"
-		if in.Suite != "" {
-			comment += " from " + in.Suite
+		if from := cmp.Or(d.Archive, in.Suite); from != "" {
+			comment += " from " + from
 		}
 		doc.Packages = append(doc.Packages, pkg{
 			Name: d.Name, SPDXID: id, VersionInfo: d.Version, PackageFileName: debFileName(d),

@@ -180,3 +180,19 @@ func TestContainerNames(t *testing.T) {
 		}
 	}
 }
+
+// TestArchiveOfEachPackage: a package locked from another archive than the
+// main suite (a security fix) says so in its comment.
+func TestArchiveOfEachPackage(t *testing.T) {
+	in := input()
+	in.Debs[1].Archive = "trixie-security"
+	data, err := sbom.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"locked Debian package from trixie-security", "locked Debian package from trixie\""} {
+		if !bytes.Contains(data, []byte(want)) {
+			t.Errorf("the document has no %q", want)
+		}
+	}
+}
