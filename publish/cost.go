@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/chunks"
@@ -138,9 +139,20 @@ func deltaCost(ctx context.Context, bs *blobStore, earlier []Release, arts []cha
 				key := [2]string{a.SHA256, old.SHA256}
 				e, ok := made[key]
 				if !ok {
+					began := time.Now()
+					if bs.progress != nil {
+						fmt.Fprintf(bs.progress, "encoding the patch of %s from %s (%d MiB to %d MiB)...\n", a.Name, r.Version, old.Size>>20, a.Size>>20)
+					}
 					e, err = makePatch(ctx, repo, old, s.Index, a, targets[i])
 					if err != nil {
 						return nil, nil, 0, fmt.Errorf("patch of %s from %s: %w", a.Name, r.Version, err)
+					}
+					if bs.progress != nil {
+						size := "none (larger than a device may download)"
+						if e != nil {
+							size = fmt.Sprintf("%d bytes", e.ref.Size)
+						}
+						fmt.Fprintf(bs.progress, "  patch of %s from %s: %s, in %s\n", a.Name, r.Version, size, time.Since(began).Round(10*time.Millisecond))
 					}
 					made[key] = e
 				}

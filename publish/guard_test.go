@@ -328,3 +328,21 @@ func TestBundleKeepsOtherFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishProgress: each patch publish encodes is said as it starts and
+// when it is done, on Options.Progress.
+func TestPublishProgress(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	var progress bytes.Buffer
+	for _, v := range []string{"1.0.0", "2.0.0"} {
+		if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuild(t, v), Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now, Progress: &progress}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"encoding the patch of root from 1.0.0", "  patch of root from 1.0.0: "} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress has no %q:\n%s", want, progress.String())
+		}
+	}
+}

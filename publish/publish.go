@@ -18,6 +18,7 @@ package publish
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"aead.dev/minisign"
@@ -56,6 +57,9 @@ type Options struct {
 	// are read from the build's image, the indexes and patches made in
 	// memory.
 	DryRun bool
+	// Progress, if not nil, gets a line as each patch is encoded (it
+	// takes seconds each, and a channel keeps several earlier releases).
+	Progress io.Writer
 }
 
 // Result is what was published (with DryRun: what would be).
@@ -108,7 +112,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	res := &Result{DryRun: o.DryRun, Warnings: st.warnings}
-	bs := &blobStore{repo: o.Repo}
+	bs := &blobStore{repo: o.Repo, progress: o.Progress}
 	if o.DryRun {
 		bs.dry = map[string]sizedReaderAt{}
 	}

@@ -20,8 +20,9 @@ import (
 // memory), so the cost is computed from it without a copy, and it counts
 // as new unless the repository holds a blob of its name and size.
 type blobStore struct {
-	repo string
-	dry  map[string]sizedReaderAt
+	repo     string
+	dry      map[string]sizedReaderAt
+	progress io.Writer // Options.Progress
 }
 
 // sizedReaderAt is a blob's bytes: an *io.SectionReader or a *bytes.Reader.

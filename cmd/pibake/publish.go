@@ -68,7 +68,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		previous = append(previous, pk)
 	}
 	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous, History: *history, SerialFrom: *serialFrom,
-		Force: *force, AllowDowngrade: *downgrade, DryRun: *dryRun})
+		Force: *force, AllowDowngrade: *downgrade, DryRun: *dryRun, Progress: stderr})
 	if err != nil {
 		return err
 	}
