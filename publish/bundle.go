@@ -238,7 +238,7 @@ func addFile(tw *tar.Writer, repo string, b bundled, dirs map[string]bool) error
 }
 
 // replaceable says whether bundle may write out: nothing is there, or an
-// earlier bundle (a tar whose first entry is under channels/, as every
+// earlier bundle (a tar whose first entry is under channel.ChannelsDir, as every
 // bundle's is). Any other file is the user's and is never replaced.
 func replaceable(out string) error {
 	st, err := os.Lstat(out)
@@ -257,7 +257,7 @@ func replaceable(out string) error {
 	}
 	defer f.Close()
 	h, err := tar.NewReader(f).Next()
-	if err != nil || !strings.HasPrefix(h.Name, "channels/") {
+	if err != nil || !strings.HasPrefix(h.Name, channel.ChannelsDir+"/") {
 		return fmt.Errorf("%s exists and is not a pibake bundle: it is left as it is; choose another name, or remove it yourself", out)
 	}
 	return nil
