@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pibake/pibake/internal/editdist"
+
 	"github.com/pibake/pibake/internal/yamlerr"
 )
 
@@ -72,32 +74,11 @@ func closest(key string, list []string) string {
 		return ""
 	}
 	for _, w := range list {
-		if editDistance(key, w) <= 2 {
+		if editdist.Levenshtein(key, w) <= 2 {
 			return w
 		}
 	}
 	return ""
-}
-
-// editDistance is the Levenshtein distance of a and b, in bytes.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 // fromImage is a message naming what the target image has (its login

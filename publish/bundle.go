@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/pibake/pibake/internal/atomicfile"
 	"github.com/pibake/pibake/updater/channel"
 )
 
@@ -96,7 +96,7 @@ func Bundle(ctx context.Context, o BundleOptions) (*BundleResult, error) {
 	for _, a := range d.Artifacts {
 		files = append(files, bundled{path: a.Path, size: a.Size, sha256: a.SHA256})
 	}
-	if err := replaceable(out); err != nil {
+	if err := atomicfile.CheckReplace(out, "a pibake bundle", isBundle); err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
@@ -237,28 +237,9 @@ func addFile(tw *tar.Writer, repo string, b bundled, dirs map[string]bool) error
 	return nil
 }
 
-// replaceable says whether bundle may write out: nothing is there, or an
-// earlier bundle (a tar whose first entry is under channel.ChannelsDir, as every
-// bundle's is). Any other file is the user's and is never replaced.
-func replaceable(out string) error {
-	st, err := os.Lstat(out)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s exists and is not a file: give the bundle a file name", out)
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
+// isBundle says whether f is an earlier bundle: a tar whose first entry
+// is under channel.ChannelsDir, as every bundle's is.
+func isBundle(f *os.File) bool {
 	h, err := tar.NewReader(f).Next()
-	if err != nil || !strings.HasPrefix(h.Name, channel.ChannelsDir+"/") {
-		return fmt.Errorf("%s exists and is not a pibake bundle: it is left as it is; choose another name, or remove it yourself", out)
-	}
-	return nil
+	return err == nil && strings.HasPrefix(h.Name, channel.ChannelsDir+"/")
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pibake/pibake/internal/editdist"
+
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/builder/system"
 	"github.com/pibake/pibake/firmware"
@@ -232,30 +234,9 @@ func (d *Definition) overlayUnits(o Overlay, have map[string]bool) {
 func closest(u string, have map[string]bool) string {
 	best, bestD := "", 3
 	for h := range have {
-		if dd := distance(u, h); dd < bestD || dd == bestD && h < best {
+		if dd := editdist.Levenshtein(u, h); dd < bestD || dd == bestD && h < best {
 			best, bestD = h, dd
 		}
 	}
 	return best
-}
-
-// distance is the Levenshtein distance of a and b.
-func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
