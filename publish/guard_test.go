@@ -346,3 +346,17 @@ func TestPublishProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishRefusesChannelName: a channel name devices refuse is refused
+// before anything is written (it used to fail at signing, after the
+// artifacts were stored).
+func TestPublishRefusesChannelName(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "Stable", Build: fakeBuild(t, "1.0.0"), Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now}); err == nil {
+		t.Fatal("channel Stable was published")
+	}
+	if entries, _ := os.ReadDir(repo); len(entries) != 0 {
+		t.Errorf("the refused publish wrote %d entries into the repository", len(entries))
+	}
+}

@@ -96,6 +96,9 @@ type Result struct {
 // (cost.go); sign, then write the chunk document, the cost report, the
 // signed history, and last the channel document (write.go). An error names the step that failed.
 func Publish(ctx context.Context, o Options) (*Result, error) {
+	if err := channel.CheckName(o.Channel); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
 	if err := checkExpires(o); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
