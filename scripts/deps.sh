@@ -40,6 +40,8 @@ tools=(
   docker-registry:docker-registry # a real registry with TLS and a login for the pull tests (internal/registrytest)
   # the edge stack's tests run the real broker and Redis (internal/servicetest)
   mosquitto:mosquitto redis-server:redis-server
+  # redis-cli checks the backend's writes independently (internal/servicetest)
+  redis-cli:redis-tools
   # keygen's key files and publish's signatures are checked with the CLI
   # both ways (updater/channel/minisign_test.go)
   minisign:minisign
