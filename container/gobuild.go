@@ -4,13 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/pibake/pibake/internal/gocompile"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -40,13 +39,8 @@ func (g GoBuild) Build(ctx context.Context, tmpDir string) (v1.Image, error) {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "app")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", bin, g.Package)
-	cmd.Dir = g.Module
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64", "GOFLAGS=-mod=mod")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("go build %s in %s: %w\n%s", g.Package, g.Module, err, strings.TrimSpace(stderr.String()))
+	if err := gocompile.Arm64(ctx, "go", g.Module, g.Package, bin, "-mod=mod"); err != nil {
+		return nil, err
 	}
 	data, err := os.ReadFile(bin)
 	if err != nil {

@@ -26,6 +26,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/pibake/pibake/internal/gocompile"
 )
 
 // ModulePath is the module path of pibake's source.
@@ -199,11 +201,8 @@ func Compile(ctx context.Context, src, pkg, out string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, gobin, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("compile %s in %s: %w\n%s", pkg, src, err, b)
+	if err := gocompile.Arm64(ctx, gobin, src, pkg, out, ""); err != nil {
+		return "", fmt.Errorf("compile: %w", err)
 	}
 	v, err := exec.CommandContext(ctx, gobin, "env", "GOVERSION").Output()
 	if err != nil {
