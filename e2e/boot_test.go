@@ -517,7 +517,7 @@ func TestBoot(t *testing.T) {
 	// the same: networkd finds no link, network-online.target gives up
 	// after its 30 s without failing anything, the container starts.
 	putBootsel(t, img, map[string]string{sshMarker: "off: no network, no login\n"})
-	second := bootWith(t, "second-boot-no-network", vm.Options{Image: img, Persist: true, Extra: noNIC}, 10*time.Minute)
+	second := bootWith(t, "second-boot-no-network", vm.Options{Image: img, Persist: true, NoNetwork: true}, 10*time.Minute)
 	expect(t, second, "state", "running")
 	expect(t, second, "failed", "")
 	expect(t, second, "hostname", "edge-042")

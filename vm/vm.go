@@ -51,6 +51,9 @@ type Options struct {
 	Stdout   io.Writer // serial console
 	Stdin    io.Reader // serial console input; nil for none
 	Extra    []string  // extra qemu arguments
+	// NoNetwork gives a virt guest no network device at all (a site whose
+	// network is down, a cable out); the Pi machines never get one.
+	NoNetwork bool
 	// EditDTB changes the copy of the device tree QEMU hands a Pi board's
 	// U-Boot (never the image): for parts of the board QEMU does not
 	// emulate.
@@ -206,6 +209,12 @@ func Command(ctx context.Context, opts Options) (*exec.Cmd, func(), error) {
 		args = []string{
 			"-M", "virt", "-cpu", "cortex-a72", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 			"-nographic", "-bios", ub, "-drive", drive + ",if=virtio", "-nic", nic,
+		}
+		if opts.NoNetwork {
+			if len(opts.Forwards)+len(opts.GuestFwd)+len(opts.GuestCmd) > 0 {
+				return fail(errors.New("a guest without a network device cannot have forwards"))
+			}
+			args[len(args)-1] = "none"
 		}
 	} else {
 		pi, err := piArgs(opts, tg, machine, dir, ub, drive)
