@@ -110,7 +110,7 @@ bench: deps
 # Fuzz every parser of outside bytes for FUZZTIME each (make test runs
 # their seed corpora). Crashes land in testdata/fuzz/ of the package.
 FUZZTIME ?= 30s
-FUZZ := ./updater/state:FuzzParse ./bootchain:FuzzParseState \
+FUZZ := ./updater/state:FuzzParse ./updater/report:FuzzParse ./bootchain:FuzzParseState \
 	./bootchain:FuzzParseAutoboot ./updater/channel:FuzzVerify ./updater/channel:FuzzVerifyChunks \
 	./updater/config:FuzzOverride ./updater/install:FuzzOpenBundle \
 	./bootchain:FuzzParseCmdline ./disk/mbr:FuzzRead \
