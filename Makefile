@@ -78,10 +78,11 @@ lock: deps build
 # Each package's time is printed at the end, slowest first.
 test: deps
 	$(GO) vet ./...
-	set -o pipefail; PIBAKE_REAL=1 PIBAKE_E2E=1 $(GO) test -p 1 -parallel 3 -timeout 150m -count=1 ./... 2>&1 | tee .test.log; \
+	set -o pipefail; PIBAKE_REAL=1 PIBAKE_E2E=1 PIBAKE_E2E_TIMES=$(CURDIR)/.e2e-times.txt $(GO) test -p 1 -parallel 3 -timeout 150m -count=1 ./... 2>&1 | tee .test.log; \
 	  rc=$$?; echo "package times, slowest first:"; \
 	  awk '$$1 == "ok" || $$1 == "FAIL" && NF >= 3 { t = $$NF; sub(/s$$/, "", t); if (t + 0 > 0) printf "%9.1f s  %-4s %s\n", t, $$1, $$2 }' .test.log | sort -rn | head -15; \
-	  rm -f .test.log; exit $$rc
+	  if [ -s .e2e-times.txt ]; then cat .e2e-times.txt; fi; \
+	  rm -f .test.log .e2e-times.txt; exit $$rc
 
 # Boot images under QEMU (e2e/): first boot, reboot, the
 # update and rollback story, the demo under Docker, and the pi3 (slot
