@@ -36,10 +36,11 @@ import (
 // over every phase; PIBAKE_SOAK_SEED replays a campaign, PIBAKE_SOAK_ONLY
 // (cut numbers) only some of its cuts.
 func TestPowerCut(t *testing.T) {
-	story(t, true)
+	needE2E(t)
 	if os.Getenv("PIBAKE_SOAK_CUTS") == "" && os.Getenv("PIBAKE_SOAK_SAMPLE") == "" {
 		t.Skip("the power-cut campaign runs under make soak (PIBAKE_SOAK_CUTS=N) or PIBAKE_SOAK_SAMPLE=1")
 	}
+	story(t, true)
 	cfg := soakConfigFromEnv(t)
 	t.Logf("power-cut campaign: %d cuts, PIBAKE_SOAK_SEED=%d replays it", cfg.cuts, cfg.seed)
 	fmt.Fprintf(os.Stderr, "power-cut campaign: %d cuts, PIBAKE_SOAK_SEED=%d replays it\n", cfg.cuts, cfg.seed)

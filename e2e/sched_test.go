@@ -13,10 +13,11 @@ import (
 )
 
 // How the QEMU stories share the machine. A guest under TCG keeps about
-// one core busy while it boots; most stories boot all the time and take
-// turns (cpuBound). A story marked beside (TestUpdate: mostly waiting on
-// the guest's own timers, poll intervals and health deadlines) runs next
-// to them, but only when the machine has a core free for it: at the start
+// one core busy while it boots; the stories run in two lanes, one story
+// at a time in each: the beside lane (TestUpdate, mostly waiting on the
+// guest's own timers, poll intervals and health deadlines, then
+// TestWatchdog) and the other stories' lane (cpuBound). Two lanes only
+// when the machine has a core free for the second: at the start
 // of the run, the cores other programs leave idle must be at least one
 // and a half (two guests' worth, give or take the host's own work), or
 // every story takes its turn. A developer's
@@ -24,6 +25,7 @@ import (
 // three guests fighting for two cores and missing their deadlines.
 var (
 	cpuBound   sync.Mutex
+	besideLane sync.Mutex
 	besideOK   bool
 	schedOnce  sync.Once
 	schedLine  string
@@ -46,7 +48,7 @@ func schedule() {
 		besideOK = free >= 1.5 && os.Getenv("PIBAKE_E2E_SERIAL") == ""
 		how := "serial: every story takes its turn"
 		if besideOK {
-			how = "TestUpdate beside the others"
+			how = "two lanes: TestUpdate and TestWatchdog beside the others"
 		}
 		schedLine = fmt.Sprintf("e2e: %d cores, %.2f of them busy with other work before the stories: %s (PIBAKE_E2E_SERIAL=1 forces serial)", cores, load, how)
 		fmt.Fprintln(os.Stderr, schedLine)
@@ -91,10 +93,12 @@ func story(t *testing.T, beside bool) {
 	t.Parallel()
 	schedule()
 	asked := time.Now()
-	if !beside || !besideOK {
-		cpuBound.Lock()
-		t.Cleanup(cpuBound.Unlock)
+	lane := &cpuBound
+	if beside && besideOK {
+		lane = &besideLane
 	}
+	lane.Lock()
+	t.Cleanup(lane.Unlock)
 	began := time.Now()
 	t.Cleanup(func() {
 		timesMu.Lock()

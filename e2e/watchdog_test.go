@@ -38,7 +38,7 @@ const hangReset = 5 * time.Minute
 //	   the same hang, the same reset, and the agent records v2 as failed
 //	   at boot.
 func TestWatchdog(t *testing.T) {
-	story(t, false) // it boots five times: CPU-bound
+	story(t, true) // the beside lane, after or before TestUpdate
 	keys := t.TempDir()
 	if _, _, err := channel.GenerateKeyFiles(keys, "fleet", ""); err != nil {
 		t.Fatal(err)
