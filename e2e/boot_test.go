@@ -349,7 +349,20 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 	start := time.Now()
 	var lastLine atomic.Int64
 	lastLine.Store(start.UnixNano())
-	stopQuiet := watchQuiet(&lastLine, func() { quiet.Store(true); cancel() })
+	var probe *prober
+	if opts.Stdin == nil {
+		// An *os.File, so that QEMU reads it directly: exec's copying
+		// goroutine would keep Wait waiting for a reader that never ends.
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inR.Close()
+		defer inW.Close()
+		opts.Stdin = inR
+		probe = newProber(t, name, opts.Image, inW)
+	}
+	stopQuiet := watchQuiet(&lastLine, probe, func() { quiet.Store(true); cancel() })
 	defer stopQuiet()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -359,7 +372,9 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		var timer *time.Timer
 		for sc.Scan() {
-			lastLine.Store(time.Now().UnixNano())
+			if probe.progress() {
+				lastLine.Store(time.Now().UnixNano())
+			}
 			console.WriteString(sc.Text() + "\n")
 			if r.stopAt == 0 && stop(sc.Text(), time.Since(start)) {
 				r.stopAt = time.Since(start)
@@ -388,6 +403,7 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 	r.console = console.String()
 	r.graced = graced.Load() && r.stopAt == 0
 	r.quiet = quiet.Load() && r.stopAt == 0 && !r.graced
+	probe.report(r.stopAt != 0)
 	if r.stopAt == 0 && !r.graced {
 		switch {
 		case r.quiet:
@@ -417,10 +433,12 @@ func envDuration(name string, def time.Duration) time.Duration {
 }
 
 // watchQuiet calls quiet once when last (a UnixNano) is more than
-// quietLimit old; the returned function stops watching.
-func watchQuiet(last *atomic.Int64, quiet func()) func() {
+// quietLimit old, and shows probe each shorter silence; the returned
+// function stops watching.
+func watchQuiet(last *atomic.Int64, probe *prober, quiet func()) func() {
 	done := make(chan struct{})
 	go func() {
+		var lastProbe time.Time
 		tick := time.NewTicker(5 * time.Second)
 		defer tick.Stop()
 		for {
@@ -428,10 +446,12 @@ func watchQuiet(last *atomic.Int64, quiet func()) func() {
 			case <-done:
 				return
 			case now := <-tick.C:
-				if now.Sub(time.Unix(0, last.Load())) > quietLimit {
+				d := now.Sub(time.Unix(0, last.Load()))
+				if d > quietLimit {
 					quiet()
 					return
 				}
+				probe.silent(d, &lastProbe)
 			}
 		}
 	}()

@@ -125,6 +125,7 @@ func printStoryTimes() {
 		}
 		fmt.Fprintf(&b, "  %8s  %-4s %-24s waited %s\n", s.took.Round(time.Second), verdict, s.name, s.waited.Round(time.Second))
 	}
+	b.WriteString(wokenSummary())
 	fmt.Fprint(os.Stderr, b.String())
 	// go test shows a passing package's output only with -v: make test
 	// prints this file after the package times.
