@@ -33,7 +33,10 @@ type Options struct {
 	Key     minisign.PrivateKey
 	Expires time.Duration // from Now
 	Rollout float64
-	Now     time.Time
+	// Waves, if any, widen the rollout on schedule from Now; Rollout is
+	// then the first wave's fraction.
+	Waves []WaveSpec
+	Now   time.Time
 	// PreviousKeys are public keys whose documents publish may also
 	// continue the serial from: the old key, on the first publish after
 	// a key rotation.
@@ -131,6 +134,9 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	res.Uploaded += stored
 	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: b.m.Image, Version: b.m.Version, Serial: st.serial,
 		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{b.m.Board}, Rollout: o.Rollout, Artifacts: arts}
+	if len(o.Waves) > 0 {
+		d.Waves, d.Rollout = channelWaves(o.Waves, o.Now), o.Waves[0].Fraction
+	}
 	res.Chunks, res.Document = indexes, d
 	if o.DryRun {
 		return res, d.Validate()
