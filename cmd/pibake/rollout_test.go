@@ -30,7 +30,7 @@ func TestRolloutCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "waves: 10% from ") {
 		t.Fatalf("publish --waves: %v\n%s", err, out)
 	}
-	out, _, err = runCmd(append(append([]string{"rollout", "status", "--public-key", pubKey}, base...))...)
+	out, _, err = runCmd(append([]string{"rollout", "status", "--public-key", pubKey}, base...)...)
 	if err != nil || !strings.Contains(out, "serial 1") || !strings.Contains(out, "rollout now: 10% of the devices") || !strings.Contains(out, "halted: no") {
 		t.Fatalf("rollout status: %v\n%s", err, out)
 	}
