@@ -106,7 +106,7 @@ func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document
 		return false
 	}
 	log := a.log()
-	arts, err := slotArtifacts(doc, a.Booted)
+	arts, err := slotArtifacts(doc, a.Board, a.Booted)
 	if err != nil {
 		return false
 	}
@@ -208,7 +208,7 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		return err
 	}
 	target := a.Booted.Other()
-	arts, err := slotArtifacts(doc, target)
+	arts, err := slotArtifacts(doc, a.Board, target)
 	if err != nil {
 		return a.refuse(st, "verify", err)
 	}
@@ -330,11 +330,13 @@ func (a *Agent) arm(st state.State, doc *channel.Document, target bootchain.Slot
 	return a.Reboot()
 }
 
-// slotArtifacts picks what goes into slot s: "root", and "boot" or the
-// slot's own boot artifact (tryboot: boot.a, boot.b). Exactly one of each.
-func slotArtifacts(doc *channel.Document, s bootchain.Slot) ([]channel.Artifact, error) {
+// slotArtifacts picks what goes into slot s of a device of board: of
+// board's artifacts (a release may carry several boards'), "root", and
+// "boot" or the slot's own boot artifact (tryboot: boot.a, boot.b).
+// Exactly one of each.
+func slotArtifacts(doc *channel.Document, board string, s bootchain.Slot) ([]channel.Artifact, error) {
 	var boot, root []channel.Artifact
-	for _, art := range doc.Artifacts {
+	for _, art := range doc.ArtifactsFor(board) {
 		switch art.Name {
 		case "root":
 			root = append(root, art)
@@ -346,7 +348,7 @@ func slotArtifacts(doc *channel.Document, s bootchain.Slot) ([]channel.Artifact,
 		}
 	}
 	if len(boot) != 1 || len(root) != 1 {
-		return nil, fmt.Errorf("%s %s has %d boot artifacts for slot %s and %d root artifacts, want one of each", doc.Image, doc.Version, len(boot), s, len(root))
+		return nil, fmt.Errorf("%s %s has %d boot artifacts for slot %s of board %s and %d root artifacts, want one of each", doc.Image, doc.Version, len(boot), s, board, len(root))
 	}
 	return append(boot, root...), nil
 }

@@ -59,6 +59,22 @@ type Artifact struct {
 	// PartitionSize is the smallest partition the artifact works in (a
 	// FAT filesystem records the size it was made for).
 	PartitionSize int64 `json:"partition_size"`
+	// Board is the board the artifact is for, in a release of several
+	// boards (each artifact names one of the document's boards); empty,
+	// and left out of the JSON, when the artifacts fit every board.
+	Board string `json:"board,omitempty"`
+}
+
+// ArtifactsFor are the artifacts a device of board installs: those of
+// its board in a release of several boards, else all of them.
+func (d *Document) ArtifactsFor(board string) []Artifact {
+	var out []Artifact
+	for _, a := range d.Artifacts {
+		if a.Board == "" || a.Board == board {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // BootArtifact names a slot's own boot artifact ("boot.a"): tryboot
@@ -147,14 +163,45 @@ func (d *Document) Validate() error {
 	if err := d.validateWaves(); err != nil {
 		return bad("%v", err)
 	}
+	if err := d.validateBoards(); err != nil {
+		return bad("%v", err)
+	}
 	seen := map[string]bool{}
 	for _, a := range d.Artifacts {
-		if !reName.MatchString(a.Name) || seen[a.Name] {
+		if !reName.MatchString(a.Name) || seen[a.Board+"/"+a.Name] {
 			return bad("artifact name %q missing or repeated", a.Name)
 		}
-		seen[a.Name] = true
+		seen[a.Board+"/"+a.Name] = true
 		if !reHex.MatchString(a.SHA256) || a.Size <= 0 || a.Path != BlobPath(a.SHA256) || a.PartitionSize < a.Size {
 			return bad("artifact %s: want a positive size no larger than its partition size, a sha256 and the path "+blobPattern, a.Name)
+		}
+	}
+	return nil
+}
+
+// validateBoards checks the artifacts' boards: none (they fit every
+// board), or each artifact one of the document's boards and each board
+// some artifacts.
+func (d *Document) validateBoards() error {
+	tagged := 0
+	for _, a := range d.Artifacts {
+		if a.Board == "" {
+			continue
+		}
+		tagged++
+		if !slices.Contains(d.Boards, a.Board) {
+			return fmt.Errorf("artifact %s is for board %q, not one of the release's boards %s", a.Name, a.Board, strings.Join(d.Boards, ", "))
+		}
+	}
+	if tagged == 0 {
+		return nil
+	}
+	if tagged != len(d.Artifacts) {
+		return fmt.Errorf("%d of %d artifacts name a board: all or none must", tagged, len(d.Artifacts))
+	}
+	for _, b := range d.Boards {
+		if len(d.ArtifactsFor(b)) == 0 {
+			return fmt.Errorf("board %s has no artifacts", b)
 		}
 	}
 	return nil
