@@ -85,7 +85,7 @@ func setHalted(o RolloutOptions, halted bool) (*channel.Document, bool, error) {
 	pub, _ := o.Key.Public().(minisign.PublicKey)
 	keys := append([]minisign.PublicKey{pub}, o.PreviousKeys...)
 	chunks := currentChunks(o.Repo, st.prev, keys)
-	st.hist.add(Release{Serial: d.Serial, Version: d.Version, Artifacts: d.Artifacts, Indexes: chunks.Indexes}, DefaultHistory)
+	st.hist.add(Release{Serial: d.Serial, Version: d.Version, Boards: d.Boards, Artifacts: d.Artifacts, Indexes: chunks.Indexes}, DefaultHistory)
 	docs, err := sign(&d, chunks.Indexes, chunks.Patches, st.hist, o.Key)
 	if err != nil {
 		return nil, false, fmt.Errorf("rollout %s: sign: %w", verb, err)

@@ -28,7 +28,7 @@ var helps = map[string]verbHelp{
 		"pibake validate images/*.yaml"},
 	"keygen": {"Makes a key pair for signing update channels (minisign's format): NAME.key signs releases and stays secret, NAME.pub goes into image definitions (updater.keys).",
 		"pibake keygen --out keys --name fleet"},
-	"publish": {"Adds a build to an update repository: stores its artifacts and the patches from earlier releases, and signs the channel's next document, which the devices on that channel install.",
+	"publish": {"Adds a build to an update repository: stores its artifacts and the patches from earlier releases, and signs the channel's next document, which the devices on that channel install. Several build folders of one image and version (one per board: pi3, pi4) make one release; each device installs its board's artifacts.",
 		"pibake publish --repo repo --channel stable --key keys/fleet.key out/demo"},
 	"rollout": {"Shows a channel's rollout (status), halts or resumes it (halt, resume: the channel's document is signed again with the next serial), or follows the devices' reports on the team's MQTT broker and halts the release when too many fail (watch). Halted, a release is not started by devices that have not committed it; those that did keep it. See docs/fleet.md.",
 		"pibake rollout halt --repo repo --channel stable --key keys/fleet.key"},

@@ -21,7 +21,7 @@ import (
 )
 
 func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("publish", "publish --repo DIR --channel NAME --key FILE [flags] BUILD_DIR", stdout, stderr)
+	fs := newFlags("publish", "publish --repo DIR --channel NAME --key FILE [flags] BUILD_DIR...", stdout, stderr)
 	repo := fs.String("repo", "", "update repository folder (created if missing)")
 	ch := fs.String("channel", "", "channel name, e.g. stable")
 	key := fs.String("key", "", "signing key made by 'pibake keygen'")
@@ -48,9 +48,9 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	build, err := oneArg(fs, pos, "build output folder")
-	if err != nil {
-		return err
+	if len(pos) == 0 {
+		fs.Usage()
+		return fmt.Errorf("want a build output folder (several, one per board, for a release of several boards): %w", errUsage)
 	}
 	if *repo == "" || *ch == "" || *key == "" {
 		fs.Usage()
@@ -76,7 +76,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		previous = append(previous, pk)
 	}
-	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Waves: waves, Now: time.Now(), PreviousKeys: previous, History: *history, SerialFrom: *serialFrom,
+	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Builds: pos, Key: k, Expires: *expires, Rollout: *rollout, Waves: waves, Now: time.Now(), PreviousKeys: previous, History: *history, SerialFrom: *serialFrom,
 		Force: *force, AllowDowngrade: *downgrade, DryRun: *dryRun, Progress: stderr})
 	if err != nil {
 		return err
@@ -131,8 +131,12 @@ func printPublished(stdout io.Writer, res *publish.Result, repo string) {
 		fmt.Fprintf(stdout, "waves: %s (by each device's clock; 'pibake rollout status' shows the fraction now)\n", publish.FormatWaves(d.Waves))
 	}
 	for _, c := range res.Delta {
-		fmt.Fprintf(stdout, "a device running %s (serial %d) %s %d bytes in %d requests (%.2f%% of the full %d bytes)",
-			c.From, c.Serial, downloads, c.Bytes, c.Requests, c.Percent(), c.Full)
+		board := ""
+		if c.Board != "" {
+			board = " " + c.Board
+		}
+		fmt.Fprintf(stdout, "a%s device running %s (serial %d) %s %d bytes in %d requests (%.2f%% of the full %d bytes)",
+			board, c.From, c.Serial, downloads, c.Bytes, c.Requests, c.Percent(), c.Full)
 		if len(c.Patched) > 0 {
 			fmt.Fprintf(stdout, "; %s as a patch", strings.Join(c.Patched, ", "))
 		}
