@@ -106,7 +106,7 @@ func (r Release) forBoard(board string) Release {
 // boardCosts prices the update of each board from that board's earlier
 // releases (at most n each) and makes their patches. One board's costs
 // name no board, as before releases of several boards.
-func boardCosts(ctx context.Context, bs *blobStore, st *channelState, release []string, arts []channel.Artifact, indexes []channel.ChunkIndex, n int) ([]Cost, []channel.PatchRef, int64, error) {
+func (st *channelState) boardCosts(ctx context.Context, bs *blobStore, release []string, arts []channel.Artifact, indexes []channel.ChunkIndex, n int) ([]Cost, []channel.PatchRef, int64, error) {
 	var costs []Cost
 	var refs []channel.PatchRef
 	var stored int64

@@ -132,7 +132,7 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	}
 	res.Uploaded += uploaded
 	var stored int64
-	if res.Delta, res.Patches, stored, err = boardCosts(ctx, bs, st, boards(builds), arts, indexes, keep(o.History)); err != nil {
+	if res.Delta, res.Patches, stored, err = st.boardCosts(ctx, bs, boards(builds), arts, indexes, keep(o.History)); err != nil {
 		return nil, fmt.Errorf("publish: the cost of an update: %w", err)
 	}
 	res.Uploaded += stored
