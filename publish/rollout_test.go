@@ -101,3 +101,19 @@ func TestPublishWavesHaltResume(t *testing.T) {
 		t.Fatalf("halt of an expired document: %v", err)
 	}
 }
+
+// TestBundleWaves: a bundle given a document of its own shorter than the
+// waves leaves out the waves that begin after its expiry (they would
+// never apply) instead of failing to sign.
+func TestBundleWaves(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	waves, _ := ParseWaves("10%@0h,50%@24h,100%@600h")
+	if _, err := Publish(context.Background(), Options{Repo: repo, Channel: "stable", Build: fakeBuild(t, "1.0.0"), Key: priv, Expires: 720 * time.Hour, Rollout: 1, Waves: waves, Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Bundle(context.Background(), BundleOptions{Repo: repo, Channel: "stable", Out: filepath.Join(t.TempDir(), "b.tar"), Now: now, Expires: 48 * time.Hour, Key: priv})
+	if err != nil || len(res.Document.Waves) != 2 || res.Document.Rollout != 0.1 {
+		t.Fatalf("bundle --expires 48h of a release in waves: %v %+v", err, res)
+	}
+}
