@@ -13,6 +13,7 @@ import (
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/state"
 )
 
 // resign re-signs the channel's current document with the next serial,
@@ -153,5 +154,22 @@ func TestWavesByClock(t *testing.T) {
 	a.Built = now.Add(30 * time.Minute) // an image built later: its build time is the floor
 	if err := a.Update(ctx); err != nil {
 		t.Fatalf("clock floored at the build time, after the second wave: %v", err)
+	}
+}
+
+// TestResumeNoRetry: a device on which the release failed does not try
+// it again when the channel resumes it (a new serial, the same version).
+func TestResumeNoRetry(t *testing.T) {
+	r := newRepo(t)
+	d := newDevice()
+	d.agent(r, d.boot.PowerOn()).AfterBoot(ctx)
+	r.publish(t, "2.0", false)
+	st, _ := d.store.Load()
+	st.Failed = map[string]state.Failure{"2.0": {Stage: "health", Reason: "hello.service inactive"}}
+	d.store.Save(st)
+	r.resign(t, func(d *channel.Document) { d.Halted = true })
+	r.resign(t, func(d *channel.Document) { d.Halted = false })
+	if err := d.agent(r, bootchain.A).Update(ctx); !errors.Is(err, ErrFailedBefore) {
+		t.Fatalf("a failed release, resumed: %v, want ErrFailedBefore", err)
 	}
 }
