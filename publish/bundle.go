@@ -179,6 +179,14 @@ func resign(o BundleOptions, raw []byte, path string) (doc, sig []byte, d *chann
 		return nil, nil, nil, fmt.Errorf("%s is not signed by --key (%w): a bundle re-signs only what its key published", path, err)
 	}
 	d.Expires = o.Now.Add(o.Expires).UTC().Truncate(time.Second)
+	// Waves that begin after the new expiry never apply before it: left
+	// out (the first always applies, whatever its time).
+	for len(d.Waves) > 1 && !d.Waves[len(d.Waves)-1].From.Before(d.Expires) {
+		d.Waves = d.Waves[:len(d.Waves)-1]
+	}
+	if len(d.Waves) == 1 && !d.Waves[0].From.Before(d.Expires) {
+		d.Waves = nil
+	}
 	doc, sig, err = channel.Sign(d, o.Key)
 	return doc, sig, d, err
 }

@@ -24,6 +24,9 @@ import (
 // included; the two small signed documents are not counted), next to the
 // full artifacts.
 type Cost struct {
+	// Board is the board whose devices this is for, in a release of
+	// several boards; empty for a release of one.
+	Board    string `json:"board,omitempty"`
 	From     string `json:"from"` // the earlier release's version
 	Serial   uint64 `json:"serial"`
 	Bytes    int64  `json:"bytes"`

@@ -49,20 +49,27 @@ func checkExpires(o Options) error {
 // Force, and a version not newer than the current one unless
 // AllowDowngrade. The same version with the same bytes is a re-publish
 // (a new rollout or expiry) and passes.
-func checkRelease(ctx context.Context, o Options, b *build, prev *channel.Document) error {
+func checkRelease(ctx context.Context, o Options, builds []*build, prev *channel.Document) error {
 	if prev == nil {
 		return nil
 	}
-	if !slices.Contains(prev.Boards, b.m.Board) && !o.Force {
-		return fmt.Errorf("%s %s is a build for board %s, and channel %s carries %s (its current release, %s %s): %w: every device on the channel refuses it (ErrBoardMismatch), and the cost report would price an update none installs; build for %s, or publish to a channel of its own (one per board: updater.channel in the definition, per environment), or pass --force to move the channel to board %s, leaving its %s devices without updates",
-			b.m.Image, b.m.Version, b.m.Board, o.Channel, strings.Join(prev.Boards, ", "), prev.Image, prev.Version, ErrOtherBoard, strings.Join(prev.Boards, ", "), b.m.Board, strings.Join(prev.Boards, ", "))
+	b, given := builds[0], boards(builds)
+	var dropped []string
+	for _, pb := range prev.Boards {
+		if !slices.Contains(given, pb) {
+			dropped = append(dropped, pb)
+		}
+	}
+	if len(dropped) > 0 && !o.Force {
+		return fmt.Errorf("%s %s is a build for %s, and channel %s carries %s (its current release, %s %s): %w: the channel's %s devices refuse it (ErrBoardMismatch) and get no update; give a build for %s too (several build folders of one version make one release), or publish to a channel of its own, or pass --force to leave the channel's %s devices without updates",
+			b.m.Image, b.m.Version, strings.Join(given, ", "), o.Channel, strings.Join(prev.Boards, ", "), prev.Image, prev.Version, ErrOtherBoard, strings.Join(dropped, ", "), strings.Join(dropped, ", "), strings.Join(dropped, ", "))
 	}
 	c := CompareVersions(b.m.Version, prev.Version)
 	if c > 0 || o.AllowDowngrade {
 		return nil
 	}
 	if c == 0 {
-		same, err := b.sameBytes(ctx, prev)
+		same, err := sameBytes(ctx, builds, prev)
 		if err != nil || same {
 			return err
 		}
@@ -76,13 +83,28 @@ func checkRelease(ctx context.Context, o Options, b *build, prev *channel.Docume
 // downgradeRule is what --allow-downgrade does to the fleet.
 const downgradeRule = "the release gets the next serial, above every device's floor: each device installs it like any update (except one on which that version failed before), commits it, and from then on refuses every document of a lower serial, the newer release's included; to go forward again publish the newer build again, it gets the serial after (docs/updates.md, \"Versions and serials\")"
 
-// sameBytes says whether the build's artifacts are the ones of d.
-func (b *build) sameBytes(ctx context.Context, d *channel.Document) (bool, error) {
-	if len(b.parts) != len(d.Artifacts) {
+// sameBytes says whether the builds of d's boards have d's artifacts
+// for their board (a board d does not carry is new: it changes nothing
+// for d's devices).
+func sameBytes(ctx context.Context, builds []*build, d *channel.Document) (bool, error) {
+	for _, b := range builds {
+		if !slices.Contains(d.Boards, b.m.Board) {
+			continue
+		}
+		if same, err := b.sameBytes(ctx, d.ArtifactsFor(b.m.Board)); err != nil || !same {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// sameBytes says whether the build's artifacts are arts.
+func (b *build) sameBytes(ctx context.Context, arts []channel.Artifact) (bool, error) {
+	if len(b.parts) != len(arts) {
 		return false, nil
 	}
 	for i, p := range b.parts {
-		a := d.Artifacts[i]
+		a := arts[i]
 		if a.Name != p.name || a.Size != p.n {
 			return false, nil
 		}

@@ -48,6 +48,7 @@ type History struct {
 type Release struct {
 	Serial    uint64               `json:"serial"`
 	Version   string               `json:"version"`
+	Boards    []string             `json:"boards,omitempty"` // empty in histories written before releases of several boards
 	Artifacts []channel.Artifact   `json:"artifacts"`
 	Indexes   []channel.ChunkIndex `json:"indexes,omitempty"`
 }
@@ -182,7 +183,9 @@ func writeHistory(path string, data, sig []byte) error {
 }
 
 func sameArtifacts(a, b []channel.Artifact) bool {
-	return slices.EqualFunc(a, b, func(x, y channel.Artifact) bool { return x.Name == y.Name && x.SHA256 == y.SHA256 })
+	return slices.EqualFunc(a, b, func(x, y channel.Artifact) bool {
+		return x.Name == y.Name && x.SHA256 == y.SHA256 && x.Board == y.Board
+	})
 }
 
 // add puts r first and drops older entries with the same artifacts, then

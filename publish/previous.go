@@ -49,27 +49,27 @@ func readChannel(o Options) (*channelState, error) {
 		st.warnings = append(st.warnings, warning)
 	}
 	if prev != nil && (len(st.hist.Releases) == 0 || !sameArtifacts(st.hist.Releases[0].Artifacts, prev.Artifacts)) {
-		st.hist.add(Release{Serial: prev.Serial, Version: prev.Version, Artifacts: prev.Artifacts,
+		st.hist.add(Release{Serial: prev.Serial, Version: prev.Version, Boards: prev.Boards, Artifacts: prev.Artifacts,
 			Indexes: currentIndexes(o.Repo, prev, keys)}, keep(o.History))
 	}
 	return st, nil
 }
 
-// earlier are the releases of the history a device may update from to
-// arts, newest first and at most n: those with other artifacts, or, when
-// the new release has the same bytes as every one, the current release
-// (a device then fetches only the indexes).
-func (st *channelState) earlier(arts []channel.Artifact, n int) []Release {
-	var earlier []Release
-	for _, r := range st.hist.Releases {
-		if !sameArtifacts(r.Artifacts, arts) && len(earlier) < n {
-			earlier = append(earlier, r)
+// earlier are the releases of a history (one board's) a device may
+// update from to arts, newest first and at most n: those with other
+// artifacts, or, when the new release has the same bytes as every one,
+// the current release (a device then fetches only the indexes).
+func earlier(hist []Release, hasCurrent bool, arts []channel.Artifact, n int) []Release {
+	var out []Release
+	for _, r := range hist {
+		if !sameArtifacts(r.Artifacts, arts) && len(out) < n {
+			out = append(out, r)
 		}
 	}
-	if len(earlier) == 0 && st.prev != nil {
-		earlier = st.hist.Releases[:1]
+	if len(out) == 0 && hasCurrent && len(hist) > 0 {
+		out = hist[:1]
 	}
-	return earlier
+	return out
 }
 
 func keep(n int) int {

@@ -30,10 +30,16 @@ type Options struct {
 	Repo    string // repository folder
 	Channel string
 	Build   string // a build output folder: manifest.json and the image
+	// Builds, if not empty, replaces Build: the build folders of one
+	// image and version, one per board, published as one release.
+	Builds  []string
 	Key     minisign.PrivateKey
 	Expires time.Duration // from Now
 	Rollout float64
-	Now     time.Time
+	// Waves, if any, widen the rollout on schedule from Now; Rollout is
+	// then the first wave's fraction.
+	Waves []WaveSpec
+	Now   time.Time
 	// PreviousKeys are public keys whose documents publish may also
 	// continue the serial from: the old key, on the first publish after
 	// a key rotation.
@@ -102,16 +108,17 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if err := checkExpires(o); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	b, err := readBuild(ctx, o.Build)
+	builds, closeBuilds, err := readBuilds(ctx, o.buildDirs())
 	if err != nil {
 		return nil, fmt.Errorf("publish: read the build: %w", err)
 	}
-	defer b.img.Close()
+	defer closeBuilds()
+	b := builds[0]
 	st, err := readChannel(o)
 	if err != nil {
 		return nil, fmt.Errorf("publish: read the channel: %w", err)
 	}
-	if err := checkRelease(ctx, o, b, st.prev); err != nil {
+	if err := checkRelease(ctx, o, builds, st.prev); err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	res := &Result{DryRun: o.DryRun, Warnings: st.warnings}
@@ -119,23 +126,26 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 	if o.DryRun {
 		bs.dry = map[string]sizedReaderAt{}
 	}
-	arts, indexes, uploaded, err := b.store(ctx, bs)
+	arts, indexes, uploaded, err := storeBuilds(ctx, bs, builds)
 	if err != nil {
 		return nil, fmt.Errorf("publish: store the artifacts: %w", err)
 	}
 	res.Uploaded += uploaded
 	var stored int64
-	if res.Delta, res.Patches, stored, err = deltaCost(ctx, bs, st.earlier(arts, keep(o.History)), arts, indexes); err != nil {
+	if res.Delta, res.Patches, stored, err = st.boardCosts(ctx, bs, boards(builds), arts, indexes, keep(o.History)); err != nil {
 		return nil, fmt.Errorf("publish: the cost of an update: %w", err)
 	}
 	res.Uploaded += stored
 	d := &channel.Document{Format: channel.Format, Channel: o.Channel, Image: b.m.Image, Version: b.m.Version, Serial: st.serial,
-		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: []string{b.m.Board}, Rollout: o.Rollout, Artifacts: arts}
+		Expires: o.Now.Add(o.Expires).UTC().Truncate(time.Second), Boards: boards(builds), Rollout: o.Rollout, Artifacts: arts}
+	if len(o.Waves) > 0 {
+		d.Waves, d.Rollout = channelWaves(o.Waves, o.Now), o.Waves[0].Fraction
+	}
 	res.Chunks, res.Document = indexes, d
 	if o.DryRun {
 		return res, d.Validate()
 	}
-	st.hist.add(Release{Serial: d.Serial, Version: d.Version, Artifacts: arts, Indexes: indexes}, keep(o.History))
+	st.hist.add(Release{Serial: d.Serial, Version: d.Version, Boards: d.Boards, Artifacts: arts, Indexes: indexes}, keep(o.History))
 	docs, err := sign(d, indexes, res.Patches, st.hist, o.Key)
 	if err != nil {
 		return nil, fmt.Errorf("publish: sign: %w", err)

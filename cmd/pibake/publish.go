@@ -21,13 +21,18 @@ import (
 )
 
 func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("publish", "publish --repo DIR --channel NAME --key FILE [flags] BUILD_DIR", stdout, stderr)
+	fs := newFlags("publish", "publish --repo DIR --channel NAME --key FILE [flags] BUILD_DIR...", stdout, stderr)
 	repo := fs.String("repo", "", "update repository folder (created if missing)")
 	ch := fs.String("channel", "", "channel name, e.g. stable")
 	key := fs.String("key", "", "signing key made by 'pibake keygen'")
 	pwFile := fs.String("password-file", "", "password of an encrypted signing key")
 	expires := fs.Duration("expires", 30*24*time.Hour, fmt.Sprintf("how long devices accept this channel document (at least %s unless --force)", publish.MinExpires))
 	rollout := fs.Float64("rollout", 1, "fraction of devices that take this release, in (0, 1]")
+	var waves []publish.WaveSpec
+	fs.Func("waves", "widen the rollout on schedule, instead of --rollout: "+publish.WavesSyntax+" (docs/fleet.md)", func(v string) (err error) {
+		waves, err = publish.ParseWaves(v)
+		return err
+	})
 	history := fs.Int("history", publish.DefaultHistory, "earlier releases to keep in "+channel.HistoryPath("NAME")+" and price the update from")
 	serialFrom := fs.Uint64("serial-from", 0, "continue the channel's serial from N (the release gets N+1) instead of the current document's: when publish refuses a serial it did not record, or to recover after a leaked key's (docs/updates.md)")
 	force := fs.Bool("force", false, fmt.Sprintf("publish an --expires shorter than %s, or a build of another board than the channel's current release (the channel's devices of the old board then get no update)", publish.MinExpires))
@@ -43,13 +48,17 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	build, err := oneArg(fs, pos, "build output folder")
-	if err != nil {
-		return err
+	if len(pos) == 0 {
+		fs.Usage()
+		return fmt.Errorf("want a build output folder (several, one per board, for a release of several boards): %w", errUsage)
 	}
 	if *repo == "" || *ch == "" || *key == "" {
 		fs.Usage()
 		return fmt.Errorf("--repo, --channel and --key are required: %w", errUsage)
+	}
+	if waves != nil && *rollout != 1 {
+		fs.Usage()
+		return fmt.Errorf("give --rollout or --waves, not both (--waves sets the first fraction): %w", errUsage)
 	}
 	k, err := loadKey(*key, *pwFile)
 	if err != nil {
@@ -67,7 +76,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		previous = append(previous, pk)
 	}
-	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Build: build, Key: k, Expires: *expires, Rollout: *rollout, Now: time.Now(), PreviousKeys: previous, History: *history, SerialFrom: *serialFrom,
+	res, err := publish.Publish(ctx, publish.Options{Repo: *repo, Channel: *ch, Builds: pos, Key: k, Expires: *expires, Rollout: *rollout, Waves: waves, Now: time.Now(), PreviousKeys: previous, History: *history, SerialFrom: *serialFrom,
 		Force: *force, AllowDowngrade: *downgrade, DryRun: *dryRun, Progress: stderr})
 	if err != nil {
 		return err
@@ -118,9 +127,16 @@ func printPublished(stdout io.Writer, res *publish.Result, repo string) {
 	}
 	fmt.Fprintf(stdout, "%s %s %s for %s on channel %s: serial %d, expires %s, %d new bytes (chunk indexes: %d bytes, %d patches: %d bytes)\n",
 		verb, d.Image, d.Version, strings.Join(d.Boards, ","), d.Channel, d.Serial, d.Expires.Format(time.RFC3339), res.Uploaded, ixBytes, len(res.Patches), patchBytes)
+	if len(d.Waves) > 0 {
+		fmt.Fprintf(stdout, "waves: %s (by each device's clock; 'pibake rollout status' shows the fraction now)\n", publish.FormatWaves(d.Waves))
+	}
 	for _, c := range res.Delta {
-		fmt.Fprintf(stdout, "a device running %s (serial %d) %s %d bytes in %d requests (%.2f%% of the full %d bytes)",
-			c.From, c.Serial, downloads, c.Bytes, c.Requests, c.Percent(), c.Full)
+		board := ""
+		if c.Board != "" {
+			board = " " + c.Board
+		}
+		fmt.Fprintf(stdout, "a%s device running %s (serial %d) %s %d bytes in %d requests (%.2f%% of the full %d bytes)",
+			board, c.From, c.Serial, downloads, c.Bytes, c.Requests, c.Percent(), c.Full)
 		if len(c.Patched) > 0 {
 			fmt.Fprintf(stdout, "; %s as a patch", strings.Join(c.Patched, ", "))
 		}

@@ -22,7 +22,8 @@ Usage:
   pibake run [--persist] [--forward H:G] IMAGE  boot a qemu-board image under QEMU
   pibake validate [--env ENV] images/NAME.yaml...  check definitions without building
   pibake keygen [--out DIR] [--name NAME]   make a key pair for signing update channels
-  pibake publish --repo DIR --channel NAME --key FILE [--dry-run] [--json] BUILD_DIR  add a build to an update repository
+  pibake publish --repo DIR --channel NAME --key FILE [--dry-run] [--json] BUILD_DIR...  add a build to an update repository
+  pibake rollout status|halt|resume|watch --repo DIR --channel NAME --key FILE  show, halt or resume a channel's rollout, or halt it when devices fail
   pibake bundle --repo DIR --channel NAME [--expires DUR --key FILE] OUT.tar  pack a channel's release into one file for offline install
   pibake provision check FILE...           check a first-boot provisioning file (pibake-provision.yaml,
                                           or Imager's user-data/network-config) before it goes on a card
@@ -72,6 +73,7 @@ func init() {
 		{"validate", cmdValidate},
 		{"keygen", cmdKeygen},
 		{"publish", cmdPublish},
+		{"rollout", cmdRollout},
 		{"bundle", cmdBundle},
 		{"serve", cmdServe},
 		{"imager", cmdImager},

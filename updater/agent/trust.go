@@ -177,7 +177,7 @@ func (a *Agent) identify(ctx context.Context, s bootchain.Slot, kept map[string]
 	sort.Strings(channels)
 	for _, ch := range channels {
 		d := kept[ch]
-		arts, err := slotArtifacts(d, s)
+		arts, err := slotArtifacts(d, a.Board, s)
 		if err != nil {
 			continue
 		}

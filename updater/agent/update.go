@@ -106,7 +106,7 @@ func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document
 		return false
 	}
 	log := a.log()
-	arts, err := slotArtifacts(doc, a.Booted)
+	arts, err := slotArtifacts(doc, a.Board, a.Booted)
 	if err != nil {
 		return false
 	}
@@ -164,22 +164,41 @@ func (a *Agent) InstallFrom(ctx context.Context, src install.Source) error {
 	return b.Update(ctx)
 }
 
+// ErrHalted is the refusal of a release its channel halted (pibake
+// rollout halt) on a device that has not committed it.
+var ErrHalted = errors.New("the channel halted this release: not starting it")
+
 // admit refuses, and records why, a release this device does not take:
-// one its rollout has not reached yet, or one that failed here before.
+// one its channel halted (unless the device committed it: it keeps it),
+// one its rollout has not reached yet (the waves are judged by the clock
+// expiry is judged by), or one that failed here before. A device with a
+// download of the release half done stops there too: the written bytes
+// stay in the other slot, out of the boot rotation, until the release is
+// resumed.
 func (a *Agent) admit(st state.State, doc *channel.Document) error {
-	if !InRollout(a.DeviceID, doc.Image+"/"+doc.Version, doc.Rollout) {
-		st.LastError = fmt.Sprintf("%s %s: %v (rollout %.0f%%)", doc.Image, doc.Version, ErrNotInRollout, doc.Rollout*100)
+	refuse := func(why string, err error) error {
+		st.LastError = fmt.Sprintf("%s %s: %v (%s)", doc.Image, doc.Version, err, why)
 		st.LastCheck = a.now()
 		_ = a.Store.Save(st)
-		return ErrNotInRollout
+		return err
+	}
+	if doc.Halted && !committed(st, doc) {
+		return refuse(fmt.Sprintf("serial %d", doc.Serial), ErrHalted)
+	}
+	at := a.expiryClock()
+	if frac := doc.RolloutAt(at); !InRollout(a.DeviceID, doc.Image+"/"+doc.Version, frac) {
+		return refuse(fmt.Sprintf("rollout %.0f%% at %s", frac*100, at.UTC().Format(time.RFC3339)), ErrNotInRollout)
 	}
 	if f, ok := st.Failed[doc.Version]; ok {
-		st.LastError = fmt.Sprintf("%s %s: %v (%s: %s)", doc.Image, doc.Version, ErrFailedBefore, f.Stage, f.Reason)
-		st.LastCheck = a.now()
-		_ = a.Store.Save(st)
-		return fmt.Errorf("%s: %w", doc.Version, ErrFailedBefore)
+		return fmt.Errorf("%s: %w", doc.Version, refuse(f.Stage+": "+f.Reason, ErrFailedBefore))
 	}
 	return nil
+}
+
+// committed says whether the device committed doc's release.
+func committed(st state.State, doc *channel.Document) bool {
+	cur, ok := st.Slots[st.Committed]
+	return ok && cur.Serial != 0 && cur.Image == doc.Image && cur.Version == doc.Version
 }
 
 // install writes the release of doc into the other slot, then arms it for
@@ -189,7 +208,7 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 		return err
 	}
 	target := a.Booted.Other()
-	arts, err := slotArtifacts(doc, target)
+	arts, err := slotArtifacts(doc, a.Board, target)
 	if err != nil {
 		return a.refuse(st, "verify", err)
 	}
@@ -311,11 +330,13 @@ func (a *Agent) arm(st state.State, doc *channel.Document, target bootchain.Slot
 	return a.Reboot()
 }
 
-// slotArtifacts picks what goes into slot s: "root", and "boot" or the
-// slot's own boot artifact (tryboot: boot.a, boot.b). Exactly one of each.
-func slotArtifacts(doc *channel.Document, s bootchain.Slot) ([]channel.Artifact, error) {
+// slotArtifacts picks what goes into slot s of a device of board: of
+// board's artifacts (a release may carry several boards'), "root", and
+// "boot" or the slot's own boot artifact (tryboot: boot.a, boot.b).
+// Exactly one of each.
+func slotArtifacts(doc *channel.Document, board string, s bootchain.Slot) ([]channel.Artifact, error) {
 	var boot, root []channel.Artifact
-	for _, art := range doc.Artifacts {
+	for _, art := range doc.ArtifactsFor(board) {
 		switch art.Name {
 		case "root":
 			root = append(root, art)
@@ -327,7 +348,7 @@ func slotArtifacts(doc *channel.Document, s bootchain.Slot) ([]channel.Artifact,
 		}
 	}
 	if len(boot) != 1 || len(root) != 1 {
-		return nil, fmt.Errorf("%s %s has %d boot artifacts for slot %s and %d root artifacts, want one of each", doc.Image, doc.Version, len(boot), s, len(root))
+		return nil, fmt.Errorf("%s %s has %d boot artifacts for slot %s of board %s and %d root artifacts, want one of each", doc.Image, doc.Version, len(boot), s, board, len(root))
 	}
 	return append(boot, root...), nil
 }

@@ -59,6 +59,22 @@ type Artifact struct {
 	// PartitionSize is the smallest partition the artifact works in (a
 	// FAT filesystem records the size it was made for).
 	PartitionSize int64 `json:"partition_size"`
+	// Board is the board the artifact is for, in a release of several
+	// boards (each artifact names one of the document's boards); empty,
+	// and left out of the JSON, when the artifacts fit every board.
+	Board string `json:"board,omitempty"`
+}
+
+// ArtifactsFor are the artifacts a device of board installs: those of
+// its board in a release of several boards, else all of them.
+func (d *Document) ArtifactsFor(board string) []Artifact {
+	var out []Artifact
+	for _, a := range d.Artifacts {
+		if a.Board == "" || a.Board == board {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // BootArtifact names a slot's own boot artifact ("boot.a"): tryboot
@@ -77,6 +93,43 @@ type Document struct {
 	Boards    []string   `json:"boards"`
 	Rollout   float64    `json:"rollout"` // fraction of devices, 0 < rollout <= 1
 	Artifacts []Artifact `json:"artifacts"`
+	// Waves, if any, widen the rollout by themselves: see RolloutAt.
+	// Rollout is then the first wave's fraction. Both fields are left
+	// out of the JSON when unused, so a document without waves or a
+	// halt has the bytes of format 1 before them (docs/fleet.md says
+	// what agents that predate them do with one that has them).
+	Waves []Wave `json:"waves,omitempty"`
+	// Halted stops the release: a device that has not committed it does
+	// not start it (pibake rollout halt).
+	Halted bool `json:"halted,omitempty"`
+}
+
+// Wave is one step of a rollout: from From on (by the device's clock),
+// Fraction of the devices take the release.
+type Wave struct {
+	Fraction float64   `json:"fraction"`
+	From     time.Time `json:"from"`
+}
+
+// MaxWaves bounds a document's waves.
+const MaxWaves = 16
+
+// RolloutAt is the fraction of devices that take the release at now:
+// the largest fraction whose wave has begun. The first wave applies from
+// the start whatever the clock says (a device whose clock was never set
+// still takes it); later ones apply once now reaches their From. Without
+// waves, it is Rollout.
+func (d *Document) RolloutAt(now time.Time) float64 {
+	if len(d.Waves) == 0 {
+		return d.Rollout
+	}
+	f := d.Waves[0].Fraction
+	for _, w := range d.Waves[1:] {
+		if !now.Before(w.From) {
+			f = w.Fraction
+		}
+	}
+	return f
 }
 
 var (
@@ -107,15 +160,75 @@ func (d *Document) Validate() error {
 	case len(d.Artifacts) == 0:
 		return bad("no artifacts")
 	}
+	if err := d.validateWaves(); err != nil {
+		return bad("%v", err)
+	}
+	if err := d.validateBoards(); err != nil {
+		return bad("%v", err)
+	}
 	seen := map[string]bool{}
 	for _, a := range d.Artifacts {
-		if !reName.MatchString(a.Name) || seen[a.Name] {
+		if !reName.MatchString(a.Name) || seen[a.Board+"/"+a.Name] {
 			return bad("artifact name %q missing or repeated", a.Name)
 		}
-		seen[a.Name] = true
+		seen[a.Board+"/"+a.Name] = true
 		if !reHex.MatchString(a.SHA256) || a.Size <= 0 || a.Path != BlobPath(a.SHA256) || a.PartitionSize < a.Size {
 			return bad("artifact %s: want a positive size no larger than its partition size, a sha256 and the path "+blobPattern, a.Name)
 		}
+	}
+	return nil
+}
+
+// validateBoards checks the artifacts' boards: none (they fit every
+// board), or each artifact one of the document's boards and each board
+// some artifacts.
+func (d *Document) validateBoards() error {
+	tagged := 0
+	for _, a := range d.Artifacts {
+		if a.Board == "" {
+			continue
+		}
+		tagged++
+		if !slices.Contains(d.Boards, a.Board) {
+			return fmt.Errorf("artifact %s is for board %q, not one of the release's boards %s", a.Name, a.Board, strings.Join(d.Boards, ", "))
+		}
+	}
+	if tagged == 0 {
+		return nil
+	}
+	if tagged != len(d.Artifacts) {
+		return fmt.Errorf("%d of %d artifacts name a board: all or none must", tagged, len(d.Artifacts))
+	}
+	for _, b := range d.Boards {
+		if len(d.ArtifactsFor(b)) == 0 {
+			return fmt.Errorf("board %s has no artifacts", b)
+		}
+	}
+	return nil
+}
+
+// validateWaves checks that the waves widen the rollout: at most
+// MaxWaves, each fraction in (0, 1], fractions and times strictly
+// increasing, none from after the expiry, and Rollout the first fraction.
+func (d *Document) validateWaves() error {
+	if len(d.Waves) == 0 {
+		return nil
+	}
+	if len(d.Waves) > MaxWaves {
+		return fmt.Errorf("%d waves, at most %d", len(d.Waves), MaxWaves)
+	}
+	for i, w := range d.Waves {
+		switch {
+		case !(w.Fraction > 0 && w.Fraction <= 1):
+			return fmt.Errorf("wave %d: fraction %v outside (0, 1]", i+1, w.Fraction)
+		case w.From.IsZero() || !w.From.Before(d.Expires):
+			return fmt.Errorf("wave %d: from %s, want a time before the expiry %s", i+1, w.From.UTC().Format(time.RFC3339), d.Expires.UTC().Format(time.RFC3339))
+		case i > 0 && (w.Fraction <= d.Waves[i-1].Fraction || !w.From.After(d.Waves[i-1].From)):
+			return fmt.Errorf("wave %d: want a larger fraction and a later time than wave %d", i+1, i)
+		}
+	}
+	if d.Rollout != d.Waves[0].Fraction {
+		return fmt.Errorf("rollout %v, want the first wave's fraction %v", d.Rollout, d.Waves[0].Fraction)
 	}
 	return nil
 }

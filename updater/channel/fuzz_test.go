@@ -23,13 +23,22 @@ func FuzzVerify(f *testing.F) {
 	f.Add(bytes.Replace(d, []byte("stable"), []byte("beta"), 1), s)
 	f.Add(d, []byte("untrusted comment: x\nRWQ\n"))
 	f.Add([]byte("{}"), []byte(""))
+	for _, x := range []*Document{waved(), mixed()} {
+		x.Serial, x.Halted = 8, true
+		d, s, err := Sign(x, priv)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(d, s)
+	}
 	c := Check{Trusted: []minisign.PublicKey{pub}, Board: "pi4", Channel: "stable", Now: now, LastSerial: 6}
 	f.Fuzz(func(t *testing.T, doc, sig []byte) {
 		got, err := Verify(doc, sig, c)
 		if err != nil {
 			return
 		}
-		if !minisign.Verify(pub, doc, sig) || got.Validate() != nil || got.Channel != "stable" || got.Serial <= 6 || !got.Expires.After(now) {
+		if !minisign.Verify(pub, doc, sig) || got.Validate() != nil || got.Channel != "stable" || got.Serial <= 6 || !got.Expires.After(now) ||
+			len(got.ArtifactsFor("pi4")) == 0 || !(got.RolloutAt(now) > 0 && got.RolloutAt(now) <= 1) {
 			t.Fatalf("accepted %+v", got)
 		}
 	})
