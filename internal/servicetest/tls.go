@@ -58,3 +58,11 @@ func makeTLS(t testing.TB, dir string) (ca, cert, key string) {
 	writeFile(t, key, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
 	return ca, cert, key
 }
+
+// TestCA writes a CA certificate (PEM) into dir for tests that need a
+// valid one, and returns its path.
+func TestCA(t testing.TB, dir string) string {
+	t.Helper()
+	ca, _, _ := makeTLS(t, dir)
+	return ca
+}
