@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/internal/yamlerr"
+	"github.com/pibake/pibake/updater/report"
 )
 
 // Report says where the agent reports its state (docs/fleet.md): the
@@ -100,9 +101,9 @@ func ParseCredentials(name string, data []byte) (Credentials, error) {
 func (c Credentials) Validate(name string) error {
 	switch {
 	case c.User == "" || c.Password == "":
-		return fmt.Errorf("%s: want user: and password:", name)
-	case len(c.User) > 63 || strings.ContainsAny(c.User, "/+#:\x00 \t\r\n"):
-		return fmt.Errorf("%s: user: 1-63 letters, digits, '.', '_' or '-' (it is the device's topic level)", name)
+		return fmt.Errorf("%s: want both user and password", name)
+	case report.CheckDevice(c.User) != nil:
+		return fmt.Errorf("%s: user: want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit: it names the device's topics", name)
 	case len(c.Password) > 256 || strings.ContainsAny(c.Password, "\x00\r\n"):
 		return fmt.Errorf("%s: password: at most 256 bytes on one line", name)
 	}

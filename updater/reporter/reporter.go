@@ -7,8 +7,8 @@
 // send that never waits; the publisher's own goroutine takes the latest
 // state (Options.Snapshot) when it can send it. Nothing is queued: while
 // the broker is unreachable, refuses the credentials or answers garbage,
-// the publisher retries with a growing pause (logging each new error
-// once), and when it gets through it sends the state as it is then. A
+// the publisher retries with a growing pause (logging each kind of
+// error once an hour), and when it gets through it sends the state as it is then. A
 // device offline for days reports its latest state when it comes back,
 // never a backlog, and its memory stays bounded (one state).
 //
@@ -58,31 +58,32 @@ type Publisher struct {
 	warned onceLog
 }
 
-// onceLog logs each kind of warning once until the next report gets
-// through: a broker that refuses the device, or answers garbage, is said
-// once, not at every retry (the addresses in the errors change each time).
+// onceLog logs each kind of warning at most once an hour: a broker that
+// refuses the device, answers garbage or keeps dropping it is said once,
+// not at every retry (the addresses in the errors change each time).
 type onceLog struct {
 	mu   sync.Mutex
-	said map[string]bool
+	said map[string]time.Time
 }
+
+// warnEvery is how often one kind of warning may be logged again.
+const warnEvery = time.Hour
 
 func (o *onceLog) warn(log *slog.Logger, msg string, err error, args ...any) {
 	o.mu.Lock()
-	fresh := !o.said[msg]
-	if o.said == nil {
-		o.said = map[string]bool{}
+	now := time.Now()
+	last, seen := o.said[msg]
+	fresh := !seen || now.Sub(last) >= warnEvery
+	if fresh {
+		if o.said == nil {
+			o.said = map[string]time.Time{}
+		}
+		o.said[msg] = now
 	}
-	o.said[msg] = true
 	o.mu.Unlock()
 	if fresh {
 		log.Warn(msg, append(args, "err", err)...)
 	}
-}
-
-func (o *onceLog) reset() {
-	o.mu.Lock()
-	o.said = nil
-	o.mu.Unlock()
 }
 
 // Start checks the options and starts the publisher's goroutine, which
@@ -182,11 +183,10 @@ func (p *Publisher) run(ctx context.Context, c mqtt.Client) {
 			pause = time.Second
 		}
 		if c.IsConnectionOpen() {
-			if s, err := p.send(c, sent); err != nil {
+			s, err := p.send(c, sent)
+			sent = s
+			if err != nil {
 				p.warned.warn(log, "report: send", err)
-			} else {
-				sent = s
-				p.warned.reset()
 			}
 		}
 		select {
@@ -200,7 +200,8 @@ func (p *Publisher) run(ctx context.Context, c mqtt.Client) {
 }
 
 // send publishes the state unless it is the one sent last (time aside),
-// and the online flag after a (re)connection.
+// and the online flag after a (re)connection. It returns the state the
+// broker has now.
 func (p *Publisher) send(c mqtt.Client, last *report.State) (*report.State, error) {
 	user := p.opts.Credentials.User
 	fresh := p.fresh.Swap(false)
