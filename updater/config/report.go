@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/pibake/pibake/internal/yamlerr"
-	"github.com/pibake/pibake/updater/report"
 )
 
 // Report says where the agent reports its state (docs/fleet.md): the
@@ -68,6 +68,11 @@ func (r Report) Validate() error {
 	return nil
 }
 
+// deviceName is report.CheckDevice's rule (the builder, which imports
+// this package, may not import updater/report; TestCredentialsNames in
+// updater/reporter keeps the two the same).
+var deviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
 var brokerSchemes = map[string]bool{"tcp": true, "mqtt": true, "ssl": true, "tls": true, "mqtts": true}
 
 func validPrefix(p string) bool {
@@ -102,7 +107,7 @@ func (c Credentials) Validate(name string) error {
 	switch {
 	case c.User == "" || c.Password == "":
 		return fmt.Errorf("%s: want both user and password", name)
-	case report.CheckDevice(c.User) != nil:
+	case !deviceName.MatchString(c.User):
 		return fmt.Errorf("%s: user: want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit: it names the device's topics", name)
 	case len(c.Password) > 256 || strings.ContainsAny(c.Password, "\x00\r\n"):
 		return fmt.Errorf("%s: password: at most 256 bytes on one line", name)

@@ -1,9 +1,11 @@
 package reporter
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/pibake/pibake/updater/config"
 	"github.com/pibake/pibake/updater/report"
 	"github.com/pibake/pibake/updater/state"
 )
@@ -47,5 +49,16 @@ func TestSnapshot(t *testing.T) {
 	s := Snapshot(Device{Name: "box-1", Config: cfg, Booted: "a"}, rolledBack(), at)
 	if s.Version != "1.0" || s.Serial != 3 || s.Slot != "a" || s.Last.BytesDownloaded != 1000 || s.Last.InstallSeconds != 4 {
 		t.Errorf("running release or transfer: %+v %+v", s, s.Last)
+	}
+}
+
+// TestCredentialsNames: the credentials' user rule (config) is the
+// device name rule of the topics (report).
+func TestCredentialsNames(t *testing.T) {
+	for _, name := range []string{"box-1", "a", "Box_2.lab", "-x", ".x", "a/b", "a+", "a#", "", "a b", strings.Repeat("x", 63), strings.Repeat("x", 64), "é"} {
+		cfgErr := config.Credentials{User: name, Password: "p"}.Validate("f")
+		if (cfgErr == nil) != (report.CheckDevice(name) == nil) {
+			t.Errorf("%q: config says %v, report says %v", name, cfgErr, report.CheckDevice(name))
+		}
 	}
 }
