@@ -47,6 +47,9 @@ type Options struct {
 	MaxPause, Timeout time.Duration
 	// ClientID is the MQTT client id (default the user name).
 	ClientID string
+	// Heartbeat, when set, replaces the report block's heartbeat, without
+	// its one-minute floor (tests, simulations).
+	Heartbeat time.Duration
 }
 
 // Publisher sends the device's reports; Start makes one.
@@ -163,7 +166,11 @@ func (p *Publisher) clientOptions() (*mqtt.ClientOptions, error) {
 // changes, on every (re)connection and at each heartbeat.
 func (p *Publisher) run(ctx context.Context, c mqtt.Client) {
 	log := p.opts.Log
-	beat := time.NewTicker(heartbeat(p.opts.Report))
+	every := p.opts.Heartbeat
+	if every <= 0 {
+		every = heartbeat(p.opts.Report)
+	}
+	beat := time.NewTicker(every)
 	defer beat.Stop()
 	defer p.goodbye(c)
 	pause := time.Second

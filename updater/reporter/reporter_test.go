@@ -290,3 +290,31 @@ func TestStartRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeat: an unchanged state is sent again at each heartbeat, and
+// not between them however often Notify is called.
+func TestHeartbeat(t *testing.T) {
+	m := broker(t, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := follow(t, ctx, m)
+	o := options(m, "p1", func() report.State { return Snapshot(Device{Name: "box-1", Config: cfg}, state.State{}, time.Now()) }, nil)
+	o.Heartbeat = 500 * time.Millisecond
+	p, err := Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < 2600*time.Millisecond {
+		p.Notify()
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.mu.Lock()
+	n := len(w.states)
+	w.mu.Unlock()
+	// One at the connection (perhaps two: the state, then again with the
+	// online flag) and one a heartbeat: 5 in 2.6 s, give or take.
+	if n < 3 || n > 9 {
+		t.Fatalf("%d reports in 2.6 s with a 500 ms heartbeat and Notify every 5 ms", n)
+	}
+}
