@@ -318,3 +318,37 @@ func TestHeartbeat(t *testing.T) {
 		t.Fatalf("%d reports in 2.6 s with a 500 ms heartbeat and Notify every 5 ms", n)
 	}
 }
+
+// TestBrokerRestart: the broker goes away after the device reported, the
+// state changes meanwhile; when the broker is back, the device sends the
+// latest state and its online flag again by itself.
+func TestBrokerRestart(t *testing.T) {
+	m := broker(t, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var version atomic.Value
+	version.Store("1.0")
+	snap := func() report.State {
+		c := cfg
+		c.Version = version.Load().(string)
+		return Snapshot(Device{Name: "box-1", Config: c}, state.State{}, time.Now())
+	}
+	p, err := Start(ctx, options(m, "p1", snap, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Notify()
+	wctx, wcancel := context.WithCancel(ctx)
+	w := follow(t, wctx, m)
+	w.until(t, "the first state", func(ss []report.State, _ []bool) bool { return len(ss) > 0 && ss[len(ss)-1].Version == "1.0" })
+	wcancel()
+	m.Stop()
+	version.Store("2.0")
+	p.Notify() // while the broker is away: nothing waits, nothing is queued
+	time.Sleep(500 * time.Millisecond)
+	m.Start()
+	w = follow(t, ctx, m)
+	w.until(t, "the state after the restart", func(ss []report.State, on []bool) bool {
+		return len(ss) > 0 && ss[len(ss)-1].Version == "2.0" && len(on) > 0 && on[len(on)-1]
+	})
+}
