@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pibake/pibake/internal/hosttool"
+	"github.com/pibake/pibake/internal/servicetest"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -515,7 +516,9 @@ func TestBuildWithUpdater(t *testing.T) {
 	}
 	def := filepath.Join(repo, "images", "small.yaml")
 	b, _ := os.ReadFile(def)
-	updater := "updater:\n  server: http://10.0.2.100:8080\n  keys: [keys/fleet.pub]\n  health:\n    units: [hello.service]\n"
+	servicetest.TestCA(t, filepath.Join(repo, "keys"))
+	updater := "updater:\n  server: http://10.0.2.100:8080\n  keys: [keys/fleet.pub]\n  health:\n    units: [hello.service]\n" +
+		"  report:\n    broker: ssl://10.0.2.2:8883\n    ca: keys/ca.pem\n"
 	if err := os.WriteFile(def, []byte(strings.Replace(string(b), "environments:", updater+"environments:", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -534,7 +537,8 @@ func TestBuildWithUpdater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"server: http://10.0.2.100:8080", "channel: stable", "board: qemu", "- RW", "hello.service", "\nimage: ", "\nbuilt: "} {
+	for _, want := range []string{"server: http://10.0.2.100:8080", "channel: stable", "board: qemu", "- RW", "hello.service", "\nimage: ", "\nbuilt: ",
+		"report:\n    broker: ssl://10.0.2.2:8883\n    ca: |\n        -----BEGIN CERTIFICATE-----"} {
 		if !strings.Contains(string(cfg), want) {
 			t.Errorf("updater.yaml lacks %q:\n%s", want, cfg)
 		}

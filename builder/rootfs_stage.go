@@ -250,10 +250,14 @@ func (b *build) agentFiles(ctx context.Context) ([]rootfs.File, error) {
 	if msg := staleBuilt(b.epoch, time.Now()); msg != "" {
 		b.log.Warn(msg)
 	}
+	rep, err := def.ReportConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%s: updater: %w", def.File, err)
+	}
 	u := def.Updater
 	health := u.Health
 	health.Units = withContainerUnits(def, health.Units)
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: b.epoch, Board: b.board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait()}.Marshal()
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: b.epoch, Board: b.board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait(), Report: rep}.Marshal()
 	if err != nil {
 		return nil, err
 	}

@@ -158,6 +158,13 @@ func plan(root string, s *Spec) ([]change, error) {
 		}
 		out = append(out, c)
 	}
+	if s.Fleet != nil {
+		c, err := fleetChange(s.Fleet)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
 	for _, c := range out {
 		if st, err := os.Lstat(in(c.path)); err == nil && !st.Mode().IsRegular() && st.Mode()&fs.ModeSymlink == 0 {
 			return nil, fmt.Errorf("%s exists and is not a file: remove it first", c.label())

@@ -16,6 +16,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("hostname: a\nwifi:\n  country: FR\n  networks:\n    - {ssid: x, passphrase: fuzzsecret1}\n"))
 	f.Add([]byte("files:\n  - {path: a/b, mode: \"0600\", owner: pi:pi, base64: AAEC}\n"))
 	f.Add([]byte("updater:\n  server: https://x/\n  channel: beta\n  poll: 1h\n"))
+	f.Add([]byte("fleet:\n  user: box-1\n  password: pw\n"))
 	f.Add([]byte("hostname: &a x\ntimezone: *a\n"))
 	f.Add([]byte("wifi: [\n"))
 	f.Add([]byte("{0fuzzsecret1}\n"))

@@ -253,6 +253,8 @@ func TestRunSaysNoValue(t *testing.T) {
 		{name: "unknown group", files: map[string]string{FileName: "files:\n  - {path: a, owner: pi:" + l + ", content: x}\n"}, fails: true},
 		{name: "unknown zone", files: map[string]string{FileName: "timezone: Mars/" + s + "\n"}, fails: true},
 		{name: "channel", files: map[string]string{FileName: "updater:\n  channel: " + s + "\n"}, fails: true},
+		{name: "fleet", files: map[string]string{FileName: "fleet:\n  user: " + s + "/x\n  password: " + s + "\n"}, fails: true},
+		{name: "fleet applied", files: map[string]string{FileName: "fleet:\n  user: box-9\n  password: " + s + "\n"}},
 		{name: "path through a symlink", files: map[string]string{FileName: "files:\n  - {path: " + s + "/x, content: x}\n"}, fails: true,
 			setup: func(root string) { os.Symlink("/etc", filepath.Join(root, "data", s)) }},
 		{name: "path is a folder", files: map[string]string{FileName: "files:\n  - {path: " + s + ", content: x}\n"}, fails: true,

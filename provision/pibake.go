@@ -37,7 +37,7 @@ func Parse(file string, data []byte) (*Spec, error) {
 		return nil, err
 	}
 	if top == nil {
-		return nil, fail(file, 1, "", "the file sets nothing: give at least one of hostname, wifi, users, timezone, files, updater (see docs/provisioning.md)")
+		return nil, fail(file, 1, "", "the file sets nothing: give at least one of hostname, wifi, users, timezone, files, updater, fleet (see docs/provisioning.md)")
 	}
 	s := &Spec{Sources: []string{file}}
 	err = d.fields(top, "", topKeys, func(key string, f field, k, v *yaml.Node) error {
@@ -93,6 +93,8 @@ func (d doc) topField(s *Spec, key string, f field, v *yaml.Node) error {
 		}
 	case "updater":
 		s.Updater, err = d.updater(v)
+	case "fleet":
+		s.Fleet, err = d.fleet(v)
 	}
 	return err
 }

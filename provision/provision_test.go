@@ -112,7 +112,7 @@ func TestParseGood(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	const secret = "hunter2hunter2"
 	for _, c := range []struct{ name, body, want string }{
-		{"unknown top field", "hostname: a\nhostnme: b\n", "pibake-provision.yaml:2: unknown field: did you mean hostname? (known: files, hostname,"},
+		{"unknown top field", "hostname: a\nhostnme: b\n", "pibake-provision.yaml:2: unknown field: did you mean hostname? (known: files, fleet, hostname,"},
 		{"unknown network field", "wifi:\n  country: FR\n  networks:\n    - ssid: x\n      pasphrase: " + secret + "\n", ":5: wifi.networks.0: unknown field: did you mean passphrase? (known: hidden, open, passphrase, psk, ssid, ssid_hex)"},
 		{"wrong type", "hostname: [a]\n", ":1: hostname: want a string, got a list"},
 		{"number ssid", "wifi:\n  country: FR\n  networks:\n    - ssid: 1234\n      open: true\n", ":4: wifi.networks.0.ssid: want a string, got a number (put it in quotes)"},

@@ -127,12 +127,13 @@ func knownWords(list []string) []string {
 
 // The keys of pibake-provision.yaml, section by section.
 var (
-	topKeys     = []string{"version", "hostname", "wifi", "users", "ssh_password_auth", "timezone", "files", "updater"}
+	topKeys     = []string{"version", "hostname", "wifi", "users", "ssh_password_auth", "timezone", "files", "updater", "fleet"}
 	wifiKeys    = []string{"country", "networks"}
 	networkKeys = []string{"ssid", "ssid_hex", "passphrase", "psk", "open", "hidden"}
 	userKeys    = []string{"name", "ssh_keys", "password_hash"}
 	fileKeys    = []string{"path", "mode", "owner", "content", "base64"}
 	updaterKeys = []string{"server", "channel", "poll"}
+	fleetKeys   = []string{"user", "password"}
 )
 
 // cloudInitWords are the keys of cloud-init's user-data and meta-data and
@@ -173,7 +174,7 @@ var cloudInitWords = []string{
 // words is every key a message may name.
 var words = func() map[string]bool {
 	m := map[string]bool{}
-	for _, list := range [][]string{topKeys, wifiKeys, networkKeys, userKeys, fileKeys, updaterKeys, cloudInitWords} {
+	for _, list := range [][]string{topKeys, wifiKeys, networkKeys, userKeys, fileKeys, updaterKeys, fleetKeys, cloudInitWords} {
 		for _, w := range list {
 			m[w] = true
 		}

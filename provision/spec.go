@@ -33,6 +33,7 @@ type Spec struct {
 	TimeZone        string
 	Files           []File
 	Updater         *Updater
+	Fleet           *Fleet
 	// NotApplied lists settings of the input that pibake understood but
 	// does not apply (cloud-init's runcmd, packages, ...), by name only.
 	NotApplied []string

@@ -162,6 +162,8 @@ type Updater struct {
 	Revoked []string      `yaml:"revoked"`
 	Poll    time.Duration `yaml:"poll"` // default 15m
 	Health  config.Health `yaml:"health"`
+	// Report has the agent report to the team's MQTT broker (report.go).
+	Report *UpdaterReport `yaml:"report"`
 }
 
 // Service installs a unit from services/ and, unless Enable is false,

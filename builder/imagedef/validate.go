@@ -296,6 +296,9 @@ func (d *Definition) validateUpdater(bad func(msg string, p ...string)) {
 				bad(err.Error()+"; pibake publish signs no other", at...)
 			}
 		}
+		if _, err := d.ReportConfig(); err != nil {
+			bad(strings.TrimPrefix(err.Error(), "report: "), "updater", "report")
+		}
 		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Revoked: u.Revoked, Poll: u.Poll, Health: u.Health}
 		if err := c.Validate(); err != nil {
 			bad(strings.TrimPrefix(err.Error(), "updater config: "), "updater")

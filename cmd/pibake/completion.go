@@ -20,8 +20,11 @@ func verbFlags(ctx context.Context) map[string][]string {
 			continue
 		}
 		args := []string{"--help"}
-		if c.name == "provision" {
+		switch c.name {
+		case "provision":
 			args = []string{"check", "--help"}
+		case "fleet":
+			args = []string{"status", "--help"}
 		}
 		var b bytes.Buffer
 		_ = c.run(ctx, args, &b, io.Discard)
@@ -62,6 +65,8 @@ func cmdCompletion(ctx context.Context, args []string, stdout, stderr io.Writer)
 		switch v {
 		case "provision":
 			words = append([]string{"check"}, words...)
+		case "fleet":
+			words = append([]string{"status"}, words...)
 		case "help":
 			words = verbs
 		case "completion":

@@ -50,6 +50,8 @@ var helps = map[string]verbHelp{
 		"pibake provision check pibake-provision.yaml"},
 	"flash": {"Writes an image to a card: only the blocks its bmap maps, then reads them back and checks them. --provision puts a first-boot settings file on the card.",
 		"pibake flash --provision pibake-provision.yaml out/demo/demo.img.zst /dev/sdX"},
+	"fleet status": {"Lists what every device reported to the team's MQTT broker: its channel, version, board and slot, its last update with its result and why (the failing check), when it was last seen, and which devices are offline (their last will, or no report for 3 heartbeats). It reads the retained reports and stops when none came for --quiet, or at --max-wait; a malformed report is listed as such. The broker options also come from PIBAKE_BROKER, PIBAKE_BROKER_CA, PIBAKE_BROKER_USER, PIBAKE_BROKER_PASSWORD and PIBAKE_BROKER_PREFIX (docs/fleet.md).",
+		"pibake fleet status --broker ssl://mqtt.example.com:8883 --ca broker-ca.pem --user ops --password-file ops.pw --result rolled-back"},
 	"version": {"Prints pibake's version.", "pibake version"},
 	"boards": {"Lists the boards pibake builds for: what each runs on, its boot chains, the QEMU machine that emulates it, and what is missing for one that cannot be built today.",
 		"pibake boards"},
@@ -108,6 +110,9 @@ func cmdHelp(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	verb := pos[0]
 	if verb == "provision" {
 		return run(ctx, []string{"provision", "check", "--help"}, stdout, stderr)
+	}
+	if verb == "fleet" {
+		return run(ctx, []string{"fleet", "status", "--help"}, stdout, stderr)
 	}
 	for _, c := range commands {
 		if c.name == verb {

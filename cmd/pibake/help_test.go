@@ -16,8 +16,11 @@ import (
 func TestVerbHelpSaysWhat(t *testing.T) {
 	for _, c := range commands {
 		args := []string{c.name, "--help"}
-		if c.name == "provision" {
+		switch c.name {
+		case "provision":
 			args = []string{"provision", "check", "--help"}
+		case "fleet":
+			args = []string{"fleet", "status", "--help"}
 		}
 		want, _, err := runCmd(args...)
 		if err != nil {

@@ -27,6 +27,8 @@ Usage:
   pibake bundle --repo DIR --channel NAME [--expires DUR --key FILE] OUT.tar  pack a channel's release into one file for offline install
   pibake provision check FILE...           check a first-boot provisioning file (pibake-provision.yaml,
                                           or Imager's user-data/network-config) before it goes on a card
+  pibake fleet status [--json] [--channel C] [--version V] [--result R]  what each device reported
+                                          to the team's MQTT broker (--broker, or $PIBAKE_BROKER)
   pibake serve [--addr 127.0.0.1:8080] DIR  serve an update repository over HTTP (for testing)
   pibake imager --base-url URL BUILD_DIR...  write a Raspberry Pi Imager repository (os_list JSON) for builds
   pibake flash [--provision FILE] IMAGE DEVICE  write NAME.img(.zst) by its bmap to a card, verified
@@ -36,7 +38,7 @@ Usage:
   pibake version                            print the version
 
 'pibake help VERB' or 'pibake VERB --help' prints what a verb does, an example and its flags.
-Docs: README.md, docs/image-definition.md, docs/building.md, docs/releases.md, docs/provisioning.md, docs/flashing.md
+Docs: README.md, docs/image-definition.md, docs/building.md, docs/releases.md, docs/provisioning.md, docs/flashing.md, docs/fleet.md
 `
 
 // errUsage marks command-line mistakes (exit code 2).
@@ -78,6 +80,7 @@ func init() {
 		{"serve", cmdServe},
 		{"imager", cmdImager},
 		{"provision", cmdProvision},
+		{"fleet", cmdFleet},
 		{"flash", cmdFlash},
 		{"boards", cmdBoards},
 		{"completion", cmdCompletion},

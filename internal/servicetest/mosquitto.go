@@ -17,6 +17,13 @@ type MosquittoConfig struct {
 	// "write TOPIC" or "readwrite TOPIC" (mosquitto.conf(5), acl_file).
 	// A user without rules may do nothing.
 	ACL map[string][]string
+	// Patterns are rules for every user, each "read TOPIC", "write TOPIC"
+	// or "readwrite TOPIC" where %u stands for the user name and %c for
+	// the client id (mosquitto.conf(5), acl_file's pattern lines).
+	Patterns []string
+	// TLS makes the listener a TLS one, with a certificate for 127.0.0.1
+	// and localhost signed by a CA made for the test (Mosquitto.CAFile).
+	TLS bool
 }
 
 // Mosquitto is a running broker.
@@ -25,10 +32,19 @@ type Mosquitto struct {
 	// Dir holds mosquitto.conf, the password file, the ACL and the
 	// persistence folder (data/), which a restart keeps.
 	Dir string
+	// CAFile is the PEM certificate of the CA that signed the TLS
+	// listener's certificate ("" without TLS).
+	CAFile string
 }
 
-// URL is the broker's address for MQTT clients: tcp://127.0.0.1:PORT.
-func (m *Mosquitto) URL() string { return "tcp://" + m.Addr() }
+// URL is the broker's address for MQTT clients: tcp://127.0.0.1:PORT, or
+// ssl://127.0.0.1:PORT with TLS.
+func (m *Mosquitto) URL() string {
+	if m.CAFile != "" {
+		return "ssl://" + m.Addr()
+	}
+	return "tcp://" + m.Addr()
+}
 
 // StartMosquitto starts Debian's mosquitto on a free port of 127.0.0.1
 // with a password file (hashed by mosquitto_passwd), the ACL and
@@ -60,18 +76,28 @@ func StartMosquitto(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 			fmt.Fprintf(&acl, "topic %s\n", rule)
 		}
 	}
+	for _, rule := range cfg.Patterns {
+		fmt.Fprintf(&acl, "pattern %s\n", rule)
+	}
 	aclFile := filepath.Join(dir, "acl")
 	writeFile(t, aclFile, acl.String())
 
 	port := FreePort(t)
 	conf := filepath.Join(dir, "mosquitto.conf")
-	writeFile(t, conf, strings.Join([]string{
-		fmt.Sprintf("listener %d 127.0.0.1", port),
+	var tlsLines []string
+	caFile := ""
+	if cfg.TLS {
+		var cert, key string
+		caFile, cert, key = makeTLS(t, dir)
+		tlsLines = []string{"cafile " + caFile, "certfile " + cert, "keyfile " + key, "tls_version tlsv1.2"}
+	}
+	lines := append([]string{fmt.Sprintf("listener %d 127.0.0.1", port)}, tlsLines...)
+	lines = append(lines,
 		"allow_anonymous false",
-		"password_file " + pwFile,
-		"acl_file " + aclFile,
+		"password_file "+pwFile,
+		"acl_file "+aclFile,
 		"persistence true",
-		"persistence_location " + filepath.Join(dir, "data") + "/",
+		"persistence_location "+filepath.Join(dir, "data")+"/",
 		// As root it would switch to the mosquitto user, which cannot
 		// read the test's folder; as anyone else this is ignored.
 		"user root",
@@ -79,9 +105,9 @@ func StartMosquitto(t testing.TB, cfg MosquittoConfig) *Mosquitto {
 		"log_type error",
 		"log_type warning",
 		"log_type notice",
-		"",
-	}, "\n"))
-	m := &Mosquitto{server: newServer(t, "mosquitto", []string{bin, "-c", conf}, port, dir), Dir: dir}
+		"")
+	writeFile(t, conf, strings.Join(lines, "\n"))
+	m := &Mosquitto{server: newServer(t, "mosquitto", []string{bin, "-c", conf}, port, dir), Dir: dir, CAFile: caFile}
 	m.Start()
 	return m
 }

@@ -79,6 +79,9 @@ type Config struct {
 	// the agent checks anyway, judging expiry against the later of the
 	// clock and Built.
 	TimeWait time.Duration `yaml:"time_wait,omitempty"`
+	// Report, when set, has the agent report its state to the team's
+	// MQTT broker (report.go); nil: no reporting.
+	Report *Report `yaml:"report,omitempty"`
 }
 
 // Parse reads one file's YAML strictly.
@@ -205,6 +208,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := bootchain.ParseChain(c.Bootloader); err != nil {
 		return fmt.Errorf("updater config: %w", err)
+	}
+	if c.Report != nil {
+		if err := c.Report.Validate(); err != nil {
+			return fmt.Errorf("updater config: %w", err)
+		}
 	}
 	for _, id := range c.Revoked {
 		if _, err := ParseKeyID(id); err != nil {

@@ -55,6 +55,15 @@ type State struct {
 	Agent     string    `json:"agent"` // the agent's own version
 	Time      time.Time `json:"time"`  // the device's clock when it wrote the report
 	Last      *Attempt  `json:"last,omitempty"`
+	// Heartbeat is how often the device sends its state when nothing
+	// changes, in seconds (0: unknown): a reader takes a device whose
+	// report is older than a few of them as offline.
+	Heartbeat int64 `json:"heartbeat_seconds,omitempty"`
+	// Degraded says why the device runs a fallback rather than its
+	// committed release; Error is the agent's last error (a poll that
+	// failed, a release refused), both empty when all is well.
+	Degraded string `json:"degraded,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 // Attempt is the last update the device tried and how it ended.
@@ -139,6 +148,8 @@ func (s *State) Validate(device string) error {
 		return bad("slot %q", s.Slot)
 	case s.BootCount < 0:
 		return bad("boot count %d", s.BootCount)
+	case s.Heartbeat < 0 || len(s.Degraded) > 1024 || len(s.Error) > 1024:
+		return bad("heartbeat, degraded or error out of bounds")
 	}
 	if a := s.Last; a != nil {
 		switch a.Result {

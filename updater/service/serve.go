@@ -45,9 +45,12 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 		defer wd.busy(0)
 		return f()
 	}
+	fleet := startReport(ctx, a, cfg, config.CredentialsPath, StatePath, log)
+	fleet.watch(a)
 	if err := step(cfg.Health.Deadline+time.Minute, func() error { return a.AfterBoot(ctx) }); err != nil {
 		log.Error("after boot", "err", err)
 	}
+	fleet.changed()
 	_ = os.MkdirAll(filepath.Dir(config.OverridePath), 0o755)
 	watch, err := fsnotify.NewWatcher()
 	if err == nil {
@@ -79,6 +82,9 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 				continue
 			}
 			a.Beat, a.Report = wd.beat, live.report
+			fleet.set(a, cfg, "")
+			fleet.watch(a)
+			fleet.changed()
 			log.Info("configuration reloaded", "channel", a.Channel, "server", a.Source, "poll", cfg.Poll)
 		case <-poll.C:
 			if d := clock.hold(time.Now(), log); d > 0 {
@@ -87,6 +93,7 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 			}
 			err := step(install.Grace+time.Minute, func() error { return a.Update(ctx) })
 			live.clear()
+			fleet.changed()
 			switch {
 			case errors.Is(err, agent.ErrNothingNew):
 				log.Info("up to date")
