@@ -42,6 +42,8 @@ tools=(
   mosquitto:mosquitto redis-server:redis-server
   # redis-cli checks the backend's writes independently (internal/servicetest)
   redis-cli:redis-tools
+  # the edge story publishes to the booted box's broker (e2e/edge_test.go)
+  mosquitto_pub:mosquitto-clients
   # keygen's key files and publish's signatures are checked with the CLI
   # both ways (updater/channel/minisign_test.go)
   minisign:minisign
