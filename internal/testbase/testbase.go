@@ -134,14 +134,16 @@ func (b *base) usr() {
 		"[Service]\nExecStart=/sbin/wpa_supplicant -c/etc/wpa_supplicant/wpa_supplicant-%I.conf -i%I\n[Install]\nAlias=multi-user.target.wants/wpa_supplicant@%i.service\n")
 }
 
-// deviceTrees writes the kernel package's device trees of the Pi 3, 4 and 5.
+// deviceTrees writes the kernel package's device trees of the Pi 3, 4 and
+// 5 under the names Debian's kernel ships them (the modules' own trees,
+// each with its model, so that their bytes differ).
 func (b *base) deviceTrees() {
 	d := "usr/lib/linux-image-" + KernelVersion + "/"
 	b.dir(d, 0o755)
 	b.dir(d+"broadcom/", 0o755)
-	b.file(d+"broadcom/bcm2711-rpi-4-b.dtb", 0o644, 0, string(Pi4DTB()))
-	b.file(d+"broadcom/bcm2837-rpi-3-b.dtb", 0o644, 0, string(Pi3DTB()))
-	b.file(d+"broadcom/bcm2712-rpi-5-b.dtb", 0o644, 0, string(Pi5DTB()))
+	for _, name := range DTBNames {
+		b.file(d+"broadcom/"+name, 0o644, 0, string(DTB(name)))
+	}
 }
 
 // boot writes /boot: the kernel, the bootstrap's initramfs (which the
