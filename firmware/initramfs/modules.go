@@ -17,6 +17,9 @@ var Modules = map[string][]string{
 	"qemu": {WatchdogModules["qemu"], "virtio_pci", "virtio_mmio", "virtio_blk", "squashfs", "crc32c_generic", "ext4", "overlay"},
 	"pi3":  {WatchdogModules["pi3"], "mmc_block", "sdhci_iproc", "bcm2835", "squashfs", "crc32c_generic", "ext4", "overlay"},
 	"pi4":  {WatchdogModules["pi4"], "mmc_block", "sdhci_iproc", "squashfs", "crc32c_generic", "ext4", "overlay"},
+	// The SD controller's driver (sdhci-brcmstb) and what it hangs off
+	// come from the device trees' storage node (the builder's walk).
+	"pi5": {WatchdogModules["pi5"], "mmc_block", "squashfs", "crc32c_generic", "ext4", "overlay"},
 }
 
 // WatchdogModules is each board's hardware watchdog driver, which the
@@ -32,6 +35,8 @@ var WatchdogModules = map[string]string{
 	"qemu": "i6300esb",
 	"pi3":  "bcm2835_wdt",
 	"pi4":  "bcm2835_wdt",
+	// The bcm2712's PM block (brcm,bcm2712-pm) carries the same watchdog.
+	"pi5": "bcm2835_wdt",
 }
 
 // ModuleDB is what the kernel's modules.dep and modules.builtin say.
