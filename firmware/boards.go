@@ -90,7 +90,7 @@ var piLoads = uboot.Window{RAMBase: 0, Base: 0x00200000, Limit: 0x10000000}
 var Boards = []Board{
 	{
 		Name:         "pi3",
-		Description:  "Raspberry Pi 3 B/B+/A+, Zero 2 W (64-bit)",
+		Description:  "Raspberry Pi 3 B/B+/A+, Zero 2 W, CM3 (64-bit)",
 		Firmware:     []string{"bootcode.bin", "start.elf", "fixup.dat"},
 		DTBs:         []string{"bcm2837-*.dtb"},
 		UBoot:        "usr/lib/u-boot/rpi_arm64/u-boot.bin",
@@ -157,7 +157,7 @@ var Boards = []Board{
 		Caveats: []string{
 			"no QEMU machine emulates it: proven by file checks only (docs/boot.md#raspberry-pi-5)",
 			"Ethernet and USB come up only once the kernel runs (U-Boot has no RP1 driver)",
-			"U-Boot loads bcm2712-rpi-5-b.dtb on D0 boards too",
+			"U-Boot 2025.01 loads bcm2712-rpi-5-b.dtb on D0-stepping boards too (the slot also holds bcm2712-d-rpi-5-b.dtb): check the SD card and GPIOs on first boot",
 		},
 	},
 	{
