@@ -71,8 +71,10 @@ func (b *build) bootFiles(ctx context.Context) (*bootSet, error) {
 		if in.dtbs, err = board.SlotDTBs(rf.res.DTBs); err != nil {
 			return nil, err
 		}
-		if in.fw, err = packageFiles(ctx, b.lock, b.cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
-			return nil, err
+		if len(board.Firmware) > 0 {
+			if in.fw, err = packageFiles(ctx, b.lock, b.cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
+				return nil, err
+			}
 		}
 	}
 	bs := &bootSet{bootsel: []fat.File{{Path: "pibake.txt", Data: []byte(bootselReadme)}}, slots: map[bootchain.Slot][]fat.File{}}

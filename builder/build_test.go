@@ -106,6 +106,12 @@ type fixture struct {
 // smallYAML and a synthetic base in the cache under the lock's base key.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureBase(t, testbase.Write)
+}
+
+// newFixtureBase is newFixture with the base written by writeBase.
+func newFixtureBase(t *testing.T, writeBase func(string, []testbase.Package) error) *fixture {
+	t.Helper()
 	need(t, "dpkg-deb", "tar2sqfs", "mmdebstrap")
 	fx := &fixture{mirror: t.TempDir(), cache: t.TempDir()}
 	fw := map[string]string{}
@@ -136,7 +142,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := testbase.Write(base, []testbase.Package{{Name: "systemd-sysv", Version: "257.9-1", Arch: "arm64"}}); err != nil {
+	if err := writeBase(base, []testbase.Package{{Name: "systemd-sysv", Version: "257.9-1", Arch: "arm64"}}); err != nil {
 		t.Fatal(err)
 	}
 	return fx
