@@ -11,6 +11,7 @@ import (
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/firmware"
+	"github.com/pibake/pibake/firmware/uboot/ubootcheck"
 	"github.com/pibake/pibake/internal/testbase"
 )
 
@@ -48,6 +49,11 @@ func TestSlotsHoldTheDTBUBootLoads(t *testing.T) {
 		res, err := Build(context.Background(), Options{Definition: def, Board: board, OutDir: filepath.Join(t.TempDir(), "out"), CacheDir: fx.cache})
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The boot script loads ${fdtfile} from the slot it boots.
+		script, err := ubootcheck.ParseScriptImage(readBootFile(t, res.Image, 1, "boot.scr"))
+		if err != nil || !strings.Contains(script, "load ${devtype} ${devnum}:${pibake_bootpart} ${pibake_fdt_addr} ${fdtfile}") {
+			t.Fatalf("board %s: boot.scr does not load ${fdtfile} from the slot (%v)", board, err)
 		}
 		f, size := openImage(t, res.Image)
 		for _, part := range []string{layout.BootA, layout.BootB} {

@@ -503,7 +503,9 @@ func TestBuildTryboot(t *testing.T) {
 		if cl := string(readBootFile(t, res.Image, part, "cmdline.txt")); !strings.Contains(cl, root) {
 			t.Errorf("partition %d cmdline.txt %q lacks %q", part, cl, root)
 		}
-		for _, f := range []string{"start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "vmlinuz", "initrd.img"} {
+		// The firmware (no upstream_kernel=1 here) loads the CM4's tree
+		// as bcm2711-rpi-cm4.dtb: the slot has it under that name too.
+		for _, f := range []string{"start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "bcm2711-rpi-cm4.dtb", "vmlinuz", "initrd.img"} {
 			readBootFile(t, res.Image, part, f)
 		}
 		if cfg := string(readBootFile(t, res.Image, part, "config.txt")); !strings.Contains(cfg, "kernel=vmlinuz") {
