@@ -41,7 +41,7 @@ var helps = map[string]verbHelp{
 	"flash": {"Writes an image to a card: only the blocks its bmap maps, then reads them back and checks them. --provision puts a first-boot settings file on the card.",
 		"pibake flash --provision pibake-provision.yaml out/demo/demo.img.zst /dev/sdX"},
 	"version": {"Prints pibake's version.", "pibake version"},
-	"boards": {"Lists the boards pibake builds for: what each runs on, its boot chains, the QEMU machine that emulates it, and what is missing for one that cannot be built today.",
+	"boards": {"Lists the boards pibake builds for: what each runs on, its boot chains, the QEMU machine that emulates it, the kernel it needs and its caveats, then each Raspberry Pi model with the device tree U-Boot loads for it from the boot slot.",
 		"pibake boards"},
 	"completion": {"Prints a completion script for bash or zsh, made from pibake's verbs and their flags.",
 		"source <(pibake completion bash)"},
