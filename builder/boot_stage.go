@@ -68,11 +68,13 @@ func (b *build) bootFiles(ctx context.Context) (*bootSet, error) {
 		{Path: inspect.SlotInfoFile, Data: append(meta, '\n')},
 	}
 	if !board.Emulated {
-		if in.dtbs, err = board.SelectDTBs(rf.res.DTBs); err != nil {
+		if in.dtbs, err = board.SlotDTBs(rf.res.DTBs); err != nil {
 			return nil, err
 		}
-		if in.fw, err = packageFiles(ctx, b.lock, b.cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
-			return nil, err
+		if len(board.Firmware) > 0 {
+			if in.fw, err = packageFiles(ctx, b.lock, b.cache, "raspi-firmware", func(p string) bool { return strings.HasPrefix(p, firmware.FirmwareDir+"/") }); err != nil {
+				return nil, err
+			}
 		}
 	}
 	bs := &bootSet{bootsel: []fat.File{{Path: "pibake.txt", Data: []byte(bootselReadme)}}, slots: map[bootchain.Slot][]fat.File{}}
@@ -91,10 +93,10 @@ func (b *build) bootFiles(ctx context.Context) (*bootSet, error) {
 type bootInputs struct {
 	board   firmware.Board
 	sig     uint32
-	cmdline string            // the board's kernel arguments
-	slot    []fat.File        // what every slot holds: kernel, initramfs, pibake.json
-	dtbs    []string          // the board's device trees (names in rf.res.DTBs)
-	fw      map[string][]byte // raspi-firmware's files (Pi boards)
+	cmdline string             // the board's kernel arguments
+	slot    []fat.File         // what every slot holds: kernel, initramfs, pibake.json
+	dtbs    []firmware.SlotDTB // the board's device trees (sources in rf.res.DTBs)
+	fw      map[string][]byte  // raspi-firmware's files (Pi boards)
 	rf      *rootfsOut
 	initrd  []byte
 	lock    *debian.Lock // for the U-Boot package
@@ -131,8 +133,8 @@ func (in *bootInputs) tryboot(bs *bootSet) error {
 		files = append(files,
 			fat.File{Path: "config.txt", Data: firmware.TrybootConfigTxt(in.board, KernelFile, InitrdFile)},
 			fat.File{Path: "cmdline.txt", Data: []byte(cl + "\n")})
-		for _, name := range in.dtbs {
-			files = append(files, fat.File{Path: name, Data: in.rf.res.DTBs[name]})
+		for _, d := range in.dtbs {
+			files = append(files, fat.File{Path: d.Name, Data: in.rf.res.DTBs[d.Source]})
 		}
 		bs.slots[s] = files
 	}
@@ -143,8 +145,8 @@ func (in *bootInputs) tryboot(bs *bootSet) error {
 func (in *bootInputs) uboot(ctx context.Context, bs *bootSet) error {
 	board, rf := in.board, in.rf
 	var fdtMax int64
-	for _, name := range in.dtbs {
-		fdtMax = max(fdtMax, int64(len(rf.res.DTBs[name])))
+	for _, d := range in.dtbs {
+		fdtMax = max(fdtMax, int64(len(rf.res.DTBs[d.Source])))
 	}
 	loads, err := uboot.PlanLoads(board.Loads, rf.res.Kernel, int64(len(in.initrd)), fdtMax)
 	if err != nil {
@@ -171,10 +173,12 @@ func (in *bootInputs) uboot(ctx context.Context, bs *bootSet) error {
 	// 'pibake run' boots the image with the U-Boot it was built with.
 	bs.bootsel = append(bs.bootsel, fat.File{Path: "u-boot.bin", Data: ub[board.UBoot]})
 	if !board.Emulated {
-		for _, name := range in.dtbs {
-			slot = append(slot, fat.File{Path: "broadcom/" + name, Data: rf.res.DTBs[name]})
-			// The firmware hands U-Boot the device tree it finds on bootsel.
-			bs.bootsel = append(bs.bootsel, fat.File{Path: name, Data: rf.res.DTBs[name]})
+		for _, d := range in.dtbs {
+			// U-Boot loads broadcom/${fdtfile} from the slot.
+			slot = append(slot, fat.File{Path: "broadcom/" + d.Name, Data: rf.res.DTBs[d.Source]})
+			// The firmware hands U-Boot the device tree it finds on
+			// bootsel; U-Boot runs on it and boots Linux with the slot's.
+			bs.bootsel = append(bs.bootsel, fat.File{Path: d.Name, Data: rf.res.DTBs[d.Source]})
 		}
 		fwf, err := in.firmwareFiles()
 		if err != nil {

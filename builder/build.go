@@ -209,6 +209,9 @@ func (b *build) bootstrapOnce(ctx context.Context, o debian.BaseOptions, key str
 
 // makeBoot makes the initramfs and every boot partition's files.
 func (b *build) makeBoot(ctx context.Context) (string, error) {
+	if err := b.board.CheckKernel(b.rf.res.KernelVersion, b.rf.res.KernelConfig); err != nil {
+		return "", err
+	}
 	if err := b.buildInitramfs(ctx); err != nil {
 		return "", err
 	}

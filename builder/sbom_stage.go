@@ -57,10 +57,11 @@ func writeSBOM(dir string, m *manifest.Manifest, lock *debian.Lock, board firmwa
 
 // bootPackageUsed says whether a locked package's files are in an image
 // for board: every root package is; of the boot packages, the board's
-// U-Boot build and, on real Pis, the firmware.
+// U-Boot build and, on the Pis that boot their firmware from the card
+// (not the Pi 5: its firmware is in EEPROM), raspi-firmware.
 func bootPackageUsed(p debian.Package, board firmware.Board) bool {
 	if p.Role != debian.RoleBoot {
 		return true
 	}
-	return p.Name == board.UBootPackage || (p.Name == "raspi-firmware" && !board.Emulated)
+	return p.Name == board.UBootPackage || (p.Name == "raspi-firmware" && len(board.Firmware) > 0)
 }

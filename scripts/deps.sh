@@ -24,6 +24,7 @@ tools=(
   e2fsck:e2fsprogs
   cpio:cpio
   mkimage:u-boot-tools
+  fdtget:device-tree-compiler
   qemu-system-aarch64:qemu-system-arm
   bmaptool:bmap-tools
   zstd:zstd

@@ -46,6 +46,9 @@ func (d *Definition) Check(opts CheckOptions) yamlerr.Errors {
 		if fb, err := firmware.Lookup(b); err == nil && fb.Unsupported != "" {
 			bad(fmt.Sprintf("board %q cannot be built today: %s (supported: %s; see pibake boards)", b, fb.Unsupported, strings.Join(firmware.Supported(), ", ")), "boards", strconv.Itoa(i))
 		}
+		if fb, err := firmware.Lookup(b); err == nil && fb.BackportsKernel && !d.backportsKernel() {
+			bad(fmt.Sprintf("board %q needs a kernel %s's main archive does not have: use %s", b, d.Debian.Suite, fb.KernelFix), "boards", strconv.Itoa(i))
+		}
 	}
 	if len(d.Containers) > 0 {
 		for _, need := range runtimePackages[d.ContainerRuntime] {
@@ -57,6 +60,17 @@ func (d *Definition) Check(opts CheckOptions) yamlerr.Errors {
 	d.checkGroups(pk, bad)
 	d.checkUnits(pk, bad)
 	return errs
+}
+
+// backportsKernel reports whether debian.packages asks for a kernel from
+// the suite's backports archive (linux-image-*/SUITE-backports).
+func (d *Definition) backportsKernel() bool {
+	for _, p := range d.Debian.Packages {
+		if name, suite, ok := strings.Cut(p, "/"); ok && strings.HasPrefix(name, "linux-image-") && suite == d.Debian.Suite+"-backports" {
+			return true
+		}
+	}
+	return false
 }
 
 // runtimePackages are the packages each container runtime needs.

@@ -32,8 +32,7 @@ func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
 	defer f.Close()
 	b := &baseInfo{paths: map[string]bool{}, dirs: map[string]bool{}, symlinks: map[string]string{}}
 	res := &Result{DTBs: map[string][]byte{}}
-	kernels := map[string][]byte{}
-	configs := map[string][]byte{}
+	kf := kernelFiles{}
 	wanted := map[string]bool{"etc/passwd": true, "etc/group": true, "etc/shadow": true, "etc/gshadow": true, "var/lib/dpkg/status": true}
 	small := map[string][]byte{}
 	tr := tar.NewReader(f)
@@ -78,19 +77,9 @@ func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
 			default:
 				res.ModulesBuiltin = data
 			}
-		case strings.HasPrefix(k, "boot/vmlinuz-"), strings.HasPrefix(k, "boot/config-"),
-			strings.HasPrefix(k, "usr/lib/linux-image-") && strings.Contains(k, "/broadcom/") && strings.HasSuffix(k, ".dtb"):
-			data, err := read()
-			if err != nil {
-				return nil, nil, fmt.Errorf("rootfs: read %s: %w", k, err)
-			}
-			switch {
-			case strings.HasPrefix(k, "boot/vmlinuz-"):
-				kernels[strings.TrimPrefix(k, "boot/vmlinuz-")] = data
-			case strings.HasPrefix(k, "boot/config-"):
-				configs[strings.TrimPrefix(k, "boot/config-")] = data
-			default:
-				res.DTBs[path.Base(k)] = data
+		default:
+			if err := kf.add(k, read); err != nil {
+				return nil, nil, err
 			}
 		}
 	}
@@ -110,11 +99,8 @@ func scanBase(ctx context.Context, baseTar string) (*baseInfo, *Result, error) {
 		}
 	}
 	sort.Slice(res.Packages, func(i, j int) bool { return res.Packages[i].Name < res.Packages[j].Name })
-	if len(kernels) > 1 {
-		return nil, nil, fmt.Errorf("rootfs: base has %d kernels in /boot; install exactly one linux-image package", len(kernels))
-	}
-	for v, data := range kernels {
-		res.KernelVersion, res.Kernel, res.KernelConfig = v, data, configs[v]
+	if err := kf.pick(res); err != nil {
+		return nil, nil, err
 	}
 	return b, res, nil
 }

@@ -109,8 +109,8 @@ func TestWriteGolden(t *testing.T) {
 		spec       Spec
 		want       string
 	}{
-		{"test base", basePath, Spec{Epoch: spec.Epoch, Hostname: spec.Hostname, Sources: spec.Sources}, "9a9e9b37a1c4c6c8ad92d9e3d9a7931b338c5080906969c036b599c3f589d4b3"},
-		{"xattrs, overlays, users, units, a tree", xbase, spec, "4c5dd59d8d45487c209e4d279017f8f8ef88681d6d09b3537a84ef296017b119"},
+		{"test base", basePath, Spec{Epoch: spec.Epoch, Hostname: spec.Hostname, Sources: spec.Sources}, "8b942285f9e4e657c31073eb4deffbfe4098d8e2335f38e537cce86b17fac001"},
+		{"xattrs, overlays, users, units, a tree", xbase, spec, "97fb8edde55155eb12c970f5a971ae87f55f9ea02789f76d3c9226663420bd4d"},
 	} {
 		b, err := Scan(context.Background(), c.base)
 		if err != nil {

@@ -85,7 +85,7 @@ func TestWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if base.KernelVersion != testbase.KernelVersion || len(base.Kernel) != 3<<20 || len(base.DTBs) != 3 || len(base.Packages) != 2 {
+	if base.KernelVersion != testbase.KernelVersion || len(base.Kernel) != 3<<20 || len(base.DTBs) != len(testbase.DTBNames) || len(base.Packages) != 2 {
 		t.Fatalf("scan: kernel %q (%d bytes), %d dtbs, %d packages", base.KernelVersion, len(base.Kernel), len(base.DTBs), len(base.Packages))
 	}
 	var out bytes.Buffer

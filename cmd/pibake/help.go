@@ -53,7 +53,7 @@ var helps = map[string]verbHelp{
 	"fleet status": {"Lists what every device reported to the team's MQTT broker: its channel, version, board and slot, its last update with its result and why (the failing check), when it was last seen, and which devices are offline (their last will, or no report for 3 heartbeats). It reads the retained reports and stops when none came for --quiet, or at --max-wait; a malformed report is listed as such. The broker options also come from PIBAKE_BROKER, PIBAKE_BROKER_CA, PIBAKE_BROKER_USER, PIBAKE_BROKER_PASSWORD and PIBAKE_BROKER_PREFIX (docs/fleet.md).",
 		"pibake fleet status --broker ssl://mqtt.example.com:8883 --ca broker-ca.pem --user ops --password-file ops.pw --result rolled-back"},
 	"version": {"Prints pibake's version.", "pibake version"},
-	"boards": {"Lists the boards pibake builds for: what each runs on, its boot chains, the QEMU machine that emulates it, and what is missing for one that cannot be built today.",
+	"boards": {"Lists the boards pibake builds for: what each runs on, its boot chains, the QEMU machine that emulates it, the kernel it needs and its caveats, then each Raspberry Pi model with the device tree U-Boot loads for it from the boot slot.",
 		"pibake boards"},
 	"completion": {"Prints a completion script for bash or zsh, made from pibake's verbs and their flags.",
 		"source <(pibake completion bash)"},

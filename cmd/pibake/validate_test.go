@@ -65,7 +65,7 @@ func TestValidateFinds(t *testing.T) {
 		want       []string
 	}{
 		{"card", "partitions: {data: 3000GiB}\n", []string{"partitions.data: the image would be 3002.3 GiB, larger than the largest card a Pi reads"}},
-		{"pi5", "boards: [pi5]\n", []string{`box.yaml:5: boards.0: board "pi5" cannot be built today`, "(supported: pi3, pi4, qemu; see pibake boards)"}},
+		{"pi5", "boards: [pi5]\n", []string{`box.yaml:5: boards.0: board "pi5" needs a kernel trixie's main archive does not have: use the trixie-backports kernel: set debian.backports: true and ask for linux-image-arm64/trixie-backports`}},
 		{"typo", strings.Replace(validUpdater, "[hello.service,", "[helo.service,", 1), []string{"updater.health.units.0: no service, container, overlay or package of this image provides the unit helo.service", "(did you mean hello.service?)"}},
 		{"after", "containers: [{name: app, image: oci:x, after: [mosquito.service]}]\n", []string{"containers.0.after.0: no service, container, overlay or package of this image provides the unit mosquito.service"}},
 		{"channel", validUpdater + "  channel: Stable\n", []string{`updater.channel: channel name "Stable": use 1 to 63 lower-case letters`}},

@@ -28,6 +28,11 @@ func TestClosure(t *testing.T) {
 	if _, err := db.Closure([]string{"nosuchfs"}); err == nil || !strings.Contains(err.Error(), "no module nosuchfs") {
 		t.Errorf("missing module: %v", err)
 	}
+	// A 7.x kernel (trixie-backports) has no crc32c_generic: its ext4
+	// uses the crc32c library.
+	if got, err := db.Closure([]string{"crc32c_generic", "ext4"}); err != nil || len(got) != 4 {
+		t.Errorf("a kernel without crc32c_generic: %v %v", got, err)
+	}
 }
 
 func TestWriteCPIO(t *testing.T) {

@@ -11,12 +11,16 @@ import (
 // module the kernel has built in is skipped; one it has neither built in
 // nor as a module is an error.
 // ext4 asks the crypto API for crc32c at mount time (a soft dependency
-// modules.dep does not list), so crc32c_generic is named explicitly.
+// modules.dep does not list), so crc32c_generic is named explicitly
+// where the kernel has it (see Optional).
 // The board's watchdog driver (WatchdogModules) comes first.
 var Modules = map[string][]string{
 	"qemu": {WatchdogModules["qemu"], "virtio_pci", "virtio_mmio", "virtio_blk", "squashfs", "crc32c_generic", "ext4", "overlay"},
 	"pi3":  {WatchdogModules["pi3"], "mmc_block", "sdhci_iproc", "bcm2835", "squashfs", "crc32c_generic", "ext4", "overlay"},
 	"pi4":  {WatchdogModules["pi4"], "mmc_block", "sdhci_iproc", "squashfs", "crc32c_generic", "ext4", "overlay"},
+	// The SD controller's driver (sdhci-brcmstb) and what it hangs off
+	// come from the device trees' storage node (the builder's walk).
+	"pi5": {WatchdogModules["pi5"], "mmc_block", "squashfs", "crc32c_generic", "ext4", "overlay"},
 }
 
 // WatchdogModules is each board's hardware watchdog driver, which the
@@ -32,6 +36,8 @@ var WatchdogModules = map[string]string{
 	"qemu": "i6300esb",
 	"pi3":  "bcm2835_wdt",
 	"pi4":  "bcm2835_wdt",
+	// The bcm2712's PM block (brcm,bcm2712-pm) carries the same watchdog.
+	"pi5": "bcm2835_wdt",
 }
 
 // ModuleDB is what the kernel's modules.dep and modules.builtin say.
@@ -75,6 +81,12 @@ func ParseModuleDB(dep, builtin []byte) (*ModuleDB, error) {
 	return db, nil
 }
 
+// Optional are the modules of Modules that only some kernels need: trixie's
+// 6.12 ext4 takes crc32c from the crypto API (crc32c_generic), the 7.x
+// kernels' ext4 calls the crc32c library, built in, and have no module of
+// that name. Closure skips them when the kernel has neither.
+var Optional = map[string]bool{"crc32c_generic": true}
+
 // Closure returns the module files to load for the named modules,
 // dependencies first, in a stable order.
 func (db *ModuleDB) Closure(names []string) ([]string, error) {
@@ -105,7 +117,7 @@ func (db *ModuleDB) Closure(names []string) ([]string, error) {
 		n = strings.ReplaceAll(n, "-", "_")
 		p, ok := db.byName[n]
 		if !ok {
-			if db.builtin[n] {
+			if db.builtin[n] || Optional[n] {
 				continue
 			}
 			return nil, fmt.Errorf("the kernel has no module %s, neither built in nor loadable", n)

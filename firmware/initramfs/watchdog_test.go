@@ -7,7 +7,7 @@ import "testing"
 // else can hang (and, on a Pi, reboot at all: bcm2835_wdt is the kernel's
 // restart handler there).
 func TestBoardsLoadTheirWatchdog(t *testing.T) {
-	for board, driver := range map[string]string{"qemu": "i6300esb", "pi3": "bcm2835_wdt", "pi4": "bcm2835_wdt"} {
+	for board, driver := range map[string]string{"qemu": "i6300esb", "pi3": "bcm2835_wdt", "pi4": "bcm2835_wdt", "pi5": "bcm2835_wdt"} {
 		if mods := Modules[board]; len(mods) == 0 || mods[0] != driver {
 			t.Errorf("%s loads %v, want %s first", board, mods, driver)
 		}

@@ -2,6 +2,7 @@ package testbase
 
 import (
 	"encoding/binary"
+	"strings"
 
 	"github.com/pibake/pibake/firmware/fdt"
 )
@@ -78,4 +79,32 @@ func Pi5DTB() []byte {
 			Node("mmc@fff000", []any{"compatible", "brcm,bcm2712-sdhci\x00brcm,sdhci-brcmstb", "status", "okay"})),
 	)
 	return (&fdt.Tree{Root: root}).Encode()
+}
+
+// DTBNames are the Pi device trees of the fake kernel: those Debian's
+// kernels ship for the bcm2837, bcm2711 and bcm2712 boards.
+var DTBNames = []string{
+	"bcm2711-rpi-4-b.dtb", "bcm2711-rpi-400.dtb", "bcm2711-rpi-cm4-io.dtb",
+	"bcm2712-d-rpi-5-b.dtb", "bcm2712-rpi-5-b.dtb",
+	"bcm2837-rpi-3-a-plus.dtb", "bcm2837-rpi-3-b-plus.dtb", "bcm2837-rpi-3-b.dtb", "bcm2837-rpi-cm3-io3.dtb", "bcm2837-rpi-zero-2-w.dtb",
+}
+
+// DTB is the fake kernel's device tree of that name: its SoC's tree with
+// the name as its model.
+func DTB(name string) []byte {
+	var base []byte
+	switch {
+	case strings.HasPrefix(name, "bcm2711-"):
+		base = Pi4DTB()
+	case strings.HasPrefix(name, "bcm2712-"):
+		base = Pi5DTB()
+	default:
+		base = Pi3DTB()
+	}
+	t, err := fdt.Parse(base)
+	if err != nil {
+		panic(err)
+	}
+	t.Root.Props = append(t.Root.Props, fdt.Prop{Name: "model", Value: append([]byte(name), 0)})
+	return t.Encode()
 }

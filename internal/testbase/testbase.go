@@ -36,13 +36,31 @@ kernel/drivers/watchdog/bcm2835_wdt.ko.xz:
 // Package is a package the fake dpkg status lists.
 type Package struct{ Name, Version, Arch string }
 
-// Write creates the base tar at path.
-func Write(path string, pkgs []Package) error {
+// Write creates the base tar at path, with the kernel where trixie's
+// 6.12 packages put it (/boot, /usr/lib/linux-image-V).
+func Write(path string, pkgs []Package) error { return write(path, pkgs, false) }
+
+// WriteModulesLayout creates the base tar at path with the kernel where
+// the 7.x packages of trixie-backports put it (/usr/lib/modules/V/
+// vmlinuz, config and dtb/), built with the Pi 5's SD driver
+// (sdhci-brcmstb, a module) and what it needs.
+func WriteModulesLayout(path string, pkgs []Package) error { return write(path, pkgs, true) }
+
+// Pi5Config is the kernel config of WriteModulesLayout's base.
+const Pi5Config = "CONFIG_SQUASHFS=m\nCONFIG_MMC_SDHCI_BRCMSTB=m\nCONFIG_GPIO_BRCMSTB=m\nCONFIG_PINCTRL_BCM2712=m\n"
+
+// pi5Modules are the modules WriteModulesLayout adds, and their aliases.
+const (
+	pi5ModulesDep   = "kernel/drivers/mmc/host/sdhci-brcmstb.ko.xz: kernel/drivers/mmc/host/sdhci-pltfm.ko.xz\nkernel/drivers/mmc/host/sdhci-pltfm.ko.xz:\n"
+	Pi5ModulesAlias = "alias of:N*T*Cbrcm,bcm2712-sdhciC* sdhci_brcmstb\nalias of:N*T*Cbrcm,bcm2712-sdhci sdhci_brcmstb\n"
+)
+
+func write(path string, pkgs []Package, modulesLayout bool) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	b := &base{tw: tar.NewWriter(f)}
+	b := &base{tw: tar.NewWriter(f), modulesLayout: modulesLayout}
 	b.etc()
 	b.usr()
 	b.deviceTrees()
@@ -66,8 +84,9 @@ func Write(path string, pkgs []Package) error {
 // base writes the entries of the base tar in order. The first error
 // sticks: every later entry is skipped, and Write returns it.
 type base struct {
-	tw  *tar.Writer
-	err error
+	tw            *tar.Writer
+	err           error
+	modulesLayout bool // the kernel's files in /usr/lib/modules/V
 }
 
 // modTime is the time of every entry.
@@ -134,20 +153,35 @@ func (b *base) usr() {
 		"[Service]\nExecStart=/sbin/wpa_supplicant -c/etc/wpa_supplicant/wpa_supplicant-%I.conf -i%I\n[Install]\nAlias=multi-user.target.wants/wpa_supplicant@%i.service\n")
 }
 
-// deviceTrees writes the kernel package's device trees of the Pi 3, 4 and 5.
+// deviceTrees writes the kernel package's device trees of the Pi 3, 4 and
+// 5 under the names Debian's kernel ships them (the modules' own trees,
+// each with its model, so that their bytes differ).
 func (b *base) deviceTrees() {
 	d := "usr/lib/linux-image-" + KernelVersion + "/"
+	if b.modulesLayout {
+		b.dir("usr/lib/modules/", 0o755)
+		b.dir("usr/lib/modules/"+KernelVersion+"/", 0o755)
+		d = "usr/lib/modules/" + KernelVersion + "/dtb/"
+	}
 	b.dir(d, 0o755)
 	b.dir(d+"broadcom/", 0o755)
-	b.file(d+"broadcom/bcm2711-rpi-4-b.dtb", 0o644, 0, string(Pi4DTB()))
-	b.file(d+"broadcom/bcm2837-rpi-3-b.dtb", 0o644, 0, string(Pi3DTB()))
-	b.file(d+"broadcom/bcm2712-rpi-5-b.dtb", 0o644, 0, string(Pi5DTB()))
+	for _, name := range DTBNames {
+		b.file(d+"broadcom/"+name, 0o644, 0, string(DTB(name)))
+	}
 }
 
 // boot writes /boot: the kernel, the bootstrap's initramfs (which the
 // builder replaces) and the kernel config.
 func (b *base) boot() {
 	b.dir("boot/", 0o755)
+	if b.modulesLayout {
+		d := "usr/lib/modules/" + KernelVersion + "/"
+		b.file(d+"vmlinuz", 0o644, 0, string(fakeKernel()))
+		b.file(d+"config", 0o644, 0, Pi5Config)
+		// What linux-base's hooks may leave in /boot: a link, not a file.
+		b.symlink("boot/vmlinuz-"+KernelVersion, "../"+d+"vmlinuz")
+		return
+	}
 	b.file("boot/vmlinuz-"+KernelVersion, 0o644, 0, string(fakeKernel()))
 	b.file("boot/initrd.img-"+KernelVersion, 0o644, 0, "initramfs made at bootstrap\n")
 	b.file("boot/config-"+KernelVersion, 0o644, 0, "CONFIG_SQUASHFS=m\nCONFIG_SQUASHFS_XZ=y\nCONFIG_SQUASHFS_ZSTD=y\n")
@@ -172,12 +206,17 @@ func fakeKernel() []byte {
 // modules.dep lists.
 func (b *base) modules() {
 	d := "usr/lib/modules/" + KernelVersion + "/"
-	b.dir("usr/lib/modules/", 0o755)
-	b.dir(d, 0o755)
-	b.file(d+"modules.dep", 0o644, 0, modulesDep)
-	b.file(d+"modules.alias", 0o644, 0, ModulesAlias)
+	dep, alias := modulesDep, ModulesAlias
+	if b.modulesLayout {
+		dep, alias = dep+pi5ModulesDep, alias+Pi5ModulesAlias
+	} else {
+		b.dir("usr/lib/modules/", 0o755)
+		b.dir(d, 0o755)
+	}
+	b.file(d+"modules.dep", 0o644, 0, dep)
+	b.file(d+"modules.alias", 0o644, 0, alias)
 	b.file(d+"modules.builtin", 0o644, 0, "kernel/drivers/mmc/core/mmc_block.ko\nkernel/drivers/virtio/virtio_pci.ko\n")
-	for _, line := range strings.Split(strings.TrimSpace(modulesDep), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(dep), "\n") {
 		m, _, _ := strings.Cut(line, ":")
 		b.file(d+m, 0o644, 0, "fake module "+m)
 	}
