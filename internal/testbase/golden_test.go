@@ -16,8 +16,8 @@ func TestWriteGolden(t *testing.T) {
 		pkgs []Package
 		want string
 	}{
-		{"no packages", nil, "545c0bfad1ac7dfba4aef541cbae1c0d4d4418945cbfef5980fb18471299ed29"},
-		{"runtimes", []Package{{"base-files", "13.8", "arm64"}, {"podman", "5.4.2", "arm64"}, {"docker.io", "26.1", "arm64"}, {"docker-cli", "26.1", "arm64"}}, "687e76f9bff1b5d4548c6f0dfb37bb15512ac04edd619e9900ea8b808ebf229c"},
+		{"no packages", nil, "6ab8ec73932faa757bdd3497cb715e1ee581e0c3912efd622ba9f176c220aeed"},
+		{"runtimes", []Package{{"base-files", "13.8", "arm64"}, {"podman", "5.4.2", "arm64"}, {"docker.io", "26.1", "arm64"}, {"docker-cli", "26.1", "arm64"}}, "319a29a573dce4ed495eba04a6c75fab5e6422666aa88acba58677c724d2002e"},
 	} {
 		path := filepath.Join(t.TempDir(), "base.tar")
 		if err := Write(path, c.pkgs); err != nil {
