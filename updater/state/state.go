@@ -138,13 +138,13 @@ type State struct {
 	Committed string `json:"committed,omitempty"`
 	// Degraded says why the device runs a fallback rather than its
 	// committed release; it is cleared by the next commit.
-	Degraded  string             `json:"degraded,omitempty"`
-	Trial     *Trial             `json:"trial,omitempty"`
-	Download  *Download          `json:"download,omitempty"`
+	Degraded string    `json:"degraded,omitempty"`
+	Trial    *Trial    `json:"trial,omitempty"`
+	Download *Download `json:"download,omitempty"`
 	// Waiting is a release written and verified in the other slot that
 	// waits for the maintenance window (or an application's inhibit)
 	// before the agent arms it and reboots.
-	Waiting *Waiting `json:"waiting,omitempty"`
+	Waiting   *Waiting           `json:"waiting,omitempty"`
 	Failed    map[string]Failure `json:"failed,omitempty"` // by version
 	LastError string             `json:"last_error,omitempty"`
 	LastCheck time.Time          `json:"last_check,omitzero"`
