@@ -158,9 +158,10 @@ func (a *Agent) runs(st state.State, doc *channel.Document) bool {
 }
 
 // InstallFrom installs from another source (a file or USB stick) with the
-// same verification.
+// same verification. The operator asked for it: it is applied at once,
+// whatever the maintenance window and inhibits (Immediate).
 func (a *Agent) InstallFrom(ctx context.Context, src install.Source) error {
-	b := *a
+	b := *a.Immediate()
 	b.Source = src
 	return b.Update(ctx)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/config"
+	"github.com/pibake/pibake/updater/install"
 )
 
 // windowed is the device's agent with a maintenance window from 12:30 to
@@ -216,5 +217,13 @@ func TestWindowUnsetClockAndOperator(t *testing.T) {
 	st, _ := d.store.Load()
 	if st.Waiting != nil || st.Trial == nil || !st.Trial.Armed {
 		t.Fatalf("after apply: %+v %+v", st.Waiting, st.Trial)
+	}
+	// pibake-updater install, outside the window, with an inhibit held.
+	d = newDevice()
+	d.agent(r, d.boot.PowerOn()).AfterBoot(context.Background())
+	a = d.windowed(r, bootchain.A, &at, &reboots)
+	a.Inhibitors = func() []string { return []string{"app"} }
+	if err := a.InstallFrom(context.Background(), install.Dir{Path: r.dir}); err != nil || reboots != 3 {
+		t.Fatalf("the operator's install: %v, %d reboots", err, reboots)
 	}
 }
