@@ -162,6 +162,12 @@ type Updater struct {
 	Revoked []string      `yaml:"revoked"`
 	Poll    time.Duration `yaml:"poll"` // default 15m
 	Health  config.Health `yaml:"health"`
+	// Window, if set, is when devices may reboot into a release they
+	// downloaded (days, from, to, timezone; see docs/fleet.md); the
+	// build resolves the time zone (window.go).
+	Window *config.Window `yaml:"window"`
+	// Inhibit bounds how long an application may defer that reboot.
+	Inhibit config.Inhibit `yaml:"inhibit"`
 }
 
 // Service installs a unit from services/ and, unless Enable is false,

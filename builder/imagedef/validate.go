@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/disk/layout"
@@ -296,9 +297,13 @@ func (d *Definition) validateUpdater(bad func(msg string, p ...string)) {
 				bad(err.Error()+"; pibake publish signs no other", at...)
 			}
 		}
-		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Revoked: u.Revoked, Poll: u.Poll, Health: u.Health}
+		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Revoked: u.Revoked, Poll: u.Poll, Health: u.Health,
+			Window: u.Window, Inhibit: u.Inhibit}
 		if err := c.Validate(); err != nil {
 			bad(strings.TrimPrefix(err.Error(), "updater config: "), "updater")
+		}
+		if _, err := u.ResolvedWindow(time.Now()); err != nil {
+			bad(err.Error(), "updater", "window")
 		}
 	}
 }

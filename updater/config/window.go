@@ -173,23 +173,28 @@ func (w Window) Next(t time.Time) time.Time {
 }
 
 // ZoneChanges lists loc's offsets from UTC from start for years: the
-// first entry is the offset at start, then one per change. The build
-// writes them into the image's Window.
+// first entry is the offset at start, then one per change, found day by
+// day and then to the second. The build writes them into the image's
+// Window.
 func ZoneChanges(loc *time.Location, start time.Time, years int) []ZoneChange {
-	t := start.In(loc)
-	_, off := t.Zone()
-	out := []ZoneChange{{At: start.Unix(), Offset: off}}
+	offset := func(t time.Time) int { _, off := t.In(loc).Zone(); return off }
+	out := []ZoneChange{{At: start.Unix(), Offset: offset(start)}}
 	end := start.AddDate(years, 0, 0)
-	for range 1000 * years { // bounds every half year, a few more in odd zones
-		_, next := t.ZoneBounds()
-		if next.IsZero() || next.After(end) || !next.After(t) {
-			return out
+	for t := start; t.Before(end); t = t.Add(24 * time.Hour) {
+		next := t.Add(24 * time.Hour)
+		if offset(next) == out[len(out)-1].Offset {
+			continue
 		}
-		t = next.In(loc)
-		_, off = t.Zone()
-		if off != out[len(out)-1].Offset {
-			out = append(out, ZoneChange{At: t.Unix(), Offset: off})
+		lo, hi := t, next // the change is in (lo, hi]
+		for hi.Sub(lo) > time.Second {
+			mid := lo.Add(hi.Sub(lo) / 2).Truncate(time.Second)
+			if offset(mid) == out[len(out)-1].Offset {
+				lo = mid
+			} else {
+				hi = mid
+			}
 		}
+		out = append(out, ZoneChange{At: hi.Unix(), Offset: offset(hi)})
 	}
 	return out
 }
