@@ -1,13 +1,18 @@
 package install
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/pibake/pibake/updater/channel"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -62,5 +67,38 @@ func TestBusyAndConditional(t *testing.T) {
 	}
 	if plain != 1 || conditional != 2 {
 		t.Errorf("%d full and %d conditional requests, want 1 and 2", plain, conditional)
+	}
+}
+
+// A download told 503 with Retry-After waits that long before it asks
+// again (not its own shorter backoff); one told to wait longer than
+// MaxRetryInDownload stops, for the next poll to honour the wait.
+func TestWriteHonoursRetryAfter(t *testing.T) {
+	data := bytes.Repeat([]byte("x"), 4096)
+	sum := sha256.Sum256(data)
+	art := channel.Artifact{Name: "root", Path: "blobs/sha256/x", Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	var asked []time.Time
+	after := "1"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, time.Now())
+		if len(asked) == 1 {
+			w.Header().Set("Retry-After", after)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write(data)
+	}))
+	defer srv.Close()
+	dst := &memTarget{b: make([]byte, len(data))}
+	if _, err := Write(context.Background(), HTTP{Base: srv.URL}, art, dst, Options{Backoff: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 2 || asked[1].Sub(asked[0]) < time.Second {
+		t.Fatalf("%d requests, the second %s after the first (asked to wait 1s)", len(asked), asked[len(asked)-1].Sub(asked[0]))
+	}
+	asked, after = nil, "3600"
+	_, err := Write(context.Background(), HTTP{Base: srv.URL}, art, dst, Options{Backoff: time.Millisecond})
+	if d, ok := RetryAfter(err); !ok || d != time.Hour || len(asked) != 1 {
+		t.Fatalf("told to wait an hour: %v after %d requests", err, len(asked))
 	}
 }
