@@ -121,21 +121,23 @@ func (a *Agent) stillWaiting(st *state.State, doc *channel.Document, target boot
 }
 
 // ready is the step between "installed and verified" and arming: the
-// release is recorded as waiting and held back until it is due. moved is
-// what the install moved; a release that waited keeps the figures of the
-// run that downloaded it (the run that applies it only verified).
+// release is recorded as waiting and held back until it is due, judged
+// again after the read-back (the window may have closed, an inhibit been
+// taken meanwhile). moved is what the install moved; a release that
+// waited keeps the figures of the run that downloaded it (the run that
+// applies it only verified).
 func (a *Agent) ready(st *state.State, doc *channel.Document, target bootchain.Slot, moved *state.Transfer) (*state.Transfer, error) {
-	if st.Waiting != nil {
+	switch {
+	case st.Waiting != nil:
 		if m := st.LastInstall; m != nil && m.Version == doc.Version {
-			return m, nil
+			moved = m
 		}
-		return moved, nil
-	}
-	if a.Window == nil && a.Inhibitors == nil {
+	case a.Window == nil && a.Inhibitors == nil:
 		return moved, nil // nothing can hold it
+	default:
+		rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
+		st.Waiting = &state.Waiting{Release: rel, Slot: string(target), Since: a.now()}
+		st.LastInstall = moved
 	}
-	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
-	st.Waiting = &state.Waiting{Release: rel, Slot: string(target), Since: a.now()}
-	st.LastInstall = moved
 	return moved, a.hold(*st)
 }
