@@ -91,16 +91,21 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 				poll.Reset(d)
 				continue
 			}
-			err := step(install.Grace+time.Minute, func() error { return a.Update(ctx) })
+			var waiting *state.Waiting // what waits, for the window's opening
+			err := step(install.Grace+time.Minute, func() error {
+				err := a.Update(ctx)
+				if errors.Is(err, agent.ErrWaiting) {
+					if st, lerr := a.Store.Load(); lerr == nil {
+						waiting = st.Waiting
+					}
+				}
+				return err
+			})
 			live.clear()
-			var waiting *state.Waiting
 			switch {
 			case errors.Is(err, agent.ErrNothingNew):
 				log.Info("up to date")
-			case errors.Is(err, agent.ErrWaiting):
-				if st, lerr := a.Store.Load(); lerr == nil {
-					waiting = st.Waiting
-				}
+			case errors.Is(err, agent.ErrWaiting): // the agent said why
 			case err != nil:
 				log.Error("update", "err", err)
 			}
