@@ -297,8 +297,8 @@ func (d *Definition) validateUpdater(bad func(msg string, p ...string)) {
 				bad(err.Error()+"; pibake publish signs no other", at...)
 			}
 		}
-		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Revoked: u.Revoked, Poll: u.Poll, Health: u.Health,
-			Window: u.Window, Inhibit: u.Inhibit}
+		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Revoked: u.Revoked, Poll: u.Poll, Health: u.Health}
+		c.Window, c.Inhibit = u.Window, u.Inhibit
 		if err := c.Validate(); err != nil {
 			bad(strings.TrimPrefix(err.Error(), "updater config: "), "updater")
 		}

@@ -75,15 +75,15 @@ type Config struct {
 	Revoked []string      `yaml:"revoked,omitempty"`
 	Poll    time.Duration `yaml:"poll,omitempty"`
 	Health  Health        `yaml:"health,omitempty"`
+	// Window, if set, is when the device may reboot into a release it
+	// has installed (window.go); Inhibit bounds an application's deferral.
+	Window  *Window `yaml:"window,omitempty"`
+	Inhibit Inhibit `yaml:"inhibit,omitempty"`
 	// TimeWait is how long after boot the agent waits for a synchronised
 	// clock before its first check of the channel (0: no wait). After it,
 	// the agent checks anyway, judging expiry against the later of the
 	// clock and Built.
 	TimeWait time.Duration `yaml:"time_wait,omitempty"`
-	// Window, if set, is when the device may reboot into a release it
-	// has installed (window.go); Inhibit bounds an application's deferral.
-	Window  *Window `yaml:"window,omitempty"`
-	Inhibit Inhibit `yaml:"inhibit,omitempty"`
 }
 
 // Parse reads one file's YAML strictly.
