@@ -257,7 +257,12 @@ func (b *build) agentFiles(ctx context.Context) ([]rootfs.File, error) {
 	u := def.Updater
 	health := u.Health
 	health.Units = withContainerUnits(def, health.Units)
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: b.epoch, Board: b.board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait(), Report: rep}.Marshal()
+	window, err := u.ResolvedWindow(time.Unix(b.epoch, 0))
+	if err != nil {
+		return nil, fmt.Errorf("%s: updater: window: %w", def.File, err)
+	}
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: b.epoch, Board: b.board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait(),
+		Report: rep, Window: window, Inhibit: u.Inhibit}.Marshal()
 	if err != nil {
 		return nil, err
 	}

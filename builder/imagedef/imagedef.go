@@ -158,6 +158,12 @@ type Updater struct {
 	// Channels are the other channels a device's override may switch to.
 	Channels []string `yaml:"channels"`
 	Keys     []string `yaml:"keys"` // trusted public keys: minisign key text, or a .pub file relative to the repository
+	// Window, if set, is when devices may reboot into a release they
+	// downloaded (days, from, to, timezone; see docs/fleet.md); the
+	// build resolves the time zone (window.go).
+	Window *config.Window `yaml:"window"`
+	// Inhibit bounds how long an application may defer that reboot.
+	Inhibit config.Inhibit `yaml:"inhibit"`
 	// Revoked are key IDs (16 hex digits) refused even if listed in keys.
 	Revoked []string      `yaml:"revoked"`
 	Poll    time.Duration `yaml:"poll"` // default 15m

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/disk/layout"
@@ -300,8 +301,12 @@ func (d *Definition) validateUpdater(bad func(msg string, p ...string)) {
 			bad(strings.TrimPrefix(err.Error(), "report: "), "updater", "report")
 		}
 		c := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Board: "x", Keys: u.Keys, Revoked: u.Revoked, Poll: u.Poll, Health: u.Health}
+		c.Window, c.Inhibit = u.Window, u.Inhibit
 		if err := c.Validate(); err != nil {
 			bad(strings.TrimPrefix(err.Error(), "updater config: "), "updater")
+		}
+		if _, err := u.ResolvedWindow(time.Now()); err != nil {
+			bad(err.Error(), "updater", "window")
 		}
 	}
 }

@@ -22,7 +22,7 @@ func TestVerbHelp(t *testing.T) {
 			}
 		}
 	}
-	if len(verbs) != 6 {
+	if len(verbs) != 7 {
 		t.Errorf("%d verbs", len(verbs))
 	}
 }

@@ -21,12 +21,14 @@ Usage:
   pibake-updater check          fetch and verify the channel document, install nothing
   pibake-updater install URL|FILE|DIR  install from another repository, a bundle file
                                 (pibake bundle) or a folder (e.g. a USB stick), same checks
+  pibake-updater apply          install the channel's release and reboot into it now,
+                                ignoring the maintenance window and inhibits
   pibake-updater mark-good      keep the running slot
   pibake-updater rollback       switch back to the other slot and reboot, only if it
                                 holds a verified release
   pibake-updater provision [--bootsel DIR] [--root DIR]  first boot: apply ` + provision.FileName + `
                                 (or Imager's cloud-init files) from bootsel once, then erase them
-install, mark-good and rollback are refused while another writer (the service
+install, apply, mark-good and rollback are refused while another writer (the service
 installing or settling a boot) holds the updater's lock.
 
 Configuration: ` + config.ImagePath + `, overridden by ` + config.OverridePath + `

@@ -39,6 +39,8 @@ var verbs = map[string]verb{
 		withAgent(checkCmd)},
 	"install": {"install URL|FILE|DIR", "Install from another repository (URL), a bundle file (pibake bundle) or a folder (e.g. a USB stick), with the same checks as the service.",
 		withAgent(installCmd)},
+	"apply": {"apply", "Install the channel's release (a release that waits is verified again, not downloaded) and reboot into it now: the maintenance window and the applications' inhibits only ever delay the service's own updates.",
+		withAgent(applyCmd)},
 	"mark-good": {"mark-good", "Keep the running slot.",
 		withAgent(markGoodCmd)},
 	"rollback": {"rollback", "Switch back to the other slot and reboot, only if it holds a verified release.",
@@ -73,6 +75,10 @@ func installCmd(c call, a *agent.Agent, _ config.Config) error {
 		return errors.New("install takes one URL, bundle file or repository folder")
 	}
 	return service.AsWriter(func() error { return service.InstallFrom(c.ctx, a, c.args[0], c.log) })
+}
+
+func applyCmd(c call, a *agent.Agent, _ config.Config) error {
+	return service.AsWriter(func() error { return a.Immediate().Update(c.ctx) })
 }
 
 func markGoodCmd(_ call, a *agent.Agent, _ config.Config) error {

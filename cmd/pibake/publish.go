@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -286,9 +288,45 @@ func newRepoServer(root fs.FS, log *slog.Logger, l serveLimits) *http.Server {
 				return
 			}
 		}
+		// An ETag lets a device ask for a channel's document
+		// conditionally (If-None-Match): an idle poll is answered 304,
+		// headers only. http.FileServer checks it (and Last-Modified).
+		if tag := etag(root, strings.TrimPrefix(r.URL.Path, "/")); tag != "" {
+			w.Header().Set("ETag", tag)
+		}
 		files.ServeHTTP(&stallWriter{ResponseWriter: w, rc: rc, stall: l.stall}, r)
 	})
 	return &http.Server{ReadHeaderTimeout: l.header, IdleTimeout: l.idle, MaxHeaderBytes: 64 << 10, Handler: handler}
+}
+
+// maxHashed bounds the files whose content serve hashes for their ETag:
+// the channels' documents are far smaller, blobs are named by their hash.
+const maxHashed = 1 << 20
+
+// etag is the strong validator of the file at p: a blob's name (its
+// sha256), else the sha256 of a small file's content (the documents,
+// rewritten in place by publish: a time stamp of one second could not
+// tell two of them apart). "" for anything else.
+func etag(root fs.FS, p string) string {
+	if channel.IsBlobPath(p) {
+		return `"sha256-` + strings.TrimPrefix(p, channel.BlobsDir+"/") + `"`
+	}
+	if !fs.ValidPath(p) {
+		return ""
+	}
+	f, err := root.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > maxHashed {
+		return ""
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, maxHashed)); err != nil {
+		return ""
+	}
+	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
 }
 
 // stallWriter gives every write of a response stall to go out. It has no

@@ -13,7 +13,10 @@
 //	           rotation (MarkBad) and forget what it held → write every
 //	           artifact, hashing, and read it back → record the trial
 //	           (not armed) → boot loader: try that slot once → record it
-//	           armed → reboot.
+//	           armed → reboot. With a maintenance window or an inhibit
+//	           held, the written and verified release waits instead of
+//	           being armed (window.go); it is armed only after the
+//	           channel's document and the slot verify again.
 //	AfterBoot: booted the trial slot → count the boot → health checks
 //	           within a deadline → all pass: commit (mark it good, record
 //	           the channel's serial); a check fails: record the release as
@@ -87,6 +90,12 @@ type Config struct {
 	Download Download
 	// DeltaPolicy merges range requests; zero is delta.DefaultPolicy.
 	DeltaPolicy delta.Policy
+	// Window, if set, is when the agent may arm an installed release and
+	// reboot into it (window.go); it downloads and verifies at any time.
+	Window Schedule
+	// MaxInhibit bounds how long inhibits may hold back a release inside
+	// its window; zero is DefaultMaxInhibit.
+	MaxInhibit time.Duration
 }
 
 // Download tunes the transfer of every artifact; a zero field takes
@@ -135,6 +144,9 @@ type Ports struct {
 	// (bytes, rate, since when) at every step of it: the service shows
 	// it in status.
 	Report func(install.Reading)
+	// Inhibitors, if set, says who holds an inhibit on the reboot now
+	// (none: nil); an inhibit only delays it (window.go).
+	Inhibitors func() []string
 }
 
 // Agent ties the parts together: what it is told (Config) and what it

@@ -132,6 +132,7 @@ func (a *Agent) adopt(ctx context.Context, st state.State, doc *channel.Document
 	}
 	st.Serials[a.Channel] = doc.Serial
 	st.LastCheck, st.LastError = a.now(), ""
+	st.Waiting = nil // whatever waited is no longer offered
 	if err := a.Store.Save(st); err != nil {
 		log.Warn("cannot record the channel's release as the running one", "err", err)
 		return false
@@ -157,9 +158,10 @@ func (a *Agent) runs(st state.State, doc *channel.Document) bool {
 }
 
 // InstallFrom installs from another source (a file or USB stick) with the
-// same verification.
+// same verification. The operator asked for it: it is applied at once,
+// whatever the maintenance window and inhibits (Immediate).
 func (a *Agent) InstallFrom(ctx context.Context, src install.Source) error {
-	b := *a
+	b := *a.Immediate()
 	b.Source = src
 	return b.Update(ctx)
 }
@@ -212,9 +214,19 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 	if err != nil {
 		return a.refuse(st, "verify", err)
 	}
+	if err := a.stillWaiting(&st, doc, target); err != nil {
+		return err // ErrWaiting: verified before, not due yet
+	}
 	dl := st.Download
 	if dl == nil || dl.Serial != doc.Serial || dl.Slot != string(target) {
-		dl = &state.Download{Serial: doc.Serial, Slot: string(target)}
+		// A new serial of the same slot keeps the list of what was
+		// written: each is verified again before it counts (waiting
+		// releases see their serial change as waves widen).
+		var done []string
+		if dl != nil && dl.Slot == string(target) {
+			done = dl.Done
+		}
+		dl = &state.Download{Serial: doc.Serial, Slot: string(target), Done: done}
 	}
 	// The slot stops being a fallback before its first byte changes: the
 	// state forgets what it held, then the boot loader stops starting it.
@@ -242,6 +254,9 @@ func (a *Agent) install(ctx context.Context, st state.State, doc *channel.Docume
 	moved.Seconds = a.now().Sub(started).Round(100 * time.Millisecond).Seconds()
 	if a.PeakRSS != nil {
 		moved.PeakRSS = a.PeakRSS()
+	}
+	if moved, err = a.ready(&st, doc, target, moved); err != nil {
+		return err // ErrWaiting: installed and verified, applied later
 	}
 	return a.arm(st, doc, target, moved)
 }
@@ -307,6 +322,7 @@ func (a *Agent) arm(st state.State, doc *channel.Document, target bootchain.Slot
 	log := a.log()
 	rel := state.Release{Image: doc.Image, Version: doc.Version, Serial: doc.Serial, Channel: doc.Channel}
 	st.Trial = &state.Trial{Slot: string(target), Release: rel, Since: a.now(), Signed: a.signed}
+	st.Waiting = nil
 	log.Info("installed", "version", doc.Version, "downloaded", moved.Downloaded, "reused", moved.Reused, "seconds", moved.Seconds, "peak_rss", moved.PeakRSS)
 	st.LastInstall = moved
 	st.LastError = ""

@@ -6,8 +6,9 @@
 // at another channel without a rebuild). The override may set only the
 // server, the poll interval and the channel, among the channels the
 // image allows: the keys, the revoked key IDs, the image's name and build
-// time and the health checks (commands run as root) come from the signed
-// image alone, never from the writable data partition.
+// time, the health checks (commands run as root), the maintenance window
+// and the inhibit's bound come from the signed image alone, never from
+// the writable data partition.
 package config
 
 import (
@@ -74,6 +75,10 @@ type Config struct {
 	Revoked []string      `yaml:"revoked,omitempty"`
 	Poll    time.Duration `yaml:"poll,omitempty"`
 	Health  Health        `yaml:"health,omitempty"`
+	// Window, if set, is when the device may reboot into a release it
+	// has installed (window.go); Inhibit bounds an application's deferral.
+	Window  *Window `yaml:"window,omitempty"`
+	Inhibit Inhibit `yaml:"inhibit,omitempty"`
 	// TimeWait is how long after boot the agent waits for a synchronised
 	// clock before its first check of the channel (0: no wait). After it,
 	// the agent checks anyway, judging expiry against the later of the
@@ -108,7 +113,7 @@ func ParseOverride(name string, data []byte) (Override, error) {
 	for k := range fields {
 		switch k {
 		case "server", "channel", "poll":
-		case "keys", "revoked", "health", "board", "bootloader", "image", "version", "channels", "built":
+		case "keys", "revoked", "health", "board", "bootloader", "image", "version", "channels", "built", "window", "inhibit":
 			return Override{}, fmt.Errorf("%s: %s cannot be overridden on the data partition: it comes from the image", name, k)
 		default:
 			return Override{}, fmt.Errorf("%s: unknown field %q (an override may set server, channel and poll)", name, k)
@@ -163,6 +168,8 @@ func (c Config) checkImage(file string) error {
 		return fmt.Errorf("%s: no image: (the image's name, which every channel document must carry): the build writes it; rebuild the image", file)
 	case c.Built < minBuilt:
 		return fmt.Errorf("%s: built: %d is missing or before 1980 (the image's build time, the floor of the clock that judges expiry): the build writes it; rebuild the image", file, c.Built)
+	case c.Window != nil && c.Window.Timezone != "" && c.Window.Timezone != "UTC" && len(c.Window.Changes) == 0:
+		return fmt.Errorf("%s: window: timezone %s without its offsets (changes:): the build writes them; rebuild the image", file, c.Window.Timezone)
 	}
 	return nil
 }
@@ -205,6 +212,13 @@ func (c Config) Validate() error {
 		return errors.New("updater config: no trusted keys: this device would accept no update")
 	case c.Poll < time.Minute:
 		return fmt.Errorf("updater config: poll %s is shorter than a minute", c.Poll)
+	case c.Inhibit.MaxDelay < 0 || c.Inhibit.MaxDelay > 30*24*time.Hour:
+		return fmt.Errorf("updater config: inhibit max_delay %s is outside 0s..720h (30 days)", c.Inhibit.MaxDelay)
+	}
+	if c.Window != nil {
+		if err := c.Window.Check(); err != nil {
+			return fmt.Errorf("updater config: %w", err)
+		}
 	}
 	if _, err := bootchain.ParseChain(c.Bootloader); err != nil {
 		return fmt.Errorf("updater config: %w", err)

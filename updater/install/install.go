@@ -43,6 +43,9 @@ type Source interface {
 type HTTP struct {
 	Base   string
 	Client *http.Client // default: NewClient()
+	// Cache, if set, keeps the channels' files (channel.ChannelsDir):
+	// they are asked for conditionally (conditional.go).
+	Cache *Cache
 }
 
 func (h HTTP) String() string { return h.Base }
@@ -96,6 +99,13 @@ func (h HTTP) Open(ctx context.Context, path string, offset int64) (io.ReadClose
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
+	cache := h.Cache
+	if offset > 0 || !strings.HasPrefix(path, channel.ChannelsDir+"/") {
+		cache = nil // blobs never change; ranges are not kept
+	}
+	if cache != nil {
+		cache.conditional(req, url)
+	}
 	c := h.Client
 	if c == nil {
 		c = defaultClient
@@ -104,7 +114,13 @@ func (h HTTP) Open(ctx context.Context, path string, offset int64) (io.ReadClose
 	if err != nil {
 		return nil, &retryable{fmt.Errorf("GET %s: %w", url, err)}
 	}
+	if body, ok := cache.answer(url, resp); ok {
+		return body, nil
+	}
 	switch {
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		resp.Body.Close()
+		return nil, &retryable{&BusyError{URL: url, Status: resp.Status, After: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}}
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: %w", url, ErrNotFound)
@@ -256,7 +272,14 @@ func Write(ctx context.Context, src Source, a channel.Artifact, dst Target, o Op
 			return off - start, fmt.Errorf("%s: stopped at %d of %d bytes: %w", a.Name, off, a.Size, berr)
 		}
 		log.Warn("retrying download", "artifact", a.Name, "offset", off, "err", err)
-		if err := pace.Sleep(ctx, budget.Backoff(o.Backoff)); err != nil {
+		wait := budget.Backoff(o.Backoff)
+		if after, ok := RetryAfter(err); ok {
+			if after > MaxRetryInDownload {
+				return off - start, fmt.Errorf("%s: stopped at %d of %d bytes: %w", a.Name, off, a.Size, err)
+			}
+			wait = max(wait, after) // the server said when: not sooner
+		}
+		if err := pace.Sleep(ctx, wait); err != nil {
 			return off - start, err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pibake/pibake/updater/config"
 	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/lock"
+	"github.com/pibake/pibake/updater/state"
 )
 
 // Serve is the service: it settles the boot, tells systemd it is ready,
@@ -25,7 +26,8 @@ import (
 // with install.ErrTooSlow and the loop polls again), and counts as busy
 // for the bounded steps (the health checks' deadline, the grace of the
 // first document). The download in progress is kept for status
-// (DownloadPath). It returns when ctx is done.
+// (DownloadPath). Polls follow nextPoll (jitter, Retry-After, the
+// window's opening). It returns when ctx is done.
 func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Logger) error {
 	var wd watchdog
 	wd.beat()
@@ -63,6 +65,10 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 	}
 	poll := time.NewTimer(time.Minute)
 	defer poll.Stop()
+	// An application's container can be given this folder to hold an
+	// inhibit in (inhibit.go).
+	_ = os.MkdirAll(InhibitDir, 0o755)
+	turn := 0
 	clock := newClockGate(time.Now(), cfg.TimeWait, kernelClockSynced)
 	idle := time.NewTicker(10 * time.Second)
 	defer idle.Stop()
@@ -91,16 +97,31 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 				poll.Reset(d)
 				continue
 			}
-			err := step(install.Grace+time.Minute, func() error { return a.Update(ctx) })
+			var waiting *state.Waiting // what waits, for the window's opening
+			err := step(install.Grace+time.Minute, func() error {
+				err := a.Update(ctx)
+				if errors.Is(err, agent.ErrWaiting) {
+					if st, lerr := a.Store.Load(); lerr == nil {
+						waiting = st.Waiting
+					}
+				}
+				return err
+			})
 			live.clear()
 			fleet.changed()
 			switch {
 			case errors.Is(err, agent.ErrNothingNew):
 				log.Info("up to date")
+			case errors.Is(err, agent.ErrWaiting): // the agent said why
 			case err != nil:
 				log.Error("update", "err", err)
 			}
-			poll.Reset(cfg.Poll)
+			turn++
+			next := nextPoll(cfg.Poll, a.DeviceID, turn, err, waiting, time.Now())
+			if _, busy := install.RetryAfter(err); busy {
+				log.Info("the server asked to come back later", "next poll in", next.Round(time.Second))
+			}
+			poll.Reset(next)
 		}
 	}
 }

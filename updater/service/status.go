@@ -175,6 +175,21 @@ func printText(w io.Writer, r report) {
 		}
 		fmt.Fprintf(w, " at %.1f KiB/s since %s (as of %s)\n", d.Rate()/1024, d.Since.Format(time.RFC3339), d.At.Format(time.RFC3339))
 	}
+	if wt := st.Waiting; wt != nil {
+		fmt.Fprintf(w, "installed %s %s in slot %s, ", wt.Release.Image, wt.Release.Version, wt.Slot)
+		switch {
+		case wt.Why == "outside the maintenance window" && !wt.Next.IsZero():
+			fmt.Fprintf(w, "waiting for the window (next: %s)\n", wt.Next.Format(time.RFC3339))
+		case wt.Why != "":
+			fmt.Fprintf(w, "waiting: %s", wt.Why)
+			if !wt.Inhibited.IsZero() {
+				fmt.Fprintf(w, " (since %s)", wt.Inhibited.Format(time.RFC3339))
+			}
+			fmt.Fprintln(w)
+		default:
+			fmt.Fprintln(w, "applying it at the next poll")
+		}
+	}
 	if st.Trial != nil {
 		fmt.Fprintf(w, "trial pending: %s in slot %s since %s\n", st.Trial.Release.Version, st.Trial.Slot, st.Trial.Since.Format(time.RFC3339))
 	}

@@ -91,6 +91,11 @@ func New(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 		},
 		Reboot: device.Reboot, Log: log, PeakRSS: peakRSS,
 	})
+	if cfg.Window != nil {
+		a.Window = *cfg.Window
+	}
+	a.MaxInhibit = cfg.Inhibit.Max()
+	a.Inhibitors = Inhibitors(InhibitDir, SystemdInhibitDir)
 	if chain, _ := bootchain.ParseChain(cfg.Bootloader); chain == bootchain.Tryboot { // Load validated it
 		rel, err := device.KernelRelease()
 		if err != nil {
@@ -106,10 +111,11 @@ func New(cfg config.Config, log *slog.Logger) (*agent.Agent, error) {
 }
 
 // Source is the repository at s: an http(s) URL, or a folder (a plain
-// path or a file:// URL).
+// path or a file:// URL). Over HTTP the channel's documents are asked
+// for conditionally, against the copies kept since the source was made.
 func Source(s string) install.Source {
 	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
-		return install.HTTP{Base: s}
+		return install.HTTP{Base: s, Cache: &install.Cache{}}
 	}
 	return install.Dir{Path: strings.TrimPrefix(s, "file://")}
 }

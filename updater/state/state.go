@@ -59,6 +59,24 @@ type Signed struct {
 	Signature []byte `json:"signature"`
 }
 
+// Waiting is a release installed and verified in Slot, not armed yet.
+// It says only what status shows and since when an inhibit holds it:
+// the agent arms a slot only after verifying it again against the
+// channel's current document (a release the channel no longer offers is
+// never armed).
+type Waiting struct {
+	Release Release   `json:"release"`
+	Slot    string    `json:"slot"`
+	Since   time.Time `json:"since"`
+	// Why the agent waits: outside the window, or inhibited by whom.
+	Why string `json:"why"`
+	// Next is the window's next opening, as of the last check.
+	Next time.Time `json:"next,omitzero"`
+	// Inhibited is when an inhibit first held back this release inside
+	// its window (the start of the inhibit's maximum delay).
+	Inhibited time.Time `json:"inhibited,omitzero"`
+}
+
 // Failure records why a release was given up.
 type Failure struct {
 	Version string    `json:"version"`
@@ -120,9 +138,13 @@ type State struct {
 	Committed string `json:"committed,omitempty"`
 	// Degraded says why the device runs a fallback rather than its
 	// committed release; it is cleared by the next commit.
-	Degraded  string             `json:"degraded,omitempty"`
-	Trial     *Trial             `json:"trial,omitempty"`
-	Download  *Download          `json:"download,omitempty"`
+	Degraded string    `json:"degraded,omitempty"`
+	Trial    *Trial    `json:"trial,omitempty"`
+	Download *Download `json:"download,omitempty"`
+	// Waiting is a release written and verified in the other slot that
+	// waits for the maintenance window (or an application's inhibit)
+	// before the agent arms it and reboots.
+	Waiting   *Waiting           `json:"waiting,omitempty"`
 	Failed    map[string]Failure `json:"failed,omitempty"` // by version
 	LastError string             `json:"last_error,omitempty"`
 	LastCheck time.Time          `json:"last_check,omitzero"`
@@ -168,6 +190,9 @@ func (st State) Validate() error {
 	}
 	if st.Download != nil && !slot(st.Download.Slot) {
 		return fmt.Errorf("download slot %q (want a or b)", st.Download.Slot)
+	}
+	if st.Waiting != nil && !slot(st.Waiting.Slot) {
+		return fmt.Errorf("waiting slot %q (want a or b)", st.Waiting.Slot)
 	}
 	return nil
 }

@@ -1,0 +1,43 @@
+package service
+
+// When the service polls next: the configured interval with a jitter of
+// ±10% that is the device's own (a hash of its id and the turn), so that
+// a fleet started together does not poll together; never sooner than a
+// busy server asked (Retry-After, bounded by install.MaxRetryAfter); and,
+// while an installed release waits for its window, at the window's
+// opening (plus the device's share of the first 10 minutes, or of the
+// interval if shorter) if that comes before the next poll.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/pibake/pibake/updater/agent"
+	"github.com/pibake/pibake/updater/install"
+	"github.com/pibake/pibake/updater/state"
+)
+
+// place is a number in [0, 1) that is this device's for key.
+func place(deviceID, key string) float64 {
+	sum := sha256.Sum256([]byte(deviceID + "/" + key))
+	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
+}
+
+// nextPoll is how long to wait after the poll numbered turn, which ended
+// with err; waiting is the release that waits, if any.
+func nextPoll(poll time.Duration, deviceID string, turn int, err error, waiting *state.Waiting, now time.Time) time.Duration {
+	d := time.Duration(float64(poll) * (0.9 + 0.2*place(deviceID, "poll/"+strconv.Itoa(turn))))
+	if after, ok := install.RetryAfter(err); ok {
+		return max(d, after)
+	}
+	if errors.Is(err, agent.ErrWaiting) && waiting != nil && !waiting.Next.IsZero() {
+		spread := time.Duration(float64(min(poll, 10*time.Minute)) * place(deviceID, "window"))
+		if at := waiting.Next.Sub(now) + spread; at < d {
+			return max(at, time.Second)
+		}
+	}
+	return d
+}
