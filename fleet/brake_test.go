@@ -3,8 +3,12 @@ package fleet
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pibake/pibake/updater/config"
 	"github.com/pibake/pibake/updater/report"
+	"github.com/pibake/pibake/updater/reporter"
+	"github.com/pibake/pibake/updater/state"
 )
 
 func failed(n int) map[string]string {
@@ -76,5 +80,25 @@ func TestOutcomeOf(t *testing.T) {
 		if got != c.want || (got == Failed) != strings.Contains(why, "health: hello.service inactive") {
 			t.Errorf("%s: %v %q, want %v", c.name, got, why, c.want)
 		}
+	}
+}
+
+// TestBrakeCountsAgentRollback: a rollback as the agent records it in its
+// state file, turned into a report by the agent's own reporter, counts as
+// a failure of that release (the record once named only the version, and
+// the brake, which matches image, version and serial, never saw it).
+func TestBrakeCountsAgentRollback(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	st := state.State{
+		Committed:   "a",
+		Slots:       map[string]state.Release{"a": {Image: "demo", Version: "1.0", Serial: 4, Channel: "stable"}},
+		LastInstall: &state.Transfer{Version: "2.0"},
+		Failed:      map[string]state.Failure{"2.0": {Image: "demo", Version: "2.0", Serial: 5, Stage: "health", Check: "hello.service", Reason: "inactive", At: at}},
+	}
+	dev := reporter.Device{Name: "box-1", Config: config.Config{Channel: "stable", Image: "demo", Version: "1.0", Board: "pi4"}, Booted: "a"}
+	s := reporter.Snapshot(dev, st, at)
+	got, why := OutcomeOf(Release{Channel: "stable", Image: "demo", Version: "2.0", Since: 5}, s)
+	if got != Failed || !strings.Contains(why, "hello.service") {
+		t.Fatalf("the agent's rollback report %+v (last %+v) reads as outcome %v %q, want Failed", s, s.Last, got, why)
 	}
 }

@@ -375,6 +375,11 @@ func TestHealthFailureRollsBack(t *testing.T) {
 	if !rebooted || !ok || f.Check != "http:127.0.0.1:8080/health" || !strings.Contains(f.Reason, "503") || !strings.Contains(st.LastError, "rolled back") {
 		t.Fatalf("rebooted %v, state %+v", rebooted, st)
 	}
+	// The failure names the release whole: a report of it is counted
+	// against that release by pibake rollout watch (fleet.Brake).
+	if f.Image == "" || f.Serial == 0 || f.Version != "3.0" {
+		t.Errorf("the failure record names image %q serial %d version %q: want the release's own", f.Image, f.Serial, f.Version)
+	}
 	if s := d.boot.PowerOn(); s != bootchain.A {
 		t.Fatalf("after the failed trial the device starts %s", s)
 	}

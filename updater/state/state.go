@@ -79,7 +79,9 @@ type Waiting struct {
 
 // Failure records why a release was given up.
 type Failure struct {
+	Image   string    `json:"image,omitempty"` // empty in files written before it was recorded
 	Version string    `json:"version"`
+	Serial  uint64    `json:"serial,omitempty"`
 	Stage   string    `json:"stage"` // boot, health
 	Check   string    `json:"check,omitempty"`
 	Reason  string    `json:"reason"`
