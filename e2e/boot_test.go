@@ -243,6 +243,9 @@ func copyImage(t *testing.T, src string, grow int64) string {
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if tg, err := vm.ReadTarget(dst); err == nil && tg.Board.Name == "qemu" {
+		editCmdline(t, dst, "qemu")
+	}
 	return dst
 }
 

@@ -169,6 +169,7 @@ func newCampaign(t *testing.T, cfg soakConfig) *campaign {
 	if err := os.Truncate(c0, fileSize(t, c0)+256<<20); err != nil {
 		t.Fatal(err)
 	}
+	editCmdline(t, c0, "qemu")
 	putBootsel(t, c0, map[string]string{provision.FileName: soakProvisionFile})
 	c.checkpoints[cpFlashed] = c0
 	c.started = time.Now()
