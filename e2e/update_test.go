@@ -17,8 +17,10 @@ import (
 
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/manifest"
+	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/publish"
 	"github.com/pibake/pibake/updater/channel"
+	devreport "github.com/pibake/pibake/updater/report"
 	"github.com/pibake/pibake/vm"
 )
 
@@ -85,6 +87,11 @@ func watch(t *testing.T, img, name string, fwd, cmds map[string]string, timeout 
 //	   download) and arms it once more, since one such fallback may have
 //	   been a power cut; the second fallback is recorded as a failed boot.
 //
+// All along the device reports to the team's MQTT broker (Debian's
+// Mosquitto on the host, reached through a guestfwd, with the login given
+// by first-boot provisioning); the reports must tell the same story, and
+// pibake fleet status shows the device at the end (storyfleet_test.go).
+//
 // Each step's time and the bytes the server sent are logged.
 func TestUpdate(t *testing.T) {
 	story(t, true)
@@ -92,8 +99,10 @@ func TestUpdate(t *testing.T) {
 	if _, _, err := channel.GenerateKeyFiles(keys, "fleet", ""); err != nil {
 		t.Fatal(err)
 	}
+	// The device reports to the team's broker (Mosquitto on the host).
+	fl := startStoryFleet(t)
 	updater := func(health string) string {
-		return "server: http://" + serverName + ":8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\nhealth:\n" + health
+		return "server: http://" + serverName + ":8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\n" + fl.updaterYAML() + "health:\n" + health
 	}
 	good := updater("  deadline: 3m\n  units: [demo-hello.service]\n")
 	// v3's deadline leaves its container time to come up (the step that
@@ -138,6 +147,9 @@ func TestUpdate(t *testing.T) {
 	srv := serveRepo(t, repo)
 	dns := serveDNS(t, map[string]string{serverName: serverAddr})
 	img := copyImage(t, builds["1.0.0"], 0)
+	// Its broker login comes by first-boot provisioning, never in the image.
+	putBootsel(t, img, map[string]string{provision.FileName: fl.provisionYAML()})
+	brokerGuest, brokerRelay := fl.relay()
 
 	type step struct {
 		name      string
@@ -212,7 +224,7 @@ func TestUpdate(t *testing.T) {
 			name = "update-after-cut"
 		}
 		logs = append(logs, filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log"))
-		watch(t, img, name, nil, map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr)}, 45*time.Minute, func(line string, at time.Duration) bool {
+		watch(t, img, name, nil, map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr), brokerGuest: brokerRelay}, 45*time.Minute, func(line string, at time.Duration) bool {
 			if run == 1 && i == 1 && cut.now(line, at) {
 				return true
 			}
@@ -234,6 +246,13 @@ func TestUpdate(t *testing.T) {
 	if i < len(steps) {
 		t.Fatalf("stuck before step %q", steps[i].name)
 	}
+	// What the device told the broker along the way, and what pibake
+	// fleet status shows of it at the end.
+	fl.check([]func(devreport.State) bool{
+		running("1.0.0", "a"), running("2.0.0", "b"),
+		gaveUp("3.0.0", devreport.ResultRolledBack, "http"),
+		gaveUp("4.0.0", devreport.ResultRolledBack, "boot"),
+	}, []string{"1.0.0 in slot a", "2.0.0 in slot b", "3.0.0 rolled back at its http check", "4.0.0 rolled back at boot"})
 	// The device found its server by name, through its own resolver.
 	if n := dns.queries(serverName); n == 0 {
 		t.Errorf("the device never asked the name server for %s", serverName)
