@@ -71,6 +71,7 @@ type Options struct {
 type Fleet struct {
 	o       Options
 	Devices []*Device
+	polling sync.Map // device name -> true while its Poll runs
 }
 
 // New flashes N devices with the channel's current release (both slots
@@ -186,7 +187,19 @@ func (f *Fleet) each(ctx context.Context, fn func(*Device) error) error {
 // Round moves the clock by every and has every device poll once.
 func (f *Fleet) Round(ctx context.Context, every time.Duration) error {
 	f.o.Clock.Advance(every)
-	return f.each(ctx, func(d *Device) error { return d.Poll(ctx) })
+	return f.each(ctx, func(d *Device) error {
+		f.polling.Store(d.Name, true)
+		defer f.polling.Delete(d.Name)
+		return d.Poll(ctx)
+	})
+}
+
+// Polling names the devices whose poll is in progress now: a halt signed
+// now does not reach those that already read the channel's document.
+func (f *Fleet) Polling() []string {
+	var out []string
+	f.polling.Range(func(k, _ any) bool { out = append(out, k.(string)); return true })
+	return out
 }
 
 // Running counts the devices by the version their booted slot runs

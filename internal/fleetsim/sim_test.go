@@ -2,6 +2,7 @@ package fleetsim
 
 import (
 	"context"
+	"fmt"
 	"crypto/rand"
 	"net/http"
 	"os"
@@ -79,6 +80,20 @@ func newSim(t *testing.T, n int, bad ...string) *sim {
 		ACL:      map[string][]string{"ops": {"read pibake/devices/#"}},
 		Patterns: []string{"write pibake/devices/%u/#"},
 	})
+	// Mosquitto queues at most 1,000 QoS 1 messages per client by
+	// default and drops the rest: an operator subscribing to a fleet of
+	// more than 500 devices loses retained reports (two topics each)
+	// without it. The broker of a fleet needs a larger queue.
+	s.broker.Stop()
+	conf := filepath.Join(s.broker.Dir, "mosquitto.conf")
+	c, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, append(c, []byte(fmt.Sprintf("max_queued_messages %d\n", 4*n+1000))...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.broker.Start()
 	s.ops = fleet.Broker{URL: s.broker.URL(), Username: "ops", Password: "ops-pw", ClientID: "ops-observer-" + t.Name()}
 	url, err := Serve(ctx, http.FileServerFS(os.DirFS(s.repo.Dir)), s.traffic)
 	if err != nil {
