@@ -11,6 +11,7 @@ import (
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/agent"
 	"github.com/pibake/pibake/updater/bootloader/boottest"
+	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/config"
 	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/report"
@@ -79,7 +80,7 @@ func (h health) Run(context.Context) error {
 	root := h.d.parts[h.d.booted][1]
 	for _, v := range h.d.f.o.Bad {
 		if RootHolds(root, v) {
-			return fmt.Errorf("app.service failed to start on %s %s (the simulation's bad release)", Image, v)
+			return fmt.Errorf("failed to start (%s %s is the simulation's bad release)", Image, v)
 		}
 	}
 	return nil
@@ -142,6 +143,13 @@ func (d *Device) Poll(ctx context.Context) error {
 	switch {
 	case err == nil, errors.Is(err, agent.ErrNothingNew), errors.Is(err, agent.ErrNotInRollout),
 		errors.Is(err, agent.ErrHalted), errors.Is(err, agent.ErrFailedBefore):
+		return nil
+	case errors.Is(err, channel.ErrSignature):
+		// The document and its signature are two files: a poll that
+		// reads the old document and the new signature while publish
+		// re-signs the channel is refused, and the next poll reads
+		// both new. Counted, not a failure of the simulation.
+		d.f.torn.Add(1)
 		return nil
 	}
 	return fmt.Errorf("%s: update: %w", d.Name, err)

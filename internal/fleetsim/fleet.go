@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"aead.dev/minisign"
@@ -72,7 +73,14 @@ type Fleet struct {
 	o       Options
 	Devices []*Device
 	polling sync.Map // device name -> true while its Poll runs
+	torn    atomic.Int64
 }
+
+// Torn is how many polls read a channel document and a signature of two
+// different signings (publish re-signed the channel between the two
+// reads): each is refused, and the device reads both again at its next
+// poll.
+func (f *Fleet) Torn() int64 { return f.torn.Load() }
 
 // New flashes N devices with the channel's current release (both slots
 // hold its artifacts, as a flashed image does), starts each device's

@@ -122,7 +122,7 @@ func Observe(ctx context.Context, b fleet.Broker) (*Observer, error) {
 	select {
 	case err := <-ready:
 		return nil, err
-	case <-time.After(2 * time.Second): // subscribed; Subscribe returns at ctx's end
+	case <-time.After(500 * time.Millisecond): // subscribed; Subscribe returns at ctx's end
 	}
 	return o, nil
 }

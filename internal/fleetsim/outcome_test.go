@@ -12,21 +12,21 @@ import (
 // failure of that release (fleet.OutcomeOf), and a commit as a success:
 // the watch judges what real devices write, not reports made by hand.
 func TestRollbackReportCounts(t *testing.T) {
+	s := newSim(t, 1, "2.0.0")
+	d := s.fleet.Devices[0]
 	for _, c := range []struct {
-		bad  []string
-		want fleet.Outcome
-	}{{nil, fleet.Succeeded}, {[]string{"2.0.0"}, fleet.Failed}} {
-		s := newSim(t, 1, c.bad...)
-		doc, err := s.repo.Publish(s.ctx, "2.0.0", "", s.clock.Now())
+		version string
+		want    fleet.Outcome
+	}{{"2.0.0", fleet.Failed}, {"2.0.1", fleet.Succeeded}} {
+		doc, err := s.repo.Publish(s.ctx, c.version, "", s.clock.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.round("the update")
-		d := s.fleet.Devices[0]
+		s.round("the update to " + c.version)
 		rep := d.Report()
 		got, why := fleet.OutcomeOf(fleet.Release{Channel: Channel, Image: doc.Image, Version: doc.Version, Since: doc.Serial}, rep)
 		if got != c.want {
-			t.Errorf("bad %v: the device's report %s judged %v (%s), want %v; its state: %+v", c.bad, show(rep), got, why, c.want, d.State())
+			t.Errorf("%s: the device's report %s judged %v (%s), want %v; its state: %+v", c.version, show(rep), got, why, c.want, d.State())
 		}
 	}
 }
