@@ -205,7 +205,7 @@ func (a *Agent) fail(st state.State, tr state.Trial, stage, check string, cause 
 	if st.Failed == nil {
 		st.Failed = map[string]state.Failure{}
 	}
-	st.Failed[tr.Release.Version] = state.Failure{Version: tr.Release.Version, Stage: stage, Check: check, Reason: cause.Error(), At: a.now()}
+	st.Failed[tr.Release.Version] = state.Failure{Version: tr.Release.Version, Image: tr.Release.Image, Serial: tr.Release.Serial, Stage: stage, Check: check, Reason: cause.Error(), At: a.now()}
 	st.Trial = nil
 	st.Download = nil
 	delete(st.Slots, tr.Slot)

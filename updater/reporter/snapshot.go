@@ -92,7 +92,7 @@ func failure(f state.Failure) *report.Attempt {
 	if check == "" {
 		check = f.Stage
 	}
-	return &report.Attempt{Version: f.Version, Result: report.ResultRolledBack, Check: clipN(check, 128), Reason: clip(f.Reason), Time: f.At.UTC()}
+	return &report.Attempt{Image: f.Image, Version: f.Version, Serial: f.Serial, Result: report.ResultRolledBack, Check: clipN(check, 128), Reason: clip(f.Reason), Time: f.At.UTC()}
 }
 
 // splitStage splits the agent's "stage: reason" error.
