@@ -2,8 +2,8 @@ package fleetsim
 
 import (
 	"context"
-	"fmt"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
