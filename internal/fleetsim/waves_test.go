@@ -22,6 +22,7 @@ func TestGoodReleaseInWaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs0, _ := s.obs.Messages()
+	traffic0 := s.traffic.Now()
 	for r := 1; ; r++ {
 		roundBegan := time.Now()
 		s.round("round " + time.Duration(r*int(poll)).String())
@@ -51,6 +52,9 @@ func TestGoodReleaseInWaves(t *testing.T) {
 		}
 	}
 	rollout := time.Since(began)
+	moved := s.traffic.Now().Sub(traffic0)
+	t.Logf("the rollout served %d requests, %.1f KiB per device (documents, chunk indexes, patches and the ranges they lack, every poll's document and signature)",
+		moved.Requests, float64(moved.Out)/float64(n)/1024)
 	idle := s.idle()
 	t.Logf("the rollout to %d devices took %s of wall time; %.1f broker messages per device for the update (the state at each change)",
 		n, rollout.Round(time.Millisecond), float64(msgs-msgs0)/float64(n))
