@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/disk/fat"
 	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/disk/mbr"
@@ -90,7 +91,7 @@ func WriteBuild(dir, version string, built time.Time) (string, error) {
 	if _, err := io.Copy(h, f); err != nil {
 		return "", err
 	}
-	m := manifest.Manifest{Format: manifest.Format, Image: Image, Version: version, Board: Board, Bootloader: "uboot",
+	m := manifest.Manifest{Format: manifest.Format, Image: Image, Version: version, Board: Board, Bootloader: string(bootchain.UBoot),
 		Disk: manifest.Disk{File: Image + ".img", Size: lay.DiskSize, SHA256: hex.EncodeToString(h.Sum(nil))}, Rootfs: manifest.Rootfs{Size: int64(len(root))}}
 	if _, err := manifest.Write(dir, &m); err != nil {
 		return "", err
