@@ -19,7 +19,11 @@ func TestBrokerRestartLosesNoReport(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.fleet.Round(s.ctx, poll) }()
-	time.Sleep(300 * time.Millisecond)
+	// The broker goes when the first devices have committed: others are
+	// downloading, rebooting into their trials or still to poll.
+	for wait := time.Now(); s.fleet.Running()["2.0.0"] == 0 && time.Since(wait) < 60*time.Second; {
+		time.Sleep(20 * time.Millisecond)
+	}
 	s.broker.Stop()
 	down := time.Now()
 	stopped := s.fleet.Running()["2.0.0"]
