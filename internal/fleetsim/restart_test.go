@@ -22,7 +22,7 @@ func TestBrokerRestartLosesNoReport(t *testing.T) {
 	// The broker goes when the first devices have committed: others are
 	// downloading, rebooting into their trials or still to poll.
 	for wait := time.Now(); s.fleet.Running()["2.0.0"] == 0 && time.Since(wait) < 60*time.Second; {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	s.broker.Stop()
 	down := time.Now()
