@@ -33,7 +33,8 @@ func (s *syncBuffer) String() string {
 
 // TestBadReleaseHalted: 2.0.0 fails its health check on every device
 // (each rolls back to 1.0.0). It is published in three waves, and the
-// real rollout watch (fleet.Watch, as pibake rollout watch runs it)
+// real rollout watch (fleet.Watch, as pibake rollout watch runs it, at
+// 20% of failures after 10 attempts)
 // follows the reports on the broker and halts it by re-signing the
 // channel with the real publish code. The devices hit are the first
 // wave, plus those whose poll was in flight when the halt was signed;
@@ -54,11 +55,14 @@ func TestBadReleaseHalted(t *testing.T) {
 	watchCtx, stop := context.WithCancel(s.ctx)
 	defer stop()
 	done := make(chan error, 1)
+	// pibake rollout watch's default --min-attempts, fewer in a fleet
+	// whose first wave is smaller.
+	brake := fleet.Brake{MaxFailureRate: 0.2, MinAttempts: min(10, max(1, n/100))}
 	watcher := s.ops
 	watcher.ClientID = "ops-rollout-watch"
 	go func() {
 		done <- fleet.Watch(watchCtx, fleet.WatchOptions{
-			Broker: watcher, Brake: fleet.Brake{MaxFailureRate: 0.2, MinAttempts: 10}, Channel: Channel,
+			Broker: watcher, Brake: brake, Channel: Channel,
 			Current: s.repo.Current, Once: true, Out: out, Now: s.clock.Now,
 			Halt: func() (*channel.Document, error) {
 				d, err := s.repo.Halt(s.clock.Now())
@@ -78,7 +82,7 @@ func TestBadReleaseHalted(t *testing.T) {
 		mu.Lock()
 		h := halted
 		mu.Unlock()
-		if h == nil && failedDevices(s.fleet) > 0 {
+		if h == nil && failedDevices(s.fleet) >= brake.MinAttempts {
 			select {
 			case err := <-done:
 				t.Fatalf("the watch ended without halting: %v\n%s", err, out)
