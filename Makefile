@@ -101,11 +101,16 @@ soak: deps
 	PIBAKE_E2E=1 PIBAKE_SOAK_CUTS=$(SOAK_CUTS) $(if $(SOAK_SEED),PIBAKE_SOAK_SEED=$(SOAK_SEED)) $(if $(SOAK_ONLY),PIBAKE_SOAK_ONLY=$(SOAK_ONLY)) \
 	  $(GO) test -run '^TestPowerCut$$' -timeout 48h -count=1 -v ./e2e/
 
-# Figures, never assertions: FAT writing, the root filesystem transform.
+# Figures, never assertions: FAT writing, the root filesystem transform,
+# and the fleet simulation with FLEET_N devices (default 10,000): its
+# rollout, halt and broker restart, the load of an idle fleet and its
+# extrapolation to 1,000,000 devices (docs/fleet.md, "The scale proof").
 # DELTA=DIR adds the delta-update figures on real releases in DIR
 # (scripts/delta-demo.sh DIR builds them; the figures read DIR/art).
+FLEET_N ?= 10000
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./disk/fat/ ./builder/rootfs/
+	set -o pipefail; PIBAKE_FLEETSIM_N=$(FLEET_N) $(GO) test -run . -v -count=1 -timeout 60m ./internal/fleetsim/ | grep -v '^=== RUN'
 	$(if $(DELTA),PIBAKE_DELTA=$(DELTA)/art $(GO) test -run TestDeltaFigures -v -count=1 -timeout 30m ./internal/deltabench/)
 
 # Fuzz every parser of outside bytes for FUZZTIME each (make test runs

@@ -79,13 +79,17 @@ type Waiting struct {
 
 // Failure records why a release was given up.
 type Failure struct {
-	Image   string    `json:"image,omitempty"` // empty in files written before it was recorded
-	Version string    `json:"version"`
-	Serial  uint64    `json:"serial,omitempty"`
-	Stage   string    `json:"stage"` // boot, health
-	Check   string    `json:"check,omitempty"`
-	Reason  string    `json:"reason"`
-	At      time.Time `json:"at"`
+	Version string `json:"version"`
+	// Image and Serial name the release and the channel document the
+	// trial came from (empty and 0 in a state written before they were
+	// recorded): the device's report carries them, and the rollout watch
+	// counts a failure only for the serial it judges.
+	Image  string    `json:"image,omitempty"`
+	Serial uint64    `json:"serial,omitempty"`
+	Stage  string    `json:"stage"` // boot, health
+	Check  string    `json:"check,omitempty"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
 }
 
 // Download is an install in progress, kept so that an agent restarted in
