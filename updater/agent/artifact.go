@@ -105,6 +105,34 @@ func (w *artifactWriter) write(ctx context.Context, art channel.Artifact, t inst
 	return m, err
 }
 
+// chunkDocument reads and verifies the channel's chunk document, nil (and
+// the reason logged) when there is none to use: a pair that does not
+// match is read once more, as in Fetch (a publish replaces the two files
+// one after the other).
+func (w *artifactWriter) chunkDocument(ctx context.Context) *channel.Chunks {
+	a := w.a
+	path := channel.ChunksPath(a.Channel)
+	for try := 0; ; try++ {
+		cdoc, err := readAll(ctx, a.Source, path, a.fileOptions())
+		var csig []byte
+		if err == nil {
+			csig, err = readAll(ctx, a.Source, channel.SignaturePath(path), a.fileOptions())
+		}
+		if err != nil {
+			a.log().Info("no chunk document: downloading the artifacts in full", "err", err)
+			return nil
+		}
+		cs, err := channel.VerifyChunks(cdoc, csig, w.doc, a.Trusted, a.Revoked)
+		if err == nil {
+			return cs
+		}
+		if try > 0 || !errors.Is(err, channel.ErrSignature) || sleepCtx(ctx, tornPause) != nil {
+			a.log().Warn("chunk document refused: downloading the artifacts in full", "err", err)
+			return nil
+		}
+	}
+}
+
 // prepare reads the chunk document and opens the running slot, once. It
 // leaves w.chunks nil, and says why in the log, when this install
 // downloads every artifact in full: no way to read the running slot, a
@@ -120,19 +148,8 @@ func (w *artifactWriter) prepare(ctx context.Context) {
 	if a.Running == nil || fetcher(a.Source, channel.Artifact{}) == nil {
 		return
 	}
-	path := channel.ChunksPath(a.Channel)
-	cdoc, err := readAll(ctx, a.Source, path, a.fileOptions())
-	var csig []byte
-	if err == nil {
-		csig, err = readAll(ctx, a.Source, channel.SignaturePath(path), a.fileOptions())
-	}
-	if err != nil {
-		log.Info("no chunk document: downloading the artifacts in full", "err", err)
-		return
-	}
-	cs, err := channel.VerifyChunks(cdoc, csig, w.doc, a.Trusted, a.Revoked)
-	if err != nil {
-		log.Warn("chunk document refused: downloading the artifacts in full", "err", err)
+	cs := w.chunkDocument(ctx)
+	if cs == nil {
 		return
 	}
 	boot, root, err := a.Running(a.Booted)

@@ -121,6 +121,10 @@ type counted struct {
 	mu       sync.Mutex
 	sent     int64
 	noRanges bool
+	// stale, when set, is served once for its path instead of the file:
+	// a publish that replaced the signature but not yet the document.
+	stalePath string
+	stale     []byte
 }
 
 func (c *counted) serve(t *testing.T, dir string) string {
@@ -128,6 +132,17 @@ func (c *counted) serve(t *testing.T, dir string) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c.noRanges {
 			r.Header.Del("Range")
+		}
+		c.mu.Lock()
+		stale := c.stale != nil && r.URL.Path == "/"+c.stalePath
+		body := c.stale
+		if stale {
+			c.stale = nil
+		}
+		c.mu.Unlock()
+		if stale {
+			(&countWriter{w, c}).Write(body)
+			return
 		}
 		fs.ServeHTTP(&countWriter{w, c}, r)
 	}))
@@ -194,6 +209,13 @@ func TestDeltaUpdate(t *testing.T) {
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, bytes.Replace(b, []byte(`"serial": 2`), []byte(`"serial": 3`), 1), 0o644)
 		}, 0, full, nil},
+		// Read between a publish's two writes: its signature is new, the
+		// chunk document still the one before. Read again, it is the
+		// delta as usual, not a full download.
+		{"torn chunk document and signature", func(_ *device, r *repo, c *counted) {
+			c.stalePath = channel.ChunksPath("stable")
+			c.stale = []byte(`{"format":1}`)
+		}, full / 10, 0, nil},
 		{"no chunk document", func(_ *device, r *repo, _ *counted) {
 			os.Remove(filepath.Join(r.dir, channel.ChunksPath("stable")))
 		}, 0, full, nil},

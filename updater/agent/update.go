@@ -37,7 +37,39 @@ func InRollout(deviceID string, release string, rollout float64) bool {
 
 // Fetch reads and verifies the channel document against this channel's
 // last committed serial.
+//
+// A document and a signature that do not match are read once more after
+// tornPause: the repository may be in the middle of a publish, which
+// replaces the two files one after the other, and a poll between them
+// reads one of each. A forgery fails the second reading too.
 func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, error) {
+	d, err := a.fetchOnce(ctx, st)
+	if errors.Is(err, channel.ErrSignature) {
+		a.log().Info("channel document and signature do not match: reading them again (a publish may be in progress)", "channel", a.Channel)
+		if err := sleepCtx(ctx, tornPause); err != nil {
+			return nil, err
+		}
+		d, err = a.fetchOnce(ctx, st)
+	}
+	return d, err
+}
+
+// tornPause is how long Fetch waits before it reads a mismatched pair again.
+var tornPause = time.Second
+
+// sleepCtx waits d, or until ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (a *Agent) fetchOnce(ctx context.Context, st state.State) (*channel.Document, error) {
 	base := channel.DocumentPath(a.Channel)
 	doc, err := readAll(ctx, a.Source, base, a.fileOptions())
 	if err != nil {
