@@ -261,7 +261,7 @@ func (b *build) agentFiles(ctx context.Context) ([]rootfs.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: updater: window: %w", def.File, err)
 	}
-	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: b.epoch, Board: b.board.Name, Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait(),
+	cfg, err := config.Config{Server: u.Server, Channel: u.Channel, Channels: u.Channels, Image: def.Name, Version: def.Version, Built: b.epoch, Board: b.board.Name, Agent: b.progs.Version(ctx), Bootloader: def.Bootloader, Keys: keys, Revoked: u.Revoked, Poll: u.Poll, Health: health, TimeWait: def.Network.Wait(),
 		Report: rep, Window: window, Inhibit: u.Inhibit}.Marshal()
 	if err != nil {
 		return nil, err

@@ -48,4 +48,8 @@ func TestBuildWithWindow(t *testing.T) {
 	if err != nil || c.Window == nil || len(c.Window.Changes) < 70 || c.Inhibit.Max().Hours() != 6 {
 		t.Fatalf("the device reads %+v, %v", c.Window, err)
 	}
+	// The agent's version, as the manifest records it, for its reports.
+	if c.Agent == "" || c.Agent != res.Manifest.Agent.Version {
+		t.Errorf("updater.yaml names agent %q, the manifest %q", c.Agent, res.Manifest.Agent.Version)
+	}
 }

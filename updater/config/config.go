@@ -67,6 +67,9 @@ type Config struct {
 	// against it instead. Required in an image's configuration (Load).
 	Built int64  `yaml:"built,omitempty"`
 	Board string `yaml:"board"`
+	// Agent is the version of pibake the image's agent was built from (the
+	// manifest's agent.version), which its reports carry.
+	Agent string `yaml:"agent,omitempty"`
 	// Bootloader is the image's boot chain: uboot (default) or tryboot.
 	Bootloader string   `yaml:"bootloader,omitempty"`
 	Keys       []string `yaml:"keys"`

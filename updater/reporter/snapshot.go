@@ -24,7 +24,7 @@ func Snapshot(d Device, st state.State, now time.Time) report.State {
 	c := d.Config
 	s := report.State{
 		Format: report.Format, Device: d.Name, Channel: c.Channel, Board: c.Board,
-		Image: c.Image, Version: c.Version, Slot: d.Booted, Agent: AgentVersion(),
+		Image: c.Image, Version: c.Version, Slot: d.Booted, Agent: agentVersion(c),
 		Time: now.UTC().Truncate(time.Second), Degraded: clip(st.Degraded), Error: clip(st.LastError),
 	}
 	if c.Report != nil {
@@ -120,9 +120,13 @@ func heartbeat(r config.Report) time.Duration {
 	return config.DefaultHeartbeat
 }
 
-// AgentVersion is the version of pibake the agent was built from, as Go
-// records it ("devel" for a build from a checkout).
-func AgentVersion() string {
+// agentVersion is the version of pibake the agent was built from: as the
+// build recorded it in the image's configuration, else as Go recorded it
+// in the binary ("devel" for a build from a checkout).
+func agentVersion(c config.Config) string {
+	if c.Agent != "" {
+		return clipN(c.Agent, 128)
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return clipN(bi.Main.Version, 128)
 	}

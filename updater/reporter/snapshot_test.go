@@ -62,3 +62,17 @@ func TestCredentialsNames(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotAgentVersion: the report names the agent's version as the
+// build recorded it in the image's configuration.
+func TestSnapshotAgentVersion(t *testing.T) {
+	c := cfg
+	c.Agent = "v1.4.0-2-gabcdef0"
+	if s := Snapshot(Device{Name: "box-1", Config: c}, state.State{}, time.Now()); s.Agent != c.Agent {
+		t.Errorf("agent %q, want %q", s.Agent, c.Agent)
+	}
+	c.Agent = ""
+	if s := Snapshot(Device{Name: "box-1", Config: c}, state.State{}, time.Now()); s.Agent == "" {
+		t.Error("no agent version without the image's")
+	}
+}
