@@ -45,7 +45,7 @@ func registryFaultRepo(t *testing.T, image string, pins []debian.ContainerPin) (
 // pullLocked runs the build's container stage on the project's lock, with
 // an empty layer cache and staging folder, and returns its error and
 // whether it left anything in either.
-func pullLocked(t *testing.T, def, lockPath string) (err error, wrote []string) {
+func pullLocked(t *testing.T, def, lockPath string) (wrote []string, err error) {
 	t.Helper()
 	loaded, err := imagedef.Load(def, imagedef.Options{})
 	if err != nil {
@@ -66,7 +66,7 @@ func pullLocked(t *testing.T, def, lockPath string) (err error, wrote []string) 
 			return nil
 		})
 	}
-	return err, wrote
+	return wrote, err
 }
 
 // TestRegistryFaults: `pibake lock` and the build's pull against a
@@ -127,7 +127,7 @@ func TestRegistryFaults(t *testing.T) {
 	def, lockPath, lock := registryFaultRepo(t, image, nil)
 	check("lock, registry down", lockOnly(def), nil, lockPath, lock, nil, image, down)
 	def, lockPath, lock = registryFaultRepo(t, image, pin(image))
-	err, wrote := pullLocked(t, def, lockPath)
+	wrote, err := pullLocked(t, def, lockPath)
 	check("build, registry down", err, wrote, lockPath, lock, nil, image, down)
 
 	// 401: a wrong password, at the build's pull (lock's is
@@ -135,7 +135,7 @@ func TestRegistryFaults(t *testing.T) {
 	image = reg.Host + "/essensys/backend:1.2.3"
 	def, lockPath, lock = registryFaultRepo(t, image, pin(image))
 	t.Setenv(container.EnvAuthFile, reg.AuthFile(t, filepath.Join(t.TempDir(), "wrong.json"), "not-"+reg.Password))
-	err, wrote = pullLocked(t, def, lockPath)
+	wrote, err = pullLocked(t, def, lockPath)
 	check("build, 401", err, wrote, lockPath, lock, container.ErrRegistryAuth, reg.Host)
 	t.Setenv(container.EnvAuthFile, reg.AuthFile(t, filepath.Join(t.TempDir(), "ci.json"), ""))
 
@@ -149,7 +149,7 @@ func TestRegistryFaults(t *testing.T) {
 	proxy := tamperingProxy(t, reg, goodDigest.String(), "essensys/other:1")
 	image = proxy + "/essensys/backend:1.2.3"
 	def, lockPath, lock = registryFaultRepo(t, image, pin(image))
-	err, wrote = pullLocked(t, def, lockPath)
+	wrote, err = pullLocked(t, def, lockPath)
 	check("build, manifest not the locked digest", err, wrote, lockPath, lock, container.ErrDigestMismatch, image, goodDigest.String(), "not the one the lock pins", "pibake lock")
 }
 

@@ -109,6 +109,9 @@ func TestEdge(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	if readyAt == 0 {
+		t.Fatalf("edge-first-boot: the guest never waited for the SSH login: no checks (console in %s)", run.log)
+	}
 	expect(t, r, "state", "running")
 	expect(t, r, "failed", "")
 	for _, e := range checked.errs {

@@ -53,7 +53,7 @@ part="$(findmnt -no SOURCE / | sed 's/[0-9]*$//')1"
 mnt=$(findmnt -no TARGET "$part" | head -n 1)
 if [ -z "$mnt" ]; then
 	mkdir -p /run/e2e-edge-bootsel
-	mount -o ro "$part" /run/e2e-edge-bootsel && mnt=/run/e2e-edge-bootsel && own=1
+	{ mount -o ro "$part" /run/e2e-edge-bootsel || mount "$part" /run/e2e-edge-bootsel; } && mnt=/run/e2e-edge-bootsel && own=1
 fi
 [ -n "$mnt" ] && [ -e "$mnt/` + edgeUpdateMarker + `" ] && updating=1
 [ -n "$own" ] && umount /run/e2e-edge-bootsel
@@ -121,6 +121,14 @@ func writeEdgeUpdateFiles(t *testing.T, repo string) {
 		t.Fatalf("%s: no line %q to add the update boot's exit after", report, at)
 	}
 	s := strings.Replace(string(b), at, "[ -n \"$mnt\" ] && [ -e \"$mnt/"+edgeUpdateMarker+"\" ] && updating=1\n"+at+"[ -n \"$updating\" ] && exit 0\n", 1)
+	// The agent keeps bootsel mounted read-write in its own namespace,
+	// where findmnt does not see it, and the kernel refuses a read-only
+	// mount of that filesystem: mount it as it is mounted.
+	const ro = "mount -o ro \"$part\" /run/e2e-bootsel && mnt="
+	if strings.Count(s, ro) != 1 {
+		t.Fatalf("%s: no line %q to mend", report, ro)
+	}
+	s = strings.Replace(s, ro, "{ mount -o ro \"$part\" /run/e2e-bootsel || mount \"$part\" /run/e2e-bootsel; } && mnt=", 1)
 	write("overlays/e2e/usr/local/bin/e2e-report", s, 0o755)
 }
 
