@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,6 +234,7 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 		}
 	}
 	healthy := "units=[" + strings.Repeat("active ", len(edgeUnits)) + "]"
+	var checked atomic.Bool // the last step's reading is done
 	trialReboot := func(l string) bool { return strings.Contains(l, "rebooting into the trial") }
 	steps := []*step{
 		{name: "v1 up in slot a, five active", want: edge(edgeV1, "a", healthy), then: func() { release(edgeV2) }},
@@ -259,7 +261,12 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 				fail("publish during v3's trial: %v: %s", err, out)
 			}
 		}},
-		{name: "v3 rolled back to v2 in slot b", want: edge(edgeV2, "b", healthy, "failed: "+edgeV3)},
+		// The rolled-back v2 holds what v1 and the failed trial wrote;
+		// QEMU runs until this is read (checked, below).
+		{name: "v3 rolled back to v2 in slot b", want: edge(edgeV2, "b", healthy, "failed: "+edgeV3), then: func() {
+			checkEdgeData(fail, ports, sec, "after the rollback", kept.payload, kept.retained, trial)
+			checked.Store(true)
+		}},
 	}
 	var wg sync.WaitGroup
 	queue := make(chan func(), len(steps))
@@ -275,6 +282,9 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 	run := runConsole(t, "edge-update", vm.Options{Image: img, Persist: true, Forwards: fwd,
 		GuestCmd: map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr)}},
 		30*time.Minute, func(line string, at time.Duration) bool {
+			if i == len(steps) {
+				return checked.Load() // any console line after the last check
+			}
 			s := steps[i]
 			if !s.want(line) {
 				return false
@@ -285,15 +295,16 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 				queue <- s.then
 			}
 			i++
-			return i == len(steps)
+			return false
 		})
 	close(queue)
 	wg.Wait()
 	if i < len(steps) {
 		t.Fatalf("edge-update: stuck before step %q: %v (console in %s)", steps[i].name, run.err, run.log)
 	}
-	// The rolled-back v2 holds what v1 and the failed trial wrote.
-	checkEdgeData(fail, ports, sec, "after the rollback", kept.payload, kept.retained, trial)
+	if !checked.Load() {
+		t.Fatalf("edge-update: QEMU ended before the data was read after the rollback: %v (console in %s)", run.err, run.log)
+	}
 	for _, e := range errs {
 		t.Error(e)
 	}
