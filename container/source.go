@@ -22,6 +22,10 @@ var Platform = v1.Platform{OS: "linux", Architecture: "arm64"}
 // platform.
 var ErrNoArm64 = errors.New("image has no linux/arm64 variant")
 
+// ErrDigestMismatch means a registry answered a pinned digest with
+// another manifest.
+var ErrDigestMismatch = errors.New("manifest does not match the locked digest")
+
 // Kind of an image reference in a definition.
 type Kind int
 
@@ -93,10 +97,13 @@ func Resolve(ctx context.Context, r Ref, pinned string, dir string) (*Resolved, 
 	case DockerArchive:
 		img, err = fromArchive(filepath.Join(dir, r.Path), r.Tag)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", r.Raw, err)
+	if err == nil {
+		err = checkPlatform(img)
 	}
-	if err := checkPlatform(img); err != nil {
+	if errors.Is(err, ErrNoArm64) {
+		return nil, fmt.Errorf("image %s: %w: use a tag built for linux/arm64 (a multi-arch image, or build one with --platform linux/arm64)", r.Raw, err)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", r.Raw, err)
 	}
 	d, err := img.Digest()
@@ -138,6 +145,12 @@ func fromRegistry(ctx context.Context, raw, pinned string) (v1.Image, error) {
 		return nil, err
 	}
 	desc, err := remote.Get(ref, a.options(ctx)...)
+	// go-containerregistry checks a manifest fetched by digest against
+	// that digest; its error is plain text.
+	if err != nil && pinned != "" && strings.Contains(err.Error(), "does not match requested digest") {
+		return nil, fmt.Errorf("%w: registry %s served a manifest that is not the one the lock pins (%s): the registry, or a proxy or mirror on the way, changed what it serves; fix that, or run 'pibake lock' if the image was meant to change (%v)",
+			ErrDigestMismatch, ref.Context().RegistryStr(), pinned, err)
+	}
 	if err != nil {
 		return nil, a.explain(err)
 	}

@@ -60,6 +60,12 @@ func TestEdge(t *testing.T) {
 	story(t, false)
 	started := time.Now()
 	img, built, def, rootfs := buildEdge(t)
+	builds := map[string]string{
+		edgeV1: filepath.Dir(built),
+		edgeV2: buildEdgeRelease(t, def, edgeV2, edgeBackendV2Code),
+		edgeV3: buildEdgeRelease(t, def, edgeV3, edgeBackendV3Code),
+	}
+	buildsAt := time.Since(started)
 	sec := newEdgeSecrets()
 	key, pub := sshKey(t)
 	putBootsel(t, img, map[string]string{"pibake-provision.yaml": edgeProvisionFile(t, pub, sec)})
@@ -70,15 +76,15 @@ func TestEdge(t *testing.T) {
 		fwd = append(fwd, vm.Forward{HostPort: host, GuestPort: guest})
 	}
 	var (
-		wg      sync.WaitGroup
-		once    sync.Once
-		checked edgeChecks
-		readyAt time.Duration
+		wg              sync.WaitGroup
+		once            sync.Once
+		checked         edgeChecks
+		readyAt, doneAt time.Duration
 	)
 	opts := vm.Options{Image: img, Persist: true, Forwards: fwd}
-	// The story ends when the report is printed (the report syncs the
-	// disk first): the five containers' stops before the power-off take
-	// a minute under TCG and prove nothing here.
+	// The first boot ends with the power-off, not the report: Redis and
+	// Mosquitto write what they hold when stopped, and the update boot
+	// checks it is still there.
 	run := runConsole(t, "edge-first-boot", opts, 15*time.Minute, func(line string, at time.Duration) bool {
 		if strings.Contains(line, "E2E-SSH-READY") {
 			once.Do(func() {
@@ -87,7 +93,10 @@ func TestEdge(t *testing.T) {
 				go func() { defer wg.Done(); checked = checkEdge(ports, key, sec) }()
 			})
 		}
-		return strings.Contains(line, "E2E-DONE")
+		if strings.Contains(line, "E2E-DONE") {
+			doneAt = at
+		}
+		return doneAt != 0 && strings.Contains(line, "reboot: Power down")
 	})
 	if run.stopAt == 0 {
 		t.Fatalf("edge-first-boot: no report: %v (console in %s)", run.err, run.log)
@@ -100,6 +109,9 @@ func TestEdge(t *testing.T) {
 		}
 	}
 	wg.Wait()
+	if readyAt == 0 {
+		t.Fatalf("edge-first-boot: the guest never waited for the SSH login: no checks (console in %s)", run.log)
+	}
 	expect(t, r, "state", "running")
 	expect(t, r, "failed", "")
 	for _, e := range checked.errs {
@@ -118,8 +130,13 @@ func TestEdge(t *testing.T) {
 		}
 	}
 	noSecrets(t, img, sec.all()...)
-	t.Logf("edge: root filesystem %d bytes; QEMU start to all five healthy (the report's wait): %s; five healthy at %s ms after the kernel started; %s; QEMU start to report %s; story %s",
-		rootfs, readyAt.Round(100*time.Millisecond), checked.healthyMS, r.fields["analyze"], run.stopAt.Round(100*time.Millisecond), time.Since(started).Round(time.Second))
+	t.Logf("edge: root filesystem %d bytes; QEMU start to all five healthy (the report's wait): %s; five healthy at %s ms after the kernel started; %s; QEMU start to report %s, to power-off %s; builds of v1-v3 %s; story so far %s",
+		rootfs, readyAt.Round(100*time.Millisecond), checked.healthyMS, r.fields["analyze"], doneAt.Round(100*time.Millisecond), run.stopAt.Round(100*time.Millisecond), buildsAt.Round(time.Second), time.Since(started).Round(time.Second))
+	if t.Failed() {
+		t.Fatal("the first boot failed: no update")
+	}
+	edgeUpdate(t, img, def, builds, sec, checked)
+	t.Logf("edge: story %s", time.Since(started).Round(time.Second))
 }
 
 // buildEdge starts the registry, pushes the stand-ins, locks the edge
@@ -135,7 +152,8 @@ func buildEdge(t *testing.T) (img, built, def string, rootfs int64) {
 	setenv(t, container.EnvCA, reg.CAFile)
 	setenv(t, container.EnvAuthFile, reg.AuthFile(t, filepath.Join(t.TempDir(), "ci.json"), ""))
 	def = standintest.EdgeProject(t, reg.Host, "../images/demo.lock", func(top *yaml.Node) error {
-		for _, kv := range [][2]string{{"overlays", "e2e"}, {"services", "e2e-report"}} {
+		addEdgeUpdater(t, top)
+		for _, kv := range [][2]string{{"overlays", "e2e"}, {"services", "e2e-report"}, {"overlays", "e2e-edge"}, {"services", "e2e-edge-status"}} {
 			list := mapValue(top, kv[0])
 			if list == nil {
 				list = &yaml.Node{Kind: yaml.SequenceNode}
@@ -151,6 +169,7 @@ func buildEdge(t *testing.T) (img, built, def string, rootfs int64) {
 			t.Fatal(err)
 		}
 	}
+	writeEdgeUpdateFiles(t, repo)
 	ctx := context.Background()
 	start := time.Now()
 	if _, _, err := builder.Lock(ctx, builder.LockOptions{Definition: def, ContainersOnly: true}); err != nil {
@@ -210,6 +229,9 @@ func edgeProvisionFile(t *testing.T, pub string, s edgeSecrets) string {
 type edgeChecks struct {
 	errs                            []string
 	units, listen, modes, healthyMS string
+	// payload went through MQTT into Redis; retained is Mosquitto's
+	// retained message on edgeRetainedTopic: both must outlive updates.
+	payload, retained string
 }
 
 // checkEdge runs the host's side of the story while the guest waits for
@@ -223,6 +245,11 @@ func checkEdge(ports map[int]int, key string, s edgeSecrets) (c edgeChecks) {
 	pubArgs := []string{"-h", "127.0.0.1", "-p", mqtt, "-t", "edge/e2e/sensor", "-q", "1", "-m", payload}
 	if out, err := exec.Command("mosquitto_pub", append(pubArgs, "-u", s.mqttUser, "-P", s.mqttPassword)...).CombinedOutput(); err != nil {
 		fail("publish with the provisioned login: %v: %s", err, out)
+	}
+	c.payload, c.retained = payload, "retained-"+payload
+	retArgs := []string{"-h", "127.0.0.1", "-p", mqtt, "-t", edgeRetainedTopic, "-q", "1", "-r", "-m", c.retained, "-u", s.mqttUser, "-P", s.mqttPassword}
+	if out, err := exec.Command("mosquitto_pub", retArgs...).CombinedOutput(); err != nil {
+		fail("publish a retained message: %v: %s", err, out)
 	}
 	if out, err := exec.Command("mosquitto_pub", append(pubArgs, "-m", "anonymous")...).CombinedOutput(); err == nil {
 		fail("Mosquitto took an anonymous client on port 1883: %s", out)

@@ -68,7 +68,7 @@ health:
   command: [bash, -c, "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /ping HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
   interval: 10s
   start_period: 5s
-after: [backend, dashboard]
+after: [dashboard]
 `
 }
 

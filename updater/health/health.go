@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,7 +47,18 @@ const Stable = 10 * time.Second
 type Unit struct {
 	Unit   string
 	Stable time.Duration // default Stable
+	// Journal reads the unit's last lines of log for a failure's reason;
+	// nil runs journalctl.
+	Journal func(ctx context.Context, unit string, lines int) ([]string, error)
 }
+
+// LogLines is how many of a failing unit's last log lines its error
+// carries (a container's own output is its unit's log), each cut to
+// logLineMax bytes.
+const (
+	LogLines   = 5
+	logLineMax = 200
+)
 
 // Name implements agent.Check.
 func (u Unit) Name() string { return "unit " + u.Unit }
@@ -63,10 +75,6 @@ func (u Unit) Run(ctx context.Context) error {
 		}
 	}
 	defer conn.Close()
-	stable := u.Stable
-	if stable <= 0 {
-		stable = Stable
-	}
 	read := func(ctx context.Context) (unitState, error) {
 		var us unitState
 		p, err := conn.GetUnitPropertyContext(ctx, u.Unit, "ActiveState")
@@ -82,7 +90,50 @@ func (u Unit) Run(ctx context.Context) error {
 		}
 		return us, nil
 	}
-	return stays(ctx, u.Unit, stable, read)
+	return u.check(ctx, read)
+}
+
+// check is Run on a reader of the unit's state: a failure names the
+// unit's last log lines.
+func (u Unit) check(ctx context.Context, read func(context.Context) (unitState, error)) error {
+	stable := u.Stable
+	if stable <= 0 {
+		stable = Stable
+	}
+	err := stays(ctx, u.Unit, stable, read)
+	if err == nil {
+		return nil
+	}
+	journal := u.Journal
+	if journal == nil {
+		journal = journalTail
+	}
+	// The deadline has passed: the journal gets a few seconds of its own.
+	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	lines, jerr := journal(jctx, u.Unit, LogLines)
+	var kept []string
+	for _, l := range lines {
+		if l = strings.TrimSpace(l); l != "" {
+			if len(l) > logLineMax {
+				l = strings.ToValidUTF8(l[:logLineMax], "") + "…"
+			}
+			kept = append(kept, l)
+		}
+	}
+	if jerr != nil || len(kept) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w; its last log lines: %s", err, strings.Join(kept, " | "))
+}
+
+// journalTail is the unit's last lines of log in this boot.
+func journalTail(ctx context.Context, unit string, lines int) ([]string, error) {
+	out, err := exec.CommandContext(ctx, "journalctl", "-b", "-q", "--no-pager", "-o", "cat", "-u", unit, "-n", strconv.Itoa(lines)).Output()
+	if err != nil {
+		return nil, fmt.Errorf("journalctl -u %s: %w", unit, err)
+	}
+	return strings.Split(string(out), "\n"), nil
 }
 
 // stays passes when read reports the unit active twice, stable apart,

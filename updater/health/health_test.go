@@ -178,3 +178,48 @@ func TestCommandLeavesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestUnitCrashLoopNamesItsLog: a container's unit that restarts over and
+// over (a fake of systemd's view and of its journal) fails the check with
+// the unit's name and its last log lines, on one line and bounded, so
+// that `pibake-updater status` shows why.
+func TestUnitCrashLoopNamesItsLog(t *testing.T) {
+	var n atomic.Int32
+	crashing := func(context.Context) (unitState, error) {
+		i := n.Add(1)
+		if i%2 == 0 {
+			return unitState{active: "activating", restarts: strconv.Itoa(int(i))}, nil
+		}
+		return unitState{active: "active", restarts: strconv.Itoa(int(i)), since: strconv.Itoa(int(i))}, nil
+	}
+	var asked string
+	journal := func(_ context.Context, unit string, lines int) ([]string, error) {
+		asked = unit + " " + strconv.Itoa(lines)
+		return []string{"backend starting", "", "redis: WRONGPASS \x1b[31minvalid password", "exit status 1" + strings.Repeat("x", 400)}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	u := Unit{Unit: "backend.service", Stable: 20 * time.Millisecond, Journal: journal}
+	err := u.check(ctx, crashing)
+	if err == nil {
+		t.Fatal("a crash-looping unit passed")
+	}
+	msg := err.Error()
+	for _, want := range []string{"backend.service", "last log lines", "backend starting", "redis: WRONGPASS", "exit status 1"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error does not say %q: %s", want, msg)
+		}
+	}
+	if asked != "backend.service "+strconv.Itoa(LogLines) {
+		t.Errorf("journal asked for %q", asked)
+	}
+	if strings.Contains(msg, "\n") || len(msg) > 2000 {
+		t.Errorf("the error is not one bounded line (%d bytes): %q", len(msg), msg)
+	}
+	// A journal that cannot be read leaves the check's own reason.
+	u.Journal = func(context.Context, string, int) ([]string, error) { return nil, os.ErrNotExist }
+	if err := u.check(ctx, crashing); err == nil || strings.Contains(err.Error(), "last log lines") {
+		t.Errorf("without a journal: %v", err)
+	}
+	t.Log(msg)
+}
