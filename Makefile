@@ -21,7 +21,7 @@ DESTDIR ?=
 # for arm64 with the flags every build uses, to be embedded in pibake.
 DEVICE_PROGRAMS := internal/deviceprog/programs
 
-.PHONY: all deps build install image flash publish test test-unit e2e soak bench fuzz lock clean
+.PHONY: all deps build install image flash publish test test-unit e2e e2e-edge soak bench fuzz lock clean
 
 all: build
 
@@ -89,6 +89,11 @@ test: deps
 # fallback) and pi4 builds on QEMU's raspi3b and raspi4b.
 e2e: deps
 	PIBAKE_E2E=1 $(GO) test -timeout 150m -count=1 -parallel 3 -v ./e2e/
+
+# The edge story with its update half (v2 as a delta with the data kept,
+# v3 rolled back): about 20 minutes more than make test's TestEdge.
+e2e-edge: deps
+	PIBAKE_E2E=1 PIBAKE_E2E_EDGE_UPDATE=1 $(GO) test -run '^TestEdge$$' -timeout 90m -count=1 -v ./e2e/
 
 # Real power cuts (e2e/powercut_test.go): QEMU is killed SOAK_CUTS times
 # at random moments of the update story, in every phase of it; after each

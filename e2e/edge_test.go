@@ -60,10 +60,14 @@ func TestEdge(t *testing.T) {
 	story(t, false)
 	started := time.Now()
 	img, built, def, rootfs := buildEdge(t)
-	builds := map[string]string{
-		edgeV1: filepath.Dir(built),
-		edgeV2: buildEdgeRelease(t, def, edgeV2, edgeBackendV2Code),
-		edgeV3: buildEdgeRelease(t, def, edgeV3, edgeBackendV3Code),
+	// The update half (edge_update_test.go) costs about 20 minutes more
+	// under TCG, past make test's budget: it runs with
+	// PIBAKE_E2E_EDGE_UPDATE=1 (make e2e-edge) until it pays for itself.
+	updating := os.Getenv("PIBAKE_E2E_EDGE_UPDATE") != ""
+	builds := map[string]string{edgeV1: filepath.Dir(built)}
+	if updating {
+		builds[edgeV2] = buildEdgeRelease(t, def, edgeV2, edgeBackendV2Code)
+		builds[edgeV3] = buildEdgeRelease(t, def, edgeV3, edgeBackendV3Code)
 	}
 	buildsAt := time.Since(started)
 	sec := newEdgeSecrets()
@@ -135,7 +139,11 @@ func TestEdge(t *testing.T) {
 	if t.Failed() {
 		t.Fatal("the first boot failed: no update")
 	}
-	edgeUpdate(t, img, def, builds, sec, checked)
+	if updating {
+		edgeUpdate(t, img, def, builds, sec, checked)
+	} else {
+		t.Log("edge: the update half skipped (PIBAKE_E2E_EDGE_UPDATE=1, make e2e-edge, runs it)")
+	}
 	t.Logf("edge: story %s", time.Since(started).Round(time.Second))
 }
 
