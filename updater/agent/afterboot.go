@@ -140,7 +140,7 @@ func (a *Agent) settle(st state.State) error {
 	if st.Slots == nil {
 		st.Slots = map[string]state.Release{}
 	}
-	flashed := state.Release{Image: a.Image, Version: "as flashed"}
+	flashed := state.Release{Image: a.Image, Version: state.AsFlashed}
 	fresh := len(st.Slots) == 0 && st.Download == nil && len(st.Failed) == 0
 	if _, ok := st.Slots[booted]; !ok {
 		st.Slots[booted] = flashed

@@ -145,7 +145,7 @@ func (a *Agent) recoverState(ctx context.Context, cause error) (state.State, err
 	if _, ok := st.Slots[booted]; !ok {
 		what := "unidentified"
 		if len(kept) == 0 {
-			what = "as flashed"
+			what = state.AsFlashed
 		}
 		st.Slots[booted] = state.Release{Image: a.Image, Version: what}
 	}

@@ -30,7 +30,9 @@ func Snapshot(d Device, st state.State, now time.Time) report.State {
 	if c.Report != nil {
 		s.Heartbeat = int64(heartbeat(*c.Report) / time.Second)
 	}
-	if r, ok := st.Slots[d.Booted]; ok && r.Image != "" {
+	// A slot as flashed runs the image whose configuration this is: its
+	// version is c.Version, not the state's marker.
+	if r, ok := st.Slots[d.Booted]; ok && r.Image != "" && r.Version != state.AsFlashed {
 		s.Image, s.Version, s.Serial = r.Image, r.Version, r.Serial
 	}
 	if st.Trial != nil && st.Trial.Slot == d.Booted {

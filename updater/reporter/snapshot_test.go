@@ -76,3 +76,13 @@ func TestSnapshotAgentVersion(t *testing.T) {
 		t.Error("no agent version without the image's")
 	}
 }
+
+// TestSnapshotAsFlashed: a device that never installed a release reports
+// its image's version, not the state's "as flashed" marker (fleet status
+// showed every new device as version "as flashed").
+func TestSnapshotAsFlashed(t *testing.T) {
+	st := state.State{Slots: map[string]state.Release{"a": {Image: cfg.Image, Version: state.AsFlashed}}}
+	if s := Snapshot(Device{Name: "box-1", Config: cfg, Booted: "a"}, st, time.Now()); s.Version != cfg.Version || s.Slot != "a" {
+		t.Errorf("a device as flashed reports version %q in slot %q, want the image's %q", s.Version, s.Slot, cfg.Version)
+	}
+}

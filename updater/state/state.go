@@ -29,6 +29,11 @@ import (
 // last_serial) is read and converted.
 const Format = 2
 
+// AsFlashed is the version recorded for a slot the agent found holding
+// the image it was flashed with (no channel release installed it); the
+// image's own version is in its configuration.
+const AsFlashed = "as flashed"
+
 // Release identifies what a slot holds.
 type Release struct {
 	Image   string `json:"image"`
