@@ -48,7 +48,7 @@ func schedule() {
 		besideOK = free >= 1.5 && os.Getenv("PIBAKE_E2E_SERIAL") == ""
 		how := "serial: every story takes its turn"
 		if besideOK {
-			how = "two lanes: TestUpdate, TestWatchdog and TestProvisionImager beside the others"
+			how = "two lanes: TestUpdate and TestWatchdog beside the others"
 		}
 		schedLine = fmt.Sprintf("e2e: %d cores, %.2f of them busy with other work before the stories: %s (PIBAKE_E2E_SERIAL=1 forces serial)", cores, load, how)
 		fmt.Fprintln(os.Stderr, schedLine)
