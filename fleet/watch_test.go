@@ -1,14 +1,12 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +18,6 @@ import (
 	"github.com/pibake/pibake/updater/channel"
 	"github.com/pibake/pibake/updater/report"
 )
-
-// lockedBuffer is an io.Writer the test reads while the watch writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // signChannel writes a signed release of demo 2.0 into repo as channel
 // stable, in three waves from now.
@@ -107,7 +87,7 @@ func TestWatchHalts(t *testing.T) {
 		}
 	}
 
-	out := &lockedBuffer{}
+	out := &servicetest.SyncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	o := publish.RolloutOptions{Repo: repo, Channel: "stable", Key: key, Now: now}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,25 +29,6 @@ var creds = map[string]string{
 
 const sensorUser, sensorPassword = "sensor", "sensor-pw-0a8d"
 
-// syncBuffer is the backend's stderr: written by its goroutines, read by
-// the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // writeSecrets writes the secret files (mode 0600) into a new folder.
 func writeSecrets(t *testing.T, values map[string]string) string {
 	t.Helper()
@@ -67,7 +47,7 @@ func writeSecrets(t *testing.T, values map[string]string) string {
 // backend is one run of the program, in this process.
 type backend struct {
 	url    string
-	stderr *syncBuffer
+	stderr *servicetest.SyncBuffer
 	stop   func() error
 }
 
@@ -77,7 +57,7 @@ func startBackend(t *testing.T, args ...string) *backend {
 	t.Helper()
 	url := fmt.Sprintf("127.0.0.1:%d", servicetest.FreePort(t))
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &backend{url: "http://" + url, stderr: &syncBuffer{}}
+	b := &backend{url: "http://" + url, stderr: &servicetest.SyncBuffer{}}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append(args, "-listen", url), io.Discard, b.stderr) }()
 	var once sync.Once

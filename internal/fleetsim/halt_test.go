@@ -1,7 +1,6 @@
 package fleetsim
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync"
@@ -9,27 +8,10 @@ import (
 	"time"
 
 	"github.com/pibake/pibake/fleet"
+	"github.com/pibake/pibake/internal/servicetest"
 	"github.com/pibake/pibake/updater/agent"
 	"github.com/pibake/pibake/updater/channel"
 )
-
-// syncBuffer is the watch's output, read while it writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestBadReleaseHalted: 2.0.0 fails its health check on every device
 // (each rolls back to 1.0.0). It is published in three waves, and the
@@ -51,7 +33,7 @@ func TestBadReleaseHalted(t *testing.T) {
 		halted   *channel.Document
 		inFlight = map[string]bool{}
 	)
-	out := &syncBuffer{}
+	out := &servicetest.SyncBuffer{}
 	watchCtx, stop := context.WithCancel(s.ctx)
 	defer stop()
 	done := make(chan error, 1)
