@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/bootinit"
 	"github.com/pibake/pibake/disk/inspect"
 	"github.com/pibake/pibake/disk/layout"
@@ -196,6 +197,20 @@ func buildPi(t *testing.T, board string) string {
 // ends with a NUL; pibake-boot-ok writes them in its own order).
 func stateFile(t *testing.T, img string) string {
 	t.Helper()
+	b := bootselFile(t, img, bootchain.StateFile)
+	var vars []string
+	for _, line := range strings.Split(strings.TrimRight(string(b), "\x00\n"), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			vars = append(vars, line)
+		}
+	}
+	sort.Strings(vars)
+	return strings.Join(vars, " ")
+}
+
+// bootselFile reads one file of the card's bootsel partition.
+func bootselFile(t *testing.T, img, name string) []byte {
+	t.Helper()
 	f, err := os.Open(img)
 	if err != nil {
 		t.Fatal(err)
@@ -206,18 +221,11 @@ func stateFile(t *testing.T, img string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := fsys.ReadFile("pibake.env")
+	b, err := fsys.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var vars []string
-	for _, line := range strings.Split(strings.TrimRight(string(b), "\x00\n"), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			vars = append(vars, line)
-		}
-	}
-	sort.Strings(vars)
-	return strings.Join(vars, " ")
+	return b
 }
 
 func needPiQEMU(t *testing.T, machine string) {
@@ -237,7 +245,7 @@ func needPiQEMU(t *testing.T, machine string) {
 // partition and the hello container comes up. QEMU's model needs the
 // device-tree and command-line edits listed above, none in the image.
 func TestPi4(t *testing.T) {
-	story(t, false)
+	story(t, true) // the beside lane, with TestUpdate
 	needPiQEMU(t, "raspi4b")
 	img := copyImage(t, buildPi(t, "pi4"), 0)
 	growTo(t, img, piCard)
@@ -280,8 +288,8 @@ func TestPi4(t *testing.T) {
 // from root-b on the SD card (sdhost), with the data partition created
 // and grown. The board has no network device (QEMU's raspi3b gives
 // pibake's image none), so this is also a first boot without a network.
-// (A kernel that does not load at all, U-Boot's own failure path, is the
-// update story's 4.0.0 on virt.)
+// (A kernel that does not load at all, U-Boot's own failure path, is
+// shown on virt before TestUpdate's story: ubootSkipsUnloadableKernel.)
 func TestPi3Fallback(t *testing.T) {
 	story(t, false)
 	needPiQEMU(t, "raspi3b")

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pibake/pibake/disk/layout"
-	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/provision"
 	"github.com/pibake/pibake/publish"
 	"github.com/pibake/pibake/updater/channel"
@@ -58,11 +53,11 @@ func (c countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// watch boots img and calls done for each console line until it returns
-// true; then QEMU is stopped.
-func watch(t *testing.T, img, name string, fwd, cmds map[string]string, timeout time.Duration, done func(line string, at time.Duration) bool) {
+// watch boots opts' card and calls done for each console line until it
+// returns true; then QEMU is stopped.
+func watch(t *testing.T, opts vm.Options, name string, timeout time.Duration, done func(line string, at time.Duration) bool) {
 	t.Helper()
-	run := runConsole(t, name, vm.Options{Image: img, Persist: true, GuestFwd: fwd, GuestCmd: cmds}, timeout, done)
+	run := runConsole(t, name, opts, timeout, done)
 	if run.stopAt == 0 {
 		t.Fatalf("%s: gave up after %s: %v (console in %s)", name, run.elapsed.Round(time.Second), run.err, run.log)
 	}
@@ -82,10 +77,21 @@ func watch(t *testing.T, img, name string, fwd, cmds map[string]string, timeout 
 //	   installs it into slot A, trial-boots it, the check fails, the slot is
 //	   marked bad and the device reboots into v2 by itself, whose container
 //	   runs again; status names the failed check.
-//	v4 is published with a kernel that never boots: U-Boot spends slot A's
-//	   one try and starts v2 again; the agent re-verifies slot A (no
-//	   download) and arms it once more, since one such fallback may have
-//	   been a power cut; the second fallback is recorded as a failed boot.
+//	v4 is published with a PID 1 that hangs without panicking (its
+//	   /sbin/init sleeps for ever: panic=10 cannot help): the hardware
+//	   watchdog pibake-init armed (virt's i6300esb here, a Pi's SoC
+//	   watchdog on the boards) resets the machine 60 s after the switch,
+//	   and U-Boot, slot A's one try spent, starts v2 again; the agent
+//	   re-verifies slot A (no download) and arms it once more, since one
+//	   such fallback may have been a power cut; the same hang, the same
+//	   reset, and the second fallback is recorded as a failed boot.
+//	   systemd feeds the watchdog through the whole story: no update,
+//	   install or reboot of v1 to v3 may be reset by it.
+//
+// Before the story, the same card with slot B's kernel zeroed and B armed
+// for one try shows real U-Boot's own failure path: the kernel does not
+// load, the script resets, and the next run starts slot A
+// (ubootSkipsUnloadableKernel).
 //
 // All along the device reports to the team's MQTT broker (Debian's
 // Mosquitto on the host, reached through a guestfwd, with the login given
@@ -109,18 +115,16 @@ func TestUpdate(t *testing.T) {
 	// checks it runs) with another story's guest booting beside it.
 	bad := updater("  deadline: 150s\n  units: [demo-hello.service]\n  http:\n    - url: http://127.0.0.1:8099/healthz\n")
 	builds := map[string]string{}
-	for _, v := range []struct{ version, updater string }{{"1.0.0", good}, {"2.0.0", good}, {"3.0.0", bad}, {"4.0.0", good}} {
-		img, err := buildVariant(t, variant{version: v.version, hello: v.version, overlay: "e2e-status", service: "e2e-status", updater: v.updater, keys: keys})
+	for _, v := range []struct{ version, updater, overlay string }{{"1.0.0", good, "e2e-status"}, {"2.0.0", good, "e2e-status"}, {"3.0.0", bad, "e2e-status"}, {"4.0.0", good, "e2e-hang"}} {
+		// v4's overlay is e2e-hang: its PID 1 never starts e2e-status.
+		img, err := buildVariant(t, variant{version: v.version, hello: v.version, overlay: v.overlay, service: "e2e-status", updater: v.updater, keys: keys})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer os.RemoveAll(filepath.Dir(filepath.Dir(img)))
 		builds[v.version] = img
 	}
-	// v4's kernel is zeros: U-Boot cannot start it. The manifest is
-	// brought up to date so that publish accepts the build.
-	breakKernel(t, builds["4.0.0"], layout.BootA)
-	remanifest(t, builds["4.0.0"])
+	ubootSkipsUnloadableKernel(t, builds["1.0.0"])
 
 	key, err := channel.LoadPrivateKey(filepath.Join(keys, "fleet.key"), "")
 	if err != nil {
@@ -216,6 +220,7 @@ func TestUpdate(t *testing.T) {
 	// write into slot b (23 s on an idle machine). The device must come
 	// back on v1 with its volume intact and take v2 all the same.
 	cut := newStoryCut(t, 20*time.Second)
+	wd := &watchdogResets{}
 	var logs []string
 	backOnV1 := false
 	for run := 1; i < len(steps) && run <= 2; run++ {
@@ -224,10 +229,14 @@ func TestUpdate(t *testing.T) {
 			name = "update-after-cut"
 		}
 		logs = append(logs, filepath.Join(os.TempDir(), "pibake-e2e-"+name+".log"))
-		watch(t, img, name, nil, map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr), brokerGuest: brokerRelay}, 45*time.Minute, func(line string, at time.Duration) bool {
+		opts := vm.Options{Image: img, Persist: true, Extra: watchdogQEMU,
+			GuestCmd: map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr), brokerGuest: brokerRelay}}
+		wd.newRun()
+		watch(t, opts, name, 45*time.Minute, func(line string, at time.Duration) bool {
 			if run == 1 && i == 1 && cut.now(line, at) {
 				return true
 			}
+			wd.line(line, at)
 			// (Its container may not be up yet when the agent takes v2
 			// again; the volume is checked in v2's step.)
 			if run == 2 && !backOnV1 && status("1.0.0", "a")(line) {
@@ -246,6 +255,7 @@ func TestUpdate(t *testing.T) {
 	if i < len(steps) {
 		t.Fatalf("stuck before step %q", steps[i].name)
 	}
+	wd.check(t, 2)
 	// What the device told the broker along the way, and what pibake
 	// fleet status shows of it at the end.
 	fl.check([]func(devreport.State) bool{
@@ -268,6 +278,7 @@ func TestUpdate(t *testing.T) {
 		}
 		log = append(log, b...)
 	}
+	checkWatchdogConsole(t, string(log))
 	// No time server answered: the agent said it checked anyway.
 	if !strings.Contains(string(log), "the clock is not synchronised") {
 		t.Error("the console has no word of the agent checking without a synchronised clock")
@@ -296,28 +307,5 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("v2 cost %d bytes of its %d byte release (%.2f %%), want at most 3 %%", got, full, 100*float64(got)/float64(full))
 	} else {
 		t.Logf("v2 downloaded %d bytes of its %d byte release: %.2f %%", got, full, 100*float64(got)/float64(full))
-	}
-}
-
-// remanifest records an image's new sha256 in its build's manifest after a
-// test changed the image.
-func remanifest(t *testing.T, img string) {
-	t.Helper()
-	m, err := manifest.Read(filepath.Dir(img))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	m.Disk.SHA256 = hex.EncodeToString(h.Sum(nil))
-	if _, err := manifest.Write(filepath.Dir(img), m); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pibake/pibake/publish"
-	"github.com/pibake/pibake/updater/channel"
+	"github.com/pibake/pibake/bootchain"
+	"github.com/pibake/pibake/disk/layout"
 	"github.com/pibake/pibake/vm"
 )
 
@@ -18,133 +15,74 @@ import (
 // which the qemu board's initramfs loads), its expiry a reset.
 var watchdogQEMU = []string{"-device", "i6300esb", "-action", "watchdog=reset"}
 
-// hangReset is how long a hung trial may stay silent before the story
-// says the watchdog did not reset it: the init's 60 s timeout
-// (bootinit.WatchdogTimeout) with room for a loaded host.
-const hangReset = 5 * time.Minute
+// The watchdog's proof lives in TestUpdate: its v4 is a release whose PID
+// 1 hangs without panicking (the e2e-hang overlay), which only the
+// hardware watchdog pibake-init armed and left armed for systemd can
+// reset, twice (the trial and the agent's second arming); and the whole
+// story before it, installs and reboots included, runs with the watchdog
+// armed and fed, so no reset may come from anything else. It was a story
+// of its own (TestWatchdog: five boots, two hangs, 12 to 15 minutes of a
+// lane); inside TestUpdate it costs the two hangs.
 
-// TestWatchdog: a trial release whose PID 1 hangs without panicking
-// (its /sbin/init sleeps for ever: the kernel is fine, panic=10 cannot
-// help) is reset by the hardware watchdog the init armed and left armed
-// for systemd, and the device falls back to the release it ran:
-//
-//	v1 boots in slot a on virt with an i6300esb; pibake-init arms it,
-//	   systemd takes it over (RuntimeWatchdogSec) and feeds it through
-//	   the whole story.
-//	v2, published, is installed into slot b and trial-booted: its PID 1
-//	   hangs; the watchdog resets the machine; U-Boot, b's one try spent,
-//	   boots a (v1).
-//	The agent arms b once more (one fallback may have been a power cut):
-//	   the same hang, the same reset, and the agent records v2 as failed
-//	   at boot.
-func TestWatchdog(t *testing.T) {
-	story(t, true) // the beside lane, after or before TestUpdate
-	keys := t.TempDir()
-	if _, _, err := channel.GenerateKeyFiles(keys, "fleet", ""); err != nil {
-		t.Fatal(err)
-	}
-	updater := "server: http://" + serverName + ":8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\nhealth:\n  deadline: 3m\n  units: [demo-hello.service]\n"
-	builds := map[string]string{}
-	for _, v := range []variant{
-		{version: "1.0.0", overlay: "e2e-status", service: "e2e-status", updater: updater, keys: keys},
-		// The service is e2e-status's unit: v2 never starts it.
-		{version: "2.0.0", overlay: "e2e-hang", service: "e2e-status", updater: updater, keys: keys},
-	} {
-		img, err := buildVariant(t, v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(filepath.Dir(filepath.Dir(img)))
-		builds[v.version] = img
-	}
-	key, err := channel.LoadPrivateKey(filepath.Join(keys, "fleet.key"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo := t.TempDir()
-	srv := serveRepo(t, repo)
-	dns := serveDNS(t, map[string]string{serverName: serverAddr})
-	img := copyImage(t, builds["1.0.0"], 0)
+// watchdogResets follows a story's console: each hung PID 1 must be
+// followed by a reset (U-Boot's banner) no sooner than the init's 60 s
+// timeout; a banner with neither a hang nor the kernel's own restart
+// before it is a reset nobody asked for; every status line must show the
+// watchdog active with systemd's 30 s timeout.
+type watchdogResets struct {
+	hungAt     time.Duration
+	hung       bool // a hang waits for its reset
+	restarting bool // the kernel said it restarts
+	booted     bool // this QEMU run showed its first banner
+	resets     []time.Duration
+	stray      []time.Duration // resets with no hang and no restart
+	unfed      []string        // status lines without an armed watchdog
+}
 
-	type step struct {
-		name string
-		want func(line string) bool
-	}
-	has := func(parts ...string) func(string) bool {
-		return func(line string) bool {
-			for _, p := range parts {
-				if !strings.Contains(line, p) {
-					return false
-				}
-			}
-			return true
-		}
-	}
-	hang := has("E2E-HANG: PID 1 of 2.0.0 sleeps for ever")
-	reset := has("U-Boot 20")
-	steps := []step{
-		{"v1 up in slot a", has("E2E-STATUS version=1.0.0 slot=a ", "hello=[hello from pibake")},
-		{"v2 downloaded, trial reboot", has("rebooting into the trial")},
-		{"U-Boot tries slot b", has("pibake: booting slot b")},
-		{"v2's PID 1 hangs", hang},
-		{"the watchdog resets the machine", reset},
-		{"U-Boot falls back to slot a", has("pibake: booting slot a")},
-		{"the agent arms v2 once more", has("rebooting into the trial")},
-		{"v2's PID 1 hangs again", hang},
-		{"the watchdog resets the machine again", reset},
-		{"v1 up in slot a, v2 failed at boot", has("E2E-STATUS version=1.0.0 slot=a ", "failed: 2.0.0 at boot", "hello=[hello from pibake")},
-	}
-	var status []string // the status lines of the two steps that wait for one
-	var at []time.Duration
-	i := 0
-	opts := vm.Options{Image: img, Persist: true, Extra: watchdogQEMU,
-		GuestCmd: map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr)}}
-	run := runConsole(t, "watchdog", opts, 60*time.Minute, func(line string, now time.Duration) bool {
-		if !steps[i].want(line) {
-			return false
-		}
-		at = append(at, now)
-		if strings.Contains(line, "E2E-STATUS ") {
-			status = append(status, line)
-		}
-		t.Logf("%-42s at %6s", steps[i].name, now.Round(time.Second))
-		if i == 0 {
-			if _, err := publish.Publish(context.Background(), publish.Options{Repo: repo, Channel: "stable", Build: filepath.Dir(builds["2.0.0"]), Key: key, Expires: 24 * time.Hour, Rollout: 1, Now: time.Now()}); err != nil {
-				t.Error(err)
-				return true
-			}
-		}
-		i++
-		return i == len(steps)
-	}, func(line string) time.Duration {
+// newRun: QEMU starts again (its first banner is a power-on).
+func (w *watchdogResets) newRun() { w.booted, w.hung, w.restarting = false, false, false }
+
+func (w *watchdogResets) line(line string, at time.Duration) {
+	switch {
+	case strings.Contains(line, "E2E-HANG: PID 1 of "):
+		w.hung, w.hungAt = true, at
+	case strings.Contains(line, "reboot: Restarting system"), strings.Contains(line, "Rebooting in "), strings.Contains(line, "resetting ..."):
+		// The kernel's restart, its panic's, U-Boot's reset command.
+		w.restarting = true
+	case strings.Contains(line, "U-Boot 20"):
 		switch {
-		case hang(line):
-			return hangReset
-		case reset(line):
-			return -1
+		case w.hung:
+			w.resets = append(w.resets, at-w.hungAt)
+		case w.booted && !w.restarting:
+			w.stray = append(w.stray, at)
 		}
-		return 0
-	})
-	if run.graced {
-		t.Fatalf("the trial's hung PID 1 was not reset within %s: no watchdog reset (console in %s)", hangReset, run.log)
+		w.booted, w.hung, w.restarting = true, false, false
+	case strings.Contains(line, "E2E-STATUS ") && !strings.Contains(line, "wdog=[active 30 ]"):
+		w.unfed = append(w.unfed, line)
 	}
-	if i < len(steps) {
-		t.Fatalf("stuck before step %q after %s: %v (console in %s)", steps[i].name, run.elapsed.Round(time.Second), run.err, run.log)
+}
+
+// check wants n watchdog resets, each at least 50 s after its hang.
+func (w *watchdogResets) check(t *testing.T, n int) {
+	t.Helper()
+	if w.hung {
+		t.Errorf("a hung PID 1 (%s into its run) was never reset: no watchdog", w.hungAt.Round(time.Second))
 	}
-	for _, s := range []int{4, 8} {
-		t.Logf("hang to reset: %s", (at[s] - at[s-1]).Round(time.Second))
-		if d := at[s] - at[s-1]; d < 50*time.Second {
+	if len(w.resets) != n {
+		t.Errorf("%d watchdog resets of a hung PID 1, want %d", len(w.resets), n)
+	}
+	for _, d := range w.resets {
+		t.Logf("hang to reset: %s", d.Round(time.Second))
+		if d < 50*time.Second {
 			t.Errorf("reset %s after the hang: sooner than the watchdog's 60 s, so not the watchdog", d.Round(time.Second))
 		}
 	}
-	// systemd fed the watchdog all along: it is active, with systemd's
-	// timeout, whenever v1 runs.
-	for _, l := range status {
-		if !strings.Contains(l, "wdog=[active 30 ]") {
-			t.Errorf("the watchdog is not active with systemd's 30 s timeout: %s", l)
-		}
+	for _, at := range w.stray {
+		t.Errorf("the machine was reset %s into a run with no hang and no restart before it: a watchdog reset nobody asked for", at.Round(time.Second))
 	}
-	checkWatchdogConsole(t, run.console)
+	for _, l := range w.unfed {
+		t.Errorf("the watchdog is not active with systemd's 30 s timeout: %s", l)
+	}
 }
 
 // checkWatchdogConsole: the init armed the watchdog and handed it over,
@@ -161,4 +99,43 @@ func checkWatchdogConsole(t *testing.T, console string) {
 			t.Errorf("the console never says %q", want)
 		}
 	}
+}
+
+// ubootSkipsUnloadableKernel: real U-Boot and the generated boot script on
+// a copy of build's card whose slot B kernel is zeros and armed for one
+// try, as the agent arms a trial: the script spends B's try, cannot load
+// its kernel, says so and resets; the next run starts slot A, and the
+// state file U-Boot wrote is the state model's (bootchain.State.Boot).
+// QEMU stops at that line: seconds of U-Boot, no kernel boot.
+func ubootSkipsUnloadableKernel(t *testing.T, build string) {
+	t.Helper()
+	card := copyImage(t, build, 0)
+	breakKernel(t, card, layout.BootB)
+	armed := bootchain.Initial().TryOnce(bootchain.B)
+	putBootsel(t, card, map[string]string{bootchain.StateFile: string(armed.Marshal())})
+	first, st := armed.Boot()
+	second, st := st.Boot()
+	if first != bootchain.B || second != bootchain.A {
+		t.Fatalf("the state model starts %s then %s from %q, want B then A", first, second, armed.Marshal())
+	}
+	var order []string
+	r := runConsole(t, "uboot-no-kernel", vm.Options{Image: card, Persist: true, NoNetwork: true}, 10*time.Minute, func(line string, at time.Duration) bool {
+		for _, w := range []string{"pibake: booting slot b", "pibake: slot b did not boot; resetting", "pibake: booting slot a"} {
+			if strings.Contains(line, w) {
+				order = append(order, w)
+			}
+		}
+		return strings.Contains(line, "pibake: booting slot a")
+	})
+	if got := strings.Join(order, " | "); got != "pibake: booting slot b | pibake: slot b did not boot; resetting | pibake: booting slot a" {
+		t.Fatalf("U-Boot on a slot whose kernel cannot load: %q (console in %s)", got, r.log)
+	}
+	got, err := bootchain.ParseState(bootselFile(t, card, bootchain.StateFile))
+	if err != nil {
+		t.Fatalf("U-Boot's state file after the fallback: %v", err)
+	}
+	if string(got.Marshal()) != string(st.Marshal()) {
+		t.Errorf("U-Boot wrote %q after the fallback, the state model says %q", got.Marshal(), st.Marshal())
+	}
+	t.Logf("U-Boot skipped slot b's unloadable kernel and started slot a %s after QEMU started", r.elapsed.Round(time.Second))
 }
