@@ -92,6 +92,9 @@ func (b *build) manifestOf(mmdebstrap string) *manifest.Manifest {
 		Release:   b.release,
 		Disk:      manifest.Disk{File: b.imgName, Size: b.lay.DiskSize, Signature: fmt.Sprintf("0x%08x", b.sig), SHA256: b.sums.disk},
 	}
+	if u := def.Updater; u != nil {
+		m.Channels = append([]string{u.Channel}, u.Channels...)
+	}
 	for i, p := range b.lay.Parts {
 		m.Partitions = append(m.Partitions, manifest.Partition{Number: p.Number, Name: p.Name, Type: fmt.Sprintf("0x%02x", p.Type), FS: p.FS,
 			PartUUID: fmt.Sprintf("%08x-%02x", b.sig, p.Number), Offset: p.Offset, Size: p.Size, SHA256: b.sums.parts[i]})

@@ -26,24 +26,30 @@ const FileName = "manifest.json"
 
 // Manifest is manifest.json: everything a build produced and from what.
 type Manifest struct {
-	Format          int               `json:"format"`
-	Image           string            `json:"image"`
-	Version         string            `json:"version"`
-	Board           string            `json:"board"`
-	Env             string            `json:"env"`
-	Bootloader      string            `json:"bootloader"`
-	SourceDateEpoch int64             `json:"source_date_epoch"`
-	Disk            Disk              `json:"disk"`
-	Partitions      []Partition       `json:"partitions"`
-	Kernel          string            `json:"kernel"`
-	Rootfs          Rootfs            `json:"rootfs"`
-	Initramfs       Initramfs         `json:"initramfs"`
-	Agent           Agent             `json:"agent,omitzero"` // absent in manifests before the field
-	Tools           map[string]string `json:"tools"`          // host tools whose version shapes the output
-	Lock            Lock              `json:"lock"`
-	Packages        []Package         `json:"packages"`
-	BootPackages    []Package         `json:"boot_packages"`
-	Containers      []Container       `json:"containers,omitempty"`
+	Format          int         `json:"format"`
+	Image           string      `json:"image"`
+	Version         string      `json:"version"`
+	Board           string      `json:"board"`
+	Env             string      `json:"env"`
+	Bootloader      string      `json:"bootloader"`
+	SourceDateEpoch int64       `json:"source_date_epoch"`
+	Disk            Disk        `json:"disk"`
+	Partitions      []Partition `json:"partitions"`
+	Kernel          string      `json:"kernel"`
+	Rootfs          Rootfs      `json:"rootfs"`
+	Initramfs       Initramfs   `json:"initramfs"`
+	Agent           Agent       `json:"agent,omitzero"` // absent in manifests before the field
+	// Channels are the channels the image's devices may follow: its
+	// signed configuration's updater.channel first, then the
+	// updater.channels an override may switch to. None for an image
+	// without an updater (and in manifests before the field); publish
+	// refuses another channel.
+	Channels     []string          `json:"channels,omitempty"`
+	Tools        map[string]string `json:"tools"` // host tools whose version shapes the output
+	Lock         Lock              `json:"lock"`
+	Packages     []Package         `json:"packages"`
+	BootPackages []Package         `json:"boot_packages"`
+	Containers   []Container       `json:"containers,omitempty"`
 	// Release lists the files made from the image for download and
 	// flashing (NAME.img.zst, NAME.bmap), in SHA256SUMS too.
 	Release []File `json:"release,omitempty"`

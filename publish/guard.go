@@ -25,10 +25,32 @@ const MinExpires = 24 * time.Hour
 // Refusals of a publish, before anything is written; each names the flag
 // that overrides it (--force, --allow-downgrade).
 var (
-	ErrExpires    = errors.New("the channel document would expire too soon")
-	ErrNotNewer   = errors.New("the version is not newer than the channel's")
-	ErrOtherBoard = errors.New("the build is for another board than the channel's devices")
+	ErrExpires      = errors.New("the channel document would expire too soon")
+	ErrNotNewer     = errors.New("the version is not newer than the channel's")
+	ErrOtherBoard   = errors.New("the build is for another board than the channel's devices")
+	ErrOtherChannel = errors.New("the build's devices follow another channel")
 )
+
+// checkChannel refuses, unless Force, to publish a build onto a channel
+// its own signed configuration does not name (manifest.Channels): every
+// device of the channel would install it and from then on follow the
+// build's channel, as a preprod build published to prod moves the prod
+// fleet onto preprod. A build that records no channels (an image without
+// an updater, a manifest from before the field) passes.
+func checkChannel(o Options, builds []*build) error {
+	for _, b := range builds {
+		if len(b.m.Channels) == 0 || slices.Contains(b.m.Channels, o.Channel) || o.Force {
+			continue
+		}
+		env := ""
+		if b.m.Env != "" && b.m.Env != "default" {
+			env = " (environment " + b.m.Env + ")"
+		}
+		return fmt.Errorf("%s %s for %s%s follows channel %s, not %s: %w: each device of channel %s would install it and from then on follow %s; publish it to %s, or build it for %s (its environment's --env, or updater.channel/updater.channels in the definition), or pass --force",
+			b.m.Image, b.m.Version, b.m.Board, env, strings.Join(b.m.Channels, ", "), o.Channel, ErrOtherChannel, o.Channel, b.m.Channels[0], b.m.Channels[0], o.Channel)
+	}
+	return nil
+}
 
 // checkExpires refuses a document that expires at once or in the past
 // (whatever Force says: every device refuses it), and one that lives

@@ -360,3 +360,52 @@ func TestPublishRefusesChannelName(t *testing.T) {
 		t.Errorf("the refused publish wrote %d entries into the repository", len(entries))
 	}
 }
+
+// withChannels records in a build's manifest the channels its devices may
+// follow, as the builder does from the definition's updater section.
+func withChannels(t *testing.T, dir string, channels ...string) string {
+	t.Helper()
+	m, err := manifest.Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Channels = channels
+	if _, err := manifest.Write(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestPublishRefusesOtherChannel: a build's devices follow the channel
+// its signed configuration names (updater.channel, or one of
+// updater.channels through a device's override). Published to another
+// channel, every device there installs it and from then on follows the
+// build's channel: a preprod build published to prod moves the prod fleet
+// onto preprod. Refused unless --force, before anything is written; a
+// channel the build allows, and a build with no channel recorded (older
+// manifests, images without an updater), pass.
+func TestPublishRefusesOtherChannel(t *testing.T) {
+	_, priv, _ := minisign.GenerateKey(rand.Reader)
+	repo := t.TempDir()
+	o := func(ch, build string) Options {
+		return Options{Repo: repo, Channel: ch, Build: build, Key: priv, Expires: 24 * time.Hour, Rollout: 1, Now: now}
+	}
+	_, err := Publish(context.Background(), o("prod", withChannels(t, fakeBuild(t, "1.0.0"), "preprod")))
+	if !errors.Is(err, ErrOtherChannel) || !strings.Contains(err.Error(), "preprod") || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("a preprod build published to prod: %v", err)
+	}
+	if got := files(t, repo); len(got) != 0 {
+		t.Errorf("the refused publish wrote %v", got)
+	}
+	if _, err := Publish(context.Background(), o("beta", withChannels(t, fakeBuild(t, "1.0.0"), "stable", "beta"))); err != nil {
+		t.Errorf("a build published to one of its updater.channels: %v", err)
+	}
+	if _, err := Publish(context.Background(), o("old", fakeBuild(t, "1.0.0"))); err != nil {
+		t.Errorf("a build whose manifest names no channel: %v", err)
+	}
+	forced := o("prod", withChannels(t, fakeBuild(t, "1.0.0"), "preprod"))
+	forced.Force = true
+	if _, err := Publish(context.Background(), forced); err != nil {
+		t.Errorf("--force: %v", err)
+	}
+}

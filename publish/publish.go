@@ -52,8 +52,9 @@ type Options struct {
 	// past a current document publish refuses to continue from, or to
 	// recover after a leaked key's serial (docs/updates.md).
 	SerialFrom uint64
-	// Force publishes a document that lives less than MinExpires, and a
-	// build of another board than the channel's current release.
+	// Force publishes a document that lives less than MinExpires, a
+	// build of another board than the channel's current release, and a
+	// build whose devices follow another channel (manifest.Channels).
 	Force bool
 	// AllowDowngrade publishes a version not newer than the channel's
 	// current one (a roll back: it gets the next serial).
@@ -95,7 +96,7 @@ type Result struct {
 // read and check the build (build.go), read the channel's current
 // document and history (previous.go, history.go), each only if its key
 // signed it, decide the serial (serial.go) and refuse a build of another
-// board or an older version (guard.go): nothing is written before these
+// board, channel or an older version (guard.go): nothing is written before these
 // pass. Then store its artifacts and their chunk indexes as blobs
 // (store.go); price the update from each earlier release and store the
 // patches that make it cheaper, from blobs whose sha256 it checked
@@ -113,6 +114,9 @@ func Publish(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("publish: read the build: %w", err)
 	}
 	defer closeBuilds()
+	if err := checkChannel(o, builds); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
 	b := builds[0]
 	st, err := readChannel(o)
 	if err != nil {

@@ -37,7 +37,7 @@ func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 	history := fs.Int("history", publish.DefaultHistory, "earlier releases to keep in "+channel.HistoryPath("NAME")+" and price the update from")
 	serialFrom := fs.Uint64("serial-from", 0, "continue the channel's serial from N (the release gets N+1) instead of the current document's: when publish refuses a serial it did not record, or to recover after a leaked key's (docs/updates.md)")
-	force := fs.Bool("force", false, fmt.Sprintf("publish an --expires shorter than %s, or a build of another board than the channel's current release (the channel's devices of the old board then get no update)", publish.MinExpires))
+	force := fs.Bool("force", false, fmt.Sprintf("publish an --expires shorter than %s, a build of another board than the channel's current release (the channel's devices of the old board then get no update), or a build whose devices follow another channel (the channel's devices then follow that one)", publish.MinExpires))
 	downgrade := fs.Bool("allow-downgrade", false, "publish a version not newer than the channel's current one: it gets the next serial, and every device installs it (docs/updates.md)")
 	dryRun := fs.Bool("dry-run", false, "check the build and the channel and print what each earlier release would download; sign and write nothing")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
