@@ -280,6 +280,9 @@ func makePatch(ctx context.Context, repo string, old channel.Artifact, oldIx *ch
 	}
 	defer of.Close()
 	p, err := patch.Encode(ctx, of, oldIx, t.r, t.ix)
+	if errors.Is(err, patch.ErrTooLarge) {
+		return nil, nil // the chunks, then: Encode stopped once past the limit
+	}
 	if err != nil {
 		return nil, err
 	}

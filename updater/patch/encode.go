@@ -35,8 +35,17 @@ const (
 )
 
 // Encode makes the patch that turns old (the artifact oldIx describes)
-// into new (newIx). It reads only the changed regions of both.
+// into new (newIx). It reads only the changed regions of both. A patch
+// that would pass MaxSize is ErrTooLarge as soon as what it has made so
+// far passes it: no device reads such a patch, and the rest would be
+// encoded for nothing (a changed kernel's modules make a root patch of
+// about 100 MB: over a minute of publish's time).
 func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.ReaderAt, newIx *chunks.Index) (*Patch, error) {
+	return encode(ctx, old, oldIx, new, newIx, MaxSize)
+}
+
+// encode is Encode with the limit on the patch's size.
+func encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.ReaderAt, newIx *chunks.Index, limit int) (*Patch, error) {
 	p := &Patch{SourceSize: oldIx.Size, SourceSHA256: oldIx.SHA256, TargetSize: newIx.Size, TargetSHA256: newIx.SHA256}
 	have := map[[32]byte]int64{}
 	for _, c := range oldIx.Chunks {
@@ -44,7 +53,7 @@ func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.Re
 			have[c.SHA256] = c.Offset
 		}
 	}
-	e := &encoder{p: p, old: old, new: new}
+	e := &encoder{p: p, old: old, new: new, limit: limit}
 	var prevEnd int64 // end in old of the last copy
 	for i := 0; i < len(newIx.Chunks); {
 		c := newIx.Chunks[i]
@@ -80,6 +89,9 @@ func Encode(ctx context.Context, old io.ReaderAt, oldIx *chunks.Index, new io.Re
 		i = j
 	}
 	e.flush()
+	if e.over() {
+		return nil, fmt.Errorf("patch: %w (%d MiB)", ErrTooLarge, e.limit>>20)
+	}
 	if err := p.walk(nil); err != nil {
 		return nil, fmt.Errorf("patch: encoder made a bad patch: %w", err)
 	}
@@ -91,7 +103,12 @@ type encoder struct {
 	old, new io.ReaderAt // the two artifacts
 	cp       Op          // a copy not yet emitted, which the next may extend (Len 0: none)
 	lit      []byte      // literal bytes not yet emitted, after cp
+	limit    int         // the patch's largest size
 }
+
+// over says whether the patch made so far (header, ops, pending literal
+// bytes) passes the limit: it only grows from here.
+func (e *encoder) over() bool { return headerSize+len(e.p.ops)+len(e.lit) > e.limit }
 
 // flush emits the pending copy and literal bytes.
 func (e *encoder) flush() {
@@ -168,6 +185,12 @@ func (e *encoder) region(ctx context.Context, lo, hi, start, end int64) error {
 		}
 		e.lit = append(e.lit, nb[i])
 		i++
+		if i%(64<<10) == 0 && e.over() {
+			return fmt.Errorf("patch: %w (%d MiB): stopped at byte %d of the new artifact", ErrTooLarge, e.limit>>20, start+int64(i))
+		}
+	}
+	if e.over() {
+		return fmt.Errorf("patch: %w (%d MiB): stopped at byte %d of the new artifact", ErrTooLarge, e.limit>>20, end)
 	}
 	return nil
 }

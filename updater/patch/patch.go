@@ -56,6 +56,9 @@ const (
 // larger (it holds the patch in memory while it writes).
 const MaxSize = 32 << 20
 
+// ErrTooLarge is a patch that would pass MaxSize: Encode stops making it.
+var ErrTooLarge = errors.New("the patch would be larger than a device reads")
+
 // ErrMalformed is a patch that does not parse or breaks a rule above.
 var ErrMalformed = errors.New("malformed patch")
 
