@@ -109,8 +109,8 @@ func TestWriteGolden(t *testing.T) {
 		spec       Spec
 		want       string
 	}{
-		{"test base", basePath, Spec{Epoch: spec.Epoch, Hostname: spec.Hostname, Sources: spec.Sources}, "8b942285f9e4e657c31073eb4deffbfe4098d8e2335f38e537cce86b17fac001"},
-		{"xattrs, overlays, users, units, a tree", xbase, spec, "97fb8edde55155eb12c970f5a971ae87f55f9ea02789f76d3c9226663420bd4d"},
+		{"test base", basePath, Spec{Epoch: spec.Epoch, Hostname: spec.Hostname, Sources: spec.Sources}, "2e622fbb608f20b0e5465b79ec8ce3d725cffc58db604b36e7179b7c35c34504"},
+		{"xattrs, overlays, users, units, a tree", xbase, spec, "a363c0aaa9fe551853ea8d887d5b5c5e8ccf655a8c16defee0078b4bab0ac697"},
 	} {
 		b, err := Scan(context.Background(), c.base)
 		if err != nil {
