@@ -96,6 +96,11 @@ func TestBuildPi5(t *testing.T) {
 	}
 	pi5, _ := firmware.Lookup("pi5")
 	checkBootChain(t, res.Image, pi5, rpiEnv, []byte(testbase.ModulesAlias+testbase.Pi5ModulesAlias), nil)
+	// A D0 board: the script loads the D0 tree when the firmware's tree
+	// is the D0 one (firmware/uboot's TestScriptPi5D0Tree runs it).
+	if script, err := ubootcheck.ParseScriptImage(readBootFile(t, res.Image, 1, "boot.scr")); err != nil || !strings.Contains(script, "setenv fdtfile broadcom/bcm2712-d-rpi-5-b.dtb") {
+		t.Errorf("boot.scr never loads the D0 stepping's tree (%v)", err)
+	}
 	f, size := openImage(t, res.Image)
 	defer f.Close()
 	for _, part := range []string{layout.BootA, layout.BootB} {

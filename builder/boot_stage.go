@@ -152,7 +152,7 @@ func (in *bootInputs) uboot(ctx context.Context, bs *bootSet) error {
 	if err != nil {
 		return fmt.Errorf("board %s, kernel %s: %w", board.Name, rf.res.KernelVersion, err)
 	}
-	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: in.sig, Cmdline: in.cmdline, Kernel: KernelFile, Initrd: InitrdFile, Loads: loads}))
+	script, err := uboot.ScriptImage("pibake A/B boot", uboot.Script(uboot.ScriptParams{Signature: in.sig, Cmdline: in.cmdline, Kernel: KernelFile, Initrd: InitrdFile, Loads: loads, FDTVariants: board.FDTVariants}))
 	if err != nil {
 		return err
 	}

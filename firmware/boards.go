@@ -44,6 +44,10 @@ type Board struct {
 	// Models are the Raspberry Pi models the board covers, each with the
 	// device tree U-Boot loads for it.
 	Models []Model
+	// FDTVariants are the models' variants U-Boot gives the same
+	// ${fdtfile}; the boot script loads each one's own tree when the
+	// firmware's tree shows it (uboot.FDTVariant).
+	FDTVariants []uboot.FDTVariant
 	// KernelConfig are the options (CONFIG_...) the kernel must build,
 	// as =y or =m, to boot the board; KernelFix says which kernel does.
 	KernelConfig []string
@@ -147,17 +151,25 @@ var Boards = []Board{
 		Loads:   piLoads,
 		Storage: []string{"brcm,bcm2712-sdhci"},
 		Models: []Model{
-			// U-Boot 2025.01 names one tree for every Pi 5; the slot also
-			// holds the D0 stepping's (bcm2712-d-rpi-5-b.dtb).
+			// U-Boot 2025.01 names one tree for every Pi 5 (board type
+			// 0x17); FDTVariants picks the D0 stepping's.
 			{Name: "Raspberry Pi 5", FDTFile: "bcm2712-rpi-5-b.dtb"},
 		},
+		// The kernel's two Pi 5 trees differ in their pinctrl nodes (the
+		// D0 stepping's registers moved): the firmware's tree, U-Boot's
+		// control tree, says which one the firmware chose for the chip.
+		FDTVariants: []uboot.FDTVariant{{
+			FDTFile: "broadcom/bcm2712-rpi-5-b.dtb",
+			Node:    "/soc@107c000000/pinctrl@7d504100", Prop: "compatible", Value: "brcm,bcm2712d0-pinctrl",
+			File: "broadcom/bcm2712-d-rpi-5-b.dtb",
+		}},
 		KernelConfig:    []string{"CONFIG_MMC_SDHCI_BRCMSTB", "CONFIG_GPIO_BRCMSTB", "CONFIG_PINCTRL_BCM2712"},
 		BackportsKernel: true,
 		KernelFix:       "the trixie-backports kernel: set debian.backports: true and ask for linux-image-arm64/trixie-backports in debian.packages (images/pi5.yaml)",
 		Caveats: []string{
 			"no QEMU machine emulates it: proven by file checks only (docs/boot.md#raspberry-pi-5)",
 			"Ethernet and USB come up only once the kernel runs (U-Boot has no RP1 driver)",
-			"U-Boot 2025.01 loads bcm2712-rpi-5-b.dtb on D0-stepping boards too (the slot also holds bcm2712-d-rpi-5-b.dtb): check the SD card and GPIOs on first boot",
+			"D0-stepping boards get bcm2712-d-rpi-5-b.dtb only when the firmware hands U-Boot the D0 tree: on first boot, check for the boot script's line 'loading broadcom/bcm2712-d-rpi-5-b.dtb' (docs/boot.md#raspberry-pi-5)",
 		},
 	},
 	{

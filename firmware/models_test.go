@@ -50,13 +50,22 @@ func TestModelsMatchUBoot(t *testing.T) {
 // images/demo.lock pins, from the package cache.
 func lockedUBoot(t *testing.T) []byte {
 	t.Helper()
-	lock, err := os.ReadFile("../images/demo.lock")
+	const bin = "usr/lib/u-boot/rpi_arm64/u-boot.bin"
+	return lockedFiles(t, "../images/demo.lock", "u-boot-rpi", func(name string) bool { return name == bin })[bin]
+}
+
+// lockedFiles reads the files match selects out of the package pkg a
+// lock pins, from the package cache (the test is skipped when the cache
+// does not have it); it fails when match selects nothing.
+func lockedFiles(t *testing.T, lockFile, pkg string, match func(name string) bool) map[string][]byte {
+	t.Helper()
+	lock, err := os.ReadFile(lockFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`name: u-boot-rpi, .*sha256: ([0-9a-f]{64})`).FindSubmatch(lock)
+	m := regexp.MustCompile(`name: ` + regexp.QuoteMeta(pkg) + `, .*sha256: ([0-9a-f]{64})`).FindSubmatch(lock)
 	if m == nil {
-		t.Fatal("images/demo.lock pins no u-boot-rpi")
+		t.Fatalf("%s pins no %s", lockFile, pkg)
 	}
 	cache := os.Getenv("PIBAKE_CACHE")
 	if cache == "" {
@@ -65,27 +74,30 @@ func lockedUBoot(t *testing.T) []byte {
 	}
 	deb := filepath.Join(cache, "debs", string(m[1])+".deb")
 	if _, err := os.Stat(deb); err != nil {
-		t.Skipf("u-boot-rpi is not in the package cache (%v): 'pibake build images/demo.yaml' fetches it", err)
+		t.Skipf("%s is not in the package cache (%v): 'pibake build %s' fetches it", pkg, err, strings.Replace(lockFile, ".lock", ".yaml", 1))
 	}
 	out, err := exec.Command("dpkg-deb", "--fsys-tarfile", deb).Output()
 	if err != nil {
 		t.Fatalf("dpkg-deb %s: %v", deb, err)
 	}
+	files := map[string][]byte{}
 	tr := tar.NewReader(bytes.NewReader(out))
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			t.Fatalf("%s has no rpi_arm64/u-boot.bin", deb)
+			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.TrimPrefix(h.Name, "./") == "usr/lib/u-boot/rpi_arm64/u-boot.bin" {
-			data, err := io.ReadAll(tr)
-			if err != nil {
+		if name := strings.TrimPrefix(h.Name, "./"); match(name) {
+			if files[name], err = io.ReadAll(tr); err != nil {
 				t.Fatal(err)
 			}
-			return data
 		}
 	}
+	if len(files) == 0 {
+		t.Fatalf("%s has none of the files the test reads", deb)
+	}
+	return files
 }

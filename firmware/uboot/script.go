@@ -29,6 +29,33 @@ type ScriptParams struct {
 	// (kernel_addr_r and friends) is not used, as its fixed addresses
 	// need not fit the kernel being booted.
 	Loads Loads
+	// FDTVariants correct U-Boot's ${fdtfile} where it names one tree
+	// for boards that need different ones (the Pi 5's steppings).
+	FDTVariants []FDTVariant
+}
+
+// FDTVariant is a board variant U-Boot does not tell apart but the
+// firmware does: U-Boot 2025.01 sets ${fdtfile} from the board type
+// alone (broadcom/bcm2712-rpi-5-b.dtb for every Pi 5), while the tree
+// the firmware hands U-Boot (its control tree, ${fdtcontroladdr}) is the
+// one the firmware chose for the silicon. When ${fdtfile} is FDTFile and
+// the control tree's Node has Prop equal to Value, the script loads the
+// slot's File instead. Anything else (no such node, no tree) keeps
+// U-Boot's choice.
+type FDTVariant struct {
+	FDTFile, Node, Prop, Value, File string
+}
+
+// fdtVariants writes the lines that switch ${fdtfile} to a variant's
+// tree, with commands u-boot-rpi 2025.01 has (fdt addr, fdt get value).
+func fdtVariants(w func(string, ...any), in string, vs []FDTVariant) {
+	for _, v := range vs {
+		w("%sif test \"x${fdtfile}\" = \"x%s\"; then", in, v.FDTFile)
+		w("%s  setenv pibake_fwfdt", in)
+		w("%s  if fdt addr ${fdtcontroladdr}; then fdt get value pibake_fwfdt %s %s; fi", in, v.Node, v.Prop)
+		w("%s  if test \"x${pibake_fwfdt}\" = \"x%s\"; then setenv fdtfile %s; echo \"pibake: the firmware's device tree has %s %s: loading %s\"; fi", in, v.Value, v.File, v.Node, v.Value, v.File)
+		w("%sfi", in)
+	}
 }
 
 // checkState writes the lines that set pibake_state to "ok" if the
@@ -149,6 +176,7 @@ func Script(p ScriptParams) string {
 	w("  if load ${devtype} ${devnum}:${pibake_bootpart} ${pibake_initrd_addr} %s; then", p.Initrd)
 	w("    setenv pibake_rdsize ${filesize}")
 	w("    setenv pibake_fdt ${fdtcontroladdr}")
+	fdtVariants(w, "    ", p.FDTVariants)
 	w("    if test -n \"${fdtfile}\"; then")
 	w("      if load ${devtype} ${devnum}:${pibake_bootpart} ${pibake_fdt_addr} ${fdtfile}; then setenv pibake_fdt ${pibake_fdt_addr}; fi")
 	w("    fi")

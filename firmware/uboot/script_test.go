@@ -22,6 +22,13 @@ type hush struct {
 	mem   map[string]string // address → bytes
 	files map[string]string // bootsel files
 	out   []string
+	// fdts are the device trees in memory, by address: node path →
+	// property → value (U-Boot's control tree is the firmware's);
+	// fdtWork is the address 'fdt addr' made the working tree.
+	fdts    map[string]map[string]map[string]string
+	fdtWork string
+	loaded  []string // the slot files loaded, in order
+	fdtfile string   // ${fdtfile} as U-Boot sets it ("": broadcom/x.dtb)
 }
 
 type stop struct{ why, slot, bootargs string }
@@ -233,7 +240,10 @@ func (h *hush) exec(cmd string) bool {
 			return ok
 		}
 		h.env["filesize"] = "1000"
+		h.loaded = append(h.loaded, w[4])
 		return w[4] != "" // a kernel, initramfs or device tree of the slot
+	case "fdt":
+		return h.fdt(w[1:])
 	case "env":
 		if w[1] == "import" { // env import -t addr size vars...: up to the first NUL
 			data, _, _ := strings.Cut(h.mem[w[3]][:hexval(w[4])], "\x00")
@@ -280,13 +290,38 @@ func (h *hush) exec(cmd string) bool {
 	return true
 }
 
+// fdt is U-Boot 2025.01's fdt command as far as the script uses it:
+// 'fdt addr ADDR' (fails without a tree there) and 'fdt get value VAR
+// PATH PROP' (fails, leaving VAR alone, without the node or property).
+func (h *hush) fdt(w []string) bool {
+	switch {
+	case len(w) == 2 && w[0] == "addr":
+		if h.fdts[w[1]] == nil {
+			return false
+		}
+		h.fdtWork = w[1]
+		return true
+	case len(w) == 5 && w[0] == "get" && w[1] == "value":
+		v, ok := h.fdts[h.fdtWork][w[3]][w[4]]
+		if ok {
+			h.env[w[2]] = v
+		}
+		return ok
+	}
+	panic("fdt " + strings.Join(w, " "))
+}
+
 // powerOn runs the script until it boots a slot, resetting as it asks,
 // and returns the slot and the kernel command line it boots with; an
 // error if it never does.
 func (h *hush) powerOn(prog []node) (slot, bootargs string, err error) {
 	for resets := 0; resets < 5; resets++ {
 		h.env = map[string]string{"scriptaddr": "0x100", "fdtcontroladdr": "0x200", "fdtfile": "broadcom/x.dtb"}
+		if h.fdtfile != "" {
+			h.env["fdtfile"] = h.fdtfile
+		}
 		h.mem = map[string]string{}
+		h.loaded = nil
 		var s stop
 		func() {
 			defer func() {
@@ -374,6 +409,11 @@ func TestScriptMatchesModel(t *testing.T) {
 		if err := agree(prog, main, c); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+		// The Pi 5's script (its D0 tree choice added) keeps the state
+		// machine.
+		if err := agree(pi5Script(), main, c); err != nil {
+			t.Errorf("pi5 script, %s: %v", name, err)
+		}
 		n++
 	}
 	check("no state file", nil, nil)
@@ -434,4 +474,65 @@ func TestScriptGarbageOrder(t *testing.T) {
 		t.Errorf("a copy with the order only: %v", err)
 	}
 	t.Logf("%d garbage states: the generated script and the model agree", n+1)
+}
+
+// pi5Script is the boot script as the builder generates it for the pi5
+// board, with its variant (firmware.Boards; firmware's tests check those
+// values against the kernel's trees).
+func pi5Script() []node {
+	d0 := FDTVariant{
+		FDTFile: "broadcom/bcm2712-rpi-5-b.dtb",
+		Node:    "/soc@107c000000/pinctrl@7d504100", Prop: "compatible", Value: "brcm,bcm2712d0-pinctrl",
+		File: "broadcom/bcm2712-d-rpi-5-b.dtb",
+	}
+	script := Script(ScriptParams{Signature: 0x1234abcd, Cmdline: "console=ttyAMA10", Kernel: "vmlinuz", Initrd: "initrd.img", FDTVariants: []FDTVariant{d0}})
+	prog, _ := parse(statements(script), 0)
+	return prog
+}
+
+// The firmware's device trees as U-Boot gets them (its control tree) on
+// the Pi 5's two steppings: the kernel's trees differ in their pinctrl
+// nodes' compatible strings (measured on linux-image 7.3.4's
+// bcm2712-rpi-5-b.dtb and bcm2712-d-rpi-5-b.dtb).
+var (
+	pi5C1Tree = map[string]map[string]string{"/soc@107c000000/pinctrl@7d504100": {"compatible": "brcm,bcm2712c0-pinctrl"}}
+	pi5D0Tree = map[string]map[string]string{"/soc@107c000000/pinctrl@7d504100": {"compatible": "brcm,bcm2712d0-pinctrl"}}
+)
+
+// TestScriptPi5D0Tree: U-Boot 2025.01 sets ${fdtfile} to
+// broadcom/bcm2712-rpi-5-b.dtb on every Pi 5 (board type 0x17, one
+// entry); on a D0-stepping board the script must load the slot's
+// bcm2712-d-rpi-5-b.dtb instead, which it can tell from the device tree
+// the firmware handed U-Boot. Any other tree, or none, keeps U-Boot's
+// choice, and other boards' ${fdtfile} is never touched.
+func TestScriptPi5D0Tree(t *testing.T) {
+	cases := []struct {
+		name, fdtfile string
+		control       map[string]map[string]string
+		want          string
+	}{
+		{"Pi 5 C1", "broadcom/bcm2712-rpi-5-b.dtb", pi5C1Tree, "broadcom/bcm2712-rpi-5-b.dtb"},
+		{"Pi 5 D0", "broadcom/bcm2712-rpi-5-b.dtb", pi5D0Tree, "broadcom/bcm2712-d-rpi-5-b.dtb"},
+		{"Pi 5, no firmware tree", "broadcom/bcm2712-rpi-5-b.dtb", nil, "broadcom/bcm2712-rpi-5-b.dtb"},
+		{"Pi 5, a tree without the node", "broadcom/bcm2712-rpi-5-b.dtb", map[string]map[string]string{"/": {"model": "Raspberry Pi 5"}}, "broadcom/bcm2712-rpi-5-b.dtb"},
+		{"Pi 4 with a D0-looking tree", "broadcom/bcm2711-rpi-4-b.dtb", pi5D0Tree, "broadcom/bcm2711-rpi-4-b.dtb"},
+	}
+	prog := pi5Script()
+	for _, c := range cases {
+		h := &hush{files: map[string]string{}, fdtfile: c.fdtfile, fdts: map[string]map[string]map[string]string{}}
+		if c.control != nil {
+			h.fdts["0x200"] = c.control
+		}
+		slot, _, err := h.powerOn(prog)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		fdt := ""
+		if len(h.loaded) == 3 {
+			fdt = h.loaded[2]
+		}
+		if slot != string(bootchain.A) || fdt != c.want {
+			t.Errorf("%s: the script boots slot %s with the slot's %q (loads %q); want slot %s with %q", c.name, slot, fdt, h.loaded, bootchain.A, c.want)
+		}
+	}
 }
