@@ -72,6 +72,11 @@ case ${DEB_COMPRESSION:-xz} in
   gzip) z=(-Zgzip -z9) ;;
   *) echo "deb: DEB_COMPRESSION=$DEB_COMPRESSION: want xz or gzip" >&2; exit 2 ;;
 esac
+# Only an earlier package of pibake is replaced, never another file.
+if [ -e "$out" ] && [ "$(dpkg-deb --field "$out" Package 2>/dev/null)" != pibake ]; then
+  echo "deb: $out exists and is not a pibake package: not replacing it; choose another DEB=" >&2
+  exit 1
+fi
 debver=$(debversion "$version")
 arch=$(dpkg --print-architecture)
 
@@ -87,7 +92,7 @@ fi
 suggests="qemu-system-arm, ipxe-qemu, minisign"
 
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf "$root" "$root.deb"' EXIT
 umask 022
 install -D -m 0755 "$bin" "$root/usr/bin/pibake"
 strip --strip-unneeded "$root/usr/bin/pibake"
@@ -142,6 +147,6 @@ find "$root" -type d -exec chmod 0755 {} +
 find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 mkdir -p "$(dirname "$out")"
-dpkg-deb --root-owner-group "${z[@]}" --threads-max=1 --build "$root" "$out.tmp" >/dev/null
-mv "$out.tmp" "$out"
+dpkg-deb --root-owner-group "${z[@]}" --threads-max=1 --build "$root" "$root.deb" >/dev/null
+mv "$root.deb" "$out"
 echo "deb: $out (pibake $debver, $arch)"

@@ -15,7 +15,8 @@ import (
 
 // TestDeb is 'make deb' as docs/install.md shows it: two runs give the
 // same bytes, dpkg-deb reads the package (its fields, its files owned by
-// root with one time), and the pibake unpacked from it runs. The package
+// root with one time), the pibake unpacked from it runs, and a file that
+// is not a pibake package is never replaced by one. The package
 // is compressed with gzip here (DEB_COMPRESSION): xz on one thread costs
 // about half a minute more per run on the 2-core machine, and the bytes
 // it packs are the same.
@@ -83,6 +84,18 @@ func TestDeb(t *testing.T) {
 	}
 	if len(times) != 1 {
 		t.Errorf("the package's files carry %d times, want one (SOURCE_DATE_EPOCH): %v", len(times), times)
+	}
+
+	// A file that is not a pibake package is never replaced.
+	other := filepath.Join(tmp, "notes.deb")
+	if err := os.WriteFile(other, []byte("mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := exec.Command(filepath.Join(top, "scripts", "deb.sh"), filepath.Join(tmp, "pibake"), version, other).CombinedOutput(); err == nil || !strings.Contains(string(b), "not a pibake package") {
+		t.Errorf("deb.sh onto a file of the user's: %v\n%s", err, b)
+	}
+	if b, _ := os.ReadFile(other); string(b) != "mine\n" {
+		t.Errorf("deb.sh changed a file of the user's: %q", b)
 	}
 
 	root := filepath.Join(tmp, "x")
