@@ -21,7 +21,7 @@ DESTDIR ?=
 # for arm64 with the flags every build uses, to be embedded in pibake.
 DEVICE_PROGRAMS := internal/deviceprog/programs
 
-.PHONY: all deps build install image flash publish test test-unit e2e e2e-edge soak bench fuzz lock clean
+.PHONY: all deps build install deb image flash publish test test-unit e2e e2e-edge soak bench fuzz lock clean
 
 all: build
 
@@ -38,6 +38,12 @@ build:
 # (docs/install.md).
 install: build
 	install -D -m 0755 $(PIBAKE) $(DESTDIR)$(PREFIX)/bin/pibake
+
+# A Debian package of the installed tool, the same bytes for the same
+# commit: make deb [DEB=bin/pibake_VERSION_ARCH.deb] (docs/install.md).
+DEB ?= bin/pibake_$(shell scripts/deb.sh debversion $(VERSION))_$(shell dpkg --print-architecture 2>/dev/null).deb
+deb: build
+	scripts/deb.sh $(PIBAKE) $(VERSION) $(DEB)
 
 # Build the default image into out/NAME-BOARD[-ENV]/ (IMAGE=, ENV=,
 # BOARD= to change; BOARD defaults to the definition's first board).

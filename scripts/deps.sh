@@ -21,6 +21,8 @@ tools=(
   # provision's wipe test mounts a FAT image with it when the kernel has no vfat
   fusefat:fusefat
   dpkg-deb:dpkg
+  # make deb strips the packaged pibake (scripts/deb.sh, cmd/pibake/deb_test.go)
+  strip:binutils
   e2fsck:e2fsprogs
   cpio:cpio
   mkimage:u-boot-tools
