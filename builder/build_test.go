@@ -119,6 +119,9 @@ func newFixtureBase(t *testing.T, writeBase func(string, []testbase.Package) err
 	for _, f := range []string{"bootcode.bin", "start.elf", "fixup.dat", "start4.elf", "fixup4.dat"} {
 		fw["usr/lib/raspi-firmware/"+f] = "firmware " + f + "\n"
 	}
+	for _, f := range []string{"brcmfmac43456-sdio.bin", "brcmfmac43456-sdio.clm_blob", "brcmfmac43456-sdio.txt", "brcmfmac43455-sdio.txt"} {
+		fw["usr/lib/firmware/brcm/"+f] = "wifi " + f + "\n"
+	}
 	pkgs := []debian.Package{
 		fakeDeb(t, fx.mirror, "systemd-sysv", "257.9-1", "arm64", map[string]string{"usr/share/doc/systemd-sysv/x": "x"}),
 		fakeDeb(t, fx.mirror, "raspi-firmware", "1.20240424+ds-1", "all", fw),
@@ -263,6 +266,11 @@ func TestBuildImageChecks(t *testing.T) {
 			"/usr/bin/app":                  "-rwxr-xr-x 0/0",
 			"/home/pi/.ssh/authorized_keys": "-rw------- 1000/1000",
 			"/etc/systemd/system/multi-user.target.wants/hello.service": "lrwxrwxrwx 0/0",
+			// The Pi 400's Wi-Fi: raspi-firmware has it, no package of
+			// the root does (firmware-brcm80211 has no 43456).
+			"/usr/lib/firmware/brcm/brcmfmac43456-sdio.bin":      "-rw-r--r-- 0/0",
+			"/usr/lib/firmware/brcm/brcmfmac43456-sdio.clm_blob": "-rw-r--r-- 0/0",
+			"/usr/lib/firmware/brcm/brcmfmac43456-sdio.txt":      "-rw-r--r-- 0/0",
 		},
 		BootselFiles: []string{"start4.elf", "fixup4.dat", "u-boot.bin", "config.txt", "bcm2711-rpi-4-b.dtb", "boot.scr", "pibake.env"},
 		SlotFiles:    []string{"vmlinuz", "initrd.img", "cmdline.txt", "pibake.json", "broadcom/bcm2711-rpi-4-b.dtb"},
@@ -540,7 +548,13 @@ func TestBuildWithUpdater(t *testing.T) {
 		"/usr/lib/pibake/etc.sha256":                                         "-rw-r--r-- 0/0",
 		"/etc/systemd/system/multi-user.target.wants/pibake-updater.service": "lrwxrwxrwx 0/0",
 	}})
+	if got := res.Manifest.Channels; len(got) != 1 || got[0] != "stable" {
+		t.Errorf("the manifest says the devices follow %q, want [stable] (publish refuses other channels by it)", got)
+	}
 	root := extractRoot(t, res.Image)
+	if out, _ := exec.Command("unsquashfs", "-lls", root, "/usr/lib/firmware/brcm").Output(); strings.Contains(string(out), "43456") {
+		t.Errorf("a qemu build carries the Pi 400's Wi-Fi firmware:\n%s", out)
+	}
 	cfg, err := exec.Command("unsquashfs", "-cat", root, "/usr/lib/pibake/updater.yaml").Output()
 	if err != nil {
 		t.Fatal(err)

@@ -7,9 +7,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -190,6 +193,11 @@ func (b *build) fullSpec(ctx context.Context, base *rootfs.Base) (rootfs.Spec, e
 		}
 	}
 	containerFiles(&spec, b.containers)
+	fw, err := b.rootFirmware(ctx, base)
+	if err != nil {
+		return spec, err
+	}
+	spec.Files = append(spec.Files, fw...)
 	// The agent binary is in every image: first-boot provisioning is one
 	// of its commands. Without an updater section it has no configuration
 	// and its service is not installed.
@@ -270,4 +278,32 @@ func (b *build) agentFiles(ctx context.Context) ([]rootfs.File, error) {
 		agent,
 		{Path: config.ImagePath, Data: append([]byte("# Written by pibake from the image definition's updater section.\n"), cfg...), Mode: 0o644},
 	}, nil
+}
+
+// rootFirmware are the board's RootFirmware files from raspi-firmware,
+// each one no package of the root provides (a package's own file is never
+// replaced).
+func (b *build) rootFirmware(ctx context.Context, base *rootfs.Base) ([]rootfs.File, error) {
+	want := map[string]bool{}
+	for _, f := range b.board.RootFirmware {
+		if p := path.Join(firmware.LinuxFirmwareDir, f); !base.Has(p) {
+			want[p] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil, nil
+	}
+	got, err := packageFiles(ctx, b.lock, b.cache, "raspi-firmware", func(p string) bool { return want[p] })
+	if err != nil {
+		return nil, fmt.Errorf("%s: board %s: %w", b.def.File, b.board.Name, err)
+	}
+	var files []rootfs.File
+	for _, p := range slices.Sorted(maps.Keys(want)) {
+		data, ok := got[p]
+		if !ok {
+			return nil, fmt.Errorf("%s: board %s needs /%s in the root, and the locked raspi-firmware has none: run 'pibake lock' (a raspi-firmware that carries it)", b.def.File, b.board.Name, p)
+		}
+		files = append(files, rootfs.File{Path: "/" + p, Data: data, Mode: 0o644})
+	}
+	return files, nil
 }

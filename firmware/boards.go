@@ -19,6 +19,10 @@ type Board struct {
 	Description string
 	// Firmware files taken from raspi-firmware (its /usr/lib/raspi-firmware).
 	Firmware []string
+	// RootFirmware are files of raspi-firmware below /usr/lib/firmware
+	// that the board's devices need in the root and no package of the
+	// root ships (the build adds each one a package does not provide).
+	RootFirmware []string
 	// DTBs are globs over the kernel's broadcom device trees.
 	DTBs []string
 	// UBoot is the U-Boot binary's path inside its package, and the package.
@@ -115,9 +119,12 @@ var Boards = []Board{
 		},
 	},
 	{
-		Name:         "pi4",
-		Description:  "Raspberry Pi 4 B, Pi 400, CM4",
-		Firmware:     []string{"start4.elf", "fixup4.dat"},
+		Name:        "pi4",
+		Description: "Raspberry Pi 4 B, Pi 400, CM4",
+		Firmware:    []string{"start4.elf", "fixup4.dat"},
+		// The Pi 400's Wi-Fi (CYW43456): the kernel's brcmfmac asks for
+		// brcm/brcmfmac43456-sdio.*, which firmware-brcm80211 lacks.
+		RootFirmware: []string{"brcm/brcmfmac43456-sdio.bin", "brcm/brcmfmac43456-sdio.clm_blob", "brcm/brcmfmac43456-sdio.txt"},
 		DTBs:         []string{"bcm2711-*.dtb"},
 		UBoot:        "usr/lib/u-boot/rpi_arm64/u-boot.bin",
 		UBootPackage: "u-boot-rpi",
@@ -217,6 +224,10 @@ func Lookup(name string) (Board, error) {
 	}
 	return Board{}, fmt.Errorf("unknown board %q (supported: %s)", name, strings.Join(names, ", "))
 }
+
+// LinuxFirmwareDir is where the kernel looks for firmware files, and
+// where raspi-firmware keeps the ones it carries for the kernel.
+const LinuxFirmwareDir = "usr/lib/firmware"
 
 // FirmwareDir is where raspi-firmware keeps the files in its package.
 const FirmwareDir = "usr/lib/raspi-firmware"
