@@ -85,4 +85,3 @@ func TestKeygenAndPublishUsage(t *testing.T) {
 		t.Errorf("publish of a non-build: %v", err)
 	}
 }
-
