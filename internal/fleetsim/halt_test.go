@@ -67,7 +67,14 @@ func TestBadReleaseHalted(t *testing.T) {
 		if h == nil && failedDevices(s.fleet) >= brake.MinAttempts {
 			select {
 			case err := <-done:
-				t.Fatalf("the watch ended without halting: %v\n%s", err, out)
+				// It may have halted since halted was read.
+				mu.Lock()
+				h = halted
+				mu.Unlock()
+				if h == nil {
+					t.Fatalf("the watch ended without halting: %v\n%s", err, out)
+				}
+				done <- err
 			case <-time.After(30 * time.Second):
 				t.Fatalf("devices failed 2.0.0 and the watch did not halt it in 30 s:\n%s", out)
 			}
