@@ -171,8 +171,9 @@ func (d *Device) poll(ctx context.Context) error {
 	case errors.Is(err, channel.ErrSignature):
 		// The document and its signature are two files: a poll that
 		// reads the old document and the new signature while publish
-		// re-signs the channel is refused, and the next poll reads
-		// both new. Counted, not a failure of the simulation.
+		// re-signs the channel, and again a second later, is refused,
+		// and the next poll reads both new. Counted, not a failure of
+		// the simulation.
 		d.f.torn.Add(1)
 		return nil
 	}

@@ -88,8 +88,8 @@ type Fleet struct {
 
 // Torn is how many polls read a channel document and a signature of two
 // different signings (publish re-signed the channel between the two
-// reads): each is refused, and the device reads both again at its next
-// poll.
+// reads) twice, the agent's second reading included: each is refused,
+// and the device reads both again at its next poll.
 func (f *Fleet) Torn() int64 { return f.torn.Load() }
 
 // New flashes N devices with the channel's current release (both slots
