@@ -2,22 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"aead.dev/minisign"
+	"github.com/pibake/pibake/internal/reposerve"
 	"github.com/pibake/pibake/publish"
 	"github.com/pibake/pibake/updater/channel"
 )
@@ -217,150 +212,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	log := logger(stderr, false)
 	// os.Root: no path, and no symlink inside the folder, leads out of it.
 	root, err := os.OpenRoot(dir)
 	if err != nil {
+		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
 	defer root.Close()
-	srv := newRepoServer(root.FS(), log, defaultServeLimits)
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
+	srv := reposerve.New(root.FS(), logger(stderr, false), reposerve.DefaultLimits)
 	fmt.Fprintf(stdout, "serving %s on http://%s/ (Ctrl-C stops)\n", dir, ln.Addr())
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
-}
-
-// serveLimits bound what one connection to pibake serve may hold.
-//
-// There is no limit on a whole response: http.Server's WriteTimeout (and
-// ReadTimeout, which also ends the request's context while a response is
-// still going out) counts from the request, and a 300 MB artifact takes
-// 40 minutes at 1 Mbit/s and 10 hours at 64 kbit/s, so any value that lets
-// the slowest device finish holds a stalled connection as long. Instead
-// each write of a response must go out within stall (a deadline set
-// through http.ResponseController before every write): a client that
-// stops reading is cut off, one that reads at any pace is not. A request
-// has header to arrive, and a kept-alive connection idle to bring the
-// next one; a request with a body (nothing here reads one) is refused and
-// its connection closed, so no body is read without a deadline.
-type serveLimits struct {
-	header time.Duration // to read a request's line and headers
-	idle   time.Duration // between two requests on a kept-alive connection
-	stall  time.Duration // for one write of a response to go out
-}
-
-var defaultServeLimits = serveLimits{header: 10 * time.Second, idle: 2 * time.Minute, stall: time.Minute}
-
-// newRepoServer serves the repository in root, read-only: files only
-// (a folder is not found: no listing), never a name starting with a dot
-// or ending in .new (publish's uploads and atomic writes in progress).
-func newRepoServer(root fs.FS, log *slog.Logger, l serveLimits) *http.Server {
-	files := http.FileServerFS(filesOnly{root})
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Every response, even one of headers only, has stall to go out.
-		rc := http.NewResponseController(w)
-		_ = rc.SetWriteDeadline(time.Now().Add(l.stall))
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Connection", "close")
-			http.Error(w, "read-only repository", http.StatusMethodNotAllowed)
-			return
-		}
-		if r.ContentLength != 0 {
-			w.Header().Set("Connection", "close")
-			http.Error(w, "a request with a body", http.StatusBadRequest)
-			return
-		}
-		log.Info("request", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("range", r.Header.Get("Range")))
-		// Names starting with a dot are publish's uploads in progress
-		// (.upload-*) and atomic writes not yet renamed (.new): never
-		// served, so no device reads a partial file.
-		for _, part := range strings.Split(r.URL.Path, "/") {
-			if strings.HasPrefix(part, ".") || strings.HasSuffix(part, ".new") {
-				http.NotFound(w, r)
-				return
-			}
-		}
-		// An ETag lets a device ask for a channel's document
-		// conditionally (If-None-Match): an idle poll is answered 304,
-		// headers only. http.FileServer checks it (and Last-Modified).
-		if tag := etag(root, strings.TrimPrefix(r.URL.Path, "/")); tag != "" {
-			w.Header().Set("ETag", tag)
-		}
-		files.ServeHTTP(&stallWriter{ResponseWriter: w, rc: rc, stall: l.stall}, r)
-	})
-	return &http.Server{ReadHeaderTimeout: l.header, IdleTimeout: l.idle, MaxHeaderBytes: 64 << 10, Handler: handler}
-}
-
-// maxHashed bounds the files whose content serve hashes for their ETag:
-// the channels' documents are far smaller, blobs are named by their hash.
-const maxHashed = 1 << 20
-
-// etag is the strong validator of the file at p: a blob's name (its
-// sha256), else the sha256 of a small file's content (the documents,
-// rewritten in place by publish: a time stamp of one second could not
-// tell two of them apart). "" for anything else.
-func etag(root fs.FS, p string) string {
-	if channel.IsBlobPath(p) {
-		return `"sha256-` + strings.TrimPrefix(p, channel.BlobsDir+"/") + `"`
-	}
-	if !fs.ValidPath(p) {
-		return ""
-	}
-	f, err := root.Open(p)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || st.Size() > maxHashed {
-		return ""
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, maxHashed)); err != nil {
-		return ""
-	}
-	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
-}
-
-// stallWriter gives every write of a response stall to go out. It has no
-// ReadFrom, so a file goes out in bounded writes (not one sendfile the
-// deadline could not be renewed during).
-type stallWriter struct {
-	http.ResponseWriter
-	rc    *http.ResponseController
-	stall time.Duration
-}
-
-func (s *stallWriter) Write(p []byte) (int, error) {
-	if err := s.rc.SetWriteDeadline(time.Now().Add(s.stall)); err != nil {
-		return 0, err
-	}
-	return s.ResponseWriter.Write(p)
-}
-
-func (s *stallWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// filesOnly is a file system in which a folder does not exist: a
-// repository is read by the paths its documents name, and a listing
-// would show every channel and blob (and http.FileServer would serve a
-// folder's index.html).
-type filesOnly struct{ fs.FS }
-
-func (f filesOnly) Open(name string) (fs.File, error) {
-	file, err := f.FS.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	if st, err := file.Stat(); err != nil || st.IsDir() {
-		file.Close()
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
-	}
-	return file, nil
+	return reposerve.Serve(ctx, srv, ln)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/pibake/pibake/bootchain"
 	"github.com/pibake/pibake/updater/agent"
@@ -16,6 +17,7 @@ import (
 	"github.com/pibake/pibake/updater/install"
 	"github.com/pibake/pibake/updater/report"
 	"github.com/pibake/pibake/updater/reporter"
+	"github.com/pibake/pibake/updater/service"
 	"github.com/pibake/pibake/updater/state"
 	"github.com/pibake/pibake/updater/state/statetest"
 )
@@ -41,6 +43,13 @@ type Device struct {
 	pub      *reporter.Publisher
 	rebooted bool
 	boots    int
+
+	// The service's schedule: the device's next poll, by the simulated
+	// clock, and the number of its last; the copies of the channel's
+	// files its conditional requests keep (the service's Source).
+	next  time.Time
+	turn  int
+	cache *install.Cache
 }
 
 // DeviceName is the name of the fleet's device number i (from 1).
@@ -49,7 +58,7 @@ func DeviceName(i int) string { return fmt.Sprintf("sim-%05d", i) }
 func newDevice(f *Fleet, i int) *Device {
 	name := DeviceName(i)
 	sum := sha256.Sum256([]byte(name))
-	return &Device{Name: name, ID: hex.EncodeToString(sum[:16]), f: f, boot: boottest.NewFake(), parts: map[bootchain.Slot][2]*Part{}}
+	return &Device{Name: name, ID: hex.EncodeToString(sum[:16]), f: f, boot: boottest.NewFake(), parts: map[bootchain.Slot][2]*Part{}, cache: &install.Cache{}}
 }
 
 // lockedStore is the device's state store as the agent and the reporter
@@ -86,9 +95,10 @@ func (h health) Run(context.Context) error {
 	return nil
 }
 
-// agent is the device's agent for its booted slot: the real
-// updater/agent over the fakes, reading the repository over HTTP.
-func (d *Device) agent() *agent.Agent {
+// agent is the device's agent for its booted slot at the simulated time
+// at: the real updater/agent over the fakes, reading the repository over
+// HTTP with conditional requests for the channel's files.
+func (d *Device) agent(at time.Time) *agent.Agent {
 	o := d.f.o
 	return agent.New(agent.Config{
 		Channel: Channel, Image: Image, Version: o.Flashed, Built: o.Built, Board: Board,
@@ -96,7 +106,7 @@ func (d *Device) agent() *agent.Agent {
 		Download: agent.Download{Attempts: 3, Backoff: o.Backoff},
 	}, agent.Ports{
 		Boot: d.boot, Store: lockedStore{d}, Keep: &d.keep,
-		Source: install.HTTP{Base: o.URL, Client: o.Client}, Booted: d.booted,
+		Source: install.HTTP{Base: o.URL, Client: o.Client, Cache: d.cache}, Booted: d.booted,
 		Slots: func(s bootchain.Slot) (install.Target, install.Target, error) {
 			p := d.parts[s]
 			return p[0], p[1], nil
@@ -106,13 +116,15 @@ func (d *Device) agent() *agent.Agent {
 			return p[0], p[1], nil
 		},
 		Reboot: func() error { d.rebooted = true; return nil },
-		Now:    o.Clock.Now,
+		Now:    func() time.Time { return at },
 	})
 }
 
-// powerOn runs the boot script and settles the boot, as the service's
-// start does; a settle that reboots (a failed trial) powers on again.
-func (d *Device) powerOn(ctx context.Context) error {
+// powerOn runs the boot script at the simulated time at and settles the
+// boot, as the service's start does; a settle that reboots (a failed
+// trial) powers on again. The first poll comes service.FirstPoll later.
+func (d *Device) powerOn(ctx context.Context, at time.Time) error {
+	d.next, d.turn = at.Add(service.FirstPoll), 0
 	for range 4 {
 		d.rebooted = false
 		s := d.boot.PowerOn()
@@ -120,7 +132,7 @@ func (d *Device) powerOn(ctx context.Context) error {
 		d.booted = s
 		d.boots++
 		d.mu.Unlock()
-		if err := d.agent().AfterBoot(ctx); err != nil {
+		if err := d.agent(at).AfterBoot(ctx); err != nil {
 			return fmt.Errorf("%s: after boot: %w", d.Name, err)
 		}
 		d.pub.Notify()
@@ -131,24 +143,37 @@ func (d *Device) powerOn(ctx context.Context) error {
 	return fmt.Errorf("%s: still rebooting after 4 boots", d.Name)
 }
 
-// Poll is one turn of the service loop: the agent's Update, and the
-// reboot into a trial it asks for, with the trial's boot.
-func (d *Device) Poll(ctx context.Context) error {
+// poll is one turn of the service loop, at the device's next poll: the
+// agent's Update, the reboot into a trial it asks for with the trial's
+// boot, and the next poll scheduled by service.NextPoll from the
+// Update's outcome, as the service's loop does.
+func (d *Device) poll(ctx context.Context) error {
+	at := d.next
 	d.rebooted = false
-	err := d.agent().Update(ctx)
+	err := d.agent(at).Update(ctx)
 	d.pub.Notify()
-	if d.rebooted {
-		return d.powerOn(ctx)
+	var waiting *state.Waiting
+	if errors.Is(err, agent.ErrWaiting) {
+		waiting = d.State().Waiting
 	}
+	d.f.polls.Add(1)
+	if d.rebooted {
+		// The service starts again with the boot: its first poll comes
+		// service.FirstPoll after it (powerOn).
+		return d.powerOn(ctx, at)
+	}
+	d.turn++
+	d.next = at.Add(service.NextPoll(d.f.o.Poll, d.ID, d.turn, err, waiting, at))
 	switch {
 	case err == nil, errors.Is(err, agent.ErrNothingNew), errors.Is(err, agent.ErrNotInRollout),
-		errors.Is(err, agent.ErrHalted), errors.Is(err, agent.ErrFailedBefore):
+		errors.Is(err, agent.ErrHalted), errors.Is(err, agent.ErrFailedBefore), errors.Is(err, agent.ErrWaiting):
 		return nil
 	case errors.Is(err, channel.ErrSignature):
 		// The document and its signature are two files: a poll that
 		// reads the old document and the new signature while publish
-		// re-signs the channel is refused, and the next poll reads
-		// both new. Counted, not a failure of the simulation.
+		// re-signs the channel, and again a second later, is refused,
+		// and the next poll reads both new. Counted, not a failure of
+		// the simulation.
 		d.f.torn.Add(1)
 		return nil
 	}

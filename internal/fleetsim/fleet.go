@@ -2,16 +2,19 @@
 // devices in one process, each running the real update agent
 // (updater/agent) over a fake disk and boot loader that model their
 // semantics (Part, boottest.Fake), reading the repository over real HTTP
-// and reporting with the real reporter (updater/reporter) to a real MQTT
-// broker. The clock is injected: the simulation moves it by a poll
-// interval per Round, and every device polls once a Round, so waves,
-// expiry and the rollout watch see hours pass in seconds.
+// from pibake serve's server (internal/reposerve, with its ETags and
+// 304s) and reporting with the real reporter (updater/reporter) to a
+// real MQTT broker. The clock is injected and moves a minute at a time
+// (Round); each device polls on the service's schedule (its first poll
+// service.FirstPoll after a boot, then service.NextPoll: the interval
+// with the device's own jitter), at its own time, which its agent reads,
+// so waves, expiry and the rollout watch see hours pass in seconds.
 //
-// Its limits: devices poll in lockstep (one Round is every device's poll
-// at the same simulated time; the agent's jitter lives in the service
-// loop, which is not run); power cuts are not simulated (the agent's
-// campaign tests cut at every write); each device's reporter runs
-// across its reboots.
+// Its limits: the service's loop itself is not run (its schedule is,
+// and a poll is the agent's Update and the boot that follows it, not its
+// watchdog or configuration reloads); power cuts are not simulated (the
+// agent's campaign tests cut at every write); each device's reporter
+// runs across its reboots.
 package fleetsim
 
 import (
@@ -22,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +60,9 @@ type Options struct {
 	// Password gives each device's broker password.
 	Report   config.Report
 	Password func(device string) string
+	// Poll is the devices' poll interval (default 15 minutes, the
+	// agent's default).
+	Poll time.Duration
 	// Workers poll devices at once (default 32); Deadline bounds the
 	// health checks (default a minute); Backoff is the first pause
 	// between download attempts (default 10 ms).
@@ -72,14 +79,17 @@ type Options struct {
 type Fleet struct {
 	o       Options
 	Devices []*Device
-	polling sync.Map // device name -> true while its Poll runs
+	polling sync.Map // device name -> true while its poll runs
 	torn    atomic.Int64
+	polls   atomic.Int64
+	// minutes holds the number of polls in each minute Round ran.
+	minutes []int
 }
 
 // Torn is how many polls read a channel document and a signature of two
 // different signings (publish re-signed the channel between the two
-// reads): each is refused, and the device reads both again at its next
-// poll.
+// reads) twice, the agent's second reading included: each is refused,
+// and the device reads both again at its next poll.
 func (f *Fleet) Torn() int64 { return f.torn.Load() }
 
 // New flashes N devices with the channel's current release (both slots
@@ -88,6 +98,9 @@ func (f *Fleet) Torn() int64 { return f.torn.Load() }
 func New(ctx context.Context, o Options) (*Fleet, error) {
 	if o.Workers <= 0 {
 		o.Workers = 32
+	}
+	if o.Poll <= 0 {
+		o.Poll = 15 * time.Minute
 	}
 	if o.Deadline <= 0 {
 		o.Deadline = time.Minute
@@ -133,7 +146,8 @@ func New(ctx context.Context, o Options) (*Fleet, error) {
 		}
 		f.Devices = append(f.Devices, d)
 	}
-	err = f.each(ctx, func(d *Device) error { return d.powerOn(ctx) })
+	now := o.Clock.Now()
+	err = f.each(ctx, f.Devices, func(d *Device) error { return d.powerOn(ctx, now) })
 	return f, err
 }
 
@@ -159,8 +173,9 @@ func flashedRelease(o Options) (*channel.Document, error) {
 	return d, nil
 }
 
-// each runs fn for every device, Workers at a time, and joins the errors.
-func (f *Fleet) each(ctx context.Context, fn func(*Device) error) error {
+// each runs fn for every device of devs, Workers at a time, and joins
+// the errors.
+func (f *Fleet) each(ctx context.Context, devs []*Device, fn func(*Device) error) error {
 	work := make(chan *Device)
 	var mu sync.Mutex
 	var errs []error
@@ -178,7 +193,7 @@ func (f *Fleet) each(ctx context.Context, fn func(*Device) error) error {
 			}
 		}()
 	}
-	for _, d := range f.Devices {
+	for _, d := range devs {
 		select {
 		case work <- d:
 		case <-ctx.Done():
@@ -192,15 +207,65 @@ func (f *Fleet) each(ctx context.Context, fn func(*Device) error) error {
 	return errors.Join(errs...)
 }
 
-// Round moves the clock by every and has every device poll once.
+// Round moves the clock on by every, a minute at a time. In each
+// minute the devices whose next poll falls in it poll (Workers at a
+// time, in the order of their times), each at its own time; the clock
+// reads the minute's start meanwhile (a document signed then is never
+// from a device's future) and its end after.
 func (f *Fleet) Round(ctx context.Context, every time.Duration) error {
-	f.o.Clock.Advance(every)
-	return f.each(ctx, func(d *Device) error {
-		f.polling.Store(d.Name, true)
-		defer f.polling.Delete(d.Name)
-		return d.Poll(ctx)
-	})
+	var errs []error
+	for left := every; left > 0 && ctx.Err() == nil; left -= time.Minute {
+		step := min(left, time.Minute)
+		end := f.o.Clock.Now().Add(step)
+		var due []*Device
+		for _, d := range f.Devices {
+			if !d.next.After(end) {
+				due = append(due, d)
+			}
+		}
+		slices.SortFunc(due, func(a, b *Device) int { return a.next.Compare(b.next) })
+		polls := f.polls.Load()
+		err := f.each(ctx, due, func(d *Device) error {
+			f.polling.Store(d.Name, true)
+			defer f.polling.Delete(d.Name)
+			for !d.next.After(end) {
+				if err := d.poll(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+		f.o.Clock.Advance(step)
+		f.minutes = append(f.minutes, int(f.polls.Load()-polls))
+	}
+	if len(errs) > 3 {
+		errs = append(errs[:3], fmt.Errorf("and errors in %d more minutes", len(errs)-3))
+	}
+	return errors.Join(errs...)
 }
+
+// Turn runs Round until every device has polled at least once since
+// the call (its next poll, known now, has come): a turn of the fleet.
+func (f *Fleet) Turn(ctx context.Context) error {
+	now := f.o.Clock.Now()
+	last := now
+	for _, d := range f.Devices {
+		if d.next.After(last) {
+			last = d.next
+		}
+	}
+	minutes := max(1, (last.Sub(now)+time.Minute-1)/time.Minute)
+	return f.Round(ctx, minutes*time.Minute)
+}
+
+// Polls is how many polls the devices made so far.
+func (f *Fleet) Polls() int64 { return f.polls.Load() }
+
+// Minutes are the polls in each minute Round ran, in order.
+func (f *Fleet) Minutes() []int { return slices.Clone(f.minutes) }
 
 // Polling names the devices whose poll is in progress now: a halt signed
 // now does not reach those that already read the channel's document.

@@ -67,7 +67,14 @@ func TestBadReleaseHalted(t *testing.T) {
 		if h == nil && failedDevices(s.fleet) >= brake.MinAttempts {
 			select {
 			case err := <-done:
-				t.Fatalf("the watch ended without halting: %v\n%s", err, out)
+				// It may have halted since halted was read.
+				mu.Lock()
+				h = halted
+				mu.Unlock()
+				if h == nil {
+					t.Fatalf("the watch ended without halting: %v\n%s", err, out)
+				}
+				done <- err
 			case <-time.After(30 * time.Second):
 				t.Fatalf("devices failed 2.0.0 and the watch did not halt it in 30 s:\n%s", out)
 			}
@@ -113,7 +120,7 @@ func TestBadReleaseHalted(t *testing.T) {
 		t.Errorf("%d devices started 2.0.0, more than the first wave (%d) plus those in flight at the halt (%d)", hit, wave1, len(inFlight))
 	}
 	t.Logf("the halt bound: %d of %d devices started the bad release; the first wave holds %d, %d polls were in flight when the halt was signed, %d devices outside the first wave started it", hit, n, wave1, len(inFlight), beyond)
-	t.Logf("%d polls read the document and the signature of two signings (refused, read again at the next poll)", s.fleet.Torn())
+	t.Logf("%d polls read the document and the signature of two signings twice (refused, read again at the next poll)", s.fleet.Torn())
 	t.Logf("the watch said:\n%s", out)
 	if running := s.fleet.Running(); running["2.0.0"] != 0 {
 		t.Errorf("after the halt: %v, want no device on 2.0.0", running)

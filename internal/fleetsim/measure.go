@@ -33,17 +33,19 @@ func (f Figures) Sub(g Figures) Figures {
 	return Figures{f.Requests - g.Requests, f.NotModified - g.NotModified, f.In - g.In, f.Out - g.Out}
 }
 
-// Serve serves h on 127.0.0.1 with t counting, until ctx ends; it
-// returns the server's base URL.
-func Serve(ctx context.Context, h http.Handler, t *Traffic) (string, error) {
+// Serve runs srv (internal/reposerve's, as pibake serve makes it) on
+// 127.0.0.1 with t counting, until ctx ends; it returns the server's
+// base URL.
+func Serve(ctx context.Context, srv *http.Server, t *Traffic) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.Requests.Add(1)
 		h.ServeHTTP(&statusWriter{ResponseWriter: w, t: t}, r)
-	})}
+	})
 	go func() { _ = srv.Serve(countingListener{ln, t}) }()
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	return "http://" + ln.Addr().String(), nil

@@ -22,7 +22,7 @@ func TestRollbackReportCounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.round("the update to " + c.version)
+		s.turn("the update to " + c.version)
 		rep := d.Report()
 		got, why := fleet.OutcomeOf(fleet.Release{Channel: Channel, Image: doc.Image, Version: doc.Version, Since: doc.Serial}, rep)
 		if got != c.want {

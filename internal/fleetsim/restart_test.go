@@ -18,7 +18,7 @@ func TestBrokerRestartLosesNoReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.fleet.Round(s.ctx, poll) }()
+	go func() { done <- s.fleet.Turn(s.ctx) }()
 	// The broker goes when the first devices have committed: others are
 	// downloading, rebooting into their trials or still to poll.
 	for wait := time.Now(); s.fleet.Running()["2.0.0"] == 0 && time.Since(wait) < 60*time.Second; {
@@ -34,7 +34,7 @@ func TestBrokerRestartLosesNoReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	if running := s.fleet.Running(); running["2.0.0"] != n {
-		t.Fatalf("after the round: %v, want all %d on 2.0.0 (reporting must not hold an update up)", running, n)
+		t.Fatalf("after the turn: %v, want all %d on 2.0.0 (reporting must not hold an update up)", running, n)
 	}
 	if stopped == 0 || stopped == n {
 		t.Logf("the restart did not fall in the middle of the rollout (%d of %d had committed): the machine was faster or slower than expected", stopped, n)
@@ -52,5 +52,5 @@ func TestBrokerRestartLosesNoReport(t *testing.T) {
 	if missing := obs.Settle(s.fleet.Devices, 60*time.Second); len(missing) > 0 {
 		t.Fatalf("after the restart the broker lacks the latest state of %d devices, e.g. %v", len(missing), missing[:min(5, len(missing))])
 	}
-	t.Logf("every device's latest state was on the broker %s after the round ended", time.Since(began).Round(time.Millisecond))
+	t.Logf("every device's latest state was on the broker %s after the turn ended", time.Since(began).Round(time.Millisecond))
 }

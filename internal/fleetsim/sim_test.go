@@ -13,6 +13,7 @@ import (
 
 	"aead.dev/minisign"
 	"github.com/pibake/pibake/fleet"
+	"github.com/pibake/pibake/internal/reposerve"
 	"github.com/pibake/pibake/internal/servicetest"
 	"github.com/pibake/pibake/updater/config"
 	"github.com/pibake/pibake/updater/install/installtest"
@@ -21,7 +22,8 @@ import (
 // start is when the simulated fleet's clock begins.
 var start = time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 
-// poll is the agent's default poll interval (updater/config): one Round.
+// poll is the agent's default poll interval (updater/config), the
+// simulation's default: a round of the tests.
 const poll = 15 * time.Minute
 
 // size is the fleet's size: 1,000 in go test, PIBAKE_FLEETSIM_N (make
@@ -95,7 +97,13 @@ func newSim(t *testing.T, n int, bad ...string) *sim {
 	}
 	s.broker.Start()
 	s.ops = fleet.Broker{URL: s.broker.URL(), Username: "ops", Password: "ops-pw", ClientID: "ops-observer-" + t.Name()}
-	url, err := Serve(ctx, http.FileServerFS(os.DirFS(s.repo.Dir)), s.traffic)
+	// The repository is served as pibake serve serves it.
+	root, err := os.OpenRoot(s.repo.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	url, err := Serve(ctx, reposerve.New(root.FS(), nil, reposerve.DefaultLimits), s.traffic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,10 +132,22 @@ func (s *sim) settle(when string) {
 	}
 }
 
-// round is one poll of every device, then the reports settle.
+// round moves the clock on by a poll interval, each device polling on
+// its schedule (none, one or two polls: the interval is ±10%), then the
+// reports settle.
 func (s *sim) round(when string) {
 	s.t.Helper()
 	if err := s.fleet.Round(s.ctx, poll); err != nil {
+		s.t.Fatalf("%s: %v", when, err)
+	}
+	s.settle(when)
+}
+
+// turn moves the clock on until every device has polled at least once,
+// then the reports settle.
+func (s *sim) turn(when string) {
+	s.t.Helper()
+	if err := s.fleet.Turn(s.ctx); err != nil {
 		s.t.Fatalf("%s: %v", when, err)
 	}
 	s.settle(when)

@@ -9,10 +9,10 @@ import (
 
 // TestGoodReleaseInWaves: 2.0.0 is published in three waves (10% at
 // once, 50% from 30 minutes, everyone from an hour); the devices poll
-// every 15 minutes of the injected clock, the clock their agents judge
-// waves and expiry by. No device takes it before its wave, and every
-// device runs it after the last wave. Then an idle round measures what
-// a poll costs when nothing is new.
+// on the service's schedule (every 15 minutes ±10%, the device's own) by
+// the injected clock, the clock their agents judge waves and expiry by. No device takes it before its wave, and every
+// device runs it after the last wave. Then an idle hour measures what
+// the polls cost when nothing is new.
 func TestGoodReleaseInWaves(t *testing.T) {
 	n := size(t)
 	s := newSim(t, n)
@@ -55,18 +55,29 @@ func TestGoodReleaseInWaves(t *testing.T) {
 	moved := s.traffic.Now().Sub(traffic0)
 	t.Logf("the rollout served %d requests, %.1f KiB per device (documents, chunk indexes, patches and the ranges they lack, every poll's document and signature)",
 		moved.Requests, float64(moved.Out)/float64(n)/1024)
+	idleAfter := s.clock.Now().Sub(start)
 	idle := s.idle()
+	if idle.Requests == 0 || idle.NotModified != idle.Requests {
+		t.Errorf("the idle hour: %d of %d requests answered 304 Not Modified, want all (the agent asks for the channel's files conditionally and pibake serve answers 304)", idle.NotModified, idle.Requests)
+	}
 	t.Logf("the rollout to %d devices took %s of wall time; %.1f broker messages per device for the update (the state at each change)",
 		n, rollout.Round(time.Millisecond), float64(msgs-msgs0)/float64(n))
-	printFigures(t, n, idle, float64(msgs-msgs0)/float64(n))
+	printFigures(t, n, idle, idleAfter, float64(msgs-msgs0)/float64(n))
 }
 
-// idle is one more round with nothing new: the traffic of one poll of
-// every device.
+// idle is an hour of the clock with nothing new: the traffic of the
+// polls the devices' schedules make in it.
 func (s *sim) idle() idleRound {
 	s.t.Helper()
-	before := s.traffic.Now()
+	before, polls, minutes := s.traffic.Now(), s.fleet.Polls(), len(s.fleet.Minutes())
 	began := time.Now()
-	s.round("the idle round")
-	return idleRound{Figures: s.traffic.Now().Sub(before), Wall: time.Since(began)}
+	if err := s.fleet.Round(s.ctx, time.Hour); err != nil {
+		s.t.Fatalf("the idle hour: %v", err)
+	}
+	s.settle("the idle hour")
+	r := idleRound{Figures: s.traffic.Now().Sub(before), Wall: time.Since(began), Polls: s.fleet.Polls() - polls, Span: time.Hour}
+	for _, m := range s.fleet.Minutes()[minutes:] {
+		r.Busiest = max(r.Busiest, m)
+	}
+	return r
 }

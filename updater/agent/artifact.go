@@ -107,30 +107,31 @@ func (w *artifactWriter) write(ctx context.Context, art channel.Artifact, t inst
 
 // chunkDocument reads and verifies the channel's chunk document, nil (and
 // the reason logged) when there is none to use: a pair that does not
-// match is read once more, as in Fetch (a publish replaces the two files
-// one after the other).
+// match is read once more (rereadTorn, as in Fetch).
 func (w *artifactWriter) chunkDocument(ctx context.Context) *channel.Chunks {
 	a := w.a
 	path := channel.ChunksPath(a.Channel)
-	for try := 0; ; try++ {
+	var missing bool // the last reading found no pair to verify
+	cs, err := rereadTorn(ctx, a.log(), "chunk document", func() (*channel.Chunks, error) {
 		cdoc, err := readAll(ctx, a.Source, path, a.fileOptions())
 		var csig []byte
 		if err == nil {
 			csig, err = readAll(ctx, a.Source, channel.SignaturePath(path), a.fileOptions())
 		}
-		if err != nil {
-			a.log().Info("no chunk document: downloading the artifacts in full", "err", err)
-			return nil
+		if missing = err != nil; missing {
+			return nil, err
 		}
-		cs, err := channel.VerifyChunks(cdoc, csig, w.doc, a.Trusted, a.Revoked)
-		if err == nil {
-			return cs
-		}
-		if try > 0 || !errors.Is(err, channel.ErrSignature) || sleepCtx(ctx, tornPause) != nil {
-			a.log().Warn("chunk document refused: downloading the artifacts in full", "err", err)
-			return nil
-		}
+		return channel.VerifyChunks(cdoc, csig, w.doc, a.Trusted, a.Revoked)
+	})
+	switch {
+	case err != nil && missing:
+		a.log().Info("no chunk document: downloading the artifacts in full", "err", err)
+		return nil
+	case err != nil:
+		a.log().Warn("chunk document refused: downloading the artifacts in full", "err", err)
+		return nil
 	}
+	return cs
 }
 
 // prepare reads the chunk document and opens the running slot, once. It

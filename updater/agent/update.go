@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -36,25 +37,34 @@ func InRollout(deviceID string, release string, rollout float64) bool {
 }
 
 // Fetch reads and verifies the channel document against this channel's
-// last committed serial.
-//
-// A document and a signature that do not match are read once more after
-// tornPause: the repository may be in the middle of a publish, which
-// replaces the two files one after the other, and a poll between them
-// reads one of each. A forgery fails the second reading too.
+// last committed serial; a pair that does not match is read once more
+// (rereadTorn).
 func (a *Agent) Fetch(ctx context.Context, st state.State) (*channel.Document, error) {
-	d, err := a.fetchOnce(ctx, st)
-	if errors.Is(err, channel.ErrSignature) {
-		a.log().Info("channel document and signature do not match: reading them again (a publish may be in progress)", "channel", a.Channel)
-		if err := sleepCtx(ctx, tornPause); err != nil {
-			return nil, err
-		}
-		d, err = a.fetchOnce(ctx, st)
-	}
-	return d, err
+	return rereadTorn(ctx, a.log().With("channel", a.Channel), "channel document", func() (*channel.Document, error) {
+		return a.fetchOnce(ctx, st)
+	})
 }
 
-// tornPause is how long Fetch waits before it reads a mismatched pair again.
+// rereadTorn runs read, which reads and verifies a signed document (its
+// what), and runs it once more after tornPause when it fails with
+// channel.ErrSignature: the repository may be in the middle of a
+// publish, which replaces a document and its signature one after the
+// other, and a read between them reads one of each. A forgery fails the
+// second reading too.
+func rereadTorn[T any](ctx context.Context, log *slog.Logger, what string, read func() (T, error)) (T, error) {
+	v, err := read()
+	if !errors.Is(err, channel.ErrSignature) {
+		return v, err
+	}
+	log.Info(what+" and signature do not match: reading them again (a publish may be in progress)", "err", err)
+	if err := sleepCtx(ctx, tornPause); err != nil {
+		var none T
+		return none, err
+	}
+	return read()
+}
+
+// tornPause is how long rereadTorn waits before it reads a mismatched pair again.
 var tornPause = time.Second
 
 // sleepCtx waits d, or until ctx ends (its error).

@@ -20,15 +20,21 @@ import (
 	"github.com/pibake/pibake/updater/state"
 )
 
+// FirstPoll is how long after its start the service polls first.
+const FirstPoll = time.Minute
+
 // place is a number in [0, 1) that is this device's for key.
 func place(deviceID, key string) float64 {
 	sum := sha256.Sum256([]byte(deviceID + "/" + key))
 	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
 }
 
-// nextPoll is how long to wait after the poll numbered turn, which ended
-// with err; waiting is the release that waits, if any.
-func nextPoll(poll time.Duration, deviceID string, turn int, err error, waiting *state.Waiting, now time.Time) time.Duration {
+// NextPoll is how long to wait after the poll numbered turn (the first
+// is 1), which ended with err (the agent's Update's); waiting is the
+// release that waits, if any (the state's, when err is
+// agent.ErrWaiting). The service's loop and the fleet simulation
+// (internal/fleetsim) schedule polls with it.
+func NextPoll(poll time.Duration, deviceID string, turn int, err error, waiting *state.Waiting, now time.Time) time.Duration {
 	d := time.Duration(float64(poll) * (0.9 + 0.2*place(deviceID, "poll/"+strconv.Itoa(turn))))
 	if after, ok := install.RetryAfter(err); ok {
 		return max(d, after)

@@ -26,7 +26,7 @@ import (
 // with install.ErrTooSlow and the loop polls again), and counts as busy
 // for the bounded steps (the health checks' deadline, the grace of the
 // first document). The download in progress is kept for status
-// (DownloadPath). Polls follow nextPoll (jitter, Retry-After, the
+// (DownloadPath). Polls follow NextPoll (jitter, Retry-After, the
 // window's opening). It returns when ctx is done.
 func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Logger) error {
 	var wd watchdog
@@ -63,7 +63,7 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 	if watch != nil {
 		events = watch.Events
 	}
-	poll := time.NewTimer(time.Minute)
+	poll := time.NewTimer(FirstPoll)
 	defer poll.Stop()
 	// An application's container can be given this folder to hold an
 	// inhibit in (inhibit.go).
@@ -117,7 +117,7 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 				log.Error("update", "err", err)
 			}
 			turn++
-			next := nextPoll(cfg.Poll, a.DeviceID, turn, err, waiting, time.Now())
+			next := NextPoll(cfg.Poll, a.DeviceID, turn, err, waiting, time.Now())
 			if _, busy := install.RetryAfter(err); busy {
 				log.Info("the server asked to come back later", "next poll in", next.Round(time.Second))
 			}

@@ -55,11 +55,11 @@ func TestNextPoll(t *testing.T) {
 	poll := 15 * time.Minute
 	seen := map[time.Duration]bool{}
 	for turn := range 50 {
-		d := nextPoll(poll, "device-1", turn, nil, nil, now)
+		d := NextPoll(poll, "device-1", turn, nil, nil, now)
 		if d < poll*9/10 || d > poll*11/10 {
 			t.Fatalf("turn %d: %s outside ±10%% of %s", turn, d, poll)
 		}
-		if d != nextPoll(poll, "device-1", turn, nil, nil, now) {
+		if d != NextPoll(poll, "device-1", turn, nil, nil, now) {
 			t.Fatal("the jitter is not the device's own")
 		}
 		seen[d] = true
@@ -69,21 +69,21 @@ func TestNextPoll(t *testing.T) {
 	}
 	// A busy server's Retry-After is honoured, never shortened.
 	busy := fmt.Errorf("channel: %w", &install.BusyError{URL: "u", Status: "429", After: 2 * time.Hour})
-	if d := nextPoll(poll, "device-1", 1, busy, nil, now); d != 2*time.Hour {
+	if d := NextPoll(poll, "device-1", 1, busy, nil, now); d != 2*time.Hour {
 		t.Errorf("after a 429 asking for 2h: %s", d)
 	}
 	short := &install.BusyError{URL: "u", Status: "503", After: time.Minute}
-	if d := nextPoll(poll, "device-1", 1, short, nil, now); d < poll*9/10 {
+	if d := NextPoll(poll, "device-1", 1, short, nil, now); d < poll*9/10 {
 		t.Errorf("after a 503 asking for 1m: %s, sooner than the poll", d)
 	}
 	// A release that waits is checked at the window's opening (plus the
 	// device's share of its first minutes), when that comes first.
 	w := &state.Waiting{Next: now.Add(5 * time.Minute)}
-	if d := nextPoll(poll, "device-1", 1, agent.ErrWaiting, w, now); d < 5*time.Minute || d > 15*time.Minute {
+	if d := NextPoll(poll, "device-1", 1, agent.ErrWaiting, w, now); d < 5*time.Minute || d > 15*time.Minute {
 		t.Errorf("window opening in 5m: next poll in %s", d)
 	}
 	w.Next = now.Add(5 * time.Hour)
-	if d := nextPoll(poll, "device-1", 1, agent.ErrWaiting, w, now); d > poll*11/10 {
+	if d := NextPoll(poll, "device-1", 1, agent.ErrWaiting, w, now); d > poll*11/10 {
 		t.Errorf("window opening in 5h: next poll in %s", d)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package reposerve
 
 import (
 	"context"
@@ -65,12 +65,12 @@ func writeSigned(t *testing.T, dir string, serial uint64) {
 	os.WriteFile(filepath.Join(dir, channel.SignaturePath(channel.DocumentPath("stable"))), sig, 0o644)
 }
 
-// TestServeConditional: pibake serve answers a document asked for with
+// TestServeConditional: the server answers a document asked for with
 // the ETag it gave (If-None-Match) with 304, and a changed document with
 // 200, even within the same second (Last-Modified alone cannot tell).
 func TestServeConditional(t *testing.T) {
 	dir := signedRepo(t, 1)
-	addr := serveRepo(t, dir, defaultServeLimits)
+	addr := serveRepo(t, dir, DefaultLimits)
 	url := "http://" + addr + "/" + channel.DocumentPath("stable")
 	get := func(etag string) *http.Response {
 		req, _ := http.NewRequest(http.MethodGet, url, nil)
@@ -110,11 +110,11 @@ func TestServeConditional(t *testing.T) {
 }
 
 // TestIdlePollBytes measures what an idle poll (the channel's document
-// and its signature, unchanged) costs on the wire against pibake serve,
+// and its signature, unchanged) costs on the wire against the server,
 // without and with conditional requests.
 func TestIdlePollBytes(t *testing.T) {
 	dir := signedRepo(t, 1)
-	addr := serveRepo(t, dir, defaultServeLimits)
+	addr := serveRepo(t, dir, DefaultLimits)
 	poll := func(cache *install.Cache) int64 {
 		var n atomic.Int64
 		tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
