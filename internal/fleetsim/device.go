@@ -122,9 +122,10 @@ func (d *Device) agent(at time.Time) *agent.Agent {
 
 // powerOn runs the boot script at the simulated time at and settles the
 // boot, as the service's start does; a settle that reboots (a failed
-// trial) powers on again. The first poll comes service.FirstPoll later.
+// trial) powers on again. The first poll comes service.FirstPollAfter
+// later.
 func (d *Device) powerOn(ctx context.Context, at time.Time) error {
-	d.next, d.turn = at.Add(service.FirstPoll), 0
+	d.next, d.turn = at.Add(service.FirstPollAfter(d.f.o.Poll, d.ID)), 0
 	for range 4 {
 		d.rebooted = false
 		s := d.boot.PowerOn()
@@ -159,7 +160,7 @@ func (d *Device) poll(ctx context.Context) error {
 	d.f.polls.Add(1)
 	if d.rebooted {
 		// The service starts again with the boot: its first poll comes
-		// service.FirstPoll after it (powerOn).
+		// service.FirstPollAfter after it (powerOn).
 		return d.powerOn(ctx, at)
 	}
 	d.turn++

@@ -6,7 +6,7 @@
 // 304s) and reporting with the real reporter (updater/reporter) to a
 // real MQTT broker. The clock is injected and moves a minute at a time
 // (Round); each device polls on the service's schedule (its first poll
-// service.FirstPoll after a boot, then service.NextPoll: the interval
+// service.FirstPollAfter after a boot, then service.NextPoll: the interval
 // with the device's own jitter), at its own time, which its agent reads,
 // so waves, expiry and the rollout watch see hours pass in seconds.
 //

@@ -20,8 +20,18 @@ import (
 	"github.com/pibake/pibake/updater/state"
 )
 
-// FirstPoll is how long after its start the service polls first.
+// FirstPoll is how long after its start the service polls first, at the
+// soonest.
 const FirstPoll = time.Minute
+
+// FirstPollAfter is how long after its start the service polls first:
+// FirstPoll plus the device's own share of a fifth of the interval (as
+// wide as NextPoll's ±10%), the same at every boot, so that devices
+// powered on together (a site whose power came back) do not all poll in
+// one minute: at the default 15 minutes, between 1 and 4 minutes.
+func FirstPollAfter(poll time.Duration, deviceID string) time.Duration {
+	return FirstPoll + time.Duration(float64(poll)/5*place(deviceID, "first"))
+}
 
 // place is a number in [0, 1) that is this device's for key.
 func place(deviceID, key string) float64 {

@@ -63,7 +63,7 @@ func Serve(ctx context.Context, a *agent.Agent, cfg config.Config, log *slog.Log
 	if watch != nil {
 		events = watch.Events
 	}
-	poll := time.NewTimer(FirstPoll)
+	poll := time.NewTimer(FirstPollAfter(cfg.Poll, a.DeviceID))
 	defer poll.Stop()
 	// An application's container can be given this folder to hold an
 	// inhibit in (inhibit.go).

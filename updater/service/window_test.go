@@ -1,6 +1,7 @@
 package service
 
 import (
+	"strconv"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -101,5 +102,35 @@ func TestStatusWaiting(t *testing.T) {
 		Why: "inhibited by recorder", Inhibited: next}}})
 	if want := "installed demo 2.0 in slot b, waiting: inhibited by recorder (since 2026-12-07T01:00:00Z)\n"; !strings.Contains(b.String(), want) {
 		t.Errorf("status:\n%s\nwant the line %q", b.String(), want)
+	}
+}
+
+// TestFirstPollSpread: devices that start together (a site whose power
+// came back) poll first at their own moment, spread over a tenth of the
+// interval after FirstPoll, each device at the same moment every boot.
+// The fleet simulation found them all in one minute: FirstPoll alone.
+func TestFirstPollSpread(t *testing.T) {
+	const poll = 15 * time.Minute
+	lo, hi := time.Duration(1<<62), time.Duration(0)
+	perMinute := map[time.Duration]int{}
+	for i := range 1000 {
+		id := "device-" + strconv.Itoa(i)
+		d := FirstPollAfter(poll, id)
+		if d < FirstPoll || d >= FirstPoll+poll/5 {
+			t.Fatalf("%s polls first after %s, want within [%s, %s)", id, d, FirstPoll, FirstPoll+poll/5)
+		}
+		if d != FirstPollAfter(poll, id) {
+			t.Fatalf("%s: its first poll moves between boots", id)
+		}
+		lo, hi = min(lo, d), max(hi, d)
+		perMinute[d.Truncate(time.Minute)]++
+	}
+	if hi-lo < poll/5*9/10 {
+		t.Errorf("1,000 devices' first polls span %s, want most of %s", hi-lo, poll/5)
+	}
+	for m, n := range perMinute {
+		if n > 400 {
+			t.Errorf("%d of 1,000 devices poll first in the minute after %s", n, m)
+		}
 	}
 }
