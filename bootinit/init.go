@@ -92,7 +92,7 @@ func Main() error {
 		return err
 	}
 	log.printf("loaded %d modules in %s; slot %s, root partition %d of disk %08x", n, time.Since(start).Round(time.Millisecond), cl.Slot, cl.RootPart, cl.Signature)
-	armWatchdog(log)
+	wd := armWatchdog(log)
 
 	root, err := waitRoot(log, func() (Block, error) {
 		return FindPartition("/sys/class/block", "/dev", cl.Signature, cl.RootPart)
@@ -130,6 +130,7 @@ func Main() error {
 	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
+	handOver(wd, log)
 	log.printf("switching to %s after %s", cl.Init, time.Since(start).Round(time.Millisecond))
 	return syscall.Exec(cl.Init, []string{cl.Init}, os.Environ())
 }

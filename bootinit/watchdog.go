@@ -10,7 +10,7 @@ package bootinit
 // it armed when it hands over: systemd (RuntimeWatchdogSec, the builder's
 // system.conf drop-in) opens the same device and feeds it from then on. A
 // hang between the two, /sbin/init that never gets going included, resets
-// the device WatchdogTimeout after the switch.
+// the device HandoverTimeout after the switch.
 //
 // Handing over: the kernel's watchdog core stops a device whose file is
 // closed after the magic character 'V' was written to it, and keeps it
@@ -36,11 +36,18 @@ const (
 	// WatchdogDevice is the first watchdog the kernel registers, the one
 	// systemd uses by default.
 	WatchdogDevice = "/dev/watchdog0"
-	// WatchdogTimeout is the timeout the init sets: from its last feed (at
-	// the switch to systemd, on close) systemd has this long to open the
-	// device, and a hang in the init resets the device this long after the
-	// init stopped feeding.
+	// WatchdogTimeout is the timeout the init sets: a hang in the init
+	// resets the device this long after the init stopped feeding.
 	WatchdogTimeout = 60 * time.Second
+	// HandoverTimeout is the timeout the init leaves at the switch: from
+	// then systemd has this long to open the device (after which its
+	// RuntimeWatchdogSec rules). systemd opens it a few seconds after the
+	// switch on a Pi; on an emulated guest of a loaded host it took 3 to
+	// 40 s, and once more than 60 s, which reset a healthy boot (a trial
+	// spent for nothing; a committed slot so slow would reset at every
+	// boot). A PID 1 that never gets going is reset this long after the
+	// switch.
+	HandoverTimeout = 2 * time.Minute
 	// WatchdogOff on the kernel command line turns the hardware watchdog
 	// off for the whole boot: the init does not arm it, and systemd reads
 	// the same parameter (its RuntimeWatchdogSec is then off). It is for
@@ -68,21 +75,22 @@ type watchdogDevice interface {
 
 // armWatchdog arms the device at WatchdogDevice unless the kernel command
 // line turns the watchdog off, and feeds it in the background. It never
-// fails the boot: without a watchdog the boot goes on, and says so.
-func armWatchdog(log initLog) {
+// fails the boot: without a watchdog the boot goes on, and says so. It
+// returns the device armed (nil if none), for handOver at the switch.
+func armWatchdog(log initLog) watchdogDevice {
 	raw, _ := os.ReadFile("/proc/cmdline")
 	if watchdogTurnedOff(string(raw)) {
 		log.printf("watchdog: turned off on the kernel command line (%s)", WatchdogOff)
-		return
+		return nil
 	}
 	fd, err := unix.Open(WatchdogDevice, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		log.printf("watchdog: no %s: a hang of this boot is not reset", WatchdogDevice)
-		return
+		return nil
 	}
 	if err != nil {
 		log.alertf("watchdog: open %s: %v: a hang of this boot is not reset", WatchdogDevice, err)
-		return
+		return nil
 	}
 	w := wdFile(fd)
 	msg, err := arm(w, WatchdogTimeout)
@@ -93,6 +101,23 @@ func armWatchdog(log initLog) {
 	go feed(w, WatchdogTimeout/4, watchdogBudget, twoRoots, func(err error) {
 		log.alertf("watchdog %s: keepalive: %v", WatchdogDevice, err)
 	})
+	return w
+}
+
+// handOver gives systemd HandoverTimeout to take the watchdog over: the
+// init sets it (which feeds it too) just before it execs systemd. A
+// driver that cannot take it keeps WatchdogTimeout, and the console says
+// so. w nil: nothing was armed.
+func handOver(w watchdogDevice, log initLog) {
+	if w == nil {
+		return
+	}
+	got, err := w.SetTimeout(HandoverTimeout)
+	if err != nil {
+		log.alertf("watchdog %s: set the %d s handover timeout: %v: systemd has the init's %d s to take it over", WatchdogDevice, HandoverTimeout/time.Second, err, WatchdogTimeout/time.Second)
+		return
+	}
+	log.printf("watchdog %s: systemd has %d s to take it over", WatchdogDevice, got/time.Second)
 }
 
 // twoRoots reports whether two disks carry the image's signature, the one

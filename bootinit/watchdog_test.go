@@ -126,3 +126,36 @@ func TestWatchdogTurnedOff(t *testing.T) {
 		}
 	}
 }
+
+// TestHandOver: at the switch the init leaves systemd HandoverTimeout to
+// open the watchdog, not the 60 s of its own phase: a loaded host's guest
+// took more than 60 s once, and the watchdog reset a healthy trial boot
+// (seen in the update story on 2026-12-07).
+func TestHandOver(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		w       *fakeWatchdog
+		timeout time.Duration
+		say     string
+	}{
+		{"handed over", &fakeWatchdog{magic: true, timeout: WatchdogTimeout}, HandoverTimeout, "systemd has 120 s to take it over"},
+		{"driver clamps the timeout", &fakeWatchdog{magic: true, timeout: 15 * time.Second, max: 15 * time.Second}, 15 * time.Second, "systemd has 15 s"},
+		{"driver refuses", &fakeWatchdog{magic: true, timeout: WatchdogTimeout, setErr: errors.New("EINVAL")}, WatchdogTimeout, "systemd has the init's 60 s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			handOver(tc.w, initLog{w: &out})
+			if tc.w.timeout != tc.timeout {
+				t.Errorf("timeout left for systemd: %s, want %s", tc.w.timeout, tc.timeout)
+			}
+			if !strings.Contains(out.String(), tc.say) {
+				t.Errorf("console %q, want %q", out.String(), tc.say)
+			}
+		})
+	}
+	var out strings.Builder
+	handOver(nil, initLog{w: &out}) // nothing armed: nothing to say
+	if out.Len() != 0 {
+		t.Errorf("nothing armed, yet: %q", out.String())
+	}
+}
