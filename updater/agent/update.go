@@ -31,9 +31,16 @@ func InRollout(deviceID string, release string, rollout float64) bool {
 	if rollout >= 1 {
 		return true
 	}
-	sum := sha256.Sum256([]byte(deviceID + "/" + release))
-	place := float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
-	return place < rollout
+	return Place(deviceID, release) < rollout
+}
+
+// Place is a number in [0, 1) that is the device's own for key, the same
+// at every call: its place in a release's rollout (key: the release) and
+// in the service's poll schedule. One hash for both, so that a device's
+// places spread evenly over the fleet.
+func Place(deviceID, key string) float64 {
+	sum := sha256.Sum256([]byte(deviceID + "/" + key))
+	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
 }
 
 // Fetch reads and verifies the channel document against this channel's

@@ -9,8 +9,6 @@ package service
 // interval if shorter) if that comes before the next poll.
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"strconv"
 	"time"
@@ -30,13 +28,7 @@ const FirstPoll = time.Minute
 // powered on together (a site whose power came back) do not all poll in
 // one minute: at the default 15 minutes, between 1 and 4 minutes.
 func FirstPollAfter(poll time.Duration, deviceID string) time.Duration {
-	return FirstPoll + time.Duration(float64(poll)/5*place(deviceID, "first"))
-}
-
-// place is a number in [0, 1) that is this device's for key.
-func place(deviceID, key string) float64 {
-	sum := sha256.Sum256([]byte(deviceID + "/" + key))
-	return float64(binary.BigEndian.Uint64(sum[:8])>>11) / float64(1<<53)
+	return FirstPoll + time.Duration(float64(poll)/5*agent.Place(deviceID, "first"))
 }
 
 // NextPoll is how long to wait after the poll numbered turn (the first
@@ -45,12 +37,12 @@ func place(deviceID, key string) float64 {
 // agent.ErrWaiting). The service's loop and the fleet simulation
 // (internal/fleetsim) schedule polls with it.
 func NextPoll(poll time.Duration, deviceID string, turn int, err error, waiting *state.Waiting, now time.Time) time.Duration {
-	d := time.Duration(float64(poll) * (0.9 + 0.2*place(deviceID, "poll/"+strconv.Itoa(turn))))
+	d := time.Duration(float64(poll) * (0.9 + 0.2*agent.Place(deviceID, "poll/"+strconv.Itoa(turn))))
 	if after, ok := install.RetryAfter(err); ok {
 		return max(d, after)
 	}
 	if errors.Is(err, agent.ErrWaiting) && waiting != nil && !waiting.Next.IsZero() {
-		spread := time.Duration(float64(min(poll, 10*time.Minute)) * place(deviceID, "window"))
+		spread := time.Duration(float64(min(poll, 10*time.Minute)) * agent.Place(deviceID, "window"))
 		if at := waiting.Next.Sub(now) + spread; at < d {
 			return max(at, time.Second)
 		}

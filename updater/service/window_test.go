@@ -1,11 +1,11 @@
 package service
 
 import (
-	"strconv"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
