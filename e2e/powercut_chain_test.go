@@ -1,0 +1,313 @@
+package e2e
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Chains: several cuts in one run of a leg. The leg's checkpoint is
+// booted once; after a cut QEMU starts again on the same card, and that
+// boot is both the recovery of the cut (its first status line must show
+// a slot the agent's state vouches for) and the carrier of the chain's
+// next cut. After the last cut the leg goes on to its verdict and the
+// full checks run once for the chain (the verdict, e2fsck -fn, the
+// application file, the booted slot against the signed artifacts), so K
+// cuts share one checkpoint boot, one settling, one power-off and one
+// e2fsck. A cut's own proof is the first status line printed after it;
+// when the next cut comes before one (a cut in the first boot's data
+// partition creation, then another in the boot after it), the first line
+// after both proves both. The chain's final verdict counts for each of
+// its cuts.
+//
+// The oracle stays the release's real verdict because a chain holds at
+// most one trial-consuming cut (below), placed last: the agent gives a
+// trial that never came up one more chance (two such fallbacks fail the
+// release "at boot", updater/agent/afterboot.go trialDidNotRun) and a
+// trial cut short after it came up two more (MaxInterrupted = 3 fails it
+// "at health" with no check named). One such cut leaves the release's
+// verdict what it is without cuts: v2 committed, v3 failed at its health
+// check. Two could change it, so the planner never puts two in a chain.
+
+// trialConsuming says whether a cut in that phase can spend one of the
+// chances the agent gives a trial: from the trial's U-Boot (which counts
+// the try down) until the commit or the failure is on the card.
+func trialConsuming(ph string) bool {
+	switch ph {
+	case phTrialUBoot, phTrialBoot, phHealth, phCommit, phRollback:
+		return true
+	}
+	return false
+}
+
+// cutChain is the cuts made in one run of a leg, in the order made.
+type cutChain struct {
+	n    int
+	leg  *leg
+	cuts []*plannedCut
+}
+
+func (ch *cutChain) consumes() bool {
+	for _, pc := range ch.cuts {
+		if trialConsuming(pc.phase) {
+			return true
+		}
+	}
+	return false
+}
+
+// planChains draws the plan (planCuts) and groups its cuts into chains of
+// at most cfg.chain cuts of one leg run, at most one trial-consuming cut
+// in each; within a chain the cuts follow the story (the leg's aims in
+// order, a trial-consuming one last). Cuts are numbered again in the
+// order they are made (chain by chain): with chains of one the numbers,
+// phases and moments are the plan's, as before chains existed.
+//
+// A cut aimed at a trial phase (legs v2t, v3t, which start at the
+// reboot into the trial) is the last cut of a chain of its own; with
+// chains longer than one, cuts of the leg that installs that release (v2,
+// v3) join it first, then the install goes on into the trial where the
+// trial's cut is made. A cut in arm never does: after it the next boot
+// may be the trial itself, where the install's phases, which the console
+// is followed through, never begin. A trial's chain that no install cut
+// joined starts at the trial's checkpoint, as its leg does.
+func planChains(legs []*leg, cfg soakConfig) []*cutChain {
+	k := cfg.chainLen()
+	byLeg := map[*leg][]*plannedCut{}
+	for _, pc := range planCuts(legs, cfg) {
+		byLeg[pc.leg] = append(byLeg[pc.leg], pc)
+	}
+	var chains []*cutChain
+	for _, l := range legs {
+		if installLeg(legs, l) != nil {
+			continue // with its install leg
+		}
+		t := trialLegOf(legs, l)
+		if t == nil || k == 1 {
+			chains = append(chains, chunk(l, byLeg[l], k)...)
+			if t != nil {
+				chains = append(chains, chunk(t, byLeg[t], k)...)
+			}
+			continue
+		}
+		var withTrial []*cutChain
+		for _, pc := range byLeg[t] {
+			withTrial = append(withTrial, &cutChain{leg: t, cuts: []*plannedCut{pc}})
+		}
+		var rest []*plannedCut
+		for _, pc := range byLeg[l] {
+			placed := false
+			for _, ch := range withTrial {
+				if !placed && pc.phase != phArm && len(ch.cuts) < k {
+					ch.leg, ch.cuts, placed = l, append(ch.cuts, pc), true
+				}
+			}
+			if !placed {
+				rest = append(rest, pc)
+			}
+		}
+		chains = append(chains, chunk(l, rest, k)...)
+		for _, ch := range withTrial {
+			if ch.leg == l {
+				chains = append(chains, ch)
+			}
+		}
+		for _, ch := range withTrial {
+			if ch.leg == t {
+				chains = append(chains, ch)
+			}
+		}
+	}
+	n := 0
+	for i, ch := range chains {
+		ch.n = i + 1
+		key := func(pc *plannedCut) int {
+			k := aimIndex(ch.leg, pc.phase)
+			if trialConsuming(pc.phase) {
+				k += 1000
+			}
+			return k
+		}
+		sort.SliceStable(ch.cuts, func(a, b int) bool { return key(ch.cuts[a]) < key(ch.cuts[b]) })
+		for j, pc := range ch.cuts {
+			n++
+			pc.n, pc.chain, pc.link, pc.leg = n, ch.n, j+1, ch.leg
+		}
+	}
+	return chains
+}
+
+// chunk groups one leg's cuts into chains of at most k, in plan order,
+// at most one trial-consuming cut in each.
+func chunk(l *leg, cuts []*plannedCut, k int) []*cutChain {
+	var chains []*cutChain
+	for _, pc := range cuts {
+		var ch *cutChain
+		for _, o := range chains {
+			if ch == nil && len(o.cuts) < k && !(trialConsuming(pc.phase) && o.consumes()) {
+				ch = o
+			}
+		}
+		if ch == nil {
+			ch = &cutChain{leg: l}
+			chains = append(chains, ch)
+		}
+		ch.cuts = append(ch.cuts, pc)
+	}
+	return chains
+}
+
+// trialLegOf is the leg that starts at install leg l's mid checkpoint,
+// or nil.
+func trialLegOf(legs []*leg, l *leg) *leg {
+	for _, o := range legs {
+		if l.mid != "" && o.from == l.mid {
+			return o
+		}
+	}
+	return nil
+}
+
+// installLeg is the leg that goes through trial leg l's story from the
+// start (its mid checkpoint is where l starts), or nil.
+func installLeg(legs []*leg, l *leg) *leg {
+	for _, o := range legs {
+		if o.mid != "" && o.mid == l.from {
+			return o
+		}
+	}
+	return nil
+}
+
+// aimIndex is the phase's place in the leg's story.
+func aimIndex(l *leg, ph string) int {
+	for i, a := range l.aims {
+		if a == ph {
+			return i
+		}
+	}
+	return len(l.aims)
+}
+
+// selected is the part of the chain a run makes: all of it, or with
+// PIBAKE_SOAK_ONLY its links up to the last one listed (the card a cut
+// finds is what the chain's earlier cuts left, so they run again too).
+func (ch *cutChain) selected(only map[int]bool) []*plannedCut {
+	if len(only) == 0 {
+		return ch.cuts
+	}
+	last := 0
+	for i, pc := range ch.cuts {
+		if only[pc.n] {
+			last = i + 1
+		}
+	}
+	return ch.cuts[:last]
+}
+
+// anyDone says whether the ledger holds one of the chain's cuts.
+func (ch *cutChain) anyDone(done map[int]bool) bool {
+	for _, pc := range ch.cuts {
+		if done[pc.n] {
+			return true
+		}
+	}
+	return false
+}
+
+// runChain makes the chain's cuts, records them, and writes them to the
+// ledger once the chain's final checks are done.
+func (c *campaign) runChain(cuts []*plannedCut) {
+	l := cuts[0].leg
+	if err := c.ensure(l.from); err != nil {
+		c.t.Errorf("chain of cuts %d-%d: %v", cuts[0].n, cuts[len(cuts)-1].n, err)
+		return
+	}
+	sum, recs := c.runLeg(l, cuts)
+	c.records = append(c.records, recs...)
+	var ns []string
+	for _, r := range recs {
+		ns = append(ns, fmt.Sprint(r.n))
+	}
+	for _, rec := range recs {
+		status := "ok"
+		if len(rec.problems) > 0 {
+			status = strings.Join(rec.problems, "; ")
+			c.t.Errorf("cut %d (chain %d link %d, leg %s, aimed at %s, landed in %s %s in, %s after QEMU started): %s\n  replay: make soak SOAK_SEED=%d SOAK_CUTS=%d SOAK_CHAIN=%d SOAK_ONLY=%s\n  console: %s",
+				rec.n, rec.chain, rec.link, rec.leg, rec.aimed, rec.hit, rec.into.Round(time.Millisecond), rec.at.Round(time.Second), status,
+				c.cfg.seed, c.cfg.cuts, c.cfg.chainLen(), strings.Join(ns, ","), strings.Join(sum.logs, " "))
+		}
+		hit := rec.hit
+		if rec.missed {
+			hit = "none (the aimed phase never began)"
+		}
+		c.t.Logf("cut %3d chain %3d.%d %-5s aimed %-12s hit %-12s %7s in, %6s: %s", rec.n, rec.chain, rec.link, rec.leg, rec.aimed, hit,
+			rec.into.Round(10*time.Millisecond), rec.took.Round(time.Second), status)
+	}
+	c.t.Logf("chain %d (leg %s): %d cuts, %d QEMU runs, %s", recs[0].chain, l.name, len(recs), sum.runs, sum.took.Round(time.Second))
+	if len(sum.problems) > 0 || anyProblem(recs) {
+		c.keepCard(recs[len(recs)-1])
+	}
+	c.chains++
+	c.appendLedger(recs)
+}
+
+func anyProblem(recs []*cutRecord) bool {
+	for _, r := range recs {
+		if len(r.problems) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// appendLedger writes the chain's cuts to the ledger (an error there is
+// the test's, the cuts are not lost from its log).
+func (c *campaign) appendLedger(recs []*cutRecord) {
+	if c.ledger == "" {
+		return
+	}
+	lines := ledgerLines(recs, c.cfg, c.commit, time.Now())
+	if err := appendLedger(c.ledger, lines); err != nil {
+		c.t.Error(err)
+	}
+}
+
+// ledgerLines are the ledger's lines for a chain's records.
+func ledgerLines(recs []*cutRecord, cfg soakConfig, commit string, now time.Time) []ledgerLine {
+	var lines []ledgerLine
+	for _, r := range recs {
+		verdict := "ok"
+		if len(r.problems) > 0 {
+			verdict = strings.Join(r.problems, "; ")
+		}
+		lines = append(lines, ledgerLine{date: now, commit: commit, seed: cfg.seed, plan: planID(cfg), cut: r.n, leg: r.leg,
+			aimed: r.aimed, hit: r.hit, verdict: verdict, seconds: r.took.Seconds()})
+	}
+	return lines
+}
+
+// settleChain finishes the records of a chain whose runs are over: a cut
+// no verified status line followed is a brick; the chain's problems
+// (its verdict, its final checks) count for each cut; each cut made
+// carries an equal share of the chain's time (a cut aimed at a phase
+// that never began carries none).
+func settleChain(sum *cutRecord, recs []*cutRecord) {
+	made := 0
+	for _, r := range recs {
+		if r.hit != "" {
+			made++
+		}
+	}
+	for _, r := range recs {
+		r.problems = append(r.problems, sum.problems...)
+		if r.hit == "" {
+			continue
+		}
+		if !r.recovered {
+			r.problems = append(r.problems, "brick: no status line of a verified boot after this cut")
+		}
+		r.took = sum.took / time.Duration(made)
+	}
+}
