@@ -113,8 +113,10 @@ func (c *campaign) legRuns(l *leg, disk, name string, cuts []*plannedCut, sum *c
 			sum.problems = append(sum.problems, runProblem(r))
 			return nil
 		default:
-			for _, rec := range recs[next:] {
-				rec.missed = true // settled before the aimed phase began
+			for i, rec := range recs[next:] {
+				// Settled before the aimed phase began (or, for the
+				// run's own cut, before its moment came).
+				rec.missed = i > 0 || r.missed
 			}
 			return r.settled
 		}

@@ -43,7 +43,7 @@ const (
 	phProvision   = "provisioning" // pibake-provision.service
 	phDataGrow    = "data-grow"    // a bigger card: partition and filesystem grown (resize2fs)
 	phDownload    = "download"     // the agent starts installing: document, indexes, first artifact (boot)
-	phWrite       = "write"        // the root artifact written into the other slot
+	phWrite       = "write"        // the root artifact written into the other slot (or resumed)
 	phArm         = "arm"          // trial recorded, boot state written, shutdown for the reboot
 	phTrialUBoot  = "trial-uboot"  // U-Boot's boot script: state read, tries counted down, fatwrite
 	phTrialBoot   = "trial-boot"   // the trial's kernel, init and systemd until the agent runs
@@ -94,7 +94,9 @@ func updatePhases(last phase) []phase {
 	return []phase{
 		{name: phBoot, marker: ubootBanner},
 		{name: phDownload, marker: "msg=installing"},
-		{name: phWrite, marker: `msg="artifact written and verified"`},
+		// The boot artifact is written first; once it is done (or, after
+		// a cut, verified again) the root is written.
+		{name: phWrite, marker: `written and verified" artifact=boot`},
 		{name: phArm, marker: "msg=installed"},
 		{name: phTrialUBoot, marker: "with script"},
 		{name: phTrialBoot, marker: "pibake: booting slot"},
