@@ -96,7 +96,11 @@ func (c *campaign) legRuns(l *leg, disk, name string, cuts []*plannedCut, sum *c
 			pc := cuts[next]
 			sp.cut, sp.delay = pc, time.Duration(pc.u*float64(c.estimate(l, pc.phase)))
 		}
-		r := c.run(sp)
+		run := c.run
+		if c.runFn != nil {
+			run = c.runFn
+		}
+		r := run(sp)
 		sum.runs++
 		sum.logs = append(sum.logs, r.log)
 		if i == 0 || afterHarvest != nil {

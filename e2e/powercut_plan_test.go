@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -406,5 +407,91 @@ func TestPowerCutLedger(t *testing.T) {
 	}
 	if id := planID(soakConfig{cuts: 3, sample: true, chain: 3, only: map[int]bool{2: true}}); id != "sample,only" {
 		t.Errorf("plan ID %q", id)
+	}
+}
+
+// A chain's runs, scripted instead of QEMU: each run carries the next
+// cut, the carriers' status lines prove the cuts before them, the run
+// that settles ends the chain; a run that settles before its aimed
+// phase leaves the remaining cuts unmade.
+func TestPowerCutChainRuns(t *testing.T) {
+	legs := soakLegs()
+	v2 := legs[2]
+	cuts := []*plannedCut{{n: 1, chain: 1, link: 1, leg: v2, phase: phDownload, u: 0.5}, {n: 2, chain: 1, link: 2, leg: v2, phase: phWrite, u: 0.5},
+		{n: 3, chain: 1, link: 3, leg: v2, phase: phHealth, u: 0.5}}
+	settled := &soakStatus{line: "E2E-SOAK version=2.0.0 slot=b"}
+	script := []runResult{
+		{killed: true, hit: phDownload, done: map[string]time.Duration{phDownload: time.Second}},
+		{killed: true, hit: phDownload, verifiedLines: 1}, // aimed at the write, landed early
+		{killed: true, hit: phHealth, unverified: []string{"slot b runs 2.0.0, which the agent's state does not vouch for"}},
+		{verifiedLines: 3, settled: settled, poweredOff: true},
+	}
+	var specs []runSpec
+	c := &campaign{t: t, dir: t.TempDir(), checkpoints: map[string]string{cpV2Armed: "x"}, est: map[string]time.Duration{}}
+	c.runFn = func(sp runSpec) runResult {
+		specs = append(specs, sp)
+		r := script[0]
+		script = script[1:]
+		return r
+	}
+	sum := &cutRecord{}
+	recs := []*cutRecord{{n: 1}, {n: 2}, {n: 3}}
+	final := c.legRuns(v2, "card", "chain001", cuts, sum, recs)
+	if final != settled || sum.runs != 4 || len(sum.problems) != 0 {
+		t.Fatalf("final %v, %d runs, problems %q", final, sum.runs, sum.problems)
+	}
+	for i, sp := range specs {
+		want := (*plannedCut)(nil)
+		if i < 3 {
+			want = cuts[i]
+		}
+		if sp.cut != want || sp.harvest {
+			t.Errorf("run %d carries cut %v, harvest %v", i, sp.cut, sp.harvest)
+		}
+	}
+	if specs[1].delay != 15*time.Second || specs[0].delay != time.Duration(0.5*float64(defaultLength[phDownload])) {
+		t.Errorf("delays %s %s", specs[0].delay, specs[1].delay)
+	}
+	if !recs[0].recovered || !recs[1].recovered || !recs[2].recovered || recs[1].hit != phDownload || recs[2].hit != phHealth {
+		t.Errorf("records %+v %+v %+v", recs[0], recs[1], recs[2])
+	}
+	// The third run's status lines came before its own cut: the second
+	// cut's boot.
+	if len(recs[1].problems) != 1 || !strings.HasPrefix(recs[1].problems[0], "unverified:") || len(recs[2].problems) != 0 {
+		t.Errorf("problems %q %q", recs[1].problems, recs[2].problems)
+	}
+	// Settled before the second cut's phase began.
+	script = []runResult{{killed: true, hit: phArm}, {verifiedLines: 1, settled: settled, missed: true}}
+	specs = nil
+	recs = []*cutRecord{{n: 1}, {n: 2}, {n: 3}}
+	if final := c.legRuns(v2, "card", "chain002", cuts, &cutRecord{}, recs); final != settled {
+		t.Fatal("not settled")
+	}
+	if recs[0].missed || !recs[1].missed || !recs[2].missed || recs[1].hit != "" {
+		t.Errorf("missed %v %v %v", recs[0].missed, recs[1].missed, recs[2].missed)
+	}
+	// A run that never reports: the chain's problem, a brick.
+	script = []runResult{{killed: true, hit: phWrite}, {err: errors.New("no verdict after 20m0s")}}
+	sum, recs = &cutRecord{}, []*cutRecord{{n: 1}}
+	if final := c.legRuns(v2, "card", "chain003", cuts[:1], sum, recs); final != nil || len(sum.problems) != 1 || !strings.HasPrefix(sum.problems[0], "brick:") {
+		t.Errorf("a device that never reported: %v %q", final, sum.problems)
+	}
+	// Without the mid checkpoint, a chain with no trial-consuming cut
+	// may make it, one with one may not.
+	delete(c.checkpoints, cpV2Armed)
+	for _, chain := range [][]*plannedCut{cuts[:2], cuts} {
+		script = []runResult{{killed: true, hit: phDownload}, {killed: true, hit: phWrite}, {killed: true, hit: phHealth}}[:len(chain)]
+		script = append(script, runResult{settled: settled})
+		specs, recs = nil, nil
+		for _, pc := range chain {
+			recs = append(recs, &cutRecord{n: pc.n})
+		}
+		c.legRuns(v2, "card", "chain004", chain, &cutRecord{}, recs)
+		if got, want := specs[len(specs)-1].harvest, len(chain) == 2; got != want {
+			t.Errorf("%d cuts: harvest %v", len(chain), got)
+		}
+	}
+	if aimedPairs(legs) != 17 {
+		t.Errorf("%d (leg, phase) pairs", aimedPairs(legs))
 	}
 }

@@ -237,6 +237,7 @@ type campaign struct {
 	ledger      string // the ledger's path ("" none)
 	commit      string
 	started     time.Time
+	runFn       func(runSpec) runResult // the QEMU runs, if not c.run (the unit tests' script)
 }
 
 // newCampaign builds v1, v2 and v3, publishes them, and makes C0.
