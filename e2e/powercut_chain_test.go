@@ -41,6 +41,25 @@ func trialConsuming(ph string) bool {
 	return false
 }
 
+// oncePerCard says whether the phase happens once in a card's life: the
+// data partition's creation and growth, the provisioning. After a cut
+// that came too late to interrupt it, the carrier boot goes through the
+// same console lines (pibake-init's) without doing the work, so a
+// second cut aimed there would be counted in a phase it never hit; a
+// chain aims at each of them once.
+func oncePerCard(ph string) bool {
+	return ph == phDataCreate || ph == phDataGrow || ph == phProvision
+}
+
+func (ch *cutChain) aims(ph string) bool {
+	for _, pc := range ch.cuts {
+		if pc.phase == ph {
+			return true
+		}
+	}
+	return false
+}
+
 // cutChain is the cuts made in one run of a leg, in the order made.
 type cutChain struct {
 	n    int
@@ -139,13 +158,14 @@ func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 }
 
 // chunk groups one leg's cuts into chains of at most k, in plan order,
-// at most one trial-consuming cut in each.
+// at most one trial-consuming cut in each, and at most one aimed at each
+// phase a card goes through once.
 func chunk(l *leg, cuts []*plannedCut, k int) []*cutChain {
 	var chains []*cutChain
 	for _, pc := range cuts {
 		var ch *cutChain
 		for _, o := range chains {
-			if ch == nil && len(o.cuts) < k && !(trialConsuming(pc.phase) && o.consumes()) {
+			if ch == nil && len(o.cuts) < k && !(trialConsuming(pc.phase) && o.consumes()) && !(oncePerCard(pc.phase) && o.aims(pc.phase)) {
 				ch = o
 			}
 		}
