@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pibake/pibake/updater/agent"
 )
 
 // Chains: several cuts in one run of a leg. The leg's checkpoint is
@@ -21,14 +23,19 @@ import (
 // after both proves both. The chain's final verdict counts for each of
 // its cuts.
 //
-// The oracle stays the release's real verdict because a chain holds at
-// most one trial-consuming cut (below), placed last: the agent gives a
-// trial that never came up one more chance (two such fallbacks fail the
-// release "at boot", updater/agent/afterboot.go trialDidNotRun) and a
-// trial cut short after it came up two more (MaxInterrupted = 3 fails it
-// "at health" with no check named). One such cut leaves the release's
-// verdict what it is without cuts: v2 committed, v3 failed at its health
-// check. Two could change it, so the planner never puts two in a chain.
+// The oracle stays the release's real verdict because the planner counts
+// the chances the agent gives a trial (updater/agent/afterboot.go,
+// trialDidNotRun): a trial that never came up far enough to count its
+// boot is retried once (a second such fallback fails the release "at
+// boot"), and one cut short after it counted its boot is retried until
+// MaxInterrupted (3) such cuts fail it "at health" with no check named.
+// A cut from the trial's U-Boot to its health checks may be either kind
+// (the boot is counted as the agent starts, just after the health
+// phase's first line), a cut in the commit or the rollback only the
+// second. So a chain holds at most one cut in trial-uboot, trial-boot or
+// health, and at most MaxInterrupted-1 (2) trial-consuming cuts in all:
+// neither count can reach its limit, and the release's verdict is what
+// it is without cuts (v2 committed, v3 failed at its health check).
 
 // trialConsuming says whether a cut in that phase can spend one of the
 // chances the agent gives a trial: from the trial's U-Boot (which counts
@@ -39,6 +46,34 @@ func trialConsuming(ph string) bool {
 		return true
 	}
 	return false
+}
+
+// maybeUnbooted says whether a cut in that phase may come before the
+// trial counted its boot (the agent's first write at start).
+func maybeUnbooted(ph string) bool {
+	return ph == phTrialUBoot || ph == phTrialBoot || ph == phHealth
+}
+
+// admits says whether pc can join the chain: room left, each phase a
+// card goes through once aimed once, and the trial's chances counted
+// (above).
+func (ch *cutChain) admits(pc *plannedCut, k int) bool {
+	if len(ch.cuts) >= k || (oncePerCard(pc.phase) && ch.aims(pc.phase)) {
+		return false
+	}
+	if !trialConsuming(pc.phase) {
+		return true
+	}
+	consuming := 0
+	for _, o := range ch.cuts {
+		if trialConsuming(o.phase) {
+			consuming++
+		}
+		if maybeUnbooted(o.phase) && maybeUnbooted(pc.phase) {
+			return false
+		}
+	}
+	return consuming < agent.MaxInterrupted-1
 }
 
 // oncePerCard says whether the phase happens once in a card's life: the
@@ -77,20 +112,20 @@ func (ch *cutChain) consumes() bool {
 }
 
 // planChains draws the plan (planCuts) and groups its cuts into chains of
-// at most cfg.chain cuts of one leg run, at most one trial-consuming cut
-// in each; within a chain the cuts follow the story (the leg's aims in
-// order, a trial-consuming one last). Cuts are numbered again in the
-// order they are made (chain by chain): with chains of one the numbers,
-// phases and moments are the plan's, as before chains existed.
+// at most cfg.chain cuts of one leg run (admits); within a chain the cuts
+// follow the story (the leg's aims in order, the trial-consuming ones
+// last). Cuts are numbered again in the order they are made (chain by
+// chain): with chains of one the numbers, phases and moments are the
+// plan's, as before chains existed.
 //
-// A cut aimed at a trial phase (legs v2t, v3t, which start at the
-// reboot into the trial) is the last cut of a chain of its own; with
-// chains longer than one, cuts of the leg that installs that release (v2,
-// v3) join it first, then the install goes on into the trial where the
-// trial's cut is made. A cut in arm never does: after it the next boot
-// may be the trial itself, where the install's phases, which the console
-// is followed through, never begin. A trial's chain that no install cut
-// joined starts at the trial's checkpoint, as its leg does.
+// Cuts aimed at a trial phase (legs v2t, v3t, which start at the reboot
+// into the trial) are chained first; with room left, cuts of the leg
+// that installs that release (v2, v3) join such a chain, and the install
+// goes on into the trial where the trial's cuts are made. A cut in arm
+// never does: after it the next boot may be the trial itself, where the
+// install's phases, which the console is followed through, never begin.
+// A trial's chain that no install cut joined starts at the trial's
+// checkpoint, as its leg does.
 func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 	k := cfg.chainLen()
 	byLeg := map[*leg][]*plannedCut{}
@@ -110,15 +145,12 @@ func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 			}
 			continue
 		}
-		var withTrial []*cutChain
-		for _, pc := range byLeg[t] {
-			withTrial = append(withTrial, &cutChain{leg: t, cuts: []*plannedCut{pc}})
-		}
+		withTrial := chunk(t, byLeg[t], k)
 		var rest []*plannedCut
 		for _, pc := range byLeg[l] {
 			placed := false
 			for _, ch := range withTrial {
-				if !placed && pc.phase != phArm && len(ch.cuts) < k {
+				if !placed && pc.phase != phArm && ch.admits(pc, k) {
 					ch.leg, ch.cuts, placed = l, append(ch.cuts, pc), true
 				}
 			}
@@ -141,14 +173,7 @@ func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 	n := 0
 	for i, ch := range chains {
 		ch.n = i + 1
-		key := func(pc *plannedCut) int {
-			k := aimIndex(ch.leg, pc.phase)
-			if trialConsuming(pc.phase) {
-				k += 1000
-			}
-			return k
-		}
-		sort.SliceStable(ch.cuts, func(a, b int) bool { return key(ch.cuts[a]) < key(ch.cuts[b]) })
+		sort.SliceStable(ch.cuts, func(a, b int) bool { return phaseIndex(ch.leg, ch.cuts[a].phase) < phaseIndex(ch.leg, ch.cuts[b].phase) })
 		for j, pc := range ch.cuts {
 			n++
 			pc.n, pc.chain, pc.link, pc.leg = n, ch.n, j+1, ch.leg
@@ -157,15 +182,14 @@ func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 	return chains
 }
 
-// chunk groups one leg's cuts into chains of at most k, in plan order,
-// at most one trial-consuming cut in each, and at most one aimed at each
-// phase a card goes through once.
+// chunk groups one leg's cuts into chains in plan order, each cut into
+// the first chain that admits it.
 func chunk(l *leg, cuts []*plannedCut, k int) []*cutChain {
 	var chains []*cutChain
 	for _, pc := range cuts {
 		var ch *cutChain
 		for _, o := range chains {
-			if ch == nil && len(o.cuts) < k && !(trialConsuming(pc.phase) && o.consumes()) && !(oncePerCard(pc.phase) && o.aims(pc.phase)) {
+			if ch == nil && o.admits(pc, k) {
 				ch = o
 			}
 		}
@@ -200,14 +224,14 @@ func installLeg(legs []*leg, l *leg) *leg {
 	return nil
 }
 
-// aimIndex is the phase's place in the leg's story.
-func aimIndex(l *leg, ph string) int {
-	for i, a := range l.aims {
-		if a == ph {
+// phaseIndex is the phase's place in the leg's story.
+func phaseIndex(l *leg, ph string) int {
+	for i, p := range l.phases {
+		if p.name == ph {
 			return i
 		}
 	}
-	return len(l.aims)
+	return len(l.phases)
 }
 
 // selected is the part of the chain a run makes: all of it, or with

@@ -92,6 +92,9 @@ func (c *campaign) legRuns(l *leg, disk, name string, cuts []*plannedCut, sum *c
 	harvest := l.mid != "" && !(&cutChain{cuts: cuts}).consumes()
 	for i := 0; i < maxRuns+len(cuts); i++ {
 		sp := runSpec{leg: l, disk: disk, name: fmt.Sprintf("%s-run%d", name, i), harvest: harvest && c.checkpoints[l.mid] == "", phases: afterHarvest}
+		if made >= 0 && afterHarvest == nil && trialConsuming(cuts[made].phase) {
+			sp.phases = retryPhases(l)
+		}
 		if next < len(cuts) {
 			pc := cuts[next]
 			sp.cut, sp.delay = pc, time.Duration(pc.u*float64(c.estimate(l, pc.phase)))

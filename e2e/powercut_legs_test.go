@@ -105,6 +105,15 @@ func updatePhases(last phase) []phase {
 	}
 }
 
+// retryPhases are a leg's phases in the boot after a cut in its trial:
+// the boot of the old slot (its console shows the same U-Boot and script
+// lines as a trial's), until the agent arms the trial again; then the
+// trial's. A trial that boots again at once (the cut came before U-Boot
+// spent its try) is not followed: a cut aimed at it is missed.
+func retryPhases(l *leg) []phase {
+	return append([]phase{{name: phBoot, marker: ubootBanner}, {name: phBoot, marker: "rebooting into the trial"}}, trialPhases(l.phases[len(l.phases)-1])...)
+}
+
 // trialPhases are a leg's phases from the reboot into its trial on.
 func trialPhases(last phase) []phase { return updatePhases(last)[4:] }
 
