@@ -173,7 +173,9 @@ func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 	n := 0
 	for i, ch := range chains {
 		ch.n = i + 1
-		sort.SliceStable(ch.cuts, func(a, b int) bool { return phaseIndex(ch.leg, ch.cuts[a].phase) < phaseIndex(ch.leg, ch.cuts[b].phase) })
+		sort.SliceStable(ch.cuts, func(a, b int) bool {
+			return phaseIndex(ch.leg, ch.cuts[a].phase) < phaseIndex(ch.leg, ch.cuts[b].phase)
+		})
 		for j, pc := range ch.cuts {
 			n++
 			pc.n, pc.chain, pc.link, pc.leg = n, ch.n, j+1, ch.leg
