@@ -111,21 +111,16 @@ func (ch *cutChain) consumes() bool {
 	return false
 }
 
-// planChains draws the plan (planCuts) and groups its cuts into chains of
-// at most cfg.chain cuts of one leg run (admits); within a chain the cuts
-// follow the story (the leg's aims in order, the trial-consuming ones
-// last). Cuts are numbered again in the order they are made (chain by
-// chain): with chains of one the numbers, phases and moments are the
-// plan's, as before chains existed.
+// planChains draws the plan (planCuts) and groups each leg's cuts into
+// chains of at most cfg.chain cuts (admits); within a chain the cuts
+// follow the story (the leg's phases in order). Cuts are numbered again
+// in the order they are made (chain by chain): with chains of one the
+// numbers, phases and moments are the plan's, as before chains existed.
 //
-// Cuts aimed at a trial phase (legs v2t, v3t, which start at the reboot
-// into the trial) are chained first; with room left, cuts of the leg
-// that installs that release (v2, v3) join such a chain, and the install
-// goes on into the trial where the trial's cuts are made. A cut in arm
-// never does: after it the next boot may be the trial itself, where the
-// install's phases, which the console is followed through, never begin.
-// A trial's chain that no install cut joined starts at the trial's
-// checkpoint, as its leg does.
+// Cuts aimed at a trial phase stay in their legs (v2t, v3t), which start
+// at the reboot into the trial: a chain of the install's leg could carry
+// them too, but it starts two boots and the whole install earlier, which
+// costs more than the trial leg's own start.
 func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 	k := cfg.chainLen()
 	byLeg := map[*leg][]*plannedCut{}
@@ -134,41 +129,7 @@ func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 	}
 	var chains []*cutChain
 	for _, l := range legs {
-		if installLeg(legs, l) != nil {
-			continue // with its install leg
-		}
-		t := trialLegOf(legs, l)
-		if t == nil || k == 1 {
-			chains = append(chains, chunk(l, byLeg[l], k)...)
-			if t != nil {
-				chains = append(chains, chunk(t, byLeg[t], k)...)
-			}
-			continue
-		}
-		withTrial := chunk(t, byLeg[t], k)
-		var rest []*plannedCut
-		for _, pc := range byLeg[l] {
-			placed := false
-			for _, ch := range withTrial {
-				if !placed && pc.phase != phArm && ch.admits(pc, k) {
-					ch.leg, ch.cuts, placed = l, append(ch.cuts, pc), true
-				}
-			}
-			if !placed {
-				rest = append(rest, pc)
-			}
-		}
-		chains = append(chains, chunk(l, rest, k)...)
-		for _, ch := range withTrial {
-			if ch.leg == l {
-				chains = append(chains, ch)
-			}
-		}
-		for _, ch := range withTrial {
-			if ch.leg == t {
-				chains = append(chains, ch)
-			}
-		}
+		chains = append(chains, chunk(l, byLeg[l], k)...)
 	}
 	n := 0
 	for i, ch := range chains {
@@ -178,7 +139,7 @@ func planChains(legs []*leg, cfg soakConfig) []*cutChain {
 		})
 		for j, pc := range ch.cuts {
 			n++
-			pc.n, pc.chain, pc.link, pc.leg = n, ch.n, j+1, ch.leg
+			pc.n, pc.chain, pc.link = n, ch.n, j+1
 		}
 	}
 	return chains
@@ -202,28 +163,6 @@ func chunk(l *leg, cuts []*plannedCut, k int) []*cutChain {
 		ch.cuts = append(ch.cuts, pc)
 	}
 	return chains
-}
-
-// trialLegOf is the leg that starts at install leg l's mid checkpoint,
-// or nil.
-func trialLegOf(legs []*leg, l *leg) *leg {
-	for _, o := range legs {
-		if l.mid != "" && o.from == l.mid {
-			return o
-		}
-	}
-	return nil
-}
-
-// installLeg is the leg that goes through trial leg l's story from the
-// start (its mid checkpoint is where l starts), or nil.
-func installLeg(legs []*leg, l *leg) *leg {
-	for _, o := range legs {
-		if o.mid != "" && o.mid == l.from {
-			return o
-		}
-	}
-	return nil
 }
 
 // phaseIndex is the phase's place in the leg's story.
