@@ -35,7 +35,12 @@ import (
 // second. So a chain holds at most one cut in trial-uboot, trial-boot or
 // health, and at most MaxInterrupted-1 (2) trial-consuming cuts in all:
 // neither count can reach its limit, and the release's verdict is what
-// it is without cuts (v2 committed, v3 failed at its health check).
+// it is without cuts (v2 committed, v3 failed at its health check). A cut
+// lands in its aimed phase or a later one, never an earlier one (it is
+// timed from the phase's first line), so one aimed at the install may
+// spend a chance of the trial; after such a cut the chain's next ones are
+// aimed in the trial's retry (legRuns), where an install's phase never
+// comes, and the count holds.
 
 // trialConsuming says whether a cut in that phase can spend one of the
 // chances the agent gives a trial: from the trial's U-Boot (which counts

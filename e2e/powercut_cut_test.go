@@ -89,10 +89,19 @@ func (c *campaign) legRuns(l *leg, disk, name string, cuts []*plannedCut, sum *c
 	// chain with no trial-consuming cut: after one, the card's state
 	// counts a spent chance, and a chain started there with another such
 	// cut could see the release fail for it (powercut_chain_test.go).
+	// A cut lands in the phase it was aimed at or a later one (it is
+	// timed from that phase's first line): one aimed at the install may
+	// land in the trial. Once a cut was aimed or landed there, no mid
+	// checkpoint is taken, and the next run follows the trial's retry,
+	// where a cut aimed at the install never comes.
 	harvest := l.mid != "" && !(&cutChain{cuts: cuts}).consumes()
 	for i := 0; i < maxRuns+len(cuts); i++ {
+		spent := made >= 0 && (trialConsuming(cuts[made].phase) || trialConsuming(recs[made].hit))
+		if spent {
+			harvest = false
+		}
 		sp := runSpec{leg: l, disk: disk, name: fmt.Sprintf("%s-run%d", name, i), harvest: harvest && c.checkpoints[l.mid] == "", phases: afterHarvest}
-		if made >= 0 && afterHarvest == nil && trialConsuming(cuts[made].phase) {
+		if spent && afterHarvest == nil {
 			sp.phases = retryPhases(l)
 		}
 		if next < len(cuts) {

@@ -513,6 +513,17 @@ func TestPowerCutChainRuns(t *testing.T) {
 	if specs[1].phases != nil || len(specs[2].phases) != len(retryPhases(v2)) || len(specs[3].phases) != len(retryPhases(v2)) {
 		t.Errorf("carrier phases: %d %d %d", len(specs[1].phases), len(specs[2].phases), len(specs[3].phases))
 	}
+	// An install chain whose second cut landed in the trial: no mid
+	// checkpoint after it, and the third cut (aimed at arm) is aimed in
+	// the trial's retry, where it never comes.
+	delete(c.checkpoints, cpV2Armed)
+	install := []*plannedCut{cuts[0], cuts[1], {n: 3, leg: v2, phase: phArm, u: 0.5}}
+	script = []runResult{{killed: true, hit: phDownload}, {killed: true, hit: phTrialBoot}, {settled: settled, missed: true}}
+	specs, recs = nil, []*cutRecord{{n: 1}, {n: 2}, {n: 3}}
+	c.legRuns(v2, "card", "chain006", install, &cutRecord{}, recs)
+	if !specs[1].harvest || specs[2].harvest || len(specs[2].phases) != len(retryPhases(v2)) || !recs[2].missed {
+		t.Errorf("after a cut that landed in the trial: harvest %v then %v, %d phases, missed %v", specs[1].harvest, specs[2].harvest, len(specs[2].phases), recs[2].missed)
+	}
 	// Without the mid checkpoint, a chain with no trial-consuming cut
 	// may make it, one with one may not.
 	delete(c.checkpoints, cpV2Armed)
