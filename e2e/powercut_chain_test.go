@@ -235,7 +235,13 @@ func (c *campaign) runChain(cuts []*plannedCut) {
 		c.t.Logf("cut %3d chain %3d.%d %-5s aimed %-12s hit %-12s %7s in, %6s: %s", rec.n, rec.chain, rec.link, rec.leg, rec.aimed, hit,
 			rec.into.Round(10*time.Millisecond), rec.took.Round(time.Second), status)
 	}
-	c.t.Logf("chain %d (leg %s): %d cuts, %d QEMU runs, %s", recs[0].chain, l.name, len(recs), sum.runs, sum.took.Round(time.Second))
+	made := 0
+	for _, r := range recs {
+		if r.hit != "" {
+			made++
+		}
+	}
+	c.t.Logf("chain %d (leg %s): %d cuts made of %d aimed, %d QEMU runs, %s", recs[0].chain, l.name, made, len(recs), sum.runs, sum.took.Round(time.Second))
 	if len(sum.problems) > 0 || anyProblem(recs) {
 		c.keepCard(recs[len(recs)-1])
 	}
