@@ -102,14 +102,22 @@ e2e-edge: deps
 	PIBAKE_E2E=1 PIBAKE_E2E_EDGE_UPDATE=1 $(GO) test -run '^TestEdge$$' -timeout 90m -count=1 -v ./e2e/
 
 # Real power cuts (e2e/powercut_test.go): QEMU is killed SOAK_CUTS times
-# at random moments of the update story, in every phase of it; after each
-# cut the device must settle on the release's verdict with /data clean.
-# The seed is printed; SOAK_SEED=N replays a campaign, SOAK_ONLY=3,17
-# only those cuts of it. PIBAKE_SOAK_SAMPLE=1 make e2e adds a sample of
-# three to the stories; make test makes one, in TestUpdate.
+# at random moments of the update story, in every phase of it, SOAK_CHAIN
+# cuts (default 3) a run of a leg; after them the device must settle on
+# the release's verdict with /data clean. The seed is printed; SOAK_SEED=N
+# replays a campaign (same SOAK_CUTS and SOAK_CHAIN), SOAK_ONLY=3,17 only
+# the chains of those cuts. Every finished cut is appended to
+# ~/.cache/pibake/soak/ledger.tsv and the ledger's totals end the run:
+# SOAK_RESUME=1 goes on with the ledger's last plan of these settings,
+# skipping the chains it holds, SOAK_FOR=2h starts no chain after that
+# time (docs/building.md, "Real power cuts"). PIBAKE_SOAK_SAMPLE=1 make
+# e2e adds a sample of three to the stories; make test makes one, in
+# TestUpdate.
 SOAK_CUTS ?= 100
+SOAK_CHAIN ?= 3
 soak: deps
-	PIBAKE_E2E=1 PIBAKE_SOAK_CUTS=$(SOAK_CUTS) $(if $(SOAK_SEED),PIBAKE_SOAK_SEED=$(SOAK_SEED)) $(if $(SOAK_ONLY),PIBAKE_SOAK_ONLY=$(SOAK_ONLY)) \
+	PIBAKE_E2E=1 PIBAKE_SOAK_CUTS=$(SOAK_CUTS) PIBAKE_SOAK_CHAIN=$(SOAK_CHAIN) $(if $(SOAK_SEED),PIBAKE_SOAK_SEED=$(SOAK_SEED)) $(if $(SOAK_ONLY),PIBAKE_SOAK_ONLY=$(SOAK_ONLY)) \
+	  $(if $(SOAK_RESUME),PIBAKE_SOAK_RESUME=1) $(if $(SOAK_FOR),PIBAKE_SOAK_FOR=$(SOAK_FOR)) \
 	  $(GO) test -run '^TestPowerCut$$' -timeout 48h -count=1 -v ./e2e/
 
 # Figures, never assertions: FAT writing, the root filesystem transform,

@@ -43,7 +43,7 @@ const (
 	phProvision   = "provisioning" // pibake-provision.service
 	phDataGrow    = "data-grow"    // a bigger card: partition and filesystem grown (resize2fs)
 	phDownload    = "download"     // the agent starts installing: document, indexes, first artifact (boot)
-	phWrite       = "write"        // the root artifact written into the other slot
+	phWrite       = "write"        // the root artifact written into the other slot (or resumed)
 	phArm         = "arm"          // trial recorded, boot state written, shutdown for the reboot
 	phTrialUBoot  = "trial-uboot"  // U-Boot's boot script: state read, tries counted down, fatwrite
 	phTrialBoot   = "trial-boot"   // the trial's kernel, init and systemd until the agent runs
@@ -94,13 +94,24 @@ func updatePhases(last phase) []phase {
 	return []phase{
 		{name: phBoot, marker: ubootBanner},
 		{name: phDownload, marker: "msg=installing"},
-		{name: phWrite, marker: `msg="artifact written and verified"`},
+		// The boot artifact is written first; once it is done (or, after
+		// a cut, verified again) the root is written.
+		{name: phWrite, marker: `written and verified" artifact=boot`},
 		{name: phArm, marker: "msg=installed"},
 		{name: phTrialUBoot, marker: "with script"},
 		{name: phTrialBoot, marker: "pibake: booting slot"},
 		{name: phHealth, marker: "Started pibake-updater.service"},
 		last,
 	}
+}
+
+// retryPhases are a leg's phases in the boot after a cut in its trial:
+// the boot of the old slot (its console shows the same U-Boot and script
+// lines as a trial's), until the agent arms the trial again; then the
+// trial's. A trial that boots again at once (the cut came before U-Boot
+// spent its try) is not followed: a cut aimed at it is missed.
+func retryPhases(l *leg) []phase {
+	return append([]phase{{name: phBoot, marker: ubootBanner}, {name: phBoot, marker: "rebooting into the trial"}}, trialPhases(l.phases[len(l.phases)-1])...)
 }
 
 // trialPhases are a leg's phases from the reboot into its trial on.

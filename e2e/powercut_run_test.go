@@ -79,18 +79,19 @@ func (s *soakServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // runResult is how one QEMU run of a leg ended.
 type runResult struct {
-	log        string
-	killed     bool          // the campaign cut the power
-	harvested  bool          // stopped at the clean reboot into the trial, for a checkpoint
-	poweredOff bool          // the guest powered off when told to
-	settled    *soakStatus   // the verdict line, if the device settled
-	last       *soakStatus   // the last status line
-	hit        string        // the phase the cut landed in
-	into, at   time.Duration // how far into that phase, and since QEMU started
-	missed     bool          // the aimed phase never began before the verdict
-	unverified []string      // status lines of a boot the state does not vouch for
-	done       map[string]time.Duration
-	err        error
+	log           string
+	killed        bool          // the campaign cut the power
+	harvested     bool          // stopped at the clean reboot into the trial, for a checkpoint
+	poweredOff    bool          // the guest powered off when told to
+	settled       *soakStatus   // the verdict line, if the device settled
+	last          *soakStatus   // the last status line
+	hit           string        // the phase the cut landed in
+	into, at      time.Duration // how far into that phase, and since QEMU started
+	missed        bool          // the aimed phase never began before the verdict
+	unverified    []string      // status lines of a boot the state does not vouch for
+	verifiedLines int           // status lines of a boot it vouches for
+	done          map[string]time.Duration
+	err           error
 }
 
 // runSpec is what one run does: the leg, the card, and the cut to make
@@ -212,6 +213,8 @@ func (w *watcher) line(text string) {
 	w.res.last = &s
 	if err := s.verified(); err != nil {
 		w.res.unverified = append(w.res.unverified, err.Error()+": "+s.line)
+	} else if s.statusErr == nil {
+		w.res.verifiedLines++
 	}
 	if w.spec.leg.verdict(s) != nil {
 		return

@@ -32,9 +32,15 @@ import (
 // (data partition creation, provisioning), one while v2 is installed, one
 // in v2's trial (17 min 30 s on a loaded 2-core machine). make test
 // makes one cut instead, inside TestUpdate (storyCut), for the price of
-// one boot. make soak runs PIBAKE_SOAK_CUTS of them
-// over every phase; PIBAKE_SOAK_SEED replays a campaign, PIBAKE_SOAK_ONLY
-// (cut numbers) only some of its cuts.
+// one boot. make soak runs PIBAKE_SOAK_CUTS of them over every phase, in
+// chains of PIBAKE_SOAK_CHAIN (default 3) cuts a leg run
+// (powercut_chain_test.go); PIBAKE_SOAK_SEED replays a campaign (with the
+// same PIBAKE_SOAK_CUTS and PIBAKE_SOAK_CHAIN), PIBAKE_SOAK_ONLY (cut
+// numbers) only the chains that hold those cuts, up to the last one
+// named. Every finished cut goes to the ledger (powercut_ledger_test.go);
+// PIBAKE_SOAK_RESUME=1 goes on with the ledger's last plan (or
+// PIBAKE_SOAK_SEED's), skipping the chains it holds, and PIBAKE_SOAK_FOR
+// (a duration) starts no chain after that much time.
 func TestPowerCut(t *testing.T) {
 	needE2E(t)
 	if os.Getenv("PIBAKE_SOAK_CUTS") == "" && os.Getenv("PIBAKE_SOAK_SAMPLE") == "" {
@@ -42,48 +48,135 @@ func TestPowerCut(t *testing.T) {
 	}
 	story(t, true)
 	cfg := soakConfigFromEnv(t)
-	t.Logf("power-cut campaign: %d cuts, PIBAKE_SOAK_SEED=%d replays it", cfg.cuts, cfg.seed)
-	fmt.Fprintf(os.Stderr, "power-cut campaign: %d cuts, PIBAKE_SOAK_SEED=%d replays it\n", cfg.cuts, cfg.seed)
+	ledger, err := ledgerPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := resumeFrom(t, &cfg, ledger)
+	defer printLedgerTotals(t, ledger)
+	msg := fmt.Sprintf("power-cut campaign: %d cuts in chains of %d, PIBAKE_SOAK_SEED=%d replays it; ledger %s", cfg.cuts, cfg.chainLen(), cfg.seed, ledger)
+	t.Log(msg)
+	fmt.Fprintln(os.Stderr, msg)
 	c := newCampaign(t, cfg)
-	cpuBound.Lock() // the releases are built; the guest keeps both cores busy
-	defer cpuBound.Unlock()
-	plan := planCuts(c.legs, cfg)
-	for _, pc := range plan {
-		if len(cfg.only) > 0 && !cfg.only[pc.n] {
+	c.ledger, c.commit = ledger, gitCommit()
+	if besideOK {
+		// story took the beside lane; the guest keeps both cores busy,
+		// so the other lane too now the releases are built. In a
+		// serial run story already holds cpuBound (locking it again
+		// here hung the campaign for ever on a busy machine).
+		cpuBound.Lock()
+		defer cpuBound.Unlock()
+	}
+	chains := planChains(c.legs, cfg)
+	complete := true
+	for _, ch := range chains {
+		cuts := ch.selected(cfg.only)
+		if len(cuts) == 0 || ch.anyDone(done) {
 			continue
 		}
-		c.cut(pc)
+		if c.spent() {
+			t.Logf("PIBAKE_SOAK_FOR=%s spent: chain %d and the ones after it are left for PIBAKE_SOAK_RESUME=1", cfg.budget, ch.n)
+			complete = false
+			break
+		}
+		c.runChain(cuts)
 	}
-	if !cfg.sample && len(cfg.only) == 0 {
-		c.cover(rand.New(rand.NewSource(cfg.seed+1)), len(plan))
+	if !cfg.sample && len(cfg.only) == 0 && complete && cfg.cuts >= aimedPairs(c.legs) {
+		c.coverFromLedger(chains)
 	}
 	c.report()
 }
 
+// aimedPairs is the number of (leg, phase) pairs the plan aims at: a plan
+// of fewer cuts cannot aim at every phase and is not completed by
+// covering cuts (a short run, such as a check that chains work).
+func aimedPairs(legs []*leg) int {
+	n := 0
+	for _, l := range legs {
+		n += len(l.aims)
+	}
+	return n
+}
+
+// printLedgerTotals prints the ledger's totals (make soak's last words).
+func printLedgerTotals(t *testing.T, path string) {
+	lines, err := readLedger(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	msg := ledgerTotals(lines) + "\n(" + path + ")"
+	t.Log(msg)
+	fmt.Fprintln(os.Stderr, msg)
+}
+
+// resumeFrom applies PIBAKE_SOAK_RESUME: the seed of the ledger's last
+// line of the same plan (unless PIBAKE_SOAK_SEED names one), and the cut
+// numbers the ledger already holds for it.
+func resumeFrom(t *testing.T, cfg *soakConfig, ledger string) map[int]bool {
+	if !cfg.resume {
+		return nil
+	}
+	lines, err := readLedger(ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.seedSet {
+		if seed, ok := resumeSeed(lines, planID(*cfg)); ok {
+			cfg.seed = seed
+		}
+	}
+	done := doneCuts(lines, cfg.seed, planID(*cfg))
+	t.Logf("PIBAKE_SOAK_RESUME: seed %d, plan %s: the ledger holds %d of its cuts", cfg.seed, planID(*cfg), len(done))
+	return done
+}
+
 // soakConfig is the campaign's settings, from the environment.
 type soakConfig struct {
-	cuts   int
-	seed   int64
-	sample bool         // PIBAKE_SOAK_CUTS unset: make test's sample
-	only   map[int]bool // PIBAKE_SOAK_ONLY
-	keep   bool         // PIBAKE_SOAK_KEEP: keep the cards
+	cuts    int
+	chain   int // cuts a chain at most (PIBAKE_SOAK_CHAIN)
+	seed    int64
+	seedSet bool
+	sample  bool         // PIBAKE_SOAK_CUTS unset: make test's sample
+	only    map[int]bool // PIBAKE_SOAK_ONLY
+	keep    bool         // PIBAKE_SOAK_KEEP: keep the cards
+	resume  bool         // PIBAKE_SOAK_RESUME
+	budget  time.Duration
+}
+
+// chainLen is the chains' length: 1 for the sample (one cut a leg).
+func (cfg soakConfig) chainLen() int {
+	if cfg.sample || cfg.chain < 1 {
+		return 1
+	}
+	return cfg.chain
 }
 
 func soakConfigFromEnv(t *testing.T) soakConfig {
-	cfg := soakConfig{cuts: 3, sample: true, seed: time.Now().UnixNano() % 1e9, only: map[int]bool{}}
-	if s := os.Getenv("PIBAKE_SOAK_CUTS"); s != "" {
+	cfg := soakConfig{cuts: 3, chain: 3, sample: true, seed: time.Now().UnixNano() % 1e9, only: map[int]bool{}}
+	num := func(name string) int {
+		s := os.Getenv(name)
+		if s == "" {
+			return 0
+		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			t.Fatalf("PIBAKE_SOAK_CUTS=%q: want a number of cuts", s)
+			t.Fatalf("%s=%q: want a number of at least 1", name, s)
 		}
+		return n
+	}
+	if n := num("PIBAKE_SOAK_CUTS"); n > 0 {
 		cfg.cuts, cfg.sample = n, false
+	}
+	if n := num("PIBAKE_SOAK_CHAIN"); n > 0 {
+		cfg.chain = n
 	}
 	if s := os.Getenv("PIBAKE_SOAK_SEED"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			t.Fatalf("PIBAKE_SOAK_SEED=%q: want a number", s)
 		}
-		cfg.seed = n
+		cfg.seed, cfg.seedSet = n, true
 	}
 	for _, f := range strings.FieldsFunc(os.Getenv("PIBAKE_SOAK_ONLY"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		n, err := strconv.Atoi(f)
@@ -92,7 +185,15 @@ func soakConfigFromEnv(t *testing.T) soakConfig {
 		}
 		cfg.only[n] = true
 	}
+	if s := os.Getenv("PIBAKE_SOAK_FOR"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			t.Fatalf("PIBAKE_SOAK_FOR=%q: want a duration (90m, 2h)", s)
+		}
+		cfg.budget = d
+	}
 	cfg.keep = os.Getenv("PIBAKE_SOAK_KEEP") != ""
+	cfg.resume = os.Getenv("PIBAKE_SOAK_RESUME") != ""
 	return cfg
 }
 
@@ -138,7 +239,11 @@ type campaign struct {
 	records     []*cutRecord
 	calibration []*cutRecord // legs run without a cut to make checkpoints
 	kept        int
+	chains      int    // chains run
+	ledger      string // the ledger's path ("" none)
+	commit      string
 	started     time.Time
+	runFn       func(runSpec) runResult // the QEMU runs, if not c.run (the unit tests' script)
 }
 
 // newCampaign builds v1, v2 and v3, publishes them, and makes C0.
@@ -253,6 +358,8 @@ func (c *campaign) cleanup() {
 // and where in it (u: a fraction of the phase's measured length).
 type plannedCut struct {
 	n     int
+	chain int // the chain it is made in, and its place there
+	link  int
 	leg   *leg
 	phase string
 	u     float64
@@ -308,23 +415,70 @@ func planCuts(legs []*leg, cfg soakConfig) []*plannedCut {
 	return plan
 }
 
-// cover aims more cuts at each phase no cut has landed in yet (a cut
-// lands in the phase the console shows when it is made, not always the
-// one aimed at: the phases' lengths vary), two tries a phase.
-func (c *campaign) cover(rng *rand.Rand, n int) {
+// coverFromLedger aims more cuts at each phase no cut of this plan has
+// landed in yet, in this run or (resumed) in the ledger: a cut lands in
+// the phase the console shows when it is made, not always the one aimed
+// at (the phases' lengths vary). Two tries a phase, one cut a chain,
+// numbered after the plan's and the ledger's cuts; they are drawn from
+// seed+1 and what was hit, so PIBAKE_SOAK_ONLY does not replay them.
+func (c *campaign) coverFromLedger(chains []*cutChain) {
+	ledgerHit, n := map[string]int{}, 0
+	for _, ch := range chains {
+		n += len(ch.cuts)
+	}
+	if c.ledger != "" {
+		lines, err := readLedger(c.ledger)
+		if err != nil {
+			c.t.Error(err)
+			return
+		}
+		for _, l := range lines {
+			if l.seed == c.cfg.seed && l.plan == planID(c.cfg) {
+				n = max(n, l.cut)
+				if l.made() && !c.ranCut(l.cut) {
+					ledgerHit[l.hit]++
+				}
+			}
+		}
+	}
+	c.cover(rand.New(rand.NewSource(c.cfg.seed+1)), ledgerHit, n)
+}
+
+// ranCut says whether cut n was made in this run (its record is in
+// c.records, and in the ledger too).
+func (c *campaign) ranCut(n int) bool {
+	for _, r := range c.records {
+		if r.n == n {
+			return true
+		}
+	}
+	return false
+}
+
+// cover makes the covering cuts, numbered from n+1; before counts the
+// hits of the ledger's earlier sessions.
+func (c *campaign) cover(rng *rand.Rand, before map[string]int, n int) {
 	for try := 0; try < 2; try++ {
 		hit := c.hits()
+		for ph, k := range before {
+			hit[ph] += k
+		}
 		for _, l := range c.legs {
 			for _, ph := range l.aims {
-				if hit[ph] > 0 {
+				if hit[ph] > 0 || c.spent() {
 					continue
 				}
 				n++
 				hit[ph]++ // one more cut a phase per try
-				c.cut(&plannedCut{n: n, leg: l, phase: ph, u: rng.Float64()})
+				c.runChain([]*plannedCut{{n: n, chain: c.chains + 1, link: 1, leg: l, phase: ph, u: rng.Float64()}})
 			}
 		}
 	}
+}
+
+// spent says whether PIBAKE_SOAK_FOR has run out: no chain starts then.
+func (c *campaign) spent() bool {
+	return c.cfg.budget > 0 && time.Since(c.started) > c.cfg.budget
 }
 
 func (c *campaign) hits() map[string]int {
