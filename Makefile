@@ -75,7 +75,7 @@ lock: deps build
 # and unsquashfs (PIBAKE_REAL=1), and the QEMU boots of e2e/ (PIBAKE_E2E=1).
 # Packages run one at a time (-p 1): bootstraps and QEMU each want both
 # cores. Inside e2e, the QEMU stories run in two lanes (TestUpdate and
-# TestPi4 in one, the others in the other) when the machine has a
+# TestProvisionImager in one, the others in the other) when the machine has a
 # core free for the second (e2e/sched_test.go);
 # a story fails when its guest makes no progress for 10 minutes, not at a
 # fixed time, so a busy machine is slower, not failing. The time of each

@@ -245,7 +245,7 @@ func needPiQEMU(t *testing.T, machine string) {
 // partition and the hello container comes up. QEMU's model needs the
 // device-tree and command-line edits listed above, none in the image.
 func TestPi4(t *testing.T) {
-	story(t, true) // the beside lane, with TestUpdate
+	story(t, false)
 	needPiQEMU(t, "raspi4b")
 	img := copyImage(t, buildPi(t, "pi4"), 0)
 	growTo(t, img, piCard)

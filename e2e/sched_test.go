@@ -15,10 +15,12 @@ import (
 // How the QEMU stories share the machine. A guest under TCG keeps about
 // one core busy while it boots; the stories run in two lanes, one story
 // at a time in each: the beside lane (TestUpdate, mostly waiting on the
-// guest's own timers, poll intervals and health deadlines, and TestPi4)
-// and the other stories' lane (cpuBound). The lanes are balanced by the
-// stories' measured times (docs/benchmarks.md, the test suite): about
-// 26 + 7 minutes against 12 + 6 + 5 + 5 + 4 on an idle 2-core machine.
+// guest's own timers, poll intervals and health deadlines, and
+// TestProvisionImager) and the other stories' lane (cpuBound). The lanes
+// are balanced by the stories' times in the clean-clone run of
+// 2026-12-07 (docs/benchmarks.md, the test suite): 33 + 3 minutes
+// against 12 + 7 + 6 + 6 + 4. At most one story waits in the beside lane,
+// so go test's three parallel slots always leave the other lane one.
 // Two lanes only
 // when the machine has a core free for the second: at the start
 // of the run, the cores other programs leave idle must be at least one
@@ -51,7 +53,7 @@ func schedule() {
 		besideOK = free >= 1.5 && os.Getenv("PIBAKE_E2E_SERIAL") == ""
 		how := "serial: every story takes its turn"
 		if besideOK {
-			how = "two lanes: TestUpdate and TestPi4 beside the others"
+			how = "two lanes: TestUpdate and TestProvisionImager beside the others"
 		}
 		schedLine = fmt.Sprintf("e2e: %d cores, %.2f of them busy with other work before the stories: %s (PIBAKE_E2E_SERIAL=1 forces serial)", cores, load, how)
 		fmt.Fprintln(os.Stderr, schedLine)
