@@ -11,24 +11,13 @@ import (
 	"time"
 
 	"aead.dev/minisign"
-	"github.com/pibake/pibake/manifest"
 	"github.com/pibake/pibake/updater/channel"
 )
 
 // boardBuild is fakeBuild of version for board.
 func boardBuild(t *testing.T, version, board string) string {
 	t.Helper()
-	dir := fakeBuild(t, version)
-	m, err := manifest.Read(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Board = board
-	os.Remove(filepath.Join(dir, manifest.FileName))
-	if _, err := manifest.Write(dir, m); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return withBoard(t, fakeBuild(t, version), board)
 }
 
 // TestPublishBoards: the Pi 3 and Pi 4 builds of one version make one

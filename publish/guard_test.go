@@ -21,11 +21,17 @@ import (
 // withBoard makes the build in dir a build for board (its manifest).
 func withBoard(t *testing.T, dir, board string) string {
 	t.Helper()
+	return editManifest(t, dir, func(m *manifest.Manifest) { m.Board = board })
+}
+
+// editManifest changes a build's manifest with edit.
+func editManifest(t *testing.T, dir string, edit func(*manifest.Manifest)) string {
+	t.Helper()
 	m, err := manifest.Read(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Board = board
+	edit(m)
 	if _, err := manifest.Write(dir, m); err != nil {
 		t.Fatal(err)
 	}
@@ -365,15 +371,7 @@ func TestPublishRefusesChannelName(t *testing.T) {
 // follow, as the builder does from the definition's updater section.
 func withChannels(t *testing.T, dir string, channels ...string) string {
 	t.Helper()
-	m, err := manifest.Read(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Channels = channels
-	if _, err := manifest.Write(dir, m); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return editManifest(t, dir, func(m *manifest.Manifest) { m.Channels = channels })
 }
 
 // TestPublishRefusesOtherChannel: a build's devices follow the channel
