@@ -18,11 +18,14 @@ import (
 
 // TestInstalledTool is the new user's path, on the real CLI: pibake
 // installed by 'make install', then, in two folders outside any pibake
-// checkout and with no Go on PATH, 'pibake init my-fleet && cd my-fleet
-// && pibake build images/*.yaml' gives the same bytes; publish and flash
-// (onto a regular file of a card's size) take the build. The lock is the
-// demo's (the template's debian section is the demo's), so the base
-// comes from the cache the demo's builds fill (~/.cache/pibake).
+// checkout and with no Go on PATH, the README's own commands (its block
+// with 'pibake init', read by quickStart: init, cd, lock, build) give the
+// same bytes; publish and flash (onto a regular file of a card's size)
+// take the build. Its one substitution: 'pibake lock' would ask Debian's
+// archive (tests stay on loopback) and pin whatever it holds today, so
+// the test writes the demo's lock instead (the template's debian section
+// is the demo's), and the base comes from the cache the demo's builds
+// fill (~/.cache/pibake).
 func TestInstalledTool(t *testing.T) {
 	if os.Getenv("PIBAKE_REAL") == "" {
 		t.Skip("set PIBAKE_REAL=1 to install pibake and build real images with it (make test does)")
@@ -67,24 +70,30 @@ func TestInstalledTool(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	steps := quickStart(t, filepath.Join(top, "README.md"))
 	var sums []map[string]string
 	var fleet string
 	for _, folder := range []string{"a", "b/deeper"} {
-		parent := filepath.Join(tmp, folder)
-		if err := os.MkdirAll(parent, 0o755); err != nil {
+		dir := filepath.Join(tmp, folder)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		pibake(parent, "init", "my-fleet")
-		fleet = filepath.Join(parent, "my-fleet")
-		if err := os.WriteFile(filepath.Join(fleet, "images", "my-fleet.lock"), lock, 0o644); err != nil {
-			t.Fatal(err)
+		for _, s := range steps {
+			switch {
+			case s[0] == "make": // make install: done above, into DESTDIR
+			case s[0] == "cd":
+				dir = filepath.Join(dir, s[1])
+			case s[1] == "lock":
+				if err := os.WriteFile(strings.TrimSuffix(filepath.Join(dir, s[2]), ".yaml")+".lock", lock, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				if out := strings.TrimSpace(pibake(dir, s[1:]...)); s[1] == "build" {
+					t.Logf("%s", out)
+				}
+			}
 		}
-		defs, err := filepath.Glob(filepath.Join(fleet, "images", "*.yaml"))
-		if err != nil || len(defs) != 1 {
-			t.Fatalf("images/*.yaml: %v %v", defs, err)
-		}
-		out := pibake(fleet, "build", filepath.Join("images", filepath.Base(defs[0])))
-		t.Logf("%s", strings.TrimSpace(out))
+		fleet = dir
 		sums = append(sums, sumDir(t, filepath.Join(fleet, "out", "my-fleet-pi4")))
 	}
 	for name, s := range sums[0] {
@@ -128,6 +137,55 @@ func TestInstalledTool(t *testing.T) {
 	}
 }
 
+// quickStart reads the README's block of commands that holds 'pibake
+// init': each command (lines split at '&&', comments dropped) as its
+// words. It must start with 'make install' and hold only what
+// TestInstalledTool knows how to run: 'cd DIR' and pibake's init, lock
+// and build; anything else fails the test, so the README cannot show a
+// first step nobody runs.
+func quickStart(t *testing.T, readme string) [][]string {
+	t.Helper()
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block string
+	for _, part := range strings.Split(string(b), "```sh\n")[1:] {
+		if body, _, ok := strings.Cut(part, "```"); ok && strings.Contains(body, "pibake init ") {
+			block = body
+			break
+		}
+	}
+	if block == "" {
+		t.Fatalf("%s: no sh block with 'pibake init'", readme)
+	}
+	var steps [][]string
+	for _, line := range strings.Split(block, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for _, cmd := range strings.Split(line, "&&") {
+			if f := strings.Fields(cmd); len(f) > 0 {
+				steps = append(steps, f)
+			}
+		}
+	}
+	for i, s := range steps {
+		ok := false
+		switch {
+		case i == 0:
+			ok = strings.Join(s, " ") == "make install"
+		case s[0] == "cd":
+			ok = len(s) == 2
+		case s[0] == "pibake" && len(s) >= 2:
+			ok = s[1] == "init" || s[1] == "build" || s[1] == "lock" && len(s) == 3
+		}
+		if !ok {
+			t.Fatalf("%s: the quick start's command %q: TestInstalledTool does not run it (it runs make install first, then cd, pibake init, lock and build)", readme, strings.Join(s, " "))
+		}
+	}
+	t.Logf("the README's quick start: %q", steps)
+	return steps
+}
+
 func sumDir(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -167,4 +225,23 @@ func sha256Prefix(t *testing.T, path string, n int64) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestQuickStartRunnable reads the README's quick start as
+// TestInstalledTool does, without building: a README edit that adds a
+// step the test cannot run, or drops init or build, fails at once.
+func TestQuickStartRunnable(t *testing.T) {
+	top, err := deviceprog.FindCheckout(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verbs []string
+	for _, s := range quickStart(t, filepath.Join(top, "README.md")) {
+		if s[0] == "pibake" {
+			verbs = append(verbs, s[1])
+		}
+	}
+	if got := strings.Join(verbs, " "); !strings.Contains(got, "init") || !strings.HasSuffix(got, "build") {
+		t.Errorf("the README's quick start runs pibake %s; want init first and a build last", got)
+	}
 }
