@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pibake/pibake/builder"
 	"github.com/pibake/pibake/internal/deviceprog"
 	"github.com/pibake/pibake/manifest"
 )
@@ -84,7 +85,7 @@ func TestInstalledTool(t *testing.T) {
 			case s[0] == "cd":
 				dir = filepath.Join(dir, s[1])
 			case s[1] == "lock":
-				if err := os.WriteFile(strings.TrimSuffix(filepath.Join(dir, s[2]), ".yaml")+".lock", lock, 0o644); err != nil {
+				if err := os.WriteFile(builder.LockPath(filepath.Join(dir, s[2])), lock, 0o644); err != nil {
 					t.Fatal(err)
 				}
 			default:
@@ -241,7 +242,7 @@ func TestQuickStartRunnable(t *testing.T) {
 			verbs = append(verbs, s[1])
 		}
 	}
-	if got := strings.Join(verbs, " "); !strings.Contains(got, "init") || !strings.HasSuffix(got, "build") {
+	if got := strings.Join(verbs, " "); !strings.HasPrefix(got, "init") || !strings.HasSuffix(got, "build") {
 		t.Errorf("the README's quick start runs pibake %s; want init first and a build last", got)
 	}
 }
