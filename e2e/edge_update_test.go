@@ -26,29 +26,34 @@ import (
 // does not look.
 const (
 	edgeV1, edgeV2, edgeV3 = "1.3.0", "1.3.1", "1.3.2"
-	edgeUpdateMarker       = "e2e-edge-update" // on bootsel: an update boot, no report
+	edgeUpdateMarker       = "e2e-edge-update" // on bootsel: one report, then the box stays up
+	edgeReported           = "/data/e2e-edge-reported"
 	edgeBackendV2          = "1.3.1-e2e-backend-v2"
 )
 
 // edgeUpdater is the updater section of the story's edge definition: the
 // test's repository through the guestfwd, a key made for the run, the
 // containers' units (added by the build) and the API's health through
-// the proxy. The deadline leaves five containers time to start under TCG.
+// the proxy. The deadline is v3's wait before its rollback: v2's trial
+// had its five units active and its API answering about 30 s after the
+// agent started (TestEdge alone on an idle machine), so 3 minutes leave
+// five containers more than five times that under TCG, and save 2 of
+// the default 5 minutes in make test.
 const edgeUpdater = `server: http://` + serverName + `:8080
 channel: stable
 keys: [keys/fleet.pub]
 poll: 1m
 health:
-  deadline: 5m
+  deadline: 3m
   http:
     - url: http://127.0.0.1/api/healthz
 `
 
-// edgeStatusScript prints, in an update boot only (bootsel carries
+// edgeStatusScript prints, in the edge story's boots only (bootsel carries
 // edgeUpdateMarker), the release, the slot, the five units and the
 // updater's status on the console whenever they change.
 const edgeStatusScript = `#!/bin/sh
-# e2e (TestEdge's update boot): release, slot, units and the updater's
+# e2e (TestEdge): release, slot, units and the updater's
 # status on the console whenever they change.
 part="$(findmnt -no SOURCE / | sed 's/[0-9]*$//')1"
 mnt=$(findmnt -no TARGET "$part" | head -n 1)
@@ -75,7 +80,7 @@ done
 `
 
 const edgeStatusUnit = `[Unit]
-Description=e2e: the edge stack's release and units on the console (update boots)
+Description=e2e: the edge stack's release and units on the console (the edge story)
 
 [Service]
 Type=simple
@@ -85,9 +90,7 @@ ExecStart=/usr/local/bin/e2e-edge-status
 WantedBy=multi-user.target
 `
 
-// addEdgeUpdater gives the story's project an updater, a key pair in
-// keys/, the status service of the update boot, and makes the e2e report
-// step aside in an update boot (it would power the box off).
+// addEdgeUpdater gives the story's definition its updater section.
 func addEdgeUpdater(t *testing.T, top *yaml.Node) {
 	var up yaml.Node
 	if err := yaml.Unmarshal([]byte(edgeUpdater), &up); err != nil {
@@ -96,6 +99,9 @@ func addEdgeUpdater(t *testing.T, top *yaml.Node) {
 	top.Content = append(top.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "updater"}, up.Content[0])
 }
 
+// writeEdgeUpdateFiles gives the story's project a key pair in keys/, the
+// status service, and an e2e report that reports once and leaves the box
+// up for its updates.
 func writeEdgeUpdateFiles(t *testing.T, repo string) {
 	t.Helper()
 	if _, _, err := channel.GenerateKeyFiles(filepath.Join(repo, "keys"), "fleet", ""); err != nil {
@@ -119,9 +125,16 @@ func writeEdgeUpdateFiles(t *testing.T, repo string) {
 	}
 	const at = "[ -n \"$own\" ] && umount /run/e2e-bootsel\n"
 	if strings.Count(string(b), at) != 1 {
-		t.Fatalf("%s: no line %q to add the update boot's exit after", report, at)
+		t.Fatalf("%s: no line %q to add the later boots' exit after", report, at)
 	}
-	s := strings.Replace(string(b), at, "[ -n \"$mnt\" ] && [ -e \"$mnt/"+edgeUpdateMarker+"\" ] && updating=1\n"+at+"[ -n \"$updating\" ] && exit 0\n", 1)
+	// With the marker the report is made once, in the first boot, and
+	// the box stays up for its updates instead of powering off.
+	s := strings.Replace(string(b), at, "[ -n \"$mnt\" ] && [ -e \"$mnt/"+edgeUpdateMarker+"\" ] && updating=1\n"+at+"[ -n \"$updating\" ] && [ -e "+edgeReported+" ] && exit 0\n", 1)
+	const off = "systemctl --no-block poweroff\n"
+	if strings.Count(s, off) != 1 || !strings.HasSuffix(s, off) {
+		t.Fatalf("%s: does not end with %q", report, off)
+	}
+	s = strings.TrimSuffix(s, off) + "if [ -n \"$updating\" ]; then touch " + edgeReported + "; sync; exit 0; fi\n" + off
 	// The agent keeps bootsel mounted read-write in its own namespace,
 	// where findmnt does not see it, and the kernel refuses a read-only
 	// mount of that filesystem: mount it as it is mounted.
@@ -172,28 +185,33 @@ const (
 	edgeBackendV3Code = "package main\n\nimport \"os\"\n\n// e2e: release v3 listens where nothing looks.\nfunc init() {\n\tos.Setenv(\"EDGE_VERSION\", \"1.3.2-e2e-backend-v3\")\n\tos.Setenv(\"EDGE_LISTEN\", \"127.0.0.1:8091\")\n}\n"
 )
 
-// edgeUpdate is the second half of the edge story, on the card the first
-// boot left: v1 runs; v2 (only the backend changed) is published and
-// comes as a delta, the data written before it is still there; v3's
-// backend fails its health check, the box rolls back to v2 and keeps
-// what was written during the trial.
-func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edgeSecrets, kept edgeChecks) {
+// edgeStory is the edge box's whole life in one QEMU run, on the card
+// its builds and provisioning made: the first boot (provisioning, five
+// containers, the host's checks while the report waits for the SSH
+// login, then the report); v2 (only the backend changed) is published
+// and comes as a delta, the data written before it is still there; v3's
+// backend fails its health check, the box rolls back to v2 and keeps what
+// was written during the trial. The box never powers off: the trial
+// reboots stop Redis and Mosquitto as a power-off would.
+func edgeStory(t *testing.T, img, def, key string, builds map[string]string, sec edgeSecrets) edgeRun {
 	t.Helper()
 	repoDir := filepath.Join(filepath.Dir(filepath.Dir(def)), "update-repo")
-	key, err := channel.LoadPrivateKey(filepath.Join(filepath.Dir(filepath.Dir(def)), "keys", "fleet.key"), "")
+	signer, err := channel.LoadPrivateKey(filepath.Join(filepath.Dir(filepath.Dir(def)), "keys", "fleet.key"), "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var errs []string
+	var (
+		mu   sync.Mutex
+		errs []string
+		er   = edgeRun{report: report{fields: map[string]string{}}, artifacts: map[string]int64{}}
+	)
 	fail := func(f string, a ...any) {
 		mu.Lock()
 		defer mu.Unlock()
 		errs = append(errs, fmt.Sprintf(f, a...))
 	}
-	artifacts := map[string]int64{}
 	release := func(version string) {
-		pub, err := publish.Publish(context.Background(), publish.Options{Repo: repoDir, Channel: "stable", Build: builds[version], Key: key, Expires: 24 * time.Hour, Rollout: 1, Now: time.Now()})
+		pub, err := publish.Publish(context.Background(), publish.Options{Repo: repoDir, Channel: "stable", Build: builds[version], Key: signer, Expires: 24 * time.Hour, Rollout: 1, Now: time.Now()})
 		if err != nil {
 			fail("publish %s: %v", version, err)
 			return
@@ -203,14 +221,16 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 			n += a.Size
 		}
 		mu.Lock()
-		artifacts[version] = n
+		er.artifacts[version] = n
 		mu.Unlock()
 	}
-	putBootsel(t, img, map[string]string{edgeUpdateMarker: "the e2e report steps aside in this boot\n"})
 	srv := serveRepo(t, repoDir)
 	dns := serveDNS(t, map[string]string{serverName: serverAddr})
-	ports := map[int]int{80: freePort(t), 1883: freePort(t)}
-	fwd := []vm.Forward{{HostPort: ports[80], GuestPort: 80}, {HostPort: ports[1883], GuestPort: 1883}}
+	ports := map[int]int{22: freePort(t), 80: freePort(t), 1883: freePort(t), 6379: freePort(t)}
+	var fwd []vm.Forward
+	for guest, host := range ports {
+		fwd = append(fwd, vm.Forward{HostPort: host, GuestPort: guest})
+	}
 	trial := "e2e-written-during-trial-" + sec.token[len(sec.token)-8:]
 
 	type step struct {
@@ -233,14 +253,26 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 			return true
 		}
 	}
+	says := func(s string) func(string) bool { return func(l string) bool { return strings.Contains(l, s) } }
 	healthy := "units=[" + strings.Repeat("active ", len(edgeUnits)) + "]"
-	var checked atomic.Bool // the last step's reading is done
-	trialReboot := func(l string) bool { return strings.Contains(l, "rebooting into the trial") }
+	var (
+		checked atomic.Bool // the last step's reading is done
+		abort   atomic.Bool // the first boot failed: no update
+	)
+	trialReboot := says("rebooting into the trial")
 	steps := []*step{
-		{name: "v1 up in slot a, five active", want: edge(edgeV1, "a", healthy), then: func() { release(edgeV2) }},
+		// The host's checks end with the login that lets the report go on.
+		{name: "v1 first boot waits for the login", want: says("E2E-SSH-READY"), then: func() { er.checks = checkEdge(ports, key, sec) }},
+		{name: "v1 reported", want: says("E2E-DONE"), then: func() {
+			if er.report.fields["state"] != "running" || er.report.fields["failed"] != "" || len(er.checks.errs) > 0 {
+				abort.Store(true)
+				return
+			}
+			release(edgeV2)
+		}},
 		{name: "v2 downloaded, trial reboot", want: trialReboot},
 		{name: "v2 up in slot b, five active", want: edge(edgeV2, "b", healthy), then: func() {
-			checkEdgeData(fail, ports, sec, "after v2", kept.payload, kept.retained)
+			checkEdgeData(fail, ports, sec, "after v2", er.checks.payload, er.checks.retained)
 			if body, _ := httpGet("http://127.0.0.1:"+strconv.Itoa(ports[80])+"/api/healthz", ""); !strings.Contains(body, edgeBackendV2) {
 				fail("after v2: the backend's health does not name v2's code: %.300s", body)
 			}
@@ -263,8 +295,8 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 		}},
 		// The rolled-back v2 holds what v1 and the failed trial wrote;
 		// QEMU runs until this is read (checked, below).
-		{name: "v3 rolled back to v2 in slot b", want: edge(edgeV2, "b", healthy, "failed: "+edgeV3), then: func() {
-			checkEdgeData(fail, ports, sec, "after the rollback", kept.payload, kept.retained, trial)
+		{name: "v3 rolled back to v2 in slot b", want: edge(edgeV2, "b", healthy, "failed: "+edgeV3+" at health ("), then: func() {
+			checkEdgeData(fail, ports, sec, "after the rollback", er.checks.payload, er.checks.retained, trial)
 			checked.Store(true)
 		}},
 	}
@@ -279,9 +311,22 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 	}()
 	i := 0
 	started := time.Now()
-	run := runConsole(t, "edge-update", vm.Options{Image: img, Persist: true, Forwards: fwd,
+	run := runConsole(t, "edge", vm.Options{Image: img, Persist: true, Forwards: fwd,
 		GuestCmd: map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr)}},
-		30*time.Minute, func(line string, at time.Duration) bool {
+		40*time.Minute, func(line string, at time.Duration) bool {
+			if abort.Load() {
+				return true
+			}
+			if i == 0 && strings.Contains(line, "E2E-DONE") {
+				fail("edge: the first boot reported without waiting for the SSH login")
+				return true
+			}
+			if i < 2 { // the first boot's report
+				if j := strings.Index(line, "E2E "); j >= 0 {
+					k, v, _ := strings.Cut(strings.TrimSpace(line[j+4:]), "=")
+					er.report.fields[k] = v
+				}
+			}
 			if i == len(steps) {
 				return checked.Load() // any console line after the last check
 			}
@@ -290,34 +335,75 @@ func edgeUpdate(t *testing.T, img, def string, builds map[string]string, sec edg
 				return false
 			}
 			s.at, s.sent = at, srv.sent.Load()
-			t.Logf("edge %-32s at %6s, %11d bytes served so far", s.name, at.Round(time.Second), s.sent)
+			t.Logf("edge %-34s at %6s, %11d bytes served so far", s.name, at.Round(time.Second), s.sent)
 			if s.then != nil {
 				queue <- s.then
 			}
 			i++
 			return false
+		}, func(string) time.Duration {
+			// The first boot keeps its own limit (the agent's log lines
+			// about an empty repository would keep a stuck one going).
+			if i < 2 {
+				return slack * 15 * time.Minute
+			}
+			return -1
 		})
 	close(queue)
 	wg.Wait()
-	if i < len(steps) {
-		t.Fatalf("edge-update: stuck before step %q: %v (console in %s)", steps[i].name, run.err, run.log)
+	er.run, er.steps, er.took = run, i, time.Since(started)
+	for j := range i {
+		er.at = append(er.at, steps[j].at)
+		er.sent = append(er.sent, steps[j].sent)
+		er.names = append(er.names, steps[j].name)
 	}
-	if !checked.Load() {
-		t.Fatalf("edge-update: QEMU ended before the data was read after the rollback: %v (console in %s)", run.err, run.log)
+	er.errs = errs
+	er.done = i == len(steps) && checked.Load()
+	if i < len(steps) && !abort.Load() {
+		why := fmt.Sprint(run.err)
+		if run.graced {
+			why = fmt.Sprintf("the first boot did not report within %s", slack*15*time.Minute)
+		}
+		er.errs = append(er.errs, fmt.Sprintf("edge: stuck before step %q: %s (console in %s)", steps[i].name, why, run.log))
+	} else if i == len(steps) && !checked.Load() {
+		er.errs = append(er.errs, fmt.Sprintf("edge: QEMU ended before the data was read after the rollback: %v (console in %s)", run.err, run.log))
 	}
-	for _, e := range errs {
-		t.Error(e)
+	return er
+}
+
+// edgeRun is what the edge story saw: the first boot's report and host
+// checks, each step's time and the bytes served by then.
+type edgeRun struct {
+	report    report
+	checks    edgeChecks
+	run       consoleRun
+	steps     int // steps reached
+	names     []string
+	at        []time.Duration
+	sent      []int64
+	artifacts map[string]int64
+	took      time.Duration
+	errs      []string
+	done      bool
+}
+
+// logUpdates logs what the updates downloaded and each step's time.
+func (er edgeRun) logUpdates(t *testing.T) {
+	t.Helper()
+	if er.steps < 5 {
+		return
 	}
-	v2 := steps[1].sent - steps[0].sent
-	t.Logf("edge: v2 (backend only) downloaded %d bytes of its %d byte release (%.2f %%); v3 %d bytes of %d; update boot %s (QEMU start to rolled back %s)",
-		v2, artifacts[edgeV2], 100*float64(v2)/float64(max(1, artifacts[edgeV2])), steps[3].sent-steps[2].sent, artifacts[edgeV3],
-		time.Since(started).Round(time.Second), run.stopAt.Round(time.Second))
-	for j, s := range steps {
+	// Steps 1→2 span v2's download, 3→4 v3's.
+	v2, v3 := er.sent[2]-er.sent[1], er.sent[4]-er.sent[3]
+	t.Logf("edge: v2 (backend only) downloaded %d bytes of its %d byte release (%.2f %%); v3 %d bytes of %d; QEMU run %s (stopped at %s)",
+		v2, er.artifacts[edgeV2], 100*float64(v2)/float64(max(1, er.artifacts[edgeV2])), v3, er.artifacts[edgeV3],
+		er.took.Round(time.Second), er.run.stopAt.Round(time.Second))
+	for j := range er.at {
 		prev := time.Duration(0)
 		if j > 0 {
-			prev = steps[j-1].at
+			prev = er.at[j-1]
 		}
-		t.Logf("edge step %-32s took %6s", s.name, (s.at - prev).Round(time.Second))
+		t.Logf("edge step %-34s took %6s", er.names[j], (er.at[j] - prev).Round(time.Second))
 	}
 }
 
