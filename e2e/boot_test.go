@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -484,7 +485,7 @@ func dataSize(t *testing.T, r report) int64 {
 // TestBoot boots the image twice: the first boot creates and grows the data
 // partition and the device's identity; the second must find them again.
 func TestBoot(t *testing.T) {
-	story(t, false)
+	story(t, laneEdge)
 	img := copyImage(t, buildE2E(t), 1<<30) // a 1 GiB bigger "card"
 	// The card is provisioned after flashing, as a user does it:
 	// pibake-provision.yaml on bootsel (provision_test.go).
@@ -562,7 +563,7 @@ func TestBoot(t *testing.T) {
 
 // The slot fallback (slot A's kernel unbootable: U-Boot spends its three
 // tries and boots B) is proven on emulated Pi 3 hardware, TestPi3Fallback,
-// and on virt by the update story's 4.0.0, whose kernel never boots.
+// and on virt by the update story's prelude (ubootSkipsUnloadableKernel).
 
 // breakKernel rewrites a boot partition with every file kept but the
 // kernel replaced by zeros.
@@ -615,6 +616,8 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(relayEnv); addr != "" {
 		os.Exit(relay(addr))
 	}
+	flag.Parse()
+	setParallel()
 	code := m.Run()
 	printStoryTimes()
 	if built != "" {

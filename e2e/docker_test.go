@@ -11,7 +11,7 @@ import (
 // finds the image loaded (nothing copied) and the data volume's file of
 // the first boot.
 func TestDocker(t *testing.T) {
-	story(t, false)
+	story(t, laneUpdate)
 	built, err := buildVariant(t, variant{def: "demo-docker", overlay: "e2e", service: "e2e-report"})
 	if err != nil {
 		t.Fatal(err)

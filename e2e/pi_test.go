@@ -245,7 +245,7 @@ func needPiQEMU(t *testing.T, machine string) {
 // partition and the hello container comes up. QEMU's model needs the
 // device-tree and command-line edits listed above, none in the image.
 func TestPi4(t *testing.T) {
-	story(t, false)
+	story(t, laneUpdate)
 	needPiQEMU(t, "raspi4b")
 	img := copyImage(t, buildPi(t, "pi4"), 0)
 	growTo(t, img, piCard)
@@ -291,7 +291,7 @@ func TestPi4(t *testing.T) {
 // (A kernel that does not load at all, U-Boot's own failure path, is
 // shown on virt before TestUpdate's story: ubootSkipsUnloadableKernel.)
 func TestPi3Fallback(t *testing.T) {
-	story(t, false)
+	story(t, laneEdge)
 	needPiQEMU(t, "raspi3b")
 	img := copyImage(t, buildPi(t, "pi3"), 0)
 	growTo(t, img, piCard)

@@ -220,7 +220,7 @@ files:
 // second boot then finds a malformed pibake file on the card: the device
 // boots, stays reachable, applies nothing of it and erases it.
 func TestProvisionImager(t *testing.T) {
-	story(t, true) // the beside lane, with TestUpdate
+	story(t, laneUpdate)
 	key, pub := sshKey(t)
 	img := copyImage(t, buildE2E(t), 0)
 	waitForSSH(t, img)

@@ -88,7 +88,7 @@ func (f *storyFleet) relay() (guest, cmd string) {
 func (f *storyFleet) check(want []func(devreport.State) bool, names []string) {
 	t := f.t
 	t.Helper()
-	// The last reports (the fallback of v4) are sent as the device comes
+	// The last reports (the fallback of v3) are sent as the device comes
 	// up; give the broker's retained copy a moment to arrive.
 	deadline := time.Now().Add(30 * time.Second)
 	for {

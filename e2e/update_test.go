@@ -73,11 +73,7 @@ func watch(t *testing.T, opts vm.Options, name string, timeout time.Duration, do
 //	v2 is published: the device pulls it into slot B, trial-boots it,
 //	   passes its health checks (its container healthy among them) and
 //	   commits; the new container runs and the volume still says 1.0.0.
-//	v3 is published, with a health check that cannot pass: the device
-//	   installs it into slot A, trial-boots it, the check fails, the slot is
-//	   marked bad and the device reboots into v2 by itself, whose container
-//	   runs again; status names the failed check.
-//	v4 is published with a PID 1 that hangs without panicking (its
+//	v3 is published with a PID 1 that hangs without panicking (its
 //	   /sbin/init sleeps for ever: panic=10 cannot help): the hardware
 //	   watchdog pibake-init armed (virt's i6300esb here, a Pi's SoC
 //	   watchdog on the boards) resets the machine 60 s after the switch,
@@ -86,7 +82,12 @@ func watch(t *testing.T, opts vm.Options, name string, timeout time.Duration, do
 //	   such fallback may have been a power cut; the same hang, the same
 //	   reset, and the second fallback is recorded as a failed boot.
 //	   systemd feeds the watchdog through the whole story: no update,
-//	   install or reboot of v1 to v3 may be reset by it.
+//	   install or reboot of v1 and v2 may be reset by it.
+//
+// A release that fails its health check and is rolled back is the edge
+// story's v3 (TestEdge), on the reference stack, with the data written
+// during its trial; this story ran one too until both had to fit in
+// make test's time.
 //
 // Before the story, the same card with slot B's kernel zeroed and B armed
 // for one try shows real U-Boot's own failure path: the kernel does not
@@ -100,7 +101,7 @@ func watch(t *testing.T, opts vm.Options, name string, timeout time.Duration, do
 //
 // Each step's time and the bytes the server sent are logged.
 func TestUpdate(t *testing.T) {
-	story(t, true)
+	story(t, laneUpdate)
 	keys := t.TempDir()
 	if _, _, err := channel.GenerateKeyFiles(keys, "fleet", ""); err != nil {
 		t.Fatal(err)
@@ -111,12 +112,9 @@ func TestUpdate(t *testing.T) {
 		return "server: http://" + serverName + ":8080\nchannel: stable\nkeys: [keys/fleet.pub]\npoll: 1m\n" + fl.updaterYAML() + "health:\n" + health
 	}
 	good := updater("  deadline: 3m\n  units: [demo-hello.service]\n")
-	// v3's deadline leaves its container time to come up (the step that
-	// checks it runs) with another story's guest booting beside it.
-	bad := updater("  deadline: 150s\n  units: [demo-hello.service]\n  http:\n    - url: http://127.0.0.1:8099/healthz\n")
 	builds := map[string]string{}
-	for _, v := range []struct{ version, updater, overlay string }{{"1.0.0", good, "e2e-status"}, {"2.0.0", good, "e2e-status"}, {"3.0.0", bad, "e2e-status"}, {"4.0.0", good, "e2e-hang"}} {
-		// v4's overlay is e2e-hang: its PID 1 never starts e2e-status.
+	for _, v := range []struct{ version, updater, overlay string }{{"1.0.0", good, "e2e-status"}, {"2.0.0", good, "e2e-status"}, {"3.0.0", good, "e2e-hang"}} {
+		// v3's overlay is e2e-hang: its PID 1 never starts e2e-status.
 		img, err := buildVariant(t, variant{version: v.version, hello: v.version, overlay: v.overlay, service: "e2e-status", updater: v.updater, keys: keys})
 		if err != nil {
 			t.Fatal(err)
@@ -177,7 +175,7 @@ func TestUpdate(t *testing.T) {
 	}
 	// The hello container answers with its version and with what its data
 	// volume remembers: the version that wrote it first (1.0.0, before any
-	// update), which must survive the update and the rollbacks.
+	// update), which must survive the update and the fallbacks.
 	hello := func(v string) string {
 		return "hello=[hello from pibake: container version " + v + "; data volume first written by 1.0.0;"
 	}
@@ -186,10 +184,7 @@ func TestUpdate(t *testing.T) {
 		{name: "v2 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
 		{name: "v2 committed in slot b", want: status("2.0.0", "b", "slot b: demo 2.0.0", hello("2.0.0")), next: "3.0.0"},
 		{name: "v3 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
-		{name: "v3 runs its container in slot a", want: status("3.0.0", "a", hello("3.0.0"))},
-		{name: "v3 rolled back to v2 in slot b", want: status("2.0.0", "b", "failed: 3.0.0 at health (http http://127.0.0.1:8099/healthz)", hello("2.0.0")), next: "4.0.0"},
-		{name: "v4 downloaded, trial reboot", want: func(l string) bool { return strings.Contains(l, "rebooting into the trial") }},
-		{name: "v4 fell back to v2 in slot b", want: status("2.0.0", "b", "failed: 4.0.0 at boot", hello("2.0.0"))},
+		{name: "v3 fell back to v2 in slot b", want: status("2.0.0", "b", "failed: 3.0.0 at boot", hello("2.0.0"))},
 	}
 	var artifacts int64
 	var agentLines []string
@@ -260,9 +255,8 @@ func TestUpdate(t *testing.T) {
 	// fleet status shows of it at the end.
 	fl.check([]func(devreport.State) bool{
 		running("1.0.0", "a"), running("2.0.0", "b"),
-		gaveUp("3.0.0", devreport.ResultRolledBack, "http"),
-		gaveUp("4.0.0", devreport.ResultRolledBack, "boot"),
-	}, []string{"1.0.0 in slot a", "2.0.0 in slot b", "3.0.0 rolled back at its http check", "4.0.0 rolled back at boot"})
+		gaveUp("3.0.0", devreport.ResultRolledBack, "boot"),
+	}, []string{"1.0.0 in slot a", "2.0.0 in slot b", "3.0.0 rolled back at boot"})
 	// The device found its server by name, through its own resolver.
 	if n := dns.queries(serverName); n == 0 {
 		t.Errorf("the device never asked the name server for %s", serverName)
@@ -284,7 +278,7 @@ func TestUpdate(t *testing.T) {
 		t.Error("the console has no word of the agent checking without a synchronised clock")
 	}
 	if n := strings.Count(string(log), "pibake: booting slot a"); n < 3 {
-		t.Errorf("U-Boot started slot a %d times; want v1, v3 and v4's failed try", n)
+		t.Errorf("U-Boot started slot a %d times; want v1 and v3's two failed tries", n)
 	}
 	var prev int64
 	var prevAt time.Duration

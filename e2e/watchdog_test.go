@@ -16,7 +16,7 @@ import (
 // which the qemu board's initramfs loads), its expiry a reset.
 var watchdogQEMU = []string{"-device", "i6300esb", "-action", "watchdog=reset"}
 
-// The watchdog's proof lives in TestUpdate: its v4 is a release whose PID
+// The watchdog's proof lives in TestUpdate: its v3 is a release whose PID
 // 1 hangs without panicking (the e2e-hang overlay), which only the
 // hardware watchdog pibake-init armed and left armed for systemd can
 // reset, twice (the trial and the agent's second arming); and the whole
