@@ -206,16 +206,19 @@ func (ch *cutChain) anyDone(done map[int]bool) bool {
 	return false
 }
 
-// runChain makes the chain's cuts, records them, and writes them to the
-// ledger once the chain's final checks are done.
-func (c *campaign) runChain(cuts []*plannedCut) {
+// runChain makes the chain's cuts in lane ln, records them, and writes
+// them to the ledger once the chain's final checks are done.
+func (c *campaign) runChain(ln *soakLane, cuts []*plannedCut) {
 	l := cuts[0].leg
-	if err := c.ensure(l.from); err != nil {
+	if err := c.ensure(ln, l.from); err != nil {
 		c.t.Errorf("chain of cuts %d-%d: %v", cuts[0].n, cuts[len(cuts)-1].n, err)
 		return
 	}
-	sum, recs := c.runLeg(l, cuts)
+	sum, recs := c.runLeg(ln, l, cuts)
+	c.mu.Lock()
 	c.records = append(c.records, recs...)
+	c.chains++
+	c.mu.Unlock()
 	var ns []string
 	for _, r := range recs {
 		ns = append(ns, fmt.Sprint(r.n))
@@ -241,11 +244,10 @@ func (c *campaign) runChain(cuts []*plannedCut) {
 			made++
 		}
 	}
-	c.t.Logf("chain %d (leg %s): %d cuts made of %d aimed, %d QEMU runs, %s", recs[0].chain, l.name, made, len(recs), sum.runs, sum.took.Round(time.Second))
+	c.t.Logf("chain %d (leg %s, lane %d): %d cuts made of %d aimed, %d QEMU runs, %s", recs[0].chain, l.name, ln.n, made, len(recs), sum.runs, sum.took.Round(time.Second))
 	if len(sum.problems) > 0 || anyProblem(recs) {
-		c.keepCard(recs[len(recs)-1])
+		c.keepCard(ln, recs[len(recs)-1])
 	}
-	c.chains++
 	c.appendLedger(recs)
 }
 

@@ -35,12 +35,13 @@ var problemKinds = []string{"brick", "unverified", "verdict", "data", "slot", "p
 // checkpoint, and two more.
 const maxRuns = 3
 
-// runLeg runs leg l on a copy of its checkpoint with the chain's cuts,
-// one a QEMU run (none: a run without a cut), until the device settles
-// and powers off; then it checks the card, and keeps it as the leg's end
-// checkpoint if that is missing. It returns the chain's record (its runs,
-// consoles, time and final problems) and one record a cut.
-func (c *campaign) runLeg(l *leg, cuts []*plannedCut) (*cutRecord, []*cutRecord) {
+// runLeg runs leg l in lane ln, on a copy of its checkpoint, with the
+// chain's cuts, one a QEMU run (none: a run without a cut), until the
+// device settles and powers off; then it checks the card, and keeps it
+// as the leg's end checkpoint if that is missing. It returns the chain's
+// record (its runs, consoles, time and final problems) and one record a
+// cut.
+func (c *campaign) runLeg(ln *soakLane, l *leg, cuts []*plannedCut) (*cutRecord, []*cutRecord) {
 	start := time.Now()
 	sum := &cutRecord{leg: l.name}
 	name := "calibrate-" + l.name
@@ -51,25 +52,28 @@ func (c *campaign) runLeg(l *leg, cuts []*plannedCut) (*cutRecord, []*cutRecord)
 	if len(cuts) > 0 {
 		name = fmt.Sprintf("chain%03d-cut%03d-%s", cuts[0].chain, cuts[0].n, l.name)
 	}
-	disk := filepath.Join(c.dir, "card.img")
-	if err := copyDisk(disk, c.checkpoints[l.from], fileSizeOr0(c.checkpoints[l.from])+l.grow); err != nil {
+	disk, from := ln.card, c.checkpoint(l.from)
+	if err := copyDisk(disk, from, fileSizeOr0(from)+l.grow); err != nil {
 		sum.problems = append(sum.problems, "check: "+err.Error())
 		settleChain(sum, recs)
 		return sum, recs
 	}
-	c.srv.repo.Store(ptr(c.repos[l.repo]))
-	final := c.legRuns(l, disk, name, cuts, sum, recs)
+	if ln.srv != nil {
+		ln.srv.repo.Store(ptr(c.repos[l.repo]))
+	}
+	final := c.legRuns(l, ln, name, cuts, sum, recs)
 	sum.took = time.Since(start)
 	switch {
 	case final == nil && len(sum.problems) == 0:
 		sum.problems = append(sum.problems, fmt.Sprintf("verdict: not settled after %d runs", sum.runs))
 	case final != nil:
 		sum.final = final.line
-		sum.problems = append(sum.problems, c.checkFinal(l, *final)...)
-		sum.problems = append(sum.problems, c.checkDisk(l, disk, filepath.Join(c.dir, name))...)
-		if len(sum.problems) == 0 && !anyProblem(recs) && l.to != "" && c.checkpoints[l.to] == "" {
+		sum.problems = append(sum.problems, c.checkEnd(l, *final, disk, filepath.Join(c.dir, name))...)
+		if len(sum.problems) == 0 && !anyProblem(recs) && l.to != "" && c.checkpoint(l.to) == "" {
 			if l.to == cpV1 {
+				c.mu.Lock()
 				c.dataV1 = final.data
+				c.mu.Unlock()
 			}
 			c.saveCheckpoint(l.to, disk)
 		}
@@ -79,10 +83,18 @@ func (c *campaign) runLeg(l *leg, cuts []*plannedCut) (*cutRecord, []*cutRecord)
 	return sum, recs
 }
 
-// legRuns starts QEMU on the card again and again, the next cut of the
-// chain in each run, until the device settled (its verdict's status line)
-// or a run failed (in sum.problems).
-func (c *campaign) legRuns(l *leg, disk, name string, cuts []*plannedCut, sum *cutRecord, recs []*cutRecord) *soakStatus {
+// checkEnd is the final checks of a chain's card (checkFn, if set).
+func (c *campaign) checkEnd(l *leg, final soakStatus, disk, keep string) []string {
+	if c.checkFn != nil {
+		return c.checkFn(l, final, disk, keep)
+	}
+	return append(c.checkFinal(l, final), c.checkDisk(l, disk, keep)...)
+}
+
+// legRuns starts QEMU on lane ln's card again and again, the next cut of
+// the chain in each run, until the device settled (its verdict's status
+// line) or a run failed (in sum.problems).
+func (c *campaign) legRuns(l *leg, ln *soakLane, name string, cuts []*plannedCut, sum *cutRecord, recs []*cutRecord) *soakStatus {
 	next, made := 0, -1 // the next cut to make; the last made
 	var afterHarvest []phase
 	// The mid checkpoint (the reboot into the trial) is taken only from a
@@ -100,7 +112,7 @@ func (c *campaign) legRuns(l *leg, disk, name string, cuts []*plannedCut, sum *c
 		if spent {
 			harvest = false
 		}
-		sp := runSpec{leg: l, disk: disk, name: fmt.Sprintf("%s-run%d", name, i), harvest: harvest && c.checkpoints[l.mid] == "", phases: afterHarvest}
+		sp := runSpec{leg: l, lane: ln, disk: ln.card, name: fmt.Sprintf("%s-run%d", name, i), harvest: harvest && c.checkpoint(l.mid) == "", phases: afterHarvest}
 		if spent && afterHarvest == nil {
 			sp.phases = retryPhases(l)
 		}
@@ -128,7 +140,7 @@ func (c *campaign) legRuns(l *leg, disk, name string, cuts []*plannedCut, sum *c
 			rec.hit, rec.into, rec.at = r.hit, r.into, r.at
 			made, next = next, next+1
 		case r.harvested:
-			c.saveCheckpoint(l.mid, disk)
+			c.saveCheckpoint(l.mid, ln.card)
 			afterHarvest = trialPhases(l.phases[len(l.phases)-1])
 		case r.err != nil:
 			sum.problems = append(sum.problems, runProblem(r))
@@ -192,33 +204,56 @@ func (c *campaign) checkFinal(l *leg, s soakStatus) []string {
 	if s.host != soakHost || s.prov != soakProv {
 		bad = append(bad, fmt.Sprintf("provisioning: host %q, provisioned file %q", s.host, s.prov))
 	}
-	if l.grow > 0 && c.dataV1 > 0 && s.data < c.dataV1+l.grow/2 {
-		bad = append(bad, fmt.Sprintf("data: the data filesystem is %d bytes on a card %d bytes bigger than C1's (%d)", s.data, l.grow, c.dataV1))
+	c.mu.Lock()
+	dataV1 := c.dataV1
+	c.mu.Unlock()
+	if l.grow > 0 && dataV1 > 0 && s.data < dataV1+l.grow/2 {
+		bad = append(bad, fmt.Sprintf("data: the data filesystem is %d bytes on a card %d bytes bigger than C1's (%d)", s.data, l.grow, dataV1))
 	}
 	return bad
 }
 
-// ensure makes checkpoint cp if it is missing: the leg that ends (or
-// passes) there runs without a cut, from its own checkpoint.
-func (c *campaign) ensure(cp string) error {
-	if c.checkpoints[cp] != "" {
+// checkpoint is the path of checkpoint cp ("" not made yet).
+func (c *campaign) checkpoint(cp string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checkpoints[cp]
+}
+
+// ensure makes checkpoint cp if it is missing, in lane ln: the leg that
+// ends (or passes) there runs without a cut, from its own checkpoint.
+// One lane calibrates at a time; a lane whose checkpoint is there does
+// not wait for it.
+func (c *campaign) ensure(ln *soakLane, cp string) error {
+	if c.checkpoint(cp) != "" {
+		return nil
+	}
+	c.ensureMu.Lock()
+	defer c.ensureMu.Unlock()
+	return c.ensureLocked(ln, cp)
+}
+
+func (c *campaign) ensureLocked(ln *soakLane, cp string) error {
+	if c.checkpoint(cp) != "" {
 		return nil
 	}
 	for _, l := range c.legs {
 		if l.to != cp && l.mid != cp {
 			continue
 		}
-		if err := c.ensure(l.from); err != nil {
+		if err := c.ensureLocked(ln, l.from); err != nil {
 			return err
 		}
-		rec, _ := c.runLeg(l, nil)
+		rec, _ := c.runLeg(ln, l, nil)
 		rec.uncutReason = "checkpoint " + cp
+		c.mu.Lock()
 		c.calibration = append(c.calibration, rec)
-		c.t.Logf("leg %s run without a cut for checkpoint %s: %d runs, %s", l.name, cp, rec.runs, rec.took.Round(time.Second))
+		c.mu.Unlock()
+		c.t.Logf("leg %s run without a cut for checkpoint %s in lane %d: %d runs, %s", l.name, cp, ln.n, rec.runs, rec.took.Round(time.Second))
 		if len(rec.problems) > 0 {
 			return fmt.Errorf("leg %s without a cut: %s (console %s)", l.name, strings.Join(rec.problems, "; "), strings.Join(rec.logs, " "))
 		}
-		if c.checkpoints[cp] == "" {
+		if c.checkpoint(cp) == "" {
 			return fmt.Errorf("leg %s without a cut did not reach checkpoint %s (console %s)", l.name, cp, strings.Join(rec.logs, " "))
 		}
 		return nil
@@ -226,8 +261,12 @@ func (c *campaign) ensure(cp string) error {
 	return fmt.Errorf("no leg makes checkpoint %s", cp)
 }
 
+// saveCheckpoint copies the card as checkpoint cp, unless a lane did
+// first (one copy at a time: two lanes may reach the same checkpoint).
 func (c *campaign) saveCheckpoint(cp, disk string) {
-	if c.checkpoints[cp] != "" {
+	c.cpMu.Lock()
+	defer c.cpMu.Unlock()
+	if c.checkpoint(cp) != "" {
 		return
 	}
 	p := filepath.Join(c.dir, cp+".img")
@@ -235,17 +274,22 @@ func (c *campaign) saveCheckpoint(cp, disk string) {
 		c.t.Errorf("checkpoint %s: %v", cp, err)
 		return
 	}
+	c.mu.Lock()
 	c.checkpoints[cp] = p
+	c.mu.Unlock()
 }
 
 // keepCard keeps the card of a failed cut (three at most).
-func (c *campaign) keepCard(rec *cutRecord) {
-	if c.kept >= 3 {
+func (c *campaign) keepCard(ln *soakLane, rec *cutRecord) {
+	c.mu.Lock()
+	keep := c.kept < 3
+	c.kept++
+	c.mu.Unlock()
+	if !keep {
 		return
 	}
-	c.kept++
 	p := filepath.Join(c.dir, fmt.Sprintf("cut%03d-card.img", rec.n))
-	if err := os.Rename(filepath.Join(c.dir, "card.img"), p); err == nil {
+	if err := os.Rename(ln.card, p); err == nil {
 		c.t.Logf("cut %d: the card is kept in %s", rec.n, p)
 	}
 }
@@ -265,6 +309,8 @@ func (c *campaign) estimate(l *leg, ph string) time.Duration {
 	if w := l.phase(ph).window; w > 0 {
 		return w
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if d, ok := c.est[l.family+"/"+ph]; ok {
 		return d
 	}
@@ -273,6 +319,8 @@ func (c *campaign) estimate(l *leg, ph string) time.Duration {
 
 // learn keeps the lengths of the phases a run went through before its cut.
 func (c *campaign) learn(l *leg, done map[string]time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for ph, d := range done {
 		if ph != phBoot {
 			c.est[l.family+"/"+ph] = d
@@ -282,6 +330,7 @@ func (c *campaign) learn(l *leg, done map[string]time.Duration) {
 
 // report is the closing note: cuts, phases hit, problems by kind, time.
 func (c *campaign) report() {
+	c.sortRecords()
 	var b strings.Builder
 	took := time.Since(c.started)
 	var cutTime, calTime time.Duration
@@ -295,8 +344,9 @@ func (c *campaign) report() {
 	for _, r := range c.calibration {
 		calTime += r.took
 	}
-	fmt.Fprintf(&b, "power-cut campaign, PIBAKE_SOAK_SEED=%d, plan %s: %d cuts made (%d aimed) in %d chains, %s in all; chains %s (%s a cut made), legs without a cut for checkpoints %s\n",
-		c.cfg.seed, planID(c.cfg), cuts, len(c.records), c.chains, took.Round(time.Second), cutTime.Round(time.Second), avg(cutTime, cuts), calTime.Round(time.Second))
+	fmt.Fprintf(&b, "power-cut campaign, PIBAKE_SOAK_SEED=%d, plan %s: %d cuts made (%d aimed) in %d chains, %d lanes, %s in all (%.1f cuts an hour); chains %s (%s a cut made), legs without a cut for checkpoints %s\n",
+		c.cfg.seed, planID(c.cfg), cuts, len(c.records), c.chains, c.cfg.laneCount(), took.Round(time.Second), float64(cuts)/took.Hours(),
+		cutTime.Round(time.Second), avg(cutTime, cuts), calTime.Round(time.Second))
 	aimed, hit := map[string]int{}, c.hits()
 	for _, r := range c.records {
 		aimed[r.aimed]++

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pibake/pibake/internal/cachedir"
@@ -143,7 +144,12 @@ func readLedger(path string) ([]ledgerLine, error) {
 }
 
 // appendLedger adds lines to the ledger in one write, creating it (and
-// its header) if needed.
+// its header) if needed. Chains finish at once when the campaign runs in
+// lanes, and two make soak runs may share the ledger: the file is opened
+// O_APPEND and written with one write (a line is never split by
+// another's), under an exclusive flock (which holds between two opens in
+// one process too), so that only one of them finds it empty and writes
+// the header.
 func appendLedger(path string, lines []ledgerLine) error {
 	if len(lines) == 0 {
 		return nil
@@ -154,6 +160,10 @@ func appendLedger(path string, lines []ledgerLine) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("power-cut ledger: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return fmt.Errorf("lock the power-cut ledger %s: %w", path, err)
 	}
 	var b strings.Builder
 	if st, err := f.Stat(); err == nil && st.Size() == 0 {

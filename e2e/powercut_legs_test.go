@@ -297,6 +297,34 @@ func (s soakStatus) verified() error {
 	return nil
 }
 
+// failingTrial is the release the agent's log line says just failed its
+// trial ("trial failed" version=...), or "".
+func failingTrial(line string) string {
+	_, rest, ok := strings.Cut(line, `msg="trial failed" `)
+	if !ok {
+		return ""
+	}
+	for _, f := range strings.Fields(rest) {
+		if v, ok := strings.CutPrefix(f, "version="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// rollbackWindow: the status was printed after the agent, in this boot,
+// said the running release failed its trial (failed is that release), and
+// the state records the failure: the failed trial's last seconds before
+// its reboot, when the state no longer vouches for the running slot by
+// design (agent.fail). Not a boot of an unvouched slot.
+func (s soakStatus) rollbackWindow(failed string) bool {
+	if failed == "" || s.statusErr != nil || s.version != failed {
+		return false
+	}
+	_, ok := s.status.State.Failed[failed]
+	return ok && s.status.Booted == s.slot
+}
+
 // settled is nil when the device runs version in slot, committed, with
 // nothing pending, and failed (if not "") recorded as failed at its
 // health check, nothing else failed.

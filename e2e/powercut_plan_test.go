@@ -170,6 +170,22 @@ func TestPowerCutStatus(t *testing.T) {
 	if err := s.verified(); err == nil {
 		t.Error("a boot of a slot the state does not vouch for passed")
 	}
+	// Cut 64 of seed 1207 (2026-12-07): the status v3 printed between its
+	// agent's "trial failed" and the reboot into b, which the campaign
+	// took for a boot of an unvouched slot. In that window it is not; in
+	// any other boot it is.
+	failing := `{"booted": "a","boot_state": "BOOT_ORDER=A B BOOT_A_LEFT=0 BOOT_B_LEFT=3","state": {"format": 2,"serials": {"stable": 1},"slots": {"b": {"image": "demo","version": "2.0.0","serial": 1}},"committed": "b","failed": {"3.0.0": {"version": "3.0.0","stage": "health"}}}}`
+	s, _ = parseSoak("E2E-SOAK version=3.0.0 slot=a status=" + failing)
+	agentLine := `[  100.79] pibake-updater[344]: time=2026-12-07T11:02:38.761Z level=WARN msg="trial failed" version=3.0.0 stage=health check="http http://127.0.0.1:8099/healthz"`
+	if v := failingTrial(agentLine); v != "3.0.0" {
+		t.Fatalf("failingTrial read %q", v)
+	}
+	if s.verified() == nil || !s.rollbackWindow("3.0.0") {
+		t.Error("the failed trial's status before its reboot: not taken for the rollback window")
+	}
+	if s.rollbackWindow("") || s.rollbackWindow("2.0.0") {
+		t.Error("a slot the state does not vouch for passed without its trial's failure in this boot")
+	}
 	// The same, as the pending trial.
 	trial := `{"booted": "a","state": {"slots": {"b": {"image": "demo","version": "2.0.0"}},"committed": "b","trial": {"slot": "a","release": {"version": "3.0.0"}}}}`
 	s, _ = parseSoak("E2E-SOAK version=3.0.0 slot=a status=" + trial)
@@ -456,6 +472,7 @@ func TestPowerCutChainRuns(t *testing.T) {
 	}
 	var specs []runSpec
 	c := &campaign{t: t, dir: t.TempDir(), checkpoints: map[string]string{cpV2Armed: "x"}, est: map[string]time.Duration{}}
+	ln := &soakLane{n: 1, card: "card"}
 	c.runFn = func(sp runSpec) runResult {
 		specs = append(specs, sp)
 		r := script[0]
@@ -464,7 +481,7 @@ func TestPowerCutChainRuns(t *testing.T) {
 	}
 	sum := &cutRecord{}
 	recs := []*cutRecord{{n: 1}, {n: 2}, {n: 3}}
-	final := c.legRuns(v2, "card", "chain001", cuts, sum, recs)
+	final := c.legRuns(v2, ln, "chain001", cuts, sum, recs)
 	if final != settled || sum.runs != 4 || len(sum.problems) != 0 {
 		t.Fatalf("final %v, %d runs, problems %q", final, sum.runs, sum.problems)
 	}
@@ -492,7 +509,7 @@ func TestPowerCutChainRuns(t *testing.T) {
 	script = []runResult{{killed: true, hit: phArm}, {verifiedLines: 1, settled: settled, missed: true}}
 	specs = nil
 	recs = []*cutRecord{{n: 1}, {n: 2}, {n: 3}}
-	if final := c.legRuns(v2, "card", "chain002", cuts, &cutRecord{}, recs); final != settled {
+	if final := c.legRuns(v2, ln, "chain002", cuts, &cutRecord{}, recs); final != settled {
 		t.Fatal("not settled")
 	}
 	if recs[0].missed || !recs[1].missed || !recs[2].missed || recs[1].hit != "" {
@@ -501,7 +518,7 @@ func TestPowerCutChainRuns(t *testing.T) {
 	// A run that never reports: the chain's problem, a brick.
 	script = []runResult{{killed: true, hit: phWrite}, {err: errors.New("no verdict after 20m0s")}}
 	sum, recs = &cutRecord{}, []*cutRecord{{n: 1}}
-	if final := c.legRuns(v2, "card", "chain003", cuts[:1], sum, recs); final != nil || len(sum.problems) != 1 || !strings.HasPrefix(sum.problems[0], "brick:") {
+	if final := c.legRuns(v2, ln, "chain003", cuts[:1], sum, recs); final != nil || len(sum.problems) != 1 || !strings.HasPrefix(sum.problems[0], "brick:") {
 		t.Errorf("a device that never reported: %v %q", final, sum.problems)
 	}
 	// After a trial-consuming cut the carrier follows the retry of the
@@ -509,7 +526,7 @@ func TestPowerCutChainRuns(t *testing.T) {
 	trialCuts := []*plannedCut{cuts[0], {n: 2, leg: v2, phase: phHealth, u: 0.5}, {n: 3, leg: v2, phase: phCommit, u: 0.5}}
 	script = []runResult{{killed: true, hit: phDownload}, {killed: true, hit: phHealth}, {killed: true, hit: phCommit}, {settled: settled}}
 	specs = nil
-	c.legRuns(v2, "card", "chain005", trialCuts, &cutRecord{}, []*cutRecord{{n: 1}, {n: 2}, {n: 3}})
+	c.legRuns(v2, ln, "chain005", trialCuts, &cutRecord{}, []*cutRecord{{n: 1}, {n: 2}, {n: 3}})
 	if specs[1].phases != nil || len(specs[2].phases) != len(retryPhases(v2)) || len(specs[3].phases) != len(retryPhases(v2)) {
 		t.Errorf("carrier phases: %d %d %d", len(specs[1].phases), len(specs[2].phases), len(specs[3].phases))
 	}
@@ -520,7 +537,7 @@ func TestPowerCutChainRuns(t *testing.T) {
 	install := []*plannedCut{cuts[0], cuts[1], {n: 3, leg: v2, phase: phArm, u: 0.5}}
 	script = []runResult{{killed: true, hit: phDownload}, {killed: true, hit: phTrialBoot}, {settled: settled, missed: true}}
 	specs, recs = nil, []*cutRecord{{n: 1}, {n: 2}, {n: 3}}
-	c.legRuns(v2, "card", "chain006", install, &cutRecord{}, recs)
+	c.legRuns(v2, ln, "chain006", install, &cutRecord{}, recs)
 	if !specs[1].harvest || specs[2].harvest || len(specs[2].phases) != len(retryPhases(v2)) || !recs[2].missed {
 		t.Errorf("after a cut that landed in the trial: harvest %v then %v, %d phases, missed %v", specs[1].harvest, specs[2].harvest, len(specs[2].phases), recs[2].missed)
 	}
@@ -534,7 +551,7 @@ func TestPowerCutChainRuns(t *testing.T) {
 		for _, pc := range chain {
 			recs = append(recs, &cutRecord{n: pc.n})
 		}
-		c.legRuns(v2, "card", "chain004", chain, &cutRecord{}, recs)
+		c.legRuns(v2, ln, "chain004", chain, &cutRecord{}, recs)
 		if got, want := specs[len(specs)-1].harvest, len(chain) == 2; got != want {
 			t.Errorf("%d cuts: harvest %v", len(chain), got)
 		}

@@ -98,6 +98,7 @@ type runResult struct {
 // (nil: none) after the aimed phase begins.
 type runSpec struct {
 	leg     *leg
+	lane    *soakLane // its card is disk; its server is the guest's
 	disk    string
 	name    string
 	cut     *plannedCut
@@ -121,9 +122,9 @@ func (c *campaign) run(sp runSpec) runResult {
 	defer logf.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	c.srv.off.Store(false)
+	sp.lane.srv.off.Store(false)
 	pr, pw := io.Pipe()
-	cmd, cleanup, err := vm.Command(ctx, vm.Options{Image: sp.disk, Persist: true, GuestCmd: c.cmds, Stdout: io.MultiWriter(logf, pw)})
+	cmd, cleanup, err := vm.Command(ctx, vm.Options{Image: sp.disk, Persist: true, GuestCmd: sp.lane.cmds, CPUs: c.cfg.smp, Stdout: io.MultiWriter(logf, pw)})
 	if err != nil {
 		res.err = err
 		return res
@@ -133,7 +134,7 @@ func (c *campaign) run(sp runSpec) runResult {
 		res.err = err
 		return res
 	}
-	w := &watcher{spec: sp, c: c, cmd: cmd, res: &res, start: time.Now(), tr: newTracker(sp.phases)}
+	w := &watcher{spec: sp, cmd: cmd, res: &res, start: time.Now(), tr: newTracker(sp.phases)}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -171,7 +172,6 @@ const runTimeout = 20 * time.Minute
 // watcher reads one run's console.
 type watcher struct {
 	spec      runSpec
-	c         *campaign
 	cmd       *exec.Cmd
 	res       *runResult
 	start     time.Time
@@ -181,6 +181,9 @@ type watcher struct {
 	settled   bool
 	poweroff  bool // the guest said it powers off
 	trialBoot bool // the agent said it reboots into the trial
+	// failedTrial is the release the agent said failed its trial in this
+	// boot: until the reset, the state rightly vouches no more for it.
+	failedTrial string
 }
 
 func (w *watcher) line(text string) {
@@ -206,13 +209,21 @@ func (w *watcher) line(text string) {
 		w.cmd.Process.Kill()
 		return
 	}
+	if strings.Contains(text, ubootBanner) {
+		w.failedTrial = ""
+	}
+	if v := failingTrial(text); v != "" {
+		w.failedTrial = v
+	}
 	s, ok := parseSoak(text)
 	if !ok {
 		return
 	}
 	w.res.last = &s
 	if err := s.verified(); err != nil {
-		w.res.unverified = append(w.res.unverified, err.Error()+": "+s.line)
+		if !s.rollbackWindow(w.failedTrial) {
+			w.res.unverified = append(w.res.unverified, err.Error()+": "+s.line)
+		}
 	} else if s.statusErr == nil {
 		w.res.verifiedLines++
 	}
@@ -225,11 +236,11 @@ func (w *watcher) line(text string) {
 	}
 	switch {
 	case cut == nil || w.res.killed:
-		w.c.srv.off.Store(true)
+		w.spec.lane.srv.off.Store(true)
 	case !w.scheduled:
 		// The aimed phase never began: no cut in this run.
 		w.res.missed = true
-		w.c.srv.off.Store(true)
+		w.spec.lane.srv.off.Store(true)
 	}
 }
 
@@ -382,7 +393,7 @@ func partitionSum(disk string, part int, n int64) (string, error) {
 // with its kind.
 func (c *campaign) checkDisk(l *leg, disk, keep string) []string {
 	var bad []string
-	data := filepath.Join(c.dir, "data.img")
+	data := strings.TrimSuffix(disk, ".img") + "-data.img" // the lane's
 	defer os.Remove(data)
 	if err := extract(disk, layout.Number(layout.Data), data); err != nil {
 		return []string{"check: " + err.Error()}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,13 +41,15 @@ import (
 // named. Every finished cut goes to the ledger (powercut_ledger_test.go);
 // PIBAKE_SOAK_RESUME=1 goes on with the ledger's last plan (or
 // PIBAKE_SOAK_SEED's), skipping the chains it holds, and PIBAKE_SOAK_FOR
-// (a duration) starts no chain after that much time.
+// (a duration) starts no chain after that much time. PIBAKE_SOAK_LANES
+// runs that many chains at once (powercut_lanes_test.go), PIBAKE_SOAK_SMP
+// gives each guest that many vCPUs.
 func TestPowerCut(t *testing.T) {
 	needE2E(t)
 	if os.Getenv("PIBAKE_SOAK_CUTS") == "" && os.Getenv("PIBAKE_SOAK_SAMPLE") == "" {
 		t.Skip("the power-cut campaign runs under make soak (PIBAKE_SOAK_CUTS=N) or PIBAKE_SOAK_SAMPLE=1")
 	}
-	story(t, true)
+	story(t, laneUpdate)
 	cfg := soakConfigFromEnv(t)
 	ledger, err := ledgerPath()
 	if err != nil {
@@ -54,37 +57,41 @@ func TestPowerCut(t *testing.T) {
 	}
 	done := resumeFrom(t, &cfg, ledger)
 	defer printLedgerTotals(t, ledger)
-	msg := fmt.Sprintf("power-cut campaign: %d cuts in chains of %d, PIBAKE_SOAK_SEED=%d replays it; ledger %s", cfg.cuts, cfg.chainLen(), cfg.seed, ledger)
+	msg := fmt.Sprintf("power-cut campaign: %d cuts in chains of %d, %d lanes, PIBAKE_SOAK_SEED=%d replays it; ledger %s", cfg.cuts, cfg.chainLen(), cfg.laneCount(), cfg.seed, ledger)
 	t.Log(msg)
 	fmt.Fprintln(os.Stderr, msg)
 	c := newCampaign(t, cfg)
 	c.ledger, c.commit = ledger, gitCommit()
-	if besideOK {
-		// story took the beside lane; the guest keeps both cores busy,
-		// so the other lane too now the releases are built. In a
-		// serial run story already holds cpuBound (locking it again
-		// here hung the campaign for ever on a busy machine).
-		cpuBound.Lock()
-		defer cpuBound.Unlock()
+	if twoLanes {
+		// story took laneUpdate; the guest keeps both cores busy, so
+		// the other lane too now the releases are built. In a serial
+		// run every story uses laneUpdate, which story holds: there is
+		// nothing else to lock (locking the held lane again once hung
+		// the campaign for ever).
+		lanes[laneEdge].Lock()
+		defer lanes[laneEdge].Unlock()
 	}
-	chains := planChains(c.legs, cfg)
-	complete := true
+	c.runPlan(planChains(c.legs, cfg), done)
+	c.report()
+}
+
+// runPlan runs the plan's chains the ledger does not hold (done), in
+// the campaign's lanes, then the cuts that cover the phases no cut has
+// hit yet.
+func (c *campaign) runPlan(chains []*cutChain, done map[int]bool) {
+	var todo [][]*plannedCut
 	for _, ch := range chains {
-		cuts := ch.selected(cfg.only)
-		if len(cuts) == 0 || ch.anyDone(done) {
-			continue
+		if cuts := ch.selected(c.cfg.only); len(cuts) > 0 && !ch.anyDone(done) {
+			todo = append(todo, cuts)
 		}
-		if c.spent() {
-			t.Logf("PIBAKE_SOAK_FOR=%s spent: chain %d and the ones after it are left for PIBAKE_SOAK_RESUME=1", cfg.budget, ch.n)
-			complete = false
-			break
-		}
-		c.runChain(cuts)
 	}
-	if !cfg.sample && len(cfg.only) == 0 && complete && cfg.cuts >= aimedPairs(c.legs) {
+	if left := c.runLanes(todo); left != nil {
+		c.t.Logf("PIBAKE_SOAK_FOR=%s spent: chain %d and the ones after it are left for PIBAKE_SOAK_RESUME=1", c.cfg.budget, left[0].chain)
+		return
+	}
+	if !c.cfg.sample && len(c.cfg.only) == 0 && c.cfg.cuts >= aimedPairs(c.legs) {
 		c.coverFromLedger(chains)
 	}
-	c.report()
 }
 
 // aimedPairs is the number of (leg, phase) pairs the plan aims at: a plan
@@ -142,7 +149,12 @@ type soakConfig struct {
 	keep    bool         // PIBAKE_SOAK_KEEP: keep the cards
 	resume  bool         // PIBAKE_SOAK_RESUME
 	budget  time.Duration
+	lanes   int // chains run at once (PIBAKE_SOAK_LANES; 0: 1)
+	smp     int // each guest's vCPUs (PIBAKE_SOAK_SMP; 0: vm's default)
 }
+
+// laneCount is the number of lanes: at least 1.
+func (cfg soakConfig) laneCount() int { return max(cfg.lanes, 1) }
 
 // chainLen is the chains' length: 1 for the sample (one cut a leg).
 func (cfg soakConfig) chainLen() int {
@@ -171,6 +183,7 @@ func soakConfigFromEnv(t *testing.T) soakConfig {
 	if n := num("PIBAKE_SOAK_CHAIN"); n > 0 {
 		cfg.chain = n
 	}
+	cfg.lanes, cfg.smp = num("PIBAKE_SOAK_LANES"), num("PIBAKE_SOAK_SMP")
 	if s := os.Getenv("PIBAKE_SOAK_SEED"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -223,27 +236,37 @@ type soakRelease struct {
 }
 
 // campaign holds what the cuts share: the builds, their repositories,
-// the server, the checkpoints, the phases' measured lengths, the records.
+// the lanes (each with its card and server), the checkpoints, the
+// phases' measured lengths, the records. The lanes' chains run at once:
+// mu guards what they write (below it), cpMu makes one checkpoint at a
+// time, ensureMu runs one calibration at a time.
 type campaign struct {
-	t           *testing.T
-	cfg         soakConfig
-	dir         string
-	legs        []*leg
-	srv         *soakServer
-	cmds        map[string]string
-	releases    map[string]*soakRelease
-	repos       map[string]string // version offered → repository
+	t        *testing.T
+	cfg      soakConfig
+	dir      string
+	legs     []*leg
+	lanes    []*soakLane
+	releases map[string]*soakRelease
+	repos    map[string]string // version offered → repository
+	ledger   string            // the ledger's path ("" none)
+	commit   string
+	started  time.Time
+	runFn    func(runSpec) runResult // the QEMU runs, if not c.run (the unit tests' script)
+	// checkFn is the final checks of a chain's card, if not checkFinal
+	// and checkDisk (the unit tests' script).
+	checkFn  func(l *leg, final soakStatus, disk, keep string) []string
+	now      func() time.Time // PIBAKE_SOAK_FOR's clock, if not time.Now
+	cpMu     sync.Mutex
+	ensureMu sync.Mutex
+
+	mu          sync.Mutex
 	checkpoints map[string]string
 	dataV1      int64 // the data filesystem's size at C1
 	est         map[string]time.Duration
 	records     []*cutRecord
 	calibration []*cutRecord // legs run without a cut to make checkpoints
 	kept        int
-	chains      int    // chains run
-	ledger      string // the ledger's path ("" none)
-	commit      string
-	started     time.Time
-	runFn       func(runSpec) runResult // the QEMU runs, if not c.run (the unit tests' script)
+	chains      int // chains run
 }
 
 // newCampaign builds v1, v2 and v3, publishes them, and makes C0.
@@ -257,14 +280,7 @@ func newCampaign(t *testing.T, cfg soakConfig) *campaign {
 		checkpoints: map[string]string{}, est: map[string]time.Duration{}}
 	t.Cleanup(c.cleanup)
 	c.build()
-	srv, stop, err := startSoakServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stop)
-	c.srv = srv
-	dns := serveDNS(t, map[string]string{serverName: serverAddr})
-	c.cmds = map[string]string{serverAddr + ":8080": guestRelay(t, srv.addr), guestDNS: guestRelay(t, dns.addr)}
+	c.startLanes()
 	c0 := filepath.Join(dir, cpFlashed+".img")
 	if err := copyDisk(c0, c.releases["1.0.0"].img, 0); err != nil {
 		t.Fatal(err)
@@ -351,7 +367,9 @@ func (c *campaign) cleanup() {
 	for _, p := range c.checkpoints {
 		os.Remove(p)
 	}
-	os.Remove(filepath.Join(c.dir, "card.img"))
+	for _, ln := range c.lanes {
+		os.Remove(ln.card)
+	}
 }
 
 // plannedCut is one cut of the plan: in which leg, aimed at which phase,
@@ -441,12 +459,14 @@ func (c *campaign) coverFromLedger(chains []*cutChain) {
 			}
 		}
 	}
-	c.cover(rand.New(rand.NewSource(c.cfg.seed+1)), ledgerHit, n)
+	c.cover(rand.New(rand.NewSource(c.cfg.seed+1)), ledgerHit, n, len(chains))
 }
 
 // ranCut says whether cut n was made in this run (its record is in
 // c.records, and in the ledger too).
 func (c *campaign) ranCut(n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, r := range c.records {
 		if r.n == n {
 			return true
@@ -455,33 +475,45 @@ func (c *campaign) ranCut(n int) bool {
 	return false
 }
 
-// cover makes the covering cuts, numbered from n+1; before counts the
-// hits of the ledger's earlier sessions.
-func (c *campaign) cover(rng *rand.Rand, before map[string]int, n int) {
+// cover makes the covering cuts, numbered from n+1, each a chain of its
+// own numbered after the plan's ch chains, a try's cuts in the lanes;
+// before counts the hits of the ledger's earlier sessions.
+func (c *campaign) cover(rng *rand.Rand, before map[string]int, n, ch int) {
 	for try := 0; try < 2; try++ {
 		hit := c.hits()
 		for ph, k := range before {
 			hit[ph] += k
 		}
+		var chains [][]*plannedCut
 		for _, l := range c.legs {
 			for _, ph := range l.aims {
-				if hit[ph] > 0 || c.spent() {
+				if hit[ph] > 0 {
 					continue
 				}
 				n++
 				hit[ph]++ // one more cut a phase per try
-				c.runChain([]*plannedCut{{n: n, chain: c.chains + 1, link: 1, leg: l, phase: ph, u: rng.Float64()}})
+				ch++
+				chains = append(chains, []*plannedCut{{n: n, chain: ch, link: 1, leg: l, phase: ph, u: rng.Float64()}})
 			}
+		}
+		if c.runLanes(chains) != nil {
+			return
 		}
 	}
 }
 
 // spent says whether PIBAKE_SOAK_FOR has run out: no chain starts then.
 func (c *campaign) spent() bool {
-	return c.cfg.budget > 0 && time.Since(c.started) > c.cfg.budget
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	return c.cfg.budget > 0 && now().Sub(c.started) > c.cfg.budget
 }
 
 func (c *campaign) hits() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	hit := map[string]int{}
 	for _, r := range c.records {
 		if r.hit != "" {
