@@ -107,9 +107,11 @@ e2e-edge: deps
 # ~/.cache/pibake/soak/ledger.tsv and the ledger's totals end the run:
 # SOAK_RESUME=1 goes on with the ledger's last plan of these settings,
 # skipping the chains it holds, SOAK_FOR=2h starts no chain after that
-# time (docs/building.md, "Real power cuts"). SOAK_LANES=2 runs two
-# chains at once, each its own QEMU guest (default 1; whether 2 make more
-# cuts an hour on a 2-core machine is not measured yet), SOAK_SMP=1 gives
+# time (docs/building.md, "Real power cuts"), SOAK_FROM=N begins the
+# plan at its chain N (the earlier chains' ledger is another machine's).
+# SOAK_LANES=2 runs two
+# chains at once, each its own QEMU guest (default 1; on the 2-core
+# machine two made 26.6 cuts an hour, one 17), SOAK_SMP=1 gives
 # each guest one vCPU (default 2). PIBAKE_SOAK_SAMPLE=1 make e2e adds a
 # sample of three to the stories; make test makes one, in TestUpdate.
 SOAK_CUTS ?= 100
@@ -117,7 +119,7 @@ SOAK_CHAIN ?= 3
 SOAK_LANES ?= 1
 soak: deps
 	PIBAKE_E2E=1 PIBAKE_SOAK_CUTS=$(SOAK_CUTS) PIBAKE_SOAK_CHAIN=$(SOAK_CHAIN) $(if $(SOAK_SEED),PIBAKE_SOAK_SEED=$(SOAK_SEED)) $(if $(SOAK_ONLY),PIBAKE_SOAK_ONLY=$(SOAK_ONLY)) \
-	  $(if $(SOAK_RESUME),PIBAKE_SOAK_RESUME=1) $(if $(SOAK_FOR),PIBAKE_SOAK_FOR=$(SOAK_FOR)) \
+	  $(if $(SOAK_RESUME),PIBAKE_SOAK_RESUME=1) $(if $(SOAK_FOR),PIBAKE_SOAK_FOR=$(SOAK_FOR)) $(if $(SOAK_FROM),PIBAKE_SOAK_FROM=$(SOAK_FROM)) \
 	  PIBAKE_SOAK_LANES=$(SOAK_LANES) $(if $(SOAK_SMP),PIBAKE_SOAK_SMP=$(SOAK_SMP)) \
 	  $(GO) test -run '^TestPowerCut$$' -timeout 48h -count=1 -v ./e2e/
 

@@ -330,3 +330,37 @@ func TestPowerCutLanesBudget(t *testing.T) {
 		t.Errorf("%d cuts in the ledger after the resume, want 42", len(got))
 	}
 }
+
+// PIBAKE_SOAK_FROM: the chains before it are not run, every cut of the
+// ones from it is, once, with the plan's own numbers (the ledger then
+// resumes the same plan); covering cuts come after the plan's numbers.
+func TestPowerCutFrom(t *testing.T) {
+	cfg := soakConfig{cuts: 40, chain: 3, seed: 1207, lanes: 2, from: 5}
+	ledger := filepath.Join(t.TempDir(), "ledger.tsv")
+	c, s := scriptedCampaign(t, cfg, ledger)
+	chains := planChains(c.legs, cfg)
+	c.runPlan(chains, nil)
+	for _, ch := range chains {
+		for _, pc := range ch.cuts {
+			want := 1
+			if ch.n < cfg.from {
+				want = 0
+			}
+			if s.carried[pc.n] != want {
+				t.Errorf("chain %d, cut %d: carried by %d runs, want %d", ch.n, pc.n, s.carried[pc.n], want)
+			}
+		}
+	}
+	lines, err := readLedger(ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if l.plan != planID(cfg) {
+			t.Errorf("cut %d in the ledger under plan %q, want %q (resumable)", l.cut, l.plan, planID(cfg))
+		}
+	}
+	if len(lines) == 0 {
+		t.Error("nothing in the ledger")
+	}
+}
