@@ -26,8 +26,8 @@ import (
 // calibration at a time), console logs are named by chain, and the
 // ledger is appended under a lock (appendLedger). Cut and chain numbers
 // are the plan's, whatever order the lanes finish in, and the report
-// lists the cuts by number. Whether two lanes make more cuts an hour
-// than one on a 2-core machine is not measured yet.
+// lists the cuts by number. On the 2-core machine two lanes made 26.6
+// cuts an hour, one lane 17 (docs/building.md).
 
 // soakLane is what one chain at a time uses alone.
 type soakLane struct {
