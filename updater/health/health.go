@@ -18,6 +18,7 @@ import (
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"golang.org/x/sys/unix"
 )
 
 // every is how often a failing check is tried again.
@@ -86,7 +87,13 @@ func (u Unit) Run(ctx context.Context) error {
 			us.restarts = p.Value.String()
 		}
 		if p, err := conn.GetUnitPropertyContext(ctx, u.Unit, "ActiveEnterTimestampMonotonic"); err == nil {
-			us.since = p.Value.String()
+			us.since, _ = p.Value.Value().(uint64)
+		}
+		// systemd's monotonic timestamps are CLOCK_MONOTONIC in µs; read
+		// after the activation's, so at >= since.
+		var ts unix.Timespec
+		if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
+			us.at = uint64(ts.Nano() / 1e3)
 		}
 		return us, nil
 	}
@@ -147,6 +154,11 @@ func stays(ctx context.Context, unit string, stable time.Duration, read func(con
 		if first.active != "active" {
 			return fmt.Errorf("%s is %s", unit, first.active)
 		}
+		if first.activeFor() >= stable {
+			// Active since before its turn came (the checks run one
+			// after another): a restart would have made a new activation.
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s was active but did not stay so for %s before the deadline", unit, stable)
@@ -156,14 +168,33 @@ func stays(ctx context.Context, unit string, stable time.Duration, read func(con
 		if err != nil {
 			return err
 		}
-		if then != first {
+		if !then.same(first) {
 			return fmt.Errorf("%s did not stay active for %s (now %s, restarts %s → %s)", unit, stable, then.active, first.restarts, then.restarts)
 		}
 		return nil
 	})
 }
 
-type unitState struct{ active, restarts, since string }
+// unitState is what a unit check reads of a unit.
+type unitState struct {
+	active, restarts string
+	since            uint64 // ActiveEnterTimestampMonotonic, µs (0: unknown)
+	at               uint64 // CLOCK_MONOTONIC when read, µs (0: unknown)
+}
+
+// same: no restart and no new activation between the two reads.
+func (s unitState) same(o unitState) bool {
+	return s.active == o.active && s.restarts == o.restarts && s.since == o.since
+}
+
+// activeFor is how long the unit had been active when read (0 when either
+// time is unknown).
+func (s unitState) activeFor() time.Duration {
+	if s.since == 0 || s.at <= s.since {
+		return 0
+	}
+	return time.Duration(s.at-s.since) * time.Microsecond
+}
 
 // HTTP passes when a GET answers with the status wanted (default 200).
 type HTTP struct {

@@ -102,18 +102,56 @@ func TestUnitMustStayActive(t *testing.T) {
 	var n int
 	flapping := func(context.Context) (unitState, error) {
 		n++ // each read sees a new activation: systemd restarted it
-		return unitState{active: "active", restarts: strconv.Itoa(n), since: strconv.Itoa(n * 1000)}, nil
+		return unitState{active: "active", restarts: strconv.Itoa(n), since: uint64(n * 1000)}, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := stays(ctx, "app.service", 50*time.Millisecond, flapping); err == nil || !strings.Contains(err.Error(), "did not stay active") {
 		t.Errorf("crash-looping unit: %v", err)
 	}
-	steady := func(context.Context) (unitState, error) { return unitState{"active", "0", "5"}, nil }
+	steady := func(context.Context) (unitState, error) {
+		return unitState{active: "active", restarts: "0", since: 5}, nil
+	}
 	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := stays(ctx, "app.service", 50*time.Millisecond, steady); err != nil {
 		t.Errorf("steady unit: %v", err)
+	}
+}
+
+// TestUnitLongActivePassesAtOnce: the agent runs its checks one after
+// another within one deadline, so a unit checked late may have been
+// active for minutes when its turn comes; it passes at once, not after
+// Stable more. Found by the edge story on a loaded machine: v2's trial
+// was failed at "dashboard.service was active but did not stay so for
+// 10s before the deadline", the dashboard having been active for 1 min
+// 32 s when the deadline passed. A unit activated less than Stable ago
+// still waits.
+func TestUnitLongActivePassesAtOnce(t *testing.T) {
+	const sec = uint64(time.Second / time.Microsecond)
+	long := func(context.Context) (unitState, error) {
+		return unitState{active: "active", restarts: "0", since: 5 * sec, at: 97 * sec}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := stays(ctx, "dashboard.service", 10*time.Second, long); err != nil {
+		t.Errorf("a unit active for 92 s, checked 200 ms before the deadline: %v", err)
+	}
+	fresh := func(context.Context) (unitState, error) {
+		return unitState{active: "active", restarts: "0", since: 90 * sec, at: 97 * sec}, nil
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := stays(ctx, "dashboard.service", 10*time.Second, fresh); err == nil || !strings.Contains(err.Error(), "did not stay so") {
+		t.Errorf("a unit active for 7 s of the 10 s asked, 200 ms before the deadline: %v, want it to wait and fail", err)
+	}
+	unknown := func(context.Context) (unitState, error) { // no clock reading: wait as before
+		return unitState{active: "active", restarts: "0", since: 5 * sec}, nil
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := stays(ctx, "dashboard.service", 10*time.Second, unknown); err == nil {
+		t.Error("a unit whose activation cannot be dated passed without waiting")
 	}
 }
 
@@ -190,7 +228,7 @@ func TestUnitCrashLoopNamesItsLog(t *testing.T) {
 		if i%2 == 0 {
 			return unitState{active: "activating", restarts: strconv.Itoa(int(i))}, nil
 		}
-		return unitState{active: "active", restarts: strconv.Itoa(int(i)), since: strconv.Itoa(int(i))}, nil
+		return unitState{active: "active", restarts: strconv.Itoa(int(i)), since: uint64(i)}, nil
 	}
 	var asked string
 	journal := func(_ context.Context, unit string, lines int) ([]string, error) {
