@@ -359,7 +359,7 @@ func (s soakStatus) settled(version, slot, failed string) error {
 		// before it can run out the deadline first (seen 2026-12-07:
 		// "unit hello.service … is activating"), the same verdict.
 		if f.Stage != "health" || f.Check != badCheck && !strings.HasPrefix(f.Check, "unit ") {
-			return fmt.Errorf("%s recorded failed at %s (%s), want at health (%s)", failed, f.Stage, f.Check, badCheck)
+			return fmt.Errorf("%s recorded failed at %s (%s), want at health (%s or a unit check)", failed, f.Stage, f.Check, badCheck)
 		}
 	}
 	if len(a.Failed) != want {
