@@ -19,6 +19,12 @@ import (
 // was wrong, never a secret, for whoever puts the card in a laptop.
 const ErrorFile = "pibake-provision.error.txt"
 
+// ErrInterrupted is Run's error when it was stopped (its context ended:
+// the unit's start timeout, a shutdown) before it applied anything. The
+// files were refused for nothing: they stay on bootsel, and the next boot
+// applies them.
+var ErrInterrupted = errors.New("provisioning interrupted before anything was applied: the files stay on bootsel for the next boot")
+
 // Inputs are the provisioning files looked for in the root of bootsel.
 var Inputs = []string{FileName, UserData, NetworkConfig, MetaData}
 
@@ -34,9 +40,10 @@ type Outcome struct {
 
 // Run is the first-boot sequence: read the provisioning files in bootsel
 // (a mounted folder), apply them into root unless the same files were
-// applied before, then wipe them from bootsel whatever the outcome. A
-// refusal leaves ErrorFile on bootsel. The error returned is the
-// refusal's or the wipe's.
+// applied before, then wipe them from bootsel whatever the outcome, but
+// one: stopped before it applied anything (ctx ended), it leaves the files
+// where they are and returns ErrInterrupted. A refusal leaves ErrorFile on
+// bootsel. The error returned is the refusal's or the wipe's.
 func Run(ctx context.Context, bootsel, root string, log *slog.Logger) (Outcome, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -78,6 +85,11 @@ func Run(ctx context.Context, bootsel, root string, log *slog.Logger) (Outcome, 
 		} else {
 			applyErr = firstBoot{bootsel: bootsel, root: root, log: log}.apply(ctx, files, mark, &out)
 		}
+	}
+	if applyErr != nil && !out.Applied && ctx.Err() != nil {
+		// Not the files' fault: nothing is erased, no error is left.
+		log.Error("provisioning interrupted: nothing was applied; the files stay on bootsel for the next boot", "files", strings.Join(out.Found, ", "), "err", ctx.Err())
+		return out, fmt.Errorf("%w (%w)", ErrInterrupted, ctx.Err())
 	}
 	if applyErr != nil {
 		log.Error("provisioning refused: nothing was applied", "err", applyErr)
