@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -37,11 +38,18 @@ type watchdogResets struct {
 	booted     bool // this QEMU run showed its first banner
 	resets     []time.Duration
 	stray      []time.Duration // resets with no hang and no restart
+	strayWhy   []string        // what the run had said before each
+	handed     bool            // the init handed the watchdog to systemd
+	taken      bool            // systemd opened it
+	lockups    int             // the guest kernel's soft lockups (its vCPU starved)
 	unfed      []string        // status lines without an armed watchdog
 }
 
 // newRun: QEMU starts again (its first banner is a power-on).
-func (w *watchdogResets) newRun() { w.booted, w.hung, w.restarting = false, false, false }
+func (w *watchdogResets) newRun() {
+	w.booted, w.hung, w.restarting = false, false, false
+	w.handed, w.taken, w.lockups = false, false, 0
+}
 
 func (w *watchdogResets) line(line string, at time.Duration) {
 	switch {
@@ -56,8 +64,23 @@ func (w *watchdogResets) line(line string, at time.Duration) {
 			w.resets = append(w.resets, at-w.hungAt)
 		case w.booted && !w.restarting:
 			w.stray = append(w.stray, at)
+			why := "systemd had taken the watchdog over"
+			if w.handed && !w.taken {
+				why = "systemd never took the watchdog over in the time the init left it"
+			}
+			if w.lockups > 0 {
+				why += fmt.Sprintf("; the guest kernel reported %d soft lockups (its vCPU went unscheduled: the host was starved)", w.lockups)
+			}
+			w.strayWhy = append(w.strayWhy, why)
 		}
 		w.booted, w.hung, w.restarting = true, false, false
+		w.handed, w.taken, w.lockups = false, false, 0
+	case strings.Contains(line, "pibake-init: watchdog ") && strings.Contains(line, " to take it over"):
+		w.handed = true
+	case strings.Contains(line, "Using hardware watchdog"):
+		w.taken = true
+	case strings.Contains(line, "BUG: soft lockup"):
+		w.lockups++
 	case strings.Contains(line, "E2E-STATUS ") && !strings.Contains(line, "wdog=[active 30 ]"):
 		w.unfed = append(w.unfed, line)
 	}
@@ -79,8 +102,8 @@ func (w *watchdogResets) check(t *testing.T, n int) {
 			t.Errorf("reset %s after the hang: sooner than the %s the init leaves systemd, so not the watchdog", d.Round(time.Second), bootinit.HandoverTimeout)
 		}
 	}
-	for _, at := range w.stray {
-		t.Errorf("the machine was reset %s into a run with no hang and no restart before it: a watchdog reset nobody asked for", at.Round(time.Second))
+	for i, at := range w.stray {
+		t.Errorf("the machine was reset %s into a run with no hang and no restart before it: a watchdog reset nobody asked for (%s)", at.Round(time.Second), w.strayWhy[i])
 	}
 	for _, l := range w.unfed {
 		t.Errorf("the watchdog is not active with systemd's 30 s timeout: %s", l)
@@ -141,4 +164,36 @@ func ubootSkipsUnloadableKernel(t *testing.T, build string) {
 		t.Errorf("U-Boot wrote %q after the fallback, the state model says %q", got.Marshal(), st.Marshal())
 	}
 	t.Logf("U-Boot skipped slot b's unloadable kernel and started slot a %s after QEMU started", r.elapsed.Round(time.Second))
+}
+
+// TestWatchdogResetsSaysWhy: the console of CI's failed run (871974c,
+// TestUpdate's v2 trial on a starved host), cut to its lines that count:
+// the reset is stray, and the error says that systemd never took the
+// watchdog over and that the guest starved.
+func TestWatchdogResetsSaysWhy(t *testing.T) {
+	w := &watchdogResets{}
+	w.newRun()
+	for i, l := range []string{
+		"U-Boot 2025.01-3+deb13u1 (Jun 24 2026 - 09:07:15 +0000)",
+		"[   25.768761] pibake-init: watchdog /dev/watchdog0 (i6300ESB timer) armed for 60 s: fed by the init for at most 10m0s, then handed to systemd armed",
+		"[   31.063431] pibake-init: watchdog /dev/watchdog0: systemd has 120 s to take it over",
+		"[   31.310911] watchdog: watchdog0: watchdog did not stop!",
+		"[  150.585605] watchdog: BUG: soft lockup - CPU#0 stuck for 27s! [init:1]",
+		"U-Boot 2025.01-3+deb13u1 (Jun 24 2026 - 09:07:15 +0000)",
+		"[   20.378067] pibake-init: watchdog /dev/watchdog0: systemd has 120 s to take it over",
+		"[   35.811232] systemd[1]: Using hardware watchdog 'i6300ESB timer', version 0, device /dev/watchdog0",
+	} {
+		w.line(l, time.Duration(i)*time.Minute)
+	}
+	if len(w.stray) != 1 || len(w.strayWhy) != 1 {
+		t.Fatalf("stray resets %v (%q), want one", w.stray, w.strayWhy)
+	}
+	for _, want := range []string{"never took the watchdog over", "1 soft lockups"} {
+		if !strings.Contains(w.strayWhy[0], want) {
+			t.Errorf("the stray reset's reason %q lacks %q", w.strayWhy[0], want)
+		}
+	}
+	if !w.taken || w.lockups != 0 {
+		t.Errorf("after the second banner: taken %v, lockups %d; want the new run's own", w.taken, w.lockups)
+	}
 }
