@@ -2,19 +2,13 @@
 # make test's run of every package: the QEMU stories of e2e/ (the longest
 # package by far) start first; once they have chosen their lanes (on the
 # idle machine: two, see e2e/sched_test.go), the other packages run beside
-# them, one at a time, as they did before the stories, at a lower
-# priority (nice 10). The guests wait much of their time on their own
-# timers (health deadlines, poll intervals, a hung release's watchdog),
-# and those cores were idle; when a guest boots, it comes first: CI's
-# cold-cache run of 871974c gave the builder's bootstraps the same
-# priority as the guests, which then ran at half their speed, an emulated
-# Pi 4 ran out of a unit's start timeout and TestUpdate's guest took over
-# 2 minutes to start systemd (its watchdog reset it), in a run of 81 min.
+# them, one at a time, as they did before the stories. The guests wait
+# much of their time on their own timers (health deadlines, poll
+# intervals, a hung release's watchdog), and those cores were idle.
 # Each package's time and each story's are printed at the end.
 #
 # Environment: GO (default go); PIBAKE_TEST_SERIAL=1 runs the other
-# packages after the stories instead of beside them; PIBAKE_TEST_NICE
-# (default 10) is their niceness beside the stories.
+# packages after the stories instead of beside them.
 set -uo pipefail
 GO=${GO:-go}
 cd "$(dirname "$0")/.."
@@ -41,10 +35,8 @@ else
 	rc_e2e=$?
 fi
 
-beside=()
-[ -z "${rc_e2e:-}" ] && beside=(nice -n "${PIBAKE_TEST_NICE:-10}")
 # shellcheck disable=SC2086 # one word a package
-"${beside[@]}" $GO test -p 1 -parallel 3 -timeout 150m -count=1 $others 2>&1 | tee "$tmp/others.log"
+$GO test -p 1 -parallel 3 -timeout 150m -count=1 $others 2>&1 | tee "$tmp/others.log"
 rc_others=${PIPESTATUS[0]}
 others_done=$(date +%s)
 
