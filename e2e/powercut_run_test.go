@@ -124,7 +124,7 @@ func (c *campaign) run(sp runSpec) runResult {
 	defer cancel()
 	sp.lane.srv.off.Store(false)
 	pr, pw := io.Pipe()
-	cmd, cleanup, err := vm.Command(ctx, vm.Options{Image: sp.disk, Persist: true, GuestCmd: sp.lane.cmds, CPUs: c.cfg.smp, Nice: guestNice, Stdout: io.MultiWriter(logf, pw)})
+	cmd, cleanup, err := vm.Command(ctx, vm.Options{Image: sp.disk, Persist: true, GuestCmd: sp.lane.cmds, CPUs: c.cfg.smp, Stdout: io.MultiWriter(logf, pw)})
 	if err != nil {
 		res.err = err
 		return res

@@ -54,12 +54,6 @@ type Options struct {
 	// NoNetwork gives a virt guest no network device at all (a site whose
 	// network is down, a cable out); the Pi machines never get one.
 	NoNetwork bool
-	// Nice is QEMU's niceness, for the guest's every thread (0: the
-	// caller's). Below 0 needs root; without it QEMU runs at the caller's
-	// with nice's warning on its output. The QEMU stories give their guests
-	// -5: a guest's clocks run in real time (its watchdog, its units'
-	// timeouts, the health deadlines), a build beside it can wait.
-	Nice int
 	// EditDTB changes the copy of the device tree QEMU hands a Pi board's
 	// U-Boot (never the image): for parts of the board QEMU does not
 	// emulate.
@@ -230,12 +224,6 @@ func Command(ctx context.Context, opts Options) (*exec.Cmd, func(), error) {
 		args = pi
 	}
 	args = append(args, opts.Extra...)
-	if opts.Nice != 0 {
-		// nice execs QEMU in its place: the process (its PID, a kill, a
-		// wait) is QEMU's, and its threads inherit the niceness.
-		args = append([]string{"-n", strconv.Itoa(opts.Nice), qemu}, args...)
-		qemu = "nice"
-	}
 	cmd := exec.CommandContext(ctx, qemu, args...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+dir) // snapshot overlays go here
 	cmd.Stdout, cmd.Stderr = opts.Stdout, opts.Stdout
