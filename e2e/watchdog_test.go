@@ -54,7 +54,13 @@ type watchdogResets struct {
 
 // newRun: QEMU starts again (its first banner is a power-on).
 func (w *watchdogResets) newRun() {
-	w.booted, w.hung, w.restarting = false, false, false
+	w.booted = false
+	w.bootBegins()
+}
+
+// bootBegins forgets what the boot before said (a banner, a power-on).
+func (w *watchdogResets) bootBegins() {
+	w.hung, w.restarting = false, false
 	w.handed, w.taken, w.lockups = false, false, 0
 }
 
@@ -83,8 +89,8 @@ func (w *watchdogResets) line(line string, at time.Duration) {
 			}
 			w.strayWhy = append(w.strayWhy, why)
 		}
-		w.booted, w.hung, w.restarting = true, false, false
-		w.handed, w.taken, w.lockups = false, false, 0
+		w.booted = true
+		w.bootBegins()
 	case strings.Contains(line, "pibake-init: watchdog ") && strings.Contains(line, " to take it over"):
 		w.handed = true
 	case strings.Contains(line, "Using hardware watchdog"):

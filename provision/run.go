@@ -86,10 +86,12 @@ func Run(ctx context.Context, bootsel, root string, log *slog.Logger) (Outcome, 
 			applyErr = firstBoot{bootsel: bootsel, root: root, log: log}.apply(ctx, files, mark, &out)
 		}
 	}
-	if applyErr != nil && !out.Applied && ctx.Err() != nil {
-		// Not the files' fault: nothing is erased, no error is left.
-		log.Error("provisioning interrupted: nothing was applied; the files stay on bootsel for the next boot", "files", strings.Join(out.Found, ", "), "err", ctx.Err())
-		return out, fmt.Errorf("%w (%w)", ErrInterrupted, ctx.Err())
+	if applyErr != nil && ctx.Err() != nil {
+		// Not the files' fault (a failed apply applied nothing): nothing
+		// is erased, no error is left.
+		err := fmt.Errorf("%w (%w)", ErrInterrupted, ctx.Err())
+		log.Error("provisioning interrupted", "files", strings.Join(out.Found, ", "), "err", err)
+		return out, err
 	}
 	if applyErr != nil {
 		log.Error("provisioning refused: nothing was applied", "err", applyErr)
