@@ -365,6 +365,11 @@ func runConsole(t *testing.T, name string, opts vm.Options, timeout time.Duratio
 		defer inW.Close()
 		opts.Stdin = inR
 		probe = newProber(t, name, opts.Image, inW)
+		if probe != nil {
+			opts.Started = probe.started
+			// Name QEMU's threads ("CPU 0/TCG"), for the probe's view.
+			opts.Extra = append(append([]string(nil), opts.Extra...), "-name", "debug-threads=on")
+		}
 	}
 	stopQuiet := watchQuiet(&lastLine, probe, func() { quiet.Store(true); cancel() })
 	defer stopQuiet()

@@ -34,6 +34,7 @@ type prober struct {
 	in     io.Writer // QEMU's stdin: the console mux
 	cycle  int       // Ctrl-A c presses from the monitor back to the console
 	probes atomic.Int32
+	pid    atomic.Int64 // QEMU's, once it runs (hostview_test.go)
 	// mute is until when (UnixNano) lines are QEMU's monitor answering the
 	// probe, not the guest: they do not count as progress.
 	mute atomic.Int64
@@ -70,8 +71,24 @@ func (p *prober) silent(d time.Duration, lastProbe *time.Time) {
 	n := p.probes.Add(1)
 	p.mute.Store(time.Now().Add(5 * time.Second).UnixNano())
 	p.t.Logf("%s: the guest printed nothing for %s: probe %d asks QEMU for its CPUs' state and presses Enter on the console (see the console log)", p.name, d.Round(time.Second), n)
+	// The host's view first: the monitor's questions stop the vCPUs for
+	// a moment, which would show in their CPU time.
+	if pid := int(p.pid.Load()); pid != 0 {
+		if v, err := threadView(pid, time.Second); err != nil {
+			p.t.Logf("%s: probe %d: QEMU's threads: %v", p.name, n, err)
+		} else {
+			p.t.Logf("%s: probe %d: %s", p.name, n, v)
+		}
+	}
 	if _, err := io.WriteString(p.in, probeSequence(p.cycle)); err != nil {
 		p.t.Logf("%s: probe: %v", p.name, err)
+	}
+}
+
+// started is vm.Options.Started: it learns QEMU's process ID.
+func (p *prober) started(pid int) {
+	if p != nil {
+		p.pid.Store(int64(pid))
 	}
 }
 

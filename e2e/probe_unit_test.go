@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestProbeSequence(t *testing.T) {
 	defer r.Close()
 	defer w.Close()
 	var out bytes.Buffer
-	cmd := exec.Command(qemu, "-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none", "-nic", "none",
+	cmd := exec.Command(qemu, "-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none", "-nic", "none", "-name", "debug-threads=on",
 		"-chardev", "stdio,id=c,mux=on", "-serial", "chardev:c", "-serial", "chardev:c", "-mon", "chardev=c,mode=readline")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = r, &out, &out
 	if err := cmd.Start(); err != nil {
@@ -33,6 +34,12 @@ func TestProbeSequence(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	time.Sleep(time.Second)
+	// The probe's host view names the guest's CPU threads.
+	if v, err := threadView(cmd.Process.Pid, 500*time.Millisecond); err != nil || !strings.Contains(v, `"CPU 3/TCG"`) {
+		t.Errorf("the host's view of QEMU's threads: %v\n%s\nwant its four CPU threads by name", err, v)
+	} else {
+		t.Log(v)
+	}
 	// After the probe, "info status" typed on the console must not reach
 	// the monitor.
 	w.WriteString(probeSequence(2) + "info status\n")
@@ -48,4 +55,55 @@ func TestProbeSequence(t *testing.T) {
 	if strings.Contains(got, "VM status") {
 		t.Errorf("the probe left the focus on the monitor:\n%s", got)
 	}
+}
+
+// TestThreadView: a process with a thread that spins and one that
+// sleeps, seen the way a probe sees QEMU's threads.
+func TestThreadView(t *testing.T) {
+	name, state, cpu, err := parseThreadStat("28229 (CPU 0/TCG) R 28200 28200 28200 0 -1 4194368 1031 0 0 0 1234 56 0 0 20 0 4 0 100 0")
+	if err != nil || name != "CPU 0/TCG" || state != "R" || cpu != 12900*time.Millisecond {
+		t.Errorf("parseThreadStat: %q %q %s %v; want \"CPU 0/TCG\" R 12.9s", name, state, cpu, err)
+	}
+	for _, bad := range []string{"", "28229 CPU R 1", "1 (x) R 1 2 3", "1 (x) R 1 1 1 0 -1 0 0 0 0 0 a 5"} {
+		if _, _, _, err := parseThreadStat(bad); err == nil {
+			t.Errorf("parseThreadStat(%q): no error", bad)
+		}
+	}
+	spin := exec.Command("sh", "-c", "while :; do :; done")
+	if err := spin.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { spin.Process.Kill(); spin.Wait() }()
+	nap := exec.Command("sleep", "30")
+	if err := nap.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { nap.Process.Kill(); nap.Wait() }()
+	time.Sleep(200 * time.Millisecond)
+	v, err := threadView(spin.Process.Pid, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A spinning shell on a shared machine gets at least a tenth of a core.
+	busy, _ := regexpFind(`"sh"\s+R, ([0-9.]+m?s) of CPU`, v)
+	if d, err := time.ParseDuration(busy); err != nil || d < 100*time.Millisecond {
+		t.Errorf("the spinning shell:\n%s\nwant it running with some CPU", v)
+	}
+	if v, err = threadView(nap.Process.Pid, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(v, `"sleep"            S in `) || !strings.Contains(v, " 0s of CPU") {
+		t.Errorf("the sleeping process:\n%s\nwant it asleep in a kernel function, no CPU used", v)
+	}
+	if _, err := threadView(1<<30, 0); err == nil {
+		t.Error("threadView of a process that does not exist: no error")
+	}
+}
+
+func regexpFind(re, s string) (string, bool) {
+	m := regexp.MustCompile(re).FindStringSubmatch(s)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }

@@ -51,6 +51,10 @@ type Options struct {
 	Stdout   io.Writer // serial console
 	Stdin    io.Reader // serial console input; nil for none
 	Extra    []string  // extra qemu arguments
+	// Started, when set, is called by Run with QEMU's process ID once it
+	// runs (for a test that looks at the process while the guest is
+	// silent).
+	Started func(pid int)
 	// NoNetwork gives a virt guest no network device at all (a site whose
 	// network is down, a cable out); the Pi machines never get one.
 	NoNetwork bool
@@ -295,7 +299,14 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer cleanup()
-	if err := cmd.Run(); err != nil && ctx.Err() == nil {
+	err = cmd.Start()
+	if err == nil {
+		if opts.Started != nil {
+			opts.Started(cmd.Process.Pid)
+		}
+		err = cmd.Wait()
+	}
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("qemu: %w (%s)", err, strings.Join(cmd.Args, " "))
 	}
 	return ctx.Err()
