@@ -39,15 +39,20 @@ const (
 // agent started (TestEdge alone on an idle machine), but 2 min 25 s
 // after it in a cold-cache make test (2026-12-07, the builder's
 // bootstraps beside it), where 3 minutes failed v2 (with the checks'
-// serial waits of the agent before health.Unit's fix). 4 minutes cost
-// the edge's lane 1 minute, which is the shorter lane (make test's time
-// is the longer one's), and save 1 of the default 5.
+// serial waits of the agent before health.Unit's fix). 4 minutes failed
+// v2 in a colder, busier run (2026-12-08, a clean clone with pibake's
+// and Go's caches empty: the other packages took 2,563 s beside the
+// stories, against 1,780 s in CI's run the day before): its backend's
+// container started 80 s before the deadline and each podman health
+// check took over 70 s to run on the starved guest, so the unit was
+// still activating at 4 minutes. 6 minutes cost every run 2 more minutes
+// of v3's wait, in the lane CI's last run found as long as the other.
 const edgeUpdater = `server: http://` + serverName + `:8080
 channel: stable
 keys: [keys/fleet.pub]
 poll: 1m
 health:
-  deadline: 4m
+  deadline: 6m
   http:
     - url: http://127.0.0.1/api/healthz
 `
