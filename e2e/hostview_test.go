@@ -86,27 +86,29 @@ func sampleThreads(pid int) (map[int]threadSample, error) {
 	return out, nil
 }
 
-// threadView samples pid's threads twice, gap apart, and says for each
-// thread that was there both times its state at the second sample, where
-// it waits and the CPU it used in between; the busiest first.
-func threadView(pid int, gap time.Duration) (string, error) {
+// threadUse is a thread seen twice: its second sample and the CPU it
+// used in between.
+type threadUse struct {
+	threadSample
+	used time.Duration
+}
+
+// threadUses samples pid's threads twice, gap apart, and returns each
+// thread that was there both times, the busiest first.
+func threadUses(pid int, gap time.Duration) ([]threadUse, error) {
 	first, err := sampleThreads(pid)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	time.Sleep(gap)
 	second, err := sampleThreads(pid)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	type row struct {
-		threadSample
-		used time.Duration
-	}
-	var rows []row
+	var rows []threadUse
 	for tid, s := range second {
 		if f, ok := first[tid]; ok {
-			rows = append(rows, row{s, s.cpu - f.cpu})
+			rows = append(rows, threadUse{s, s.cpu - f.cpu})
 		}
 	}
 	sort.Slice(rows, func(i, j int) bool {
@@ -115,6 +117,17 @@ func threadView(pid int, gap time.Duration) (string, error) {
 		}
 		return rows[i].tid < rows[j].tid
 	})
+	return rows, nil
+}
+
+// threadView says, for the probe's log, what threadUses found (each
+// thread's state, where a sleeping one waits, the CPU it used) and the
+// host's pressure.
+func threadView(pid int, gap time.Duration) (string, error) {
+	rows, err := threadUses(pid, gap)
+	if err != nil {
+		return "", err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "QEMU's threads (pid %d) over %s:", pid, gap)
 	for _, r := range rows {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,30 +79,22 @@ func TestThreadView(t *testing.T) {
 	}
 	defer func() { nap.Process.Kill(); nap.Wait() }()
 	time.Sleep(200 * time.Millisecond)
-	v, err := threadView(spin.Process.Pid, time.Second)
-	if err != nil {
-		t.Fatal(err)
+	one := func(pid int) threadUse {
+		t.Helper()
+		rows, err := threadUses(pid, time.Second)
+		if err != nil || len(rows) != 1 {
+			t.Fatalf("threads of pid %d: %+v, %v; want one", pid, rows, err)
+		}
+		return rows[0]
 	}
 	// A spinning shell on a shared machine gets at least a tenth of a core.
-	busy, _ := regexpFind(`"sh"\s+R, ([0-9.]+m?s) of CPU`, v)
-	if d, err := time.ParseDuration(busy); err != nil || d < 100*time.Millisecond {
-		t.Errorf("the spinning shell:\n%s\nwant it running with some CPU", v)
+	if r := one(spin.Process.Pid); r.name != "sh" || r.state != "R" || r.used < 100*time.Millisecond {
+		t.Errorf("the spinning shell: %+v; want it running with some CPU", r)
 	}
-	if v, err = threadView(nap.Process.Pid, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(v, `"sleep"            S in `) || !strings.Contains(v, " 0s of CPU") {
-		t.Errorf("the sleeping process:\n%s\nwant it asleep in a kernel function, no CPU used", v)
+	if r := one(nap.Process.Pid); r.name != "sleep" || r.state != "S" || r.wchan == "" || r.wchan == "0" || r.used != 0 {
+		t.Errorf("the sleeping process: %+v; want it asleep in a kernel function, no CPU used", r)
 	}
 	if _, err := threadView(1<<30, 0); err == nil {
 		t.Error("threadView of a process that does not exist: no error")
 	}
-}
-
-func regexpFind(re, s string) (string, bool) {
-	m := regexp.MustCompile(re).FindStringSubmatch(s)
-	if m == nil {
-		return "", false
-	}
-	return m[1], true
 }
